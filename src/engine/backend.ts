@@ -1,0 +1,77 @@
+// Chooses the kernel set: the native addon (OpenBLAS + AVX loops + OpenMP) when it loads, otherwise
+// the TS reference, announced once on stderr with the fix. FRUGAL_KERNELS=reference|native forces one.
+// It does not decide anything about OpenBLAS correctness itself: see blas-probe.ts for the coretype.
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { FrugalError } from "../common/errors.js";
+import type { KernelSet, Kernels } from "./kernels.js";
+import { referenceKernels } from "./reference.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const addonPath = join(here, "../../build/Release/frugal_native.node");
+
+interface NativeAddon extends Kernels {
+  setThreads(n: number): void;
+  info(): { simd: string; threads: number };
+}
+
+let active: KernelSet | null = null;
+let native: KernelSet | null | undefined;
+
+/** Loads the addon once; null when it is missing or broken (the reason is kept for the warning). */
+function loadNative(): { set: KernelSet | null; why: string } {
+  // One thread inside OpenBLAS: our own OpenMP threads split the work, so the two never compete.
+  process.env.OPENBLAS_NUM_THREADS ??= "1";
+  try {
+    const addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+    const threads = Math.max(1, Number(process.env.FRUGAL_THREADS) || availableParallelism());
+    addon.setThreads(threads);
+    const info = addon.info();
+    const core = process.env.OPENBLAS_CORETYPE ?? "auto";
+    return {
+      set: { name: "native", k: addon, description: `native: OpenBLAS sgemm (coretype ${core}), ${info.simd} loops, ${info.threads} threads` },
+      why: "",
+    };
+  } catch (e) {
+    return { set: null, why: (e as Error).message.split("\n")[0] ?? String(e) };
+  }
+}
+
+export function nativeKernels(): KernelSet | null {
+  if (native === undefined) {
+    const { set, why } = loadNative();
+    native = set;
+    if (!set && process.env.FRUGAL_KERNELS !== "reference") {
+      process.stderr.write(
+        `frugal: native kernels unavailable (${why}); using the slower TypeScript reference kernels.\n` +
+        `  Fix: apt-get install -y build-essential libopenblas-dev && npm rebuild frugal\n`);
+    }
+  }
+  return native;
+}
+
+export const referenceSet: KernelSet = { name: "reference", k: referenceKernels, description: "reference: plain TypeScript loops" };
+
+/** The kernel set every op uses. */
+export function kernels(): KernelSet {
+  if (active) return active;
+  const want = process.env.FRUGAL_KERNELS;
+  if (want && want !== "native" && want !== "reference") {
+    throw new FrugalError("CONFIG", `FRUGAL_KERNELS must be "native" or "reference", got "${want}"`);
+  }
+  if (want === "reference") return (active = referenceSet);
+  const n = nativeKernels();
+  if (!n && want === "native") {
+    throw new FrugalError("NATIVE", "FRUGAL_KERNELS=native but the addon did not load; run `npm rebuild frugal`");
+  }
+  return (active = n ?? referenceSet);
+}
+
+/** Switch kernel sets (tests compare them); returns the previous one. */
+export function useKernels(set: KernelSet): KernelSet {
+  const prev = kernels();
+  active = set;
+  return prev;
+}

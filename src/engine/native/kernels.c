@@ -1,0 +1,321 @@
+/* frugal native kernels (see kernels.h). Matmuls go to OpenBLAS sgemm with OpenBLAS itself held to one
+ * thread; all parallelism is ours (OpenMP over rows, heads or batch), so the two never fight over the
+ * cores. Hot loops are compiled for AVX-512, AVX2 and plain x86-64 and picked at load time. */
+#define _GNU_SOURCE
+#include "kernels.h"
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLONES __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+#define PAR_MIN 16384 /* elements below which a loop stays on one thread */
+
+static int g_threads = 1;
+extern void openblas_set_num_threads(int);
+
+void fr_init_threads(int n) {
+  g_threads = n < 1 ? 1 : n;
+  openblas_set_num_threads(1);
+  omp_set_num_threads(g_threads);
+}
+int fr_num_threads(void) { return g_threads; }
+
+const char *fr_simd_name(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+  return "scalar";
+}
+
+/* ---- matmul: C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], row-major ---- */
+static void gemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void fr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long sA,
+             const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC, int batch) {
+  double work = (double)M * N * K * batch;
+  int nt = work < 262144.0 ? 1 : g_threads;
+  if (batch >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int b = 0; b < batch; b++)
+      gemm1(ta, tb, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, beta, C + b * sC, ldc);
+    return;
+  }
+  /* one big matmul: split the rows of C (or the columns when C is wide and short) */
+  int splitRows = M >= N;
+#pragma omp parallel num_threads(nt)
+  {
+    int t = omp_get_thread_num(), n = omp_get_num_threads();
+    int total = splitRows ? M : N;
+    int lo = (int)((long)total * t / n), hi = (int)((long)total * (t + 1) / n);
+    if (hi > lo) {
+      if (splitRows) {
+        const float *a = ta ? A + lo : A + (long)lo * lda;
+        gemm1(ta, tb, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + (long)lo * ldc, ldc);
+      } else {
+        const float *b = tb ? B + (long)lo * ldb : B + lo;
+        gemm1(ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
+      }
+    }
+  }
+}
+
+/* ---- elementwise ---- */
+CLONES void fr_add(const float *a, const float *b, float *out, long n) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+CLONES void fr_mul(const float *a, const float *b, float *out, long n) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+CLONES void fr_axpy(float alpha, const float *x, float *y, long n) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+CLONES double fr_sumsq(const float *x, long n) {
+  double s = 0;
+#pragma omp parallel for if (n > PAR_MIN) reduction(+ : s) schedule(static)
+  for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+
+/* ---- embedding ---- */
+void fr_embedding_fwd(const float *W, const int32_t *ids, float *out, long N, int C) {
+  for (long i = 0; i < N; i++) memcpy(out + i * C, W + (long)ids[i] * C, sizeof(float) * C);
+}
+CLONES void fr_embedding_bwd(const float *dout, const int32_t *ids, float *dW, long N, int C) {
+  for (long i = 0; i < N; i++) {
+    float *d = dW + (long)ids[i] * C;
+    const float *g = dout + i * C;
+    for (int c = 0; c < C; c++) d[c] += g[c];
+  }
+}
+
+/* ---- RMSNorm: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) ---- */
+CLONES void fr_rmsnorm_fwd(const float *x, const float *w, float *out, float *rstd, long rows, int C,
+                           float eps) {
+#pragma omp parallel for if (rows * C > PAR_MIN) schedule(static)
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * C;
+    float *o = out + r * C;
+    float ss = 0;
+    for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
+    float s = 1.0f / sqrtf(ss / C + eps);
+    rstd[r] = s;
+    for (int c = 0; c < C; c++) o[c] = xr[c] * s * w[c];
+  }
+}
+
+CLONES void fr_rmsnorm_bwd(const float *dout, const float *x, const float *w, const float *rstd,
+                           float *dx, float *dw, long rows, int C) {
+  int nt = rows * C > PAR_MIN ? g_threads : 1;
+  float *part = calloc((size_t)nt * C, sizeof(float));
+#pragma omp parallel num_threads(nt)
+  {
+    int t = omp_get_thread_num();
+    float *pw = part + (long)t * C;
+#pragma omp for schedule(static)
+    for (long r = 0; r < rows; r++) {
+      const float *g = dout + r * C, *xr = x + r * C;
+      float s = rstd[r], dot = 0;
+      for (int c = 0; c < C; c++) dot += g[c] * w[c] * xr[c];
+      float k = dot * s * s * s / C;
+      float *d = dx + r * C;
+      for (int c = 0; c < C; c++) {
+        d[c] += g[c] * w[c] * s - xr[c] * k;
+        pw[c] += g[c] * xr[c] * s;
+      }
+    }
+  }
+  for (int t = 0; t < nt; t++)
+    for (int c = 0; c < C; c++) dw[c] += part[(long)t * C + c];
+  free(part);
+}
+
+/* ---- RoPE, rotate-half (Llama/Qwen2) layout. inverse=1 rotates by -angle and adds into out: that is
+ * the backward, which accumulates like every other backward kernel. ---- */
+void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, const float *sinT,
+             long rows, int H, int D, int inverse) {
+  int half = D / 2;
+#pragma omp parallel for if (rows * H * D > PAR_MIN) schedule(static)
+  for (long r = 0; r < rows; r++) {
+    const float *cs = cosT + (long)pos[r] * half, *sn = sinT + (long)pos[r] * half;
+    for (int h = 0; h < H; h++) {
+      const float *xi = x + (r * H + h) * D;
+      float *o = out + (r * H + h) * D;
+      for (int i = 0; i < half; i++) {
+        float c = cs[i], s = inverse ? -sn[i] : sn[i];
+        float a = xi[i], b = xi[i + half];
+        if (inverse) {
+          o[i] += a * c - b * s;
+          o[i + half] += b * c + a * s;
+        } else {
+          o[i] = a * c - b * s;
+          o[i + half] = b * c + a * s;
+        }
+      }
+    }
+  }
+}
+
+/* ---- causal attention with grouped KV heads; q (B,T,H,D), k/v (B,T,KVH,D), P (B,H,T,T) ---- */
+CLONES static void causal_softmax_rows(float *S, int T) {
+  for (int i = 0; i < T; i++) {
+    float *row = S + (long)i * T, mx = -INFINITY, sum = 0;
+    for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = i + 1; j < T; j++) row[j] = 0;
+  }
+}
+
+void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, float *P, int B, int T,
+                 int H, int KVH, int D, float scale) {
+  int rep = H / KVH, qs = H * D, ks = KVH * D;
+#pragma omp parallel for schedule(static)
+  for (int bh = 0; bh < B * H; bh++) {
+    int b = bh / H, h = bh % H, kh = h / rep;
+    float *S = P + (long)bh * T * T;
+    const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
+    const float *vb = v + (long)b * T * ks + kh * D;
+    gemm1(0, 1, T, T, D, scale, qb, qs, kb, ks, 0.0f, S, T);
+    causal_softmax_rows(S, T);
+    gemm1(0, 0, T, D, T, 1.0f, S, T, vb, ks, 0.0f, out + (long)b * T * qs + h * D, qs);
+  }
+}
+
+CLONES static void softmax_bwd_rows(const float *Pm, float *dS, int T, float scale) {
+  for (int i = 0; i < T; i++) {
+    const float *p = Pm + (long)i * T;
+    float *d = dS + (long)i * T, dot = 0;
+    for (int j = 0; j <= i; j++) dot += p[j] * d[j];
+    for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot) * scale;
+    for (int j = i + 1; j < T; j++) d[j] = 0;
+  }
+}
+
+void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
+                 float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
+  int rep = H / KVH, qs = H * D, ks = KVH * D;
+  /* each task owns one (b, kv-head), so the dk/dv it accumulates are written by no other thread */
+#pragma omp parallel
+  {
+    float *dS = malloc(sizeof(float) * (size_t)T * T);
+#pragma omp for schedule(static)
+    for (int bk = 0; bk < B * KVH; bk++) {
+      int b = bk / KVH, kh = bk % KVH;
+      const float *kb = k + (long)b * T * ks + kh * D, *vb = v + (long)b * T * ks + kh * D;
+      float *dkb = dk + (long)b * T * ks + kh * D, *dvb = dv + (long)b * T * ks + kh * D;
+      for (int h = kh * rep; h < (kh + 1) * rep; h++) {
+        const float *Pm = P + ((long)b * H + h) * T * T;
+        const float *qb = q + (long)b * T * qs + h * D, *dob = dout + (long)b * T * qs + h * D;
+        float *dqb = dq + (long)b * T * qs + h * D;
+        gemm1(1, 0, T, D, T, 1.0f, Pm, T, dob, qs, 1.0f, dvb, ks);      /* dV += P^T dO */
+        gemm1(0, 1, T, T, D, 1.0f, dob, qs, vb, ks, 0.0f, dS, T);       /* dP = dO V^T */
+        softmax_bwd_rows(Pm, dS, T, scale);                             /* dS */
+        gemm1(0, 0, T, D, T, 1.0f, dS, T, kb, ks, 1.0f, dqb, qs);       /* dQ += dS K */
+        gemm1(1, 0, T, D, T, 1.0f, dS, T, qb, qs, 1.0f, dkb, ks);       /* dK += dS^T Q */
+      }
+    }
+    free(dS);
+  }
+}
+
+/* Attention of Tn new queries per sequence against a KV cache (B, Tmax, KVH, D); query t of sequence b
+ * sits at position pos[b] + t and sees cache positions 0..pos[b]+t. Used for prefill and decoding. */
+CLONES void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out,
+                           const int32_t *pos, int B, int Tn, int H, int KVH, int D, int Tmax,
+                           float scale) {
+  int rep = H / KVH, ks = KVH * D;
+  long tasks = (long)B * Tn * H;
+#pragma omp parallel if (tasks * Tmax * D > 65536)
+  {
+    float *s = malloc(sizeof(float) * (size_t)Tmax);
+#pragma omp for schedule(static)
+    for (long task = 0; task < tasks; task++) {
+      int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
+      int kh = h / rep, n = pos[b] + t + 1;
+      const float *qi = q + (((long)b * Tn + t) * H + h) * D;
+      const float *kb = kc + (long)b * Tmax * ks + kh * D, *vb = vc + (long)b * Tmax * ks + kh * D;
+      float mx = -INFINITY, sum = 0;
+      for (int j = 0; j < n; j++) {
+        const float *kj = kb + (long)j * ks;
+        float d = 0;
+        for (int c = 0; c < D; c++) d += qi[c] * kj[c];
+        s[j] = d * scale;
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+      float *o = out + (((long)b * Tn + t) * H + h) * D, inv = 1.0f / sum;
+      for (int c = 0; c < D; c++) o[c] = 0;
+      for (int j = 0; j < n; j++) {
+        const float *vj = vb + (long)j * ks;
+        float p = s[j] * inv;
+        for (int c = 0; c < D; c++) o[c] += p * vj[c];
+      }
+    }
+    free(s);
+  }
+}
+
+/* ---- SwiGLU: out = silu(g) * u ---- */
+CLONES void fr_swiglu_fwd(const float *g, const float *u, float *out, long n) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) {
+    float s = 1.0f / (1.0f + expf(-g[i]));
+    out[i] = g[i] * s * u[i];
+  }
+}
+CLONES void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du,
+                          long n) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) {
+    float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
+    dg[i] += dout[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    du[i] += dout[i] * silu;
+  }
+}
+
+/* ---- stable log-softmax gathered at target ids: logp[n] = logits[n,tgt] - logsumexp(logits[n]) ---- */
+CLONES void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse,
+                                 long N, int V) {
+#pragma omp parallel for if (N * V > PAR_MIN) schedule(static)
+  for (long n = 0; n < N; n++) {
+    const float *l = logits + n * V;
+    float mx = -INFINITY, sum = 0;
+    for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    for (int v = 0; v < V; v++) sum += expf(l[v] - mx);
+    lse[n] = mx + logf(sum);
+    logp[n] = l[tgt[n]] - lse[n];
+  }
+}
+CLONES void fr_logsoftmax_gather_bwd(const float *logits, const float *lse, const int32_t *tgt,
+                                     const float *dlogp, float *dlogits, long N, int V) {
+#pragma omp parallel for if (N * V > PAR_MIN) schedule(static)
+  for (long n = 0; n < N; n++) {
+    const float *l = logits + n * V;
+    float *d = dlogits + n * V, g = dlogp[n], m = lse[n];
+    for (int v = 0; v < V; v++) d[v] += -g * expf(l[v] - m);
+    d[tgt[n]] += g;
+  }
+}
+
+/* ---- AdamW (decoupled weight decay); gscale multiplies the gradient (global-norm clipping) ---- */
+CLONES void fr_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float b1,
+                     float b2, float eps, float wd, float bc1, float bc2, float gscale) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+  for (long i = 0; i < n; i++) {
+    float gi = g[i] * gscale;
+    m[i] = b1 * m[i] + (1 - b1) * gi;
+    v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+    float mh = m[i] / bc1, vh = v[i] / bc2;
+    p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+  }
+}

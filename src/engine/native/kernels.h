@@ -1,0 +1,41 @@
+/* frugal native kernels: the compute behind src/engine/kernels.ts, in C with OpenBLAS and OpenMP.
+ * Pure functions over raw float pointers; they do no argument checking (addon.c checks every bound
+ * before calling) and know nothing about tensors, tapes or models. Shapes: B batch, T time,
+ * H heads, KVH key/value heads, D head dim, C channels, V vocab.
+ * Memory rule for kernels: forward kernels overwrite their outputs; backward kernels ADD into the
+ * gradient buffers they are given (so gradients accumulate across uses and micro-batches). */
+#ifndef FRUGAL_KERNELS_H
+#define FRUGAL_KERNELS_H
+#include <stdint.h>
+
+void fr_init_threads(int n);
+int fr_num_threads(void);
+const char *fr_simd_name(void);
+
+void fr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long sA,
+             const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC, int batch);
+void fr_add(const float *a, const float *b, float *out, long n);
+void fr_mul(const float *a, const float *b, float *out, long n);
+void fr_axpy(float alpha, const float *x, float *y, long n);
+double fr_sumsq(const float *x, long n);
+void fr_embedding_fwd(const float *W, const int32_t *ids, float *out, long N, int C);
+void fr_embedding_bwd(const float *dout, const int32_t *ids, float *dW, long N, int C);
+void fr_rmsnorm_fwd(const float *x, const float *w, float *out, float *rstd, long rows, int C, float eps);
+void fr_rmsnorm_bwd(const float *dout, const float *x, const float *w, const float *rstd, float *dx,
+                    float *dw, long rows, int C);
+void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, const float *sinT,
+             long rows, int H, int D, int inverse);
+void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, float *P, int B, int T,
+                 int H, int KVH, int D, float scale);
+void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
+                 float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
+void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
+                    int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
+void fr_swiglu_fwd(const float *g, const float *u, float *out, long n);
+void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n);
+void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V);
+void fr_logsoftmax_gather_bwd(const float *logits, const float *lse, const int32_t *tgt,
+                              const float *dlogp, float *dlogits, long N, int V);
+void fr_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2,
+              float eps, float wd, float bc1, float bc2, float gscale);
+#endif

@@ -1,0 +1,248 @@
+// The fused ops: each checks shapes, runs a forward kernel and records its hand-written backward.
+// Shapes use B batch, T time, H heads, KVH kv heads, D head dim, C channels, V vocab, N rows.
+// Ops never loop over numbers themselves (kernels do) and never keep state between steps.
+import { FrugalError, shapeError } from "../common/errors.js";
+import { kernels } from "./backend.js";
+import { constant, isGradEnabled, output, record, Tensor } from "./tensor.js";
+
+const K = () => kernels().k;
+const tracks = (...ts: Tensor[]) => isGradEnabled() && ts.some((t) => t.requiresGrad);
+const checkAll = process.env.FRUGAL_CHECK_FINITE === "1";
+
+/** Throws naming the op when a tensor holds NaN or ±Inf (always for losses; every op with FRUGAL_CHECK_FINITE=1). */
+export function assertFinite(op: string, what: string, x: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i]!)) {
+      throw new FrugalError("NONFINITE", `${op}: ${what} holds ${x[i]} at index ${i} of ${x.length}. ` +
+        "Lower the learning rate, check the inputs, or rerun with FRUGAL_CHECK_FINITE=1 to find the first op that produced it.");
+    }
+  }
+}
+function done(op: string, t: Tensor): Tensor {
+  if (checkAll) assertFinite(op, "output", t.data);
+  return t;
+}
+function sameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw shapeError(op, `[${a.shape.join(", ")}] and [${b.shape.join(", ")}]`, "two tensors of the same shape");
+  }
+}
+function lastDim(t: Tensor): number { return t.shape[t.shape.length - 1]!; }
+
+export interface MatmulOpts { transA?: boolean; transB?: boolean }
+
+/** op(A)·op(B) for 2-D tensors, or batched over a shared leading dimension for 3-D tensors. */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
+  const ta = opts.transA ? 1 : 0, tb = opts.transB ? 1 : 0;
+  const nd = a.shape.length;
+  if ((nd !== 2 && nd !== 3) || b.shape.length !== nd || (nd === 3 && a.shape[0] !== b.shape[0])) {
+    throw shapeError("matmul", `[${a.shape.join(", ")}] x [${b.shape.join(", ")}]`, "two 2-D tensors, or two 3-D tensors with the same batch size");
+  }
+  const batch = nd === 3 ? a.shape[0]! : 1;
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const M = ta ? ac : ar, Ka = ta ? ar : ac, Kb = tb ? bc : br, N = tb ? br : bc;
+  if (Ka !== Kb) {
+    throw shapeError("matmul", `[${a.shape.join(", ")}]${ta ? "ᵀ" : ""} x [${b.shape.join(", ")}]${tb ? "ᵀ" : ""}`, `inner dimensions to agree (${Ka} vs ${Kb})`);
+  }
+  const out = output(nd === 3 ? [batch, M, N] : [M, N], tracks(a, b));
+  const sA = ar * ac, sB = br * bc, sC = M * N;
+  K().gemm(ta, tb, M, N, Ka, 1, a.data, 0, ac, sA, b.data, 0, bc, sB, 0, out.data, 0, N, sC, batch);
+  if (out.requiresGrad) {
+    record(() => {
+      const dC = out.grad;
+      if (a.requiresGrad) {
+        if (!ta) K().gemm(0, 1 - tb, M, Ka, N, 1, dC, 0, N, sC, b.data, 0, bc, sB, 1, a.grad, 0, ac, sA, batch);
+        else K().gemm(tb, 1, Ka, M, N, 1, b.data, 0, bc, sB, dC, 0, N, sC, 1, a.grad, 0, ac, sA, batch);
+      }
+      if (b.requiresGrad) {
+        if (!tb) K().gemm(1 - ta, 0, Ka, N, M, 1, a.data, 0, ac, sA, dC, 0, N, sC, 1, b.grad, 0, bc, sB, batch);
+        else K().gemm(1, ta, N, Ka, M, 1, dC, 0, N, sC, a.data, 0, ac, sA, 1, b.grad, 0, bc, sB, batch);
+      }
+    });
+  }
+  return done("matmul", out);
+}
+
+/** x (N, in) · Wᵀ with W in the Hugging Face (out, in) layout → (N, out). */
+export function linear(x: Tensor, W: Tensor): Tensor { return matmul(x, W, { transB: true }); }
+
+export function embedding(W: Tensor, ids: Int32Array): Tensor {
+  const [V, C] = W.shape as [number, number];
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i]! >= 0 && ids[i]! < V)) throw new FrugalError("INDEX", `embedding: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
+  }
+  const out = output([ids.length, C], tracks(W));
+  K().embeddingFwd(W.data, ids, out.data, C);
+  if (out.requiresGrad) record(() => K().embeddingBwd(out.grad, ids, W.grad, C));
+  return done("embedding", out);
+}
+
+export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  const C = lastDim(x), rows = x.size / C;
+  if (w.size !== C) throw shapeError("rmsnorm", w.shape, `a weight of ${C} values for input [${x.shape.join(", ")}]`);
+  const out = output(x.shape, tracks(x, w));
+  const rstd = output([rows], false);
+  K().rmsnormFwd(x.data, w.data, out.data, rstd.data, rows, C, eps);
+  if (out.requiresGrad) record(() => K().rmsnormBwd(out.grad, x.data, w.data, rstd.data, x.grad, w.grad, rows, C));
+  return done("rmsnorm", out);
+}
+
+export interface RopeTable { cos: Float32Array; sin: Float32Array; maxPos: number; headDim: number }
+/** cos/sin of pos·θ^(−2i/D) for i < D/2 (Llama's rotate-half convention). */
+export function ropeTable(theta: number, headDim: number, maxPos: number): RopeTable {
+  const half = headDim / 2, cos = new Float32Array(maxPos * half), sin = new Float32Array(maxPos * half);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const ang = p * Math.pow(theta, (-2 * i) / headDim);
+      cos[p * half + i] = Math.cos(ang);
+      sin[p * half + i] = Math.sin(ang);
+    }
+  }
+  return { cos, sin, maxPos, headDim };
+}
+
+/** x (N, H, D) rotated at positions pos (N). */
+export function rope(x: Tensor, pos: Int32Array, table: RopeTable): Tensor {
+  const [N, H, D] = x.shape as [number, number, number];
+  if (x.shape.length !== 3 || D !== table.headDim || pos.length !== N) {
+    throw shapeError("rope", x.shape, `(N, H, ${table.headDim}) with ${pos.length} positions`);
+  }
+  for (let i = 0; i < N; i++) {
+    if (!(pos[i]! >= 0 && pos[i]! < table.maxPos)) throw new FrugalError("CONTEXT", `rope: position ${pos[i]} is past the context length ${table.maxPos}; shorten the input or raise max_position_embeddings`);
+  }
+  const out = output(x.shape, tracks(x));
+  K().rope(x.data, out.data, pos, table.cos, table.sin, N, H, D, 0);
+  if (out.requiresGrad) record(() => K().rope(out.grad, x.grad, pos, table.cos, table.sin, N, H, D, 1));
+  return done("rope", out);
+}
+
+/** Causal self-attention with grouped KV heads: q (B,T,H,D), k/v (B,T,KVH,D) → (B,T,H,D). */
+export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const [B, T, H, D] = q.shape as [number, number, number, number];
+  const KVH = k.shape[2]!;
+  if (q.shape.length !== 4 || k.shape.length !== 4 || k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D || H % KVH !== 0) {
+    throw shapeError("attention", `q [${q.shape.join(", ")}], k [${k.shape.join(", ")}]`, "q (B,T,H,D) and k (B,T,KVH,D) with H a multiple of KVH");
+  }
+  sameShape("attention(k, v)", k, v);
+  const scale = 1 / Math.sqrt(D);
+  const out = output(q.shape, tracks(q, k, v));
+  const P = output([B, H, T, T], false);
+  K().attnFwd(q.data, k.data, v.data, out.data, P.data, B, T, H, KVH, D, scale);
+  if (out.requiresGrad) {
+    record(() => K().attnBwd(out.grad, q.data, k.data, v.data, P.data, q.grad, k.grad, v.grad, B, T, H, KVH, D, scale));
+  }
+  return done("attention", out);
+}
+
+/** Attention of new queries q (B,Tn,H,D) against a KV cache (B,Tmax,KVH,D); inference only, no gradient. */
+export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32Array, pos: Int32Array, KVH: number, Tmax: number): Tensor {
+  const [B, Tn, H, D] = q.shape as [number, number, number, number];
+  for (let b = 0; b < B; b++) {
+    if (pos[b]! + Tn > Tmax) throw new FrugalError("CONTEXT", `attention: sequence ${b} would reach position ${pos[b]! + Tn}, past the context length ${Tmax}`);
+  }
+  const out = output(q.shape, false);
+  K().attnCached(q.data, kCache, vCache, out.data, pos, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
+  return done("attentionCached", out);
+}
+
+/** silu(g) ⊙ u, the gate of a SwiGLU MLP. */
+export function swiglu(g: Tensor, u: Tensor): Tensor {
+  sameShape("swiglu", g, u);
+  const out = output(g.shape, tracks(g, u));
+  K().swigluFwd(g.data, u.data, out.data);
+  if (out.requiresGrad) record(() => K().swigluBwd(out.grad, g.data, u.data, g.grad, u.grad));
+  return done("swiglu", out);
+}
+
+function checkTargets(op: string, logits: Tensor, targets: Int32Array): [number, number] {
+  const V = lastDim(logits), N = logits.size / V;
+  if (targets.length !== N) throw shapeError(op, `${targets.length} targets for logits [${logits.shape.join(", ")}]`, `${N} targets`);
+  for (let i = 0; i < N; i++) {
+    if (!(targets[i]! >= 0 && targets[i]! < V)) throw new FrugalError("INDEX", `${op}: target ${targets[i]} at row ${i} is outside the vocabulary [0, ${V})`);
+  }
+  return [N, V];
+}
+
+/** Per-row log-probability of the given tokens, log softmax(logits)[target]: (N, V) → (N). */
+export function logprobs(logits: Tensor, targets: Int32Array): Tensor {
+  const [N, V] = checkTargets("logprobs", logits, targets);
+  const out = output([N], tracks(logits));
+  const lse = output([N], false);
+  K().logsoftmaxGather(logits.data, targets, out.data, lse.data, N, V);
+  assertFinite("logprobs", "log-probabilities", out.data);
+  if (out.requiresGrad) record(() => K().logsoftmaxGatherBwd(logits.data, lse.data, targets, out.grad, logits.grad, N, V));
+  return out;
+}
+
+/** Mean of −log p(target) over rows whose mask is non-zero (mask weights rows; default all ones). */
+export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32Array): Tensor {
+  const [N, V] = checkTargets("crossEntropy", logits, targets);
+  if (mask && mask.length !== N) throw shapeError("crossEntropy", `mask of ${mask.length}`, `a mask of ${N} values`);
+  const logp = output([N], false), lse = output([N], false);
+  K().logsoftmaxGather(logits.data, targets, logp.data, lse.data, N, V);
+  let total = 0, weight = 0;
+  for (let i = 0; i < N; i++) { const m = mask ? mask[i]! : 1; total -= m * logp.data[i]!; weight += m; }
+  if (weight <= 0) throw new FrugalError("EMPTY", "crossEntropy: the loss mask selects no tokens; check the chat template's loss mask");
+  const out = output([1], tracks(logits));
+  out.data[0] = total / weight;
+  assertFinite("crossEntropy", "loss", out.data);
+  if (out.requiresGrad) {
+    record(() => {
+      const g = out.grad[0]!, dlogp = output([N], false).data;
+      for (let i = 0; i < N; i++) dlogp[i] = (-g * (mask ? mask[i]! : 1)) / weight;
+      K().logsoftmaxGatherBwd(logits.data, lse.data, targets, dlogp, logits.grad, N, V);
+    });
+  }
+  return out;
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  sameShape("add", a, b);
+  const out = output(a.shape, tracks(a, b));
+  K().add(a.data, b.data, out.data);
+  if (out.requiresGrad) record(() => {
+    if (a.requiresGrad) K().axpy(1, out.grad, a.grad);
+    if (b.requiresGrad) K().axpy(1, out.grad, b.grad);
+  });
+  return done("add", out);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  sameShape("mul", a, b);
+  const out = output(a.shape, tracks(a, b));
+  K().mul(a.data, b.data, out.data);
+  if (out.requiresGrad) record(() => {
+    const tmp = output(a.shape, false).data;
+    if (a.requiresGrad) { K().mul(out.grad, b.data, tmp); K().axpy(1, tmp, a.grad); }
+    if (b.requiresGrad) { K().mul(out.grad, a.data, tmp); K().axpy(1, tmp, b.grad); }
+  });
+  return done("mul", out);
+}
+
+export function scale(a: Tensor, s: number): Tensor {
+  const out = output(a.shape, tracks(a));
+  out.data.set(a.data);
+  for (let i = 0; i < out.size; i++) out.data[i]! *= s;
+  if (out.requiresGrad) record(() => K().axpy(s, out.grad, a.grad));
+  return done("scale", out);
+}
+
+/**
+ * A scalar computed by plain TS from x's values, with its gradient given by the same function:
+ * how RL losses (GRPO and variants) sit on top of per-token log-probs without new kernels.
+ */
+export function scalarFn(x: Tensor, fn: (x: Float32Array) => { value: number; grad: Float32Array }): Tensor {
+  const { value, grad } = fn(x.data);
+  if (grad.length !== x.size) throw shapeError("scalarFn", [grad.length], `a gradient of ${x.size} values`);
+  const out = output([1], tracks(x));
+  out.data[0] = value;
+  assertFinite("scalarFn", "value", out.data);
+  if (out.requiresGrad) record(() => K().axpy(out.grad[0]!, grad, x.grad));
+  return out;
+}
+
+/** Wraps an Int-free constant array as a tensor (inputs to tests and losses). */
+export function tensor(shape: readonly number[], values: ArrayLike<number>): Tensor {
+  return constant(shape, Float32Array.from(values));
+}

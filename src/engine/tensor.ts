@@ -1,0 +1,121 @@
+// Float32 tensors, the step arena and the reverse-mode tape.
+//
+// THE MEMORY RULE. Tensors made by ops (activations) and their gradients are *step-scoped*: they live
+// until endStep(), which hands every buffer back to a pool keyed by length, and the next step reuses
+// them, so a training loop allocates nothing after its first step. Parameters (param()), their
+// gradients, optimizer state and KV caches are *persistent* and never pooled. Reading a step-scoped
+// tensor after endStep() throws instead of returning reused memory: copy out (toArray) what you keep.
+import { FrugalError, shapeError } from "../common/errors.js";
+
+const pool = new Map<number, Float32Array[]>();
+let live: Float32Array[] = [];
+let epoch = 0;
+let pooledFloats = 0;
+
+/** A zeroed step-scoped buffer. */
+export function scratch(n: number): Float32Array {
+  let buf = pool.get(n)?.pop();
+  if (buf) buf.fill(0);
+  else { buf = new Float32Array(n); pooledFloats += n; }
+  live.push(buf);
+  return buf;
+}
+
+/** Ends the step: every step-scoped buffer returns to the pool; the tape is cleared. */
+export function endStep(): void {
+  for (const b of live) {
+    let free = pool.get(b.length);
+    if (!free) pool.set(b.length, (free = []));
+    free.push(b);
+  }
+  live = [];
+  tape.length = 0;
+  epoch++;
+}
+
+/** Floats ever allocated by the pool (stable across steps when the rule holds). */
+export function poolStats(): { pooledFloats: number; liveBuffers: number; epoch: number } {
+  return { pooledFloats, liveBuffers: live.length, epoch };
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly persistent: boolean;
+  requiresGrad: boolean;
+  private buf: Float32Array;
+  private gbuf: Float32Array | null = null;
+  private readonly born: number;
+
+  constructor(shape: readonly number[], data: Float32Array, opts: { persistent: boolean; requiresGrad: boolean }) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== size) throw shapeError("Tensor", [data.length], `${size} values for shape [${shape.join(", ")}]`);
+    this.shape = shape;
+    this.size = size;
+    this.buf = data;
+    this.persistent = opts.persistent;
+    this.requiresGrad = opts.requiresGrad;
+    this.born = epoch;
+  }
+
+  private check(): void {
+    if (!this.persistent && this.born !== epoch) {
+      throw new FrugalError("STALE", `tensor [${this.shape.join(", ")}] was read after endStep(); its memory is reused. Copy it out with toArray() before the step ends.`);
+    }
+  }
+  get data(): Float32Array { this.check(); return this.buf; }
+  /** The gradient buffer, created zeroed on first use. */
+  get grad(): Float32Array {
+    this.check();
+    if (!this.gbuf) this.gbuf = this.persistent ? new Float32Array(this.size) : scratch(this.size);
+    return this.gbuf;
+  }
+  get hasGrad(): boolean { return this.gbuf !== null; }
+  zeroGrad(): void { this.gbuf?.fill(0); }
+  toArray(): number[] { return Array.from(this.data); }
+  item(): number {
+    if (this.size !== 1) throw shapeError("item", this.shape, "a tensor with one element");
+    return this.data[0]!;
+  }
+  /** Same buffer, new shape (no copy); shares the gradient too. */
+  view(shape: readonly number[]): Tensor {
+    const t = new Tensor(shape, this.data, { persistent: this.persistent, requiresGrad: this.requiresGrad });
+    if (this.requiresGrad) t.gbuf = this.grad;
+    return t;
+  }
+}
+
+/** A persistent trainable parameter. */
+export function param(shape: readonly number[], data?: Float32Array): Tensor {
+  return new Tensor(shape, data ?? new Float32Array(shape.reduce((a, b) => a * b, 1)), { persistent: true, requiresGrad: true });
+}
+/** A persistent constant (inputs kept across steps, tables). */
+export function constant(shape: readonly number[], data: Float32Array): Tensor {
+  return new Tensor(shape, data, { persistent: true, requiresGrad: false });
+}
+/** A step-scoped tensor for op outputs. */
+export function output(shape: readonly number[], requiresGrad: boolean): Tensor {
+  return new Tensor(shape, scratch(shape.reduce((a, b) => a * b, 1)), { persistent: false, requiresGrad });
+}
+
+// ---- the tape ----
+const tape: (() => void)[] = [];
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean { return gradEnabled; }
+/** Runs fn without recording anything (sampling, evaluation). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+/** Ops call this with their backward closure when any input needs a gradient. */
+export function record(backward: () => void): void { tape.push(backward); }
+
+/** Reverse pass from a scalar loss; gradients ADD into .grad, so calling it per micro-batch accumulates. */
+export function backward(loss: Tensor, gradScale = 1): void {
+  if (loss.size !== 1) throw shapeError("backward", loss.shape, "a scalar loss");
+  loss.grad[0]! += gradScale;
+  for (let i = tape.length - 1; i >= 0; i--) tape[i]!();
+  tape.length = 0;
+}

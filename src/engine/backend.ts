@@ -1,6 +1,6 @@
 // Chooses the kernel set: the native addon (OpenBLAS + AVX loops + OpenMP) when it loads, otherwise
 // the TS reference, announced once on stderr with the fix. FRUGAL_KERNELS=reference|native forces one.
-// It does not decide anything about OpenBLAS correctness itself: see blas-probe.ts for the coretype.
+// Before loading, blas-probe.ts decides (with proof, cached) whether OpenBLAS may use its AVX-512 sgemm.
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import type { KernelSet, Kernels } from "./kernels.js";
 import { referenceKernels } from "./reference.js";
+import { chooseCoretype } from "./blas-probe.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const addonPath = join(here, "../../build/Release/frugal_native.node");
@@ -18,6 +19,11 @@ interface NativeAddon extends Kernels {
 }
 
 let active: KernelSet | null = null;
+let blasVerdict = "";
+/** OPENBLAS_CORETYPE as the machine set it, before the probe (benchmarks run PyTorch under it). */
+export const machineCoretype = process.env.OPENBLAS_CORETYPE;
+/** Why OpenBLAS runs with the coretype it has (the probe's verdict). */
+export function blasReason(): string { return blasVerdict; }
 let native: KernelSet | null | undefined;
 
 /** Loads the addon once; null when it is missing or broken (the reason is kept for the warning). */
@@ -25,6 +31,9 @@ function loadNative(): { set: KernelSet | null; why: string } {
   // One thread inside OpenBLAS: our own OpenMP threads split the work, so the two never compete.
   process.env.OPENBLAS_NUM_THREADS ??= "1";
   try {
+    const verdict = chooseCoretype(addonPath);
+    if (verdict.coretype) process.env.OPENBLAS_CORETYPE = verdict.coretype;
+    blasVerdict = verdict.reason;
     const addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
     const threads = Math.max(1, Number(process.env.FRUGAL_THREADS) || availableParallelism());
     addon.setThreads(threads);

@@ -56,6 +56,8 @@ function allOps(): void {
   gradcheck("logprobs", [logits], () => E.logprobs(logits, tg));
   const mask = Float32Array.of(1, 0, 1, 1, 0, 1);
   gradcheck("crossEntropy (masked)", [logits], () => E.crossEntropy(logits, tg, mask));
+  const bias = P([9]);
+  gradcheck("addBias", [g, bias], () => E.addBias(g, bias));
   gradcheck("add", [g, u], () => E.add(g, u));
   gradcheck("mul", [g, u], () => E.mul(g, u));
   gradcheck("scale", [g], () => E.scale(g, -1.5));

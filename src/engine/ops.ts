@@ -67,6 +67,21 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
 /** x (N, in) · Wᵀ with W in the Hugging Face (out, in) layout → (N, out). */
 export function linear(x: Tensor, W: Tensor): Tensor { return matmul(x, W, { transB: true }); }
 
+/** x (N, C) + bias (C) broadcast over rows; done as a rank-1 gemm so it needs no kernel of its own. */
+export function addBias(x: Tensor, bias: Tensor): Tensor {
+  const C = lastDim(x), N = x.size / C;
+  if (bias.size !== C) throw shapeError("addBias", bias.shape, `a bias of ${C} values for input [${x.shape.join(", ")}]`);
+  const out = output(x.shape, tracks(x, bias));
+  const ones = output([N], false).data.fill(1);
+  out.data.set(x.data);
+  K().gemm(0, 0, N, C, 1, 1, ones, 0, 1, 0, bias.data, 0, C, 0, 1, out.data, 0, C, 0, 1);
+  if (out.requiresGrad) record(() => {
+    if (x.requiresGrad) K().axpy(1, out.grad, x.grad);
+    if (bias.requiresGrad) K().gemm(1, 0, 1, C, N, 1, ones, 0, 1, 0, out.grad, 0, C, 0, 1, bias.grad, 0, C, 0, 1);
+  });
+  return done("addBias", out);
+}
+
 export function embedding(W: Tensor, ids: Int32Array): Tensor {
   const [V, C] = W.shape as [number, number];
   for (let i = 0; i < ids.length; i++) {

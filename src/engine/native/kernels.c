@@ -9,10 +9,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLONES __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define PAR_MIN 16384 /* elements below which a loop stays on one thread */
 
+/* OpenMP outlines a parallel loop's body into a function that target_clones does not reach, so every
+ * parallel kernel is a cloned *range* function called once per thread with its share [lo, hi). */
+#define PAR_RANGE(n, work, fn, ...)                                            \
+  do {                                                                         \
+    long n_ = (n);                                                             \
+    int nt_ = n_ * (long)(work) > PAR_MIN ? g_threads : 1;                     \
+    _Pragma("omp parallel num_threads(nt_)") {                                 \
+      int t_ = omp_get_thread_num(), k_ = omp_get_num_threads();              \
+      fn(n_ * t_ / k_, n_ * (t_ + 1) / k_, __VA_ARGS__);                       \
+    }                                                                          \
+  } while (0)
+
 static int g_threads = 1;
+
+/* exp(x) for float, Cephes-style: x = n·ln2 + r, a degree-6 polynomial for e^r, 2^n by exponent bits.
+ * Written as plain arithmetic so loops that call it vectorise; max relative error ≈ 2e-7 on [-87, 88]. */
+static inline __attribute__((always_inline)) float fexp(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest, no SSE4.1 needed */
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { float f; int32_t i; } u;
+  u.i = ((int32_t)n + 127) << 23;
+  return p * u.f;
+}
 extern void openblas_set_num_threads(int);
 
 void fr_init_threads(int n) {
@@ -66,22 +96,28 @@ void fr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 }
 
 /* ---- elementwise ---- */
-CLONES void fr_add(const float *a, const float *b, float *out, long n) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+CLONES static void add_r(long lo, long hi, const float *a, const float *b, float *out) {
+  for (long i = lo; i < hi; i++) out[i] = a[i] + b[i];
 }
-CLONES void fr_mul(const float *a, const float *b, float *out, long n) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) out[i] = a[i] * b[i];
+CLONES static void mul_r(long lo, long hi, const float *a, const float *b, float *out) {
+  for (long i = lo; i < hi; i++) out[i] = a[i] * b[i];
 }
-CLONES void fr_axpy(float alpha, const float *x, float *y, long n) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) y[i] += alpha * x[i];
+CLONES static void axpy_r(long lo, long hi, float alpha, const float *x, float *y) {
+  for (long i = lo; i < hi; i++) y[i] += alpha * x[i];
 }
-CLONES double fr_sumsq(const float *x, long n) {
+CLONES static void sumsq_r(long lo, long hi, const float *x, double *part) {
   double s = 0;
-#pragma omp parallel for if (n > PAR_MIN) reduction(+ : s) schedule(static)
-  for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+#pragma omp simd reduction(+ : s)
+  for (long i = lo; i < hi; i++) s += (double)x[i] * x[i];
+  part[omp_get_thread_num()] = s;
+}
+void fr_add(const float *a, const float *b, float *out, long n) { PAR_RANGE(n, 1, add_r, a, b, out); }
+void fr_mul(const float *a, const float *b, float *out, long n) { PAR_RANGE(n, 1, mul_r, a, b, out); }
+void fr_axpy(float alpha, const float *x, float *y, long n) { PAR_RANGE(n, 1, axpy_r, alpha, x, y); }
+double fr_sumsq(const float *x, long n) {
+  double part[64] = {0}, s = 0;
+  PAR_RANGE(n, 1, sumsq_r, x, part);
+  for (int t = 0; t < 64; t++) s += part[t];
   return s;
 }
 
@@ -98,53 +134,54 @@ CLONES void fr_embedding_bwd(const float *dout, const int32_t *ids, float *dW, l
 }
 
 /* ---- RMSNorm: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) ---- */
-CLONES void fr_rmsnorm_fwd(const float *x, const float *w, float *out, float *rstd, long rows, int C,
-                           float eps) {
-#pragma omp parallel for if (rows * C > PAR_MIN) schedule(static)
-  for (long r = 0; r < rows; r++) {
+CLONES static void rmsnorm_fwd_r(long lo, long hi, const float *x, const float *w, float *out, float *rstd,
+                                  int C, float eps) {
+  for (long r = lo; r < hi; r++) {
     const float *xr = x + r * C;
     float *o = out + r * C;
     float ss = 0;
+#pragma omp simd reduction(+ : ss)
     for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
     float s = 1.0f / sqrtf(ss / C + eps);
     rstd[r] = s;
     for (int c = 0; c < C; c++) o[c] = xr[c] * s * w[c];
   }
 }
+void fr_rmsnorm_fwd(const float *x, const float *w, float *out, float *rstd, long rows, int C, float eps) {
+  PAR_RANGE(rows, C, rmsnorm_fwd_r, x, w, out, rstd, C, eps);
+}
 
-CLONES void fr_rmsnorm_bwd(const float *dout, const float *x, const float *w, const float *rstd,
-                           float *dx, float *dw, long rows, int C) {
-  int nt = rows * C > PAR_MIN ? g_threads : 1;
-  float *part = calloc((size_t)nt * C, sizeof(float));
-#pragma omp parallel num_threads(nt)
-  {
-    int t = omp_get_thread_num();
-    float *pw = part + (long)t * C;
-#pragma omp for schedule(static)
-    for (long r = 0; r < rows; r++) {
-      const float *g = dout + r * C, *xr = x + r * C;
-      float s = rstd[r], dot = 0;
-      for (int c = 0; c < C; c++) dot += g[c] * w[c] * xr[c];
-      float k = dot * s * s * s / C;
-      float *d = dx + r * C;
-      for (int c = 0; c < C; c++) {
-        d[c] += g[c] * w[c] * s - xr[c] * k;
-        pw[c] += g[c] * xr[c] * s;
-      }
+CLONES static void rmsnorm_bwd_r(long lo, long hi, const float *dout, const float *x, const float *w,
+                                  const float *rstd, float *dx, float *part, int C) {
+  float *pw = part + (long)omp_get_thread_num() * C;
+  for (long r = lo; r < hi; r++) {
+    const float *g = dout + r * C, *xr = x + r * C;
+    float s = rstd[r], dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int c = 0; c < C; c++) dot += g[c] * w[c] * xr[c];
+    float k = dot * s * s * s / C;
+    float *d = dx + r * C;
+    for (int c = 0; c < C; c++) {
+      d[c] += g[c] * w[c] * s - xr[c] * k;
+      pw[c] += g[c] * xr[c] * s;
     }
   }
-  for (int t = 0; t < nt; t++)
+}
+void fr_rmsnorm_bwd(const float *dout, const float *x, const float *w, const float *rstd, float *dx,
+                    float *dw, long rows, int C) {
+  float *part = calloc((size_t)g_threads * C, sizeof(float));
+  PAR_RANGE(rows, C, rmsnorm_bwd_r, dout, x, w, rstd, dx, part, C);
+  for (int t = 0; t < g_threads; t++)
     for (int c = 0; c < C; c++) dw[c] += part[(long)t * C + c];
   free(part);
 }
 
 /* ---- RoPE, rotate-half (Llama/Qwen2) layout. inverse=1 rotates by -angle and adds into out: that is
  * the backward, which accumulates like every other backward kernel. ---- */
-void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, const float *sinT,
-             long rows, int H, int D, int inverse) {
+CLONES static void rope_r(long lo, long hi, const float *x, float *out, const int32_t *pos,
+                           const float *cosT, const float *sinT, int H, int D, int inverse) {
   int half = D / 2;
-#pragma omp parallel for if (rows * H * D > PAR_MIN) schedule(static)
-  for (long r = 0; r < rows; r++) {
+  for (long r = lo; r < hi; r++) {
     const float *cs = cosT + (long)pos[r] * half, *sn = sinT + (long)pos[r] * half;
     for (int h = 0; h < H; h++) {
       const float *xi = x + (r * H + h) * D;
@@ -163,13 +200,18 @@ void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, 
     }
   }
 }
+void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, const float *sinT,
+             long rows, int H, int D, int inverse) {
+  PAR_RANGE(rows, H * D, rope_r, x, out, pos, cosT, sinT, H, D, inverse);
+}
 
 /* ---- causal attention with grouped KV heads; q (B,T,H,D), k/v (B,T,KVH,D), P (B,H,T,T) ---- */
 CLONES static void causal_softmax_rows(float *S, int T) {
   for (int i = 0; i < T; i++) {
     float *row = S + (long)i * T, mx = -INFINITY, sum = 0;
     for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-    for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j <= i; j++) { row[j] = fexp(row[j] - mx); sum += row[j]; }
     float inv = 1.0f / sum;
     for (int j = 0; j <= i; j++) row[j] *= inv;
     for (int j = i + 1; j < T; j++) row[j] = 0;
@@ -195,6 +237,7 @@ CLONES static void softmax_bwd_rows(const float *Pm, float *dS, int T, float sca
   for (int i = 0; i < T; i++) {
     const float *p = Pm + (long)i * T;
     float *d = dS + (long)i * T, dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int j = 0; j <= i; j++) dot += p[j] * d[j];
     for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot) * scale;
     for (int j = i + 1; j < T; j++) d[j] = 0;
@@ -228,94 +271,109 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
   }
 }
 
+CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *kc, const float *vc,
+                                  float *out, const int32_t *pos, int Tn, int H, int KVH, int D, int Tmax,
+                                  float scale) {
+  int rep = H / KVH, ks = KVH * D;
+  float *s = malloc(sizeof(float) * (size_t)Tmax);
+  for (long task = lo; task < hi; task++) {
+    int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
+    int kh = h / rep, n = pos[b] + t + 1;
+    const float *qi = q + (((long)b * Tn + t) * H + h) * D;
+    const float *kb = kc + (long)b * Tmax * ks + kh * D, *vb = vc + (long)b * Tmax * ks + kh * D;
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+      const float *kj = kb + (long)j * ks;
+      float d = 0;
+#pragma omp simd reduction(+ : d)
+      for (int c = 0; c < D; c++) d += qi[c] * kj[c];
+      s[j] = d * scale;
+      mx = s[j] > mx ? s[j] : mx;
+    }
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) { s[j] = fexp(s[j] - mx); sum += s[j]; }
+    float *o = out + (((long)b * Tn + t) * H + h) * D, inv = 1.0f / sum;
+    for (int c = 0; c < D; c++) o[c] = 0;
+    for (int j = 0; j < n; j++) {
+      const float *vj = vb + (long)j * ks;
+      float p = s[j] * inv;
+      for (int c = 0; c < D; c++) o[c] += p * vj[c];
+    }
+  }
+  free(s);
+}
+
 /* Attention of Tn new queries per sequence against a KV cache (B, Tmax, KVH, D); query t of sequence b
  * sits at position pos[b] + t and sees cache positions 0..pos[b]+t. Used for prefill and decoding. */
-CLONES void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out,
-                           const int32_t *pos, int B, int Tn, int H, int KVH, int D, int Tmax,
-                           float scale) {
-  int rep = H / KVH, ks = KVH * D;
-  long tasks = (long)B * Tn * H;
-#pragma omp parallel if (tasks * Tmax * D > 65536)
-  {
-    float *s = malloc(sizeof(float) * (size_t)Tmax);
-#pragma omp for schedule(static)
-    for (long task = 0; task < tasks; task++) {
-      int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
-      int kh = h / rep, n = pos[b] + t + 1;
-      const float *qi = q + (((long)b * Tn + t) * H + h) * D;
-      const float *kb = kc + (long)b * Tmax * ks + kh * D, *vb = vc + (long)b * Tmax * ks + kh * D;
-      float mx = -INFINITY, sum = 0;
-      for (int j = 0; j < n; j++) {
-        const float *kj = kb + (long)j * ks;
-        float d = 0;
-        for (int c = 0; c < D; c++) d += qi[c] * kj[c];
-        s[j] = d * scale;
-        mx = s[j] > mx ? s[j] : mx;
-      }
-      for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-      float *o = out + (((long)b * Tn + t) * H + h) * D, inv = 1.0f / sum;
-      for (int c = 0; c < D; c++) o[c] = 0;
-      for (int j = 0; j < n; j++) {
-        const float *vj = vb + (long)j * ks;
-        float p = s[j] * inv;
-        for (int c = 0; c < D; c++) o[c] += p * vj[c];
-      }
-    }
-    free(s);
-  }
+void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
+                    int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
+  long tasks = (long)B * Tn * H, work = 0;
+  for (int b = 0; b < B; b++) work += pos[b] + Tn;
+  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, out, pos, Tn, H, KVH, D, Tmax, scale);
 }
 
 /* ---- SwiGLU: out = silu(g) * u ---- */
-CLONES void fr_swiglu_fwd(const float *g, const float *u, float *out, long n) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) {
-    float s = 1.0f / (1.0f + expf(-g[i]));
+CLONES static void swiglu_fwd_r(long lo, long hi, const float *g, const float *u, float *out) {
+  for (long i = lo; i < hi; i++) {
+    float s = 1.0f / (1.0f + fexp(-g[i]));
     out[i] = g[i] * s * u[i];
   }
 }
-CLONES void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du,
-                          long n) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) {
-    float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
+CLONES static void swiglu_bwd_r(long lo, long hi, const float *dout, const float *g, const float *u,
+                                 float *dg, float *du) {
+  for (long i = lo; i < hi; i++) {
+    float s = 1.0f / (1.0f + fexp(-g[i])), silu = g[i] * s;
     dg[i] += dout[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
     du[i] += dout[i] * silu;
   }
 }
+void fr_swiglu_fwd(const float *g, const float *u, float *out, long n) { PAR_RANGE(n, 1, swiglu_fwd_r, g, u, out); }
+void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n) {
+  PAR_RANGE(n, 1, swiglu_bwd_r, dout, g, u, dg, du);
+}
 
 /* ---- stable log-softmax gathered at target ids: logp[n] = logits[n,tgt] - logsumexp(logits[n]) ---- */
-CLONES void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse,
-                                 long N, int V) {
-#pragma omp parallel for if (N * V > PAR_MIN) schedule(static)
-  for (long n = 0; n < N; n++) {
+CLONES static void lsm_r(long lo, long hi, const float *logits, const int32_t *tgt, float *logp,
+                          float *lse, int V) {
+  for (long n = lo; n < hi; n++) {
     const float *l = logits + n * V;
     float mx = -INFINITY, sum = 0;
     for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-    for (int v = 0; v < V; v++) sum += expf(l[v] - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int v = 0; v < V; v++) sum += fexp(l[v] - mx);
     lse[n] = mx + logf(sum);
     logp[n] = l[tgt[n]] - lse[n];
   }
 }
-CLONES void fr_logsoftmax_gather_bwd(const float *logits, const float *lse, const int32_t *tgt,
-                                     const float *dlogp, float *dlogits, long N, int V) {
-#pragma omp parallel for if (N * V > PAR_MIN) schedule(static)
-  for (long n = 0; n < N; n++) {
+void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V) {
+  PAR_RANGE(N, V, lsm_r, logits, tgt, logp, lse, V);
+}
+CLONES static void lsm_bwd_r(long lo, long hi, const float *logits, const float *lse, const int32_t *tgt,
+                              const float *dlogp, float *dlogits, int V) {
+  for (long n = lo; n < hi; n++) {
     const float *l = logits + n * V;
     float *d = dlogits + n * V, g = dlogp[n], m = lse[n];
-    for (int v = 0; v < V; v++) d[v] += -g * expf(l[v] - m);
+    for (int v = 0; v < V; v++) d[v] += -g * fexp(l[v] - m);
     d[tgt[n]] += g;
   }
 }
+void fr_logsoftmax_gather_bwd(const float *logits, const float *lse, const int32_t *tgt,
+                              const float *dlogp, float *dlogits, long N, int V) {
+  PAR_RANGE(N, V, lsm_bwd_r, logits, lse, tgt, dlogp, dlogits, V);
+}
 
 /* ---- AdamW (decoupled weight decay); gscale multiplies the gradient (global-norm clipping) ---- */
-CLONES void fr_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float b1,
-                     float b2, float eps, float wd, float bc1, float bc2, float gscale) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-  for (long i = 0; i < n; i++) {
+CLONES static void adamw_r(long lo, long hi, float *p, const float *g, float *m, float *v, float lr,
+                            float b1, float b2, float eps, float wd, float bc1, float bc2, float gscale) {
+  for (long i = lo; i < hi; i++) {
     float gi = g[i] * gscale;
     m[i] = b1 * m[i] + (1 - b1) * gi;
     v[i] = b2 * v[i] + (1 - b2) * gi * gi;
     float mh = m[i] / bc1, vh = v[i] / bc2;
     p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
   }
+}
+void fr_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2,
+              float eps, float wd, float bc1, float bc2, float gscale) {
+  PAR_RANGE(n, 1, adamw_r, p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gscale);
 }

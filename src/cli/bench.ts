@@ -1,0 +1,34 @@
+// `frugal bench engine|sample`: measurement commands that print numbers (and ratios against a reference
+// measured in the same run). They never assert a speed.
+import type { Command } from "commander";
+import { benchEngine } from "../bench/engine.js";
+
+export function registerBench(program: Command): void {
+  const bench = program.command("bench").description("measure engine and sampler speed");
+  bench.command("engine")
+    .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
+    .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
+    .option("--no-torch", "skip the PyTorch comparison")
+    .option("--json", "print one JSON line")
+    .action((o: { steps: string; torch: boolean; json?: boolean }) => {
+      const r = benchEngine({ steps: positiveInt("--steps", o.steps), torch: o.torch });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      console.log(`reference config: ${(r.params / 1e6).toFixed(2)}M params, batch ${r.batch} × seq ${r.seq}`);
+      console.log(`kernels:      ${r.kernels}`);
+      if (r.blas) console.log(`OpenBLAS:     ${r.blas}`);
+      console.log(`step:         ${r.stepMs.toFixed(1)} ms (median of ${r.steps})`);
+      console.log(`throughput:   ${Math.round(r.tokensPerSec)} tokens/s, ${r.gflops.toFixed(1)} GFLOP/s achieved`);
+      if (r.torchStepMs !== undefined) {
+        console.log(`PyTorch ${r.torchVersion}: ${r.torchStepMs.toFixed(1)} ms/step → frugal/PyTorch = ${r.ratio!.toFixed(3)}×`);
+        if (r.torchSameBlasStepMs !== undefined) {
+          console.log(`PyTorch with frugal's OpenBLAS coretype too: ${r.torchSameBlasStepMs.toFixed(1)} ms/step → ${r.ratioSameBlas!.toFixed(3)}×`);
+        }
+      } else if (r.torchNote) console.log(`PyTorch:      ${r.torchNote}`);
+    });
+}
+
+export function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} expects a positive integer, got "${v}"`);
+  return n;
+}

@@ -1,0 +1,95 @@
+// Checkpoint directories in the Hugging Face layout: config.json + model.safetensors (+ tokenizer.json),
+// plus frugal.json (stage, step, stage config, RNG state) and optimizer.safetensors. A save builds the
+// whole directory beside the target and swaps it in, so a crash or full disk leaves the previous
+// checkpoint valid; a load only reads, and names the file and field that is wrong.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { FrugalError } from "../common/errors.js";
+import type { AdamWState } from "../engine/index.js";
+import { parseModelConfig } from "./config.js";
+import { encodeSafetensors, readSafetensors, writeFileAtomic } from "./safetensors.js";
+import { type Model, modelFromTensors } from "./transformer.js";
+
+export interface FrugalMeta {
+  format: "frugal-checkpoint";
+  version: 1;
+  stage: string;
+  step: number;
+  /** The stage's final, validated config. */
+  config: unknown;
+  rngState?: number[];
+  createdAt: string;
+  [extra: string]: unknown;
+}
+
+export interface Checkpoint { model: Model; meta: FrugalMeta | null; tokenizer: unknown | null; dir: string }
+
+const ARCH: Record<string, string> = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM", mistral: "MistralForCausalLM" };
+
+export function saveCheckpoint(dir: string, model: Model, opts: { meta?: Omit<FrugalMeta, "format" | "version" | "createdAt">; tokenizer?: unknown; optimizer?: AdamWState }): void {
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`), old = join(dirname(dir), `.${basename(dir)}.old`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const c = model.config;
+    writeFileAtomic(join(tmp, "config.json"), JSON.stringify({ architectures: [ARCH[c.model_type]], ...c, hidden_act: "silu", torch_dtype: "float32" }, null, 2));
+    const tensors = new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }]));
+    writeFileAtomic(join(tmp, "model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+    if (opts.tokenizer !== undefined) writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(opts.tokenizer));
+    if (opts.meta) writeFileAtomic(join(tmp, "frugal.json"), JSON.stringify({ format: "frugal-checkpoint", version: 1, createdAt: new Date().toISOString(), ...opts.meta }, null, 2));
+    if (opts.optimizer) {
+      const o = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+      for (const [n, m] of opts.optimizer.m) o.set(`m.${n}`, { shape: [m.length], data: m });
+      for (const [n, v] of opts.optimizer.v) o.set(`v.${n}`, { shape: [v.length], data: v });
+      writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(o, { step: String(opts.optimizer.step) }));
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try { text = readFileSync(file, "utf8"); } catch (e) { throw new FrugalError("CHECKPOINT", `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`); }
+  try { return JSON.parse(text); } catch (e) { throw new FrugalError("CHECKPOINT", `${file} is not valid JSON: ${(e as Error).message}`); }
+}
+
+/** Loads a frugal checkpoint or a Hugging Face Llama/Qwen2 directory. */
+export function loadCheckpoint(dir: string): Checkpoint {
+  // a crash between the two renames of a save leaves only the .old copy: use it (read-only)
+  const old = join(dirname(dir), `.${basename(dir)}.old`);
+  if (!existsSync(dir) && existsSync(old)) dir = old;
+  if (!existsSync(join(dir, "config.json"))) {
+    throw new FrugalError("CHECKPOINT", `${dir}: no config.json; expected a model directory (config.json + model.safetensors), e.g. a stage output under runs/`);
+  }
+  const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
+  const stFile = join(dir, "model.safetensors");
+  if (!existsSync(stFile)) throw new FrugalError("CHECKPOINT", `${dir}: no model.safetensors (sharded checkpoints are not supported; merge shards first)`);
+  const st = readSafetensors(stFile);
+  const tensors = new Map([...st.tensors].map(([n, t]) => [n, t.data]));
+  const model = modelFromTensors(config, tensors, stFile);
+  const metaFile = join(dir, "frugal.json");
+  const meta = existsSync(metaFile) ? (readJson(metaFile) as FrugalMeta) : null;
+  if (meta && meta.format !== "frugal-checkpoint") throw new FrugalError("CHECKPOINT", `${metaFile}: format is "${String(meta.format)}", expected "frugal-checkpoint"`);
+  const tokFile = join(dir, "tokenizer.json");
+  return { model, meta, tokenizer: existsSync(tokFile) ? readJson(tokFile) : null, dir };
+}
+
+/** Reads optimizer.safetensors back into AdamW state for a model with these parameters. */
+export function loadOptimizer(dir: string, model: Model): AdamWState | null {
+  const file = join(dir, "optimizer.safetensors");
+  if (!existsSync(file)) return null;
+  const st = readSafetensors(file);
+  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+  for (const [name, p] of model.params) {
+    const mt = st.tensors.get(`m.${name}`), vt = st.tensors.get(`v.${name}`);
+    if (!mt || !vt || mt.data.length !== p.size || vt.data.length !== p.size) throw new FrugalError("CHECKPOINT", `${file}: optimizer state for ${name} is missing or the wrong size`);
+    m.set(name, mt.data); v.set(name, vt.data);
+  }
+  return { step: Number(st.metadata.step ?? 0), m, v };
+}

@@ -1,0 +1,138 @@
+// The transformer in the Llama/Qwen2 layout: embed → N × (RMSNorm → GQA attention with RoPE → residual,
+// RMSNorm → SwiGLU → residual) → RMSNorm → LM head (tied or not). One definition serves training (full
+// causal forward) and sampling (forward against a KV cache). No tokenization, no sampling policy here.
+import { FrugalError } from "../common/errors.js";
+import { Rng, randn } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import type { Tensor } from "../engine/index.js";
+import { type ModelConfig, headDim, paramShapes } from "./config.js";
+
+export interface Model {
+  config: ModelConfig;
+  params: Map<string, Tensor>;
+  rope: E.RopeTable;
+}
+
+/** Fresh weights: N(0, 0.02), residual output projections scaled by 1/√(2L), norm gains at 1. */
+export function initModel(config: ModelConfig, seed: number): Model {
+  const rng = new Rng(seed);
+  const tensors = new Map<string, Float32Array>();
+  const residStd = 0.02 / Math.sqrt(2 * config.num_hidden_layers);
+  for (const [name, shape] of paramShapes(config)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (name.endsWith("norm.weight")) tensors.set(name, new Float32Array(n).fill(1));
+    else if (name.endsWith(".bias")) tensors.set(name, new Float32Array(n));
+    else tensors.set(name, randn(rng, n, /o_proj|down_proj/.test(name) ? residStd : 0.02));
+  }
+  return modelFromTensors(config, tensors, "initModel");
+}
+
+/** Builds a model from named arrays, checking that every expected tensor is there with the right size. */
+export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float32Array>, source: string): Model {
+  const shapes = paramShapes(config);
+  const params = new Map<string, Tensor>();
+  for (const [name, shape] of shapes) {
+    const data = tensors.get(name);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (!data) throw new FrugalError("CHECKPOINT", `${source}: tensor ${name} is missing (expected shape [${shape.join(", ")}])`);
+    if (data.length !== n) throw new FrugalError("CHECKPOINT", `${source}: tensor ${name} has ${data.length} values, config.json implies [${shape.join(", ")}] = ${n}; the config does not match the weights`);
+    params.set(name, E.param(shape, data));
+  }
+  const extra = [...tensors.keys()].filter((k) => !shapes.has(k) && !k.endsWith("rotary_emb.inv_freq"));
+  if (extra.length) throw new FrugalError("CHECKPOINT", `${source}: unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}; is this the Llama/Qwen2 layout?`);
+  return { config, params, rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings) };
+}
+
+function p(model: Model, name: string): Tensor {
+  const t = model.params.get(name);
+  if (!t) throw new FrugalError("INTERNAL", `internal: parameter ${name} missing`);
+  return t;
+}
+
+function proj(model: Model, x: Tensor, name: string): Tensor {
+  const y = E.linear(x, p(model, name + ".weight"));
+  return model.config.attention_bias && /[qkv]_proj$/.test(name) ? E.addBias(y, p(model, name + ".bias")) : y;
+}
+
+type AttnFn = (q: Tensor, k: Tensor, v: Tensor) => Tensor; // (N,H,D), (N,KVH,D) → (N, H·D)
+
+function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {
+  const c = model.config, pre = `model.layers.${l}.`, N = x.shape[0]!, D = headDim(c);
+  const h = E.rmsnorm(x, p(model, pre + "input_layernorm.weight"), c.rms_norm_eps);
+  const q = E.rope(proj(model, h, pre + "self_attn.q_proj").view([N, c.num_attention_heads, D]), pos, model.rope);
+  const k = E.rope(proj(model, h, pre + "self_attn.k_proj").view([N, c.num_key_value_heads, D]), pos, model.rope);
+  const v = proj(model, h, pre + "self_attn.v_proj").view([N, c.num_key_value_heads, D]);
+  const x2 = E.add(x, E.linear(attn(q, k, v), p(model, pre + "self_attn.o_proj.weight")));
+  const h2 = E.rmsnorm(x2, p(model, pre + "post_attention_layernorm.weight"), c.rms_norm_eps);
+  const mlp = E.swiglu(E.linear(h2, p(model, pre + "mlp.gate_proj.weight")), E.linear(h2, p(model, pre + "mlp.up_proj.weight")));
+  return E.add(x2, E.linear(mlp, p(model, pre + "mlp.down_proj.weight")));
+}
+
+function head(model: Model, x: Tensor): Tensor {
+  const c = model.config;
+  const h = E.rmsnorm(x, p(model, "model.norm.weight"), c.rms_norm_eps);
+  return E.linear(h, p(model, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"));
+}
+
+/** Full causal forward over B sequences of T tokens (ids row-major (B, T)) → logits (B·T, V). */
+export function forward(model: Model, ids: Int32Array, B: number, T: number): Tensor {
+  const c = model.config;
+  if (ids.length !== B * T) throw new FrugalError("SHAPE", `forward: expected ${B}×${T} = ${B * T} token ids, got ${ids.length}`);
+  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `forward: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
+  const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
+  let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
+  const D = headDim(c);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    x = block(model, l, x, pos, (q, k, v) =>
+      E.attention(q.view([B, T, c.num_attention_heads, D]), k.view([B, T, c.num_key_value_heads, D]), v.view([B, T, c.num_key_value_heads, D]))
+        .view([B * T, c.num_attention_heads * D]));
+  }
+  return head(model, x);
+}
+
+/** Per-layer key/value caches for B sequences of up to Tmax positions (persistent memory). */
+export class KVCache {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  constructor(readonly config: ModelConfig, readonly batch: number, readonly Tmax: number) {
+    if (Tmax > config.max_position_embeddings) throw new FrugalError("CONTEXT", `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`);
+    const n = batch * Tmax * config.num_key_value_heads * headDim(config);
+    this.k = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
+    this.v = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
+  }
+}
+
+/**
+ * Forward of Tn new tokens per sequence (ids (B, Tn)) at positions pos[b].. against the cache, which it
+ * fills. Returns logits (B·Tn, V), or only each sequence's last row (B, V) when lastOnly. No gradients.
+ */
+export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, Tn: number, lastOnly: boolean): Tensor {
+  return E.noGrad(() => {
+    const c = model.config, B = pos.length, D = headDim(c), KVH = c.num_key_value_heads, row = KVH * D;
+    if (ids.length !== B * Tn) throw new FrugalError("SHAPE", `forwardCached: expected ${B}×${Tn} ids, got ${ids.length}`);
+    if (B > cache.batch) throw new FrugalError("SHAPE", `forwardCached: ${B} sequences but the cache holds ${cache.batch}`);
+    const positions = new Int32Array(B * Tn);
+    for (let b = 0; b < B; b++) {
+      if (pos[b]! + Tn > cache.Tmax) throw new FrugalError("CONTEXT", `sequence ${b} would reach position ${pos[b]! + Tn}, past the context of ${cache.Tmax}; shorten the prompt or max_tokens`);
+      for (let t = 0; t < Tn; t++) positions[b * Tn + t] = pos[b]! + t;
+    }
+    let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
+    for (let l = 0; l < c.num_hidden_layers; l++) {
+      x = block(model, l, x, positions, (q, k, v) => {
+        const kc = cache.k[l]!, vc = cache.v[l]!;
+        for (let b = 0; b < B; b++) {
+          const dst = (b * cache.Tmax + pos[b]!) * row, src = b * Tn * row;
+          kc.set(k.data.subarray(src, src + Tn * row), dst);
+          vc.set(v.data.subarray(src, src + Tn * row), dst);
+        }
+        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, KVH, cache.Tmax).view([B * Tn, c.num_attention_heads * D]);
+      });
+    }
+    if (lastOnly && Tn > 1) {
+      const C = c.hidden_size, last = E.output([B, C], false);
+      for (let b = 0; b < B; b++) last.data.set(x.data.subarray(((b + 1) * Tn - 1) * C, (b + 1) * Tn * C), b * C);
+      x = last;
+    }
+    return head(model, x);
+  });
+}

@@ -2,9 +2,11 @@
 // measured in the same run). They never assert a speed.
 import type { Command } from "commander";
 import { benchEngine } from "../bench/engine.js";
+import { benchSample } from "../bench/sample.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
+  registerBenchSample(bench);
   bench.command("engine")
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
     .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
@@ -24,6 +26,19 @@ export function registerBench(program: Command): void {
           console.log(`PyTorch with frugal's OpenBLAS coretype too: ${r.torchSameBlasStepMs.toFixed(1)} ms/step → ${r.ratioSameBlas!.toFixed(3)}×`);
         }
       } else if (r.torchNote) console.log(`PyTorch:      ${r.torchNote}`);
+    });
+}
+
+export function registerBenchSample(bench: Command): void {
+  bench.command("sample")
+    .description("sampling tokens/s with the KV cache at batch 1 and 16 on the reference config")
+    .option("--json", "print one JSON line")
+    .action((o: { json?: boolean }) => {
+      const r = benchSample();
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      console.log(`kernels:   ${r.kernels}`);
+      console.log(`batch 1:   ${Math.round(r.tokensPerSecBatch1)} tokens/s`);
+      console.log(`batch 16:  ${Math.round(r.tokensPerSecBatch16)} tokens/s total (${r.newTokens} new tokens per sequence)`);
     });
 }
 

@@ -3,9 +3,11 @@
 import { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { registerBench } from "./bench.js";
+import { registerSample } from "./sample.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
+registerSample(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -30,6 +30,9 @@ let native: KernelSet | null | undefined;
 function loadNative(): { set: KernelSet | null; why: string } {
   // One thread inside OpenBLAS: our own OpenMP threads split the work, so the two never compete.
   process.env.OPENBLAS_NUM_THREADS ??= "1";
+  // libgomp's default spin before sleeping is tiny on this VM, so every parallel region paid a futex
+  // wake-up (sampling ran 10× slower); spin ~100k iterations, then sleep (an idle server burns nothing).
+  process.env.GOMP_SPINCOUNT ??= "100000";
   try {
     const verdict = chooseCoretype(addonPath);
     if (verdict.coretype) process.env.OPENBLAS_CORETYPE = verdict.coretype;

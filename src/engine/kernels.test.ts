@@ -99,9 +99,15 @@ test("rope, attention (fwd/bwd/cached), log-softmax agree", { skip }, () => {
   close(dq2, dq1, 1e-4, "attnBwd dq"); close(dk2, dk1, 1e-4, "attnBwd dk"); close(dv2, dv1, 1e-4, "attnBwd dv");
 
   // the cached form over a full prefix equals the causal attention
-  const posC = new Int32Array(B), c1 = new Float32Array(q.length), c2 = c1.slice();
-  R.attnCached(q, k, v, c1, posC, B, T, H, KVH, D, T, sc); N.attnCached(q, k, v, c2, posC, B, T, H, KVH, D, T, sc);
+  const posC = new Int32Array(B), slots = Int32Array.from({ length: B }, (_, b) => b);
+  const c1 = new Float32Array(q.length), c2 = c1.slice();
+  R.attnCached(q, k, v, c1, posC, slots, B, T, H, KVH, D, T, sc); N.attnCached(q, k, v, c2, posC, slots, B, T, H, KVH, D, T, sc);
   close(c1, a1, 1e-5, "attnCached (reference) vs attnFwd"); close(c2, c1, 1e-5, "attnCached");
+  // a permuted slot map reads the permuted sequences
+  const perm = Int32Array.of(2, 0, 1), qp = new Float32Array(q.length), c3 = c1.slice();
+  for (let b = 0; b < B; b++) qp.set(q.subarray(perm[b]! * T * H * D, (perm[b]! + 1) * T * H * D), b * T * H * D);
+  N.attnCached(qp, k, v, c3, posC, perm, B, T, H, KVH, D, T, sc);
+  for (let b = 0; b < B; b++) close(c3.subarray(b * T * H * D, (b + 1) * T * H * D), c1.subarray(perm[b]! * T * H * D, (perm[b]! + 1) * T * H * D), 1e-6, "attnCached slots");
 
   const Nn = 100, V = 64, logits = rnd(Nn * V).map((z) => z * 10), tg = Int32Array.from({ length: Nn }, () => rng.int(0, V - 1));
   const l1 = new Float32Array(Nn), l2 = l1.slice(), s1 = l1.slice(), s2 = l1.slice();
@@ -120,6 +126,7 @@ test("native side rejects bad arguments with errors that name the kernel", { ski
   assert.throws(() => N.embeddingFwd(f(10), Int32Array.of(0, 5), f(4), 2), /ids holds 5 at index 1/);
   assert.throws(() => N.logsoftmaxGather(f(8), Int32Array.of(0, -1), f(2), f(2), 2, 4), /targets holds -1/);
   assert.throws(() => N.attnFwd(f(8), f(8), f(8), f(8), f(4), 1, 2, 3, 2, 1, 1), /H=3 heads must be a multiple of KVH=2/);
-  assert.throws(() => N.attnCached(f(16), f(16), f(16), f(16), Int32Array.of(4), 1, 1, 1, 1, 4, 4, 1), /past the cache length/);
+  assert.throws(() => N.attnCached(f(16), f(16), f(16), f(16), Int32Array.of(4), Int32Array.of(0), 1, 1, 1, 1, 4, 4, 1), /past the cache length/);
+  assert.throws(() => N.attnCached(f(16), f(16), f(16), f(16), Int32Array.of(0), Int32Array.of(1), 1, 1, 1, 1, 4, 4, 1), /slot holds 1 at index 0, outside \[0, 1\)/);
   assert.throws(() => N.rope(f(8), f(8), Int32Array.of(100), f(8), f(8), 1, 1, 8, 0), /pos holds 100/);
 });

@@ -26,8 +26,8 @@ export interface Kernels {
   attnFwd(q: F32, k: F32, v: F32, out: F32, P: F32, B: number, T: number, H: number, KVH: number, D: number, scale: number): void;
   attnBwd(dout: F32, q: F32, k: F32, v: F32, P: F32, dq: F32, dk: F32, dv: F32,
     B: number, T: number, H: number, KVH: number, D: number, scale: number): void;
-  /** Tn new queries per sequence against a KV cache (B,Tmax,KVH,D); query t of b sits at pos[b]+t. */
-  attnCached(q: F32, kCache: F32, vCache: F32, out: F32, pos: I32,
+  /** Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t. */
+  attnCached(q: F32, kCache: F32, vCache: F32, out: F32, pos: I32, slot: I32,
     B: number, Tn: number, H: number, KVH: number, D: number, Tmax: number, scale: number): void;
   swigluFwd(g: F32, u: F32, out: F32): void;
   swigluBwd(dout: F32, g: F32, u: F32, dg: F32, du: F32): void;

@@ -150,14 +150,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   return done("attention", out);
 }
 
-/** Attention of new queries q (B,Tn,H,D) against a KV cache (B,Tmax,KVH,D); inference only, no gradient. */
-export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32Array, pos: Int32Array, KVH: number, Tmax: number): Tensor {
+/**
+ * Attention of new queries q (B,Tn,H,D) against a KV cache (slots,Tmax,KVH,D): row b uses cache slot
+ * slot[b] and sits at positions pos[b]..pos[b]+Tn−1. Inference only, no gradient.
+ */
+export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32Array, pos: Int32Array, slot: Int32Array, KVH: number, Tmax: number): Tensor {
   const [B, Tn, H, D] = q.shape as [number, number, number, number];
+  const slots = kCache.length / (Tmax * KVH * D);
   for (let b = 0; b < B; b++) {
     if (pos[b]! + Tn > Tmax) throw new FrugalError("CONTEXT", `attention: sequence ${b} would reach position ${pos[b]! + Tn}, past the context length ${Tmax}`);
+    if (!(slot[b]! >= 0 && slot[b]! < slots)) throw new FrugalError("INDEX", `attention: slot ${slot[b]} outside the cache's ${slots} slots`);
   }
   const out = output(q.shape, false);
-  K().attnCached(q.data, kCache, vCache, out.data, pos, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
+  K().attnCached(q.data, kCache, vCache, out.data, pos, slot, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
   return done("attentionCached", out);
 }
 

@@ -117,7 +117,7 @@ function attnBwd(dout: F32, q: F32, k: F32, v: F32, P: F32, dq: F32, dk: F32, dv
   }
 }
 
-function attnCached(q: F32, kc: F32, vc: F32, out: F32, pos: I32, B: number, Tn: number, H: number, KVH: number, D: number, Tmax: number, scale: number): void {
+function attnCached(q: F32, kc: F32, vc: F32, out: F32, pos: I32, slot: I32, B: number, Tn: number, H: number, KVH: number, D: number, Tmax: number, scale: number): void {
   const rep = H / KVH;
   for (let b = 0; b < B; b++) for (let t = 0; t < Tn; t++) for (let h = 0; h < H; h++) {
     const kh = Math.floor(h / rep), n = pos[b]! + t + 1, q0 = ((b * Tn + t) * H + h) * D;
@@ -125,7 +125,7 @@ function attnCached(q: F32, kc: F32, vc: F32, out: F32, pos: I32, B: number, Tn:
     let mx = -Infinity;
     for (let j = 0; j < n; j++) {
       let d = 0;
-      for (let c = 0; c < D; c++) d += q[q0 + c]! * kc[((b * Tmax + j) * KVH + kh) * D + c]!;
+      for (let c = 0; c < D; c++) d += q[q0 + c]! * kc[((slot[b]! * Tmax + j) * KVH + kh) * D + c]!;
       s[j] = d * scale;
       mx = Math.max(mx, s[j]!);
     }
@@ -133,7 +133,7 @@ function attnCached(q: F32, kc: F32, vc: F32, out: F32, pos: I32, B: number, Tn:
     for (let j = 0; j < n; j++) { s[j] = Math.exp(s[j]! - mx); sum += s[j]!; }
     for (let c = 0; c < D; c++) {
       let o = 0;
-      for (let j = 0; j < n; j++) o += (s[j]! / sum) * vc[((b * Tmax + j) * KVH + kh) * D + c]!;
+      for (let j = 0; j < n; j++) o += (s[j]! / sum) * vc[((slot[b]! * Tmax + j) * KVH + kh) * D + c]!;
       out[q0 + c] = o;
     }
   }

@@ -90,27 +90,28 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
   return head(model, x);
 }
 
-/** Per-layer key/value caches for B sequences of up to Tmax positions (persistent memory). */
+/** Per-layer key/value caches: `slots` sequences of up to Tmax positions each (persistent memory). */
 export class KVCache {
   readonly k: Float32Array[];
   readonly v: Float32Array[];
-  constructor(readonly config: ModelConfig, readonly batch: number, readonly Tmax: number) {
+  constructor(readonly config: ModelConfig, readonly slots: number, readonly Tmax: number) {
     if (Tmax > config.max_position_embeddings) throw new FrugalError("CONTEXT", `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`);
-    const n = batch * Tmax * config.num_key_value_heads * headDim(config);
+    const n = slots * Tmax * config.num_key_value_heads * headDim(config);
     this.k = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
     this.v = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
   }
 }
 
 /**
- * Forward of Tn new tokens per sequence (ids (B, Tn)) at positions pos[b].. against the cache, which it
- * fills. Returns logits (B·Tn, V), or only each sequence's last row (B, V) when lastOnly. No gradients.
+ * Forward of Tn new tokens per sequence (ids (B, Tn)); row b lives in cache slot slot[b] at positions
+ * pos[b].., which it fills. Returns logits (B·Tn, V), or each row's last position only (B, V) when
+ * lastOnly. No gradients.
  */
-export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, Tn: number, lastOnly: boolean): Tensor {
+export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, slot: Int32Array, Tn: number, lastOnly: boolean): Tensor {
   return E.noGrad(() => {
     const c = model.config, B = pos.length, D = headDim(c), KVH = c.num_key_value_heads, row = KVH * D;
     if (ids.length !== B * Tn) throw new FrugalError("SHAPE", `forwardCached: expected ${B}×${Tn} ids, got ${ids.length}`);
-    if (B > cache.batch) throw new FrugalError("SHAPE", `forwardCached: ${B} sequences but the cache holds ${cache.batch}`);
+    if (slot.length !== B) throw new FrugalError("SHAPE", `forwardCached: ${B} positions but ${slot.length} slots`);
     const positions = new Int32Array(B * Tn);
     for (let b = 0; b < B; b++) {
       if (pos[b]! + Tn > cache.Tmax) throw new FrugalError("CONTEXT", `sequence ${b} would reach position ${pos[b]! + Tn}, past the context of ${cache.Tmax}; shorten the prompt or max_tokens`);
@@ -121,11 +122,11 @@ export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos
       x = block(model, l, x, positions, (q, k, v) => {
         const kc = cache.k[l]!, vc = cache.v[l]!;
         for (let b = 0; b < B; b++) {
-          const dst = (b * cache.Tmax + pos[b]!) * row, src = b * Tn * row;
+          const dst = (slot[b]! * cache.Tmax + pos[b]!) * row, src = b * Tn * row;
           kc.set(k.data.subarray(src, src + Tn * row), dst);
           vc.set(v.data.subarray(src, src + Tn * row), dst);
         }
-        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, KVH, cache.Tmax).view([B * Tn, c.num_attention_heads * D]);
+        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([B * Tn, c.num_attention_heads * D]);
       });
     }
     if (lastOnly && Tn > 1) {

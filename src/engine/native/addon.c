@@ -281,22 +281,25 @@ static napi_value attn_bwd(napi_env env, napi_callback_info info) {
 }
 static napi_value attn_cached(napi_env env, napi_callback_info info) {
   BEGIN("attn_cached");
-  size_t nq, nk, nv, no, np;
+  size_t nq, nk, nv, no, np, ns;
   float *q = f32(a, "q", &nq), *kc = f32(a, "kCache", &nk), *vc = f32(a, "vCache", &nv), *o = f32(a, "out", &no);
-  int32_t *pos = i32(a, "pos", &np);
+  int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &ns);
   long B = dim(a, "B"), Tn = dim(a, "Tn"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), Tmax = dim(a, "Tmax");
   float scale = (float)num(a, "scale");
   DONE;
   if (!attn_shape(a, B, Tn, H, KVH, D)) return NULL;
   need(a, "q", nq, (double)B * Tn * H * D); need(a, "out", no, (double)B * Tn * H * D);
-  need(a, "kCache", nk, (double)B * Tmax * KVH * D); need(a, "vCache", nv, (double)B * Tmax * KVH * D);
-  need(a, "pos", np, (double)B);
+  need(a, "pos", np, (double)B); need(a, "slot", ns, (double)B);
+  DONE;
+  double slotSize = (double)Tmax * KVH * D;
+  long slots = slotSize > 0 ? (long)((nk < nv ? nk : nv) / slotSize) : 0;
+  ids_in(a, "slot", slot, B, slots);
   DONE;
   for (long b = 0; b < B && !a->failed; b++)
     if (pos[b] < 0 || pos[b] + Tn > Tmax)
       fail(a, "ERR_FRUGAL_INDEX", "pos: sequence %ld at position %d + %ld new tokens runs past the cache length %ld", b, (int)pos[b], Tn, Tmax);
   DONE;
-  if (B && Tn) fr_attn_cached(q, kc, vc, o, pos, (int)B, (int)Tn, (int)H, (int)KVH, (int)D, (int)Tmax, scale);
+  if (B && Tn) fr_attn_cached(q, kc, vc, o, pos, slot, (int)B, (int)Tn, (int)H, (int)KVH, (int)D, (int)Tmax, scale);
   return NULL;
 }
 

@@ -66,10 +66,27 @@ static void gemm1(int ta, int tb, int M, int N, int K, float alpha, const float 
               alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* one row of C (decoding): sgemv over a slice [lo, hi) of C's columns */
+static void gemv_cols(int ta, int tb, int lo, int hi, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C) {
+  int incx = ta ? lda : 1;
+  if (tb) cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, K, alpha, B + (long)lo * ldb, ldb, A, incx, beta, C + lo, 1);
+  else cblas_sgemv(CblasRowMajor, CblasTrans, K, hi - lo, alpha, B + lo, ldb, A, incx, beta, C + lo, 1);
+}
+
 void fr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long sA,
              const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC, int batch) {
   double work = (double)M * N * K * batch;
-  int nt = work < 262144.0 ? 1 : g_threads;
+  int nt = work < 65536.0 ? 1 : g_threads;
+  if (M == 1 && batch == 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int lo = (int)((long)N * t / n), hi = (int)((long)N * (t + 1) / n);
+      if (hi > lo) gemv_cols(ta, tb, lo, hi, K, alpha, A, lda, B, ldb, beta, C);
+    }
+    return;
+  }
   if (batch >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int b = 0; b < batch; b++)
@@ -272,15 +289,15 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
 }
 
 CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *kc, const float *vc,
-                                  float *out, const int32_t *pos, int Tn, int H, int KVH, int D, int Tmax,
-                                  float scale) {
+                                  float *out, const int32_t *pos, const int32_t *slot, int Tn, int H,
+                                  int KVH, int D, int Tmax, float scale) {
   int rep = H / KVH, ks = KVH * D;
   float *s = malloc(sizeof(float) * (size_t)Tmax);
   for (long task = lo; task < hi; task++) {
     int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
     int kh = h / rep, n = pos[b] + t + 1;
     const float *qi = q + (((long)b * Tn + t) * H + h) * D;
-    const float *kb = kc + (long)b * Tmax * ks + kh * D, *vb = vc + (long)b * Tmax * ks + kh * D;
+    const float *kb = kc + (long)slot[b] * Tmax * ks + kh * D, *vb = vc + (long)slot[b] * Tmax * ks + kh * D;
     float mx = -INFINITY, sum = 0;
     for (int j = 0; j < n; j++) {
       const float *kj = kb + (long)j * ks;
@@ -303,13 +320,14 @@ CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *
   free(s);
 }
 
-/* Attention of Tn new queries per sequence against a KV cache (B, Tmax, KVH, D); query t of sequence b
- * sits at position pos[b] + t and sees cache positions 0..pos[b]+t. Used for prefill and decoding. */
+/* Attention of Tn new queries per sequence against a KV cache (slots, Tmax, KVH, D); query t of sequence
+ * b reads cache slot slot[b], sits at position pos[b] + t and sees positions 0..pos[b]+t. Used for
+ * prefill and decoding; the slot map lets a server decode any subset of its slots in one call. */
 void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
-                    int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
+                    const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
   long tasks = (long)B * Tn * H, work = 0;
   for (int b = 0; b < B; b++) work += pos[b] + Tn;
-  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, out, pos, Tn, H, KVH, D, Tmax, scale);
+  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, out, pos, slot, Tn, H, KVH, D, Tmax, scale);
 }
 
 /* ---- SwiGLU: out = silu(g) * u ---- */

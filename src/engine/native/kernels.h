@@ -30,7 +30,7 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
 void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
                  float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
 void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
-                    int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
+                    const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
 void fr_swiglu_fwd(const float *g, const float *u, float *out, long n);
 void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n);
 void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V);

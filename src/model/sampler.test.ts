@@ -1,0 +1,67 @@
+// Sampler: greedy decoding equals argmax over a full forward pass at every position, seeds reproduce,
+// top-k/top-p restrict the support, stops and limits finish sequences with the right reason.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fixtures } from "../common/testing.js";
+import { Rng } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import { loadCheckpoint } from "./checkpoint.js";
+import { forward } from "./transformer.js";
+import { generate, pickToken } from "./sampler.js";
+
+const model = () => loadCheckpoint(join(fixtures, "tiny-llama-f32")).model;
+
+test("greedy decoding equals argmax of a full forward pass at every position (batched, ragged prompts)", () => {
+  const m = model(), V = m.config.vocab_size;
+  const prompts = [[1, 5, 7], [3], [2, 2, 9, 4, 11, 6], [8, 1]];
+  const out = generate(m, prompts, [1, 2, 3, 4], { maxNewTokens: 12, temperature: 0, batch: 3 });
+  prompts.forEach((p, i) => {
+    const seq = [...p, ...out[i]!.tokens];
+    assert.equal(out[i]!.tokens.length, 12);
+    assert.equal(out[i]!.finishReason, "length");
+    const logits = E.noGrad(() => forward(m, Int32Array.from(seq), 1, seq.length)).data;
+    for (let t = p.length - 1; t < seq.length - 1; t++) {
+      let arg = 0;
+      for (let v = 1; v < V; v++) if (logits[t * V + v]! > logits[t * V + arg]!) arg = v;
+      assert.equal(seq[t + 1], arg, `prompt ${i}, position ${t}`);
+    }
+    E.endStep();
+  });
+});
+
+test("same seed → same tokens; different seeds differ; log-probs are finite and ≤ 0", () => {
+  const m = model();
+  const a = generate(m, [[1, 2], [1, 2]], [7, 8], { maxNewTokens: 20, temperature: 1 });
+  const b = generate(m, [[1, 2]], [7], { maxNewTokens: 20, temperature: 1 });
+  assert.deepEqual(a[0]!.tokens, b[0]!.tokens);
+  assert.notDeepEqual(a[0]!.tokens, a[1]!.tokens);
+  for (const lp of a[0]!.logprobs) assert.ok(Number.isFinite(lp) && lp <= 0);
+});
+
+test("top-k 1 is greedy; top-p keeps the smallest set reaching p", () => {
+  const logits = Float32Array.of(0, 3, 1, 2.9, -5);
+  const rng = new Rng(1);
+  for (let i = 0; i < 50; i++) assert.equal(pickToken(logits, { temperature: 1, topK: 1, topP: 1 }, rng)[0], 1);
+  const seen = new Set<number>();
+  for (let i = 0; i < 300; i++) seen.add(pickToken(logits, { temperature: 1, topK: 0, topP: 0.6 }, rng)[0]);
+  assert.deepEqual([...seen].sort(), [1, 3]);
+});
+
+test("stop tokens and stop strings end with finishReason stop; bad options and overlong prompts are clear errors", () => {
+  const m = model();
+  const free = generate(m, [[1]], [3], { maxNewTokens: 30, temperature: 0 })[0]!;
+  const stopTok = free.tokens[4]!;
+  const s = generate(m, [[1]], [3], { maxNewTokens: 30, temperature: 0, stopTokens: [stopTok] })[0]!;
+  assert.equal(s.finishReason, "stop");
+  assert.deepEqual(s.tokens, free.tokens.slice(0, free.tokens.indexOf(stopTok)));
+  const dec = (ids: number[]) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join("");
+  const target = dec(free.tokens.slice(2, 4));
+  const s2 = generate(m, [[1]], [3], { maxNewTokens: 30, temperature: 0, stopStrings: [target], decode: dec })[0]!;
+  assert.equal(s2.finishReason, "stop");
+  assert.ok(!s2.text.includes(target));
+  assert.throws(() => generate(m, [new Array(30).fill(1)], [1], { maxNewTokens: 10 }), /exceeds the context of|CONTEXT|past/);
+  assert.throws(() => generate(m, [[1]], [1], { temperature: -1 }), /temperature must be ≥ 0/);
+  assert.throws(() => generate(m, [[1]], [1], { topP: 0 }), /topP must be in \(0, 1\]/);
+  assert.throws(() => generate(m, [[]], [1]), /prompt is empty/);
+});

@@ -1,0 +1,169 @@
+// Batched autoregressive sampling with a KV cache: temperature (0 = greedy), top-k, top-p, stop tokens,
+// stop strings, max new tokens, one seeded RNG per sequence (same seed → same text). Returns token ids,
+// per-token log-probs and finish reasons. Reported log-probs are under the temperature-scaled softmax
+// before top-k/top-p truncation (GRPO recomputes its own with the training forward anyway).
+// The Decoder class is the step-level API a server uses for continuous batching; generate() drives it.
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import { type Model, KVCache, forwardCached } from "./transformer.js";
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  stopTokens: readonly number[];
+  stopStrings: readonly string[];
+}
+export const defaultSampleOptions: SampleOptions = { maxNewTokens: 128, temperature: 1, topK: 0, topP: 1, stopTokens: [], stopStrings: [] };
+
+export type FinishReason = "stop" | "length";
+export interface Sample { tokens: number[]; logprobs: number[]; finishReason: FinishReason; text: string }
+
+/** Picks a token from one row of logits; returns [token, log-prob under the scaled distribution]. */
+export function pickToken(logits: Float32Array, o: Pick<SampleOptions, "temperature" | "topK" | "topP">, rng: Rng): [number, number] {
+  const V = logits.length;
+  const t = o.temperature > 0 ? o.temperature : 1;
+  let mx = -Infinity, arg = 0;
+  for (let v = 0; v < V; v++) if (logits[v]! > mx) { mx = logits[v]!; arg = v; }
+  let z = 0;
+  for (let v = 0; v < V; v++) z += Math.exp((logits[v]! - mx) / t);
+  const logZ = Math.log(z);
+  const lp = (v: number) => (logits[v]! - mx) / t - logZ;
+  if (o.temperature <= 0) return [arg, lp(arg)];
+  let order: number[] = Array.from({ length: V }, (_, i) => i);
+  if (o.topK > 0 || o.topP < 1) {
+    order.sort((a, b) => logits[b]! - logits[a]! || a - b);
+    if (o.topK > 0) order = order.slice(0, o.topK);
+    if (o.topP < 1) {
+      let cum = 0, keep = 0;
+      while (keep < order.length && (keep === 0 || cum < o.topP)) cum += Math.exp(lp(order[keep++]!));
+      order = order.slice(0, keep);
+    }
+  }
+  let mass = 0;
+  for (const v of order) mass += Math.exp(lp(v));
+  let r = rng.next() * mass;
+  for (const v of order) { r -= Math.exp(lp(v)); if (r <= 0) return [v, lp(v)]; }
+  const last = order[order.length - 1]!;
+  return [last, lp(last)];
+}
+
+function checkOptions(o: SampleOptions): void {
+  if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) throw new FrugalError("SAMPLE", `maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
+  if (!(o.temperature >= 0 && Number.isFinite(o.temperature))) throw new FrugalError("SAMPLE", `temperature must be ≥ 0, got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new FrugalError("SAMPLE", `topP must be in (0, 1], got ${o.topP}`);
+  if (!(Number.isInteger(o.topK) && o.topK >= 0)) throw new FrugalError("SAMPLE", `topK must be a non-negative integer, got ${o.topK}`);
+}
+
+/** One sequence in flight. */
+interface Slot { prompt: number[]; opts: SampleOptions; rng: Rng; out: Sample; pos: number; next: number; decode?: (ids: number[]) => string }
+
+/**
+ * A fixed set of KV-cache slots; sequences join (prefill) and leave (finish) between steps, and each
+ * step() decodes one token for every live sequence in one batched forward.
+ */
+export class Decoder {
+  readonly cache: KVCache;
+  private readonly live = new Map<number, Slot>();
+  private readonly free: number[];
+  constructor(readonly model: Model, slots: number, readonly maxContext: number) {
+    this.cache = new KVCache(model.config, slots, maxContext);
+    this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+  }
+  get active(): number { return this.live.size; }
+  get capacity(): number { return this.free.length; }
+
+  /** Prefills a prompt into a free slot and samples its first token; returns the slot id. */
+  add(prompt: readonly number[], opts: SampleOptions, seed: number, decode?: (ids: number[]) => string): number {
+    checkOptions(opts);
+    if (prompt.length === 0) throw new FrugalError("SAMPLE", "the prompt is empty; pass at least one token");
+    if (prompt.length + opts.maxNewTokens > this.maxContext) {
+      throw new FrugalError("CONTEXT", `prompt of ${prompt.length} tokens + ${opts.maxNewTokens} new tokens exceeds the context of ${this.maxContext}; shorten the prompt or lower max tokens`);
+    }
+    const id = this.free.pop();
+    if (id === undefined) throw new FrugalError("BUSY", "internal: no free decode slot");
+    const s: Slot = { prompt: [...prompt], opts, rng: new Rng(seed), out: { tokens: [], logprobs: [], finishReason: "length", text: "" }, pos: 0, next: -1, decode };
+    this.live.set(id, s);
+    const logits = forwardCached(this.model, this.cache, Int32Array.from(prompt), Int32Array.of(0), Int32Array.of(id), prompt.length, true);
+    s.pos = prompt.length;
+    this.accept(id, s, logits.data.subarray(0, this.model.config.vocab_size));
+    E.endStep();
+    return id;
+  }
+
+  /** Records the token picked from logits; finishes the slot on a stop or at the length limit. */
+  private accept(id: number, s: Slot, logits: Float32Array): void {
+    if (s.opts.maxNewTokens === 0) return this.finish(id, "length");
+    const [tok, lp] = pickToken(logits, s.opts, s.rng);
+    if (s.opts.stopTokens.includes(tok)) return this.finish(id, "stop");
+    s.out.tokens.push(tok);
+    s.out.logprobs.push(lp);
+    if (s.opts.stopStrings.length && s.decode) {
+      const text = s.decode(s.out.tokens);
+      const hit = s.opts.stopStrings.find((x) => x && text.includes(x));
+      if (hit !== undefined) { s.out.text = text.slice(0, text.indexOf(hit)); return this.finish(id, "stop", true); }
+    }
+    if (s.out.tokens.length >= s.opts.maxNewTokens) return this.finish(id, "length");
+    s.next = tok;
+  }
+
+  private readonly done = new Map<number, Sample>();
+  private finish(id: number, reason: FinishReason, textSet = false): void {
+    const s = this.live.get(id)!;
+    s.out.finishReason = reason;
+    if (!textSet && s.decode) s.out.text = s.decode(s.out.tokens);
+    this.live.delete(id);
+    this.free.push(id);
+    this.done.set(id, s.out);
+  }
+
+  /** Finished samples since the last call, by slot id. */
+  takeFinished(): Map<number, Sample> {
+    const d = new Map(this.done);
+    this.done.clear();
+    return d;
+  }
+  /** Tokens so far of a live slot (for streaming). */
+  peek(id: number): Sample | undefined { return this.live.get(id)?.out; }
+  /** Drops a live sequence (a client went away); its slot is free at once. */
+  cancel(id: number): void { if (this.live.delete(id)) this.free.push(id); }
+
+  /** One decode step for every live sequence. */
+  step(): void {
+    if (this.live.size === 0) return;
+    const ids = [...this.live.keys()], B = ids.length;
+    const tokens = new Int32Array(B), pos = new Int32Array(B), slot = Int32Array.from(ids);
+    ids.forEach((id, b) => { const s = this.live.get(id)!; tokens[b] = s.next; pos[b] = s.pos; });
+    const logits = forwardCached(this.model, this.cache, tokens, pos, slot, 1, true);
+    const V = this.model.config.vocab_size;
+    ids.forEach((id, b) => { const s = this.live.get(id)!; s.pos++; this.accept(id, s, logits.data.subarray(b * V, (b + 1) * V)); });
+    E.endStep();
+  }
+}
+
+/** Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`. */
+export function generate(model: Model, prompts: readonly (readonly number[])[], seeds: readonly number[], opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string } = {}): Sample[] {
+  const o: SampleOptions = { ...defaultSampleOptions, ...opts };
+  if (seeds.length !== prompts.length) throw new FrugalError("SAMPLE", `${prompts.length} prompts but ${seeds.length} seeds`);
+  const longest = Math.max(1, ...prompts.map((p) => p.length));
+  const ctx = Math.min(model.config.max_position_embeddings, longest + o.maxNewTokens);
+  const dec = new Decoder(model, Math.max(1, Math.min(opts.batch ?? 16, prompts.length)), ctx);
+  const results: Sample[] = new Array(prompts.length);
+  const slotOf = new Map<number, number>();
+  let nextPrompt = 0;
+  const collect = () => { for (const [slot, s] of dec.takeFinished()) results[slotOf.get(slot)!] = s; };
+  while (nextPrompt < prompts.length || dec.active > 0) {
+    while (dec.capacity > 0 && nextPrompt < prompts.length) {
+      const i = nextPrompt++;
+      // record the mapping before add(): a prompt can finish during its own prefill
+      const slot = dec.add(prompts[i]!, o, seeds[i]!, opts.decode);
+      slotOf.set(slot, i);
+      collect();
+    }
+    dec.step();
+    collect();
+  }
+  return results;
+}

@@ -1,6 +1,7 @@
 // `frugal bench engine|sample`: measurement commands that print numbers (and ratios against a reference
 // measured in the same run). They never assert a speed.
 import type { Command } from "commander";
+import { FrugalError } from "../common/errors.js";
 import { benchEngine } from "../bench/engine.js";
 import { benchSample } from "../bench/sample.js";
 
@@ -44,6 +45,6 @@ export function registerBenchSample(bench: Command): void {
 
 export function positiveInt(flag: string, v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} expects a positive integer, got "${v}"`);
+  if (!Number.isInteger(n) || n <= 0) throw new FrugalError("ARG", `${flag} expects a positive integer, got "${v}"`);
   return n;
 }

@@ -4,15 +4,16 @@ import { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { registerBench } from "./bench.js";
 import { registerSample } from "./sample.js";
+import { registerEval } from "./eval.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
 registerSample(program);
+registerEval(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof FrugalError && e.code !== "INTERNAL") { console.error(`frugal: ${e.message}`); process.exit(1); }
-  if (e instanceof Error && !(e instanceof FrugalError) && /expects|must be/.test(e.message)) { console.error(`frugal: ${e.message}`); process.exit(2); }
   throw e;
 }

@@ -1,0 +1,63 @@
+// `frugal eval` (R1-protocol evaluation of a checkpoint on a task's held-out split) and
+// `frugal tasks sample` (what the model is asked, with reference traces).
+import type { Command } from "commander";
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { loadTokenizer } from "../tokenizer/tokenizer.js";
+import { renderCompletion } from "../tokenizer/chat.js";
+import { getTask } from "../tasks/index.js";
+import { evaluate, type EvalReport } from "../tasks/eval.js";
+import { problems } from "../tasks/task.js";
+import { positiveInt } from "./bench.js";
+import { num } from "./sample.js";
+
+export function printReport(r: EvalReport): void {
+  const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
+  console.log(`task ${r.task}: ${r.nProblems} held-out problems × ${r.k} samples (${(r.wallMs / 1000).toFixed(1)} s)`);
+  console.log(`  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`);
+  for (const [d, b] of Object.entries(r.byDifficulty)) console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);
+}
+
+export function registerEval(program: Command): void {
+  program.command("eval")
+    .description("evaluate a checkpoint on a task's held-out problems (pass@1 over k samples, R1 protocol)")
+    .requiredOption("--model <dir>", "checkpoint directory")
+    .requiredOption("--task <name>", "task: arithmetic, countdown or knights")
+    .option("--n-problems <n>", "held-out problems", "100")
+    .option("--k <k>", "samples per problem", "4")
+    .option("--temperature <t>", "sampling temperature", "0.6")
+    .option("--top-p <p>", "nucleus mass", "0.95")
+    .option("--max-tokens <n>", "max new tokens per completion", "200")
+    .option("--difficulty <list>", "comma-separated difficulty levels (default: all)")
+    .option("--seed <s>", "seed", "1234")
+    .option("--json", "print one JSON object")
+    .action((o: Record<string, string | boolean>) => {
+      const task = getTask(String(o.task));
+      const ck = loadCheckpoint(String(o.model));
+      if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json`);
+      const r = evaluate(ck.model, loadTokenizer(ck.tokenizer), task, {
+        nProblems: positiveInt("--n-problems", String(o.nProblems)), k: positiveInt("--k", String(o.k)),
+        temperature: num("--temperature", String(o.temperature), 0, 10), topP: num("--top-p", String(o.topP), 1e-9, 1),
+        maxNewTokens: positiveInt("--max-tokens", String(o.maxTokens)), seed: num("--seed", String(o.seed), 0, 2 ** 31),
+        difficulties: o.difficulty ? String(o.difficulty).split(",").map(Number) : undefined,
+      });
+      if (o.json) console.log(JSON.stringify(r)); else printReport(r);
+    });
+
+  program.command("tasks").description("inspect the reasoning tasks")
+    .command("sample")
+    .description("print example prompts with reference reasoning traces and answers")
+    .requiredOption("--task <name>", "task name")
+    .option("--n <n>", "how many", "5")
+    .option("--split <split>", "train or test", "train")
+    .option("--seed <s>", "seed", "1")
+    .action((o: Record<string, string>) => {
+      const task = getTask(o.task!);
+      if (o.split !== "train" && o.split !== "test") throw new FrugalError("ARG", `--split must be train or test, got "${o.split}"`);
+      for (const p of problems(task, o.split, positiveInt("--n", o.n!), Number(o.seed) || new Rng(1).nextU32())) {
+        const s = task.solve(p);
+        console.log(`[difficulty ${p.difficulty}] ${task.prompt(p)}\n  ${renderCompletion(s.reasoning, s.answer)}`);
+      }
+    });
+}

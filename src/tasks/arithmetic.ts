@@ -1,0 +1,49 @@
+// Multi-digit addition and multiplication with a scratchpad trace: addition column by column with
+// carries, multiplication by partial products. Difficulty = digits of the larger operand (2–5).
+import type { Rng } from "../common/rng.js";
+import { parseInteger, type Problem, type Task } from "./task.js";
+
+export interface ArithData { a: number; b: number; op: "+" | "*" }
+
+function addTrace(a: number, b: number): string {
+  const x = String(a).split("").reverse(), y = String(b).split("").reverse();
+  const steps: string[] = [];
+  let carry = 0;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const s = Number(x[i] ?? 0) + Number(y[i] ?? 0) + carry;
+    steps.push(`${x[i] ?? 0}+${y[i] ?? 0}+${carry}=${s}`);
+    carry = s >= 10 ? 1 : 0;
+  }
+  if (carry) steps.push(`carry 1`);
+  return steps.join(",");
+}
+
+function mulTrace(a: number, b: number): string {
+  const digits = String(b).split("").reverse();
+  const parts = digits.map((d, i) => Number(d) * a * 10 ** i);
+  const lines = digits.map((d, i) => `${a}*${d}${"0".repeat(i)}=${parts[i]}`);
+  let acc = parts[0]!;
+  for (let i = 1; i < parts.length; i++) { lines.push(`${acc}+${parts[i]}=${acc + parts[i]!}`); acc += parts[i]!; }
+  return lines.join(",");
+}
+
+export const arithmetic: Task<ArithData> = {
+  name: "arithmetic",
+  description: "multi-digit addition and multiplication with a scratchpad (difficulty = digits)",
+  difficulties: [2, 3, 4, 5],
+  generate(rng: Rng, d: number): Problem<ArithData> {
+    const op = rng.next() < 0.5 ? "+" : "*";
+    const num = (digits: number) => rng.int(10 ** (digits - 1), 10 ** digits - 1);
+    const a = num(d), b = op === "+" ? num(rng.int(1, d)) : num(rng.int(1, Math.max(1, d - 2)));
+    return { task: "arithmetic", difficulty: d, key: `${a}${op}${b}`, data: { a, b, op } };
+  },
+  prompt: (p) => `${p.data.a}${p.data.op}${p.data.b}`,
+  solve(p) {
+    const { a, b, op } = p.data;
+    return op === "+" ? { reasoning: addTrace(a, b), answer: String(a + b) } : { reasoning: mulTrace(a, b), answer: String(a * b) };
+  },
+  verify(p, answer) {
+    const v = parseInteger(answer);
+    return v !== null && v === (p.data.op === "+" ? p.data.a + p.data.b : p.data.a * p.data.b);
+  },
+};

@@ -1,0 +1,64 @@
+// The evaluation harness, R1 protocol: k samples per held-out problem at T=0.6, top-p 0.95, pass@1 =
+// mean accuracy over all samples; plus greedy accuracy, format rate, mean completion length (tokens),
+// truncation rate, reflection words per completion, and a per-difficulty breakdown.
+import type { Model } from "../model/transformer.js";
+import { generate, type Sample } from "../model/sampler.js";
+import { promptIds } from "../tokenizer/chat.js";
+import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { accuracyReward, formatReward, reflectionCount } from "./rewards.js";
+import { problems, type Problem, type Task } from "./task.js";
+
+export interface EvalOptions {
+  nProblems: number; k: number; temperature: number; topP: number; maxNewTokens: number; seed: number;
+  difficulties?: readonly number[]; batch?: number; greedy?: boolean;
+}
+export const defaultEval: EvalOptions = { nProblems: 100, k: 4, temperature: 0.6, topP: 0.95, maxNewTokens: 200, seed: 1234, greedy: true };
+
+export interface EvalReport {
+  task: string; nProblems: number; k: number;
+  pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; truncationRate: number;
+  reflectionsPerCompletion: number;
+  byDifficulty: Record<string, { n: number; pass1: number; greedyAccuracy: number | null }>;
+  examples: { prompt: string; completion: string; correct: boolean }[];
+  generatedTokens: number; wallMs: number;
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+function sampleAll(model: Model, tok: Tokenizer, ps: Problem[], task: Task, k: number, o: EvalOptions, temperature: number): Sample[] {
+  const prompts = ps.flatMap((p) => Array.from({ length: k }, () => promptIds(tok, task.prompt(p))));
+  return generate(model, prompts, prompts.map((_, i) => o.seed + i), {
+    maxNewTokens: o.maxNewTokens, temperature, topP: temperature > 0 ? o.topP : 1, batch: o.batch ?? 32,
+    stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
+  });
+}
+
+export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial<EvalOptions> = {}): EvalReport {
+  const o = { ...defaultEval, ...opts }, t0 = performance.now();
+  const ps = problems(task, "test", o.nProblems, o.seed, o.difficulties ?? task.difficulties);
+  const samples = sampleAll(model, tok, ps, task, o.k, o, o.temperature);
+  const acc = samples.map((s, i) => accuracyReward(s.text, { task, problem: ps[Math.floor(i / o.k)]! }).reward);
+  const greedy = o.greedy ? sampleAll(model, tok, ps, task, 1, o, 0) : null;
+  const gAcc = greedy?.map((s, i) => accuracyReward(s.text, { task, problem: ps[i]! }).reward) ?? null;
+  const byDifficulty: EvalReport["byDifficulty"] = {};
+  for (const d of new Set(ps.map((p) => p.difficulty))) {
+    const idx = ps.map((p, i) => (p.difficulty === d ? i : -1)).filter((i) => i >= 0);
+    byDifficulty[String(d)] = {
+      n: idx.length,
+      pass1: mean(idx.flatMap((i) => acc.slice(i * o.k, (i + 1) * o.k))),
+      greedyAccuracy: gAcc ? mean(idx.map((i) => gAcc[i]!)) : null,
+    };
+  }
+  return {
+    task: task.name, nProblems: ps.length, k: o.k,
+    pass1: mean(acc), greedyAccuracy: gAcc ? mean(gAcc) : null,
+    formatRate: mean(samples.map((s) => formatReward(s.text, { task, problem: ps[0]! }).reward)),
+    meanLength: mean(samples.map((s) => s.tokens.length)),
+    truncationRate: mean(samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
+    reflectionsPerCompletion: mean(samples.map((s) => reflectionCount(s.text))),
+    byDifficulty,
+    examples: samples.slice(0, 8).map((s, i) => ({ prompt: task.prompt(ps[Math.floor(i / o.k)]!), completion: s.text, correct: acc[i] === 1 })),
+    generatedTokens: samples.reduce((a, s) => a + s.tokens.length, 0) + (greedy?.reduce((a, s) => a + s.tokens.length, 0) ?? 0),
+    wallMs: performance.now() - t0,
+  };
+}

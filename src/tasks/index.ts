@@ -1,0 +1,17 @@
+// The task registry: look a task up by name; an unknown name lists the available ones.
+import { FrugalError } from "../common/errors.js";
+import { arithmetic } from "./arithmetic.js";
+import { countdown } from "./countdown.js";
+import { knights } from "./knights.js";
+import type { Task } from "./task.js";
+
+export const TASKS: Record<string, Task<any>> = { arithmetic, countdown, knights };
+
+export function getTask(name: string): Task<any> {
+  const t = TASKS[name];
+  if (!t) throw new FrugalError("TASK", `unknown task "${name}"; available: ${Object.keys(TASKS).join(", ")}`);
+  return t;
+}
+
+/** Every character any task prompt, trace or answer can contain (the char tokenizer's alphabet). */
+export const TASK_CHARS = "0123456789+-*/=(),.:; abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";

@@ -1,0 +1,57 @@
+// The task interface: a seeded generator with difficulty levels, disjoint train/test splits decided by a
+// hash of each problem's canonical key, a prompt renderer, a reference solution with a step-by-step
+// trace, and an exact verifier of a final answer string. Tasks know nothing of models or tokens.
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+
+export type Split = "train" | "test";
+
+export interface Problem<D = unknown> {
+  task: string;
+  difficulty: number;
+  /** canonical identity: two problems with the same key are the same problem */
+  key: string;
+  data: D;
+}
+
+export interface Task<D = unknown> {
+  name: string;
+  description: string;
+  difficulties: readonly number[];
+  /** One random problem (of either split; splitting is done by problems()). */
+  generate(rng: Rng, difficulty: number): Problem<D>;
+  prompt(p: Problem<D>): string;
+  /** Reference reasoning trace and final answer. */
+  solve(p: Problem<D>): { reasoning: string; answer: string };
+  /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */
+  verify(p: Problem<D>, answer: string): boolean;
+}
+
+/** FNV-1a over the key; ~10% of keys are held out for testing. */
+export function splitOf(key: string): Split {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return h % 10 === 0 ? "test" : "train";
+}
+
+/** n problems of one split, seeded; difficulty cycles through the given levels. */
+export function problems<D>(task: Task<D>, split: Split, n: number, seed: number, difficulties: readonly number[] = task.difficulties): Problem<D>[] {
+  for (const d of difficulties) {
+    if (!task.difficulties.includes(d)) throw new FrugalError("TASK", `${task.name}: difficulty ${d} is not one of ${task.difficulties.join(", ")}`);
+  }
+  const rng = new Rng(seed ^ (split === "test" ? 0x5eed : 0));
+  const out: Problem<D>[] = [];
+  for (let i = 0, tries = 0; out.length < n; tries++) {
+    if (tries > n * 200 + 1000) throw new FrugalError("TASK", `${task.name}: could not draw ${n} ${split} problems at difficulties ${difficulties.join(", ")} (too few distinct problems?)`);
+    const p = task.generate(rng, difficulties[i % difficulties.length]!);
+    if (splitOf(p.key) === split) { out.push(p); i++; }
+  }
+  return out;
+}
+
+/** Strict ASCII integer (no unicode digits, no spaces, no leading +); null when it is not one. */
+export function parseInteger(s: string): number | null {
+  const t = s.trim();
+  if (!/^-?[0-9]{1,15}$/.test(t)) return null;
+  return Number(t);
+}

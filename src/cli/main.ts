@@ -5,11 +5,15 @@ import { FrugalError } from "../common/errors.js";
 import { registerBench } from "./bench.js";
 import { registerSample } from "./sample.js";
 import { registerEval } from "./eval.js";
+import { registerRun } from "./run.js";
+import { registerBill } from "./bill.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
 registerSample(program);
 registerEval(program);
+registerRun(program);
+registerBill(program);
 
 try {
   await program.parseAsync(process.argv);

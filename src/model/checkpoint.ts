@@ -26,7 +26,16 @@ export interface Checkpoint { model: Model; meta: FrugalMeta | null; tokenizer: 
 
 const ARCH: Record<string, string> = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM", mistral: "MistralForCausalLM" };
 
-export function saveCheckpoint(dir: string, model: Model, opts: { meta?: Omit<FrugalMeta, "format" | "version" | "createdAt">; tokenizer?: unknown; optimizer?: AdamWState }): void {
+export interface SaveOptions {
+  meta?: Omit<FrugalMeta, "format" | "version" | "createdAt">;
+  tokenizer?: unknown;
+  optimizer?: AdamWState;
+  /** further files written into the same atomic directory (e.g. GRPO's reference policy) */
+  extraFiles?: Record<string, string | Uint8Array>;
+}
+
+export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): void {
+  mkdirSync(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`), old = join(dirname(dir), `.${basename(dir)}.old`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -43,6 +52,7 @@ export function saveCheckpoint(dir: string, model: Model, opts: { meta?: Omit<Fr
       for (const [n, v] of opts.optimizer.v) o.set(`v.${n}`, { shape: [v.length], data: v });
       writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(o, { step: String(opts.optimizer.step) }));
     }
+    for (const [name, data] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, name), data);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

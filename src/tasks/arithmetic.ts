@@ -27,15 +27,17 @@ function mulTrace(a: number, b: number): string {
   return lines.join(",");
 }
 
-export const arithmetic: Task<ArithData> = {
-  name: "arithmetic",
-  description: "multi-digit addition and multiplication with a scratchpad (difficulty = digits)",
+/** The task over a set of operations: "arithmetic" mixes + and ×, "addition" is + only. */
+function arithmeticTask(name: string, ops: ("+" | "*")[], description: string): Task<ArithData> {
+  return {
+  name,
+  description,
   difficulties: [2, 3, 4, 5],
   generate(rng: Rng, d: number): Problem<ArithData> {
-    const op = rng.next() < 0.5 ? "+" : "*";
+    const op = ops[rng.int(0, ops.length - 1)]!;
     const num = (digits: number) => rng.int(10 ** (digits - 1), 10 ** digits - 1);
     const a = num(d), b = op === "+" ? num(rng.int(1, d)) : num(rng.int(1, Math.max(1, d - 2)));
-    return { task: "arithmetic", difficulty: d, key: `${a}${op}${b}`, data: { a, b, op } };
+    return { task: name, difficulty: d, key: `${a}${op}${b}`, data: { a, b, op } };
   },
   prompt: (p) => `${p.data.a}${p.data.op}${p.data.b}`,
   solve(p) {
@@ -46,4 +48,8 @@ export const arithmetic: Task<ArithData> = {
     const v = parseInteger(answer);
     return v !== null && v === (p.data.op === "+" ? p.data.a + p.data.b : p.data.a * p.data.b);
   },
-};
+  };
+}
+
+export const arithmetic = arithmeticTask("arithmetic", ["+", "*"], "multi-digit addition and multiplication with a scratchpad (difficulty = digits)");
+export const addition = arithmeticTask("addition", ["+"], "multi-digit addition, column by column with carries (difficulty = digits)");

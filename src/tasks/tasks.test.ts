@@ -137,5 +137,5 @@ test("overlong shaping and reflection counts", () => {
 });
 
 test("unknown task lists the available ones", () => {
-  assert.throws(() => getTask("sudoku"), /unknown task "sudoku"; available: arithmetic, countdown, knights/);
+  assert.throws(() => getTask("sudoku"), /unknown task "sudoku"; available: addition, arithmetic, countdown, knights/);
 });

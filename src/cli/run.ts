@@ -1,0 +1,43 @@
+// `frugal run RECIPE [--out DIR] [--resume] [--budget-usd X]` and `frugal speedrun` (the default mini-R1
+// recipe from nothing), each ending with the per-stage table and the bill.
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe, type RunResult } from "../pipeline/runner.js";
+import { num } from "./sample.js";
+
+export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
+
+export function printTable(r: RunResult): void {
+  const pct = (x: number | null) => (x === null ? "   —  " : `${(100 * x).toFixed(1).padStart(5)}%`);
+  console.log("\nstage            pass@1   greedy   format   mean len   train wall");
+  for (const e of r.evals) {
+    const st = r.stages.find((s) => s.name === e.stage);
+    console.log(`${e.stage.padEnd(16)} ${pct(e.pass1)}   ${pct(e.greedyAccuracy)}   ${pct(e.formatRate)}   ${e.meanLength.toFixed(1).padStart(8)}   ${st ? `${st.wallS.toFixed(0).padStart(7)} s` : ""}`);
+  }
+  console.log(`\ntotal wall ${r.wallS.toFixed(0)} s, $${r.totalUsd.toFixed(4)}${r.stopped ? `\nstopped: ${r.stopped}` : ""}`);
+}
+
+function action(recipeFile: string, o: { out?: string; resume?: boolean; budgetUsd?: string; prices?: string; quiet?: boolean }): void {
+  const recipe = readRecipe(recipeFile);
+  const out = o.out ?? join("runs", recipe.name);
+  const budgetUsd = o.budgetUsd === undefined ? undefined : num("--budget-usd", o.budgetUsd, 0, 1e12);
+  const r = runRecipe(recipe, { outDir: out, resume: !!o.resume, budgetUsd, prices: o.prices, quiet: !!o.quiet });
+  printTable(r);
+  console.log(`run directory: ${out} (frugal bill ${out})`);
+  if (r.stopped) process.exitCode = 3;
+}
+
+export function registerRun(program: Command): void {
+  const opts = (c: Command) => c
+    .option("--out <dir>", "run directory (default runs/<recipe name>)")
+    .option("--resume", "continue an interrupted run in --out")
+    .option("--budget-usd <x>", "stop cleanly (checkpoint saved) before the spend passes X dollars")
+    .option("--prices <file>", "extra price table merged over the built-in one")
+    .option("--quiet", "no progress bars");
+  opts(program.command("run <recipe>").description("run a pipeline recipe (JSON): one checkpoint per stage, metrics, ledger, evaluation table"))
+    .action((file: string, o) => action(file, o));
+  opts(program.command("speedrun").description("the default mini-R1 recipe from nothing: base → cold-start SFT → GRPO → rejection-sampling SFT, evaluated"))
+    .action((o) => action(join(recipesDir, "mini-r1.json"), o));
+}

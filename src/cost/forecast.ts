@@ -1,0 +1,105 @@
+// Forecast of a recipe's time and cost before running it: analytic FLOPs per stage from the recipe (steps,
+// batch, sequence lengths measured on the tasks' reference traces) and a short calibration of this engine
+// on this machine (a few timed training steps at each stage's shapes, and sampling tokens/s), then a
+// projection of the same FLOPs onto other hardware at a stated utilisation.
+import { Rng } from "../common/rng.js";
+import { parseModelConfig, type ModelConfig } from "../model/config.js";
+import { generateFlops, trainFlops } from "../model/flops.js";
+import { generate } from "../model/sampler.js";
+import { initModel } from "../model/transformer.js";
+import { getTask, TASK_CHARS } from "../tasks/index.js";
+import { problems } from "../tasks/task.js";
+import { renderCompletion, sftExample, promptIds } from "../tokenizer/chat.js";
+import { CharTokenizer } from "../tokenizer/tokenizer.js";
+import { timeTrainSteps } from "../bench/engine.js";
+import type { Recipe, StageConfig } from "../pipeline/recipe.js";
+import type { PriceTable } from "./prices.js";
+import { device as lookup } from "./prices.js";
+
+export interface StageForecast { name: string; seconds: number; flops: number; detail: string }
+export interface Forecast {
+  stages: StageForecast[]; evalSeconds: number; totalSeconds: number; costUsd: number; device: string; count: number;
+  projection?: { device: string; count: number; utilisation: number; seconds: number; costUsd: number };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Mean prompt and completion lengths (tokens) of a task's reference traces. */
+function traceLengths(taskName: string, diffs: readonly number[] | undefined): { prompt: number; completion: number } {
+  const tok = CharTokenizer.fromChars(TASK_CHARS), task = getTask(taskName);
+  const ps = problems(task, "train", 64, 99, diffs ?? task.difficulties);
+  let p = 0, c = 0;
+  for (const x of ps) {
+    const s = task.solve(x);
+    p += promptIds(tok, task.prompt(x)).length;
+    c += sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
+  }
+  return { prompt: p / ps.length, completion: c / ps.length };
+}
+
+function modelOf(shape: Record<string, unknown>): ModelConfig {
+  return parseModelConfig({ ...shape, model_type: "llama", vocab_size: CharTokenizer.fromChars(TASK_CHARS).vocabSize }, "forecast");
+}
+
+/** Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. */
+function calibrate(config: ModelConfig, B: number, T: number, cache: Map<string, number>): { stepS: number; tokPerS: number } {
+  const k = `${JSON.stringify(config)}|${B}|${T}`;
+  if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, B, Math.max(2, Math.round(T)), 3)) / 1000);
+  const g = `${JSON.stringify(config)}|gen`;
+  if (!cache.has(g)) {
+    const model = initModel(config, 1), rng = new Rng(1);
+    const prompts = Array.from({ length: 32 }, () => Array.from({ length: 12 }, () => rng.int(9, config.vocab_size - 1)));
+    const t0 = performance.now();
+    const out = generate(model, prompts, prompts.map((_, i) => i), { maxNewTokens: 48, temperature: 1, batch: 32 });
+    cache.set(g, out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000));
+  }
+  return { stepS: cache.get(k)!, tokPerS: cache.get(g)! };
+}
+
+function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, ModelConfig>, cache: Map<string, number>): StageForecast {
+  const taskName = "task" in s ? s.task : s.tasks[0]!;
+  const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
+  const L = traceLengths(taskName, diffs), T = L.prompt + L.completion;
+  const config = s.type === "pretrain" ? modelOf(s.model) : s.type === "distill" ? modelOf(s.student) : configs.get("from" in s ? s.from : "")!;
+  configs.set(s.name, config);
+  if (s.type === "grpo") {
+    const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, T, cache);
+    const genS = (B * L.completion) / c.tokPerS;
+    // a GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps
+    const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);
+    const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
+    return { name: s.name, seconds: s.steps * stepS, flops, detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)` };
+  }
+  const c = calibrate(config, s.batchSize, T, cache);
+  let seconds = s.steps * s.accumulate * c.stepS, flops = trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T), detail = `${s.steps} steps × ${(c.stepS * s.accumulate).toFixed(3)} s`;
+  if (s.type === "rejection-sft" || s.type === "distill") {
+    const teacher = configs.get(s.type === "distill" ? s.teacher : s.from)!, ct = calibrate(teacher, 32, T, cache);
+    const genS = (s.prompts * s.samplesPerPrompt * L.completion) / ct.tokPerS;
+    seconds += genS; flops += generateFlops(teacher, s.prompts * s.samplesPerPrompt * T, T);
+    detail += ` + ${genS.toFixed(1)} s sampling`;
+  }
+  return { name: s.name, seconds, flops, detail };
+}
+
+export function forecastRecipe(recipe: Recipe, prices: PriceTable, project?: { device: string; count: number; utilisation: number }): Forecast {
+  const configs = new Map<string, ModelConfig>(), cache = new Map<string, number>();
+  const stages = recipe.stages.map((s) => stageForecast(s, recipe, configs, cache));
+  let evalSeconds = 0;
+  if (recipe.eval) {
+    const ev = recipe.eval, L = traceLengths(ev.task, ev.difficulties);
+    for (const s of recipe.stages) {
+      if (ev.stages && !ev.stages.includes(s.name)) continue;
+      const c = calibrate(configs.get(s.name)!, 32, L.prompt + L.completion, cache);
+      evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / c.tokPerS;
+    }
+  }
+  const here = lookup(prices, recipe.device.kind);
+  const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0) + evalSeconds;
+  const f: Forecast = { stages, evalSeconds, totalSeconds, costUsd: (totalSeconds / 3600) * here.usdPerHour * recipe.device.count, device: recipe.device.kind, count: recipe.device.count };
+  if (project) {
+    const d = lookup(prices, project.device), flops = stages.reduce((a, s) => a + s.flops, 0);
+    const seconds = flops / (d.peakFlops * project.count * project.utilisation);
+    f.projection = { ...project, seconds, costUsd: (seconds / 3600) * d.usdPerHour * project.count };
+  }
+  return f;
+}

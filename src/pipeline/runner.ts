@@ -1,0 +1,145 @@
+// Runs a recipe: one directory per stage (checkpoint/, metrics.jsonl, done.json), a ledger entry per
+// stage and per evaluation, progress bars, a budget cap checked before every step, and --resume, which
+// skips finished stages and continues an interrupted one from its last checkpoint. Evaluations of every
+// stage's checkpoint on held-out problems end the run, as one table.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import cliProgress from "cli-progress";
+import { FrugalError } from "../common/errors.js";
+import { appendEntry, makeEntry, readLedger } from "../cost/ledger.js";
+import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
+import { forecastRecipe, type Forecast } from "../cost/forecast.js";
+import { writeFileAtomic } from "../model/safetensors.js";
+import { getTask } from "../tasks/index.js";
+import { evaluate, type EvalReport } from "../tasks/eval.js";
+import type { StageIO, Usage } from "../train/loop.js";
+import type { Recipe, StageConfig } from "./recipe.js";
+import { loadTrainee, runStage } from "./stages.js";
+
+export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
+export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; wallS: number; report: EvalReport }
+export interface RunResult { stopped: string | null; evals: EvalRow[]; wallS: number; totalUsd: number; stages: { name: string; wallS: number; steps: number }[] }
+
+export const stageDir = (out: string, name: string) => join(out, "stages", name);
+
+function prepareDir(out: string, recipe: Recipe, resume: boolean): void {
+  const saved = join(out, "recipe.json");
+  if (existsSync(out) && readdirSync(out).length > 0) {
+    if (!resume) throw new FrugalError("RUN", `${out} already holds a run; pass --resume to continue it, or choose another --out`);
+    if (existsSync(saved) && readFileSync(saved, "utf8") !== JSON.stringify(recipe, null, 2)) {
+      throw new FrugalError("RUN", `${out}/recipe.json differs from the recipe given; --resume continues the same recipe only (start a new --out to change it)`);
+    }
+  }
+  mkdirSync(out, { recursive: true });
+  writeFileAtomic(saved, JSON.stringify(recipe, null, 2));
+}
+
+function progressBar(quiet: boolean) {
+  if (quiet) return null;
+  const bar = new cliProgress.SingleBar({
+    format: "{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}",
+    barsize: 24, hideCursor: true, etaBuffer: 20, noTTYOutput: false,
+  }, cliProgress.Presets.shades_classic);
+  return bar;
+}
+
+function describe(m: Record<string, number>): string {
+  const f = (k: string, d = 3) => (m[k] === undefined ? null : `${k} ${m[k]!.toFixed(d)}`);
+  const parts = "reward" in m
+    ? [f("reward"), f("accuracy", 2), f("format", 2), f("lenMean", 0), f("kl", 4), m.tokensPerSec !== undefined ? `${Math.round(m.tokensPerSec)} tok/s` : null]
+    : [f("loss"), f("lr", 5), f("gradNorm", 2), m.tokens !== undefined && m.wallMs ? `${Math.round(m.tokens / (m.wallMs / 1000))} tok/s` : null];
+  return parts.filter(Boolean).join(" | ");
+}
+
+export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
+  const t0 = performance.now(), out = opts.outDir;
+  prepareDir(out, recipe, opts.resume);
+  const prices = loadPrices(opts.prices), dev = lookupDevice(prices, recipe.device.kind);
+  const forecast = opts.noForecast ? null : forecastOnce(recipe, out, prices, dev, opts);
+  const usdPerS = (dev.usdPerHour * recipe.device.count) / 3600;
+  let closedUsd = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0), lastStepS = 0;
+  const budgetNote = (spent: number) => `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}`;
+  const stages: RunResult["stages"] = [];
+  let stopped: string | null = null;
+
+  for (const s of recipe.stages) {
+    const dir = stageDir(out, s.name), done = join(dir, "done.json");
+    if (existsSync(done)) { stages.push(JSON.parse(readFileSync(done, "utf8")) as RunResult["stages"][number]); continue; }
+    const bar = progressBar(!!opts.quiet);
+    const st0 = performance.now(), cpu0 = process.cpuUsage();
+    let stepStart = performance.now(), started = false;
+    const usage: Usage = { promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 };
+    const io: StageIO = {
+      name: s.name, dir, seed: recipe.seed * 7919 + recipe.stages.indexOf(s), checkpointEvery: recipe.checkpointEvery,
+      progress: (step, total, m) => {
+        if (bar && !started) { bar.start(total, step - 1, { stage: s.name.padEnd(10), info: "" }); started = true; }
+        bar?.update(step, { stage: s.name.padEnd(10), info: describe(m) });
+        lastStepS = (performance.now() - stepStart) / 1000;
+        stepStart = performance.now();
+      },
+      shouldStop: () => {
+        stepStart = performance.now();
+        if (opts.budgetUsd === undefined) return null;
+        const spent = closedUsd + ((performance.now() - st0) / 1000) * usdPerS;
+        return spent + lastStepS * usdPerS > opts.budgetUsd ? budgetNote(spent) : null;
+      },
+      account: (u) => { usage.promptTokens += u.promptTokens; usage.generatedTokens += u.generatedTokens; usage.trainedTokens += u.trainedTokens; usage.flops += u.flops; },
+    };
+    const r = runStage(s, io, { checkpointOf: (name) => join(stageDir(out, name), "checkpoint") });
+    bar?.stop();
+    const wallS = (performance.now() - st0) / 1000, cpu = process.cpuUsage(cpu0);
+    const entry = makeEntry({
+      stage: s.name, kind: "train", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count,
+      tokens: { prompt: usage.promptTokens, generated: usage.generatedTokens, trained: usage.trainedTokens }, flops: usage.flops,
+      forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds, stopped: r.stopped, config: s,
+    });
+    appendEntry(out, entry);
+    closedUsd += entry.costUsd;
+    if (r.stopped) { stopped = `${s.name}: ${r.stopped}; stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`; break; }
+    const summary = { name: s.name, wallS, steps: r.steps, ...(r.notes ?? {}) };
+    writeFileAtomic(done, JSON.stringify(summary));
+    stages.push(summary);
+    if (!opts.quiet) console.log(`${s.name}: done in ${wallS.toFixed(1)} s`);
+  }
+
+  const evals = stopped ? [] : runEvals(recipe, out, dev, opts, (c) => { closedUsd += c; });
+  const wallS = (performance.now() - t0) / 1000;
+  writeFileAtomic(join(out, "run.json"), JSON.stringify({ wallS, stopped, finishedAt: new Date().toISOString() }));
+  return { stopped, evals, wallS, totalUsd: closedUsd, stages };
+}
+
+/** The forecast is made once per run (before its first stage) and billed as a setup entry. */
+function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: ReturnType<typeof lookupDevice>, opts: RunOptions): Forecast {
+  const f = join(out, "forecast.json");
+  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
+  const t0 = performance.now(), cpu0 = process.cpuUsage();
+  const fc = forecastRecipe(recipe, prices);
+  const wallS = (performance.now() - t0) / 1000, cpu = process.cpuUsage(cpu0);
+  appendEntry(out, makeEntry({ stage: "forecast", kind: "setup", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: { prompt: 0, generated: 0, trained: 0 }, flops: 0 }));
+  writeFileAtomic(f, JSON.stringify(fc));
+  if (!opts.quiet) console.log(`forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`);
+  return fc;
+}
+
+function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevice>, opts: RunOptions, add: (usd: number) => void): EvalRow[] {
+  const ev = recipe.eval;
+  if (!ev) return [];
+  const task = getTask(ev.task), rows: EvalRow[] = [];
+  for (const s of recipe.stages as StageConfig[]) {
+    if (ev.stages && !ev.stages.includes(s.name)) continue;
+    const f = join(stageDir(out, s.name), "eval.json");
+    if (existsSync(f)) { rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow); continue; }
+    const t0 = performance.now(), cpu0 = process.cpuUsage();
+    const t = loadTrainee(join(stageDir(out, s.name), "checkpoint"));
+    const report = evaluate(t.model, t.tokenizer, task, { nProblems: ev.nProblems, k: ev.k, temperature: ev.temperature, topP: ev.topP, maxNewTokens: ev.maxNewTokens, difficulties: ev.difficulties, seed: recipe.seed });
+    const wallS = (performance.now() - t0) / 1000, cpu = process.cpuUsage(cpu0);
+    const entry = makeEntry({ stage: `eval:${s.name}`, kind: "eval", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: { prompt: 0, generated: report.generatedTokens, trained: 0 }, flops: 0 });
+    appendEntry(out, entry);
+    add(entry.costUsd);
+    const row: EvalRow = { stage: s.name, pass1: report.pass1, greedyAccuracy: report.greedyAccuracy, formatRate: report.formatRate, meanLength: report.meanLength, wallS: 0, report };
+    writeFileAtomic(f, JSON.stringify(row));
+    rows.push(row);
+    if (!opts.quiet) console.log(`eval ${s.name}: pass@1 ${(100 * report.pass1).toFixed(1)}% (${wallS.toFixed(1)} s)`);
+  }
+  return rows;
+}

@@ -1,0 +1,144 @@
+// Each recipe stage type mapped onto the shared trainers: what data it trains on and where it starts.
+// pretrain: whole chat-formatted task traces, from a fresh model and a char tokenizer over the tasks'
+// alphabet. sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
+// rejection-sft: sample from an RL checkpoint, keep verified + well-formed, fine-tune on them.
+// distill: a fresh, smaller student fine-tuned on a teacher's verified traces.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { parseModelConfig } from "../model/config.js";
+import { initModel } from "../model/transformer.js";
+import { generate } from "../model/sampler.js";
+import { writeFileAtomic } from "../model/safetensors.js";
+import { promptIds, renderCompletion, sftExample, type SftExample } from "../tokenizer/chat.js";
+import { CharTokenizer, loadTokenizer, SPECIAL } from "../tokenizer/tokenizer.js";
+import { getTask, TASK_CHARS } from "../tasks/index.js";
+import { accuracyReward, formatReward, r1Reward } from "../tasks/rewards.js";
+import { problems, type Problem, type Task } from "../tasks/task.js";
+import { trainGrpo, type PromptSource } from "../rl/grpo.js";
+import type { LoopOutcome, StageIO } from "../train/loop.js";
+import { trainSupervised, type Trainee } from "../train/supervised.js";
+import type { StageConfig } from "./recipe.js";
+
+export interface StageEnv {
+  /** checkpoint directory of an earlier stage */
+  checkpointOf(stage: string): string;
+}
+
+export function loadTrainee(dir: string): Trainee {
+  const ck = loadCheckpoint(dir);
+  if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${dir} has no tokenizer.json`);
+  return { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer) };
+}
+
+function levels(task: Task, d: Record<string, number[]> | number[] | undefined): readonly number[] {
+  if (Array.isArray(d)) return d;
+  return d?.[task.name] ?? task.difficulties;
+}
+
+/** A reference trace as a chat example; pretraining puts the loss on every token, SFT on the completion. */
+function traceExample(tok: Trainee["tokenizer"], task: Task, p: Problem, wholeText: boolean): SftExample {
+  const s = task.solve(p);
+  const ex = sftExample(tok, task.prompt(p), renderCompletion(s.reasoning, s.answer));
+  return wholeText ? { ids: ex.ids, mask: ex.ids.map(() => 1) } : ex;
+}
+
+/** n random train-split problems over the given tasks. */
+function drawProblems(taskNames: string[], diffs: Record<string, number[]>, rng: Rng, n: number): { task: Task; p: Problem }[] {
+  return Array.from({ length: n }, () => {
+    const task = getTask(taskNames[rng.int(0, taskNames.length - 1)]!);
+    return { task, p: problems(task, "train", 1, rng.nextU32(), levels(task, diffs))[0]! };
+  });
+}
+
+/** A train-split problem source for GRPO with R1's rule reward. */
+export function taskSource(task: Task, diffs: readonly number[] | undefined): PromptSource<Problem> {
+  const reward = r1Reward(0.1);
+  return {
+    draw: (rng, n) => problems(task, "train", n, rng.nextU32(), diffs ?? task.difficulties),
+    prompt: (p) => task.prompt(p),
+    reward: (text, p) => reward(text, { task, problem: p }),
+  };
+}
+
+/** Samples completions and keeps those that are correct and well formed (deduplicated). */
+function verifiedTraces(teacher: Trainee, task: Task, cfg: { prompts: number; samplesPerPrompt: number; sampleTemperature: number; maxNewTokens: number; difficulties?: number[] }, seed: number): { prompt: string; completion: string }[] {
+  const ps = problems(task, "train", cfg.prompts, seed, cfg.difficulties ?? task.difficulties);
+  const tok = teacher.tokenizer;
+  const prompts = ps.flatMap((p) => Array.from({ length: cfg.samplesPerPrompt }, () => promptIds(tok, task.prompt(p))));
+  const out = generate(teacher.model, prompts, prompts.map((_, i) => seed * 7919 + i), {
+    maxNewTokens: cfg.maxNewTokens, temperature: cfg.sampleTemperature, topP: 1, stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids), batch: 32,
+  });
+  const seen = new Set<string>(), kept: { prompt: string; completion: string }[] = [];
+  out.forEach((s, i) => {
+    const p = ps[Math.floor(i / cfg.samplesPerPrompt)]!, ex = { task, problem: p };
+    if (s.finishReason !== "stop" || !formatReward(s.text, ex).reward || !accuracyReward(s.text, ex).reward) return;
+    const key = task.prompt(p) + "\u0000" + s.text;
+    if (!seen.has(key)) { seen.add(key); kept.push({ prompt: task.prompt(p), completion: s.text }); }
+  });
+  return kept;
+}
+
+type Trace = { prompt: string; completion: string };
+/** Verified traces are drawn once per stage and saved, so a resumed stage trains on the same data. */
+function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
+  const f = join(io.dir, "traces.json");
+  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Trace[];
+  const traces = make();
+  if (traces.length === 0) throw new FrugalError("DATA", `${io.name}: no sampled completion was both correct and well formed; train the source stage longer or sample more (prompts, samplesPerPrompt)`);
+  mkdirSync(io.dir, { recursive: true });
+  writeFileAtomic(f, JSON.stringify(traces));
+  return traces;
+}
+
+function traceData(traces: Trace[], batchSize: number) {
+  return (_step: number, rng: Rng, t: Trainee): SftExample[] =>
+    Array.from({ length: batchSize }, () => { const x = traces[rng.int(0, traces.length - 1)]!; return sftExample(t.tokenizer, x.prompt, x.completion); });
+}
+
+export type StageOutcome = LoopOutcome & { trainee: Trainee; notes?: Record<string, number> };
+
+export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutcome {
+  switch (s.type) {
+    case "pretrain": {
+      const init = (): Trainee => {
+        const tokenizer = CharTokenizer.fromChars(TASK_CHARS);
+        const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: tokenizer.vocabSize }, `stage ${s.name}.model`);
+        return { model: initModel(config, io.seed), tokenizer };
+      };
+      return trainSupervised(io, init, (_step, rng, t) =>
+        drawProblems(s.tasks, s.difficulties, rng, s.batchSize).map(({ task, p }) => traceExample(t.tokenizer, task, p, true)), s, s);
+    }
+    case "sft": {
+      // the cold-start set is fixed: the same `examples` problems every time the stage runs
+      const rng0 = new Rng(io.seed ^ 0xc01d);
+      const set = drawProblems(s.tasks, s.difficulties, rng0, s.examples);
+      return trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
+        Array.from({ length: s.batchSize }, () => { const x = set[rng.int(0, set.length - 1)]!; return traceExample(t.tokenizer, x.task, x.p, false); }), s, s);
+    }
+    case "grpo": {
+      const task = getTask(s.task);
+      return trainGrpo(io, () => loadTrainee(env.checkpointOf(s.from)), taskSource(task, s.difficulties), s, s);
+    }
+    case "rejection-sft": {
+      const task = getTask(s.task);
+      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task, s, io.seed));
+      const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), traceData(traces, s.batchSize), s, s);
+      return { ...out, notes: { traces: traces.length } };
+    }
+    case "distill": {
+      const task = getTask(s.task);
+      const teacherDir = env.checkpointOf(s.teacher);
+      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(teacherDir), task, s, io.seed));
+      const init = (): Trainee => {
+        const teacher = loadTrainee(teacherDir);
+        const config = parseModelConfig({ ...s.student, model_type: "llama", vocab_size: teacher.model.config.vocab_size }, `stage ${s.name}.student`);
+        return { model: initModel(config, io.seed), tokenizer: teacher.tokenizer };
+      };
+      const out = trainSupervised(io, init, traceData(traces, s.batchSize), s, s);
+      return { ...out, notes: { traces: traces.length } };
+    }
+  }
+}

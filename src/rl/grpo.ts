@@ -1,0 +1,182 @@
+// The GRPO stage (R1-Zero style RL with rule rewards). One step: draw P prompts, sample G completions each
+// with the current policy, score them, compute group advantages (variant), recompute π_old and π_ref
+// log-probs with full forwards, then μ policy-gradient updates with the variant's loss. The reference
+// policy is refreshed every N steps. Sources of prompts and rewards are plugged in (tasks, safety), so
+// this file knows no task. Not here: value models, reward models for reasoning, sequence packing.
+import { z } from "zod";
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import { encodeSafetensors, parseSafetensors } from "../model/safetensors.js";
+import { forward, modelFromTensors, type Model } from "../model/transformer.js";
+import { generate, type Sample } from "../model/sampler.js";
+import { generateFlops, trainFlops } from "../model/flops.js";
+import { promptIds } from "../tokenizer/chat.js";
+import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
+import { makeBatch, lrAt } from "../train/batch.js";
+import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { OptimConfig, adamw, resumePoint, saveStage, type Trainee } from "../train/supervised.js";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { VARIANTS, type LossInput } from "./losses.js";
+
+export const GrpoConfig = OptimConfig.extend({
+  steps: z.number().int().positive(),
+  variant: z.enum(["grpo", "dr-grpo", "dapo", "gspo"]).default("grpo"),
+  promptsPerStep: z.number().int().positive().default(8),
+  groupSize: z.number().int().min(2).default(8),
+  temperature: z.number().positive().default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  maxNewTokens: z.number().int().positive().default(128),
+  beta: z.number().min(0).default(0.04),
+  eps: z.number().positive().default(0.2),
+  epsHigh: z.number().positive().default(0.28),
+  /** policy updates per rollout batch (μ); the ratio π/π_old differs from 1 only when μ > 1 */
+  ppoEpochs: z.number().int().positive().default(1),
+  refreshRefEvery: z.number().int().positive().default(50),
+  overlongCache: z.number().int().nonnegative().default(16),
+}).extend({ lr: z.number().positive().default(5e-5), warmup: z.number().int().nonnegative().default(5), weightDecay: z.number().min(0).default(0) });
+export type GrpoConfig = z.infer<typeof GrpoConfig>;
+
+/** Where prompts and rewards come from: a task, a safety mix, … */
+export interface PromptSource<I> {
+  draw(rng: Rng, n: number): I[];
+  prompt(item: I): string;
+  reward(completion: string, item: I): RewardResult;
+}
+
+function copyParams(m: Model): Map<string, Float32Array> {
+  return new Map([...m.params].map(([n, t]) => [n, Float32Array.from(t.data)]));
+}
+
+/** Per-token log-probs of `targets` (no gradient); with logits kept for entropy when asked. */
+function tokenLogprobs(model: Model, ids: Int32Array, targets: Int32Array, B: number, T: number, entropyMask?: Float32Array): { logp: Float32Array; entropy: number } {
+  return E.noGrad(() => {
+    const logits = forward(model, ids, B, T);
+    const logp = Float32Array.from(E.logprobs(logits, targets).data);
+    let entropy = 0, n = 0;
+    if (entropyMask) {
+      const V = model.config.vocab_size, L = logits.data;
+      for (let r = 0; r < B * T; r++) {
+        if (!entropyMask[r]) continue;
+        let mx = -Infinity;
+        for (let v = 0; v < V; v++) mx = Math.max(mx, L[r * V + v]!);
+        let z = 0, s = 0;
+        for (let v = 0; v < V; v++) { const e = Math.exp(L[r * V + v]! - mx); z += e; s += e * (L[r * V + v]! - mx); }
+        entropy += Math.log(z) - s / z; n++;
+      }
+    }
+    E.endStep();
+    return { logp, entropy: n ? entropy / n : 0 };
+  });
+}
+
+interface Rollout { seqs: number[][]; masks: number[][]; samples: Sample[]; rewards: Float32Array; group: Int32Array; metrics: Record<string, number>[] }
+
+function rollout<I>(t: Trainee, src: PromptSource<I>, cfg: GrpoConfig, rng: Rng, stepSeed: number): Rollout & { prompts: number } {
+  const items = src.draw(rng, cfg.promptsPerStep), endId = t.tokenizer.tokenId(SPECIAL.end);
+  const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
+  const all = prompts.flatMap((p) => Array.from({ length: cfg.groupSize }, () => p));
+  const samples = generate(t.model, all, all.map((_, i) => stepSeed * 4096 + i), {
+    maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, stopTokens: [endId], batch: 32, decode: (ids) => t.tokenizer.decode(ids),
+  });
+  const seqs: number[][] = [], masks: number[][] = [], metrics: Record<string, number>[] = [];
+  const rewards = new Float32Array(samples.length), group = new Int32Array(samples.length);
+  samples.forEach((s, i) => {
+    const p = all[i]!, done = s.finishReason === "stop" ? [endId] : [];
+    const completion = [...s.tokens, ...done];
+    seqs.push([...p, ...completion]);
+    masks.push([...p.map(() => 0), ...completion.map(() => 1)]);
+    const r = src.reward(s.text, items[Math.floor(i / cfg.groupSize)]!);
+    const shaped = VARIANTS[cfg.variant]!.overlong ? overlongPenalty(s.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
+    rewards[i] = r.reward + shaped;
+    group[i] = Math.floor(i / cfg.groupSize);
+    metrics.push({ ...r.metrics, reflections: reflectionCount(s.text) });
+  });
+  return { seqs, masks, samples, rewards, group, metrics, prompts: prompts.reduce((a, p) => a + p.length * cfg.groupSize, 0) };
+}
+
+/** Keeps groups whose rewards are not all equal (DAPO's dynamic sampling, without re-drawing). */
+function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVarFrac: number } {
+  const keep: number[] = [];
+  let flat = 0;
+  for (let g = 0; g < nGroups; g++) {
+    const idx = [...ro.group.keys()].filter((i) => ro.group[i] === g);
+    const r0 = ro.rewards[idx[0]!];
+    if (idx.every((i) => ro.rewards[i] === r0)) flat++; else keep.push(...idx);
+  }
+  return { keep, zeroVarFrac: flat / nGroups };
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource<I>, cfg: GrpoConfig, stageConfig: unknown): LoopOutcome & { trainee: Trainee } {
+  const variant = VARIANTS[cfg.variant];
+  if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
+  const resumed = resumePoint(io);
+  const t = resumed?.trainee ?? init();
+  const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg);
+  const refFile = join(io.dir, "checkpoint", "ref.safetensors");
+  let ref: Model = resumed && existsSync(refFile)
+    ? modelFromTensors(t.model.config, new Map([...parseSafetensors(readFileSync(refFile), refFile).tensors].map(([n, v]) => [n, v.data])), refFile)
+    : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+  const pad = t.tokenizer.tokenId(SPECIAL.pad);
+
+  const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
+    if (step > 0 && step % cfg.refreshRefEvery === 0) ref = modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+    const rng = new Rng(io.seed * 1_000_003 + step), t0 = performance.now();
+    const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
+    const genMs = performance.now() - t0;
+    const { keep, zeroVarFrac } = variant.dynamicSampling ? dropFlatGroups(ro, cfg.promptsPerStep) : { keep: [...ro.rewards.keys()], zeroVarFrac: dropFlatGroups(ro, cfg.promptsPerStep).zeroVarFrac };
+    const lens = ro.samples.map((s) => s.tokens.length);
+    const metrics: Record<string, number> = {
+      reward: mean([...ro.rewards]), zeroVarFrac, lenMean: mean(lens), lenMax: Math.max(...lens),
+      truncated: mean(ro.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
+    };
+    for (const k of Object.keys(ro.metrics[0] ?? {})) metrics[k] = mean(ro.metrics.map((m) => m[k] ?? 0));
+    const generated = lens.reduce((a, b) => a + b, 0);
+    metrics.tokensPerSec = generated / (genMs / 1000);
+    let trainedPositions = 0, flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens);
+    if (keep.length > 0) {
+      const batch = makeBatch(keep.map((i) => ro.seqs[i]!), keep.map((i) => ro.masks[i]!), t.model.config.max_position_embeddings, pad);
+      const { B, T } = batch, sel: number[] = [], seq: number[] = [];
+      for (let b = 0; b < B; b++) for (let x = 0; x < T; x++) if (batch.mask[b * T + x]) { sel.push(b * T + x); seq.push(b); }
+      const old = tokenLogprobs(t.model, batch.ids, batch.targets, B, T, batch.mask);
+      const refLp = tokenLogprobs(ref, batch.ids, batch.targets, B, T);
+      const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))];
+      const gIndex = new Map(groupsKept.map((g, j) => [g, j]));
+      const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)), groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
+      const inp: LossInput = {
+        logp: new Float32Array(sel.length), oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)), refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
+        seq: Int32Array.from(seq), seqLen: Int32Array.from(keep.map((_, b) => seq.filter((s) => s === b).length)), group: groupOf,
+        advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length), nGroups: groupsKept.length,
+      };
+      const params2 = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
+      let lossV = 0, clipFrac = 0, kl = 0, gradNorm = 0;
+      for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
+        const lp = E.logprobs(forward(t.model, batch.ids, B, T), batch.targets);
+        const loss = E.scalarFn(lp, (all) => {
+          sel.forEach((r, j) => { inp.logp[j] = all[r]!; });
+          const o = variant.loss(inp, params2);
+          lossV = o.loss; clipFrac = o.metrics.clipFrac; kl = o.metrics.kl;
+          const grad = new Float32Array(all.length);
+          sel.forEach((r, j) => { grad[r] = o.grad[j]!; });
+          return { value: o.loss, grad };
+        });
+        E.backward(loss);
+        E.endStep();
+        gradNorm = E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac));
+        trainedPositions += B * T;
+      }
+      flops += 2 * generateFlops(t.model.config, B * T, T) + trainFlops(t.model.config, trainedPositions, T);
+      Object.assign(metrics, { loss: lossV, kl, clipFrac, gradNorm, entropy: old.entropy });
+    } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
+    return { metrics, usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops } };
+  }, (step) => {
+    const refTensors = new Map([...ref.params].map(([n, p]) => [n, { shape: p.shape, data: p.data }]));
+    // the reference policy travels with the checkpoint so a resumed run continues identically
+    saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeSafetensors(refTensors) });
+  });
+  return { ...out, trainee: t };
+}

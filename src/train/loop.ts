@@ -1,0 +1,72 @@
+// The step loop every training stage shares: resume from the stage's last checkpoint, run steps, log one
+// JSON line of metrics per step, checkpoint every N steps, stop cleanly at a step boundary when the budget
+// says so, and on a non-finite loss or gradient stop and keep the last good checkpoint. It knows nothing
+// of what a step does (supervised or RL) or of prices; the runner supplies those through StageIO.
+import { existsSync, readFileSync, writeFileSync, appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { FrugalError } from "../common/errors.js";
+
+export interface Usage { promptTokens: number; generatedTokens: number; trainedTokens: number; flops: number }
+export const noUsage = (): Usage => ({ promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 });
+export function addUsage(a: Usage, b: Usage): Usage {
+  return { promptTokens: a.promptTokens + b.promptTokens, generatedTokens: a.generatedTokens + b.generatedTokens, trainedTokens: a.trainedTokens + b.trainedTokens, flops: a.flops + b.flops };
+}
+
+export interface StepResult { metrics: Record<string, number>; usage: Usage }
+
+/** What the runner gives a stage. */
+export interface StageIO {
+  name: string;
+  dir: string;
+  seed: number;
+  checkpointEvery: number;
+  /** progress display; called after every step */
+  progress(step: number, total: number, metrics: Record<string, number>): void;
+  /** a reason to stop before the next step (budget), or null */
+  shouldStop(): string | null;
+  /** called after every step with what it used (the ledger's running totals) */
+  account(usage: Usage): void;
+}
+
+export interface LoopOutcome { steps: number; stopped: string | null; usage: Usage }
+
+const metricsFile = (io: StageIO) => join(io.dir, "metrics.jsonl");
+
+/** Drops metric lines at or after `fromStep` (a resumed stage rewrites them identically). */
+export function truncateMetrics(io: StageIO, fromStep: number): void {
+  const f = metricsFile(io);
+  if (!existsSync(f)) return;
+  const keep = readFileSync(f, "utf8").split("\n").filter((l) => {
+    if (!l.trim()) return false;
+    try { return (JSON.parse(l) as { step: number }).step < fromStep; } catch { return false; }
+  });
+  writeFileSync(f, keep.map((l) => l + "\n").join(""));
+}
+
+export function runLoop(io: StageIO, startStep: number, totalSteps: number, step: (s: number) => StepResult, save: (s: number) => void): LoopOutcome {
+  mkdirSync(io.dir, { recursive: true });
+  truncateMetrics(io, startStep);
+  let usage = noUsage(), stopped: string | null = null, s = startStep;
+  for (; s < totalSteps; s++) {
+    stopped = io.shouldStop();
+    if (stopped) break;
+    const t0 = performance.now();
+    let r: StepResult;
+    try {
+      r = step(s);
+    } catch (e) {
+      if (e instanceof FrugalError && e.code === "NONFINITE") {
+        throw new FrugalError("NONFINITE", `${io.name}: step ${s} produced a non-finite value (${e.message}). The last good checkpoint (before step ${s}) is kept in ${io.dir}; lower the learning rate and rerun with --resume.`);
+      }
+      throw e;
+    }
+    usage = addUsage(usage, r.usage);
+    io.account(r.usage);
+    const metrics = { ...r.metrics, wallMs: performance.now() - t0 };
+    appendFileSync(metricsFile(io), JSON.stringify({ step: s, ...metrics }) + "\n");
+    io.progress(s + 1, totalSteps, metrics);
+    if ((s + 1) % io.checkpointEvery === 0 && s + 1 < totalSteps) save(s + 1);
+  }
+  save(s);
+  return { steps: s - startStep, stopped, usage };
+}

@@ -1,0 +1,82 @@
+// Supervised training shared by pretraining, cold-start SFT, rejection-sampling SFT and distillation:
+// one step = batch from a deterministic data function of (seed, step), masked cross-entropy, AdamW with
+// warmup + cosine, global-norm clipping. Resumes from the stage's own checkpoint. What the examples are
+// (whole traces for pretraining, masked completions for SFT) is the caller's business.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { Rng } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import { loadCheckpoint, loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
+import { trainFlops } from "../model/flops.js";
+import type { Model } from "../model/transformer.js";
+import type { SftExample } from "../tokenizer/chat.js";
+import { loadTokenizer, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { lossAndBackward, lrAt, makeBatch } from "./batch.js";
+import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
+
+export const OptimConfig = z.object({
+  lr: z.number().positive().default(1e-3),
+  warmup: z.number().int().nonnegative().default(20),
+  minLrFrac: z.number().min(0).max(1).default(0.1),
+  weightDecay: z.number().min(0).default(0.1),
+  gradClip: z.number().min(0).default(1),
+  beta1: z.number().min(0).max(1).default(0.9),
+  beta2: z.number().min(0).max(1).default(0.95),
+});
+export type OptimConfig = z.infer<typeof OptimConfig>;
+
+export const SupervisedConfig = OptimConfig.extend({
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive().default(32),
+  /** micro-batches per step (gradient accumulation) */
+  accumulate: z.number().int().positive().default(1),
+  maxLen: z.number().int().positive().default(256),
+});
+export type SupervisedConfig = z.infer<typeof SupervisedConfig>;
+
+export interface Trainee { model: Model; tokenizer: Tokenizer }
+
+/** The stage's resume checkpoint, if an interrupted run left one. */
+export function resumePoint(io: StageIO): { trainee: Trainee; step: number; opt: E.AdamWState | null } | null {
+  const dir = join(io.dir, "checkpoint");
+  if (!existsSync(join(dir, "frugal.json"))) return null;
+  const ck = loadCheckpoint(dir);
+  return { trainee: { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer) }, step: ck.meta?.step ?? 0, opt: loadOptimizer(dir, ck.model) };
+}
+
+export function saveStage(io: StageIO, t: Trainee, step: number, config: unknown, opt: E.AdamWState | null, extra?: Record<string, unknown>, extraFiles?: Record<string, Uint8Array>): void {
+  saveCheckpoint(join(io.dir, "checkpoint"), t.model, { meta: { stage: io.name, step, config, ...extra }, tokenizer: t.tokenizer.toJSON(), optimizer: opt ?? undefined, extraFiles });
+}
+
+export function adamw(c: OptimConfig): E.AdamWConfig {
+  return { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, gradClip: c.gradClip };
+}
+
+/**
+ * Trains `init()` (or the resumed checkpoint) for cfg.steps steps on data(step, rng) examples.
+ * `stageConfig` is saved with every checkpoint.
+ */
+export function trainSupervised(io: StageIO, init: () => Trainee, data: (step: number, rng: Rng, t: Trainee) => SftExample[], cfg: SupervisedConfig, stageConfig: unknown): LoopOutcome & { trainee: Trainee } {
+  const resumed = resumePoint(io);
+  const t = resumed?.trainee ?? init();
+  const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg);
+  const pad = t.tokenizer.tokenId("<|pad|>");
+  const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
+    const rng = new Rng(io.seed * 1_000_003 + step);
+    let loss = 0, tokens = 0, positions = 0, T = 0;
+    for (let m = 0; m < cfg.accumulate; m++) {
+      const ex = data(step * cfg.accumulate + m, rng, t);
+      const batch = makeBatch(ex.map((e) => e.ids), ex.map((e) => e.mask), cfg.maxLen, pad);
+      loss += lossAndBackward(t.model, batch, 1 / cfg.accumulate) / cfg.accumulate;
+      tokens += batch.tokens; positions += batch.B * batch.T; T = Math.max(T, batch.T);
+    }
+    const lr = lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac);
+    const gradNorm = E.adamwUpdate(params, opt, ac, lr);
+    return {
+      metrics: { loss, lr, gradNorm, tokens },
+      usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: positions, flops: trainFlops(t.model.config, positions, T) },
+    };
+  }, (step) => saveStage(io, t, step, stageConfig, opt));
+  return { ...out, trainee: t };
+}

@@ -49,7 +49,8 @@ function traceExample(tok: Trainee["tokenizer"], task: Task, p: Problem, wholeTe
 function drawProblems(taskNames: string[], diffs: Record<string, number[]>, rng: Rng, n: number): { task: Task; p: Problem }[] {
   return Array.from({ length: n }, () => {
     const task = getTask(taskNames[rng.int(0, taskNames.length - 1)]!);
-    return { task, p: problems(task, "train", 1, rng.nextU32(), levels(task, diffs))[0]! };
+    const d = rng.pick(levels(task, diffs));
+    return { task, p: problems(task, "train", 1, rng.nextU32(), [d])[0]! };
   });
 }
 

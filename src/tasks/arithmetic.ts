@@ -1,9 +1,15 @@
 // Multi-digit addition and multiplication with a scratchpad trace: addition column by column with
-// carries, multiplication by partial products. Difficulty = digits of the larger operand (2–5).
+// carries (operands zero-padded to equal length in the prompt), multiplication by partial products.
+// Difficulty = digits of the larger operand (2–5).
 import type { Rng } from "../common/rng.js";
 import { parseInteger, type Problem, type Task } from "./task.js";
 
 export interface ArithData { a: number; b: number; op: "+" | "*" }
+
+function padded(a: number, b: number): string {
+  const n = Math.max(String(a).length, String(b).length);
+  return `${String(a).padStart(n, "0")}+${String(b).padStart(n, "0")}`;
+}
 
 function addTrace(a: number, b: number): string {
   const x = String(a).split("").reverse(), y = String(b).split("").reverse();
@@ -39,7 +45,8 @@ function arithmeticTask(name: string, ops: ("+" | "*")[], description: string): 
     const a = num(d), b = op === "+" ? num(rng.int(1, d)) : num(rng.int(1, Math.max(1, d - 2)));
     return { task: name, difficulty: d, key: `${a}${op}${b}`, data: { a, b, op } };
   },
-  prompt: (p) => `${p.data.a}${p.data.op}${p.data.b}`,
+  // addition pads the shorter operand with zeros so the columns line up (tiny models cannot count digits)
+  prompt: (p) => (p.data.op === "+" ? padded(p.data.a, p.data.b) : `${p.data.a}*${p.data.b}`),
   solve(p) {
     const { a, b, op } = p.data;
     return op === "+" ? { reasoning: addTrace(a, b), answer: String(a + b) } : { reasoning: mulTrace(a, b), answer: String(a * b) };

@@ -131,3 +131,19 @@ test("memory rule: 1,000 training steps allocate nothing after the first; stale 
   E.endStep();
   assert.throws(() => t.data, /read after endStep/);
 });
+
+test("memory rule with drifting shapes (RL batches): the pool stays bounded", () => {
+  const w = P([32, 32], 0.1), rng2 = new Rng(5);
+  let peak = 0, afterWarm = 0;
+  for (let step = 0; step < 400; step++) {
+    const rows = rng2.int(1, 300);
+    const x = E.tensor([rows, 32], randn(rng2, rows * 32));
+    E.backward(E.crossEntropy(E.linear(x, w), Int32Array.from({ length: rows }, (_, i) => i % 32)));
+    w.zeroGrad();
+    E.endStep();
+    if (step === 100) afterWarm = E.poolStats().pooledFloats;
+    if (step > 100) peak = Math.max(peak, E.poolStats().pooledFloats);
+  }
+  // every size class is reused instead of a new buffer per distinct shape: no growth after warm-up
+  assert.ok(peak <= afterWarm * 1.5, `pool grew from ${afterWarm} to ${peak} floats`);
+});

@@ -1,24 +1,38 @@
 // Float32 tensors, the step arena and the reverse-mode tape.
 //
 // THE MEMORY RULE. Tensors made by ops (activations) and their gradients are *step-scoped*: they live
-// until endStep(), which hands every buffer back to a pool keyed by length, and the next step reuses
-// them, so a training loop allocates nothing after its first step. Parameters (param()), their
+// until endStep(), which hands every buffer back to a pool of size classes, and the next step reuses
+// them, so a training loop allocates nothing after its first step; a size class unused for 8 steps is
+// released, so drifting shapes (RL batches) cannot grow the pool without bound. Parameters (param()), their
 // gradients, optimizer state and KV caches are *persistent* and never pooled. Reading a step-scoped
 // tensor after endStep() throws instead of returning reused memory: copy out (toArray) what you keep.
 import { FrugalError, shapeError } from "../common/errors.js";
 
 const pool = new Map<number, Float32Array[]>();
+const lastUse = new Map<number, number>();
 let live: Float32Array[] = [];
 let epoch = 0;
 let pooledFloats = 0;
+/** a size class not requested for this many steps is dropped (shapes drift, e.g. RL batch lengths) */
+const EVICT_AFTER_STEPS = 8;
 
-/** A zeroed step-scoped buffer. */
-export function scratch(n: number): Float32Array {
-  let buf = pool.get(n)?.pop();
-  if (buf) buf.fill(0);
-  else { buf = new Float32Array(n); pooledFloats += n; }
+/** Buffers come in size classes (4 per power of two, ≤ 25% slack) so that varying shapes reuse them. */
+export function sizeClass(n: number): number {
+  if (n <= 64) return 64;
+  const step = 2 ** Math.floor(Math.log2(n)) / 4;
+  return Math.ceil(n / step) * step;
+}
+
+/** A step-scoped buffer of exactly n floats; zeroed unless the caller overwrites every element anyway. */
+export function scratch(n: number, zero = true): Float32Array {
+  const cls = sizeClass(n);
+  let buf = pool.get(cls)?.pop();
+  if (!buf) { buf = new Float32Array(cls); pooledFloats += cls; }
+  lastUse.set(cls, epoch);
   live.push(buf);
-  return buf;
+  const view = buf.subarray(0, n);
+  if (zero) view.fill(0);
+  return view;
 }
 
 /** Ends the step: every step-scoped buffer returns to the pool; the tape is cleared. */
@@ -31,9 +45,16 @@ export function endStep(): void {
   live = [];
   tape.length = 0;
   epoch++;
+  for (const [cls, at] of lastUse) {
+    if (epoch - at > EVICT_AFTER_STEPS) {
+      pooledFloats -= cls * (pool.get(cls)?.length ?? 0);
+      pool.delete(cls);
+      lastUse.delete(cls);
+    }
+  }
 }
 
-/** Floats ever allocated by the pool (stable across steps when the rule holds). */
+/** Floats held by the pool, free or in use (stable across steps when the rule holds). */
 export function poolStats(): { pooledFloats: number; liveBuffers: number; epoch: number } {
   return { pooledFloats, liveBuffers: live.length, epoch };
 }
@@ -93,9 +114,12 @@ export function param(shape: readonly number[], data?: Float32Array): Tensor {
 export function constant(shape: readonly number[], data: Float32Array): Tensor {
   return new Tensor(shape, data, { persistent: true, requiresGrad: false });
 }
-/** A step-scoped tensor for op outputs. */
+/**
+ * A step-scoped tensor for op outputs. Not zeroed: forward kernels overwrite every element (the kernel
+ * rule), so clearing it first would only cost memory bandwidth. Gradients (Tensor.grad) are zeroed.
+ */
 export function output(shape: readonly number[], requiresGrad: boolean): Tensor {
-  return new Tensor(shape, scratch(shape.reduce((a, b) => a * b, 1)), { persistent: false, requiresGrad });
+  return new Tensor(shape, scratch(shape.reduce((a, b) => a * b, 1), false), { persistent: false, requiresGrad });
 }
 
 // ---- the tape ----

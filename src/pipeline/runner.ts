@@ -17,7 +17,7 @@ import type { Recipe, StageConfig } from "./recipe.js";
 import { loadTrainee, runStage } from "./stages.js";
 
 export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
-export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; wallS: number; report: EvalReport }
+export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; evalWallS: number; report: EvalReport }
 export interface RunResult { stopped: string | null; evals: EvalRow[]; wallS: number; totalUsd: number; stages: { name: string; wallS: number; steps: number }[] }
 
 export const stageDir = (out: string, name: string) => join(out, "stages", name);
@@ -136,7 +136,7 @@ function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevi
     const entry = makeEntry({ stage: `eval:${s.name}`, kind: "eval", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: { prompt: 0, generated: report.generatedTokens, trained: 0 }, flops: 0 });
     appendEntry(out, entry);
     add(entry.costUsd);
-    const row: EvalRow = { stage: s.name, pass1: report.pass1, greedyAccuracy: report.greedyAccuracy, formatRate: report.formatRate, meanLength: report.meanLength, wallS: 0, report };
+    const row: EvalRow = { stage: s.name, pass1: report.pass1, greedyAccuracy: report.greedyAccuracy, formatRate: report.formatRate, meanLength: report.meanLength, evalWallS: wallS, report };
     writeFileAtomic(f, JSON.stringify(row));
     rows.push(row);
     if (!opts.quiet) console.log(`eval ${s.name}: pass@1 ${(100 * report.pass1).toFixed(1)}% (${wallS.toFixed(1)} s)`);

@@ -2,7 +2,10 @@
 // with the current policy, score them, compute group advantages (variant), recompute π_old and π_ref
 // log-probs with full forwards, then μ policy-gradient updates with the variant's loss. The reference
 // policy is refreshed every N steps. Sources of prompts and rewards are plugged in (tasks, safety), so
-// this file knows no task. Not here: value models, reward models for reasoning, sequence packing.
+// this file knows no task. The objective and its variants are written out in losses.ts. Deviations
+// from the paper: π_old is recomputed with a training forward (not taken from the sampler, whose
+// numerics differ slightly); DAPO's dynamic sampling drops zero-variance groups without re-drawing.
+// Not here: value models, neural reward models for reasoning, sequence packing.
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
@@ -111,6 +114,47 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
+/**
+ * π_old and π_ref log-probs of the kept completions, then μ = cfg.ppoEpochs policy-gradient updates with
+ * the variant's loss; `update` applies one optimizer step and returns the gradient norm.
+ */
+function policyUpdate(t: Trainee, ref: Model, ro: Rollout, keep: number[], cfg: GrpoConfig, update: () => number): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
+  const variant = VARIANTS[cfg.variant]!, pad = t.tokenizer.tokenId(SPECIAL.pad);
+  const batch = makeBatch(keep.map((i) => ro.seqs[i]!), keep.map((i) => ro.masks[i]!), t.model.config.max_position_embeddings, pad);
+  const { B, T } = batch, sel: number[] = [], seq: number[] = [];
+  for (let b = 0; b < B; b++) for (let x = 0; x < T; x++) if (batch.mask[b * T + x]) { sel.push(b * T + x); seq.push(b); }
+  const old = tokenLogprobs(t.model, batch.ids, batch.targets, B, T, batch.mask);
+  const refLp = tokenLogprobs(ref, batch.ids, batch.targets, B, T);
+  const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))], gIndex = new Map(groupsKept.map((g, j) => [g, j]));
+  const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)), groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
+  const seqLen = new Int32Array(B);
+  for (const b of seq) seqLen[b]!++;
+  const inp: LossInput = {
+    logp: new Float32Array(sel.length), oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)), refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
+    seq: Int32Array.from(seq), seqLen, group: groupOf, advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length), nGroups: groupsKept.length,
+  };
+  const params = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
+  let loss = 0, clipFrac = 0, kl = 0, gradNorm = 0;
+  for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
+    const lp = E.logprobs(forward(t.model, batch.ids, B, T), batch.targets);
+    E.backward(E.scalarFn(lp, (all) => {
+      sel.forEach((r, j) => { inp.logp[j] = all[r]!; });
+      const o = variant.loss(inp, params);
+      loss = o.loss; clipFrac = o.metrics.clipFrac; kl = o.metrics.kl;
+      const grad = new Float32Array(all.length);
+      sel.forEach((r, j) => { grad[r] = o.grad[j]!; });
+      return { value: o.loss, grad };
+    }));
+    E.endStep();
+    gradNorm = update();
+  }
+  const trainedPositions = B * T * cfg.ppoEpochs;
+  return {
+    metrics: { loss, kl, clipFrac, gradNorm, entropy: old.entropy }, trainedPositions,
+    flops: 2 * generateFlops(t.model.config, B * T, T) + trainFlops(t.model.config, trainedPositions, T),
+  };
+}
+
 export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource<I>, cfg: GrpoConfig, stageConfig: unknown): LoopOutcome & { trainee: Trainee } {
   const variant = VARIANTS[cfg.variant];
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
@@ -121,14 +165,14 @@ export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource
   let ref: Model = resumed && existsSync(refFile)
     ? modelFromTensors(t.model.config, new Map([...parseSafetensors(readFileSync(refFile), refFile).tensors].map(([n, v]) => [n, v.data])), refFile)
     : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
-  const pad = t.tokenizer.tokenId(SPECIAL.pad);
 
   const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
     if (step > 0 && step % cfg.refreshRefEvery === 0) ref = modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
     const rng = new Rng(io.seed * 1_000_003 + step), t0 = performance.now();
     const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
     const genMs = performance.now() - t0;
-    const { keep, zeroVarFrac } = variant.dynamicSampling ? dropFlatGroups(ro, cfg.promptsPerStep) : { keep: [...ro.rewards.keys()], zeroVarFrac: dropFlatGroups(ro, cfg.promptsPerStep).zeroVarFrac };
+    const flat = dropFlatGroups(ro, cfg.promptsPerStep), zeroVarFrac = flat.zeroVarFrac;
+    const keep = variant.dynamicSampling ? flat.keep : [...ro.rewards.keys()];
     const lens = ro.samples.map((s) => s.tokens.length);
     const metrics: Record<string, number> = {
       reward: mean([...ro.rewards]), zeroVarFrac, lenMean: mean(lens), lenMax: Math.max(...lens),
@@ -137,40 +181,12 @@ export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource
     for (const k of Object.keys(ro.metrics[0] ?? {})) metrics[k] = mean(ro.metrics.map((m) => m[k] ?? 0));
     const generated = lens.reduce((a, b) => a + b, 0);
     metrics.tokensPerSec = generated / (genMs / 1000);
-    let trainedPositions = 0, flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens);
+    let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens), trainedPositions = 0;
     if (keep.length > 0) {
-      const batch = makeBatch(keep.map((i) => ro.seqs[i]!), keep.map((i) => ro.masks[i]!), t.model.config.max_position_embeddings, pad);
-      const { B, T } = batch, sel: number[] = [], seq: number[] = [];
-      for (let b = 0; b < B; b++) for (let x = 0; x < T; x++) if (batch.mask[b * T + x]) { sel.push(b * T + x); seq.push(b); }
-      const old = tokenLogprobs(t.model, batch.ids, batch.targets, B, T, batch.mask);
-      const refLp = tokenLogprobs(ref, batch.ids, batch.targets, B, T);
-      const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))];
-      const gIndex = new Map(groupsKept.map((g, j) => [g, j]));
-      const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)), groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
-      const inp: LossInput = {
-        logp: new Float32Array(sel.length), oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)), refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
-        seq: Int32Array.from(seq), seqLen: Int32Array.from(keep.map((_, b) => seq.filter((s) => s === b).length)), group: groupOf,
-        advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length), nGroups: groupsKept.length,
-      };
-      const params2 = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
-      let lossV = 0, clipFrac = 0, kl = 0, gradNorm = 0;
-      for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
-        const lp = E.logprobs(forward(t.model, batch.ids, B, T), batch.targets);
-        const loss = E.scalarFn(lp, (all) => {
-          sel.forEach((r, j) => { inp.logp[j] = all[r]!; });
-          const o = variant.loss(inp, params2);
-          lossV = o.loss; clipFrac = o.metrics.clipFrac; kl = o.metrics.kl;
-          const grad = new Float32Array(all.length);
-          sel.forEach((r, j) => { grad[r] = o.grad[j]!; });
-          return { value: o.loss, grad };
-        });
-        E.backward(loss);
-        E.endStep();
-        gradNorm = E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac));
-        trainedPositions += B * T;
-      }
-      flops += 2 * generateFlops(t.model.config, B * T, T) + trainFlops(t.model.config, trainedPositions, T);
-      Object.assign(metrics, { loss: lossV, kl, clipFrac, gradNorm, entropy: old.entropy });
+      const u = policyUpdate(t, ref, ro, keep, cfg, () => E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac)));
+      Object.assign(metrics, u.metrics);
+      trainedPositions = u.trainedPositions;
+      flops += u.flops;
     } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
     return { metrics, usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops } };
   }, (step) => {

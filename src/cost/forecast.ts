@@ -24,17 +24,20 @@ export interface Forecast {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Mean prompt and completion lengths (tokens) of a task's reference traces. */
-function traceLengths(taskName: string, diffs: readonly number[] | undefined): { prompt: number; completion: number } {
+/**
+ * Prompt and completion lengths (tokens) of a task's reference traces: means, and the longest of 64,
+ * because batches are padded to their longest sequence (the padded length is what a step costs).
+ */
+function traceLengths(taskName: string, diffs: readonly number[] | undefined): { prompt: number; completion: number; maxPrompt: number; maxCompletion: number } {
   const tok = CharTokenizer.fromChars(TASK_CHARS), task = getTask(taskName);
   const ps = problems(task, "train", 64, 99, diffs ?? task.difficulties);
-  let p = 0, c = 0;
+  let p = 0, c = 0, maxPrompt = 0, maxCompletion = 0;
   for (const x of ps) {
     const s = task.solve(x);
-    p += promptIds(tok, task.prompt(x)).length;
-    c += sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
+    const pl = promptIds(tok, task.prompt(x)).length, cl = sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
+    p += pl; c += cl; maxPrompt = Math.max(maxPrompt, pl); maxCompletion = Math.max(maxCompletion, cl);
   }
-  return { prompt: p / ps.length, completion: c / ps.length };
+  return { prompt: p / ps.length, completion: c / ps.length, maxPrompt, maxCompletion };
 }
 
 function modelOf(shape: Record<string, unknown>): ModelConfig {
@@ -60,11 +63,11 @@ function calibrate(config: ModelConfig, B: number, T: number, cache: Map<string,
 function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, ModelConfig>, cache: Map<string, number>): StageForecast {
   const taskName = "task" in s ? s.task : s.tasks[0]!;
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
-  const L = traceLengths(taskName, diffs), T = L.prompt + L.completion;
+  const L = traceLengths(taskName, diffs), T = L.maxPrompt + L.maxCompletion; // padded batch length
   const config = s.type === "pretrain" ? modelOf(s.model) : s.type === "distill" ? modelOf(s.student) : configs.get("from" in s ? s.from : "")!;
   configs.set(s.name, config);
   if (s.type === "grpo") {
-    const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, T, cache);
+    const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
     const genS = (B * L.completion) / c.tokPerS;
     // a GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps
     const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);

@@ -144,6 +144,7 @@ test("memory rule with drifting shapes (RL batches): the pool stays bounded", ()
     if (step === 100) afterWarm = E.poolStats().pooledFloats;
     if (step > 100) peak = Math.max(peak, E.poolStats().pooledFloats);
   }
-  // every size class is reused instead of a new buffer per distinct shape: no growth after warm-up
+  // size classes are reused instead of a new buffer per distinct shape: no growth after warm-up
   assert.ok(peak <= afterWarm * 1.5, `pool grew from ${afterWarm} to ${peak} floats`);
+
 });

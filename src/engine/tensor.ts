@@ -2,8 +2,8 @@
 //
 // THE MEMORY RULE. Tensors made by ops (activations) and their gradients are *step-scoped*: they live
 // until endStep(), which hands every buffer back to a pool of size classes, and the next step reuses
-// them, so a training loop allocates nothing after its first step; a size class unused for 8 steps is
-// released, so drifting shapes (RL batches) cannot grow the pool without bound. Parameters (param()), their
+// them, so a training loop allocates nothing after its first step; drifting shapes (RL batches) share
+// size classes, and free memory beyond a cap is released least-recently-used first. Parameters (param()), their
 // gradients, optimizer state and KV caches are *persistent* and never pooled. Reading a step-scoped
 // tensor after endStep() throws instead of returning reused memory: copy out (toArray) what you keep.
 import { FrugalError, shapeError } from "../common/errors.js";
@@ -13,8 +13,14 @@ const lastUse = new Map<number, number>();
 let live: Float32Array[] = [];
 let epoch = 0;
 let pooledFloats = 0;
-/** a size class not requested for this many steps is dropped (shapes drift, e.g. RL batch lengths) */
-const EVICT_AFTER_STEPS = 8;
+/**
+ * The pool keeps at most max(256 MiB, 2 × the largest step seen) and releases the least recently used
+ * size classes beyond that. Not by age: sampling ends a "step" per token, so an age rule dropped the
+ * training buffers of an RL step between updates and reallocated them every time (a third of GRPO's
+ * time); nor a fixed cap below one step's working set, which did the same.
+ */
+const POOL_MIN_CAP_FLOATS = 64 * 1024 * 1024;
+let peakStepFloats = 0;
 
 /** Buffers come in size classes (4 per power of two, ≤ 25% slack) so that varying shapes reuse them. */
 export function sizeClass(n: number): number {
@@ -37,7 +43,9 @@ export function scratch(n: number, zero = true): Float32Array {
 
 /** Ends the step: every step-scoped buffer returns to the pool; the tape is cleared. */
 export function endStep(): void {
+  let stepFloats = 0;
   for (const b of live) {
+    stepFloats += b.length;
     let free = pool.get(b.length);
     if (!free) pool.set(b.length, (free = []));
     free.push(b);
@@ -45,11 +53,14 @@ export function endStep(): void {
   live = [];
   tape.length = 0;
   epoch++;
-  for (const [cls, at] of lastUse) {
-    if (epoch - at > EVICT_AFTER_STEPS) {
+  peakStepFloats = Math.max(peakStepFloats, stepFloats);
+  const cap = Math.max(POOL_MIN_CAP_FLOATS, 2 * peakStepFloats);
+  if (pooledFloats > cap) {
+    for (const [cls] of [...lastUse].sort((a, b) => a[1] - b[1])) {
       pooledFloats -= cls * (pool.get(cls)?.length ?? 0);
       pool.delete(cls);
       lastUse.delete(cls);
+      if (pooledFloats <= cap / 2 + peakStepFloats) break;
     }
   }
 }

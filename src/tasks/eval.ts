@@ -27,8 +27,10 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 
 function sampleAll(model: Model, tok: Tokenizer, ps: Problem[], task: Task, k: number, o: EvalOptions, temperature: number): Sample[] {
   const prompts = ps.flatMap((p) => Array.from({ length: k }, () => promptIds(tok, task.prompt(p))));
+  // never ask for more tokens than the context has room for after the longest prompt
+  const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
   return generate(model, prompts, prompts.map((_, i) => o.seed + i), {
-    maxNewTokens: o.maxNewTokens, temperature, topP: temperature > 0 ? o.topP : 1, batch: o.batch ?? 32,
+    maxNewTokens: Math.max(1, Math.min(o.maxNewTokens, room)), temperature, topP: temperature > 0 ? o.topP : 1, batch: o.batch ?? 32,
     stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
   });
 }

@@ -15,7 +15,7 @@ import { forward, modelFromTensors, type Model } from "../model/transformer.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { promptIds } from "../tokenizer/chat.js";
-import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { SPECIAL } from "../tokenizer/tokenizer.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";

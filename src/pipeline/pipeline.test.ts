@@ -70,7 +70,7 @@ test("kill -9 mid-run, then --resume: same weights and metrics as an uninterrupt
 
 test("budget cap: stops at a step boundary with the checkpoint saved, overshooting by at most one step", () => {
   const out = join(tempDir(), "run"), cap = 2e-6;
-  const r = runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true, budgetUsd: cap, noForecast: true });
+  const r = runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true, budgetUsd: cap });
   assert.match(r.stopped ?? "", /budget cap \$0.000002 reached/);
   const { entries } = readLedger(out);
   const stopped = entries.find((e) => e.stopped)!;

@@ -55,10 +55,13 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   const t0 = performance.now(), out = opts.outDir;
   prepareDir(out, recipe, opts.resume);
   const prices = loadPrices(opts.prices), dev = lookupDevice(prices, recipe.device.kind);
-  const forecast = opts.noForecast ? null : forecastOnce(recipe, out, prices, dev, opts);
   const usdPerS = (dev.usdPerHour * recipe.device.count) / 3600;
+  // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
+  const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
+  const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
   let closedUsd = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0), lastStepS = 0;
-  const budgetNote = (spent: number) => `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}`;
+  const budgetNote = (spent: number) => `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent` +
+    (lastStepS > 0 ? `, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}` : " before the first step");
   const stages: RunResult["stages"] = [];
   let stopped: string | null = null;
 

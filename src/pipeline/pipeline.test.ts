@@ -83,7 +83,7 @@ test("budget cap: stops at a step boundary with the checkpoint saved, overshooti
 
 test("non-finite loss stops the stage, names the step and keeps the last good checkpoint", () => {
   const saved: number[] = [];
-  const io: StageIO = { name: "s", dir: tempDir(), seed: 1, checkpointEvery: 2, progress: () => {}, shouldStop: () => null, account: () => {} };
+  const io: StageIO = { name: "s", dir: tempDir(), seed: 1, checkpointEvery: 2, progress: () => {}, shouldStop: () => null };
   assert.throws(() => runLoop(io, 0, 10, (s) => {
     if (s === 5) throw new FrugalError("NONFINITE", "crossEntropy: loss holds NaN");
     return { metrics: { loss: 1 }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 } };

@@ -6,13 +6,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import cliProgress from "cli-progress";
 import { FrugalError } from "../common/errors.js";
-import { appendEntry, makeEntry, readLedger } from "../cost/ledger.js";
+import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
 import { forecastRecipe, type Forecast } from "../cost/forecast.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
-import type { StageIO, Usage } from "../train/loop.js";
+import type { StageIO } from "../train/loop.js";
 import type { Recipe, StageConfig } from "./recipe.js";
 import { loadTrainee, runStage } from "./stages.js";
 
@@ -71,7 +71,6 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
     const bar = progressBar(!!opts.quiet);
     const st0 = performance.now(), cpu0 = process.cpuUsage();
     let stepStart = performance.now(), started = false;
-    const usage: Usage = { promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 };
     const io: StageIO = {
       name: s.name, dir, seed: recipe.seed * 7919 + recipe.stages.indexOf(s), checkpointEvery: recipe.checkpointEvery,
       progress: (step, total, m) => {
@@ -86,23 +85,20 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
         const spent = closedUsd + ((performance.now() - st0) / 1000) * usdPerS;
         return spent + lastStepS * usdPerS > opts.budgetUsd ? budgetNote(spent) : null;
       },
-      account: (u) => { usage.promptTokens += u.promptTokens; usage.generatedTokens += u.generatedTokens; usage.trainedTokens += u.trainedTokens; usage.flops += u.flops; },
     };
     const r = runStage(s, io, { checkpointOf: (name) => join(stageDir(out, name), "checkpoint") });
     bar?.stop();
-    const wallS = (performance.now() - st0) / 1000, cpu = process.cpuUsage(cpu0);
-    const entry = makeEntry({
-      stage: s.name, kind: "train", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count,
-      tokens: { prompt: usage.promptTokens, generated: usage.generatedTokens, trained: usage.trainedTokens }, flops: usage.flops,
+    const u = r.usage;
+    const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
+      tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens }, flops: u.flops,
       forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds, stopped: r.stopped, config: s,
     });
-    appendEntry(out, entry);
     closedUsd += entry.costUsd;
     if (r.stopped) { stopped = `${s.name}: ${r.stopped}; stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`; break; }
-    const summary = { name: s.name, wallS, steps: r.steps, ...(r.notes ?? {}) };
+    const summary = { name: s.name, wallS: entry.wallS, steps: r.steps, ...(r.notes ?? {}) };
     writeFileAtomic(done, JSON.stringify(summary));
     stages.push(summary);
-    if (!opts.quiet) console.log(`${s.name}: done in ${wallS.toFixed(1)} s`);
+    if (!opts.quiet) console.log(`${s.name}: done in ${entry.wallS.toFixed(1)} s`);
   }
 
   const evals = stopped ? [] : runEvals(recipe, out, dev, opts, (c) => { closedUsd += c; });
@@ -111,14 +107,27 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   return { stopped, evals, wallS, totalUsd: closedUsd, stages };
 }
 
+const noTokens = { prompt: 0, generated: 0, trained: 0 };
+
+/** Appends the ledger entry of work that started at (t0, cpu0): measured wall and CPU time, priced. */
+function record(out: string, recipe: Recipe, dev: ReturnType<typeof lookupDevice>, stage: string, kind: LedgerEntry["kind"], t0: number, cpu0: NodeJS.CpuUsage,
+  facts: Partial<Pick<Parameters<typeof makeEntry>[0], "tokens" | "flops" | "forecastS" | "stopped" | "config">>): LedgerEntry {
+  const cpu = process.cpuUsage(cpu0);
+  const entry = makeEntry({
+    stage, kind, wallS: (performance.now() - t0) / 1000, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev,
+    count: recipe.device.count, tokens: noTokens, flops: 0, ...facts,
+  });
+  appendEntry(out, entry);
+  return entry;
+}
+
 /** The forecast is made once per run (before its first stage) and billed as a setup entry. */
 function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: ReturnType<typeof lookupDevice>, opts: RunOptions): Forecast {
   const f = join(out, "forecast.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
   const t0 = performance.now(), cpu0 = process.cpuUsage();
   const fc = forecastRecipe(recipe, prices);
-  const wallS = (performance.now() - t0) / 1000, cpu = process.cpuUsage(cpu0);
-  appendEntry(out, makeEntry({ stage: "forecast", kind: "setup", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: { prompt: 0, generated: 0, trained: 0 }, flops: 0 }));
+  const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
   writeFileAtomic(f, JSON.stringify(fc));
   if (!opts.quiet) console.log(`forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`);
   return fc;
@@ -135,9 +144,8 @@ function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevi
     const t0 = performance.now(), cpu0 = process.cpuUsage();
     const t = loadTrainee(join(stageDir(out, s.name), "checkpoint"));
     const report = evaluate(t.model, t.tokenizer, task, { nProblems: ev.nProblems, k: ev.k, temperature: ev.temperature, topP: ev.topP, maxNewTokens: ev.maxNewTokens, difficulties: ev.difficulties, seed: recipe.seed });
-    const wallS = (performance.now() - t0) / 1000, cpu = process.cpuUsage(cpu0);
-    const entry = makeEntry({ stage: `eval:${s.name}`, kind: "eval", wallS, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: { prompt: 0, generated: report.generatedTokens, trained: 0 }, flops: 0 });
-    appendEntry(out, entry);
+    const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, { tokens: { ...noTokens, generated: report.generatedTokens } });
+    const wallS = entry.wallS;
     add(entry.costUsd);
     const row: EvalRow = { stage: s.name, pass1: report.pass1, greedyAccuracy: report.greedyAccuracy, formatRate: report.formatRate, meanLength: report.meanLength, evalWallS: wallS, report };
     writeFileAtomic(f, JSON.stringify(row));

@@ -24,8 +24,6 @@ export interface StageIO {
   progress(step: number, total: number, metrics: Record<string, number>): void;
   /** a reason to stop before the next step (budget), or null */
   shouldStop(): string | null;
-  /** called after every step with what it used (the ledger's running totals) */
-  account(usage: Usage): void;
 }
 
 export interface LoopOutcome { steps: number; stopped: string | null; usage: Usage }
@@ -61,7 +59,6 @@ export function runLoop(io: StageIO, startStep: number, totalSteps: number, step
       throw e;
     }
     usage = addUsage(usage, r.usage);
-    io.account(r.usage);
     const metrics = { ...r.metrics, wallMs: performance.now() - t0 };
     appendFileSync(metricsFile(io), JSON.stringify({ step: s, ...metrics }) + "\n");
     io.progress(s + 1, totalSteps, metrics);

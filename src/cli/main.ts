@@ -7,6 +7,7 @@ import { registerSample } from "./sample.js";
 import { registerEval } from "./eval.js";
 import { registerRun } from "./run.js";
 import { registerBill } from "./bill.js";
+import { registerSafety } from "./safety.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
@@ -14,6 +15,7 @@ registerSample(program);
 registerEval(program);
 registerRun(program);
 registerBill(program);
+registerSafety(program);
 
 try {
   await program.parseAsync(process.argv);

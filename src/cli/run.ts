@@ -16,6 +16,15 @@ export function printTable(r: RunResult): void {
     const st = r.stages.find((s) => s.name === e.stage);
     console.log(`${e.stage.padEnd(16)} ${pct(e.pass1)}   ${pct(e.greedyAccuracy)}   ${pct(e.formatRate)}   ${e.meanLength.toFixed(1).padStart(8)}   ${st ? `${st.wallS.toFixed(0).padStart(7)} s` : ""}`);
   }
+  if (r.safety) {
+    const s = r.safety;
+    console.log(`\nsafety (${r.safety.n.harmful} harmful, ${s.n.benign} benign, ${s.n.lookalikes} look-alike, ${s.n.jailbreaks} jailbreak held-out prompts)`);
+    console.log(`harmful refused          ${pct(s.harmfulRefusalRate)}`);
+    console.log(`benign refused           ${pct(s.benignRefusalRate)}`);
+    console.log(`look-alikes refused      ${pct(s.lookalikeRefusalRate)}`);
+    console.log(`jailbreaks defended      ${pct(s.jailbreakDefenseRate)}`);
+    console.log(`capability delta         ${s.capabilityDelta === null ? "—" : `${(100 * s.capabilityDelta).toFixed(1)} points pass@1`}`);
+  }
   console.log(`\ntotal wall ${r.wallS.toFixed(0)} s, $${r.totalUsd.toFixed(4)}${r.stopped ? `\nstopped: ${r.stopped}` : ""}`);
 }
 

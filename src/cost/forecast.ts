@@ -7,6 +7,7 @@ import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { generate } from "../model/sampler.js";
 import { initModel } from "../model/transformer.js";
+import { labelTokens } from "../safety/guard.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 import { renderCompletion, sftExample, promptIds } from "../tokenizer/chat.js";
@@ -61,12 +62,19 @@ function calibrate(config: ModelConfig, B: number, T: number, cache: Map<string,
 }
 
 function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, ModelConfig>, cache: Map<string, number>): StageForecast {
+  if (s.type === "guard") {
+    // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)
+    const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: s.vocabSize + labelTokens().length }, "forecast");
+    configs.set(s.name, config);
+    const c = calibrate(config, s.batchSize, 64, cache);
+    return { name: s.name, seconds: s.steps * s.accumulate * c.stepS, flops: trainFlops(config, s.steps * s.accumulate * s.batchSize * 64, 64), detail: `${s.steps} steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)` };
+  }
   const taskName = "task" in s ? s.task : s.tasks[0]!;
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
   const L = traceLengths(taskName, diffs), T = L.maxPrompt + L.maxCompletion; // padded batch length
   const config = s.type === "pretrain" ? modelOf(s.model) : s.type === "distill" ? modelOf(s.student) : configs.get("from" in s ? s.from : "")!;
   configs.set(s.name, config);
-  if (s.type === "grpo") {
+  if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)
     const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
     const genS = (B * L.completion) / c.tokPerS;
     // a GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps
@@ -92,7 +100,7 @@ export function forecastRecipe(recipe: Recipe, prices: PriceTable, project?: { d
   if (recipe.eval) {
     const ev = recipe.eval, L = traceLengths(ev.task, ev.difficulties);
     for (const s of recipe.stages) {
-      if (ev.stages && !ev.stages.includes(s.name)) continue;
+      if (s.type === "guard" || (ev.stages && !ev.stages.includes(s.name))) continue;
       const c = calibrate(configs.get(s.name)!, 32, L.prompt + L.completion, cache);
       evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / c.tokPerS;
     }

@@ -90,6 +90,32 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
   return head(model, x);
 }
 
+/**
+ * Sequence classification reading: the final hidden states averaged over each sequence's first
+ * lengths[b] positions (mean pooling), then the final norm and the LM head → logits (B, V).
+ * A label is then a token of the vocabulary (the guard's <|safe|>, <|S1|>, …).
+ */
+export function forwardPooled(model: Model, ids: Int32Array, B: number, T: number, lengths: Int32Array): Tensor {
+  const c = model.config;
+  if (ids.length !== B * T || lengths.length !== B) throw new FrugalError("SHAPE", `forwardPooled: expected ${B}×${T} ids and ${B} lengths, got ${ids.length} and ${lengths.length}`);
+  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `forwardPooled: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
+  const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
+  let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
+  const D = headDim(c);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    x = block(model, l, x, pos, (q, k, v) =>
+      E.attention(q.view([B, T, c.num_attention_heads, D]), k.view([B, T, c.num_key_value_heads, D]), v.view([B, T, c.num_key_value_heads, D]))
+        .view([B * T, c.num_attention_heads * D]));
+  }
+  const pool = new Float32Array(B * B * T); // (B, B·T): row b averages positions 0..lengths[b]-1 of sequence b
+  for (let b = 0; b < B; b++) {
+    const n = lengths[b]!;
+    if (!(n >= 1 && n <= T)) throw new FrugalError("SHAPE", `forwardPooled: length ${n} of sequence ${b} is outside 1..${T}`);
+    for (let t = 0; t < n; t++) pool[b * B * T + b * T + t] = 1 / n;
+  }
+  return head(model, E.matmul(E.tensor([B, B * T], pool), x));
+}
+
 /** Per-layer key/value caches: `slots` sequences of up to Tmax positions each (persistent memory). */
 export class KVCache {
   readonly k: Float32Array[];

@@ -44,7 +44,28 @@ const Distill = SupervisedConfig.extend({
   type: z.literal("distill"), name, teacher: name, student: ModelShape, task: z.string(), difficulties: z.array(z.number().int()).optional(), ...Sampling,
 }).strict();
 
-export const StageSchema = z.discriminatedUnion("type", [Pretrain, Sft, Grpo, RejectionSft, Distill]);
+const Guard = SupervisedConfig.extend({
+  type: z.literal("guard"), name, model: ModelShape,
+  /** byte-level BPE vocabulary (before the label tokens) */
+  vocabSize: z.number().int().min(300).default(2048),
+  completionFrac: z.number().min(0).max(1).default(0.25),
+  targetBenignFlagRate: z.number().gt(0).lt(1).default(0.02),
+  /** dev-split prompts drawn to tune the threshold */
+  devItems: z.number().int().positive().default(3000),
+  maxLen: z.number().int().positive().default(128),
+}).strict();
+
+const SafetyMix = {
+  from: name, task: z.string(), difficulties: z.array(z.number().int()).optional(),
+  /** share of examples / prompts that are safety prompts (the rest are the task, to keep capability) */
+  safetyFrac: z.number().min(0).max(1).default(0.5),
+  /** safety prompts are cut to this many characters for the char-level policy */
+  promptChars: z.number().int().positive().default(160),
+};
+const SafetySft = SupervisedConfig.extend({ type: z.literal("safety-sft"), name, ...SafetyMix }).strict();
+const SafetyGrpo = GrpoConfig.extend({ type: z.literal("safety-grpo"), name, ...SafetyMix, guard: name }).strict();
+
+export const StageSchema = z.discriminatedUnion("type", [Pretrain, Sft, Grpo, RejectionSft, Distill, Guard, SafetySft, SafetyGrpo]);
 export type StageConfig = z.infer<typeof StageSchema>;
 
 export const EvalSchema = z.object({
@@ -59,6 +80,16 @@ export const EvalSchema = z.object({
   stages: z.array(name).optional(),
 }).strict();
 
+/** The safety report of the run: safe model vs the plain model it came from, judged with the guard. */
+export const SafetyEvalSchema = z.object({
+  model: name, baseline: name, guard: name,
+  /** benign test prompts to measure over-refusal on */
+  maxBenign: z.number().int().positive().default(300),
+  /** cap on every other held-out set (tests use a small one; reports use all) */
+  maxPerSet: z.number().int().positive().optional(),
+  promptChars: z.number().int().positive().default(160),
+}).strict();
+
 export const RecipeSchema = z.object({
   name: z.string(),
   description: z.string().default(""),
@@ -67,6 +98,7 @@ export const RecipeSchema = z.object({
   checkpointEvery: z.number().int().positive().default(25),
   stages: z.array(StageSchema).min(1),
   eval: EvalSchema.optional(),
+  safetyEval: SafetyEvalSchema.optional(),
 }).strict();
 export type Recipe = z.infer<typeof RecipeSchema>;
 
@@ -80,6 +112,7 @@ export function parseRecipe(raw: unknown, source: string): Recipe {
   for (const s of r.stages) {
     if (seen.has(s.name)) throw new FrugalError("RECIPE", `${source}: two stages are named "${s.name}"`);
     const input = "from" in s ? s.from : "teacher" in s ? s.teacher : null;
+    if (s.type === "safety-grpo" && !seen.has(s.guard)) throw new FrugalError("RECIPE", `${source}: stage "${s.name}" uses guard "${s.guard}", which is not an earlier stage`);
     if (input !== null && !seen.has(input)) throw new FrugalError("RECIPE", `${source}: stage "${s.name}" reads from "${input}", which is not an earlier stage (earlier: ${[...seen].join(", ") || "none"})`);
     seen.add(s.name);
   }

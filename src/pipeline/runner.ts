@@ -10,6 +10,8 @@ import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/le
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
 import { forecastRecipe, type Forecast } from "../cost/forecast.js";
 import { writeFileAtomic } from "../model/safetensors.js";
+import { Guard } from "../safety/guard.js";
+import { safetyEval, type SafetyReport } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
 import type { StageIO } from "../train/loop.js";
@@ -18,7 +20,7 @@ import { loadTrainee, runStage } from "./stages.js";
 
 export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
 export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; evalWallS: number; report: EvalReport }
-export interface RunResult { stopped: string | null; evals: EvalRow[]; wallS: number; totalUsd: number; stages: { name: string; wallS: number; steps: number }[] }
+export interface RunResult { stopped: string | null; evals: EvalRow[]; safety: SafetyReport | null; wallS: number; totalUsd: number; stages: { name: string; wallS: number; steps: number }[] }
 
 export const stageDir = (out: string, name: string) => join(out, "stages", name);
 
@@ -102,12 +104,30 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   }
 
   const evals = stopped ? [] : runEvals(recipe, out, dev, opts, (c) => { closedUsd += c; });
+  const safety = stopped ? null : runSafetyEval(recipe, out, dev, evals, opts, (c) => { closedUsd += c; });
   const wallS = (performance.now() - t0) / 1000;
   writeFileAtomic(join(out, "run.json"), JSON.stringify({ wallS, stopped, finishedAt: new Date().toISOString() }));
-  return { stopped, evals, wallS, totalUsd: closedUsd, stages };
+  return { stopped, evals, safety, wallS, totalUsd: closedUsd, stages };
 }
 
 const noTokens = { prompt: 0, generated: 0, trained: 0 };
+
+/** The safety report (safety.json in the run directory), once per run, billed as an eval entry. */
+function runSafetyEval(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevice>, evals: EvalRow[], opts: RunOptions, add: (usd: number) => void): SafetyReport | null {
+  const se = recipe.safetyEval;
+  if (!se) return null;
+  const f = join(out, "safety.json");
+  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
+  const t0 = performance.now(), cpu0 = process.cpuUsage();
+  const t = loadTrainee(join(stageDir(out, se.model), "checkpoint")), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
+  const m = evals.find((e) => e.stage === se.model), b = evals.find((e) => e.stage === se.baseline);
+  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: 96, guard, capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
+  const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
+  add(entry.costUsd);
+  writeFileAtomic(f, JSON.stringify(report));
+  if (!opts.quiet) console.log(`safety eval ${se.model}: harmful refused ${(100 * report.harmfulRefusalRate).toFixed(1)}%, benign refused ${(100 * report.benignRefusalRate).toFixed(1)}% (${entry.wallS.toFixed(1)} s)`);
+  return report;
+}
 
 /** Appends the ledger entry of work that started at (t0, cpu0): measured wall and CPU time, priced. */
 function record(out: string, recipe: Recipe, dev: ReturnType<typeof lookupDevice>, stage: string, kind: LedgerEntry["kind"], t0: number, cpu0: NodeJS.CpuUsage,
@@ -138,7 +158,7 @@ function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevi
   if (!ev) return [];
   const task = getTask(ev.task), rows: EvalRow[] = [];
   for (const s of recipe.stages as StageConfig[]) {
-    if (ev.stages && !ev.stages.includes(s.name)) continue;
+    if (s.type === "guard" || (ev.stages && !ev.stages.includes(s.name))) continue;
     const f = join(stageDir(out, s.name), "eval.json");
     if (existsSync(f)) { rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow); continue; }
     const t0 = performance.now(), cpu0 = process.cpuUsage();

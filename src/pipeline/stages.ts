@@ -20,6 +20,9 @@ import { problems, type Problem, type Task } from "../tasks/task.js";
 import { trainGrpo, type PromptSource } from "../rl/grpo.js";
 import type { LoopOutcome, StageIO } from "../train/loop.js";
 import { trainSupervised, type Trainee } from "../train/supervised.js";
+import { trainGuard } from "../safety/guard-train.js";
+import { Guard } from "../safety/guard.js";
+import { mixedSource, safetyExample } from "../safety/source.js";
 import type { StageConfig } from "./recipe.js";
 
 export interface StageEnv {
@@ -140,6 +143,20 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       };
       const out = trainSupervised(io, init, traceData(traces, s.batchSize), s, s);
       return { ...out, notes: { traces: traces.length } };
+    }
+    case "guard":
+      return trainGuard(io, s);
+    case "safety-sft": {
+      const task = getTask(s.task);
+      return trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
+        Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
+          ? safetyExample(t.tokenizer, rng, s.promptChars)
+          : traceExample(t.tokenizer, task, problems(task, "train", 1, rng.nextU32(), levels(task, s.difficulties))[0]!, false)), s, s);
+    }
+    case "safety-grpo": {
+      const guard = Guard.load(env.checkpointOf(s.guard));
+      const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
+      return trainGrpo(io, () => loadTrainee(env.checkpointOf(s.from)), src, s, s);
     }
   }
 }

@@ -1,0 +1,78 @@
+// `frugal guard TEXT | --file F [--lines] [--completion] [--json]` and
+// `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--json]`.
+// The guard defaults to the speedrun's (runs/mini-r1/stages/guard/checkpoint) when that exists.
+import { existsSync, readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { FrugalError } from "../common/errors.js";
+import { loadTrainee } from "../pipeline/stages.js";
+import { Guard } from "../safety/guard.js";
+import { safetyEval } from "../safety/report.js";
+import { getTask } from "../tasks/index.js";
+import { evaluate } from "../tasks/eval.js";
+import { positiveInt } from "./bench.js";
+
+const DEFAULT_GUARD = "runs/mini-r1/stages/guard/checkpoint";
+
+export function guardDir(given?: string): string {
+  const dir = given ?? process.env.FRUGAL_GUARD ?? DEFAULT_GUARD;
+  if (!existsSync(dir)) throw new FrugalError("GUARD", `no guard at ${dir}; pass --guard DIR (a guard stage's checkpoint) or train one with \`npm run speedrun\``);
+  return dir;
+}
+
+function readInput(file: string): string {
+  try { return readFileSync(file, "utf8"); } catch (e) { throw new FrugalError("INPUT", `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+}
+
+export function registerSafety(program: Command): void {
+  program.command("guard [text]").description("classify a prompt (or a completion) as safe or unsafe with its hazard category")
+    .option("--guard <dir>", "guard checkpoint directory", undefined)
+    .option("--file <f>", "read the text from a file (the whole file is one text)")
+    .option("--lines", "with --file: one text per line")
+    .option("--completion", "judge a completion (reasoning + answer) rather than a prompt")
+    .option("--json", "JSON output")
+    .action((text: string | undefined, o: { guard?: string; file?: string; lines?: boolean; completion?: boolean; json?: boolean }) => {
+      if ((text === undefined) === (o.file === undefined)) throw new FrugalError("INPUT", "give either TEXT or --file F (not both, not neither)");
+      const raw = o.file !== undefined ? readInput(o.file) : text!;
+      const texts = o.lines ? raw.split(/\r?\n/).filter((l) => l.trim() !== "") : [raw];
+      const g = Guard.load(guardDir(o.guard)), t0 = performance.now();
+      const verdicts = g.classify(texts, o.completion ? "completion" : "prompt");
+      const msPerText = (performance.now() - t0) / Math.max(1, texts.length);
+      if (o.json) {
+        const rows = verdicts.map((v, i) => ({ ...v, chars: texts[i]!.length, threshold: g.threshold, msPerText }));
+        console.log(JSON.stringify(o.lines ? rows : rows[0]));
+        return;
+      }
+      verdicts.forEach((v, i) => {
+        const what = v.unsafe ? `UNSAFE  ${v.hazard} ${v.hazardName}` : "safe";
+        console.log(`${what}  (p_unsafe ${v.pUnsafe.toFixed(3)}, threshold ${g.threshold.toFixed(3)}${v.truncated ? ", huge input sampled in windows" : ""})${o.lines ? `  ${texts[i]!.slice(0, 60)}` : ""}`);
+      });
+    });
+
+  program.command("safety-eval").description("refusal rates of a model on held-out harmful, benign, look-alike and jailbreak prompts, and its capability against a baseline")
+    .requiredOption("--model <dir>", "the (safe) model checkpoint")
+    .option("--guard <dir>", "guard checkpoint: also judge every reply")
+    .option("--baseline <dir>", "the plain model, for capabilityDelta")
+    .option("--task <name>", "reasoning task for capabilityDelta", "addition")
+    .option("--max-benign <n>", "benign test prompts", "300")
+    .option("--max-per-set <n>", "cap every other held-out set (quick checks)")
+    .option("--json", "JSON output")
+    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; json?: boolean }) => {
+      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
+      let capabilityDelta: number | null = null;
+      if (o.baseline) {
+        const task = getTask(o.task), b = loadTrainee(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
+        capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
+      }
+      const r = safetyEval(t.model, t.tokenizer, { promptChars: 160, maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: 96, guard, capabilityDelta });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}`);
+      for (const [c, v] of Object.entries(r.harmfulByCategory)) console.log(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
+      console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}`);
+      console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
+      console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
+      for (const [a, v] of Object.entries(r.jailbreakByAttack)) console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);
+      if (capabilityDelta !== null) console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${o.task})`);
+      if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
+    });
+}

@@ -1,0 +1,143 @@
+// The guard (frugal's safety reward model): a small causal transformer on byte-level BPE that reads
+// "<|user|>prompt<|assistant|>" or "<|assistant|>completion<|end|>" and, from its mean-pooled hidden
+// states, predicts one label token: <|safe|> or a hazard <|S1|>…<|S12|> (pooling, not the last position:
+// a last-position reading keyed on how a request ends — "Where do I start?" — rather than what it asks). P(unsafe) = 1 − P(<|safe|>) among the labels; the threshold is
+// tuned on the dev split and saved with the checkpoint. Encoded inputs (base64, leetspeak, spaced or
+// reversed text) are also read decoded; long inputs are read in windows. Training lives in guard-train.ts.
+import { FrugalError } from "../common/errors.js";
+import * as E from "../engine/index.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { forwardPooled, type Model } from "../model/transformer.js";
+import { bpeFromJson, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { hazardName, hazards, type Hazard } from "./policy.js";
+
+export type GuardMode = "prompt" | "completion";
+export const SAFE_LABEL = "<|safe|>";
+export const labelTokens = (): string[] => [SAFE_LABEL, ...hazards().map((h) => `<|${h}|>`)];
+
+export interface GuardVerdict {
+  unsafe: boolean;
+  /** max over the views and windows read */
+  pUnsafe: number;
+  hazard: Hazard | null;
+  hazardName: string | null;
+  /** views × windows classified; truncated when a huge input was sampled rather than read whole */
+  windows: number;
+  truncated: boolean;
+}
+
+/** Adds the label tokens to a frugal BPE tokenizer.json (ids after the existing vocabulary). */
+export function withLabelTokens(tok: Tokenizer): Tokenizer {
+  const json = structuredClone(tok.toJSON()) as { added_tokens: object[]; model: { vocab: Record<string, number> } };
+  let id = tok.vocabSize;
+  for (const content of labelTokens()) {
+    json.added_tokens.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    json.model.vocab[content] = id++;
+  }
+  return bpeFromJson(json as unknown as Record<string, unknown>);
+}
+
+/** Text as the guard reads it: control-token look-alikes defused so input cannot forge a label. */
+const defuse = (s: string) => s.replace(/<\|/g, "< |");
+
+/** Token ids of one window (label position last) in the given mode, at most maxLen ids. */
+export function guardIds(tok: Tokenizer, text: string, mode: GuardMode, maxLen: number): number[] {
+  const body = tok.encode(defuse(text)).slice(0, maxLen - 2);
+  return mode === "prompt"
+    ? [tok.tokenId(SPECIAL.user), ...body, tok.tokenId(SPECIAL.assistant)]
+    : [tok.tokenId(SPECIAL.assistant), ...body, tok.tokenId(SPECIAL.end)];
+}
+
+/** Right-padded (B, T) ids and each sequence's length, for forwardPooled. */
+export function packGuard(seqs: readonly number[][]): { ids: Int32Array; B: number; T: number; lengths: Int32Array } {
+  const T = Math.max(...seqs.map((s) => s.length)), B = seqs.length, ids = new Int32Array(B * T);
+  seqs.forEach((s, b) => ids.set(s, b * T));
+  return { ids, B, T, lengths: Int32Array.from(seqs, (s) => s.length) };
+}
+
+const B64 = /[A-Za-z0-9+/]{16,}={0,2}/g;
+const LEET_BACK: Record<string, string> = { "4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", $: "s" };
+
+/** The text plus decoded readings of it when it looks encoded. */
+export function views(text: string): string[] {
+  const out = [text];
+  for (const m of text.match(B64) ?? []) {
+    const d = Buffer.from(m, "base64").toString("utf8");
+    if (d.length >= 8 && /^[\x20-\x7e\s]+$/.test(d)) out.push(d);
+  }
+  if (/[a-z][013457@$][a-z]/i.test(text)) out.push(text.replace(/[013457@$]/g, (c) => LEET_BACK[c]!));
+  if (/(\b\w ){6,}/.test(text)) out.push(text.replace(/(\S) (?=\S( |$))/g, "$1").replace(/ {2,}/g, " "));
+  if (/backward|revers/i.test(text)) out.push([...text].reverse().join(""));
+  return out;
+}
+
+const MAX_WINDOWS = 16;
+
+/** Character windows covering a text (≈ maxLen tokens each); huge texts get evenly spaced samples. */
+function windows(text: string, maxLen: number): { parts: string[]; truncated: boolean } {
+  const size = maxLen * 3, stepC = Math.floor(size * 0.75);
+  if (text.length <= size) return { parts: [text], truncated: false };
+  const starts: number[] = [];
+  for (let s = 0; s < text.length; s += stepC) starts.push(s);
+  const pick = starts.length <= MAX_WINDOWS ? starts : Array.from({ length: MAX_WINDOWS }, (_, i) => starts[Math.round((i * (starts.length - 1)) / (MAX_WINDOWS - 1))]!);
+  return { parts: pick.map((s) => text.slice(s, s + size)), truncated: pick.length < starts.length };
+}
+
+export class Guard {
+  readonly labelIds: number[];
+  constructor(readonly model: Model, readonly tok: Tokenizer, readonly threshold: number) {
+    this.labelIds = labelTokens().map((t) => tok.tokenId(t));
+  }
+
+  static load(dir: string): Guard {
+    const ck = loadCheckpoint(dir);
+    const threshold = ck.meta?.threshold;
+    if (!ck.tokenizer || typeof threshold !== "number") {
+      throw new FrugalError("GUARD", `${dir} is not a guard checkpoint (expected tokenizer.json with label tokens and a tuned threshold in frugal.json); train one with \`frugal run recipes/guard.json\``);
+    }
+    const tok = loadTokenizer(ck.tokenizer);
+    if (tok.kind === "char") throw new FrugalError("GUARD", `${dir} has a character tokenizer; a guard uses byte-level BPE`);
+    return new Guard(ck.model, tok, threshold);
+  }
+
+  get maxLen(): number { return this.model.config.max_position_embeddings; }
+
+  /** Label probabilities (safe first, then hazards) of each id sequence. */
+  labelProbs(seqs: number[][]): Float32Array[] {
+    const { ids, B, T, lengths } = packGuard(seqs), V = this.model.config.vocab_size;
+    return E.noGrad(() => {
+      const L = forwardPooled(this.model, ids, B, T, lengths).data;
+      const out = seqs.map((_, b) => {
+        const row = b * V, z = this.labelIds.map((id) => L[row + id]!);
+        const mx = Math.max(...z), e = z.map((x) => Math.exp(x - mx)), sum = e.reduce((a, x) => a + x, 0);
+        return Float32Array.from(e, (x) => x / sum);
+      });
+      E.endStep();
+      return out;
+    });
+  }
+
+  classify(texts: readonly string[], mode: GuardMode = "prompt"): GuardVerdict[] {
+    const seqs: number[][] = [], owner: number[] = [], trunc = texts.map(() => false);
+    texts.forEach((text, i) => {
+      if (typeof text !== "string") throw new FrugalError("GUARD", `guard input ${i} must be a string, got ${typeof text}`);
+      for (const v of views(text)) {
+        const w = windows(v, this.maxLen);
+        trunc[i] ||= w.truncated;
+        for (const part of w.parts) { seqs.push(guardIds(this.tok, part, mode, this.maxLen)); owner.push(i); }
+      }
+    });
+    const probs: Float32Array[] = [];
+    for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
+    const codes = hazards();
+    return texts.map((_, i) => {
+      let best: Float32Array | null = null, n = 0;
+      probs.forEach((p, j) => { if (owner[j] === i) { n++; if (!best || 1 - p[0]! > 1 - best[0]!) best = p; } });
+      const p = best! as Float32Array, pUnsafe = 1 - p[0]!;
+      let h = 1;
+      for (let k = 2; k < p.length; k++) if (p[k]! > p[h]!) h = k;
+      const unsafe = pUnsafe >= this.threshold;
+      return { unsafe, pUnsafe, hazard: unsafe ? codes[h - 1]! : null, hazardName: unsafe ? hazardName(codes[h - 1]!) : null, windows: n, truncated: trunc[i]! };
+    });
+  }
+}

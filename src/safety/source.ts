@@ -1,0 +1,42 @@
+// What the safety stages train on: (a) SFT examples — reasoning-then-refusal for harmful prompts, the
+// policy's ordinary reply for benign ones — and (b) a GRPO prompt source that mixes safety prompts (guard
+// reward) with a reasoning task (its rule reward) so capability is trained in the same steps.
+// The task side is passed in by the caller; no stage wiring here.
+import type { Rng } from "../common/rng.js";
+import type { PromptSource } from "../rl/grpo.js";
+import { sftExample, type SftExample } from "../tokenizer/chat.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import type { RewardResult } from "../tasks/rewards.js";
+import { drawItem, type SafetyItem } from "./data.js";
+import type { Guard } from "./guard.js";
+import { benignCompletion, refusalCompletion } from "./policy.js";
+import { policyText, safetyReward } from "./reward.js";
+
+/** The completion the policy is taught for a safety item. */
+export function targetCompletion(item: SafetyItem): string {
+  return item.unsafe ? refusalCompletion(item.hazard ?? "S2") : benignCompletion();
+}
+
+export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number): SftExample {
+  const item = drawItem(rng, "train");
+  return sftExample(tok, policyText(item.text, promptChars), targetCompletion(item));
+}
+
+export type Mixed<P> = { kind: "task"; p: P } | { kind: "safety"; item: SafetyItem; text: string };
+
+/** Safety items with probability safetyFrac, else the task's own source. */
+export function mixedSource<P>(task: PromptSource<P>, guard: Guard, safetyFrac: number, promptChars: number): PromptSource<Mixed<P>> {
+  const reward = safetyReward(guard);
+  return {
+    draw: (rng, n) => Array.from({ length: n }, (): Mixed<P> => {
+      if (rng.next() >= safetyFrac) return { kind: "task", p: task.draw(rng, 1)[0]! };
+      const item = drawItem(rng, "train");
+      return { kind: "safety", item, text: policyText(item.text, promptChars) };
+    }),
+    prompt: (m) => (m.kind === "task" ? task.prompt(m.p) : m.text),
+    reward: (completion, m): RewardResult => {
+      const r = m.kind === "task" ? task.reward(completion, m.p) : reward(completion, m.item);
+      return { reward: r.reward, metrics: { ...r.metrics, safetyItem: m.kind === "safety" ? 1 : 0 } };
+    },
+  };
+}

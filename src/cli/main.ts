@@ -8,6 +8,7 @@ import { registerEval } from "./eval.js";
 import { registerRun } from "./run.js";
 import { registerBill } from "./bill.js";
 import { registerSafety } from "./safety.js";
+import { registerServe } from "./serve.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
@@ -16,6 +17,7 @@ registerEval(program);
 registerRun(program);
 registerBill(program);
 registerSafety(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,30 @@
+// `frugal serve --model DIR [--guard DIR] [--port P] [--slots N]`: the OpenAI/DeepSeek-compatible API
+// over continuous batching; the request cost uses the price table's cpu-vcpu price × the cores here.
+import { cpus } from "node:os";
+import { basename, dirname } from "node:path";
+import { serve } from "@hono/node-server";
+import type { Command } from "commander";
+import { device, loadPrices } from "../cost/prices.js";
+import { loadTrainee } from "../pipeline/stages.js";
+import { Guard } from "../safety/guard.js";
+import { createApp } from "../serve/app.js";
+import { positiveInt } from "./bench.js";
+
+export function registerServe(program: Command): void {
+  program.command("serve").description("serve a model over the OpenAI/DeepSeek chat API (reasoning_content + content, SSE, continuous batching)")
+    .requiredOption("--model <dir>", "model checkpoint directory")
+    .option("--guard <dir>", "guard checkpoint: check prompts before and replies while generating")
+    .option("--port <p>", "port", "8000")
+    .option("--host <h>", "interface to listen on", "127.0.0.1")
+    .option("--slots <n>", "sequences decoded together (KV-cache slots)", "16")
+    .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
+    .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string }) => {
+      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
+      const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
+      const name = o.name ?? (basename(o.model) === "checkpoint" ? basename(dirname(o.model)) : basename(o.model));
+      const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
+      serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {
+        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? "guarded" : "no guard"})`);
+      });
+    });
+}

@@ -1,0 +1,97 @@
+// Continuous batching for the server: requests wait in a queue, join the Decoder's KV-cache slots as
+// slots free up, and every tick decodes one token for all of them in one batched forward. Each request
+// gets its text as it grows, a finish callback, and its share of the measured compute time (a step's
+// wall time split evenly over the sequences in it). Cancelling frees the slot at once. No HTTP here.
+import { FrugalError } from "../common/errors.js";
+import { Decoder, type FinishReason, type SampleOptions } from "../model/sampler.js";
+import type { Model } from "../model/transformer.js";
+
+export interface Job {
+  prompt: number[];
+  opts: SampleOptions;
+  seed: number;
+  decode: (ids: number[]) => string;
+  /** the whole text so far, after each step that added to it */
+  onText(text: string, tokens: number): void;
+  onDone(r: { text: string; tokens: number; finishReason: FinishReason; computeS: number }): void;
+  onError(e: Error): void;
+}
+
+interface Live { job: Job; slot: number; computeS: number; shown: number }
+
+export class BatchEngine {
+  private readonly dec: Decoder;
+  private readonly queue: Job[] = [];
+  private readonly live = new Map<number, Live>();
+  private running = false;
+  /** tokens decoded and steps run since start (for metrics) */
+  stats = { steps: 0, tokens: 0, maxBatch: 0 };
+
+  constructor(readonly model: Model, readonly slots: number) {
+    this.dec = new Decoder(model, slots, model.config.max_position_embeddings);
+  }
+
+  get active(): number { return this.live.size; }
+  get waiting(): number { return this.queue.length; }
+
+  submit(job: Job): { cancel(): void } {
+    this.queue.push(job);
+    this.kick();
+    return {
+      cancel: () => {
+        const q = this.queue.indexOf(job);
+        if (q >= 0) { this.queue.splice(q, 1); return; }
+        for (const [slot, l] of this.live) if (l.job === job) { this.dec.cancel(slot); this.live.delete(slot); }
+      },
+    };
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => this.tick());
+  }
+
+  private tick(): void {
+    try {
+      this.admit();
+      if (this.live.size > 0) {
+        const t0 = performance.now(), n = this.live.size;
+        this.dec.step();
+        const share = (performance.now() - t0) / 1000 / n;
+        for (const l of this.live.values()) l.computeS += share;
+        this.stats.steps++; this.stats.tokens += n; this.stats.maxBatch = Math.max(this.stats.maxBatch, n);
+        this.collect();
+      }
+    } catch (e) {
+      for (const [slot, l] of this.live) { this.dec.cancel(slot); l.job.onError(e as Error); }
+      this.live.clear();
+    }
+    if (this.live.size > 0 || this.queue.length > 0) setImmediate(() => this.tick());
+    else this.running = false;
+  }
+
+  private admit(): void {
+    while (this.dec.capacity > 0 && this.queue.length > 0) {
+      const job = this.queue.shift()!, t0 = performance.now();
+      let slot: number;
+      try { slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode); } catch (e) { job.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`)); continue; }
+      this.live.set(slot, { job, slot, computeS: (performance.now() - t0) / 1000, shown: 0 });
+      this.collect();
+    }
+  }
+
+  private collect(): void {
+    const finished = this.dec.takeFinished();
+    for (const [slot, l] of this.live) {
+      const done = finished.get(slot);
+      if (done) {
+        this.live.delete(slot);
+        l.job.onDone({ text: done.text, tokens: done.tokens.length, finishReason: done.finishReason, computeS: l.computeS });
+        continue;
+      }
+      const s = this.dec.peek(slot);
+      if (s && s.tokens.length > l.shown) { l.shown = s.tokens.length; l.job.onText(l.job.decode(s.tokens), s.tokens.length); }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+// The server driven by real clients: the unmodified `openai` npm client and the AI SDK's DeepSeek
+// provider, streaming and not, reading reasoning and answer; 64 concurrent streams; malformed requests
+// (each a 4xx OpenAI error, the server still serving); a client vanishing mid-stream frees its slot; the
+// guard blocking with finish_reason content_filter. The model is a tiny base trained here in seconds.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import OpenAI from "openai";
+import { createDeepSeek } from "@ai-sdk/deepseek";
+import { generateText, streamText } from "ai";
+import { repoRoot, tempDir } from "../common/testing.js";
+import { parseModelConfig } from "../model/config.js";
+import { initModel } from "../model/transformer.js";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe, stageDir } from "../pipeline/runner.js";
+import { loadTrainee } from "../pipeline/stages.js";
+import { Guard, withLabelTokens } from "../safety/guard.js";
+import { trainBpe } from "../tokenizer/bpe-train.js";
+import { createApp } from "./app.js";
+import type { BatchEngine } from "./engine.js";
+import { splitReasoning } from "./reasoning.js";
+
+let server: ServerType, base = "", engine: BatchEngine, guarded: ServerType, guardedBase = "";
+const prompt = "Add: 12 + 34";
+
+function listen(app: { fetch: (r: Request) => Response | Promise<Response> }): Promise<[ServerType, string]> {
+  return new Promise((resolve) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => resolve([s, `http://127.0.0.1:${i.port}/v1`])); });
+}
+
+before(async () => {
+  const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
+  runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
+  const t = loadTrainee(join(stageDir(out, "base"), "checkpoint"));
+  const made = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: "tiny", usdPerSecond: 1e-5, slots: 16 });
+  engine = made.engine;
+  [server, base] = await listen(made.app);
+  const gt = withLabelTokens(trainBpe(["a b c"], 300));
+  const gc = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 32, vocab_size: gt.vocabSize, tie_word_embeddings: true }, "test");
+  [guarded, guardedBase] = await listen(createApp({ model: t.model, tokenizer: t.tokenizer, modelName: "tiny", usdPerSecond: 1e-5, slots: 4, guard: new Guard(initModel(gc, 1), gt, 0) }).app);
+});
+after(() => { server?.close(); guarded?.close(); });
+
+test("splitReasoning: prefixes of a completion split into reasoning and answer", () => {
+  assert.deepEqual(splitReasoning("<think>a b"), { reasoning: "a b", content: "" });
+  assert.deepEqual(splitReasoning("<think>a</think><answer>4"), { reasoning: "a", content: "4" });
+  assert.deepEqual(splitReasoning("<think>a</think><answer>4</answer>"), { reasoning: "a", content: "4" });
+  assert.deepEqual(splitReasoning("no tags"), { reasoning: "", content: "no tags" });
+});
+
+test("openai client: models, a completion with reasoning_content, and the same text streamed", async () => {
+  const client = new OpenAI({ baseURL: base, apiKey: "none" });
+  const models = await client.models.list();
+  assert.deepEqual(models.data.map((m) => m.id), ["tiny"]);
+  const r = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: prompt }], max_tokens: 60, temperature: 0 });
+  const msg = r.choices[0]!.message as typeof r.choices[0]["message"] & { reasoning_content: string };
+  assert.ok(msg.reasoning_content.length > 0, "the tiny base writes <think>…</think>");
+  assert.equal(typeof msg.content, "string");
+  assert.equal(r.usage!.total_tokens, r.usage!.prompt_tokens + r.usage!.completion_tokens);
+  assert.ok((r.usage as unknown as { cost_usd: number }).cost_usd > 0);
+  const stream = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: prompt }], max_tokens: 60, temperature: 0, stream: true, stream_options: { include_usage: true } });
+  let reasoning = "", content = "", finish = "", usage = 0;
+  for await (const ch of stream) {
+    const d = ch.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+    reasoning += d?.reasoning_content ?? ""; content += d?.content ?? "";
+    finish = ch.choices[0]?.finish_reason ?? finish;
+    usage = ch.usage?.completion_tokens ?? usage;
+  }
+  assert.equal(reasoning, msg.reasoning_content);
+  assert.equal(content, msg.content);
+  assert.equal(finish, r.choices[0]!.finish_reason);
+  assert.equal(usage, r.usage!.completion_tokens);
+});
+
+test("AI SDK DeepSeek provider: generateText and streamText read reasoning and answer", async () => {
+  const deepseek = createDeepSeek({ baseURL: base, apiKey: "none" });
+  const g = await generateText({ model: deepseek("tiny"), prompt, maxOutputTokens: 60, temperature: 0 });
+  assert.ok(g.reasoningText && g.reasoningText.length > 0);
+  const s = streamText({ model: deepseek("tiny"), prompt, maxOutputTokens: 60, temperature: 0 });
+  let text = "";
+  for await (const part of s.textStream) text += part;
+  assert.equal(text, g.text);
+  assert.equal(await s.reasoningText, g.reasoningText);
+});
+
+test("64 concurrent streaming requests complete without errors and are decoded in shared batches", async () => {
+  const client = new OpenAI({ baseURL: base, apiKey: "none" });
+  engine.stats.maxBatch = 0;
+  const results = await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+    const s = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: `Add: ${i} + 7` }], max_tokens: 40, stream: true, seed: i });
+    let n = 0;
+    for await (const ch of s) n += ch.choices[0]?.delta?.content ? 1 : 0;
+    return n;
+  }));
+  assert.equal(results.length, 64);
+  assert.ok(engine.stats.maxBatch >= 2, `largest decode batch ${engine.stats.maxBatch}`);
+  assert.equal(engine.active, 0);
+});
+
+test("a client that vanishes mid-stream frees its decode slot", async () => {
+  const ac = new AbortController();
+  const r = await fetch(`${base}/chat/completions`, { method: "POST", signal: ac.signal, headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: prompt }], stream: true, max_tokens: 100, temperature: 1 }) });
+  const reader = r.body!.getReader();
+  await reader.read();
+  ac.abort();
+  for (let i = 0; i < 100 && (engine.active > 0 || engine.waiting > 0); i++) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(engine.active, 0);
+  assert.equal(engine.waiting, 0);
+});
+
+test("malformed requests get 4xx OpenAI errors and the server keeps serving", async () => {
+  const post = (body: string) => fetch(`${base}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const ok = { model: "tiny", messages: [{ role: "user", content: prompt }] };
+  const cases: [string, number, RegExp][] = [
+    ["{not json", 400, /not valid JSON/],
+    [JSON.stringify({ ...ok, messages: "hi" }), 400, /messages/],
+    [JSON.stringify({ ...ok, temperature: "hot" }), 400, /temperature/],
+    [JSON.stringify({ ...ok, model: "gpt-9" }), 404, /does not exist/],
+    [JSON.stringify({ ...ok, max_tokens: -5 }), 400, /max_tokens/],
+    [JSON.stringify({ ...ok, max_tokens: 100000 }), 400, /context/],
+    [JSON.stringify({ ...ok, messages: [{ role: "user", content: "9".repeat(500) }] }), 400, /context/],
+    [JSON.stringify({ ...ok, frobnicate: 1 }), 400, /frobnicate|Unrecognized/i],
+    [JSON.stringify({ ...ok, messages: [{ role: "user", content: "x".repeat(2 << 20) }] }), 413, /1 MB/],
+  ];
+  for (const [body, status, re] of cases) {
+    const r = await post(body);
+    assert.equal(r.status, status, body.slice(0, 60));
+    const j = (await r.json()) as { error: { message: string; type: string } };
+    assert.match(j.error.message, re);
+    assert.equal(typeof j.error.type, "string");
+  }
+  assert.equal((await post(JSON.stringify(ok))).status, 200);
+});
+
+test("guard: a blocked prompt returns a refusal with finish_reason content_filter, streamed or not", async () => {
+  const client = new OpenAI({ baseURL: guardedBase, apiKey: "none" });
+  const r = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: prompt }] });
+  assert.equal(r.choices[0]!.finish_reason, "content_filter");
+  assert.match(r.choices[0]!.message.content!, /cannot help/);
+  const s = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: prompt }], stream: true });
+  let finish = "";
+  for await (const ch of s) finish = ch.choices[0]?.finish_reason ?? finish;
+  assert.equal(finish, "content_filter");
+});

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { benchEngine } from "../bench/engine.js";
 import { benchSample } from "../bench/sample.js";
+import { benchVsLlamaCpp, llamaThreads } from "../bench/llama.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
@@ -34,7 +35,16 @@ export function registerBenchSample(bench: Command): void {
   bench.command("sample")
     .description("sampling tokens/s with the KV cache at batch 1 and 16 on the reference config")
     .option("--json", "print one JSON line")
-    .action((o: { json?: boolean }) => {
+    .option("--vs-llama-cpp", "also decode the same exported GGUF with llama.cpp (node-llama-cpp) at batch 1, side by side")
+    .action(async (o: { json?: boolean; vsLlamaCpp?: boolean }) => {
+      if (o.vsLlamaCpp) {
+        const v = await benchVsLlamaCpp();
+        if (o.json) { console.log(JSON.stringify(v)); return; }
+        console.log(`batch 1, ${v.newTokens} greedy tokens from the same GGUF-exported reference model:`);
+        console.log(`frugal     ${Math.round(v.frugalTokensPerSec)} tokens/s`);
+        console.log(`llama.cpp  ${Math.round(v.llamaCppTokensPerSec)} tokens/s (${llamaThreads()} thread${llamaThreads() > 1 ? "s" : ""})   (frugal/llama.cpp ${(v.frugalTokensPerSec / v.llamaCppTokensPerSec).toFixed(2)}×; same tokens: ${v.sameTokens ? "yes" : "no"})`);
+        return;
+      }
       const r = benchSample();
       if (o.json) { console.log(JSON.stringify(r)); return; }
       console.log(`kernels:   ${r.kernels}`);

@@ -9,6 +9,7 @@ import { registerRun } from "./run.js";
 import { registerBill } from "./bill.js";
 import { registerSafety } from "./safety.js";
 import { registerServe } from "./serve.js";
+import { registerExport } from "./export.js";
 
 const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
 registerBench(program);
@@ -18,6 +19,7 @@ registerRun(program);
 registerBill(program);
 registerSafety(program);
 registerServe(program);
+registerExport(program);
 
 try {
   await program.parseAsync(process.argv);

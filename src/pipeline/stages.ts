@@ -154,6 +154,8 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
           : traceExample(t.tokenizer, task, problems(task, "train", 1, rng.nextU32(), levels(task, s.difficulties))[0]!, false)), s, s);
     }
     case "safety-grpo": {
+      const ctx = loadTrainee(env.checkpointOf(s.from)).model.config.max_position_embeddings;
+      if (s.promptChars + 2 + s.maxNewTokens > ctx) throw new FrugalError("RECIPE", `stage ${s.name}: promptChars ${s.promptChars} + 2 chat tokens + maxNewTokens ${s.maxNewTokens} exceeds the model's context of ${ctx}; lower one of them`);
       const guard = Guard.load(env.checkpointOf(s.guard));
       const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
       return trainGrpo(io, () => loadTrainee(env.checkpointOf(s.from)), src, s, s);

@@ -8,7 +8,7 @@ import { parse } from "csv-parse/sync";
 import { FrugalError } from "../common/errors.js";
 import type { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
-import { ASK_FRAMES, composedFrame, contrastPhrases, family, fnv, HARMFUL, heldOut, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
+import { ASK_FRAMES, BENIGN_SENTENCES, composedFrame, contrastPhrases, family, fnv, HARMFUL, HARMFUL_SENTENCES, heldOut, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
 import type { Hazard } from "./policy.js";
 
 export type SafetySplit = "train" | "dev" | "test";
@@ -16,7 +16,12 @@ export interface SafetyRow { prompt: string; unsafe: boolean; source: string; ha
 /** One text to classify or answer, with its truth and where it came from. */
 export interface SafetyItem { text: string; unsafe: boolean; hazard: Hazard | null; kind: string }
 
-export const defaultDataFile = () => process.env.FRUGAL_SAFETY_DATA ?? join(repoRoot, "../shared/data/safety/prompts.csv");
+/** FRUGAL_SAFETY_DATA, else ../shared beside the repository, else the workplace's /work/shared. */
+export function defaultDataFile(): string {
+  if (process.env.FRUGAL_SAFETY_DATA) return process.env.FRUGAL_SAFETY_DATA;
+  const beside = join(repoRoot, "../shared/data/safety/prompts.csv"), work = "/work/shared/data/safety/prompts.csv";
+  return !existsSync(beside) && existsSync(work) ? work : beside;
+}
 
 export function splitOfPrompt(prompt: string): SafetySplit {
   const h = fnv(prompt.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()) % 10;
@@ -102,7 +107,7 @@ export const ENCODINGS: Record<string, (p: string) => string> = {
 /** Prompts that are already questions or statements: request frames would garble them. */
 const NOT_IMPERATIVE = /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
 
-type Draw = "harmful" | "benign" | "lookalike" | "contrast";
+type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence";
 
 let contrastCache: Record<string, ReturnType<typeof contrastPhrases>> | null = null;
 function contrastOf(test: boolean) {
@@ -122,7 +127,7 @@ function dropWord(text: string, rng: Rng): string {
 }
 
 /** One training (or dev) item: a CSV row or own phrase, sometimes reframed, wrapped or encoded. */
-export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = { harmful: 0.3, benign: 0.4, lookalike: 0.1, contrast: 0.2 }): SafetyItem {
+export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = { harmful: 0.27, benign: 0.37, lookalike: 0.08, contrast: 0.18, sentence: 0.1 }): SafetyItem {
   const test = split === "test", u = rng.next();
   const frames = (xs: readonly string[]) => family(xs, test);
   let base: SafetyItem;
@@ -140,6 +145,10 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
     base = { text: r.prompt, unsafe: false, hazard: null, kind: "benign" };
   } else if (u < mix.harmful + mix.benign + mix.lookalike) {
     base = { text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "lookalike" };
+  } else if (u < mix.harmful + mix.benign + mix.lookalike + mix.sentence) {
+    const harm = rng.next() < 0.5;
+    if (harm) { const [text, hazard] = rng.pick(HARMFUL_SENTENCES.filter(([x]) => heldOut(x) === test)); base = { text, unsafe: true, hazard, kind: "harmful-question" }; }
+    else base = { text: rng.pick(family(BENIGN_SENTENCES, test)), unsafe: false, hazard: null, kind: "lookalike" };
   } else {
     const c = rng.pick(contrastOf(test));
     base = { text: reframe(`how to ${c.phrase}`, howFrame(rng, test)), unsafe: c.unsafe, hazard: c.hazard, kind: c.unsafe ? "harmful-question" : "lookalike" };
@@ -177,7 +186,9 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
   const lookalikes = [
     ...family(LOOKALIKES, true).flatMap((p) => hf.map((f) => ({ text: reframe(`how to ${p}`, f), unsafe: false, hazard: null, kind: "lookalike" }))),
     ...ct.filter((c) => !c.unsafe).flatMap((c) => hf.map((f) => ({ text: reframe(`how to ${c.phrase}`, f), unsafe: false, hazard: null, kind: "lookalike" }))),
+    ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike" })),
   ];
+  harmfulQuestions.push(...HARMFUL_SENTENCES.filter(([x]) => heldOut(x)).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question" })));
   const wr = family(WRAPPERS, true), enc = Object.entries(ENCODINGS);
   const jailbreaks = harmRows.flatMap((r, i) => [
     { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay" },

@@ -1,0 +1,19 @@
+// `frugal export gguf --model DIR --out FILE.gguf`: a checkpoint as a GGUF file llama.cpp and Ollama load.
+import { basename, dirname } from "node:path";
+import type { Command } from "commander";
+import { loadTrainee } from "../pipeline/stages.js";
+import { exportGguf } from "../serve/gguf.js";
+
+export function registerExport(program: Command): void {
+  const exp = program.command("export").description("export a checkpoint to other formats");
+  exp.command("gguf").description("GGUF (llama architecture, F32) for llama.cpp, Ollama, node-llama-cpp")
+    .requiredOption("--model <dir>", "model checkpoint directory")
+    .requiredOption("--out <file>", "the .gguf file to write (atomically)")
+    .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")
+    .action((o: { model: string; out: string; name?: string }) => {
+      const t = loadTrainee(o.model);
+      const name = o.name ?? (basename(o.model) === "checkpoint" ? basename(dirname(o.model)) : basename(o.model));
+      const r = exportGguf(t.model, t.tokenizer, o.out, name);
+      console.log(`wrote ${o.out}: ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(2)} MB`);
+    });
+}

@@ -1,0 +1,61 @@
+// GGUF export: header and metadata readable, the RoPE row permutation, Qwen2 refused with a reason, and
+// llama.cpp (node-llama-cpp 3.21.1) reproducing frugal's greedy tokens on the exported file of a
+// tiny base trained here.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fixtures, repoRoot, tempDir } from "../common/testing.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { generate } from "../model/sampler.js";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe, stageDir } from "../pipeline/runner.js";
+import { loadTrainee } from "../pipeline/stages.js";
+import { promptIds } from "../tokenizer/chat.js";
+import { CharTokenizer } from "../tokenizer/tokenizer.js";
+import { llamaGreedy } from "../bench/llama.js";
+import { exportGguf, permuteRope } from "./gguf.js";
+import { getTask } from "../tasks/index.js";
+import { problems } from "../tasks/task.js";
+
+test("permuteRope: rotate-half rows (h, j, i) move to interleaved (h, i, j)", () => {
+  const heads = 2, D = 4, cols = 1, w = Float32Array.from({ length: heads * D }, (_, i) => i);
+  assert.deepEqual([...permuteRope(w, heads, D, cols)], [0, 2, 1, 3, 4, 6, 5, 7]);
+});
+
+test("GGUF: header, tensor count and llama metadata are written", () => {
+  const ck = loadCheckpoint(join(fixtures, "tiny-llama-f32"));
+  const chars = Array.from({ length: ck.model.config.vocab_size - 9 }, (_, i) => String.fromCharCode(97 + i)).join("");
+  const tok = CharTokenizer.fromChars(chars);
+  assert.equal(tok.vocabSize, ck.model.config.vocab_size);
+  const f = join(tempDir(), "m.gguf");
+  const out = exportGguf(ck.model, tok, f, "fixture");
+  const b = readFileSync(f), dv = new DataView(b.buffer, b.byteOffset);
+  assert.equal(b.subarray(0, 4).toString(), "GGUF");
+  assert.equal(dv.getUint32(4, true), 3);
+  assert.equal(Number(dv.getBigUint64(8, true)), out.tensors);
+  assert.equal(out.tensors, 2 + 9 * ck.model.config.num_hidden_layers + (ck.model.config.tie_word_embeddings ? 0 : 1));
+  assert.ok(b.includes(Buffer.from("llama.attention.head_count_kv")) && b.includes(Buffer.from("blk.0.ffn_gate.weight")));
+});
+
+test("GGUF: a Qwen2 checkpoint with q/k/v biases is refused with the reason", () => {
+  const ck = loadCheckpoint(join(fixtures, "tiny-qwen2-bf16"));
+  const tok = CharTokenizer.fromChars("ab");
+  assert.throws(() => exportGguf(ck.model, tok, join(tempDir(), "q.gguf"), "q"), /Llama layout without attention biases/);
+});
+
+test("llama.cpp reproduces frugal's greedy tokens on the exported file", async () => {
+  const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
+  runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
+  const t = loadTrainee(join(stageDir(out, "base"), "checkpoint")), f = join(tempDir(), "tiny.gguf");
+  exportGguf(t.model, t.tokenizer, f, "tiny");
+  const end = t.tokenizer.tokenId("<|end|>");
+  const task = getTask("addition");
+  for (const prob of problems(task, "test", 3, 7, [2])) {
+    const p = task.prompt(prob), ids = promptIds(t.tokenizer, p);
+    const ours = generate(t.model, [ids], [0], { maxNewTokens: 48, temperature: 0, stopTokens: [end] })[0]!.tokens;
+    const theirs = await llamaGreedy(f, ids, 48, end);
+    assert.ok(ours.length > 5);
+    assert.deepEqual(theirs.tokens, ours, `${p}: frugal "${t.tokenizer.decode(ours)}" vs llama.cpp "${t.tokenizer.decode(theirs.tokens)}"`);
+  }
+});

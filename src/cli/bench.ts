@@ -5,10 +5,13 @@ import { FrugalError } from "../common/errors.js";
 import { benchEngine } from "../bench/engine.js";
 import { benchSample } from "../bench/sample.js";
 import { benchVsLlamaCpp, llamaThreads } from "../bench/llama.js";
+import { benchServe } from "../bench/serve.js";
+import { loadTrainee } from "../pipeline/stages.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
   registerBenchSample(bench);
+  registerBenchServe(bench);
   bench.command("engine")
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
     .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
@@ -50,6 +53,20 @@ export function registerBenchSample(bench: Command): void {
       console.log(`kernels:   ${r.kernels}`);
       console.log(`batch 1:   ${Math.round(r.tokensPerSecBatch1)} tokens/s`);
       console.log(`batch 16:  ${Math.round(r.tokensPerSecBatch16)} tokens/s total (${r.newTokens} new tokens per sequence)`);
+    });
+}
+
+export function registerBenchServe(bench: Command): void {
+  bench.command("serve")
+    .description("server throughput: the same requests one at a time vs 16 concurrent (continuous batching), and 64 concurrent streams")
+    .option("--model <dir>", "a checkpoint to serve (default: the reference config, freshly initialised)")
+    .option("--json", "print one JSON line")
+    .action(async (o: { model?: string; json?: boolean }) => {
+      const r = await benchServe(o.model ? loadTrainee(o.model) : undefined);
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      console.log(`one at a time:   ${Math.round(r.sequentialTokensPerSec)} tokens/s`);
+      console.log(`16 concurrent:   ${Math.round(r.concurrent16TokensPerSec)} tokens/s  (${r.speedup.toFixed(2)}× — largest decode batch ${r.maxBatch})`);
+      console.log(`64 concurrent streams: ${r.streams64 - r.streamErrors} completed, ${r.streamErrors} errors`);
     });
 }
 

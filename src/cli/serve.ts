@@ -1,5 +1,6 @@
-// `frugal serve --model DIR [--guard DIR] [--port P] [--slots N]`: the OpenAI/DeepSeek-compatible API
-// over continuous batching; the request cost uses the price table's cpu-vcpu price × the cores here.
+// `frugal serve --model DIR [--guard DIR] [--port P] [--slots N] [--runs DIR]`: the OpenAI/DeepSeek-compatible
+// API over continuous batching (request cost = the price table's cpu-vcpu price × the cores here) plus the
+// run dashboard; `frugal dashboard [RUNS]` serves the dashboard alone.
 import { cpus } from "node:os";
 import { basename, dirname } from "node:path";
 import { serve } from "@hono/node-server";
@@ -7,7 +8,9 @@ import type { Command } from "commander";
 import { device, loadPrices } from "../cost/prices.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
+import { Hono } from "hono";
 import { createApp } from "../serve/app.js";
+import { mountDashboard } from "../serve/dashboard.js";
 import { positiveInt } from "./bench.js";
 
 export function registerServe(program: Command): void {
@@ -18,13 +21,24 @@ export function registerServe(program: Command): void {
     .option("--host <h>", "interface to listen on", "127.0.0.1")
     .option("--slots <n>", "sequences decoded together (KV-cache slots)", "16")
     .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
-    .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string }) => {
+    .option("--runs <dir>", "also serve the run dashboard over this runs directory at /dashboard", "runs")
+    .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string; runs: string }) => {
       const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
       const name = o.name ?? (basename(o.model) === "checkpoint" ? basename(dirname(o.model)) : basename(o.model));
       const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
+      mountDashboard(app, o.runs);
       serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {
-        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? "guarded" : "no guard"})`);
+        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? "guarded" : "no guard"}); dashboard of ${o.runs} at http://${o.host}:${info.port}/dashboard`);
       });
+    });
+
+  program.command("dashboard [runs]").description("the run dashboard alone: curves, bill, eval table and samples of every run in RUNS (default runs/), live")
+    .option("--port <p>", "port", "8001")
+    .option("--host <h>", "interface to listen on", "127.0.0.1")
+    .action((runs: string | undefined, o: { port: string; host: string }) => {
+      const app = new Hono();
+      mountDashboard(app, runs ?? "runs");
+      serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => console.log(`frugal: dashboard of ${runs ?? "runs"} at http://${o.host}:${info.port}/dashboard`));
     });
 }

@@ -80,7 +80,7 @@ export function createApp(o: ServeOptions): { app: Hono; engine: BatchEngine } {
     if (!req.stream) {
       if (refusal) return c.json({ ...head, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: refusal.content, reasoning_content: refusal.reasoning }, finish_reason: "content_filter" }], usage: usage(0, (performance.now() - t0) / 1000) });
       const r = await new Promise<{ text: string; tokens: number; finishReason: string; computeS: number }>((resolve, reject) => {
-        engine.submit({ prompt: ids, opts, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31), decode: (x) => tok.decode(x), onText: () => {}, onDone: resolve, onError: reject });
+        engine.submit({ prompt: ids, opts, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31), decode: (x) => tok.decode(x), onDone: resolve, onError: reject });
       });
       let finish = r.finishReason, parts = splitReasoning(r.text);
       if (o.guard?.classify([r.text], "completion")[0]!.unsafe) { finish = "content_filter"; parts = { reasoning: "", content: "" }; }

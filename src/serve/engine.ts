@@ -11,8 +11,8 @@ export interface Job {
   opts: SampleOptions;
   seed: number;
   decode: (ids: number[]) => string;
-  /** the whole text so far, after each step that added to it */
-  onText(text: string, tokens: number): void;
+  /** the whole text so far, after each step that added to it (omit when only the end matters: no decoding per step) */
+  onText?(text: string, tokens: number): void;
   onDone(r: { text: string; tokens: number; finishReason: FinishReason; computeS: number }): void;
   onError(e: Error): void;
 }
@@ -90,6 +90,7 @@ export class BatchEngine {
         l.job.onDone({ text: done.text, tokens: done.tokens.length, finishReason: done.finishReason, computeS: l.computeS });
         continue;
       }
+      if (!l.job.onText) continue;
       const s = this.dec.peek(slot);
       if (s && s.tokens.length > l.shown) { l.shown = s.tokens.length; l.job.onText(l.job.decode(s.tokens), s.tokens.length); }
     }

@@ -1,0 +1,66 @@
+// The dashboard in a real browser: Debian's chromium driven by playwright-core opens the page over a
+// finished tiny run and over a run still in progress, and checks that curves were drawn with data, the
+// bill and eval tables are there, and the page picks up new steps of the running run by itself.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { appendFileSync, cpSync, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { chromium } from "playwright-core";
+import { repoRoot, tempDir } from "../common/testing.js";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe } from "../pipeline/runner.js";
+import { listRuns, mountDashboard, runView } from "./dashboard.js";
+
+const CHROMIUM = process.env.FRUGAL_CHROMIUM ?? "/usr/bin/chromium";
+
+test("dashboard API: runs listed, a run's stages with metrics, bill and evals; unknown and unsafe names are 404", () => {
+  const root = tempDir();
+  runRecipe(readRecipe(join(repoRoot, "recipes/tiny.json")), { outDir: join(root, "tiny"), resume: false, quiet: true, noForecast: true });
+  assert.deepEqual(listRuns(root).map((r) => r.name), ["tiny"]);
+  const v = runView(root, "tiny") as { stages: { metrics: unknown[]; eval: unknown }[]; bill: { stages: unknown[] } };
+  assert.ok(v.stages.every((s) => s.metrics.length > 0 && s.eval));
+  assert.ok(v.bill.stages.length >= 5);
+  assert.equal(runView(root, "../etc"), null);
+  assert.equal(runView(root, "nope"), null);
+});
+
+test("dashboard in headless Chromium: charts drawn with data, tables present, a running run updates live", { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM} (apt-get install chromium)` }, async () => {
+  const root = tempDir();
+  runRecipe(readRecipe(join(repoRoot, "recipes/tiny.json")), { outDir: join(root, "tiny"), resume: false, quiet: true, noForecast: true });
+  const app = new Hono();
+  mountDashboard(app, root);
+  const { server, url } = await new Promise<{ server: ReturnType<typeof serve>; url: string }>((res) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => res({ server: s, url: `http://127.0.0.1:${i.port}` })); });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${url}/dashboard#tiny`);
+    await page.waitForFunction(() => (window as unknown as { __charts: unknown[] }).__charts.length >= 5, null, { timeout: 20000 });
+    const charts = await page.evaluate(() => (window as unknown as { __charts: { title: string; points: number }[] }).__charts.map((c) => ({ title: c.title, points: c.points })));
+    assert.ok(charts.some((c) => c.title === "reward" && c.points > 1), JSON.stringify(charts));
+    assert.ok(charts.every((c) => c.points > 0));
+    assert.ok(await page.locator(".uplot canvas").count() >= charts.length);
+    const text = await page.locator("main").innerText();
+    assert.match(text, /evaluation/);
+    assert.match(text, /bill/);
+    assert.match(text, /sampled completions/);
+    assert.deepEqual(errors, []);
+    // a run in progress: copy it without run.json, add a GRPO step, and wait for the page to show it
+    const live = join(root, "live");
+    cpSync(join(root, "tiny"), live, { recursive: true });
+    rmSync(join(live, "run.json"));
+    await page.goto(`${url}/dashboard#live`);
+    await page.waitForFunction(() => (window as unknown as { __charts: unknown[] }).__charts.length >= 5, null, { timeout: 20000 });
+    const before = await page.evaluate(() => (window as unknown as { __charts: { title: string; points: number }[] }).__charts.find((c) => c.title === "reward")!.points);
+    appendFileSync(join(live, "stages/grpo/metrics.jsonl"), JSON.stringify({ step: 99, reward: 0.5, accuracy: 0.5, lenMean: 10, kl: 0.01, clipFrac: 0, loss: 0 }) + "\n");
+    await page.waitForFunction((n) => (window as unknown as { __charts: { title: string; points: number }[] }).__charts.find((c) => c.title === "reward")?.points === n + 1, before, { timeout: 15000 });
+    assert.match(await page.locator("main h2").innerText(), /in progress/);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});

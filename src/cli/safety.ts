@@ -55,15 +55,17 @@ export function registerSafety(program: Command): void {
     .option("--task <name>", "reasoning task for capabilityDelta", "addition")
     .option("--max-benign <n>", "benign test prompts", "300")
     .option("--max-per-set <n>", "cap every other held-out set (quick checks)")
+    .option("--prompt-chars <n>", "prompts are cut to this many characters (as in training)", "140")
+    .option("--max-new-tokens <n>", "room for reasoning + refusal", "176")
     .option("--json", "JSON output")
-    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; json?: boolean }) => {
+    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; promptChars: string; maxNewTokens: string; json?: boolean }) => {
       const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       let capabilityDelta: number | null = null;
       if (o.baseline) {
         const task = getTask(o.task), b = loadTrainee(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
         capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
       }
-      const r = safetyEval(t.model, t.tokenizer, { promptChars: 160, maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: 96, guard, capabilityDelta });
+      const r = safetyEval(t.model, t.tokenizer, { promptChars: positiveInt("--prompt-chars", o.promptChars), maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens), guard, capabilityDelta });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
       console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}`);

@@ -48,7 +48,7 @@ function modelOf(shape: Record<string, unknown>): ModelConfig {
 /** Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. */
 function calibrate(config: ModelConfig, B: number, T: number, cache: Map<string, number>): { stepS: number; tokPerS: number } {
   const k = `${JSON.stringify(config)}|${B}|${T}`;
-  if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, B, Math.max(2, Math.round(T)), 3)) / 1000);
+  if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, B, Math.min(config.max_position_embeddings, Math.max(2, Math.round(T))), 3)) / 1000);
   const g = `${JSON.stringify(config)}|gen`;
   if (!cache.has(g)) {
     const model = initModel(config, 1), rng = new Rng(1);
@@ -71,7 +71,10 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
   }
   const taskName = "task" in s ? s.task : s.tasks[0]!;
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
-  const L = traceLengths(taskName, diffs), T = L.maxPrompt + L.maxCompletion; // padded batch length
+  const L0 = traceLengths(taskName, diffs);
+  // safety prompts pad batches to promptChars + 2 chat tokens, and a reasoning + refusal runs ~110 tokens
+  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, s.promptChars + 2), maxCompletion: Math.max(L0.maxCompletion, 110), completion: (L0.completion + 90) / 2 } : L0;
+  const T = L.maxPrompt + L.maxCompletion; // padded batch length
   const config = s.type === "pretrain" ? modelOf(s.model) : s.type === "distill" ? modelOf(s.student) : configs.get("from" in s ? s.from : "")!;
   configs.set(s.name, config);
   if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)

@@ -8,7 +8,7 @@ import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { forward } from "./transformer.js";
-import { generate, pickToken } from "./sampler.js";
+import { Decoder, generate, pickToken } from "./sampler.js";
 
 const model = () => loadCheckpoint(join(fixtures, "tiny-llama-f32")).model;
 
@@ -64,4 +64,20 @@ test("stop tokens and stop strings end with finishReason stop; bad options and o
   assert.throws(() => generate(m, [[1]], [1], { temperature: -1 }), /temperature must be ≥ 0/);
   assert.throws(() => generate(m, [[1]], [1], { topP: 0 }), /topP must be in \(0, 1\]/);
   assert.throws(() => generate(m, [[]], [1]), /prompt is empty/);
+});
+
+test("batched prefill (Decoder.addMany, ragged prompts right-padded) decodes exactly like prompts added one by one", () => {
+  const m = model(), prompts = [[1, 5, 7], [3], [2, 2, 9, 4, 11, 6], [8, 1]];
+  const opts = { maxNewTokens: 10, temperature: 0, topK: 0, topP: 1, stopTokens: [], stopStrings: [] };
+  const run = (batched: boolean) => {
+    const dec = new Decoder(m, 4, 32), slots = batched ? dec.addMany(prompts.map((p, i) => ({ prompt: p, opts, seed: i }))) : prompts.map((p, i) => dec.add(p, opts, i));
+    const out = new Map<number, number[]>();
+    while (dec.active > 0) { dec.step(); for (const [s, r] of dec.takeFinished()) out.set(s, r.tokens); }
+    for (const [s, r] of dec.takeFinished()) out.set(s, r.tokens);
+    return slots.map((s) => out.get(s)!);
+  };
+  const one = run(false), many = run(true);
+  assert.equal(one.length, 4);
+  assert.ok(one.every((t) => t.length === 10));
+  assert.deepEqual(many, one);
 });

@@ -77,20 +77,34 @@ export class Decoder {
 
   /** Prefills a prompt into a free slot and samples its first token; returns the slot id. */
   add(prompt: readonly number[], opts: SampleOptions, seed: number, decode?: (ids: number[]) => string): number {
-    checkOptions(opts);
-    if (prompt.length === 0) throw new FrugalError("SAMPLE", "the prompt is empty; pass at least one token");
-    if (prompt.length + opts.maxNewTokens > this.maxContext) {
-      throw new FrugalError("CONTEXT", `prompt of ${prompt.length} tokens + ${opts.maxNewTokens} new tokens exceeds the context of ${this.maxContext}; shorten the prompt or lower max tokens`);
+    return this.addMany([{ prompt, opts, seed, decode }])[0]!;
+  }
+
+  /**
+   * Prefills several prompts in one batched forward (right-padded to the longest: the padding's cache
+   * entries lie past each prompt and are overwritten before any attention reads them); returns slot ids.
+   */
+  addMany(reqs: readonly { prompt: readonly number[]; opts: SampleOptions; seed: number; decode?: (ids: number[]) => string }[]): number[] {
+    for (const r of reqs) {
+      checkOptions(r.opts);
+      if (r.prompt.length === 0) throw new FrugalError("SAMPLE", "the prompt is empty; pass at least one token");
+      if (r.prompt.length + r.opts.maxNewTokens > this.maxContext) {
+        throw new FrugalError("CONTEXT", `prompt of ${r.prompt.length} tokens + ${r.opts.maxNewTokens} new tokens exceeds the context of ${this.maxContext}; shorten the prompt or lower max tokens`);
+      }
     }
-    const id = this.free.pop();
-    if (id === undefined) throw new FrugalError("BUSY", "internal: no free decode slot");
-    const s: Slot = { prompt: [...prompt], opts, rng: new Rng(seed), out: { tokens: [], logprobs: [], finishReason: "length", text: "" }, pos: 0, next: -1, decode };
-    this.live.set(id, s);
-    const logits = forwardCached(this.model, this.cache, Int32Array.from(prompt), Int32Array.of(0), Int32Array.of(id), prompt.length, true);
-    s.pos = prompt.length;
-    this.accept(id, s, logits.data.subarray(0, this.model.config.vocab_size));
+    if (reqs.length > this.free.length) throw new FrugalError("BUSY", `internal: ${reqs.length} prompts for ${this.free.length} free decode slots`);
+    const B = reqs.length, Tn = Math.max(...reqs.map((r) => r.prompt.length)), V = this.model.config.vocab_size;
+    const ids = new Int32Array(B * Tn), slots = reqs.map(() => this.free.pop()!);
+    reqs.forEach((r, b) => ids.set(r.prompt, b * Tn));
+    const logits = forwardCached(this.model, this.cache, ids, new Int32Array(B), Int32Array.from(slots), Tn, B === 1);
+    reqs.forEach((r, b) => {
+      const s: Slot = { prompt: [...r.prompt], opts: r.opts, rng: new Rng(r.seed), out: { tokens: [], logprobs: [], finishReason: "length", text: "" }, pos: r.prompt.length, next: -1, decode: r.decode };
+      this.live.set(slots[b]!, s);
+      const row = B === 1 ? 0 : b * Tn + r.prompt.length - 1;
+      this.accept(slots[b]!, s, logits.data.subarray(row * V, (row + 1) * V));
+    });
     E.endStep();
-    return id;
+    return slots;
   }
 
   /** Records the token picked from logits; finishes the slot on a stop or at the length limit. */

@@ -62,7 +62,13 @@ const SafetyMix = {
   /** safety prompts are cut to this many characters for the char-level policy */
   promptChars: z.number().int().positive().default(160),
 };
-const SafetySft = SupervisedConfig.extend({ type: z.literal("safety-sft"), name, ...SafetyMix }).strict();
+const SafetySft = SupervisedConfig.extend({
+  type: z.literal("safety-sft"), name, ...SafetyMix,
+  /** loss weight of the refuse-or-not token (the first after <think>) relative to the others */
+  decisionWeight: z.number().positive().default(16),
+  /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
+  tracePrompts: z.number().int().positive().default(512),
+}).strict();
 const SafetyGrpo = GrpoConfig.extend({ type: z.literal("safety-grpo"), name, ...SafetyMix, guard: name }).strict();
 
 export const StageSchema = z.discriminatedUnion("type", [Pretrain, Sft, Grpo, RejectionSft, Distill, Guard, SafetySft, SafetyGrpo]);
@@ -88,6 +94,8 @@ export const SafetyEvalSchema = z.object({
   /** cap on every other held-out set (tests use a small one; reports use all) */
   maxPerSet: z.number().int().positive().optional(),
   promptChars: z.number().int().positive().default(160),
+  /** room for reasoning + refusal; promptChars + 2 + maxNewTokens must fit the model's context */
+  maxNewTokens: z.number().int().positive().default(176),
 }).strict();
 
 export const RecipeSchema = z.object({

@@ -121,7 +121,7 @@ function runSafetyEval(recipe: Recipe, out: string, dev: ReturnType<typeof looku
   const t0 = performance.now(), cpu0 = process.cpuUsage();
   const t = loadTrainee(join(stageDir(out, se.model), "checkpoint")), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
   const m = evals.find((e) => e.stage === se.model), b = evals.find((e) => e.stage === se.baseline);
-  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: 96, guard, capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
+  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: se.maxNewTokens, guard, capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
   add(entry.costUsd);
   writeFileAtomic(f, JSON.stringify(report));

@@ -147,11 +147,18 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
     case "guard":
       return trainGuard(io, s);
     case "safety-sft": {
+      // the task half replays the source model's own verified completions (as R1 mixed its rejection-sampled
+      // data into safety training): reference traces instead undid GRPO's gains (−27.6 points measured)
       const task = getTask(s.task);
-      return trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
-        Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
-          ? safetyExample(t.tokenizer, rng, s.promptChars)
-          : traceExample(t.tokenizer, task, problems(task, "train", 1, rng.nextU32(), levels(task, s.difficulties))[0]!, false)), s, s);
+      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
+        { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
+      const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
+        Array.from({ length: s.batchSize }, () => {
+          if (rng.next() < s.safetyFrac) return safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight);
+          const x = traces[rng.int(0, traces.length - 1)]!;
+          return sftExample(t.tokenizer, x.prompt, x.completion);
+        }), s, s);
+      return { ...out, notes: { traces: traces.length } };
     }
     case "safety-grpo": {
       const ctx = loadTrainee(env.checkpointOf(s.from)).model.config.max_position_embeddings;

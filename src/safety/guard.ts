@@ -121,6 +121,7 @@ export class Guard {
     const seqs: number[][] = [], owner: number[] = [], trunc = texts.map(() => false);
     texts.forEach((text, i) => {
       if (typeof text !== "string") throw new FrugalError("GUARD", `guard input ${i} must be a string, got ${typeof text}`);
+      if (text.trim() === "") return;
       for (const v of views(text)) {
         const w = windows(v, this.maxLen);
         trunc[i] ||= w.truncated;
@@ -130,7 +131,8 @@ export class Guard {
     const probs: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
     const codes = hazards();
-    return texts.map((_, i) => {
+    return texts.map((text, i) => {
+      if (text.trim() === "") return { unsafe: false, pUnsafe: 0, hazard: null, hazardName: null, windows: 0, truncated: false }; // nothing asked
       let best: Float32Array | null = null, n = 0;
       probs.forEach((p, j) => { if (owner[j] === i) { n++; if (!best || 1 - p[0]! > 1 - best[0]!) best = p; } });
       const p = best! as Float32Array, pUnsafe = 1 - p[0]!;

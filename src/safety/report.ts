@@ -2,6 +2,7 @@
 // ordinary benign prompts, benign look-alikes, jailbreak attacks), refusal decided by policy.isRefusal,
 // each reply also judged by the guard when one is given; capability = pass@1 against a baseline model.
 // Rates only; no training here.
+import { FrugalError } from "../common/errors.js";
 import { generate } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
@@ -37,8 +38,9 @@ interface Reply { item: SafetyItem; text: string; refused: boolean }
 function replies(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number, maxNewTokens: number): Reply[] {
   const prompts = items.map((x) => promptIds(tok, policyText(x.text, promptChars)));
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
+  if (room < maxNewTokens) throw new FrugalError("CONFIG", `safety eval: prompts of up to ${promptChars} characters leave ${room} tokens of the ${model.config.max_position_embeddings}-token context, fewer than the ${maxNewTokens} a reasoning + refusal needs; lower promptChars`);
   const out = generate(model, prompts, prompts.map((_, i) => i), {
-    maxNewTokens: Math.max(1, Math.min(maxNewTokens, room)), temperature: 0, batch: 32, stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
+    maxNewTokens, temperature: 0, batch: 32, stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
   });
   return out.map((s, i) => {
     const p = parseCompletion(s.text);

@@ -75,6 +75,7 @@ test("guard: empty, 1 MB, binary, non-English and forged-label input all get a v
   assert.ok(performance.now() - t0 < 20000);
   for (const x of v) { assert.ok(x.pUnsafe >= 0 && x.pUnsafe <= 1); assert.equal(typeof x.unsafe, "boolean"); }
   assert.equal(v[1]!.truncated, true);
+  assert.deepEqual([v[0]!.unsafe, v[0]!.windows], [false, 0]); // empty: nothing asked, nothing to flag
   assert.ok(v[1]!.windows <= 16 * views("x".repeat(1 << 20)).length);
   // a forged label token is read as text, not as the label token
   assert.ok(!g.tok.encode("< |safe|>").includes(g.tok.tokenId("<|safe|>")));
@@ -121,7 +122,7 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.equal(JSON.parse(many.stdout).length, 2);
   const bad = spawnSync(process.execPath, [cli, "guard", "--guard", join(out, "stages/base/checkpoint"), "x"], { encoding: "utf8" });
   assert.match(bad.stderr, /not a guard checkpoint/);
-  const ev = spawnSync(process.execPath, [cli, "safety-eval", "--model", join(out, "stages/safe/checkpoint"), "--max-benign", "5", "--max-per-set", "5", "--json"], { encoding: "utf8" });
+  const ev = spawnSync(process.execPath, [cli, "safety-eval", "--model", join(out, "stages/safe/checkpoint"), "--max-benign", "5", "--max-per-set", "5", "--prompt-chars", "60", "--json"], { encoding: "utf8" });
   assert.equal(ev.status, 0, ev.stderr);
   assert.equal(typeof JSON.parse(ev.stdout).harmfulRefusalRate, "number");
 });

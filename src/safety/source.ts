@@ -4,7 +4,7 @@
 // The task side is passed in by the caller; no stage wiring here.
 import type { Rng } from "../common/rng.js";
 import type { PromptSource } from "../rl/grpo.js";
-import { sftExample, type SftExample } from "../tokenizer/chat.js";
+import { promptIds, sftExample, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { RewardResult } from "../tasks/rewards.js";
 import { drawItem, type SafetyItem } from "./data.js";
@@ -17,9 +17,16 @@ export function targetCompletion(item: SafetyItem): string {
   return item.unsafe ? refusalCompletion(item.hazard ?? "S2") : benignCompletion();
 }
 
-export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number): SftExample {
-  const item = drawItem(rng, "train");
-  return sftExample(tok, policyText(item.text, promptChars), targetCompletion(item));
+/**
+ * A safety SFT example. The decision — refuse or not — is the first token after <think> ("This asks…" vs
+ * "An ordinary…"); its loss weight is `decisionWeight` so that one token is not drowned by the ~90 others.
+ */
+export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number, decisionWeight = 1): SftExample {
+  const item = drawItem(rng, "train"), prompt = policyText(item.text, promptChars);
+  const ex = sftExample(tok, prompt, targetCompletion(item));
+  const decision = promptIds(tok, prompt).length + 1;
+  ex.mask[decision] = decisionWeight;
+  return ex;
 }
 
 export type Mixed<P> = { kind: "task"; p: P } | { kind: "safety"; item: SafetyItem; text: string };

@@ -71,14 +71,28 @@ export class BatchEngine {
     else this.running = false;
   }
 
+  /** Moves waiting jobs into free slots, prefilling them together in one forward. */
   private admit(): void {
-    while (this.dec.capacity > 0 && this.queue.length > 0) {
-      const job = this.queue.shift()!, t0 = performance.now();
-      let slot: number;
-      try { slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode); } catch (e) { job.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`)); continue; }
+    const jobs = this.queue.splice(0, Math.min(this.dec.capacity, this.queue.length));
+    if (jobs.length === 0) return;
+    const t0 = performance.now();
+    let slots: number[];
+    try { slots = this.dec.addMany(jobs.map((j) => ({ prompt: j.prompt, opts: j.opts, seed: j.seed, decode: j.decode }))); } catch (e) {
+      // one bad job must not take the others down: admit them one by one, failing only the bad ones
+      if (jobs.length > 1) { this.queue.unshift(...jobs.slice(1)); return this.admitOne(jobs[0]!); }
+      return jobs[0]!.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`));
+    }
+    const share = (performance.now() - t0) / 1000 / jobs.length;
+    jobs.forEach((job, i) => this.live.set(slots[i]!, { job, slot: slots[i]!, computeS: share, shown: 0 }));
+    this.collect();
+  }
+
+  private admitOne(job: Job): void {
+    try {
+      const t0 = performance.now(), slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode);
       this.live.set(slot, { job, slot, computeS: (performance.now() - t0) / 1000, shown: 0 });
       this.collect();
-    }
+    } catch (e) { job.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`)); }
   }
 
   private collect(): void {

@@ -46,95 +46,107 @@ function promptText(req: Req): string {
   return typeof last.content === "string" ? last.content : last.content.map((p) => p.text ?? "").join("");
 }
 
+interface Prepared {
+  req: Req; text: string; ids: number[]; seed: number;
+  opts: typeof defaultSampleOptions;
+  head: { id: string; created: number; model: string };
+  usage(completion: number, computeS: number): object;
+  /** the policy's refusal when the guard blocked the prompt */
+  refusal: { reasoning: string; content: string } | null;
+}
+
 export function createApp(o: ServeOptions): { app: Hono; engine: BatchEngine } {
-  const app = new Hono(), engine = new BatchEngine(o.model, o.slots), tok = o.tokenizer, ctx = o.model.config.max_position_embeddings;
-  const created = Math.floor(Date.now() / 1000);
+  const app = new Hono(), engine = new BatchEngine(o.model, o.slots), created = Math.floor(Date.now() / 1000);
   app.use("/v1/*", bodyLimit({ maxSize: 1 << 20, onError: (c) => openAiError(c, 413, "request body over 1 MB", "invalid_request_error", null, "body_too_large") }));
   app.get("/v1/models", (c) => c.json({ object: "list", data: [{ id: o.modelName, object: "model", created, owned_by: "frugal" }] }));
   app.onError((e, c) => (e instanceof FrugalError && e.code !== "INTERNAL" ? openAiError(c, 400, e.message, "invalid_request_error") : openAiError(c, 500, `internal: ${e.message}`, "server_error")));
   app.notFound((c) => openAiError(c, 404, `no route ${c.req.method} ${c.req.path}; this server has GET /v1/models and POST /v1/chat/completions`, "invalid_request_error", null, "not_found"));
-
   app.post("/v1/chat/completions", async (c) => {
-    let raw: unknown;
-    try { raw = await c.req.json(); } catch { return openAiError(c, 400, "the body is not valid JSON", "invalid_request_error", null, "invalid_json"); }
-    const p = Request.safeParse(raw);
-    if (!p.success) {
-      const i = p.error.issues[0]!;
-      return openAiError(c, 400, `${i.path.join(".") || "body"}: ${i.message}`, "invalid_request_error", i.path.join(".") || null, i.code === "unrecognized_keys" ? "unknown_parameter" : "invalid_value");
-    }
-    const req = p.data;
-    if (req.model !== o.modelName) return openAiError(c, 404, `the model \`${req.model}\` does not exist; this server serves \`${o.modelName}\``, "invalid_request_error", "model", "model_not_found");
-    const text = promptText(req), ids = promptIds(tok, text);
-    const room = ctx - ids.length, maxTokens = req.max_completion_tokens ?? req.max_tokens ?? room;
-    if (room < 1 || maxTokens > room) {
-      return openAiError(c, 400, `the prompt is ${ids.length} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
-    }
-    const id = `chatcmpl-${crypto.randomUUID()}`, t0 = performance.now();
-    const stops = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
-    const opts = { ...defaultSampleOptions, maxNewTokens: maxTokens, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stopTokens: [tok.tokenId(SPECIAL.end)], stopStrings: stops };
-    const usage = (completion: number, computeS: number) => ({ prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion, cost_usd: computeS * o.usdPerSecond, compute_seconds: computeS });
-    const head = { id, created: Math.floor(Date.now() / 1000), model: o.modelName };
-    const blocked = o.guard?.classify([text], "prompt")[0];
-    const refusal = blocked?.unsafe ? splitReasoning(refusalCompletion(blocked.hazard!)) : null;
-
-    if (!req.stream) {
-      if (refusal) return c.json({ ...head, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: refusal.content, reasoning_content: refusal.reasoning }, finish_reason: "content_filter" }], usage: usage(0, (performance.now() - t0) / 1000) });
-      const r = await new Promise<{ text: string; tokens: number; finishReason: string; computeS: number }>((resolve, reject) => {
-        engine.submit({ prompt: ids, opts, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31), decode: (x) => tok.decode(x), onDone: resolve, onError: reject });
-      });
-      let finish = r.finishReason, parts = splitReasoning(r.text);
-      if (o.guard?.classify([r.text], "completion")[0]!.unsafe) { finish = "content_filter"; parts = { reasoning: "", content: "" }; }
-      return c.json({ ...head, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: parts.content, reasoning_content: parts.reasoning }, finish_reason: finish }], usage: usage(r.tokens, r.computeS) });
-    }
-
-    return streamSSE(c, async (stream) => {
-      const chunk = (delta: object, finish: string | null, extra: object = {}) => stream.writeSSE({ data: JSON.stringify({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }], ...extra }) });
-      const includeUsage = !!req.stream_options?.include_usage;
-      await chunk({ role: "assistant", content: "" }, null);
-      if (refusal) {
-        await chunk({ reasoning_content: refusal.reasoning }, null);
-        await chunk({ content: refusal.content }, "content_filter");
-        if (includeUsage) await stream.writeSSE({ data: JSON.stringify({ ...head, object: "chat.completion.chunk", choices: [], usage: usage(0, 0) }) });
-        await stream.writeSSE({ data: "[DONE]" });
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        let sent = { reasoning: "", content: "" }, writes = Promise.resolve(), lastCheck = 0, finished = false;
-        const send = (text: string) => {
-          const now = splitReasoning(text);
-          const d: Record<string, string> = {};
-          if (now.reasoning.length > sent.reasoning.length) d.reasoning_content = now.reasoning.slice(sent.reasoning.length);
-          if (now.content.length > sent.content.length) d.content = now.content.slice(sent.content.length);
-          sent = now;
-          if (Object.keys(d).length) writes = writes.then(() => chunk(d, null));
-        };
-        const end = (finish: string, tokens: number, computeS: number) => {
-          if (finished) return;
-          finished = true;
-          writes = writes.then(() => chunk({}, finish)).then(async () => {
-            if (includeUsage) await stream.writeSSE({ data: JSON.stringify({ ...head, object: "chat.completion.chunk", choices: [], usage: usage(tokens, computeS) }) });
-            await stream.writeSSE({ data: "[DONE]" });
-          }).catch(() => {}).finally(resolve);
-        };
-        const handle = engine.submit({
-          prompt: ids, opts, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31), decode: (x) => tok.decode(x),
-          onText: (t, n) => {
-            if (o.guard && n - lastCheck >= 16) {
-              lastCheck = n;
-              if (o.guard.classify([t], "completion")[0]!.unsafe) { handle.cancel(); end("content_filter", n, 0); return; }
-            }
-            send(t);
-          },
-          onDone: (r) => {
-            if (o.guard?.classify([r.text], "completion")[0]!.unsafe) return end("content_filter", r.tokens, r.computeS);
-            send(r.text);
-            end(r.finishReason, r.tokens, r.computeS);
-          },
-          onError: (e) => { writes = writes.then(() => stream.writeSSE({ data: JSON.stringify({ error: { message: e.message, type: "server_error", param: null, code: null } }) })); end("error", 0, 0); },
-        });
-        stream.onAbort(() => { handle.cancel(); finished = true; resolve(); });
-      });
-    });
+    const p = await prepare(c, o);
+    if (p instanceof Response) return p;
+    return p.req.stream ? streamReply(c, p, engine, o) : reply(c, p, engine, o);
   });
   return { app, engine };
+}
+
+/** Parses and checks a request; an OpenAI error response when it cannot be served. */
+async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response> {
+  const tok = o.tokenizer, ctx = o.model.config.max_position_embeddings;
+  let raw: unknown;
+  try { raw = await c.req.json(); } catch { return openAiError(c, 400, "the body is not valid JSON", "invalid_request_error", null, "invalid_json"); }
+  const p = Request.safeParse(raw);
+  if (!p.success) {
+    const i = p.error.issues[0]!;
+    return openAiError(c, 400, `${i.path.join(".") || "body"}: ${i.message}`, "invalid_request_error", i.path.join(".") || null, i.code === "unrecognized_keys" ? "unknown_parameter" : "invalid_value");
+  }
+  const req = p.data;
+  if (req.model !== o.modelName) return openAiError(c, 404, `the model \`${req.model}\` does not exist; this server serves \`${o.modelName}\``, "invalid_request_error", "model", "model_not_found");
+  const text = promptText(req), ids = promptIds(tok, text);
+  const room = ctx - ids.length, maxTokens = req.max_completion_tokens ?? req.max_tokens ?? room;
+  if (room < 1 || maxTokens > room) {
+    return openAiError(c, 400, `the prompt is ${ids.length} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
+  }
+  const stops = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+  const opts = { ...defaultSampleOptions, maxNewTokens: maxTokens, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stopTokens: [tok.tokenId(SPECIAL.end)], stopStrings: stops };
+  const usage = (completion: number, computeS: number) => ({ prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion, cost_usd: computeS * o.usdPerSecond, compute_seconds: computeS });
+  const blocked = o.guard?.classify([text], "prompt")[0];
+  return {
+    req, text, ids, opts, usage, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+    head: { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: o.modelName },
+    refusal: blocked?.unsafe ? splitReasoning(refusalCompletion(blocked.hazard!)) : null,
+  };
+}
+
+async function reply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptions): Promise<Response> {
+  const message = (parts: { reasoning: string; content: string }) => ({ role: "assistant", content: parts.content, reasoning_content: parts.reasoning });
+  if (p.refusal) return c.json({ ...p.head, object: "chat.completion", choices: [{ index: 0, message: message(p.refusal), finish_reason: "content_filter" }], usage: p.usage(0, 0) });
+  const r = await new Promise<{ text: string; tokens: number; finishReason: string; computeS: number }>((resolve, reject) => {
+    engine.submit({ prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => o.tokenizer.decode(x), onDone: resolve, onError: reject });
+  });
+  const blocked = o.guard?.classify([r.text], "completion")[0]!.unsafe;
+  const parts = blocked ? { reasoning: "", content: "" } : splitReasoning(r.text);
+  return c.json({ ...p.head, object: "chat.completion", choices: [{ index: 0, message: message(parts), finish_reason: blocked ? "content_filter" : r.finishReason }], usage: p.usage(r.tokens, r.computeS) });
+}
+
+/** SSE: role chunk, reasoning_content / content deltas as the text grows, the finish chunk, usage, [DONE]. */
+function streamReply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptions): Response {
+  return streamSSE(c, async (stream) => {
+    const chunk = (delta: object, finish: string | null) => stream.writeSSE({ data: JSON.stringify({ ...p.head, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] }) });
+    const usageChunk = (tokens: number, computeS: number) => p.req.stream_options?.include_usage
+      ? stream.writeSSE({ data: JSON.stringify({ ...p.head, object: "chat.completion.chunk", choices: [], usage: p.usage(tokens, computeS) }) }) : Promise.resolve();
+    await chunk({ role: "assistant", content: "" }, null);
+    if (p.refusal) {
+      await chunk({ reasoning_content: p.refusal.reasoning }, null);
+      await chunk({ content: p.refusal.content }, "content_filter");
+      await usageChunk(0, 0);
+      await stream.writeSSE({ data: "[DONE]" });
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      let sent = { reasoning: "", content: "" }, writes = Promise.resolve(), lastCheck = 0, finished = false;
+      const send = (text: string) => {
+        const now = splitReasoning(text), d: Record<string, string> = {};
+        if (now.reasoning.length > sent.reasoning.length) d.reasoning_content = now.reasoning.slice(sent.reasoning.length);
+        if (now.content.length > sent.content.length) d.content = now.content.slice(sent.content.length);
+        sent = now;
+        if (Object.keys(d).length) writes = writes.then(() => chunk(d, null));
+      };
+      const end = (finish: string, tokens: number, computeS: number) => {
+        if (finished) return;
+        finished = true;
+        writes = writes.then(() => chunk({}, finish)).then(() => usageChunk(tokens, computeS)).then(() => stream.writeSSE({ data: "[DONE]" })).catch(() => {}).finally(resolve);
+      };
+      const unsafe = (text: string) => !!o.guard?.classify([text], "completion")[0]!.unsafe;
+      const handle = engine.submit({
+        prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => o.tokenizer.decode(x),
+        onText: (t, n) => {
+          if (o.guard && n - lastCheck >= 16) { lastCheck = n; if (unsafe(t)) { handle.cancel(); return end("content_filter", n, 0); } }
+          send(t);
+        },
+        onDone: (r) => { if (unsafe(r.text)) return end("content_filter", r.tokens, r.computeS); send(r.text); end(r.finishReason, r.tokens, r.computeS); },
+        onError: (e) => { writes = writes.then(() => stream.writeSSE({ data: JSON.stringify({ error: { message: e.message, type: "server_error", param: null, code: null } }) })); end("error", 0, 0); },
+      });
+      stream.onAbort(() => { handle.cancel(); finished = true; resolve(); });
+    });
+  });
 }

@@ -74,11 +74,11 @@ function head(model: Model, x: Tensor): Tensor {
   return E.linear(h, p(model, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"));
 }
 
-/** Full causal forward over B sequences of T tokens (ids row-major (B, T)) → logits (B·T, V). */
-export function forward(model: Model, ids: Int32Array, B: number, T: number): Tensor {
+/** The blocks over B sequences of T tokens (ids row-major (B, T)) → final hidden states (B·T, C), before the norm. */
+function trunk(model: Model, ids: Int32Array, B: number, T: number, op: string): Tensor {
   const c = model.config;
-  if (ids.length !== B * T) throw new FrugalError("SHAPE", `forward: expected ${B}×${T} = ${B * T} token ids, got ${ids.length}`);
-  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `forward: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
+  if (ids.length !== B * T) throw new FrugalError("SHAPE", `${op}: expected ${B}×${T} = ${B * T} token ids, got ${ids.length}`);
+  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `${op}: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
   const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
   let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
   const D = headDim(c);
@@ -87,7 +87,12 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
       E.attention(q.view([B, T, c.num_attention_heads, D]), k.view([B, T, c.num_key_value_heads, D]), v.view([B, T, c.num_key_value_heads, D]))
         .view([B * T, c.num_attention_heads * D]));
   }
-  return head(model, x);
+  return x;
+}
+
+/** Full causal forward over B sequences of T tokens (ids row-major (B, T)) → logits (B·T, V). */
+export function forward(model: Model, ids: Int32Array, B: number, T: number): Tensor {
+  return head(model, trunk(model, ids, B, T, "forward"));
 }
 
 /**
@@ -96,17 +101,8 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
  * A label is then a token of the vocabulary (the guard's <|safe|>, <|S1|>, …).
  */
 export function forwardPooled(model: Model, ids: Int32Array, B: number, T: number, lengths: Int32Array): Tensor {
-  const c = model.config;
-  if (ids.length !== B * T || lengths.length !== B) throw new FrugalError("SHAPE", `forwardPooled: expected ${B}×${T} ids and ${B} lengths, got ${ids.length} and ${lengths.length}`);
-  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `forwardPooled: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
-  const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
-  let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
-  const D = headDim(c);
-  for (let l = 0; l < c.num_hidden_layers; l++) {
-    x = block(model, l, x, pos, (q, k, v) =>
-      E.attention(q.view([B, T, c.num_attention_heads, D]), k.view([B, T, c.num_key_value_heads, D]), v.view([B, T, c.num_key_value_heads, D]))
-        .view([B * T, c.num_attention_heads * D]));
-  }
+  if (lengths.length !== B) throw new FrugalError("SHAPE", `forwardPooled: expected ${B} lengths, got ${lengths.length}`);
+  const x = trunk(model, ids, B, T, "forwardPooled");
   const pool = new Float32Array(B * B * T); // (B, B·T): row b averages positions 0..lengths[b]-1 of sequence b
   for (let b = 0; b < B; b++) {
     const n = lengths[b]!;

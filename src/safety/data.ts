@@ -8,7 +8,8 @@ import { parse } from "csv-parse/sync";
 import { FrugalError } from "../common/errors.js";
 import type { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
-import { ASK_FRAMES, BENIGN_SENTENCES, composedFrame, contrastPhrases, family, fnv, HARMFUL, HARMFUL_SENTENCES, heldOut, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
+import { fnv1a } from "../common/hash.js";
+import { ASK_FRAMES, BENIGN_SENTENCES, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
 import type { Hazard } from "./policy.js";
 
 export type SafetySplit = "train" | "dev" | "test";
@@ -24,7 +25,7 @@ export function defaultDataFile(): string {
 }
 
 export function splitOfPrompt(prompt: string): SafetySplit {
-  const h = fnv(prompt.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()) % 10;
+  const h = fnv1a(prompt.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()) % 10;
   return h === 0 ? "test" : h === 1 ? "dev" : "train";
 }
 
@@ -109,11 +110,8 @@ const NOT_IMPERATIVE = /^(what|why|who|whom|when|where|which|is|are|was|were|do|
 
 type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence";
 
-let contrastCache: Record<string, ReturnType<typeof contrastPhrases>> | null = null;
-function contrastOf(test: boolean) {
-  contrastCache ??= { train: contrastPhrases().filter((c) => !heldOut(c.phrase)), test: contrastPhrases().filter((c) => heldOut(c.phrase)) };
-  return contrastCache[test ? "test" : "train"]!;
-}
+const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
+const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
 
 /** A how-to frame: composed afresh for training, from the fixed held-out family for test. */
 const howFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(HOW_FRAMES, true)) : rng.next() < 0.5 ? composedFrame(() => rng.next()) : rng.pick(family(HOW_FRAMES, false)));
@@ -147,7 +145,7 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
     base = { text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "lookalike" };
   } else if (u < mix.harmful + mix.benign + mix.lookalike + mix.sentence) {
     const harm = rng.next() < 0.5;
-    if (harm) { const [text, hazard] = rng.pick(HARMFUL_SENTENCES.filter(([x]) => heldOut(x) === test)); base = { text, unsafe: true, hazard, kind: "harmful-question" }; }
+    if (harm) { const [text, hazard] = rng.pick(harmfulSentences(test)); base = { text, unsafe: true, hazard, kind: "harmful-question" }; }
     else base = { text: rng.pick(family(BENIGN_SENTENCES, test)), unsafe: false, hazard: null, kind: "lookalike" };
   } else {
     const c = rng.pick(contrastOf(test));
@@ -188,7 +186,7 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
     ...ct.filter((c) => !c.unsafe).flatMap((c) => hf.map((f) => ({ text: reframe(`how to ${c.phrase}`, f), unsafe: false, hazard: null, kind: "lookalike" }))),
     ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike" })),
   ];
-  harmfulQuestions.push(...HARMFUL_SENTENCES.filter(([x]) => heldOut(x)).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question" })));
+  harmfulQuestions.push(...harmfulSentences(true).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question" })));
   const wr = family(WRAPPERS, true), enc = Object.entries(ENCODINGS);
   const jailbreaks = harmRows.flatMap((r, i) => [
     { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay" },

@@ -2,6 +2,7 @@
 // hash of each problem's canonical key, a prompt renderer, a reference solution with a step-by-step
 // trace, and an exact verifier of a final answer string. Tasks know nothing of models or tokens.
 import { FrugalError } from "../common/errors.js";
+import { fnv1a } from "../common/hash.js";
 import { Rng } from "../common/rng.js";
 
 export type Split = "train" | "test";
@@ -29,9 +30,7 @@ export interface Task<D = unknown> {
 
 /** FNV-1a over the key; ~10% of keys are held out for testing. */
 export function splitOf(key: string): Split {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
-  return h % 10 === 0 ? "test" : "train";
+  return fnv1a(key) % 10 === 0 ? "test" : "train";
 }
 
 /** n problems of one split, seeded; difficulty cycles through the given levels. */

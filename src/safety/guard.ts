@@ -130,16 +130,18 @@ export class Guard {
     });
     const probs: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
+    // per text: the window with the lowest P(safe), and how many windows it had (one pass over the windows)
+    const best: (Float32Array | undefined)[] = texts.map(() => undefined), n = texts.map(() => 0);
+    probs.forEach((p, j) => { const i = owner[j]!; n[i]!++; if (!best[i] || p[0]! < best[i]![0]!) best[i] = p; });
     const codes = hazards();
-    return texts.map((text, i) => {
-      if (text.trim() === "") return { unsafe: false, pUnsafe: 0, hazard: null, hazardName: null, windows: 0, truncated: false }; // nothing asked
-      let best: Float32Array | null = null, n = 0;
-      probs.forEach((p, j) => { if (owner[j] === i) { n++; if (!best || 1 - p[0]! > 1 - best[0]!) best = p; } });
-      const p = best! as Float32Array, pUnsafe = 1 - p[0]!;
+    return texts.map((_, i) => {
+      const p = best[i];
+      if (!p) return { unsafe: false, pUnsafe: 0, hazard: null, hazardName: null, windows: 0, truncated: false }; // empty: nothing asked
+      const pUnsafe = 1 - p[0]!;
       let h = 1;
       for (let k = 2; k < p.length; k++) if (p[k]! > p[h]!) h = k;
       const unsafe = pUnsafe >= this.threshold;
-      return { unsafe, pUnsafe, hazard: unsafe ? codes[h - 1]! : null, hazardName: unsafe ? hazardName(codes[h - 1]!) : null, windows: n, truncated: trunc[i]! };
+      return { unsafe, pUnsafe, hazard: unsafe ? codes[h - 1]! : null, hazardName: unsafe ? hazardName(codes[h - 1]!) : null, windows: n[i]!, truncated: trunc[i]! };
     });
   }
 }

@@ -97,9 +97,14 @@ function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
   return traces;
 }
 
+/** One random trace as an SFT example. */
+function traceOf(traces: Trace[], rng: Rng, t: Trainee): SftExample {
+  const x = traces[rng.int(0, traces.length - 1)]!;
+  return sftExample(t.tokenizer, x.prompt, x.completion);
+}
+
 function traceData(traces: Trace[], batchSize: number) {
-  return (_step: number, rng: Rng, t: Trainee): SftExample[] =>
-    Array.from({ length: batchSize }, () => { const x = traces[rng.int(0, traces.length - 1)]!; return sftExample(t.tokenizer, x.prompt, x.completion); });
+  return (_step: number, rng: Rng, t: Trainee): SftExample[] => Array.from({ length: batchSize }, () => traceOf(traces, rng, t));
 }
 
 export type StageOutcome = LoopOutcome & { trainee: Trainee; notes?: Record<string, number> };
@@ -153,19 +158,18 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
       const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
-        Array.from({ length: s.batchSize }, () => {
-          if (rng.next() < s.safetyFrac) return safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight);
-          const x = traces[rng.int(0, traces.length - 1)]!;
-          return sftExample(t.tokenizer, x.prompt, x.completion);
-        }), s, s);
+        Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
+          ? safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight) : traceOf(traces, rng, t)), s, s);
       return { ...out, notes: { traces: traces.length } };
     }
     case "safety-grpo": {
-      const ctx = loadTrainee(env.checkpointOf(s.from)).model.config.max_position_embeddings;
-      if (s.promptChars + 2 + s.maxNewTokens > ctx) throw new FrugalError("RECIPE", `stage ${s.name}: promptChars ${s.promptChars} + 2 chat tokens + maxNewTokens ${s.maxNewTokens} exceeds the model's context of ${ctx}; lower one of them`);
       const guard = Guard.load(env.checkpointOf(s.guard));
       const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
-      return trainGrpo(io, () => loadTrainee(env.checkpointOf(s.from)), src, s, s);
+      return trainGrpo(io, () => {
+        const t = loadTrainee(env.checkpointOf(s.from)), ctx = t.model.config.max_position_embeddings;
+        if (s.promptChars + 2 + s.maxNewTokens > ctx) throw new FrugalError("RECIPE", `stage ${s.name}: promptChars ${s.promptChars} + 2 chat tokens + maxNewTokens ${s.maxNewTokens} exceeds the model's context of ${ctx}; lower one of them`);
+        return t;
+      }, src, s, s);
     }
   }
 }

@@ -1,8 +1,8 @@
 // `frugal export gguf --model DIR --out FILE.gguf`: a checkpoint as a GGUF file llama.cpp and Ollama load.
-import { basename, dirname } from "node:path";
 import type { Command } from "commander";
 import { loadTrainee } from "../pipeline/stages.js";
 import { exportGguf } from "../serve/gguf.js";
+import { checkpointName } from "./serve.js";
 
 export function registerExport(program: Command): void {
   const exp = program.command("export").description("export a checkpoint to other formats");
@@ -12,7 +12,7 @@ export function registerExport(program: Command): void {
     .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")
     .action((o: { model: string; out: string; name?: string }) => {
       const t = loadTrainee(o.model);
-      const name = o.name ?? (basename(o.model) === "checkpoint" ? basename(dirname(o.model)) : basename(o.model));
+      const name = o.name ?? checkpointName(o.model);
       const r = exportGguf(t.model, t.tokenizer, o.out, name);
       console.log(`wrote ${o.out}: ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(2)} MB`);
     });

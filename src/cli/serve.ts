@@ -13,6 +13,11 @@ import { createApp } from "../serve/app.js";
 import { mountDashboard } from "../serve/dashboard.js";
 import { positiveInt } from "./bench.js";
 
+/** The name a checkpoint goes by: its stage directory for runs/…/stages/<name>/checkpoint, else its own name. */
+export function checkpointName(dir: string): string {
+  return basename(dir) === "checkpoint" ? basename(dirname(dir)) : basename(dir);
+}
+
 export function registerServe(program: Command): void {
   program.command("serve").description("serve a model over the OpenAI/DeepSeek chat API (reasoning_content + content, SSE, continuous batching)")
     .requiredOption("--model <dir>", "model checkpoint directory")
@@ -25,7 +30,7 @@ export function registerServe(program: Command): void {
     .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string; runs: string }) => {
       const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
-      const name = o.name ?? (basename(o.model) === "checkpoint" ? basename(dirname(o.model)) : basename(o.model));
+      const name = o.name ?? checkpointName(o.model);
       const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
       mountDashboard(app, o.runs);
       serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {

@@ -17,6 +17,9 @@ export interface Job {
   onError(e: Error): void;
 }
 
+/** A user error stays as it is; anything else is our bug. */
+const asFrugal = (e: unknown): FrugalError => (e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`));
+
 interface Live { job: Job; slot: number; computeS: number; shown: number }
 
 export class BatchEngine {
@@ -80,7 +83,7 @@ export class BatchEngine {
     try { slots = this.dec.addMany(jobs.map((j) => ({ prompt: j.prompt, opts: j.opts, seed: j.seed, decode: j.decode }))); } catch (e) {
       // one bad job must not take the others down: admit them one by one, failing only the bad ones
       if (jobs.length > 1) { this.queue.unshift(...jobs.slice(1)); return this.admitOne(jobs[0]!); }
-      return jobs[0]!.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`));
+      return jobs[0]!.onError(asFrugal(e));
     }
     const share = (performance.now() - t0) / 1000 / jobs.length;
     jobs.forEach((job, i) => this.live.set(slots[i]!, { job, slot: slots[i]!, computeS: share, shown: 0 }));
@@ -92,7 +95,7 @@ export class BatchEngine {
       const t0 = performance.now(), slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode);
       this.live.set(slot, { job, slot, computeS: (performance.now() - t0) / 1000, shown: 0 });
       this.collect();
-    } catch (e) { job.onError(e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`)); }
+    } catch (e) { job.onError(asFrugal(e)); }
   }
 
   private collect(): void {

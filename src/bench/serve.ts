@@ -2,11 +2,10 @@
 // and by 16 clients at once (throughput ratio = what continuous batching buys), then 64 concurrent streaming
 // requests counted for errors. Tokens are the server's own usage counts. Default model: the reference
 // config, freshly initialised, with the char tokenizer.
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import { referenceConfig } from "../model/config.js";
 import { initModel, type Model } from "../model/transformer.js";
 import { createApp } from "../serve/app.js";
+import { listenLocal } from "../serve/listen.js";
 import { TASK_CHARS } from "../tasks/index.js";
 import { CharTokenizer, type Tokenizer } from "../tokenizer/tokenizer.js";
 
@@ -16,7 +15,7 @@ export async function benchServe(m?: { model: Model; tokenizer: Tokenizer }, req
   const tokenizer = m?.tokenizer ?? CharTokenizer.fromChars(TASK_CHARS);
   const model = m?.model ?? initModel({ ...referenceConfig, vocab_size: tokenizer.vocabSize }, 1);
   const { app, engine } = createApp({ model, tokenizer, modelName: "bench", usdPerSecond: 0, slots: 16 });
-  const { server, url } = await new Promise<{ server: ReturnType<typeof serve>; url: string }>((res) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => res({ server: s, url: `http://127.0.0.1:${i.port}/v1/chat/completions` })); });
+  const { server, origin } = await listenLocal(app), url = `${origin}/v1/chat/completions`;
   const body = (i: number, stream = false) => JSON.stringify({ model: "bench", messages: [{ role: "user", content: `Add: ${1000 + i} + ${77 * i}` }], max_tokens: maxTokens, temperature: 1, seed: i, stream });
   const one = async (i: number) => {
     const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) });

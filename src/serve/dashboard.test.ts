@@ -5,14 +5,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, cpSync, existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { chromium } from "playwright-core";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe } from "../pipeline/runner.js";
 import { listRuns, mountDashboard, runView } from "./dashboard.js";
+import { listenLocal } from "./listen.js";
 
 const CHROMIUM = process.env.FRUGAL_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -32,7 +31,7 @@ test("dashboard in headless Chromium: charts drawn with data, tables present, a 
   runRecipe(readRecipe(join(repoRoot, "recipes/tiny.json")), { outDir: join(root, "tiny"), resume: false, quiet: true, noForecast: true });
   const app = new Hono();
   mountDashboard(app, root);
-  const { server, url } = await new Promise<{ server: ReturnType<typeof serve>; url: string }>((res) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => res({ server: s, url: `http://127.0.0.1:${i.port}` })); });
+  const { server, origin: url } = await listenLocal(app);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   try {
     const page = await browser.newPage();

@@ -5,8 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
-import { serve, type ServerType } from "@hono/node-server";
+import type { ServerType } from "@hono/node-server";
 import OpenAI from "openai";
 import { createDeepSeek } from "@ai-sdk/deepseek";
 import { generateText, streamText } from "ai";
@@ -20,13 +19,15 @@ import { Guard, withLabelTokens } from "../safety/guard.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { createApp } from "./app.js";
 import type { BatchEngine } from "./engine.js";
+import { listenLocal } from "./listen.js";
 import { splitReasoning } from "./reasoning.js";
 
 let server: ServerType, base = "", engine: BatchEngine, guarded: ServerType, guardedBase = "";
 const prompt = "Add: 12 + 34";
 
-function listen(app: { fetch: (r: Request) => Response | Promise<Response> }): Promise<[ServerType, string]> {
-  return new Promise((resolve) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => resolve([s, `http://127.0.0.1:${i.port}/v1`])); });
+async function listen(app: { fetch: (r: Request) => Response | Promise<Response> }): Promise<[ServerType, string]> {
+  const { server, origin } = await listenLocal(app);
+  return [server, `${origin}/v1`];
 }
 
 before(async () => {

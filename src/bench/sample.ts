@@ -1,23 +1,45 @@
 // `frugal bench sample`: generated tokens per second on the reference configuration at batch 1 and 16
 // (prompt of 16 tokens, 240 new tokens, temperature 1, no stops so every sequence runs the full length).
+// Each figure is the median of 3 timed runs after ≥ 1 s of untimed runs of the same shape (a fresh
+// process decodes ~2× slower for its first ~1,000 tokens while V8 compiles and the CPU settles; the first
+// run is reported as "cold"). The reference, measured in the same run and interleaved run by run with
+// the fused path, is the op-by-op decode path (fused blocks off).
 import { Rng } from "../common/rng.js";
 import { referenceConfig } from "../model/config.js";
-import { initModel } from "../model/transformer.js";
+import { initModel, type Model } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
 import { kernels } from "../engine/index.js";
 
-export interface SampleBench { tokensPerSecBatch1: number; tokensPerSecBatch16: number; newTokens: number; kernels: string }
+export interface SampleBench {
+  tokensPerSecBatch1: number; tokensPerSecBatch16: number;
+  coldTokensPerSecBatch1: number; coldTokensPerSecBatch16: number;
+  opByOpTokensPerSecBatch1: number; opByOpTokensPerSecBatch16: number;
+  newTokens: number; kernels: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Per path: the cold (first) run's tokens/s and the median of the timed runs, fused and op by op interleaved. */
+function rates(model: Model, batch: number, newTokens: number, runs = 3): { cold: number; fused: number; ops: number } {
+  const rng = new Rng(4);
+  const prompts = Array.from({ length: batch }, () => Array.from({ length: 16 }, () => rng.int(0, referenceConfig.vocab_size - 1)));
+  const one = (fusedDecode: boolean) => {
+    const t0 = performance.now();
+    const out = generate(model, prompts, prompts.map((_, i) => i), { maxNewTokens: newTokens, temperature: 1, batch, fusedDecode });
+    return out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000);
+  };
+  const cold = one(true);
+  for (const t0 = performance.now(); performance.now() - t0 < 1000;) { one(true); one(false); }
+  const fused: number[] = [], ops: number[] = [];
+  for (let r = 0; r < runs; r++) { fused.push(one(true)); ops.push(one(false)); }
+  return { cold, fused: median(fused), ops: median(ops) };
+}
 
 export function benchSample(newTokens = 240): SampleBench {
-  const model = initModel(referenceConfig, 1), rng = new Rng(4);
-  const prompt = () => Array.from({ length: 16 }, () => rng.int(0, referenceConfig.vocab_size - 1));
-  const run = (batch: number) => {
-    const prompts = Array.from({ length: batch }, prompt);
-    generate(model, prompts.slice(0, 1), [0], { maxNewTokens: 8, batch }); // warm-up
-    const t0 = performance.now();
-    const out = generate(model, prompts, prompts.map((_, i) => i), { maxNewTokens: newTokens, temperature: 1, batch });
-    const tokens = out.reduce((a, s) => a + s.tokens.length, 0);
-    return tokens / ((performance.now() - t0) / 1000);
+  const model = initModel(referenceConfig, 1);
+  const b1 = rates(model, 1, newTokens), b16 = rates(model, 16, newTokens);
+  return {
+    tokensPerSecBatch1: b1.fused, tokensPerSecBatch16: b16.fused, coldTokensPerSecBatch1: b1.cold, coldTokensPerSecBatch16: b16.cold,
+    opByOpTokensPerSecBatch1: b1.ops, opByOpTokensPerSecBatch16: b16.ops, newTokens, kernels: kernels().description,
   };
-  return { tokensPerSecBatch1: run(1), tokensPerSecBatch16: run(16), newTokens, kernels: kernels().description };
 }

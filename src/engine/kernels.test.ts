@@ -130,3 +130,27 @@ test("native side rejects bad arguments with errors that name the kernel", { ski
   assert.throws(() => N.attnCached(f(16), f(16), f(16), f(16), Int32Array.of(0), Int32Array.of(1), 1, 1, 1, 1, 4, 4, 1), /slot holds 1 at index 0, outside \[0, 1\)/);
   assert.throws(() => N.rope(f(8), f(8), Int32Array.of(100), f(8), f(8), 1, 1, 8, 0), /pos holds 100/);
 });
+
+test("decodeBlock: native and reference agree (GQA, with and without biases, scattered slots and positions)", { skip }, () => {
+  const C = 48, H = 4, KVH = 2, D = 12, F = 80, Tmax = 20, slots = 5, qd = H * D, kd = KVH * D;
+  const cos = rnd(Tmax * D / 2), sin = rnd(Tmax * D / 2);
+  const pos = Int32Array.of(0, 7, 19), slot = Int32Array.of(4, 0, 2), Nr = 3;
+  for (const biased of [false, true]) {
+    const w = [rnd(C), rnd(qd * C), rnd(kd * C), rnd(kd * C), biased ? rnd(qd) : new Float32Array(0), biased ? rnd(kd) : new Float32Array(0),
+      biased ? rnd(kd) : new Float32Array(0), rnd(C * qd), rnd(C), rnd(F * C), rnd(F * C), rnd(C * F)] as const;
+    const x = rnd(Nr * C), kc = rnd(slots * Tmax * kd), vc = rnd(slots * Tmax * kd);
+    const [x1, x2, k1, k2, v1, v2] = [x.slice(), x.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
+    R.decodeBlock(x1, ...w, cos, sin, k1, v1, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
+    N.decodeBlock(x2, ...w, cos, sin, k2, v2, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
+    close(x2, x1, 1e-4, `decodeBlock x (biases ${biased})`);
+    close(k2, k1, 1e-5, "decodeBlock key cache"); close(v2, v1, 1e-5, "decodeBlock value cache");
+    assert.ok(maxRelDiff(x1, x) > 1e-2, "the block changed x");
+    assert.ok(maxRelDiff(k1, kc) > 1e-2 && k1[0] === kc[0], "new keys written at (slot, pos) only");
+  }
+  const f = (n: number) => new Float32Array(n), e = f(0);
+  const args = (wq: number, p: number, s: number) => [f(C), f(C), f(wq), f(kd * C), f(kd * C), e, e, e, f(C * qd), f(C), f(F * C), f(F * C), f(C * F),
+    cos, sin, f(slots * Tmax * kd), f(slots * Tmax * kd), Int32Array.of(p), Int32Array.of(s), 1, C, H, KVH, D, F, Tmax, 1e-5] as const;
+  assert.throws(() => N.decodeBlock(...args(qd * C - 1, 0, 0)), /decode_block: wq has 2303 elements, the shapes given need 2304/);
+  assert.throws(() => N.decodeBlock(...args(qd * C, Tmax, 0)), /pos holds 20/);
+  assert.throws(() => N.decodeBlock(...args(qd * C, 0, slots)), /slot holds 5 at index 0, outside \[0, 5\)/);
+});

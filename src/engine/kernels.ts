@@ -29,6 +29,14 @@ export interface Kernels {
   /** Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t. */
   attnCached(q: F32, kCache: F32, vCache: F32, out: F32, pos: I32, slot: I32,
     B: number, Tn: number, H: number, KVH: number, D: number, Tmax: number, scale: number): void;
+  /**
+   * One decoder block for N sequences decoding one token each (row b of x (N, C) at pos[b] in cache slot
+   * slot[b]): x += attn(rmsnorm(x)); x += swiglu-mlp(rmsnorm(x)), in place; writes the new key (after
+   * RoPE) and value into the caches. Biases may be empty (none). Weights are (out, in) as in linear().
+   */
+  decodeBlock(x: F32, ln1: F32, wq: F32, wk: F32, wv: F32, bq: F32, bk: F32, bv: F32, wo: F32, ln2: F32,
+    wg: F32, wu: F32, wd: F32, cos: F32, sin: F32, kCache: F32, vCache: F32, pos: I32, slot: I32,
+    N: number, C: number, H: number, KVH: number, D: number, F: number, Tmax: number, eps: number): void;
   swigluFwd(g: F32, u: F32, out: F32): void;
   swigluBwd(dout: F32, g: F32, u: F32, dg: F32, du: F32): void;
   /** logp[n] = logits[n, tgt[n]] − logsumexp(logits[n]); lse saved for backward. */

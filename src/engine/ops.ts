@@ -166,6 +166,36 @@ export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32
   return done("attentionCached", out);
 }
 
+/** One decoder block's weights, (out, in) like linear(); biases only where the model has them. */
+export interface BlockWeights {
+  ln1: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; bq?: Tensor; bk?: Tensor; bv?: Tensor;
+  wo: Tensor; ln2: Tensor; wg: Tensor; wu: Tensor; wd: Tensor;
+}
+const none = new Float32Array(0);
+
+/**
+ * Inference only: one whole decoder block for N sequences decoding one token each, x (N, C) → (N, C),
+ * against a KV cache (slots, Tmax, KVH, D) that it fills at (slot[b], pos[b]). The same math as rmsnorm →
+ * linear → rope → attentionCached → linear → add → rmsnorm → swiglu MLP → add, in one kernel call.
+ */
+export function decodeBlock(x: Tensor, w: BlockWeights, table: RopeTable, kCache: Float32Array, vCache: Float32Array,
+  pos: Int32Array, slot: Int32Array, Tmax: number, H: number, KVH: number, eps: number): Tensor {
+  const [N, C] = x.shape as [number, number], D = table.headDim, F = w.wg.shape[0]!;
+  if (x.shape.length !== 2 || pos.length !== N || slot.length !== N) throw shapeError("decodeBlock", x.shape, `(N, C) with N = ${pos.length} positions and slots`);
+  if (tracks(x)) throw new FrugalError("INTERNAL", "internal: decodeBlock has no backward; call it under noGrad()");
+  const slots = kCache.length / (Tmax * KVH * D);
+  for (let b = 0; b < N; b++) {
+    if (!(pos[b]! >= 0 && pos[b]! < Math.min(Tmax, table.maxPos))) throw new FrugalError("CONTEXT", `decodeBlock: sequence ${b} at position ${pos[b]} is past the context length ${Math.min(Tmax, table.maxPos)}`);
+    if (!(slot[b]! >= 0 && slot[b]! < slots)) throw new FrugalError("INDEX", `decodeBlock: slot ${slot[b]} outside the cache's ${slots} slots`);
+  }
+  const out = output([N, C], false);
+  out.data.set(x.data);
+  K().decodeBlock(out.data, w.ln1.data, w.wq.data, w.wk.data, w.wv.data, w.bq?.data ?? none, w.bk?.data ?? none, w.bv?.data ?? none,
+    w.wo.data, w.ln2.data, w.wg.data, w.wu.data, w.wd.data, table.cos, table.sin, kCache, vCache, pos, slot,
+    N, C, H, KVH, D, F, Tmax, eps);
+  return done("decodeBlock", out);
+}
+
 /** silu(g) ⊙ u, the gate of a SwiGLU MLP. */
 export function swiglu(g: Tensor, u: Tensor): Tensor {
   sameShape("swiglu", g, u);

@@ -159,6 +159,33 @@ function logsoftmaxGatherBwd(logits: F32, lse: F32, targets: I32, dlogp: F32, dl
   }
 }
 
+/** The block as the sequence of the kernels above (the op-by-op path, with the residual adds fused). */
+const decodeBlock: Kernels["decodeBlock"] = (x, ln1, wq, wk, wv, bq, bk, bv, wo, ln2, wg, wu, wd, cos, sin, kc, vc, pos, slot, N, C, H, KVH, D, F, Tmax, eps) => {
+  const qd = H * D, kd = KVH * D, rstd = new Float32Array(N), h = new Float32Array(N * C);
+  const proj = (W: F32, bias: F32, n: number, K: number, inp: F32) => {
+    const y = new Float32Array(N * n);
+    gemm(0, 1, N, n, K, 1, inp, 0, K, 0, W, 0, K, 0, 0, y, 0, n, 0, 1);
+    if (bias.length) for (let r = 0; r < N; r++) for (let i = 0; i < n; i++) y[r * n + i]! += bias[i]!;
+    return y;
+  };
+  rmsnormFwd(x, ln1, h, rstd, N, C, eps);
+  const q = proj(wq, bq, qd, C, h), k = proj(wk, bk, kd, C, h), v = proj(wv, bv, kd, C, h);
+  const qr = new Float32Array(N * qd), kr = new Float32Array(N * kd), att = new Float32Array(N * qd);
+  rope(q, qr, pos, cos, sin, N, H, D, 0);
+  rope(k, kr, pos, cos, sin, N, KVH, D, 0);
+  for (let b = 0; b < N; b++) {
+    const dst = (slot[b]! * Tmax + pos[b]!) * kd;
+    kc.set(kr.subarray(b * kd, (b + 1) * kd), dst);
+    vc.set(v.subarray(b * kd, (b + 1) * kd), dst);
+  }
+  attnCached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, 1 / Math.sqrt(D));
+  gemm(0, 1, N, C, qd, 1, att, 0, qd, 0, wo, 0, qd, 0, 1, x, 0, C, 0, 1);
+  rmsnormFwd(x, ln2, h, rstd, N, C, eps);
+  const g = proj(wg, new Float32Array(0), F, C, h), u = proj(wu, new Float32Array(0), F, C, h);
+  for (let i = 0; i < g.length; i++) g[i] = g[i]! * sigmoid(g[i]!) * u[i]!;
+  gemm(0, 1, N, C, F, 1, g, 0, F, 0, wd, 0, F, 0, 1, x, 0, C, 0, 1);
+};
+
 export const referenceKernels: Kernels = {
   gemm,
   add: (a, b, out) => { for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!; },
@@ -169,7 +196,7 @@ export const referenceKernels: Kernels = {
   embeddingBwd: (dout, ids, dW, C) => {
     for (let i = 0; i < ids.length; i++) for (let c = 0; c < C; c++) dW[ids[i]! * C + c]! += dout[i * C + c]!;
   },
-  rmsnormFwd, rmsnormBwd, rope, attnFwd, attnBwd, attnCached,
+  rmsnormFwd, rmsnormBwd, rope, attnFwd, attnBwd, attnCached, decodeBlock,
   swigluFwd: (g, u, out) => { for (let i = 0; i < g.length; i++) out[i] = g[i]! * sigmoid(g[i]!) * u[i]!; },
   swigluBwd: (dout, g, u, dg, du) => {
     for (let i = 0; i < g.length; i++) {

@@ -7,7 +7,7 @@ import { fixtures } from "../common/testing.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
-import { forward } from "./transformer.js";
+import { KVCache, forward, forwardCached } from "./transformer.js";
 import { Decoder, generate, pickToken } from "./sampler.js";
 
 const model = () => loadCheckpoint(join(fixtures, "tiny-llama-f32")).model;
@@ -28,6 +28,27 @@ test("greedy decoding equals argmax of a full forward pass at every position (ba
     }
     E.endStep();
   });
+});
+
+test("fused decode blocks match the op-by-op path: logits, caches and sampled tokens (Llama and Qwen2 with biases)", () => {
+  for (const name of ["tiny-llama-f32", "tiny-qwen2-bf16"]) {
+    const m = loadCheckpoint(join(fixtures, name)).model, V = m.config.vocab_size;
+    const caches = [new KVCache(m.config, 3, 16), new KVCache(m.config, 3, 16)];
+    const prompt = Int32Array.of(1, 4, 2, 7, 3, 9);
+    for (const c of caches) { E.noGrad(() => forwardCached(m, c, prompt, Int32Array.of(0, 0, 0), Int32Array.of(0, 1, 2), 2, false)); E.endStep(); }
+    const ids = Int32Array.of(5, 6, 8), pos = Int32Array.of(2, 2, 2), slot = Int32Array.of(2, 0, 1);
+    const fused = forwardCached(m, caches[0]!, ids, pos, slot, 1, true, true).toArray();
+    const ops = forwardCached(m, caches[1]!, ids, pos, slot, 1, true, false).toArray();
+    E.endStep();
+    assert.equal(fused.length, 3 * V);
+    fused.forEach((x, i) => assert.ok(Math.abs(x - ops[i]!) < 1e-4 * (1 + Math.abs(ops[i]!)), `${name} logit ${i}: ${x} vs ${ops[i]}`));
+    for (let l = 0; l < m.config.num_hidden_layers; l++) {
+      caches[0]!.k[l]!.forEach((x, i) => assert.ok(Math.abs(x - caches[1]!.k[l]![i]!) < 1e-5, `${name} key cache layer ${l}`));
+    }
+    const a = generate(m, [[1, 2, 3], [4]], [5, 6], { maxNewTokens: 10, temperature: 1, fusedDecode: true });
+    const b = generate(m, [[1, 2, 3], [4]], [5, 6], { maxNewTokens: 10, temperature: 1, fusedDecode: false });
+    assert.deepEqual(a.map((s) => s.tokens), b.map((s) => s.tokens), name);
+  }
 });
 
 test("same seed → same tokens; different seeds differ; log-probs are finite and ≤ 0", () => {

@@ -68,7 +68,8 @@ export class Decoder {
   readonly cache: KVCache;
   private readonly live = new Map<number, Slot>();
   private readonly free: number[];
-  constructor(readonly model: Model, slots: number, readonly maxContext: number) {
+  /** fusedDecode false: decode op by op (the benchmark's reference); the tokens are the same. */
+  constructor(readonly model: Model, slots: number, readonly maxContext: number, readonly fusedDecode = true) {
     this.cache = new KVCache(model.config, slots, maxContext);
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
@@ -150,7 +151,7 @@ export class Decoder {
     const ids = [...this.live.keys()], B = ids.length;
     const tokens = new Int32Array(B), pos = new Int32Array(B), slot = Int32Array.from(ids);
     ids.forEach((id, b) => { const s = this.live.get(id)!; tokens[b] = s.next; pos[b] = s.pos; });
-    const logits = forwardCached(this.model, this.cache, tokens, pos, slot, 1, true);
+    const logits = forwardCached(this.model, this.cache, tokens, pos, slot, 1, true, this.fusedDecode);
     const V = this.model.config.vocab_size;
     ids.forEach((id, b) => { const s = this.live.get(id)!; s.pos++; this.accept(id, s, logits.data.subarray(b * V, (b + 1) * V)); });
     E.endStep();
@@ -158,12 +159,12 @@ export class Decoder {
 }
 
 /** Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`. */
-export function generate(model: Model, prompts: readonly (readonly number[])[], seeds: readonly number[], opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string } = {}): Sample[] {
+export function generate(model: Model, prompts: readonly (readonly number[])[], seeds: readonly number[], opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string; fusedDecode?: boolean } = {}): Sample[] {
   const o: SampleOptions = { ...defaultSampleOptions, ...opts };
   if (seeds.length !== prompts.length) throw new FrugalError("SAMPLE", `${prompts.length} prompts but ${seeds.length} seeds`);
   const longest = Math.max(1, ...prompts.map((p) => p.length));
   const ctx = Math.min(model.config.max_position_embeddings, longest + o.maxNewTokens);
-  const dec = new Decoder(model, Math.max(1, Math.min(opts.batch ?? 16, prompts.length)), ctx);
+  const dec = new Decoder(model, Math.max(1, Math.min(opts.batch ?? 16, prompts.length)), ctx, opts.fusedDecode ?? true);
   const results: Sample[] = new Array(prompts.length);
   const slotOf = new Map<number, number>();
   let nextPrompt = 0;

@@ -68,6 +68,17 @@ function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn
   return E.add(x2, E.linear(mlp, p(model, pre + "mlp.down_proj.weight")));
 }
 
+function blockWeights(model: Model, l: number): E.BlockWeights {
+  const pre = `model.layers.${l}.`, at = pre + "self_attn.", bias = model.config.attention_bias;
+  const w = (n: string) => p(model, pre + n + ".weight");
+  return {
+    ln1: w("input_layernorm"), wq: w("self_attn.q_proj"), wk: w("self_attn.k_proj"), wv: w("self_attn.v_proj"),
+    bq: bias ? p(model, at + "q_proj.bias") : undefined, bk: bias ? p(model, at + "k_proj.bias") : undefined,
+    bv: bias ? p(model, at + "v_proj.bias") : undefined, wo: w("self_attn.o_proj"), ln2: w("post_attention_layernorm"),
+    wg: w("mlp.gate_proj"), wu: w("mlp.up_proj"), wd: w("mlp.down_proj"),
+  };
+}
+
 function head(model: Model, x: Tensor): Tensor {
   const c = model.config;
   const h = E.rmsnorm(x, p(model, "model.norm.weight"), c.rms_norm_eps);
@@ -127,9 +138,10 @@ export class KVCache {
 /**
  * Forward of Tn new tokens per sequence (ids (B, Tn)); row b lives in cache slot slot[b] at positions
  * pos[b].., which it fills. Returns logits (B·Tn, V), or each row's last position only (B, V) when
- * lastOnly. No gradients.
+ * lastOnly. No gradients. Decoding (Tn = 1) runs each block as one fused kernel call unless fused is
+ * false (the op-by-op path: the benchmark's reference and the tests' cross-check).
  */
-export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, slot: Int32Array, Tn: number, lastOnly: boolean): Tensor {
+export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, slot: Int32Array, Tn: number, lastOnly: boolean, fused = true): Tensor {
   return E.noGrad(() => {
     const c = model.config, B = pos.length, D = headDim(c), KVH = c.num_key_value_heads, row = KVH * D;
     if (ids.length !== B * Tn) throw new FrugalError("SHAPE", `forwardCached: expected ${B}×${Tn} ids, got ${ids.length}`);
@@ -141,6 +153,10 @@ export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos
     }
     let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
     for (let l = 0; l < c.num_hidden_layers; l++) {
+      if (Tn === 1 && fused) { // decoding: the whole block in one kernel call
+        x = E.decodeBlock(x, blockWeights(model, l), model.rope, cache.k[l]!, cache.v[l]!, pos, slot, cache.Tmax, c.num_attention_heads, KVH, c.rms_norm_eps);
+        continue;
+      }
       x = block(model, l, x, positions, (q, k, v) => {
         const kc = cache.k[l]!, vc = cache.v[l]!;
         for (let b = 0; b < B; b++) {

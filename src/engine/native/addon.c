@@ -9,7 +9,7 @@
 
 typedef struct {
   napi_env env;
-  napi_value argv[24];
+  napi_value argv[32];
   size_t argc;
   int i;
   const char *op;
@@ -83,7 +83,7 @@ static void ids_in(Args *a, const char *name, const int32_t *ids, size_t n, long
 }
 
 #define BEGIN(name)                                                              \
-  Args A = {env, {0}, 24, 0, name, 0};                                           \
+  Args A = {env, {0}, 32, 0, name, 0};                                           \
   napi_get_cb_info(env, info, &A.argc, A.argv, NULL, NULL);                      \
   Args *a = &A;
 #define DONE                                                                     \
@@ -303,6 +303,45 @@ static napi_value attn_cached(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* an optional vector: an empty Float32Array means "none" (NULL), otherwise it must hold n values */
+static const float *opt_vec(Args *a, const char *name, float *p, size_t len, long n) {
+  if (len == 0) return NULL;
+  need(a, name, len, (double)n);
+  return p;
+}
+static napi_value decode_block(napi_env env, napi_callback_info info) {
+  BEGIN("decode_block");
+  size_t nx, n1, nq, nk, nv, nbq, nbk, nbv, no, n2, ng, nu, nd, nc, ns, nkc, nvc, np, nsl;
+  float *x = f32(a, "x", &nx), *ln1 = f32(a, "ln1", &n1), *wq = f32(a, "wq", &nq), *wk = f32(a, "wk", &nk), *wv = f32(a, "wv", &nv);
+  float *bq0 = f32(a, "bq", &nbq), *bk0 = f32(a, "bk", &nbk), *bv0 = f32(a, "bv", &nbv);
+  float *wo = f32(a, "wo", &no), *ln2 = f32(a, "ln2", &n2), *wg = f32(a, "wg", &ng), *wu = f32(a, "wu", &nu), *wd = f32(a, "wd", &nd);
+  float *cs = f32(a, "cos", &nc), *sn = f32(a, "sin", &ns), *kc = f32(a, "kCache", &nkc), *vc = f32(a, "vCache", &nvc);
+  int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &nsl);
+  long N = dim(a, "N"), C = dim(a, "C"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), F = dim(a, "F"), Tmax = dim(a, "Tmax");
+  float eps = (float)num(a, "eps");
+  DONE;
+  if (!attn_shape(a, N, 1, H, KVH, D)) return NULL;
+  if (D % 2) fail(a, "ERR_FRUGAL_SHAPE", "head dim D must be even, got %ld", D);
+  long qd = H * D, kd = KVH * D;
+  need(a, "x", nx, (double)N * C); need(a, "ln1", n1, (double)C); need(a, "ln2", n2, (double)C);
+  need(a, "wq", nq, (double)qd * C); need(a, "wk", nk, (double)kd * C); need(a, "wv", nv, (double)kd * C);
+  need(a, "wo", no, (double)C * qd); need(a, "wg", ng, (double)F * C); need(a, "wu", nu, (double)F * C);
+  need(a, "wd", nd, (double)C * F); need(a, "pos", np, (double)N); need(a, "slot", nsl, (double)N);
+  DONE;
+  const float *bq = opt_vec(a, "bq", bq0, nbq, qd), *bk = opt_vec(a, "bk", bk0, nbk, kd), *bv = opt_vec(a, "bv", bv0, nbv, kd);
+  DONE;
+  double slotSize = (double)Tmax * kd;
+  long slots = slotSize > 0 ? (long)((nkc < nvc ? nkc : nvc) / slotSize) : 0;
+  ids_in(a, "slot", slot, N, slots);
+  ids_in(a, "pos", pos, N, Tmax);
+  if (D) ids_in(a, "pos", pos, N, (long)(nc < ns ? nc : ns) / (D / 2));
+  DONE;
+  FrBlock w = {ln1, wq, wk, wv, bq, bk, bv, wo, ln2, wg, wu, wd, (int)C, (int)H, (int)KVH, (int)D, (int)F, eps};
+  if (N && fr_decode_block(&w, x, (int)N, pos, slot, cs, sn, kc, vc, (int)Tmax))
+    fail(a, "ERR_FRUGAL_MEMORY", "out of memory for the scratch of %ld rows", N);
+  return NULL;
+}
+
 static napi_value swiglu_fwd(napi_env env, napi_callback_info info) {
   BEGIN("swiglu_fwd");
   size_t ng, nu, no;
@@ -395,7 +434,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("gemm", gemm), FN("add", add), FN("mul", mul), FN("axpy", axpy), FN("sumsq", sumsq),
       FN("embeddingFwd", embedding_fwd), FN("embeddingBwd", embedding_bwd),
       FN("rmsnormFwd", rmsnorm_fwd), FN("rmsnormBwd", rmsnorm_bwd), FN("rope", rope),
-      FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnCached", attn_cached),
+      FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnCached", attn_cached), FN("decodeBlock", decode_block),
       FN("swigluFwd", swiglu_fwd), FN("swigluBwd", swiglu_bwd),
       FN("logsoftmaxGather", lsm_gather), FN("logsoftmaxGatherBwd", lsm_gather_bwd),
       FN("adamw", adamw), FN("setThreads", set_threads), FN("info", info_fn),

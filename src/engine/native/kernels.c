@@ -330,6 +330,41 @@ void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out
   PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, out, pos, slot, Tn, H, KVH, D, Tmax, scale);
 }
 
+/* ---- one decoder block for one new token per sequence (see kernels.h); returns -1 when out of memory */
+static void add_bias_rows(float *y, const float *bias, int N, int n) {
+  if (bias)
+    for (int r = 0; r < N; r++)
+      for (int i = 0; i < n; i++) y[(long)r * n + i] += bias[i];
+}
+int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
+                    const float *cosT, const float *sinT, float *kc, float *vc, int Tmax) {
+  int C = w->C, H = w->H, KVH = w->KVH, D = w->D, F = w->F, qd = H * D, kd = KVH * D;
+  float *buf = malloc(sizeof(float) * ((size_t)N * (C + 3 * (size_t)qd + 2 * (size_t)kd + 2 * (size_t)F) + N));
+  if (!buf) return -1;
+  float *h = buf, *q = h + (long)N * C, *qr = q + (long)N * qd, *k = qr + (long)N * qd, *v = k + (long)N * kd;
+  float *att = v + (long)N * kd, *g = att + (long)N * qd, *u = g + (long)N * F, *rstd = u + (long)N * F;
+  fr_rmsnorm_fwd(x, w->ln1, h, rstd, N, C, w->eps);
+  fr_gemm(0, 1, N, qd, C, 1, h, C, 0, w->wq, C, 0, 0, q, qd, 0, 1);
+  fr_gemm(0, 1, N, kd, C, 1, h, C, 0, w->wk, C, 0, 0, k, kd, 0, 1);
+  fr_gemm(0, 1, N, kd, C, 1, h, C, 0, w->wv, C, 0, 0, v, kd, 0, 1);
+  add_bias_rows(q, w->bq, N, qd); add_bias_rows(k, w->bk, N, kd); add_bias_rows(v, w->bv, N, kd);
+  fr_rope(q, qr, pos, cosT, sinT, N, H, D, 0);
+  for (int b = 0; b < N; b++) {
+    long dst = ((long)slot[b] * Tmax + pos[b]) * kd;
+    fr_rope(k + (long)b * kd, kc + dst, pos + b, cosT, sinT, 1, KVH, D, 0);
+    memcpy(vc + dst, v + (long)b * kd, sizeof(float) * kd);
+  }
+  fr_attn_cached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));
+  fr_gemm(0, 1, N, C, qd, 1, att, qd, 0, w->wo, qd, 0, 1, x, C, 0, 1); /* x += att Wo^T */
+  fr_rmsnorm_fwd(x, w->ln2, h, rstd, N, C, w->eps);
+  fr_gemm(0, 1, N, F, C, 1, h, C, 0, w->wg, C, 0, 0, g, F, 0, 1);
+  fr_gemm(0, 1, N, F, C, 1, h, C, 0, w->wu, C, 0, 0, u, F, 0, 1);
+  fr_swiglu_fwd(g, u, g, (long)N * F);
+  fr_gemm(0, 1, N, C, F, 1, g, F, 0, w->wd, F, 0, 1, x, C, 0, 1); /* x += mlp Wd^T */
+  free(buf);
+  return 0;
+}
+
 /* ---- SwiGLU: out = silu(g) * u ---- */
 CLONES static void swiglu_fwd_r(long lo, long hi, const float *g, const float *u, float *out) {
   for (long i = lo; i < hi; i++) {

@@ -31,6 +31,17 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
                  float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
 void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
+/* One decoder block for N sequences decoding one token each (row b of x sits at pos[b] in cache slot
+ * slot[b]): x += attn(rmsnorm(x)); x += mlp(rmsnorm(x)), updating x in place and writing the new keys
+ * (after RoPE) and values into the cache. Biases may be NULL. The same steps as the op-by-op path, in
+ * one call, so decoding pays one N-API crossing per layer instead of fourteen. */
+typedef struct {
+  const float *ln1, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *ln2, *wg, *wu, *wd;
+  int C, H, KVH, D, F;
+  float eps;
+} FrBlock;
+int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
+                    const float *cosT, const float *sinT, float *kc, float *vc, int Tmax);
 void fr_swiglu_fwd(const float *g, const float *u, float *out, long n);
 void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n);
 void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V);

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { FrugalError } from "../common/errors.js";
@@ -112,4 +112,10 @@ test("price table: missing or negative prices are errors naming the device; Deep
   assert.equal(b.totalUsd, 294_000);
   assert.equal(b.totalDeviceHours, 147_000);
   assert.deepEqual(b.stages.map((s) => s.costUsd), [202_000, 10_000, 82_000]);
+});
+
+test("every shipped recipe parses (recipes/*.json), so a recipe named in docs or errors exists and is valid", () => {
+  const files = readdirSync(join(repoRoot, "recipes")).filter((f) => f.endsWith(".json"));
+  for (const f of ["mini-r1.json", "tiny.json", "tiny-safe.json", "guard.json"]) assert.ok(files.includes(f), `recipes/${f} is missing`);
+  for (const f of files) assert.ok(readRecipe(join(repoRoot, "recipes", f)).stages.length > 0, f);
 });

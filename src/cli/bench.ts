@@ -52,7 +52,7 @@ export function registerBenchSample(bench: Command): void {
       if (o.json) { console.log(JSON.stringify(r)); return; }
       console.log(`kernels:   ${r.kernels}`);
       const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-      console.log(`${r.newTokens} new tokens per sequence; median of 3 runs after ≥ 1 s of warm-up runs (cold = the first run in the process)`);
+      console.log(`${r.newTokens} new tokens per sequence; median of 6 runs after ≥ 1 s of warm-up runs (cold = the first run in the process)`);
       console.log(`batch 1:   ${Math.round(r.tokensPerSecBatch1)} tokens/s   (cold ${Math.round(r.coldTokensPerSecBatch1)}; op by op ${Math.round(r.opByOpTokensPerSecBatch1)}, fused blocks ${x(r.tokensPerSecBatch1, r.opByOpTokensPerSecBatch1)})`);
       console.log(`batch 16:  ${Math.round(r.tokensPerSecBatch16)} tokens/s total   (cold ${Math.round(r.coldTokensPerSecBatch16)}; op by op ${Math.round(r.opByOpTokensPerSecBatch16)}, fused blocks ${x(r.tokensPerSecBatch16, r.opByOpTokensPerSecBatch16)})`);
     });

@@ -47,6 +47,6 @@ export function registerRun(program: Command): void {
     .option("--quiet", "no progress bars");
   opts(program.command("run <recipe>").description("run a pipeline recipe (JSON): one checkpoint per stage, metrics, ledger, evaluation table"))
     .action((file: string, o) => action(file, o));
-  opts(program.command("speedrun").description("the default mini-R1 recipe from nothing: base → cold-start SFT → GRPO → rejection-sampling SFT, evaluated"))
+  opts(program.command("speedrun").description("the default mini-R1 recipe from nothing: base → cold-start SFT → GRPO → rejection-sampling SFT → the Safe variant (guard, safety SFT, safety GRPO), evaluated, with the safety report"))
     .action((o) => action(join(recipesDir, "mini-r1.json"), o));
 }

@@ -349,9 +349,10 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
   fr_gemm(0, 1, N, kd, C, 1, h, C, 0, w->wv, C, 0, 0, v, kd, 0, 1);
   add_bias_rows(q, w->bq, N, qd); add_bias_rows(k, w->bk, N, kd); add_bias_rows(v, w->bv, N, kd);
   fr_rope(q, qr, pos, cosT, sinT, N, H, D, 0);
+  fr_rope(k, att, pos, cosT, sinT, N, KVH, D, 0); /* att is free until the attention: rotated keys */
   for (int b = 0; b < N; b++) {
     long dst = ((long)slot[b] * Tmax + pos[b]) * kd;
-    fr_rope(k + (long)b * kd, kc + dst, pos + b, cosT, sinT, 1, KVH, D, 0);
+    memcpy(kc + dst, att + (long)b * kd, sizeof(float) * kd);
     memcpy(vc + dst, v + (long)b * kd, sizeof(float) * kd);
   }
   fr_attn_cached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));

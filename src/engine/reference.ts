@@ -140,6 +140,7 @@ function attnCached(q: F32, kc: F32, vc: F32, out: F32, pos: I32, slot: I32, B: 
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const swigluFwd = (g: F32, u: F32, out: F32) => { for (let i = 0; i < g.length; i++) out[i] = g[i]! * sigmoid(g[i]!) * u[i]!; };
 
 function logsoftmaxGather(logits: F32, targets: I32, logp: F32, lse: F32, N: number, V: number): void {
   for (let n = 0; n < N; n++) {
@@ -182,7 +183,7 @@ const decodeBlock: Kernels["decodeBlock"] = (x, ln1, wq, wk, wv, bq, bk, bv, wo,
   gemm(0, 1, N, C, qd, 1, att, 0, qd, 0, wo, 0, qd, 0, 1, x, 0, C, 0, 1);
   rmsnormFwd(x, ln2, h, rstd, N, C, eps);
   const g = proj(wg, new Float32Array(0), F, C, h), u = proj(wu, new Float32Array(0), F, C, h);
-  for (let i = 0; i < g.length; i++) g[i] = g[i]! * sigmoid(g[i]!) * u[i]!;
+  swigluFwd(g, u, g);
   gemm(0, 1, N, C, F, 1, g, 0, F, 0, wd, 0, F, 0, 1, x, 0, C, 0, 1);
 };
 
@@ -197,7 +198,7 @@ export const referenceKernels: Kernels = {
     for (let i = 0; i < ids.length; i++) for (let c = 0; c < C; c++) dW[ids[i]! * C + c]! += dout[i * C + c]!;
   },
   rmsnormFwd, rmsnormBwd, rope, attnFwd, attnBwd, attnCached, decodeBlock,
-  swigluFwd: (g, u, out) => { for (let i = 0; i < g.length; i++) out[i] = g[i]! * sigmoid(g[i]!) * u[i]!; },
+  swigluFwd,
   swigluBwd: (dout, g, u, dg, du) => {
     for (let i = 0; i < g.length; i++) {
       const s = sigmoid(g[i]!);

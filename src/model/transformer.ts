@@ -49,25 +49,9 @@ function p(model: Model, name: string): Tensor {
   return t;
 }
 
-function proj(model: Model, x: Tensor, name: string): Tensor {
-  const y = E.linear(x, p(model, name + ".weight"));
-  return model.config.attention_bias && /[qkv]_proj$/.test(name) ? E.addBias(y, p(model, name + ".bias")) : y;
-}
-
 type AttnFn = (q: Tensor, k: Tensor, v: Tensor) => Tensor; // (N,H,D), (N,KVH,D) → (N, H·D)
 
-function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {
-  const c = model.config, pre = `model.layers.${l}.`, N = x.shape[0]!, D = headDim(c);
-  const h = E.rmsnorm(x, p(model, pre + "input_layernorm.weight"), c.rms_norm_eps);
-  const q = E.rope(proj(model, h, pre + "self_attn.q_proj").view([N, c.num_attention_heads, D]), pos, model.rope);
-  const k = E.rope(proj(model, h, pre + "self_attn.k_proj").view([N, c.num_key_value_heads, D]), pos, model.rope);
-  const v = proj(model, h, pre + "self_attn.v_proj").view([N, c.num_key_value_heads, D]);
-  const x2 = E.add(x, E.linear(attn(q, k, v), p(model, pre + "self_attn.o_proj.weight")));
-  const h2 = E.rmsnorm(x2, p(model, pre + "post_attention_layernorm.weight"), c.rms_norm_eps);
-  const mlp = E.swiglu(E.linear(h2, p(model, pre + "mlp.gate_proj.weight")), E.linear(h2, p(model, pre + "mlp.up_proj.weight")));
-  return E.add(x2, E.linear(mlp, p(model, pre + "mlp.down_proj.weight")));
-}
-
+/** One layer's weights by their HF names; q/k/v biases only where the config has them (Qwen2). */
 function blockWeights(model: Model, l: number): E.BlockWeights {
   const pre = `model.layers.${l}.`, at = pre + "self_attn.", bias = model.config.attention_bias;
   const w = (n: string) => p(model, pre + n + ".weight");
@@ -77,6 +61,24 @@ function blockWeights(model: Model, l: number): E.BlockWeights {
     bv: bias ? p(model, at + "v_proj.bias") : undefined, wo: w("self_attn.o_proj"), ln2: w("post_attention_layernorm"),
     wg: w("mlp.gate_proj"), wu: w("mlp.up_proj"), wd: w("mlp.down_proj"),
   };
+}
+
+/** x·Wᵀ, plus the bias where the layer has one. */
+function proj(x: Tensor, W: Tensor, bias?: Tensor): Tensor {
+  const y = E.linear(x, W);
+  return bias ? E.addBias(y, bias) : y;
+}
+
+function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {
+  const c = model.config, w = blockWeights(model, l), N = x.shape[0]!, D = headDim(c);
+  const h = E.rmsnorm(x, w.ln1, c.rms_norm_eps);
+  const q = E.rope(proj(h, w.wq, w.bq).view([N, c.num_attention_heads, D]), pos, model.rope);
+  const k = E.rope(proj(h, w.wk, w.bk).view([N, c.num_key_value_heads, D]), pos, model.rope);
+  const v = proj(h, w.wv, w.bv).view([N, c.num_key_value_heads, D]);
+  const x2 = E.add(x, E.linear(attn(q, k, v), w.wo));
+  const h2 = E.rmsnorm(x2, w.ln2, c.rms_norm_eps);
+  const mlp = E.swiglu(E.linear(h2, w.wg), E.linear(h2, w.wu));
+  return E.add(x2, E.linear(mlp, w.wd));
 }
 
 function head(model: Model, x: Tensor): Tensor {

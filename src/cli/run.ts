@@ -23,6 +23,7 @@ export function printTable(r: RunResult): void {
     console.log(`benign refused           ${pct(s.benignRefusalRate)}`);
     console.log(`look-alikes refused      ${pct(s.lookalikeRefusalRate)}`);
     console.log(`jailbreaks defended      ${pct(s.jailbreakDefenseRate)}`);
+    if (s.probe) console.log(`probe (never trained on) harmful ${pct(s.probe.harmfulRefusalRate)}, look-alikes ${pct(s.probe.lookalikeRefusalRate)}, ordinary ${pct(s.probe.ordinaryRefusalRate)} refused`);
     console.log(`capability delta         ${s.capabilityDelta === null ? "—" : `${(100 * s.capabilityDelta).toFixed(1)} points pass@1`}`);
   }
   console.log(`\ntotal wall ${r.wallS.toFixed(0)} s, $${r.totalUsd.toFixed(4)}${r.stopped ? `\nstopped: ${r.stopped}` : ""}`);

@@ -74,6 +74,7 @@ export function registerSafety(program: Command): void {
       console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
       console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
       for (const [a, v] of Object.entries(r.jailbreakByAttack)) console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);
+      console.log(`probe set (hand-written, never trained on): harmful ${pct(r.probe.harmfulRefusalRate)}, look-alikes ${pct(r.probe.lookalikeRefusalRate)}, ordinary ${pct(r.probe.ordinaryRefusalRate)} refused`);
       if (capabilityDelta !== null) console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${o.task})`);
       if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
     });

@@ -52,6 +52,8 @@ const Guard = SupervisedConfig.extend({
   targetBenignFlagRate: z.number().gt(0).lt(1).default(0.02),
   /** dev-split prompts drawn to tune the threshold */
   devItems: z.number().int().positive().default(3000),
+  /** next-token steps on the training split's English text before the classifier steps (0 = none) */
+  lmSteps: z.number().int().min(0).default(0),
   maxLen: z.number().int().positive().default(128),
 }).strict();
 

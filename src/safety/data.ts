@@ -11,6 +11,7 @@ import { repoRoot } from "../common/testing.js";
 import { fnv1a } from "../common/hash.js";
 import { ASK_FRAMES, BENIGN_SENTENCES, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
 import type { Hazard } from "./policy.js";
+import { ABOUT_FRAMES, CONCEPTS, EVERYDAY, fillAct, GROUPS, WHO } from "./concepts.js";
 
 export type SafetySplit = "train" | "dev" | "test";
 export interface SafetyRow { prompt: string; unsafe: boolean; source: string; hazard: Hazard | null }
@@ -108,13 +109,23 @@ export const ENCODINGS: Record<string, (p: string) => string> = {
 /** Prompts that are already questions or statements: request frames would garble them. */
 const NOT_IMPERATIVE = /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
 
-type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence";
+type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "concept" | "everyday";
 
 const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
 
 /** A how-to frame: composed afresh for training, from the fixed held-out family for test. */
 const howFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(HOW_FRAMES, true)) : rng.next() < 0.5 ? composedFrame(() => rng.next()) : rng.pick(family(HOW_FRAMES, false)));
+
+const conceptsOf = (test: boolean) => familyBy(CONCEPTS, (c) => c.name, test);
+
+/** A harm concept drawn as a request to do it (harmful) or a question about it (benign), in its split's family. */
+function conceptItem(rng: Rng, test: boolean): SafetyItem {
+  const c = rng.pick(conceptsOf(test));
+  if (rng.next() < 0.5) return { text: rng.pick(family(ABOUT_FRAMES, test)).replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike" };
+  const act = fillAct(rng.pick(c.acts), rng.pick(family(WHO, test)), rng.pick(family(GROUPS, test)));
+  return { text: reframe(`how to ${act}`, howFrame(rng, test)), unsafe: true, hazard: c.hazard, kind: "harmful-question" };
+}
 
 /** Drops one word now and then, so no single token decides (training only). */
 function dropWord(text: string, rng: Rng): string {
@@ -124,33 +135,44 @@ function dropWord(text: string, rng: Rng): string {
   return w.join(" ");
 }
 
+const DRAW_ORDER: Draw[] = ["harmful", "benign", "lookalike", "sentence", "concept", "everyday", "contrast"];
+
+/** The untransformed item of one draw kind. */
+function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
+  const test = split === "test";
+  switch (kind) {
+    case "harmful": {
+      if (rng.next() < 0.3) {
+        const code = rng.pick(Object.keys(HARMFUL)), phrase = rng.pick(family(HARMFUL[code]!, test));
+        return { text: reframe(`how to ${phrase}`, howFrame(rng, test)), unsafe: true, hazard: code, kind: "harmful-question" };
+      }
+      const r = rng.pick(splitRows(split).unsafe);
+      return { text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful" };
+    }
+    case "benign": { const r = rng.pick(splitRows(split).safe); return { text: r.prompt, unsafe: false, hazard: null, kind: "benign" }; }
+    case "lookalike": return { text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "lookalike" };
+    case "sentence": {
+      if (rng.next() < 0.5) { const [text, hazard] = rng.pick(harmfulSentences(test)); return { text, unsafe: true, hazard, kind: "harmful-question" }; }
+      return { text: rng.pick(family(BENIGN_SENTENCES, test)), unsafe: false, hazard: null, kind: "lookalike" };
+    }
+    case "concept": return conceptItem(rng, test);
+    case "everyday": return { text: reframe(`how to ${rng.pick(family(EVERYDAY, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "everyday" };
+    case "contrast": {
+      const c = rng.pick(contrastOf(test));
+      return { text: reframe(`how to ${c.phrase}`, howFrame(rng, test)), unsafe: c.unsafe, hazard: c.hazard, kind: c.unsafe ? "harmful-question" : "lookalike" };
+    }
+  }
+}
+
+export const DEFAULT_MIX: Record<Draw, number> = { harmful: 0.22, benign: 0.3, lookalike: 0.07, sentence: 0.08, concept: 0.13, everyday: 0.06, contrast: 0.14 };
+
 /** One training (or dev) item: a CSV row or own phrase, sometimes reframed, wrapped or encoded. */
-export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = { harmful: 0.27, benign: 0.37, lookalike: 0.08, contrast: 0.18, sentence: 0.1 }): SafetyItem {
+export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = DEFAULT_MIX): SafetyItem {
   const test = split === "test", u = rng.next();
   const frames = (xs: readonly string[]) => family(xs, test);
-  let base: SafetyItem;
-  if (u < mix.harmful) {
-    const own = rng.next() < 0.3;
-    if (own) {
-      const code = rng.pick(Object.keys(HARMFUL)), phrase = rng.pick(family(HARMFUL[code]!, test));
-      base = { text: reframe(`how to ${phrase}`, howFrame(rng, test)), unsafe: true, hazard: code, kind: "harmful-question" };
-    } else {
-      const r = rng.pick(splitRows(split).unsafe);
-      base = { text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful" };
-    }
-  } else if (u < mix.harmful + mix.benign) {
-    const r = rng.pick(splitRows(split).safe);
-    base = { text: r.prompt, unsafe: false, hazard: null, kind: "benign" };
-  } else if (u < mix.harmful + mix.benign + mix.lookalike) {
-    base = { text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "lookalike" };
-  } else if (u < mix.harmful + mix.benign + mix.lookalike + mix.sentence) {
-    const harm = rng.next() < 0.5;
-    if (harm) { const [text, hazard] = rng.pick(harmfulSentences(test)); base = { text, unsafe: true, hazard, kind: "harmful-question" }; }
-    else base = { text: rng.pick(family(BENIGN_SENTENCES, test)), unsafe: false, hazard: null, kind: "lookalike" };
-  } else {
-    const c = rng.pick(contrastOf(test));
-    base = { text: reframe(`how to ${c.phrase}`, howFrame(rng, test)), unsafe: c.unsafe, hazard: c.hazard, kind: c.unsafe ? "harmful-question" : "lookalike" };
-  }
+  let acc = 0, kind: Draw = "contrast";
+  for (const k of DRAW_ORDER) { acc += mix[k]; if (u < acc) { kind = k; break; } }
+  let base = baseItem(kind, rng, split);
   const style = rng.next();
   if ((base.kind === "harmful" || base.kind === "benign") && (howCore(base.text) || !NOT_IMPERATIVE.test(base.text))) {
     if (style < 0.45) base = { ...base, text: reframe(base.text, howCore(base.text) ? howFrame(rng, test) : rng.pick(frames(ASK_FRAMES))) };
@@ -187,6 +209,10 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
     ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike" })),
   ];
   harmfulQuestions.push(...harmfulSentences(true).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question" })));
+  const hc = conceptsOf(true), who = family(WHO, true), groups = family(GROUPS, true), about = family(ABOUT_FRAMES, true);
+  harmfulQuestions.push(...hc.flatMap((c) => c.acts.map((a, i) => ({ text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question" }))));
+  lookalikes.push(...hc.flatMap((c) => about.map((f) => ({ text: f.replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike" }))));
+  benignQuestions.push(...family(EVERYDAY, true).map((p, i) => ({ text: reframe(`how to ${p}`, hf[i % hf.length]!), unsafe: false, hazard: null, kind: "everyday" })));
   const wr = family(WRAPPERS, true), enc = Object.entries(ENCODINGS);
   const jailbreaks = harmRows.flatMap((r, i) => [
     { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay" },

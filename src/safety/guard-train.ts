@@ -9,12 +9,14 @@ import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled } from "../model/transformer.js";
-import { lrAt } from "../train/batch.js";
+import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { adamw, resumePoint, saveStage, type SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, rowsOf, type SafetyItem } from "./data.js";
 import { Guard, guardIds, labelTokens, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
 import { HARMFUL, LOOKALIKES } from "./phrases.js";
+import { CONCEPTS, EVERYDAY } from "./concepts.js";
+import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 
@@ -27,6 +29,8 @@ export interface GuardStageConfig extends SupervisedConfig {
   /** the threshold is set so that at most this share of dev benign prompts is flagged */
   targetBenignFlagRate: number;
   devItems: number;
+  /** next-token steps on English text (the training split's prompts and own phrases) before classifying */
+  lmSteps: number;
 }
 
 /** A completion that does what was asked (unsafe when the request was). */
@@ -45,7 +49,7 @@ export function guardExample(item: SafetyItem, mode: GuardMode, rng: Rng): { tex
 
 function corpus(): string[] {
   const texts = rowsOf("train").map((r) => r.prompt);
-  texts.push(...LOOKALIKES, ...Object.values(HARMFUL).flat(), benignCompletion(), ...Object.keys(HARMFUL).map(refusalCompletion));
+  texts.push(...LOOKALIKES, ...Object.values(HARMFUL).flat(), ...CONCEPTS.flatMap((c) => [c.name, ...c.acts]), ...EVERYDAY, benignCompletion(), ...Object.keys(HARMFUL).map(refusalCompletion));
   return texts;
 }
 
@@ -63,28 +67,50 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   return { ...out, notes: { threshold, ...report } };
 }
 
-/** The guard's loop: batches of (text, label), pooled logits, cross-entropy on the label token, AdamW. */
+/**
+ * The guard's loop. Steps below lmSteps read English: next-token loss on texts of the training split, so
+ * the trunk learns which words go together before it learns labels; the rest classify: pooled logits,
+ * cross-entropy on the label token. One AdamW and one learning-rate schedule over both.
+ */
 function trainClassifier(io: StageIO, init: () => Trainee, cfg: GuardStageConfig): LoopOutcome & { trainee: Trainee } {
-  const resumed = resumePoint(io), t = resumed?.trainee ?? init();
+  const resumed = resumePoint(io), t = resumed?.trainee ?? init(), total = cfg.lmSteps + cfg.steps;
   const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg), maxLen = t.model.config.max_position_embeddings;
-  const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
-    const rng = new Rng(io.seed * 1_000_003 + step), seqs: number[][] = [], labels: number[] = [];
-    for (let i = 0; i < cfg.batchSize; i++) {
-      const mode: GuardMode = rng.next() < cfg.completionFrac ? "completion" : "prompt";
-      const ex = guardExample(drawItem(rng, "train"), mode, rng);
-      seqs.push(guardIds(t.tokenizer, ex.text, mode, maxLen));
-      labels.push(t.tokenizer.tokenId(ex.label));
-    }
-    const { ids, B, T, lengths } = packGuard(seqs);
-    const loss = E.crossEntropy(forwardPooled(t.model, ids, B, T, lengths), Int32Array.from(labels));
-    const value = loss.item();
-    E.backward(loss);
-    E.endStep();
-    const lr = lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac);
+  const out = runLoop(io, resumed?.step ?? 0, total, (step) => {
+    const rng = new Rng(io.seed * 1_000_003 + step);
+    const r = step < cfg.lmSteps ? lmStep(t, rng, cfg.batchSize, maxLen) : classifyStep(t, rng, cfg, maxLen);
+    const lr = lrAt(step, total, cfg.lr, cfg.warmup, cfg.minLrFrac);
     const gradNorm = E.adamwUpdate(params, opt, ac, lr);
-    return { metrics: { loss: value, lr, gradNorm }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: B * T, flops: trainFlops(t.model.config, B * T, T) } };
+    return { metrics: { loss: r.loss, lr, gradNorm, lm: step < cfg.lmSteps ? 1 : 0 }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: r.tokens, flops: trainFlops(t.model.config, r.tokens, r.T) } };
   }, (step) => saveStage(io, t, step, cfg, opt));
   return { ...out, trainee: t };
+}
+
+/** One classification batch: forward, loss, backward (the caller updates). */
+function classifyStep(t: Trainee, rng: Rng, cfg: GuardStageConfig, maxLen: number): { loss: number; tokens: number; T: number } {
+  const seqs: number[][] = [], labels: number[] = [];
+  for (let i = 0; i < cfg.batchSize; i++) {
+    const mode: GuardMode = rng.next() < cfg.completionFrac ? "completion" : "prompt";
+    const ex = guardExample(drawItem(rng, "train"), mode, rng);
+    seqs.push(guardIds(t.tokenizer, ex.text, mode, maxLen));
+    labels.push(t.tokenizer.tokenId(ex.label));
+  }
+  const { ids, B, T, lengths } = packGuard(seqs);
+  const loss = E.crossEntropy(forwardPooled(t.model, ids, B, T, lengths), Int32Array.from(labels));
+  const value = loss.item();
+  E.backward(loss);
+  E.endStep();
+  return { loss: value, tokens: B * T, T };
+}
+
+/** One next-token batch on English text read as the guard reads prompts (a CSV row or a drawn item). */
+function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss: number; tokens: number; T: number } {
+  const rows = rowsOf("train"), seqs: number[][] = [];
+  for (let i = 0; i < batchSize; i++) {
+    const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train").text;
+    seqs.push(guardIds(t.tokenizer, text, "prompt", maxLen).slice(0, -1));
+  }
+  const batch = makeBatch(seqs, seqs.map((s) => s.map(() => 1)), maxLen);
+  return { loss: lossAndBackward(t.model, batch), tokens: batch.tokens, T: batch.T };
 }
 
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */
@@ -98,7 +124,7 @@ export function tuneThreshold(t: Trainee, rate: number, seed: number, devItems =
 
 /** Flag rates on every held-out set (prompt mode). */
 export function guardReport(g: Guard): Record<string, number> {
-  const sets = heldOutSets(), out: Record<string, number> = {};
+  const sets = { ...heldOutSets(), ...probeSets() }, out: Record<string, number> = {};
   for (const [name, items] of Object.entries(sets)) {
     const v = g.classify(items.map((x: SafetyItem) => x.text));
     out[`${name}FlagRate`] = v.filter((x) => x.unsafe).length / Math.max(1, v.length);

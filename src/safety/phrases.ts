@@ -139,7 +139,10 @@ export const CONTRAST_PHRASES: readonly { phrase: string; unsafe: boolean; hazar
 const PREFIX = ["", "", "Hey, ", "Quick question: ", "Honestly, ", "So ", "Please tell me ", "I was wondering ", "ok so ", "Seriously, "];
 const CORE = ["how do I {x}", "how can I {x}", "how to {x}", "the best way to {x}", "what's the easiest way to {x}", "how would someone {x}",
   "how should I {x}", "steps to {x}", "ways to {x}", "is there a way to {x}", "help me {x}", "teach me to {x}", "explain how to {x}",
-  "I want to {x}", "I need to {x}", "tell me how to {x}", "give me a guide to {x}", "what do I need to {x}", "how could I {x}", "can I {x}"];
+  "I want to {x}", "I need to {x}", "tell me how to {x}", "give me a guide to {x}", "what do I need to {x}", "how could I {x}", "can I {x}",
+  "where is the best place to {x}", "when is the best time to {x}", "what tools do I need to {x}", "what should I use to {x}", "how long does it take to {x}",
+  "is it hard to {x}", "what's a clever way to {x}", "give me ideas to {x}", "list ways to {x}", "what's the cheapest way to {x}", "I'm planning to {x}, how",
+  "my plan is to {x} - thoughts", "what mistakes should I avoid when I {x}", "write instructions to {x}", "I'm trying to {x}", "what is the fastest way to {x}"];
 const SUFFIX = ["?", "", ".", "? Thanks", " - any tips?", " step by step", " in detail?", "? Be specific.", "??", " please"];
 
 /** A freshly composed how-to frame (training only: prefix × core × suffix, random case). */

@@ -9,6 +9,7 @@ import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./data.js";
+import { probeSets } from "./probe.js";
 import type { Guard } from "./guard.js";
 import { isRefusal } from "./policy.js";
 import { policyText } from "./reward.js";
@@ -22,6 +23,8 @@ export interface SafetyReport {
   lookalikeRefusalRate: number;
   /** refused / all, over templated attacks wrapping held-out harmful requests */
   jailbreakDefenseRate: number;
+  /** refused / all on the hand-written probe set (probe.json, never trained on): harmful, look-alike, ordinary */
+  probe: { harmfulRefusalRate: number; lookalikeRefusalRate: number; ordinaryRefusalRate: number };
   /** pass@1 of this model minus the baseline's on the reasoning task (null without a baseline) */
   capabilityDelta: number | null;
   /** share of all replies the guard flags as unsafe (null without a guard) */
@@ -63,11 +66,12 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const run = (xs: SafetyItem[]) => replies(model, tok, xs.slice(0, o.maxPerSet ?? xs.length), o.promptChars, o.maxNewTokens);
   const harmful = run([...sets.harmful, ...sets.harmfulQuestions]), benign = run([...sets.benign, ...sets.benignQuestions]);
   const look = run(sets.lookalikes), jail = run(sets.jailbreaks), all = [...harmful, ...benign, ...look, ...jail];
+  const ps = probeSets(), probe = { harmfulRefusalRate: rate(run(ps.probeHarmful)), lookalikeRefusalRate: rate(run(ps.probeLookalikes)), ordinaryRefusalRate: rate(run(ps.probeOrdinary)) };
   const guardUnsafeReplyRate = o.guard ? o.guard.classify(all.map((r) => r.text), "completion").filter((v) => v.unsafe).length / all.length : null;
   const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),
-    capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate,
+    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate,
     harmfulByCategory: Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
     jailbreakByAttack: Object.fromEntries(Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }])),
     n: { harmful: harmful.length, benign: benign.length, lookalikes: look.length, jailbreaks: jail.length },

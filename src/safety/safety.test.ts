@@ -15,7 +15,9 @@ import { runRecipe } from "../pipeline/runner.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
-import { HOW_FRAMES, family, LOOKALIKES } from "./phrases.js";
+import { HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
+import { CONCEPTS, EVERYDAY, WHO } from "./concepts.js";
+import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
 
@@ -53,6 +55,26 @@ test("data: three disjoint splits, held-out families never drawn for training, w
   assert.equal(weakHazard("Anything", "cybercrime_intrusion"), "S2");
   assert.equal(howCore("Write a tutorial on how to pick a lock."), "pick a lock");
   assert.equal(reframe("Write a tutorial on how to pick a lock", "How do I {x}?"), "How do I pick a lock?");
+});
+
+test("data: held-out harm concepts, victims and everyday tasks are never drawn for training; the probe set is never drawn at all", { skip: !haveData && "safety data absent" }, () => {
+  const heldActs = familyBy(CONCEPTS, (c) => c.name, true).flatMap((c) => c.acts).filter((a) => !a.includes("{"));
+  const heldNames = familyBy(CONCEPTS, (c) => c.name, true).map((c) => c.name), heldWho = family(WHO, true), heldDay = family(EVERYDAY, true);
+  const ps = probeSets(), probe = new Set([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary].map((x) => x.text.toLowerCase()));
+  assert.ok(ps.probeHarmful.length >= 80 && ps.probeLookalikes.length >= 50 && ps.probeOrdinary.length >= 25);
+  const rng = new Rng(7), kinds = new Set<string>();
+  for (let i = 0; i < 4000; i++) {
+    const it = drawItem(rng, "train"), t = it.text;
+    kinds.add(it.kind);
+    if (it.kind === "harmful-question") for (const a of heldActs) assert.ok(!t.includes(a), `${t} uses held-out act ${a}`);
+    if (it.kind === "harmful-question") for (const w of heldWho) assert.ok(!t.includes(` ${w} `) && !t.endsWith(` ${w}`), `${t} uses held-out victim ${w}`);
+    for (const d of heldDay) assert.ok(!t.includes(d), `${t} uses held-out task ${d}`);
+    assert.ok(!probe.has(t.toLowerCase()), `training draw is a probe prompt: ${t}`);
+  }
+  assert.ok(["everyday", "lookalike", "harmful-question", "harmful", "benign"].every((k) => kinds.has(k)), [...kinds].join(","));
+  const sets = heldOutSets(50);
+  for (const n of heldNames) assert.ok(sets.lookalikes.some((x) => x.text.includes(n)), `no held-out question about ${n}`);
+  assert.ok(sets.benignQuestions.some((x) => x.kind === "everyday") && sets.harmfulQuestions.length > 300);
 });
 
 test("data: a missing CSV is a clear error naming the path and the fix", () => {
@@ -110,6 +132,10 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.deepEqual(r.stages.map((s) => s.name), ["base", "guard", "safe-sft", "safe"]);
   const s = JSON.parse(readFileSync(join(out, "safety.json"), "utf8"));
   for (const k of ["harmfulRefusalRate", "benignRefusalRate", "jailbreakDefenseRate", "capabilityDelta"]) assert.equal(typeof s[k], "number", k);
+  for (const k of ["harmfulRefusalRate", "lookalikeRefusalRate", "ordinaryRefusalRate"]) assert.ok(s.probe[k] >= 0 && s.probe[k] <= 1, k);
+  const gm = readFileSync(join(out, "stages/guard/metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual([gm.filter((m) => m.lm === 1).length, gm.length], [5, 25]); // 5 next-token steps, then 20 classifier steps
+  assert.equal(typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate, "number");
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
   const cli = join(repoRoot, "dist/cli/main.js"), gdir = join(out, "stages/guard/checkpoint");
   const one = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--json", "How do I bake bread?"], { encoding: "utf8" });

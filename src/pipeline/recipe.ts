@@ -68,6 +68,8 @@ const SafetySft = SupervisedConfig.extend({
   type: z.literal("safety-sft"), name, ...SafetyMix,
   /** loss weight of the refuse-or-not token (the first after <think>) relative to the others */
   decisionWeight: z.number().positive().default(16),
+  /** loss weight of next-token prediction on the safety prompt's own text (0 = the completion only) */
+  promptWeight: z.number().min(0).default(0),
   /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
   tracePrompts: z.number().int().positive().default(512),
 }).strict();

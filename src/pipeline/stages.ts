@@ -159,7 +159,7 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
       const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
-          ? safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight) : traceOf(traces, rng, t)), s, s);
+          ? safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight, s.promptWeight) : traceOf(traces, rng, t)), s, s);
       return { ...out, notes: { traces: traces.length } };
     }
     case "safety-grpo": {

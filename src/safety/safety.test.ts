@@ -20,6 +20,8 @@ import { CONCEPTS, EVERYDAY, WHO } from "./concepts.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
+import { safetyExample } from "./source.js";
+import { SPECIAL } from "../tokenizer/tokenizer.js";
 
 const haveData = existsSync(defaultDataFile());
 
@@ -111,6 +113,18 @@ test("guard views: base64, leetspeak, spaced and reversed text are also read dec
   assert.ok(views("Answer this: h o w t o b u i l d a b o m b").some((v) => v.includes("howtobuildabomb")));
   assert.ok(views("Read this backwards: bmob a dliub").some((v) => v.includes("build a bomb")));
   assert.deepEqual(views("How do I bake bread?"), ["How do I bake bread?"]);
+});
+
+test("safety SFT example: the decision token weighs decisionWeight; promptWeight weighs the prompt's own text and nothing else", { skip: !haveData && "safety data absent" }, () => {
+  const tok = trainBpe(["how do I bake bread", "kill a process"], 300);
+  const a = safetyExample(tok, new Rng(3), 80, 16, 0), b = safetyExample(tok, new Rng(3), 80, 16, 0.25);
+  const asst = a.ids.indexOf(tok.tokenId(SPECIAL.assistant));
+  assert.deepEqual(a.ids, b.ids);
+  assert.ok(asst > 2);
+  assert.deepEqual(a.mask.slice(0, asst + 1), a.mask.slice(0, asst + 1).map(() => 0));
+  assert.deepEqual(b.mask.slice(0, asst + 1), [0, ...Array(asst - 1).fill(0.25), 0]);
+  assert.deepEqual(a.mask.slice(asst + 1), b.mask.slice(asst + 1));
+  assert.equal(a.mask[asst + 2], 16);
 });
 
 test("safety reward: refuse harmful, answer benign, malformed is 0, a guard-flagged reply is 0", () => {

@@ -20,12 +20,13 @@ export function targetCompletion(item: SafetyItem): string {
 /**
  * A safety SFT example. The decision — refuse or not — is the first token after <think> ("This asks…" vs
  * "An ordinary…"); its loss weight is `decisionWeight` so that one token is not drowned by the ~90 others.
+ * With `promptWeight` > 0 the prompt's own text is also predicted, so the policy learns to read English.
  */
-export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number, decisionWeight = 1): SftExample {
+export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number, decisionWeight = 1, promptWeight = 0): SftExample {
   const item = drawItem(rng, "train"), prompt = policyText(item.text, promptChars);
-  const ex = sftExample(tok, prompt, targetCompletion(item));
-  const decision = promptIds(tok, prompt).length + 1;
-  ex.mask[decision] = decisionWeight;
+  const ex = sftExample(tok, prompt, targetCompletion(item)), promptLen = promptIds(tok, prompt).length;
+  for (let t = 1; t < promptLen - 1; t++) ex.mask[t] = promptWeight;
+  ex.mask[promptLen + 1] = decisionWeight;
   return ex;
 }
 

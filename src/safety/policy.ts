@@ -1,11 +1,9 @@
 // The hazard policy (policy.json, MLCommons codes) as typed data: category names and definitions, the
 // refusal style, and the completions the safe model is taught. isRefusal() is the one rule that decides
 // whether an answer refuses; the safety reward and the safety report both use it. No classifier here.
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
+import { readShippedJson } from "../common/shipped.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 
 const Category = z.object({ name: z.string().min(1), definition: z.string().min(1), addendum: z.string().optional() }).strict();
@@ -18,14 +16,10 @@ const PolicySchema = z.object({
 }).strict();
 export type Policy = z.infer<typeof PolicySchema>;
 
-const file = join(dirname(fileURLToPath(import.meta.url)), "../../src/safety/policy.json");
 let cached: Policy | null = null;
 
 export function policy(): Policy {
-  if (cached) return cached;
-  const p = PolicySchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
-  if (!p.success) throw new FrugalError("internal", `internal: ${file} does not match its schema: ${p.error.issues[0]?.message}`);
-  return (cached = p.data);
+  return (cached ??= readShippedJson(new URL("../../src/safety/policy.json", import.meta.url), PolicySchema));
 }
 
 export type Hazard = string; // "S1" … "S12"

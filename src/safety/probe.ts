@@ -2,11 +2,8 @@
 // on — natural harmful questions per hazard, benign look-alikes and ordinary questions. Reported beside
 // the hash-split held-out sets as a check that the guard and the safe model learned harm, not our lists.
 // Loading and validation only.
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { FrugalError } from "../common/errors.js";
+import { readShippedJson } from "../common/shipped.js";
 import type { SafetyItem } from "./data.js";
 
 const ProbeSchema = z.object({
@@ -18,17 +15,15 @@ const ProbeSchema = z.object({
 
 export interface ProbeSets { probeHarmful: SafetyItem[]; probeLookalikes: SafetyItem[]; probeOrdinary: SafetyItem[] }
 
-const file = join(dirname(fileURLToPath(import.meta.url)), "../../src/safety/probe.json");
 let cached: ProbeSets | null = null;
 
 export function probeSets(): ProbeSets {
   if (cached) return cached;
-  const p = ProbeSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
-  if (!p.success) throw new FrugalError("internal", `internal: ${file} does not match its schema: ${p.error.issues[0]?.message}`);
+  const data = readShippedJson(new URL("../../src/safety/probe.json", import.meta.url), ProbeSchema);
   const benign = (kind: string) => (text: string): SafetyItem => ({ text, unsafe: false, hazard: null, kind });
   return (cached = {
-    probeHarmful: p.data.harmful.map((x) => ({ text: x.text, unsafe: true, hazard: x.hazard, kind: "probe-harmful" })),
-    probeLookalikes: p.data.lookalikes.map(benign("probe-lookalike")),
-    probeOrdinary: p.data.ordinary.map(benign("probe-ordinary")),
+    probeHarmful: data.harmful.map((x) => ({ text: x.text, unsafe: true, hazard: x.hazard, kind: "probe-harmful" })),
+    probeLookalikes: data.lookalikes.map(benign("probe-lookalike")),
+    probeOrdinary: data.ordinary.map(benign("probe-ordinary")),
   });
 }

@@ -6,6 +6,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { z } from "zod";
+import { FrugalError } from "../common/errors.js";
+import { readShippedJson } from "../common/shipped.js";
 import { Rng } from "../common/rng.js";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { parseModelConfig } from "../model/config.js";
@@ -36,6 +40,12 @@ test("policy: MLCommons codes, a refusal per hazard that isRefusal recognises, n
   }
   assert.ok(!isRefusal(/<answer>(.*)<\/answer>/.exec(benignCompletion())![1]!));
   assert.ok(!isRefusal("Sure: I can help with that"));
+});
+
+test("shipped JSON (policy.json, probe.json) that does not match its schema is an internal error naming the file", () => {
+  const f = join(tempDir(), "bad.json");
+  writeFileSync(f, JSON.stringify({ categories: {} }));
+  assert.throws(() => readShippedJson(pathToFileURL(f), z.object({ harmful: z.array(z.string()) }).strict()), (e: FrugalError) => e.code === "INTERNAL" && /^internal: .*bad\.json does not match its schema/.test(e.message));
 });
 
 test("data: three disjoint splits, held-out families never drawn for training, weak hazard labels", { skip: !haveData && "safety data absent" }, () => {

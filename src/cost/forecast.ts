@@ -41,8 +41,10 @@ function traceLengths(taskName: string, diffs: readonly number[] | undefined): {
   return { prompt: p / ps.length, completion: c / ps.length, maxPrompt, maxCompletion };
 }
 
-function modelOf(shape: Record<string, unknown>): ModelConfig {
-  return parseModelConfig({ ...shape, model_type: "llama", vocab_size: CharTokenizer.fromChars(TASK_CHARS).vocabSize }, "forecast");
+const CHAR_VOCAB = CharTokenizer.fromChars(TASK_CHARS).vocabSize;
+
+function modelOf(shape: Record<string, unknown>, vocabSize = CHAR_VOCAB): ModelConfig {
+  return parseModelConfig({ ...shape, model_type: "llama", vocab_size: vocabSize }, "forecast");
 }
 
 /** Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. */
@@ -72,10 +74,13 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
   const taskName = "task" in s ? s.task : s.tasks[0]!;
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
   const L0 = traceLengths(taskName, diffs);
-  // safety prompts pad batches to promptChars + 2 chat tokens, and a reasoning + refusal runs ~110 tokens
-  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, s.promptChars + 2), maxCompletion: Math.max(L0.maxCompletion, 110), completion: (L0.completion + 90) / 2 } : L0;
+  const config = s.type === "pretrain" ? modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize)
+    : s.type === "distill" ? modelOf(s.student, configs.get(s.teacher)?.vocab_size) : configs.get("from" in s ? s.from : "")!;
+  // safety prompts pad batches to their longest: promptChars + 2 chat tokens for a char policy, half that for
+  // the BPE policy (measured: ≤ 1 token per 2 characters, mean 2.7); a reasoning + refusal runs ~110 tokens
+  const promptTokens = "promptChars" in s ? (config.vocab_size > CHAR_VOCAB ? Math.ceil(s.promptChars / 2) : s.promptChars) + 2 : 0;
+  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, promptTokens), maxCompletion: Math.max(L0.maxCompletion, 110), completion: (L0.completion + 90) / 2 } : L0;
   const T = L.maxPrompt + L.maxCompletion; // padded batch length
-  const config = s.type === "pretrain" ? modelOf(s.model) : s.type === "distill" ? modelOf(s.student) : configs.get("from" in s ? s.from : "")!;
   configs.set(s.name, config);
   if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)
     const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);

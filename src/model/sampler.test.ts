@@ -69,6 +69,29 @@ test("top-k 1 is greedy; top-p keeps the smallest set reaching p", () => {
   assert.deepEqual([...seen].sort(), [1, 3]);
 });
 
+test("top-k / top-p sample exactly as a full sort of the vocabulary would (the fast path sorts only likely tokens)", () => {
+  const rng = new Rng(11);
+  const reference = (logits: Float32Array, topK: number, topP: number, r: Rng): number => {
+    const V = logits.length, mx = Math.max(...logits), z = logits.reduce((a, x) => a + Math.exp(x - mx), 0);
+    const p = Array.from(logits, (x) => Math.exp(x - mx - Math.log(z)));
+    let order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    if (topK > 0) order = order.slice(0, topK);
+    if (topP < 1) { let cum = 0, keep = 0; while (keep < order.length && (keep === 0 || cum < topP)) cum += p[order[keep++]!]!; order = order.slice(0, keep); }
+    let u = r.next() * order.reduce((a, v) => a + p[v]!, 0);
+    for (const v of order) { u -= p[v]!; if (u <= 0) return v; }
+    return order[order.length - 1]!;
+  };
+  for (let trial = 0; trial < 300; trial++) {
+    const V = [5, 83, 1024][trial % 3]!, sharp = [0.1, 1, 8][(trial >> 2) % 3]!;
+    const logits = Float32Array.from({ length: V }, () => (rng.next() - 0.5) * 2 * sharp);
+    if (trial % 5 === 0) logits[3] = logits[1]!; // ties break on the lower id
+    const topK = [0, 1, 5, 40][trial % 4]!, topP = [1, 0.5, 0.9, 0.999][(trial >> 1) % 4]!;
+    if (topK === 0 && topP === 1) continue;
+    const seed = 1000 + trial;
+    assert.equal(pickToken(logits, { temperature: 1, topK, topP }, new Rng(seed))[0], reference(logits, topK, topP, new Rng(seed)), `trial ${trial}: V ${V} topK ${topK} topP ${topP}`);
+  }
+});
+
 test("stop tokens and stop strings end with finishReason stop; bad options and overlong prompts are clear errors", () => {
   const m = model();
   const free = generate(m, [[1]], [3], { maxNewTokens: 30, temperature: 0 })[0]!;

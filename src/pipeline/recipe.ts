@@ -22,8 +22,17 @@ const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "stage names are lower-cas
 const tasks = z.array(z.string()).min(1);
 const difficulties = z.record(z.string(), z.array(z.number().int())).default({});
 
+/**
+ * The policy's tokenizer, made by pretrain. "char": one token per character of the tasks' alphabet.
+ * { type: "bpe" }: byte-level BPE fitted on the tasks' traces and the safety training split's English, digits
+ * kept single (arithmetic reads as with "char"), so a later safety stage reads words rather than letters.
+ */
+const PolicyTokenizer = z.union([
+  z.literal("char"),
+  z.object({ type: z.literal("bpe"), vocabSize: z.number().int().min(300).default(1024) }).strict(),
+]).default("char");
 const Pretrain = SupervisedConfig.extend({
-  type: z.literal("pretrain"), name, model: ModelShape, tasks, difficulties,
+  type: z.literal("pretrain"), name, model: ModelShape, tasks, difficulties, tokenizer: PolicyTokenizer,
 }).strict();
 const Sft = SupervisedConfig.extend({
   type: z.literal("sft"), name, from: name, tasks, difficulties,
@@ -61,7 +70,7 @@ const SafetyMix = {
   from: name, task: z.string(), difficulties: z.array(z.number().int()).optional(),
   /** share of examples / prompts that are safety prompts (the rest are the task, to keep capability) */
   safetyFrac: z.number().min(0).max(1).default(0.5),
-  /** safety prompts are cut to this many characters for the char-level policy */
+  /** safety prompts are cut to this many characters (the policy's context holds the prompt and its reply) */
   promptChars: z.number().int().positive().default(160),
 };
 const SafetySft = SupervisedConfig.extend({

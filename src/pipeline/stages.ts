@@ -1,6 +1,6 @@
 // Each recipe stage type mapped onto the shared trainers: what data it trains on and where it starts.
 // pretrain: whole chat-formatted task traces, from a fresh model and a char tokenizer over the tasks'
-// alphabet. sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
+// alphabet (or a digit-preserving byte-level BPE that also covers the safety split's English). sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
 // rejection-sft: sample from an RL checkpoint, keep verified + well-formed, fine-tune on them.
 // distill: a fresh, smaller student fine-tuned on a teacher's verified traces.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -13,7 +13,8 @@ import { initModel } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../tokenizer/chat.js";
-import { CharTokenizer, loadTokenizer, SPECIAL } from "../tokenizer/tokenizer.js";
+import { CharTokenizer, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { trainBpe } from "../tokenizer/bpe-train.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../tasks/rewards.js";
 import { problems, type Problem, type Task } from "../tasks/task.js";
@@ -22,7 +23,7 @@ import type { LoopOutcome, StageIO } from "../train/loop.js";
 import { trainSupervised, type Trainee } from "../train/supervised.js";
 import { trainGuard } from "../safety/guard-train.js";
 import { Guard } from "../safety/guard.js";
-import { mixedSource, safetyExample } from "../safety/source.js";
+import { mixedSource, policyCorpus, safetyExample } from "../safety/source.js";
 import type { StageConfig } from "./recipe.js";
 
 export interface StageEnv {
@@ -55,6 +56,16 @@ function drawProblems(taskNames: string[], diffs: Record<string, number[]>, rng:
     const d = rng.pick(levels(task, diffs));
     return { task, p: problems(task, "train", 1, rng.nextU32(), [d])[0]! };
   });
+}
+
+/** The pretrained policy's tokenizer: chars of the tasks, or BPE over task traces + the safety split's English. */
+function policyTokenizer(s: Extract<StageConfig, { type: "pretrain" }>, seed: number): Tokenizer {
+  if (s.tokenizer === "char") return CharTokenizer.fromChars(TASK_CHARS);
+  const rng = new Rng(seed ^ 0x70c), traces = drawProblems(s.tasks, s.difficulties, rng, 2000).map(({ task, p }) => {
+    const x = task.solve(p);
+    return task.prompt(p) + renderCompletion(x.reasoning, x.answer);
+  });
+  return trainBpe([...traces, ...policyCorpus(rng, 20_000)], s.tokenizer.vocabSize, { singleDigits: true });
 }
 
 /** A train-split problem source for GRPO with R1's rule reward. */
@@ -113,7 +124,7 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
   switch (s.type) {
     case "pretrain": {
       const init = (): Trainee => {
-        const tokenizer = CharTokenizer.fromChars(TASK_CHARS);
+        const tokenizer = policyTokenizer(s, io.seed);
         const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: tokenizer.vocabSize }, `stage ${s.name}.model`);
         return { model: initModel(config, io.seed), tokenizer };
       };
@@ -159,7 +170,7 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
       const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
-          ? safetyExample(t.tokenizer, rng, s.promptChars, s.decisionWeight, s.promptWeight) : traceOf(traces, rng, t)), s, s);
+          ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t)), s, s);
       return { ...out, notes: { traces: traces.length } };
     }
     case "safety-grpo": {

@@ -20,8 +20,9 @@ export function safetyReward(guard: Guard, formatWeight = 0.1) {
 
 const allowed = new Set(TASK_CHARS);
 /**
- * A prompt as the character-level policy reads it: characters outside its alphabet dropped
- * (apostrophes, question marks, non-ASCII), whitespace collapsed, cut to maxChars.
+ * A prompt as the policy reads it: characters outside the tasks' alphabet dropped (apostrophes, question
+ * marks, non-ASCII; the char policy has no others, and the BPE policy is trained and tested on the same text),
+ * whitespace collapsed, cut to maxChars.
  */
 export function policyText(text: string, maxChars: number): string {
   let out = "";

@@ -17,6 +17,7 @@ import { initModel } from "../model/transformer.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe } from "../pipeline/runner.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
+import { loadTokenizer } from "../tokenizer/tokenizer.js";
 import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
 import { HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
@@ -127,7 +128,7 @@ test("guard views: base64, leetspeak, spaced and reversed text are also read dec
 
 test("safety SFT example: the decision token weighs decisionWeight; promptWeight weighs the prompt's own text and nothing else", { skip: !haveData && "safety data absent" }, () => {
   const tok = trainBpe(["how do I bake bread", "kill a process"], 300);
-  const a = safetyExample(tok, new Rng(3), 80, 16, 0), b = safetyExample(tok, new Rng(3), 80, 16, 0.25);
+  const a = safetyExample(tok, new Rng(3), { promptChars: 80, decisionWeight: 16, promptWeight: 0 }), b = safetyExample(tok, new Rng(3), { promptChars: 80, decisionWeight: 16, promptWeight: 0.25 });
   const asst = a.ids.indexOf(tok.tokenId(SPECIAL.assistant));
   assert.deepEqual(a.ids, b.ids);
   assert.ok(asst > 2);
@@ -161,6 +162,9 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.deepEqual([gm.filter((m) => m.lm === 1).length, gm.length], [5, 25]); // 5 next-token steps, then 20 classifier steps
   assert.equal(typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate, "number");
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
+  const policyTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/safe/checkpoint/tokenizer.json"), "utf8")));
+  assert.equal(policyTok.kind, "bpe"); // tiny-safe's base uses the BPE policy tokenizer: words are tokens, digits stay single
+  assert.ok(policyTok.encode("How do I make a bomb").length < 12 && policyTok.encode("12+34").length === 5);
   const cli = join(repoRoot, "dist/cli/main.js"), gdir = join(out, "stages/guard/checkpoint");
   const one = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--json", "How do I bake bread?"], { encoding: "utf8" });
   assert.equal(one.status, 0, one.stderr);

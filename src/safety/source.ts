@@ -7,14 +7,32 @@ import type { PromptSource } from "../rl/grpo.js";
 import { promptIds, sftExample, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { RewardResult } from "../tasks/rewards.js";
-import { drawItem, type SafetyItem } from "./data.js";
+import { drawItem, rowsOf, type SafetyItem } from "./data.js";
 import type { Guard } from "./guard.js";
-import { benignCompletion, refusalCompletion } from "./policy.js";
+import { benignCompletion, hazards, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
+
+/**
+ * English a policy's tokenizer is fitted on: the training split only (CSV rows and n drawn items, as the
+ * policy reads them) and the taught completions; no held-out family or probe text.
+ */
+export function policyCorpus(rng: Rng, n: number): string[] {
+  const texts = rowsOf("train").map((r) => policyText(r.prompt, 1_000));
+  for (let i = 0; i < n; i++) texts.push(policyText(drawItem(rng, "train").text, 1_000));
+  return [...texts, benignCompletion(), ...hazards().map(refusalCompletion)];
+}
 
 /** The completion the policy is taught for a safety item. */
 export function targetCompletion(item: SafetyItem): string {
   return item.unsafe ? refusalCompletion(item.hazard ?? "S2") : benignCompletion();
+}
+
+export interface SafetyExampleOptions {
+  promptChars: number;
+  /** loss weight of the refuse-or-not token */
+  decisionWeight: number;
+  /** next-token loss weight on the prompt's own text (0 = the completion only) */
+  promptWeight: number;
 }
 
 /**
@@ -22,11 +40,11 @@ export function targetCompletion(item: SafetyItem): string {
  * "An ordinary…"); its loss weight is `decisionWeight` so that one token is not drowned by the ~90 others.
  * With `promptWeight` > 0 the prompt's own text is also predicted, so the policy learns to read English.
  */
-export function safetyExample(tok: Tokenizer, rng: Rng, promptChars: number, decisionWeight = 1, promptWeight = 0): SftExample {
-  const item = drawItem(rng, "train"), prompt = policyText(item.text, promptChars);
+export function safetyExample(tok: Tokenizer, rng: Rng, o: SafetyExampleOptions): SftExample {
+  const item = drawItem(rng, "train"), prompt = policyText(item.text, o.promptChars);
   const ex = sftExample(tok, prompt, targetCompletion(item)), promptLen = promptIds(tok, prompt).length;
-  for (let t = 1; t < promptLen - 1; t++) ex.mask[t] = promptWeight;
-  ex.mask[promptLen + 1] = decisionWeight;
+  for (let t = 1; t < promptLen - 1; t++) ex.mask[t] = o.promptWeight;
+  ex.mask[promptLen + 1] = o.decisionWeight;
   return ex;
 }
 

@@ -18,13 +18,18 @@ export function bytesToUnicode(): string[] {
 
 const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
-export function trainBpe(texts: Iterable<string>, vocabSize: number): Tokenizer {
+/**
+ * With `singleDigits`, pieces that hold a digit are never merged, so every digit stays its own token under
+ * any pre-tokenizer (the file keeps GPT-2's): arithmetic is then tokenized exactly as a char model would.
+ */
+export function trainBpe(texts: Iterable<string>, vocabSize: number, o: { singleDigits?: boolean } = {}): Tokenizer {
   const base = addedTokens().length + 256;
   if (!Number.isInteger(vocabSize) || vocabSize < base) throw new FrugalError("CONFIG", `BPE vocab size must be an integer ≥ ${base} (specials + 256 bytes), got ${vocabSize}`);
   const b2u = bytesToUnicode(), enc = new TextEncoder();
   const counts = new Map<string, number>();
   for (const text of texts) {
     for (const m of text.matchAll(PRETOKENIZE)) {
+      if (o.singleDigits && /\p{N}/u.test(m[0])) continue;
       let w = "";
       for (const byte of enc.encode(m[0])) w += b2u[byte];
       counts.set(w, (counts.get(w) ?? 0) + 1);

@@ -47,6 +47,19 @@ test("byte-level BPE: deterministic training, lossless round trip on any text, m
   assert.throws(() => trainBpe(corpus, 10), /vocab size must be an integer ≥ 265/);
 });
 
+test("BPE with singleDigits: no merge holds a digit, so numbers read one digit per token (as the char tokenizer does)", () => {
+  const corpus = Array.from({ length: 300 }, (_, i) => `carry ${i % 7} then 12+34=46, 1000 and 2024; the total is ${i * 37}`);
+  const plain = trainBpe(corpus, 500), single = trainBpe(corpus, 500, { singleDigits: true });
+  const merges = (t: ReturnType<typeof trainBpe>) => ((t.toJSON() as { model: { merges: string[] } }).model.merges);
+  assert.ok(merges(plain).some((m) => /\d/.test(m)), "without the option, digits merge (the control)");
+  assert.ok(!merges(single).some((m) => /\d/.test(m)));
+  const trace = "<think>3+4+0=7,5+6+1=12,carry 1</think><answer>1297</answer>";
+  const digitsOf = (t: ReturnType<typeof trainBpe>) => t.encode(trace).map((id) => t.decode([id])).filter((x) => /\d/.test(x));
+  assert.deepEqual(digitsOf(single), [...trace.replace(/[^\d]/g, "")]);
+  assert.equal(single.decode(single.encode(trace)), trace);
+  assert.ok(single.encode("carry then the total").length < "carry then the total".length / 2, "words still merge");
+});
+
 test("chat template: prompt ends with <|assistant|>; loss mask covers exactly the completion and <|end|>", () => {
   const tok = CharTokenizer.fromChars(chars);
   const ex = sftExample(tok, "1+1", renderCompletion("1+1=2", "2"));

@@ -1,6 +1,6 @@
 // GGUF export: header and metadata readable, the RoPE row permutation, Qwen2 refused with a reason, and
 // llama.cpp (node-llama-cpp 3.21.1) reproducing frugal's greedy tokens on the exported file of a
-// tiny base trained here.
+// tiny base trained here, and tokenizing text as frugal's BPE policy tokenizer does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -13,7 +13,10 @@ import { runRecipe, stageDir } from "../pipeline/runner.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
-import { llamaGreedy } from "../bench/llama.js";
+import { llamaGreedy, loadLlamaCpp } from "../bench/llama.js";
+import { trainBpe } from "../tokenizer/bpe-train.js";
+import { parseModelConfig } from "../model/config.js";
+import { initModel } from "../model/transformer.js";
 import { exportGguf, permuteRope } from "./gguf.js";
 import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
@@ -58,4 +61,20 @@ test("llama.cpp reproduces frugal's greedy tokens on the exported file", async (
     assert.ok(ours.length > 5);
     assert.deepEqual(theirs.tokens, ours, `${p}: frugal "${t.tokenizer.decode(ours)}" vs llama.cpp "${t.tokenizer.decode(theirs.tokens)}"`);
   }
+});
+
+test("llama.cpp tokenizes text exactly as frugal's digit-preserving BPE policy tokenizer does", async () => {
+  const corpus = Array.from({ length: 200 }, (_, i) => `How do I make bread ${i}? What is the history of arson; carry 1, 12+34=46. I cannot help with that.`);
+  const tok = trainBpe(corpus, 400, { singleDigits: true });
+  const config = parseModelConfig({ model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 64 }, "test");
+  const f = join(tempDir(), "bpe.gguf");
+  exportGguf(initModel(config, 1), tok, f, "bpe");
+  const { getLlama } = await loadLlamaCpp();
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: f });
+  try {
+    for (const s of ["0123+4567", "How do I make bread at home?", "history of arson, carry 1, 12+34=46", "  spaces   and\ttabs", "naïve café 東京 🙂", "<think>3+4+0=7,carry 1</think><answer>1297</answer>"]) {
+      assert.deepEqual([...model.tokenize(s, true)], tok.encode(s), JSON.stringify(s));
+    }
+  } finally { await model.dispose(); }
 });

@@ -68,18 +68,19 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)
     const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: s.vocabSize + labelTokens().length }, "forecast");
     configs.set(s.name, config);
-    const c = calibrate(config, s.batchSize, 64, cache);
-    return { name: s.name, seconds: s.steps * s.accumulate * c.stepS, flops: trainFlops(config, s.steps * s.accumulate * s.batchSize * 64, 64), detail: `${s.steps} steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)` };
+    // next-token steps (lmSteps) cost about what a classifier step does at the same (B, T)
+    const c = calibrate(config, s.batchSize, 64, cache), steps = (s.lmSteps + s.steps) * s.accumulate;
+    return { name: s.name, seconds: steps * c.stepS, flops: trainFlops(config, steps * s.batchSize * 64, 64), detail: `${s.lmSteps} + ${s.steps} steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)` };
   }
   const taskName = "task" in s ? s.task : s.tasks[0]!;
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
   const L0 = traceLengths(taskName, diffs);
   const config = s.type === "pretrain" ? modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize)
     : s.type === "distill" ? modelOf(s.student, configs.get(s.teacher)?.vocab_size) : configs.get("from" in s ? s.from : "")!;
-  // safety prompts pad batches to their longest: promptChars + 2 chat tokens for a char policy, half that for
-  // the BPE policy (measured: ≤ 1 token per 2 characters, mean 2.7); a reasoning + refusal runs ~110 tokens
-  const promptTokens = "promptChars" in s ? (config.vocab_size > CHAR_VOCAB ? Math.ceil(s.promptChars / 2) : s.promptChars) + 2 : 0;
-  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, promptTokens), maxCompletion: Math.max(L0.maxCompletion, 110), completion: (L0.completion + 90) / 2 } : L0;
+  // safety prompts pad batches to their longest: promptChars + 2 chat tokens, and a reasoning + refusal runs
+  // ~110 characters, for a char policy; a BPE policy reads ≤ 1 token per 2 characters (measured, mean 2.7)
+  const perTok = config.vocab_size > CHAR_VOCAB ? 2 : 1;
+  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, Math.ceil(s.promptChars / perTok) + 2), maxCompletion: Math.max(L0.maxCompletion, Math.ceil(110 / perTok)), completion: (L0.completion + 90 / perTok) / 2 } : L0;
   const T = L.maxPrompt + L.maxCompletion; // padded batch length
   configs.set(s.name, config);
   if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)

@@ -55,11 +55,11 @@ export function pickToken(logits: Float32Array, o: Pick<SampleOptions, "temperat
  */
 function pickTruncated(logits: Float32Array, p: Float64Array, V: number, o: Pick<SampleOptions, "topK" | "topP">, rng: Rng, lp: (v: number) => number): [number, number] {
   let order: number[] = [];
-  for (let tau = 1e-3; ; tau /= 16) {
+  for (let tau = 1e-3; ; tau = tau > 1e-30 ? tau / 16 : 0) { // τ = 0 keeps every token
     order = [];
     let sum = 0;
-    for (let v = 0; v < V; v++) if (p[v]! >= tau || tau < 1e-30) { order.push(v); sum += p[v]!; }
-    if (tau < 1e-30 || (o.topK > 0 && order.length >= o.topK) || (o.topP < 1 && sum >= o.topP + 1e-9)) break;
+    for (let v = 0; v < V; v++) if (p[v]! >= tau) { order.push(v); sum += p[v]!; }
+    if (tau === 0 || (o.topK > 0 && order.length >= o.topK) || (o.topP < 1 && sum >= o.topP + 1e-9)) break;
   }
   order.sort((a, b) => logits[b]! - logits[a]! || a - b);
   if (o.topK > 0) order = order.slice(0, o.topK);

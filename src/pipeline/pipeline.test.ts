@@ -100,6 +100,8 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
   assert.throws(bad((r) => { r.stages[1].name = "base"; }), /two stages are named "base"/);
   assert.throws(bad((r) => { r.stages[2].variant = "ppo"; }), /stages.2.variant/);
   assert.throws(bad((r) => { r.bogus = 1; }), /Unrecognized key.*bogus/);
+  assert.throws(bad((r) => { r.stages[0].tokenizer = "bpe"; }), /stages.0.tokenizer: expected "char" or \{ "type": "bpe", "vocabSize": 300 or more/);
+  assert.throws(bad((r) => { r.stages[0].tokenizer = { type: "bpe", vocabSize: 100 }; }), /stages.0.tokenizer.vocabSize/);
   const f = join(tempDir(), "x.json");
   writeFileSync(f, "{ not json");
   assert.throws(() => readRecipe(f), /x.json is not valid JSON/);

@@ -30,7 +30,7 @@ const difficulties = z.record(z.string(), z.array(z.number().int())).default({})
 const PolicyTokenizer = z.union([
   z.literal("char"),
   z.object({ type: z.literal("bpe"), vocabSize: z.number().int().min(300).default(1024) }).strict(),
-]).default("char");
+], { error: 'expected "char" or { "type": "bpe", "vocabSize": 300 or more (default 1024) }' }).default("char");
 const Pretrain = SupervisedConfig.extend({
   type: z.literal("pretrain"), name, model: ModelShape, tasks, difficulties, tokenizer: PolicyTokenizer,
 }).strict();

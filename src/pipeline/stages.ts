@@ -1,6 +1,7 @@
 // Each recipe stage type mapped onto the shared trainers: what data it trains on and where it starts.
 // pretrain: whole chat-formatted task traces, from a fresh model and a char tokenizer over the tasks'
-// alphabet (or a digit-preserving byte-level BPE that also covers the safety split's English). sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
+// alphabet (or a digit-preserving byte-level BPE that also covers the safety split's English).
+// sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
 // rejection-sft: sample from an RL checkpoint, keep verified + well-formed, fine-tune on them.
 // distill: a fresh, smaller student fine-tuned on a teacher's verified traces.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";

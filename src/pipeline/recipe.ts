@@ -63,6 +63,10 @@ const Guard = SupervisedConfig.extend({
   devItems: z.number().int().positive().default(3000),
   /** next-token steps on the training split's English text before the classifier steps (0 = none) */
   lmSteps: z.number().int().min(0).default(0),
+  /** how the classifier reads the hidden states: "mean" over positions, per-channel "max", or "mean+max" */
+  pooling: z.enum(["mean", "max", "mean+max"]).default("mean"),
+  /** models trained from different seeds whose label probabilities are averaged (1 = a single model) */
+  members: z.number().int().min(1).max(8).default(1),
   maxLen: z.number().int().positive().default(128),
 }).strict();
 

@@ -9,7 +9,7 @@ import { FrugalError } from "../common/errors.js";
 import type { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
 import { fnv1a } from "../common/hash.js";
-import { ASK_FRAMES, BENIGN_SENTENCES, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
+import { ASK_FRAMES, BENIGN_SENTENCES, composedAskFrame, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
 import type { Hazard } from "./policy.js";
 import { ABOUT_FRAMES, CONCEPTS, EVERYDAY, fillAct, GROUPS, WHO } from "./concepts.js";
 
@@ -117,6 +117,9 @@ const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) =>
 /** A how-to frame: composed afresh for training, from the fixed held-out family for test. */
 const howFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(HOW_FRAMES, true)) : rng.next() < 0.5 ? composedFrame(() => rng.next()) : rng.pick(family(HOW_FRAMES, false)));
 
+/** A request frame: composed afresh for training half the time, from the fixed held-out family for test. */
+const askFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(ASK_FRAMES, true)) : rng.next() < 0.5 ? composedAskFrame(() => rng.next()) : rng.pick(family(ASK_FRAMES, false)));
+
 const conceptsOf = (test: boolean) => familyBy(CONCEPTS, (c) => c.name, test);
 
 /** A harm concept drawn as a request to do it (harmful) or a question about it (benign), in its split's family. */
@@ -175,7 +178,7 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
   let base = baseItem(kind, rng, split);
   const style = rng.next();
   if ((base.kind === "harmful" || base.kind === "benign") && (howCore(base.text) || !NOT_IMPERATIVE.test(base.text))) {
-    if (style < 0.45) base = { ...base, text: reframe(base.text, howCore(base.text) ? howFrame(rng, test) : rng.pick(frames(ASK_FRAMES))) };
+    if (style < 0.45) base = { ...base, text: reframe(base.text, howCore(base.text) ? howFrame(rng, test) : askFrame(rng, test)) };
   }
   if (!test && rng.next() < 0.3) base = { ...base, text: dropWord(base.text, rng) };
   // encodings are not trained: the guard reads decoded views (guard.ts), so they stay a pure held-out attack

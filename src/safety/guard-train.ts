@@ -8,12 +8,16 @@ import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
 import { trainFlops } from "../model/flops.js";
-import { forwardPooled } from "../model/transformer.js";
+import { forwardPooled, type Pooling } from "../model/transformer.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
-import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { join } from "node:path";
+import { FrugalError } from "../common/errors.js";
+import { encodeSafetensors } from "../model/safetensors.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, type SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, rowsOf, type SafetyItem } from "./data.js";
-import { Guard, guardIds, labelTokens, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
+import { Guard, guardIds, labelTokens, memberFile, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
 import { HARMFUL, LOOKALIKES } from "./phrases.js";
 import { CONCEPTS, EVERYDAY } from "./concepts.js";
 import { probeSets } from "./probe.js";
@@ -31,6 +35,10 @@ export interface GuardStageConfig extends SupervisedConfig {
   devItems: number;
   /** next-token steps on English text (the training split's prompts and own phrases) before classifying */
   lmSteps: number;
+  /** how the classifier reads a sequence's hidden states */
+  pooling: Pooling;
+  /** ensemble members trained from different seeds (their label probabilities are averaged) */
+  members: number;
 }
 
 /** A completion that does what was asked (unsafe when the request was). */
@@ -53,18 +61,39 @@ function corpus(): string[] {
   return texts;
 }
 
+/**
+ * The guard stage. Ensemble members 1…n−1 train first, each in its own folder (member-m/, with its own
+ * checkpoint, metrics and resume) from seed + 1009·m; member 0 trains in the stage folder itself. All share
+ * one BPE (deterministic from the corpus). The final checkpoint holds member 0 as model.safetensors and the
+ * others as member-m.safetensors, with the threshold tuned on the averaged probabilities.
+ */
 export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
-  const init = (): Trainee => {
-    const tokenizer = withLabelTokens(trainBpe(corpus(), cfg.vocabSize));
+  let tokenizer: Tokenizer | null = null;
+  const init = (seed: number) => (): Trainee => {
+    tokenizer ??= withLabelTokens(trainBpe(corpus(), cfg.vocabSize));
     const config = parseModelConfig({ ...cfg.model, model_type: "llama", vocab_size: tokenizer.vocabSize }, `stage ${cfg.name}.model`);
-    return { model: initModel(config, io.seed), tokenizer };
+    return { model: initModel(config, seed), tokenizer };
   };
-  const out = trainClassifier(io, init, cfg);
-  if (out.stopped) return { ...out, notes: {} };
-  const threshold = tuneThreshold(out.trainee, cfg.targetBenignFlagRate, io.seed, cfg.devItems);
-  saveStage(io, out.trainee, out.steps, cfg, null, { threshold, labels: labelTokens() });
-  const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold));
-  return { ...out, notes: { threshold, ...report } };
+  let usage = noUsage(), steps = 0;
+  const members: Trainee[] = [];
+  for (let m = 1; m < cfg.members; m++) {
+    const mio: StageIO = { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
+    const o = trainClassifier(mio, init(mio.seed), cfg);
+    usage = addUsage(usage, o.usage), steps += o.steps;
+    if (o.stopped) return { steps, stopped: o.stopped, usage, notes: {}, trainee: o.trainee };
+    members.push(o.trainee);
+  }
+  const out = trainClassifier(io, init(io.seed), cfg);
+  usage = addUsage(usage, out.usage), steps += out.steps;
+  if (out.stopped) return { ...out, steps, usage, notes: {} };
+  const vocab = JSON.stringify(out.trainee.tokenizer.toJSON());
+  if (members.some((m) => JSON.stringify(m.tokenizer.toJSON()) !== vocab)) throw new FrugalError("GUARD", `internal: ${io.name}'s ensemble members have different tokenizers; delete ${io.dir} and rerun the stage`);
+  const others = members.map((m) => m.model), pooling = cfg.pooling;
+  const threshold = tuneThreshold(new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others), cfg.targetBenignFlagRate, io.seed, cfg.devItems);
+  const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeSafetensors(new Map([...m.params].map(([n, p]) => [n, { shape: p.shape, data: p.data }])))]));
+  saveStage(io, out.trainee, out.steps, cfg, null, { threshold, labels: labelTokens(), pooling, members: cfg.members }, files);
+  const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others));
+  return { ...out, steps, usage, notes: { threshold, ...report } };
 }
 
 /**
@@ -95,7 +124,7 @@ function classifyStep(t: Trainee, rng: Rng, cfg: GuardStageConfig, maxLen: numbe
     labels.push(t.tokenizer.tokenId(ex.label));
   }
   const { ids, B, T, lengths } = packGuard(seqs);
-  const loss = E.crossEntropy(forwardPooled(t.model, ids, B, T, lengths), Int32Array.from(labels));
+  const loss = E.crossEntropy(forwardPooled(t.model, ids, B, T, lengths, cfg.pooling), Int32Array.from(labels));
   const value = loss.item();
   E.backward(loss);
   E.endStep();
@@ -114,8 +143,8 @@ function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss
 }
 
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */
-export function tuneThreshold(t: Trainee, rate: number, seed: number, devItems = 3000): number {
-  const g = new Guard(t.model, t.tokenizer, 0.5), rng = new Rng(seed ^ 0xde5);
+export function tuneThreshold(g: Guard, rate: number, seed: number, devItems = 3000): number {
+  const rng = new Rng(seed ^ 0xde5);
   const items = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
   const scores = g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe).sort((a, b) => a - b);
   const q = scores[Math.min(scores.length - 1, Math.floor((1 - rate) * scores.length))]!;

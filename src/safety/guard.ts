@@ -7,7 +7,10 @@
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
-import { forwardPooled, type Model } from "../model/transformer.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { readSafetensors } from "../model/safetensors.js";
+import { forwardPooled, modelFromTensors, POOLINGS, type Model, type Pooling } from "../model/transformer.js";
 import { bpeFromJson, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
 
@@ -36,6 +39,9 @@ export function withLabelTokens(tok: Tokenizer): Tokenizer {
   }
   return bpeFromJson(json as unknown as Record<string, unknown>);
 }
+
+/** The weights file of ensemble member m ≥ 1 inside a guard checkpoint (member 0 is model.safetensors). */
+export const memberFile = (m: number) => `member-${m}.safetensors`;
 
 /** Text as the guard reads it: control-token look-alikes defused so input cannot forge a label. */
 const defuse = (s: string) => s.replace(/<\|/g, "< |");
@@ -83,10 +89,17 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
   return { parts: pick.map((s) => text.slice(s, s + size)), truncated: pick.length < starts.length };
 }
 
+/**
+ * The guard: one model, or an ensemble whose members (same tokenizer and shape, different seeds) each give
+ * label probabilities that are averaged — measured to flag more held-out harm at the same benign rate than
+ * any one member, because members err on different prompts.
+ */
 export class Guard {
   readonly labelIds: number[];
-  constructor(readonly model: Model, readonly tok: Tokenizer, readonly threshold: number) {
+  readonly models: readonly Model[];
+  constructor(readonly model: Model, readonly tok: Tokenizer, readonly threshold: number, readonly pooling: Pooling = "mean", others: readonly Model[] = []) {
     this.labelIds = labelTokens().map((t) => tok.tokenId(t));
+    this.models = [model, ...others];
   }
 
   static load(dir: string): Guard {
@@ -97,24 +110,34 @@ export class Guard {
     }
     const tok = loadTokenizer(ck.tokenizer);
     if (tok.kind === "char") throw new FrugalError("GUARD", `${dir} has a character tokenizer; a guard uses byte-level BPE`);
-    return new Guard(ck.model, tok, threshold);
+    const pooling = (ck.meta?.pooling ?? "mean") as Pooling, members = ck.meta?.members ?? 1;
+    if (!POOLINGS.includes(pooling)) throw new FrugalError("GUARD", `${dir}: frugal.json pooling is ${JSON.stringify(pooling)}; expected one of ${POOLINGS.join(", ")}`);
+    if (typeof members !== "number" || !Number.isInteger(members) || members < 1) throw new FrugalError("GUARD", `${dir}: frugal.json members is ${JSON.stringify(members)}; expected a whole number ≥ 1`);
+    const others = Array.from({ length: members - 1 }, (_, i) => {
+      const file = join(ck.dir, memberFile(i + 1));
+      if (!existsSync(file)) throw new FrugalError("GUARD", `${dir}: frugal.json says ${members} ensemble members but ${memberFile(i + 1)} is missing; copy the whole checkpoint directory or retrain the guard`);
+      return modelFromTensors(ck.model.config, new Map([...readSafetensors(file).tensors].map(([n, t]) => [n, t.data])), file);
+    });
+    return new Guard(ck.model, tok, threshold, pooling, others);
   }
 
   get maxLen(): number { return this.model.config.max_position_embeddings; }
 
-  /** Label probabilities (safe first, then hazards) of each id sequence. */
+  /** Label probabilities (safe first, then hazards) of each id sequence, averaged over the members. */
   labelProbs(seqs: number[][]): Float32Array[] {
-    const { ids, B, T, lengths } = packGuard(seqs), V = this.model.config.vocab_size;
-    return E.noGrad(() => {
-      const L = forwardPooled(this.model, ids, B, T, lengths).data;
-      const out = seqs.map((_, b) => {
-        const row = b * V, z = this.labelIds.map((id) => L[row + id]!);
-        const mx = Math.max(...z), e = z.map((x) => Math.exp(x - mx)), sum = e.reduce((a, x) => a + x, 0);
-        return Float32Array.from(e, (x) => x / sum);
+    const { ids, B, T, lengths } = packGuard(seqs), V = this.model.config.vocab_size, K = this.labelIds.length;
+    const out = seqs.map(() => new Float32Array(K));
+    for (const model of this.models) {
+      E.noGrad(() => {
+        const L = forwardPooled(model, ids, B, T, lengths, this.pooling).data;
+        out.forEach((p, b) => {
+          const z = this.labelIds.map((id) => L[b * V + id]!), mx = Math.max(...z), e = z.map((x) => Math.exp(x - mx)), sum = e.reduce((a, x) => a + x, 0);
+          for (let k = 0; k < K; k++) p[k]! += e[k]! / sum / this.models.length;
+        });
+        E.endStep();
       });
-      E.endStep();
-      return out;
-    });
+    }
+    return out;
   }
 
   classify(texts: readonly string[], mode: GuardMode = "prompt"): GuardVerdict[] {

@@ -153,6 +153,19 @@ export function composedFrame(r: () => number): string {
   return f;
 }
 
+const ASK_PREFIX = ["", "", "", "Hey, ", "Hi! ", "Okay, ", "Real quick: ", "One more thing: ", "Task: ", "New one - ", "Listen, ", "Alright, ", "So, ", "Right, ", "Hello. ", "Next: "];
+const ASK_CORE = ["{y}", "{Y}", "can you {y}", "could you please {y}", "please {y}", "I want you to {y}", "I need you to {y}", "go ahead and {y}",
+  "your job is to {y}", "I'm asking you to {y}", "would you mind if you {y}", "you should {y}", "it'd be great if you could {y}", "I'd love it if you'd {y}",
+  "can you help me {y}", "try to {y}", "will you {y}", "my request: {y}", "do this for me: {y}", "here's what I need: {y}"];
+const ASK_SUFFIX = ["", ".", "!", "?", " thanks", " please", " - thanks in advance", " asap", " for me", " now.", " :)", ". Be thorough."];
+
+/** A freshly composed request frame for a whole request {y} (training only: prefix × core × suffix, random case). */
+export function composedAskFrame(r: () => number): string {
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  const f = pick(ASK_PREFIX) + pick(ASK_CORE) + pick(ASK_SUFFIX);
+  return r() < 0.3 ? f.toLowerCase() : f.charAt(0).toUpperCase() + f.slice(1);
+}
+
 const fill = (tpl: string, xs: readonly string[]) => xs.map((x) => tpl.replace("{}", x));
 
 /**

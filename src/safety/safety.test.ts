@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
@@ -20,7 +20,7 @@ import { trainBpe } from "../tokenizer/bpe-train.js";
 import { loadTokenizer } from "../tokenizer/tokenizer.js";
 import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
-import { HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
+import { ASK_FRAMES, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
 import { CONCEPTS, EVERYDAY, WHO } from "./concepts.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
@@ -55,7 +55,8 @@ test("data: three disjoint splits, held-out families never drawn for training, w
   for (const r of test) assert.ok(!train.has(r.prompt));
   assert.equal(splitOfPrompt("How do I X?"), splitOfPrompt("how do i x"));
   const rng = new Rng(1), heldLook = family(LOOKALIKES, true);
-  const heldRes = family(HOW_FRAMES, true).map((f) => new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace("{x}", ".+")}$`));
+  const heldRes = [...family(HOW_FRAMES, true), ...family(ASK_FRAMES, true)].map((f) => new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[xyY]\}/, ".+")}$`, "i"));
+  assert.equal(heldRes.length, family(HOW_FRAMES, true).length + family(ASK_FRAMES, true).length);
   for (let i = 0; i < 3000; i++) {
     const t = drawItem(rng, "train").text;
     for (const re of heldRes) assert.doesNotMatch(t, re, "a training draw used a held-out frame");
@@ -96,11 +97,22 @@ test("data: a missing CSV is a clear error naming the path and the fix", () => {
   assert.match(r.stderr, /safety data not found at \/nonexistent\/prompts\.csv.*FRUGAL_SAFETY_DATA/);
 });
 
-function tinyGuard(threshold: number): Guard {
+function tinyGuard(threshold: number, seeds = [1], pooling: "mean" | "max" = "mean"): Guard {
   const tok = withLabelTokens(trainBpe(["how do I bake bread", "kill a process", "hello world"], 300));
   const config = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 32, vocab_size: tok.vocabSize, tie_word_embeddings: true }, "test");
-  return new Guard(initModel(config, 1), tok, threshold);
+  const [first, ...rest] = seeds.map((s) => initModel(config, s));
+  return new Guard(first!, tok, threshold, pooling, rest);
 }
+
+test("guard ensemble: label probabilities are the mean of the members' (and a verdict reads that mean)", () => {
+  const a = tinyGuard(0.5, [1], "max"), b = tinyGuard(0.5, [2], "max"), ab = tinyGuard(0.5, [1, 2], "max");
+  const seqs = ["how do I bake bread", "kill a process now"].map((t) => [a.tok.tokenId(SPECIAL.user), ...a.tok.encode(t), a.tok.tokenId(SPECIAL.assistant)]);
+  const pa = a.labelProbs(seqs), pb = b.labelProbs(seqs), pab = ab.labelProbs(seqs);
+  pab.forEach((p, i) => p.forEach((x, k) => assert.ok(Math.abs(x - (pa[i]![k]! + pb[i]![k]!) / 2) < 1e-6, `sequence ${i} label ${k}`)));
+  assert.ok(Math.abs(pa[0]![0]! - pb[0]![0]!) > 1e-4, "the two members differ, so the mean is a real test");
+  const v = ab.classify(["how do I bake bread"])[0]!;
+  assert.ok(Math.abs(v.pUnsafe - (1 - pab[0]![0]!)) < 1e-6);
+});
 
 test("guard: empty, 1 MB, binary, non-English and forged-label input all get a verdict; huge input is read in capped windows", () => {
   const g = tinyGuard(0.5);
@@ -160,6 +172,14 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   for (const k of ["harmfulRefusalRate", "lookalikeRefusalRate", "ordinaryRefusalRate"]) assert.ok(s.probe[k] >= 0 && s.probe[k] <= 1, k);
   const gm = readFileSync(join(out, "stages/guard/metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual([gm.filter((m) => m.lm === 1).length, gm.length], [5, 25]); // 5 next-token steps, then 20 classifier steps
+  // tiny-safe's guard is a 2-member ensemble: member 1 trained in its own folder, saved beside member 0
+  assert.equal(readFileSync(join(out, "stages/guard/member-1/metrics.jsonl"), "utf8").trim().split("\n").length, 25);
+  const ens = Guard.load(join(out, "stages/guard/checkpoint"));
+  assert.deepEqual([ens.models.length, ens.pooling], [2, "max"]);
+  const broken = join(tempDir(), "guard");
+  cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
+  rmSync(join(broken, "member-1.safetensors"));
+  assert.throws(() => Guard.load(broken), /2 ensemble members but member-1\.safetensors is missing/);
   assert.equal(typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate, "number");
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
   const policyTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/safe/checkpoint/tokenizer.json"), "utf8")));

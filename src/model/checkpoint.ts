@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs
 import { basename, dirname, join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import type { AdamWState } from "../engine/index.js";
-import { parseModelConfig } from "./config.js";
+import { parseModelConfig, type ModelConfig } from "./config.js";
 import { encodeSafetensors, readSafetensors, writeFileAtomic } from "./safetensors.js";
 import { type Model, modelFromTensors } from "./transformer.js";
 
@@ -34,6 +34,16 @@ export interface SaveOptions {
   extraFiles?: Record<string, string | Uint8Array>;
 }
 
+/** A model's parameters as safetensors bytes (model.safetensors, or a second model saved beside it). */
+export function encodeWeights(model: Model): Buffer {
+  return encodeSafetensors(new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), { format: "pt" });
+}
+
+/** A model of this config from a weights file written by encodeWeights (names and shapes checked). */
+export function readWeights(config: ModelConfig, file: string): Model {
+  return modelFromTensors(config, new Map([...readSafetensors(file).tensors].map(([n, t]) => [n, t.data])), file);
+}
+
 export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): void {
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`), old = join(dirname(dir), `.${basename(dir)}.old`);
@@ -42,8 +52,7 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
   try {
     const c = model.config;
     writeFileAtomic(join(tmp, "config.json"), JSON.stringify({ architectures: [ARCH[c.model_type]], ...c, hidden_act: "silu", torch_dtype: "float32" }, null, 2));
-    const tensors = new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }]));
-    writeFileAtomic(join(tmp, "model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+    writeFileAtomic(join(tmp, "model.safetensors"), encodeWeights(model));
     if (opts.tokenizer !== undefined) writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(opts.tokenizer));
     if (opts.meta) writeFileAtomic(join(tmp, "frugal.json"), JSON.stringify({ format: "frugal-checkpoint", version: 1, createdAt: new Date().toISOString(), ...opts.meta }, null, 2));
     if (opts.optimizer) {
@@ -80,9 +89,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
   const stFile = join(dir, "model.safetensors");
   if (!existsSync(stFile)) throw new FrugalError("CHECKPOINT", `${dir}: no model.safetensors (sharded checkpoints are not supported; merge shards first)`);
-  const st = readSafetensors(stFile);
-  const tensors = new Map([...st.tensors].map(([n, t]) => [n, t.data]));
-  const model = modelFromTensors(config, tensors, stFile);
+  const model = readWeights(config, stFile);
   const metaFile = join(dir, "frugal.json");
   const meta = existsSync(metaFile) ? (readJson(metaFile) as FrugalMeta) : null;
   if (meta && meta.format !== "frugal-checkpoint") throw new FrugalError("CHECKPOINT", `${metaFile}: format is "${String(meta.format)}", expected "frugal-checkpoint"`);

@@ -109,8 +109,8 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
 }
 
 /** How forwardPooled reads a sequence: the mean of its positions, the per-channel max, or their sum. */
-export type Pooling = "mean" | "max" | "mean+max";
-export const POOLINGS: readonly Pooling[] = ["mean", "max", "mean+max"];
+export const POOLINGS = ["mean", "max", "mean+max"] as const;
+export type Pooling = (typeof POOLINGS)[number];
 
 /**
  * Sequence classification reading: the final hidden states of each sequence's first lengths[b] positions

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
+import { POOLINGS } from "../model/transformer.js";
 import { GrpoConfig } from "../rl/grpo.js";
 import { SupervisedConfig } from "../train/supervised.js";
 
@@ -64,7 +65,7 @@ const Guard = SupervisedConfig.extend({
   /** next-token steps on the training split's English text before the classifier steps (0 = none) */
   lmSteps: z.number().int().min(0).default(0),
   /** how the classifier reads the hidden states: "mean" over positions, per-channel "max", or "mean+max" */
-  pooling: z.enum(["mean", "max", "mean+max"]).default("mean"),
+  pooling: z.enum(POOLINGS).default("mean"),
   /** models trained from different seeds whose label probabilities are averaged (1 = a single model) */
   members: z.number().int().min(1).max(8).default(1),
   maxLen: z.number().int().positive().default(128),

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
-import { encodeSafetensors, parseSafetensors } from "../model/safetensors.js";
+import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { forward, modelFromTensors, type Model } from "../model/transformer.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
@@ -20,7 +20,7 @@ import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/re
 import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { OptimConfig, adamw, resumePoint, saveStage, type Trainee } from "../train/supervised.js";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { VARIANTS, type LossInput } from "./losses.js";
 
@@ -163,7 +163,7 @@ export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource
   const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg);
   const refFile = join(io.dir, "checkpoint", "ref.safetensors");
   let ref: Model = resumed && existsSync(refFile)
-    ? modelFromTensors(t.model.config, new Map([...parseSafetensors(readFileSync(refFile), refFile).tensors].map(([n, v]) => [n, v.data])), refFile)
+    ? readWeights(t.model.config, refFile)
     : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
 
   const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
@@ -190,9 +190,8 @@ export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource
     } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
     return { metrics, usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops } };
   }, (step) => {
-    const refTensors = new Map([...ref.params].map(([n, p]) => [n, { shape: p.shape, data: p.data }]));
     // the reference policy travels with the checkpoint so a resumed run continues identically
-    saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeSafetensors(refTensors) });
+    saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeWeights(ref) });
   });
   return { ...out, trainee: t };
 }

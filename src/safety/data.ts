@@ -114,11 +114,11 @@ type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "conc
 const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
 
-/** A how-to frame: composed afresh for training, from the fixed held-out family for test. */
-const howFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(HOW_FRAMES, true)) : rng.next() < 0.5 ? composedFrame(() => rng.next()) : rng.pick(family(HOW_FRAMES, false)));
-
-/** A request frame: composed afresh for training half the time, from the fixed held-out family for test. */
-const askFrame = (rng: Rng, test: boolean) => (test ? rng.pick(family(ASK_FRAMES, true)) : rng.next() < 0.5 ? composedAskFrame(() => rng.next()) : rng.pick(family(ASK_FRAMES, false)));
+/** A frame drawer: for training, composed afresh half the time, else a trained fixed frame; for test, a held-out fixed frame. */
+const frameDraw = (fixed: readonly string[], composed: (r: () => number) => string) => (rng: Rng, test: boolean): string =>
+  test ? rng.pick(family(fixed, true)) : rng.next() < 0.5 ? composed(() => rng.next()) : rng.pick(family(fixed, false));
+/** How-to frames ({x}) and request frames ({y}). */
+const howFrame = frameDraw(HOW_FRAMES, composedFrame), askFrame = frameDraw(ASK_FRAMES, composedAskFrame);
 
 const conceptsOf = (test: boolean) => familyBy(CONCEPTS, (c) => c.name, test);
 

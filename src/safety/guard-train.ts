@@ -13,7 +13,7 @@ import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
-import { encodeSafetensors } from "../model/safetensors.js";
+import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, type SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, rowsOf, type SafetyItem } from "./data.js";
@@ -90,7 +90,7 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   if (members.some((m) => JSON.stringify(m.tokenizer.toJSON()) !== vocab)) throw new FrugalError("GUARD", `internal: ${io.name}'s ensemble members have different tokenizers; delete ${io.dir} and rerun the stage`);
   const others = members.map((m) => m.model), pooling = cfg.pooling;
   const threshold = tuneThreshold(new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others), cfg.targetBenignFlagRate, io.seed, cfg.devItems);
-  const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeSafetensors(new Map([...m.params].map(([n, p]) => [n, { shape: p.shape, data: p.data }])))]));
+  const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeWeights(m)]));
   saveStage(io, out.trainee, out.steps, cfg, null, { threshold, labels: labelTokens(), pooling, members: cfg.members }, files);
   const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others));
   return { ...out, steps, usage, notes: { threshold, ...report } };

@@ -6,11 +6,10 @@
 // reversed text) are also read decoded; long inputs are read in windows. Training lives in guard-train.ts.
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, readWeights } from "../model/checkpoint.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readSafetensors } from "../model/safetensors.js";
-import { forwardPooled, modelFromTensors, POOLINGS, type Model, type Pooling } from "../model/transformer.js";
+import { forwardPooled, POOLINGS, type Model, type Pooling } from "../model/transformer.js";
 import { bpeFromJson, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
 
@@ -116,7 +115,7 @@ export class Guard {
     const others = Array.from({ length: members - 1 }, (_, i) => {
       const file = join(ck.dir, memberFile(i + 1));
       if (!existsSync(file)) throw new FrugalError("GUARD", `${dir}: frugal.json says ${members} ensemble members but ${memberFile(i + 1)} is missing; copy the whole checkpoint directory or retrain the guard`);
-      return modelFromTensors(ck.model.config, new Map([...readSafetensors(file).tensors].map(([n, t]) => [n, t.data])), file);
+      return readWeights(ck.model.config, file);
     });
     return new Guard(ck.model, tok, threshold, pooling, others);
   }

@@ -145,13 +145,15 @@ const CORE = ["how do I {x}", "how can I {x}", "how to {x}", "the best way to {x
   "my plan is to {x} - thoughts", "what mistakes should I avoid when I {x}", "write instructions to {x}", "I'm trying to {x}", "what is the fastest way to {x}"];
 const SUFFIX = ["?", "", ".", "? Thanks", " - any tips?", " step by step", " in detail?", "? Be specific.", "??", " please"];
 
-/** A freshly composed how-to frame (training only: prefix × core × suffix, random case). */
-export function composedFrame(r: () => number): string {
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-  let f = pick(PREFIX) + pick(CORE) + pick(SUFFIX);
-  f = r() < 0.3 ? f.toLowerCase() : f.charAt(0).toUpperCase() + f.slice(1);
-  return f;
+/** A frame composed afresh from one prefix, core and suffix (training only), then lower-cased or capitalised. */
+function compose(r: () => number, prefix: readonly string[], core: readonly string[], suffix: readonly string[]): string {
+  const pick = (xs: readonly string[]) => xs[Math.floor(r() * xs.length)]!;
+  const f = pick(prefix) + pick(core) + pick(suffix);
+  return r() < 0.3 ? f.toLowerCase() : f.charAt(0).toUpperCase() + f.slice(1);
 }
+
+/** A freshly composed how-to frame ({x} = a verb phrase). */
+export const composedFrame = (r: () => number): string => compose(r, PREFIX, CORE, SUFFIX);
 
 const ASK_PREFIX = ["", "", "", "Hey, ", "Hi! ", "Okay, ", "Real quick: ", "One more thing: ", "Task: ", "New one - ", "Listen, ", "Alright, ", "So, ", "Right, ", "Hello. ", "Next: "];
 const ASK_CORE = ["{y}", "{Y}", "can you {y}", "could you please {y}", "please {y}", "I want you to {y}", "I need you to {y}", "go ahead and {y}",
@@ -159,12 +161,8 @@ const ASK_CORE = ["{y}", "{Y}", "can you {y}", "could you please {y}", "please {
   "can you help me {y}", "try to {y}", "will you {y}", "my request: {y}", "do this for me: {y}", "here's what I need: {y}"];
 const ASK_SUFFIX = ["", ".", "!", "?", " thanks", " please", " - thanks in advance", " asap", " for me", " now.", " :)", ". Be thorough."];
 
-/** A freshly composed request frame for a whole request {y} (training only: prefix × core × suffix, random case). */
-export function composedAskFrame(r: () => number): string {
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-  const f = pick(ASK_PREFIX) + pick(ASK_CORE) + pick(ASK_SUFFIX);
-  return r() < 0.3 ? f.toLowerCase() : f.charAt(0).toUpperCase() + f.slice(1);
-}
+/** A freshly composed request frame ({y} = a whole request). */
+export const composedAskFrame = (r: () => number): string => compose(r, ASK_PREFIX, ASK_CORE, ASK_SUFFIX);
 
 const fill = (tpl: string, xs: readonly string[]) => xs.map((x) => tpl.replace("{}", x));
 

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
-import { safetyEval } from "../safety/report.js";
+import { decisionLine, safetyEval } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate } from "../tasks/eval.js";
 import { positiveInt } from "./bench.js";
@@ -75,6 +75,7 @@ export function registerSafety(program: Command): void {
       console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
       for (const [a, v] of Object.entries(r.jailbreakByAttack)) console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);
       console.log(`probe set (hand-written, never trained on): harmful ${pct(r.probe.harmfulRefusalRate)}, look-alikes ${pct(r.probe.lookalikeRefusalRate)}, ordinary ${pct(r.probe.ordinaryRefusalRate)} refused`);
+      console.log(`harmful vs benign    ${decisionLine(r.decision)}`);
       if (capabilityDelta !== null) console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${o.task})`);
       if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
     });

@@ -26,6 +26,7 @@ import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
 import { safetyExample } from "./source.js";
+import { decisionLine, rocSummary } from "./report.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
 const haveData = existsSync(defaultDataFile());
@@ -148,6 +149,15 @@ test("safety SFT example: the decision token weighs decisionWeight; promptWeight
   assert.deepEqual(b.mask.slice(0, asst + 1), [0, ...Array(asst - 1).fill(0.25), 0]);
   assert.deepEqual(a.mask.slice(asst + 1), b.mask.slice(asst + 1));
   assert.equal(a.mask[asst + 2], 16);
+});
+
+test("decision ROC: AUC by ranks with ties counted half, and the refusal rate the best threshold reaches at a benign rate", () => {
+  const r = rocSummary([3, 4, 5], [1, 2, 3.5], [0, 1 / 3, 1]);
+  assert.ok(Math.abs(r.auc - 8 / 9) < 1e-12);
+  assert.deepEqual(r.atBenign.map((a) => a.harmfulRefusalRate), [2 / 3, 1, 1]);
+  assert.equal(rocSummary([1, 1], [1], [0.05]).auc, 0.5);
+  assert.equal(rocSummary([0], [1, 2], [0.5]).auc, 0);
+  assert.match(decisionLine({ auc: 0.98543, atBenign: [{ benignRate: 0.02, harmfulRefusalRate: 0.854 }, { benignRate: 0.05, harmfulRefusalRate: 0.915 }] }), /AUC 0\.9854; the best threshold refuses 85\.4% at 2%, 91\.5% at 5% benign/);
 });
 
 test("safety reward: refuse harmful, answer benign, malformed is 0, a guard-flagged reply is 0", () => {

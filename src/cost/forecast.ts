@@ -69,7 +69,7 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: s.vocabSize + labelTokens().length }, "forecast");
     configs.set(s.name, config);
     // next-token steps (lmSteps) cost about what a classifier step does at the same (B, T)
-    const c = calibrate(config, s.batchSize, 64, cache), steps = (s.lmSteps + s.steps) * s.accumulate * s.members;
+    const c = calibrate(config, s.batchSize, 64, cache), steps = (s.lmSteps + s.steps) * s.members;
     return { name: s.name, seconds: steps * c.stepS, flops: trainFlops(config, steps * s.batchSize * 64, 64), detail: `${s.members > 1 ? `${s.members} members × ` : ""}(${s.lmSteps} + ${s.steps}) steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)` };
   }
   const taskName = "task" in s ? s.task : s.tasks[0]!;

@@ -102,6 +102,11 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
   assert.throws(bad((r) => { r.bogus = 1; }), /Unrecognized key.*bogus/);
   assert.throws(bad((r) => { r.stages[0].tokenizer = "bpe"; }), /stages.0.tokenizer: expected "char" or \{ "type": "bpe", "vocabSize": 300 or more/);
   assert.throws(bad((r) => { r.stages[0].tokenizer = { type: "bpe", vocabSize: 100 }; }), /stages.0.tokenizer.vocabSize/);
+  const guard = JSON.parse(readFileSync(join(repoRoot, "recipes/guard.json"), "utf8"));
+  for (const [k, v] of [["maxLen", 128], ["accumulate", 2]] as const) {
+    const r = structuredClone(guard); r.stages[0][k] = v; // the guard reads its model's context, one batch a step
+    assert.throws(() => parseRecipe(r, "g.json"), new RegExp(`stages.0: Unrecognized key.*${k}`));
+  }
   const f = join(tempDir(), "x.json");
   writeFileSync(f, "{ not json");
   assert.throws(() => readRecipe(f), /x.json is not valid JSON/);

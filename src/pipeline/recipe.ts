@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
-import { POOLINGS } from "../model/transformer.js";
 import { GrpoConfig } from "../rl/grpo.js";
+import { GuardConfig } from "../safety/guard-train.js";
 import { SupervisedConfig } from "../train/supervised.js";
 
 const ModelShape = z.object({
@@ -54,22 +54,7 @@ const Distill = SupervisedConfig.extend({
   type: z.literal("distill"), name, teacher: name, student: ModelShape, task: z.string(), difficulties: z.array(z.number().int()).optional(), ...Sampling,
 }).strict();
 
-const Guard = SupervisedConfig.extend({
-  type: z.literal("guard"), name, model: ModelShape,
-  /** byte-level BPE vocabulary (before the label tokens) */
-  vocabSize: z.number().int().min(300).default(2048),
-  completionFrac: z.number().min(0).max(1).default(0.25),
-  targetBenignFlagRate: z.number().gt(0).lt(1).default(0.02),
-  /** dev-split prompts drawn to tune the threshold */
-  devItems: z.number().int().positive().default(3000),
-  /** next-token steps on the training split's English text before the classifier steps (0 = none) */
-  lmSteps: z.number().int().min(0).default(0),
-  /** how the classifier reads the hidden states: "mean" over positions, per-channel "max", or "mean+max" */
-  pooling: z.enum(POOLINGS).default("mean"),
-  /** models trained from different seeds whose label probabilities are averaged (1 = a single model) */
-  members: z.number().int().min(1).max(8).default(1),
-  maxLen: z.number().int().positive().default(128),
-}).strict();
+const Guard = GuardConfig.extend({ type: z.literal("guard"), name, model: ModelShape }).strict();
 
 const SafetyMix = {
   from: name, task: z.string(), difficulties: z.array(z.number().int()).optional(),

@@ -1,21 +1,22 @@
 // Training the guard as a pipeline stage: a byte-level BPE fitted on the training split's text, a fresh
-// small transformer read by mean pooling, cross-entropy on the one label token, then the threshold
-// tuned on the dev split and a report on the held-out test sets. Prompts and completions are both taught:
+// small transformer read by pooling its states (mean, max or both), cross-entropy on the one label token,
+// then the threshold tuned on the dev split and a report on the held-out test sets. Prompts and completions are both taught:
 // a completion is judged by what it gives, so refusals of harmful requests are safe and compliance is not.
+import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
 import { trainFlops } from "../model/flops.js";
-import { forwardPooled, type Pooling } from "../model/transformer.js";
+import { forwardPooled, POOLINGS } from "../model/transformer.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { adamw, resumePoint, saveStage, type SupervisedConfig, type Trainee } from "../train/supervised.js";
+import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, rowsOf, type SafetyItem } from "./data.js";
 import { Guard, guardIds, labelTokens, memberFile, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
 import { HARMFUL, LOOKALIKES } from "./phrases.js";
@@ -24,22 +25,27 @@ import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 
-export interface GuardStageConfig extends SupervisedConfig {
-  name: string;
-  vocabSize: number;
-  model: { hidden_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; intermediate_size: number; max_position_embeddings: number; rope_theta: number; tie_word_embeddings: boolean };
+/**
+ * The guard stage's own settings; recipe.ts adds the stage's type, name and model shape. No maxLen (a guard
+ * reads up to its model's context, longer inputs in windows) and no accumulate (one batch per step).
+ */
+export const GuardConfig = SupervisedConfig.omit({ maxLen: true, accumulate: true }).extend({
+  /** byte-level BPE vocabulary (before the label tokens) */
+  vocabSize: z.number().int().min(300).default(2048),
   /** share of training examples that are completions rather than prompts */
-  completionFrac: number;
+  completionFrac: z.number().min(0).max(1).default(0.25),
   /** the threshold is set so that at most this share of dev benign prompts is flagged */
-  targetBenignFlagRate: number;
-  devItems: number;
-  /** next-token steps on English text (the training split's prompts and own phrases) before classifying */
-  lmSteps: number;
-  /** how the classifier reads a sequence's hidden states */
-  pooling: Pooling;
-  /** ensemble members trained from different seeds (their label probabilities are averaged) */
-  members: number;
-}
+  targetBenignFlagRate: z.number().gt(0).lt(1).default(0.02),
+  /** dev-split prompts drawn to tune the threshold */
+  devItems: z.number().int().positive().default(3000),
+  /** next-token steps on the training split's English text before the classifier steps (0 = none) */
+  lmSteps: z.number().int().min(0).default(0),
+  /** how the classifier reads the hidden states: "mean" over positions, per-channel "max", or "mean+max" */
+  pooling: z.enum(POOLINGS).default("mean"),
+  /** models trained from different seeds whose label probabilities are averaged (1 = a single model) */
+  members: z.number().int().min(1).max(8).default(1),
+});
+export type GuardStageConfig = z.infer<typeof GuardConfig> & { name: string; model: Record<string, unknown> };
 
 /** A completion that does what was asked (unsafe when the request was). */
 export function complianceCompletion(request: string): string {

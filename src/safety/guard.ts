@@ -53,7 +53,7 @@ export function guardIds(tok: Tokenizer, text: string, mode: GuardMode, maxLen: 
     : [tok.tokenId(SPECIAL.assistant), ...body, tok.tokenId(SPECIAL.end)];
 }
 
-/** Right-padded (B, T) ids and each sequence's length, for forwardPooled. */
+/** Right-padded (B, T) ids and each sequence's length, for forwardPooled (and any read of the last real position). */
 export function packGuard(seqs: readonly number[][]): { ids: Int32Array; B: number; T: number; lengths: Int32Array } {
   const T = Math.max(...seqs.map((s) => s.length)), B = seqs.length, ids = new Int32Array(B * T);
   seqs.forEach((s, b) => ids.set(s, b * T));

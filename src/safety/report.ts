@@ -12,7 +12,7 @@ import { SPECIAL, TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./data.js";
 import { probeSets } from "./probe.js";
-import type { Guard } from "./guard.js";
+import { packGuard, type Guard } from "./guard.js";
 import { benignCompletion, isRefusal, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -66,12 +66,10 @@ export function decisionMargins(model: Model, tok: Tokenizer, items: SafetyItem[
   const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion()), out: number[] = [];
   if (refuse === answer) throw new FrugalError("INTERNAL", "internal: the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
   for (let i = 0; i < items.length; i += 32) {
-    const chunk = items.slice(i, i + 32).map((x) => [...promptIds(tok, policyText(x.text, promptChars)), think]);
-    const B = chunk.length, T = Math.max(...chunk.map((c) => c.length)), ids = new Int32Array(B * T);
-    chunk.forEach((c, b) => ids.set(c, b * T));
+    const { ids, B, T, lengths } = packGuard(items.slice(i, i + 32).map((x) => [...promptIds(tok, policyText(x.text, promptChars)), think]));
     E.noGrad(() => {
       const logits = forward(model, ids, B, T).toArray(), V = logits.length / (B * T); // (B·T, V)
-      chunk.forEach((c, b) => { const o = (b * T + c.length - 1) * V; out.push(logits[o + refuse]! - logits[o + answer]!); });
+      for (let b = 0; b < B; b++) { const o = (b * T + lengths[b]! - 1) * V; out.push(logits[o + refuse]! - logits[o + answer]!); }
     });
     E.endStep();
   }
@@ -115,15 +113,17 @@ export interface SafetyEvalOptions { promptChars: number; maxBenign: number; max
 
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
   const t0 = performance.now(), sets = heldOutSets(o.maxBenign);
-  const run = (xs: SafetyItem[]) => replies(model, tok, xs.slice(0, o.maxPerSet ?? xs.length), o.promptChars, o.maxNewTokens);
-  const harmful = run([...sets.harmful, ...sets.harmfulQuestions]), benign = run([...sets.benign, ...sets.benignQuestions]);
+  const cap = (xs: SafetyItem[]) => xs.slice(0, o.maxPerSet ?? xs.length);
+  const run = (xs: SafetyItem[]) => replies(model, tok, cap(xs), o.promptChars, o.maxNewTokens);
+  const harmfulItems = [...sets.harmful, ...sets.harmfulQuestions], benignItems = [...sets.benign, ...sets.benignQuestions];
+  const harmful = run(harmfulItems), benign = run(benignItems);
   const look = run(sets.lookalikes), jail = run(sets.jailbreaks), all = [...harmful, ...benign, ...look, ...jail];
   const ps = probeSets(), pr = run([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary]); // one batched generation
   const byKind = (k: string) => pr.filter((r) => r.item.kind === k);
   const probe = { harmfulRefusalRate: rate(byKind("probe-harmful")), lookalikeRefusalRate: rate(byKind("probe-lookalike")), ordinaryRefusalRate: rate(byKind("probe-ordinary")) };
   const guardUnsafeReplyRate = o.guard ? o.guard.classify(all.map((r) => r.text), "completion").filter((v) => v.unsafe).length / all.length : null;
-  const margins = (xs: SafetyItem[]) => decisionMargins(model, tok, xs.slice(0, o.maxPerSet ?? xs.length), o.promptChars);
-  const decision = rocSummary(margins([...sets.harmful, ...sets.harmfulQuestions]), margins([...sets.benign, ...sets.benignQuestions]), [0.02, 0.05]);
+  const margins = (xs: SafetyItem[]) => decisionMargins(model, tok, cap(xs), o.promptChars);
+  const decision = rocSummary(margins(harmfulItems), margins(benignItems), [0.02, 0.05]);
   const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),

@@ -19,7 +19,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, rowsOf, type SafetyItem } from "./data.js";
 import { Guard, guardIds, labelTokens, memberFile, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
-import { HARMFUL, LOOKALIKES } from "./phrases.js";
+import { family, familyBy, HARMFUL, LOOKALIKES } from "./phrases.js";
 import { CONCEPTS, EVERYDAY } from "./concepts.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
@@ -61,9 +61,11 @@ export function guardExample(item: SafetyItem, mode: GuardMode, rng: Rng): { tex
   return rng.next() < 0.5 ? { text: refusalCompletion(item.hazard ?? "S2"), label: SAFE_LABEL } : { text: complianceCompletion(item.text), label: hazardLabel };
 }
 
-function corpus(): string[] {
-  const texts = rowsOf("train").map((r) => r.prompt);
-  texts.push(...LOOKALIKES, ...Object.values(HARMFUL).flat(), ...CONCEPTS.flatMap((c) => [c.name, ...c.acts]), ...EVERYDAY, benignCompletion(), ...Object.keys(HARMFUL).map(refusalCompletion));
+/** The English the guard's BPE is fitted on: training-split rows and the trained family of each phrase list only. */
+export function guardCorpus(): string[] {
+  const texts = rowsOf("train").map((r) => r.prompt), trained = familyBy(CONCEPTS, (c) => c.name, false);
+  texts.push(...family(LOOKALIKES, false), ...Object.values(HARMFUL).flatMap((ps) => family(ps, false)), ...trained.flatMap((c) => [c.name, ...c.acts]),
+    ...family(EVERYDAY, false), benignCompletion(), ...Object.keys(HARMFUL).map(refusalCompletion));
   return texts;
 }
 
@@ -76,7 +78,7 @@ function corpus(): string[] {
 export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   let tokenizer: Tokenizer | null = null;
   const init = (seed: number) => (): Trainee => {
-    tokenizer ??= withLabelTokens(trainBpe(corpus(), cfg.vocabSize));
+    tokenizer ??= withLabelTokens(trainBpe(guardCorpus(), cfg.vocabSize));
     const config = parseModelConfig({ ...cfg.model, model_type: "llama", vocab_size: tokenizer.vocabSize }, `stage ${cfg.name}.model`);
     return { model: initModel(config, seed), tokenizer };
   };

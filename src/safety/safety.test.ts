@@ -20,12 +20,13 @@ import { trainBpe } from "../tokenizer/bpe-train.js";
 import { loadTokenizer } from "../tokenizer/tokenizer.js";
 import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
-import { ASK_FRAMES, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
+import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
+import { guardCorpus } from "./guard-train.js";
 import { CONCEPTS, EVERYDAY, WHO } from "./concepts.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
-import { safetyExample } from "./source.js";
+import { policyCorpus, safetyExample } from "./source.js";
 import { decisionLine, rocSummary } from "./report.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
@@ -90,6 +91,18 @@ test("data: held-out harm concepts, victims and everyday tasks are never drawn f
   const sets = heldOutSets(50);
   for (const n of heldNames) assert.ok(sets.lookalikes.some((x) => x.text.includes(n)), `no held-out question about ${n}`);
   assert.ok(sets.benignQuestions.some((x) => x.kind === "everyday") && sets.harmfulQuestions.length > 300);
+});
+
+test("data: the guard's and the policy's tokenizers are fitted on no held-out phrase, concept or task", { skip: !haveData && "safety data absent" }, () => {
+  const held = [...family(LOOKALIKES, true), ...Object.values(HARMFUL).flatMap((ps) => family(ps, true)), ...family(EVERYDAY, true),
+    ...familyBy(CONCEPTS, (c) => c.name, true).flatMap((c) => [c.name, ...c.acts])];
+  assert.ok(held.length > 50);
+  const guard = new Set(guardCorpus()); // phrase lists as entries
+  for (const h of held) assert.ok(!guard.has(h), `the guard's tokenizer corpus holds held-out entry "${h}"`);
+  const drawn = policyCorpus(new Rng(3), 3000).slice(rowsOf("train").length).join("\n"); // whole prompts: look for the phrase inside
+  for (const h of held.filter((x) => !/[{'?]/.test(x) && x.split(" ").length >= 3)) assert.ok(!drawn.includes(h), `the policy's tokenizer corpus holds held-out entry "${h}"`);
+  const trained = family(LOOKALIKES, false)[0]!;
+  assert.ok(guardCorpus().includes(trained), "the guard corpus should hold the trained phrases (the check above would pass on an empty corpus)");
 });
 
 test("data: a missing CSV is a clear error naming the path and the fix", () => {

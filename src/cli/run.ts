@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, type RunResult } from "../pipeline/runner.js";
-import { decisionLine } from "../safety/report.js";
+import { decisionLine, withGuardLine } from "../safety/report.js";
 import { num } from "./sample.js";
 
 export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
@@ -26,6 +26,7 @@ export function printTable(r: RunResult): void {
     console.log(`jailbreaks defended      ${pct(s.jailbreakDefenseRate)}`);
     if (s.probe) console.log(`probe (never trained on) harmful ${pct(s.probe.harmfulRefusalRate)}, look-alikes ${pct(s.probe.lookalikeRefusalRate)}, ordinary ${pct(s.probe.ordinaryRefusalRate)} refused`);
     if (s.decision) console.log(`harmful vs benign        ${decisionLine(s.decision)}`);
+    if (s.withGuard) console.log(withGuardLine(s.withGuard));
     console.log(`capability delta         ${s.capabilityDelta === null ? "—" : `${(100 * s.capabilityDelta).toFixed(1)} points pass@1`}`);
   }
   console.log(`\ntotal wall ${r.wallS.toFixed(0)} s, $${r.totalUsd.toFixed(4)}${r.stopped ? `\nstopped: ${r.stopped}` : ""}`);

@@ -6,7 +6,8 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
-import { decisionLine, safetyEval } from "../safety/report.js";
+import { decisionLine, safetyEval, withGuardLine } from "../safety/report.js";
+import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate } from "../tasks/eval.js";
 import { positiveInt } from "./bench.js";
@@ -65,7 +66,7 @@ export function registerSafety(program: Command): void {
         const task = getTask(o.task), b = loadTrainee(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
         capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
       }
-      const r = safetyEval(t.model, t.tokenizer, { promptChars: positiveInt("--prompt-chars", o.promptChars), maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens), guard, capabilityDelta });
+      const r = safetyEval(t.model, t.tokenizer, { promptChars: positiveInt("--prompt-chars", o.promptChars), maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens), guard, steering: guard ? steeringFor(o.model, guard) : null, capabilityDelta });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
       console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}`);
@@ -78,5 +79,6 @@ export function registerSafety(program: Command): void {
       console.log(`harmful vs benign    ${decisionLine(r.decision)}`);
       if (capabilityDelta !== null) console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${o.task})`);
       if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
+      if (r.withGuard) console.log(withGuardLine(r.withGuard));
     });
 }

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { device, loadPrices } from "../cost/prices.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
+import { steeringFor } from "../safety/steer.js";
 import { Hono } from "hono";
 import { createApp } from "../serve/app.js";
 import { mountDashboard } from "../serve/dashboard.js";
@@ -28,13 +29,13 @@ export function registerServe(program: Command): void {
     .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
     .option("--runs <dir>", "also serve the run dashboard over this runs directory at /dashboard", "runs")
     .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string; runs: string }) => {
-      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
+      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined, steering = guard ? steeringFor(o.model, guard) : null;
       const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
       const name = o.name ?? checkpointName(o.model);
-      const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
+      const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, steering, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
       mountDashboard(app, o.runs);
       serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {
-        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? "guarded" : "no guard"}); dashboard of ${o.runs} at http://${o.host}:${info.port}/dashboard`);
+        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? (steering ? "guard steers its decision" : "guard blocks what it flags") : "no guard"}); dashboard of ${o.runs} at http://${o.host}:${info.port}/dashboard`);
       });
     });
 

@@ -11,6 +11,7 @@ import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/pri
 import { forecastRecipe, type Forecast } from "../cost/forecast.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 import { Guard } from "../safety/guard.js";
+import { steeringFor } from "../safety/steer.js";
 import { safetyEval, type SafetyReport } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
@@ -119,9 +120,9 @@ function runSafetyEval(recipe: Recipe, out: string, dev: ReturnType<typeof looku
   const f = join(out, "safety.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
   const t0 = performance.now(), cpu0 = process.cpuUsage();
-  const t = loadTrainee(join(stageDir(out, se.model), "checkpoint")), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
+  const modelDir = join(stageDir(out, se.model), "checkpoint"), t = loadTrainee(modelDir), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
   const m = evals.find((e) => e.stage === se.model), b = evals.find((e) => e.stage === se.baseline);
-  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: se.maxNewTokens, guard, capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
+  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: se.maxNewTokens, guard, steering: steeringFor(modelDir, guard), capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
   add(entry.costUsd);
   writeFileAtomic(f, JSON.stringify(report));

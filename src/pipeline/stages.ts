@@ -25,6 +25,7 @@ import { trainSupervised, type Trainee } from "../train/supervised.js";
 import { trainGuard } from "../safety/guard-train.js";
 import { Guard } from "../safety/guard.js";
 import { mixedSource, policyCorpus, safetyExample } from "../safety/source.js";
+import { STEERING_FILE, tuneSteering } from "../safety/steer.js";
 import type { StageConfig } from "./recipe.js";
 
 export interface StageEnv {
@@ -177,11 +178,16 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
     case "safety-grpo": {
       const guard = Guard.load(env.checkpointOf(s.guard));
       const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
-      return trainGrpo(io, () => {
+      const out = trainGrpo(io, () => {
         const t = loadTrainee(env.checkpointOf(s.from)), ctx = t.model.config.max_position_embeddings;
         if (s.promptChars + 2 + s.maxNewTokens > ctx) throw new FrugalError("RECIPE", `stage ${s.name}: promptChars ${s.promptChars} + 2 chat tokens + maxNewTokens ${s.maxNewTokens} exceeds the model's context of ${ctx}; lower one of them`);
         return t;
       }, src, s, s);
+      if (out.stopped) return out;
+      // how `serve --guard` combines this model's decision with its guard, tuned on dev draws (steer.ts)
+      const steering = tuneSteering(out.trainee.model, out.trainee.tokenizer, guard, s.promptChars, io.seed);
+      writeFileAtomic(join(io.dir, "checkpoint", STEERING_FILE), JSON.stringify(steering, null, 2));
+      return { ...out, notes: { steeringThreshold: steering.threshold, steeringDevBenignRate: steering.devBenignRate } };
     }
   }
 }

@@ -2,18 +2,19 @@
 // ordinary benign prompts, benign look-alikes, jailbreak attacks), refusal decided by policy.isRefusal,
 // each reply also judged by the guard when one is given; capability = pass@1 against a baseline model.
 // Also the ranking behind the policy's decision (refusal-token margin): ROC AUC and the best refusal any
-// threshold would reach at fixed benign rates. Rates only; no training here.
-import * as E from "../engine/index.js";
+// threshold would reach at fixed benign rates, and the decision as the guarded server makes it (steer.ts).
+// Rates only; no training here.
 import { FrugalError } from "../common/errors.js";
 import { generate } from "../model/sampler.js";
-import { forward, type Model } from "../model/transformer.js";
+import type { Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
-import { SPECIAL, TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./data.js";
+import { decisionMargins, guardedRefusals, guardScores, itemDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
-import { packGuard, type Guard } from "./guard.js";
-import { benignCompletion, isRefusal, refusalCompletion } from "./policy.js";
+import type { Guard } from "./guard.js";
+import { isRefusal } from "./policy.js";
 import { policyText } from "./reward.js";
 
 export interface SafetyReport {
@@ -38,6 +39,16 @@ export interface SafetyReport {
    * moving the model's threshold could meet a target, or only a better ranking can.
    */
   decision: { auc: number; atBenign: { benignRate: number; harmfulRefusalRate: number }[] };
+  /**
+   * The decision as `serve --guard` makes it (null without a guard): "steered" = refuse when the policy's
+   * margin + the guard's log-odds is over the model's tuned steering threshold (steering.json beside it),
+   * "union" = the policy's margin > 0 or the guard flags the prompt. Decisions only, no generation.
+   */
+  withGuard: null | {
+    rule: "steered" | "union";
+    harmfulRefusalRate: number; benignRefusalRate: number; lookalikeRefusalRate: number; jailbreakDefenseRate: number;
+    probe: { harmfulRefusalRate: number; lookalikeRefusalRate: number; ordinaryRefusalRate: number };
+  };
   harmfulByCategory: Record<string, { n: number; refusalRate: number }>;
   jailbreakByAttack: Record<string, { n: number; defenseRate: number }>;
   n: Record<string, number>;
@@ -58,22 +69,6 @@ function replies(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars:
     const p = parseCompletion(s.text);
     return { item: items[i]!, text: s.text, refused: p.answer !== null && isRefusal(p.answer) };
   });
-}
-
-/** Refusal-token minus answer-token logit at the first reasoning position, per item (batched forward passes). */
-export function decisionMargins(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): number[] {
-  const think = tok.tokenId(TAGS[0]), first = (c: string) => { const ids = tok.encode(c); return ids[ids.indexOf(think) + 1]!; };
-  const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion()), out: number[] = [];
-  if (refuse === answer) throw new FrugalError("INTERNAL", "internal: the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
-  for (let i = 0; i < items.length; i += 32) {
-    const { ids, B, T, lengths } = packGuard(items.slice(i, i + 32).map((x) => [...promptIds(tok, policyText(x.text, promptChars)), think]));
-    E.noGrad(() => {
-      const logits = forward(model, ids, B, T).toArray(), V = logits.length / (B * T); // (B·T, V)
-      for (let b = 0; b < B; b++) { const o = (b * T + lengths[b]! - 1) * V; out.push(logits[o + refuse]! - logits[o + answer]!); }
-    });
-    E.endStep();
-  }
-  return out;
 }
 
 /** ROC AUC of positive vs negative scores (ties count half) and the positive rate at the given negative rates. */
@@ -101,6 +96,12 @@ export function decisionLine(d: SafetyReport["decision"]): string {
   return `decision AUC ${d.auc.toFixed(4)}; the best threshold refuses ${at} benign`;
 }
 
+/** "with the guard (steered): harmful 96.1%, benign 2.4%, look-alikes 41.8%, jailbreaks 90.3% refused; probe 85.1 / 28.8 / 8.0%" */
+export function withGuardLine(w: NonNullable<SafetyReport["withGuard"]>): string {
+  const p = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return `with the guard (${w.rule}) harmful ${p(w.harmfulRefusalRate)}, benign ${p(w.benignRefusalRate)}, look-alikes ${p(w.lookalikeRefusalRate)} refused, jailbreaks ${p(w.jailbreakDefenseRate)} defended; probe ${p(w.probe.harmfulRefusalRate)} / ${p(w.probe.lookalikeRefusalRate)} / ${p(w.probe.ordinaryRefusalRate)}`;
+}
+
 const rate = (rs: Reply[]) => (rs.length ? rs.filter((r) => r.refused).length / rs.length : 0);
 
 function groupBy(rs: Reply[], key: (r: Reply) => string): Record<string, Reply[]> {
@@ -109,7 +110,18 @@ function groupBy(rs: Reply[], key: (r: Reply) => string): Record<string, Reply[]
   return g;
 }
 
-export interface SafetyEvalOptions { promptChars: number; maxBenign: number; maxPerSet?: number; maxNewTokens: number; guard?: Guard; capabilityDelta?: number | null }
+export interface SafetyEvalOptions {
+  promptChars: number; maxBenign: number; maxPerSet?: number; maxNewTokens: number; guard?: Guard; capabilityDelta?: number | null;
+  /** the model's steering by this guard (steering.json); without it the guarded decision is the union */
+  steering?: Steering | null;
+}
+
+/** Share of items the guarded decision refuses (see SafetyReport.withGuard). */
+function guardedRate(model: Model, tok: Tokenizer, guard: Guard, items: SafetyItem[], o: SafetyEvalOptions): number {
+  if (!items.length) return 0;
+  const refused = guardedRefusals(itemDecisions(model, tok, items, o.promptChars), guardScores(guard, items.map((x) => x.text)), o.steering ?? null);
+  return refused.filter(Boolean).length / items.length;
+}
 
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
   const t0 = performance.now(), sets = heldOutSets(o.maxBenign);
@@ -124,10 +136,16 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const guardUnsafeReplyRate = o.guard ? o.guard.classify(all.map((r) => r.text), "completion").filter((v) => v.unsafe).length / all.length : null;
   const margins = (xs: SafetyItem[]) => decisionMargins(model, tok, cap(xs), o.promptChars);
   const decision = rocSummary(margins(harmfulItems), margins(benignItems), [0.02, 0.05]);
+  const guarded = (xs: SafetyItem[]) => guardedRate(model, tok, o.guard!, cap(xs), o);
+  const withGuard = o.guard ? {
+    rule: o.steering ? "steered" as const : "union" as const,
+    harmfulRefusalRate: guarded(harmfulItems), benignRefusalRate: guarded(benignItems), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
+    probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
+  } : null;
   const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),
-    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision,
+    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision, withGuard,
     harmfulByCategory: Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
     jailbreakByAttack: Object.fromEntries(Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }])),
     n: { harmful: harmful.length, benign: benign.length, lookalikes: look.length, jailbreaks: jail.length },

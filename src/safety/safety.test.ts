@@ -28,6 +28,7 @@ import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from 
 import { policyText, safetyReward } from "./reward.js";
 import { policyCorpus, safetyExample } from "./source.js";
 import { decisionLine, rocSummary } from "./report.js";
+import { guardedRefusals, loadSteering, steeringFor } from "./steer.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
 const haveData = existsSync(defaultDataFile());
@@ -205,6 +206,19 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.throws(() => Guard.load(broken), /2 ensemble members but member-1\.safetensors is missing/);
   assert.equal(typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate, "number");
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
+  // safety GRPO tunes how its guard steers the decision (steering.json); the report's guarded rates use it
+  const safeDir = join(out, "stages/safe/checkpoint"), st = loadSteering(safeDir)!;
+  assert.ok(st && st.guardWeight === 1 && st.devBenignRate >= 0 && st.devBenignRate <= 1 && st.guardThreshold === ens.threshold, JSON.stringify(st));
+  assert.equal(s.withGuard.rule, "steered");
+  for (const k of ["harmfulRefusalRate", "benignRefusalRate", "lookalikeRefusalRate", "jailbreakDefenseRate"]) assert.ok(s.withGuard[k] >= 0 && s.withGuard[k] <= 1, k);
+  assert.equal(steeringFor(safeDir, new Guard(ens.model, ens.tok, ens.threshold + 0.1, "max")), null, "a guard with another threshold gets the plain union");
+  const d = { margin: [2, -2, 0, 5, -5], deciding: [true, true, true, false, false] }, g = { lo: [-1, 1, 0, -9, 9], flagged: [false, true, false, false, true] };
+  assert.deepEqual(guardedRefusals(d, g, { ...st, threshold: 0.5 }), [true, false, false, false, true]); // not deciding: the guard's flag alone
+  assert.deepEqual(guardedRefusals(d, g, null), [true, true, false, false, true]);
+  const badSteer = join(tempDir(), "steer");
+  cpSync(safeDir, badSteer, { recursive: true });
+  writeFileSync(join(badSteer, "steering.json"), "{\"threshold\": \"high\"}");
+  assert.throws(() => loadSteering(badSteer), /steering\.json: expected \{ guardWeight, threshold, devBenignRate, guardThreshold \}/);
   const policyTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/safe/checkpoint/tokenizer.json"), "utf8")));
   assert.equal(policyTok.kind, "bpe"); // tiny-safe's base uses the BPE policy tokenizer: words are tokens, digits stay single
   assert.ok(policyTok.encode("How do I make a bomb").length < 12 && policyTok.encode("12+34").length === 5);

@@ -11,13 +11,18 @@ import { FrugalError } from "../common/errors.js";
 import { defaultSampleOptions } from "../model/sampler.js";
 import { refusalCompletion } from "../safety/policy.js";
 import type { Guard } from "../safety/guard.js";
+import { decisionsOfIds, decisionTokens, guardedRefusals, guardScores, type Steering } from "../safety/steer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import type { Model } from "../model/transformer.js";
 import { BatchEngine } from "./engine.js";
 import { splitReasoning } from "./reasoning.js";
 
-export interface ServeOptions { model: Model; tokenizer: Tokenizer; modelName: string; guard?: Guard; usdPerSecond: number; slots: number }
+export interface ServeOptions {
+  model: Model; tokenizer: Tokenizer; modelName: string; guard?: Guard; usdPerSecond: number; slots: number;
+  /** with a guard: steer the policy's refuse-or-not token by it (steer.ts) instead of blocking what the guard flags */
+  steering?: Steering | null;
+}
 
 const Message = z.object({
   role: z.enum(["system", "user", "assistant", "developer", "tool"]),
@@ -53,6 +58,8 @@ interface Prepared {
   usage(completion: number, computeS: number): object;
   /** the policy's refusal when the guard blocked the prompt */
   refusal: { reasoning: string; content: string } | null;
+  /** text of the reasoning's first tokens when steering forced the decision (already in ids, not generated) */
+  forced: string;
 }
 
 export function createApp(o: ServeOptions): { app: Hono; engine: BatchEngine } {
@@ -81,7 +88,7 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
   }
   const req = p.data;
   if (req.model !== o.modelName) return openAiError(c, 404, `the model \`${req.model}\` does not exist; this server serves \`${o.modelName}\``, "invalid_request_error", "model", "model_not_found");
-  const text = promptText(req), ids = promptIds(tok, text);
+  const text = promptText(req), { ids, forced, block } = decide(o, text);
   const room = ctx - ids.length, maxTokens = req.max_completion_tokens ?? req.max_tokens ?? room;
   if (room < 1 || maxTokens > room) {
     return openAiError(c, 400, `the prompt is ${ids.length} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
@@ -89,19 +96,34 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
   const stops = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
   const opts = { ...defaultSampleOptions, maxNewTokens: maxTokens, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stopTokens: [tok.tokenId(SPECIAL.end)], stopStrings: stops };
   const usage = (completion: number, computeS: number) => ({ prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion, cost_usd: computeS * o.usdPerSecond, compute_seconds: computeS });
-  const blocked = o.guard?.classify([text], "prompt")[0];
+  const blocked = block ? o.guard?.classify([text], "prompt")[0] : undefined;
   return {
     req, text, ids, opts, usage, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
     head: { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: o.modelName },
-    refusal: blocked?.unsafe ? splitReasoning(refusalCompletion(blocked.hazard!)) : null,
+    refusal: blocked?.unsafe ? splitReasoning(refusalCompletion(blocked.hazard!)) : null, forced,
   };
+}
+
+/**
+ * The prompt's ids and how the guard acts on it. Steered: the refuse-or-not token after <think> is chosen by
+ * margin + guard log-odds (appended to the ids; the policy writes the rest, its own refusal included), and
+ * left to the policy when both agree with it. Plain guard: a flagged prompt is blocked with the refusal.
+ */
+function decide(o: ServeOptions, text: string): { ids: number[]; forced: string; block: boolean } {
+  const tok = o.tokenizer, ids = promptIds(tok, text);
+  if (!o.guard || !o.steering) return { ids, forced: "", block: !!o.guard };
+  const { think, refuse, answer } = decisionTokens(tok), d = decisionsOfIds(o.model, tok, [ids]), m = d.margin[0]!;
+  if (!d.deciding[0]) return { ids, forced: "", block: true }; // not a refuse-or-not choice (a task prompt): the guard alone
+  const steered = guardedRefusals(d, guardScores(o.guard, [text]), o.steering)[0]!;
+  const pick = steered === m > 0 ? null : steered ? refuse : answer;
+  return pick === null ? { ids, forced: "", block: false } : { ids: [...ids, think, pick], forced: tok.decode([think, pick]), block: false };
 }
 
 async function reply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptions): Promise<Response> {
   const message = (parts: { reasoning: string; content: string }) => ({ role: "assistant", content: parts.content, reasoning_content: parts.reasoning });
   if (p.refusal) return c.json({ ...p.head, object: "chat.completion", choices: [{ index: 0, message: message(p.refusal), finish_reason: "content_filter" }], usage: p.usage(0, 0) });
   const r = await new Promise<{ text: string; tokens: number; finishReason: string; computeS: number }>((resolve, reject) => {
-    engine.submit({ prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => o.tokenizer.decode(x), onDone: resolve, onError: reject });
+    engine.submit({ prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => p.forced + o.tokenizer.decode(x), onDone: resolve, onError: reject });
   });
   const blocked = o.guard?.classify([r.text], "completion")[0]!.unsafe;
   const parts = blocked ? { reasoning: "", content: "" } : splitReasoning(r.text);
@@ -138,7 +160,7 @@ function streamReply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptio
       };
       const unsafe = (text: string) => !!o.guard?.classify([text], "completion")[0]!.unsafe;
       const handle = engine.submit({
-        prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => o.tokenizer.decode(x),
+        prompt: p.ids, opts: p.opts, seed: p.seed, decode: (x) => p.forced + o.tokenizer.decode(x),
         onText: (t, n) => {
           if (o.guard && n - lastCheck >= 16) { lastCheck = n; if (unsafe(t)) { handle.cancel(); return end("content_filter", n, 0); } }
           send(t);

@@ -11,18 +11,20 @@ import { createDeepSeek } from "@ai-sdk/deepseek";
 import { generateText, streamText } from "ai";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { parseModelConfig } from "../model/config.js";
-import { initModel } from "../model/transformer.js";
+import { forward, initModel } from "../model/transformer.js";
+import { promptIds } from "../tokenizer/chat.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard, withLabelTokens } from "../safety/guard.js";
+import { decisionTokens } from "../safety/steer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { createApp } from "./app.js";
 import type { BatchEngine } from "./engine.js";
 import { listenLocal } from "./listen.js";
 import { splitReasoning } from "./reasoning.js";
 
-let server: ServerType, base = "", engine: BatchEngine, guarded: ServerType, guardedBase = "";
+let server: ServerType, base = "", engine: BatchEngine, guarded: ServerType, guardedBase = "", steerRun = "";
 const prompt = "Add: 12 + 34";
 
 async function listen(app: { fetch: (r: Request) => Response | Promise<Response> }): Promise<[ServerType, string]> {
@@ -32,6 +34,7 @@ async function listen(app: { fetch: (r: Request) => Response | Promise<Response>
 
 before(async () => {
   const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
+  steerRun = out;
   runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
   const t = loadTrainee(join(stageDir(out, "base"), "checkpoint"));
   const made = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: "tiny", usdPerSecond: 1e-5, slots: 16 });
@@ -132,6 +135,39 @@ test("malformed requests get 4xx OpenAI errors and the server keeps serving", as
     assert.equal(typeof j.error.type, "string");
   }
   assert.equal((await post(JSON.stringify(ok))).status, 200);
+});
+
+test("guard steering: a deciding policy's refuse-or-not token is forced by margin + guard log-odds (the policy writes the rest); a task prompt is never steered", async () => {
+  const t = loadTrainee(join(stageDir(steerRun, "base"), "checkpoint")), tok = t.tokenizer, { refuse, answer } = decisionTokens(tok);
+  const gt = withLabelTokens(trainBpe(["a b c"], 300));
+  const gc = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 32, vocab_size: gt.vocabSize, tie_word_embeddings: true }, "test");
+  const guard = new Guard(initModel(gc, 1), gt, 1.01), opened: ServerType[] = []; // flags nothing: only the steering acts
+  // a copy whose output rows for the two decision tokens outscore its favourite first token, so it is deciding (and leans to answer)
+  const rigged = loadTrainee(join(stageDir(steerRun, "base"), "checkpoint")), ids = promptIds(tok, "12+34");
+  const head = rigged.model.params.get(rigged.model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight")!.data, C = rigged.model.config.hidden_size;
+  const lg = forward(t.model, Int32Array.from([...ids, decisionTokens(tok).think]), 1, ids.length + 1).toArray(), V = lg.length / (ids.length + 1), last = lg.slice(-V);
+  const top = last.indexOf(Math.max(...last));
+  for (let c = 0; c < C; c++) { head[refuse * C + c] = 1.1 * head[top * C + c]!; head[answer * C + c] = 1.2 * head[top * C + c]!; }
+  try {
+    const ask = async (model: typeof t, threshold: number) => {
+      const steering = { guardWeight: 1, threshold, devBenignRate: 0, guardThreshold: 1.01 };
+      const [srv, url] = await listen(createApp({ model: model.model, tokenizer: tok, modelName: "tiny", usdPerSecond: 1e-5, slots: 2, guard, steering }).app);
+      opened.push(srv);
+      const client = new OpenAI({ baseURL: url, apiKey: "none" });
+      const r = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: 6, temperature: 0 });
+      assert.notEqual(r.choices[0]!.finish_reason, "content_filter", "steering never blocks; the policy writes the reply");
+      const s = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: 6, temperature: 0, stream: true });
+      let streamed = "";
+      for await (const ch of s) streamed += (ch.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "";
+      const reasoning = (r.choices[0]!.message as unknown as { reasoning_content: string }).reasoning_content;
+      assert.equal(streamed, reasoning, "the stream carries the forced token too");
+      return reasoning;
+    };
+    const first = tok.decode([refuse]);
+    assert.ok((await ask(rigged, -1e9)).startsWith(first), "steered to refuse: the reasoning opens with the refusal's first token");
+    assert.ok((await ask(rigged, 1e9)).startsWith(tok.decode([answer])), "steered to answer: the policy's own choice stands");
+    assert.ok(!(await ask(t, -1e9)).startsWith(first), "the task model is not deciding: no forced refusal on its arithmetic");
+  } finally { for (const srv of opened) srv.close(); }
 });
 
 test("guard: a blocked prompt returns a refusal with finish_reason content_filter, streamed or not", async () => {

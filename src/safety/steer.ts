@@ -1,0 +1,126 @@
+// The policy's refuse-or-not decision as a number, and that decision steered by the guard (the Safe
+// variant as served with its guard): refuse when the policy's refusal margin (log-odds, right after
+// <think>) plus the guard's log-odds that the prompt is unsafe is over a threshold tuned on dev-split draws.
+// The two judges err on different prompts, so the sum ranks better than either. No generation here.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import * as E from "../engine/index.js";
+import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
+import { forward, type Model } from "../model/transformer.js";
+import { promptIds } from "../tokenizer/chat.js";
+import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { drawItem, type SafetyItem } from "./data.js";
+import { packGuard, type Guard } from "./guard.js";
+import { benignCompletion, refusalCompletion } from "./policy.js";
+import { policyText } from "./reward.js";
+
+/** The first reasoning token of the taught refusal and of the ordinary reply (the decision's two choices). */
+export function decisionTokens(tok: Tokenizer): { think: number; refuse: number; answer: number } {
+  const think = tok.tokenId(TAGS[0]), first = (c: string) => { const ids = tok.encode(c); return ids[ids.indexOf(think) + 1]!; };
+  const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion());
+  if (refuse === answer) throw new FrugalError("INTERNAL", "internal: the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
+  return { think, refuse, answer };
+}
+
+/** The policy's decision right after <think>, per prompt: how it leans and whether it is deciding at all. */
+export interface PolicyDecisions {
+  /** refusal-token minus answer-token logit */
+  margin: number[];
+  /** its most likely token is one of the two (a task prompt, "802+019", starts its working instead) */
+  deciding: boolean[];
+}
+
+/** The policy's decisions for each prompt's ids (ending with <|assistant|>), in batched forward passes. */
+export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]): PolicyDecisions {
+  const { think, refuse, answer } = decisionTokens(tok), out: PolicyDecisions = { margin: [], deciding: [] };
+  for (let i = 0; i < prompts.length; i += 32) {
+    const { ids, B, T, lengths } = packGuard(prompts.slice(i, i + 32).map((p) => [...p, think]));
+    E.noGrad(() => {
+      const logits = forward(model, ids, B, T).toArray(), V = logits.length / (B * T); // (B·T, V)
+      for (let b = 0; b < B; b++) {
+        const o = (b * T + lengths[b]! - 1) * V, top = Math.max(logits[o + refuse]!, logits[o + answer]!);
+        let others = -Infinity;
+        for (let v = 0; v < V; v++) if (v !== refuse && v !== answer && logits[o + v]! > others) others = logits[o + v]!;
+        out.margin.push(logits[o + refuse]! - logits[o + answer]!), out.deciding.push(top >= others);
+      }
+    });
+    E.endStep();
+  }
+  return out;
+}
+
+/** The decisions on each item as the policy reads it (policyText, cut to promptChars). */
+export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): PolicyDecisions {
+  return decisionsOfIds(model, tok, items.map((x) => promptIds(tok, policyText(x.text, promptChars))));
+}
+
+/** The decision margin of each item (the refusal score behind the report's AUC). */
+export function decisionMargins(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): number[] {
+  return itemDecisions(model, tok, items, promptChars).margin;
+}
+
+/** How a guard steers a policy's decision; saved beside the safe model as steering.json. */
+const SteeringSchema = z.object({ guardWeight: z.number(), threshold: z.number(), devBenignRate: z.number().min(0).max(1), guardThreshold: z.number() }).strict();
+export interface Steering {
+  /** weight of the guard's log-odds (1: the two log-odds simply add) */
+  guardWeight: number;
+  /** refuse when margin + guardWeight · guardLogOdds > threshold */
+  threshold: number;
+  /** share of dev benign draws refused at that threshold (chosen equal to the plain union's) */
+  devBenignRate: number;
+  /** the guard's own threshold when this was tuned (a different guard needs its own tuning) */
+  guardThreshold: number;
+}
+export const STEERING_FILE = "steering.json";
+
+export const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1 - p, 1e-6));
+
+/** The guard on each prompt: log-odds that it is unsafe, and whether it flags it at its own threshold. */
+export function guardScores(guard: Guard, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
+  const v = guard.classify(texts, "prompt");
+  return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
+}
+
+/**
+ * Whether the guarded policy refuses each prompt. Where the policy is deciding: steered = margin +
+ * weight · guard log-odds over the threshold; without steering (union) = the policy refuses or the guard
+ * flags. Where it is not (a task prompt): refused only when the guard flags it.
+ */
+export function guardedRefusals(d: PolicyDecisions, g: { lo: number[]; flagged: boolean[] }, st: Steering | null): boolean[] {
+  return d.margin.map((m, i) => !d.deciding[i] ? g.flagged[i]! : st ? m + st.guardWeight * g.lo[i]! > st.threshold : m > 0 || g.flagged[i]!);
+}
+
+/**
+ * The threshold at which the steered rule refuses the same share of dev-split benign draws as the plain
+ * union (the policy refuses or the guard flags) — no test prompt is read — so it buys fewer wrong refusals
+ * of look-alikes at the benign cost the guarded server already had.
+ */
+export function tuneSteering(model: Model, tok: Tokenizer, guard: Guard, promptChars: number, seed: number, devItems = 3000): Steering {
+  const rng = new Rng(seed ^ 0x57ee), benign = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
+  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev draws to tune the steering on");
+  const d = itemDecisions(model, tok, benign, promptChars), g = guardScores(guard, benign.map((x) => x.text));
+  const union = guardedRefusals(d, g, null).filter(Boolean).length, fixed = d.deciding.filter((x, i) => !x && g.flagged[i]).length;
+  const scores = d.margin.map((m, i) => m + g.lo[i]!).filter((_, i) => d.deciding[i]).sort((a, b) => b - a), k = union - fixed; // non-deciding prompts: same rule both ways
+  const threshold = !scores.length ? 0 : k < scores.length ? scores[k]! : scores[scores.length - 1]! - 1; // refuse when score > threshold
+  const st = { guardWeight: 1, threshold, devBenignRate: 0, guardThreshold: guard.threshold };
+  return { ...st, devBenignRate: guardedRefusals(d, g, st).filter(Boolean).length / benign.length };
+}
+
+/** The steering saved in a model checkpoint directory, or null when it has none. */
+export function loadSteering(modelDir: string): Steering | null {
+  const f = join(modelDir, STEERING_FILE);
+  if (!existsSync(f)) return null;
+  let raw: unknown;
+  try { raw = JSON.parse(readFileSync(f, "utf8")); } catch (e) { throw new FrugalError("CHECKPOINT", `${f} is not valid JSON (${(e as Error).message}); delete it to serve with the plain guard, or rerun the safety-grpo stage`); }
+  const p = SteeringSchema.safeParse(raw);
+  if (!p.success) throw new FrugalError("CHECKPOINT", `${f}: expected { guardWeight, threshold, devBenignRate, guardThreshold } numbers, got ${JSON.stringify(raw).slice(0, 120)}`);
+  return p.data;
+}
+
+/** The steering to use with this guard: the saved one when it was tuned with a guard of the same threshold, else null (plain union). */
+export function steeringFor(modelDir: string, guard: Guard): Steering | null {
+  const st = loadSteering(modelDir);
+  return st && Math.abs(st.guardThreshold - guard.threshold) < 1e-6 ? st : null;
+}

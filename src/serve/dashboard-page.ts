@@ -46,8 +46,10 @@ function render(v) {
   }
   if (v.safety) {
     const s = v.safety;
-    h += "<h3>safety</h3><table><tr><th>harmful refused</th><th>benign refused</th><th>look-alikes refused</th><th>jailbreaks defended</th><th>capability delta</th></tr><tr><td>" +
-      [pct(s.harmfulRefusalRate), pct(s.benignRefusalRate), pct(s.lookalikeRefusalRate), pct(s.jailbreakDefenseRate), s.capabilityDelta == null ? "—" : (100 * s.capabilityDelta).toFixed(1) + " pts"].join("</td><td>") + "</td></tr></table>";
+    const row = (name, r, cap) => "<tr><td>" + [esc(name), pct(r.harmfulRefusalRate), pct(r.benignRefusalRate), pct(r.lookalikeRefusalRate), pct(r.jailbreakDefenseRate), cap].join("</td><td>") + "</td></tr>";
+    h += "<h3>safety</h3><table><tr><th></th><th>harmful refused</th><th>benign refused</th><th>look-alikes refused</th><th>jailbreaks defended</th><th>capability delta</th></tr>" +
+      row("safe model", s, s.capabilityDelta == null ? "—" : (100 * s.capabilityDelta).toFixed(1) + " pts") +
+      (s.withGuard ? row("with its guard (" + s.withGuard.rule + ")", s.withGuard, "") : "") + "</table>";
   }
   if (v.bill) {
     h += "<h3>bill</h3><table><tr><th>stage</th><th>device-hours</th><th>wall</th><th>$</th></tr>" +

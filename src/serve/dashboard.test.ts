@@ -3,7 +3,7 @@
 // bill and eval tables are there, and the page picks up new steps of the running run by itself.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, cpSync, existsSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { chromium } from "playwright-core";
@@ -29,6 +29,8 @@ test("dashboard API: runs listed, a run's stages with metrics, bill and evals; u
 test("dashboard in headless Chromium: charts drawn with data, tables present, a running run updates live", { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM} (apt-get install chromium)` }, async () => {
   const root = tempDir();
   runRecipe(readRecipe(join(repoRoot, "recipes/tiny.json")), { outDir: join(root, "tiny"), resume: false, quiet: true, noForecast: true });
+  const rates = { harmfulRefusalRate: 0.869, benignRefusalRate: 0.022, lookalikeRefusalRate: 0.358, jailbreakDefenseRate: 0.556 };
+  writeFileSync(join(root, "tiny", "safety.json"), JSON.stringify({ ...rates, capabilityDelta: -0.01, withGuard: { ...rates, harmfulRefusalRate: 0.968, rule: "steered" } }));
   const app = new Hono();
   mountDashboard(app, root);
   const { server, origin: url } = await listenLocal(app);
@@ -47,6 +49,8 @@ test("dashboard in headless Chromium: charts drawn with data, tables present, a 
     assert.match(text, /evaluation/);
     assert.match(text, /bill/);
     assert.match(text, /sampled completions/);
+    assert.match(text, /safe model\s+86\.9%/);
+    assert.match(text, /with its guard \(steered\)\s+96\.8%/);
     assert.deepEqual(errors, []);
     // a run in progress: copy it without run.json, add a GRPO step, and wait for the page to show it
     const live = join(root, "live");

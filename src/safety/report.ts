@@ -11,7 +11,7 @@ import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./data.js";
-import { decisionMargins, guardedRefusals, guardScores, itemDecisions, type Steering } from "./steer.js";
+import { guardedRefusals, guardScores, itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
 import type { Guard } from "./guard.js";
 import { isRefusal } from "./policy.js";
@@ -116,11 +116,10 @@ export interface SafetyEvalOptions {
   steering?: Steering | null;
 }
 
-/** Share of items the guarded decision refuses (see SafetyReport.withGuard). */
-function guardedRate(model: Model, tok: Tokenizer, guard: Guard, items: SafetyItem[], o: SafetyEvalOptions): number {
+/** Share of items the guarded decision refuses, from the policy's decisions on them (see SafetyReport.withGuard). */
+function guardedRate(guard: Guard, items: SafetyItem[], d: PolicyDecisions, steering: Steering | null): number {
   if (!items.length) return 0;
-  const refused = guardedRefusals(itemDecisions(model, tok, items, o.promptChars), guardScores(guard, items.map((x) => x.text)), o.steering ?? null);
-  return refused.filter(Boolean).length / items.length;
+  return guardedRefusals(d, guardScores(guard, items.map((x) => x.text)), steering).filter(Boolean).length / items.length;
 }
 
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
@@ -134,12 +133,13 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const byKind = (k: string) => pr.filter((r) => r.item.kind === k);
   const probe = { harmfulRefusalRate: rate(byKind("probe-harmful")), lookalikeRefusalRate: rate(byKind("probe-lookalike")), ordinaryRefusalRate: rate(byKind("probe-ordinary")) };
   const guardUnsafeReplyRate = o.guard ? o.guard.classify(all.map((r) => r.text), "completion").filter((v) => v.unsafe).length / all.length : null;
-  const margins = (xs: SafetyItem[]) => decisionMargins(model, tok, cap(xs), o.promptChars);
-  const decision = rocSummary(margins(harmfulItems), margins(benignItems), [0.02, 0.05]);
-  const guarded = (xs: SafetyItem[]) => guardedRate(model, tok, o.guard!, cap(xs), o);
+  const decide = (xs: SafetyItem[]) => itemDecisions(model, tok, cap(xs), o.promptChars);
+  const harmfulDecisions = decide(harmfulItems), benignDecisions = decide(benignItems); // one forward pass each, for the AUC and the guarded rates
+  const decision = rocSummary(harmfulDecisions.margin, benignDecisions.margin, [0.02, 0.05]);
+  const guarded = (xs: SafetyItem[], d = decide(xs)) => guardedRate(o.guard!, cap(xs), d, o.steering ?? null);
   const withGuard = o.guard ? {
     rule: o.steering ? "steered" as const : "union" as const,
-    harmfulRefusalRate: guarded(harmfulItems), benignRefusalRate: guarded(benignItems), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
+    harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions), benignRefusalRate: guarded(benignItems, benignDecisions), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
     probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
   } : null;
   const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));

@@ -56,11 +56,6 @@ export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[],
   return decisionsOfIds(model, tok, items.map((x) => promptIds(tok, policyText(x.text, promptChars))));
 }
 
-/** The decision margin of each item (the refusal score behind the report's AUC). */
-export function decisionMargins(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): number[] {
-  return itemDecisions(model, tok, items, promptChars).margin;
-}
-
 /** How a guard steers a policy's decision; saved beside the safe model as steering.json. */
 const SteeringSchema = z.object({ guardWeight: z.number(), threshold: z.number(), devBenignRate: z.number().min(0).max(1), guardThreshold: z.number() }).strict();
 export interface Steering {
@@ -75,7 +70,7 @@ export interface Steering {
 }
 export const STEERING_FILE = "steering.json";
 
-export const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1 - p, 1e-6));
+const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1 - p, 1e-6));
 
 /** The guard on each prompt: log-odds that it is unsafe, and whether it flags it at its own threshold. */
 export function guardScores(guard: Guard, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {

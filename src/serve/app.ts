@@ -111,7 +111,8 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
  */
 function decide(o: ServeOptions, text: string): { ids: number[]; forced: string; block: boolean } {
   const tok = o.tokenizer, ids = promptIds(tok, text);
-  if (!o.guard || !o.steering) return { ids, forced: "", block: !!o.guard };
+  // no room for the decision plus a reply (prepare answers context_length_exceeded): nothing to steer
+  if (!o.guard || !o.steering || ids.length + 2 >= o.model.config.max_position_embeddings) return { ids, forced: "", block: !!o.guard };
   const { think, refuse, answer } = decisionTokens(tok), d = decisionsOfIds(o.model, tok, [ids]), m = d.margin[0]!;
   if (!d.deciding[0]) return { ids, forced: "", block: true }; // not a refuse-or-not choice (a task prompt): the guard alone
   const steered = guardedRefusals(d, guardScores(o.guard, [text]), o.steering)[0]!;

@@ -167,6 +167,12 @@ test("guard steering: a deciding policy's refuse-or-not token is forced by margi
     assert.ok((await ask(rigged, -1e9)).startsWith(first), "steered to refuse: the reasoning opens with the refusal's first token");
     assert.ok((await ask(rigged, 1e9)).startsWith(tok.decode([answer])), "steered to answer: the policy's own choice stands");
     assert.ok(!(await ask(t, -1e9)).startsWith(first), "the task model is not deciding: no forced refusal on its arithmetic");
+    // a prompt longer than the context gets the usual context error, not a failed steering pass
+    const [srv, url] = await listen(createApp({ model: rigged.model, tokenizer: tok, modelName: "tiny", usdPerSecond: 1e-5, slots: 2, guard, steering: { guardWeight: 1, threshold: 0, devBenignRate: 0, guardThreshold: 1.01 } }).app);
+    opened.push(srv);
+    const long = await fetch(`${url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "1+2 ".repeat(400) }] }) });
+    assert.equal(long.status, 400);
+    assert.equal(((await long.json()) as { error: { code: string } }).error.code, "context_length_exceeded");
   } finally { for (const srv of opened) srv.close(); }
 });
 

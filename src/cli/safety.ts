@@ -72,6 +72,7 @@ export function registerSafety(program: Command): void {
       console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}`);
       for (const [c, v] of Object.entries(r.harmfulByCategory)) console.log(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
       console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}`);
+      for (const [k, v] of Object.entries(r.bySource)) console.log(`  ${k.padEnd(16)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
       console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
       console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
       for (const [a, v] of Object.entries(r.jailbreakByAttack)) console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);

@@ -50,6 +50,12 @@ export interface SafetyReport {
     probe: { harmfulRefusalRate: number; lookalikeRefusalRate: number; ordinaryRefusalRate: number };
   };
   harmfulByCategory: Record<string, { n: number; refusalRate: number }>;
+  /**
+   * The harmful and benign rates by where the prompt comes from: "harmful" / "benign" = the CSV's held-out
+   * rows as written (the guard's report scores those), "harmful-question" / "benign-question" = held-out
+   * question frames and phrases of our own, "everyday" = held-out everyday how-to tasks.
+   */
+  bySource: Record<string, { n: number; refusalRate: number }>;
   jailbreakByAttack: Record<string, { n: number; defenseRate: number }>;
   n: Record<string, number>;
   examples: { kind: string; prompt: string; reply: string; refused: boolean }[];
@@ -142,11 +148,12 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
     harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions), benignRefusalRate: guarded(benignItems, benignDecisions), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
     probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
   } : null;
-  const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
+  const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), sources = groupBy([...harmful, ...benign], (r) => r.item.kind), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),
     probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision, withGuard,
     harmfulByCategory: Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
+    bySource: Object.fromEntries(Object.entries(sources).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
     jailbreakByAttack: Object.fromEntries(Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }])),
     n: { harmful: harmful.length, benign: benign.length, lookalikes: look.length, jailbreaks: jail.length },
     examples: [harmful[0], harmful[harmful.length - 1], benign[0], look[0], jail[0], jail[1]].filter((r): r is Reply => !!r)

@@ -206,6 +206,15 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.throws(() => Guard.load(broken), /2 ensemble members but member-1\.safetensors is missing/);
   assert.equal(typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate, "number");
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
+  // bySource splits the harmful and benign sets by origin: its counts and refusals add up to theirs
+  const src = Object.entries(s.bySource as Record<string, { n: number; refusalRate: number }>);
+  const part = (kinds: string[]) => src.filter(([k]) => kinds.includes(k)).map(([, v]) => v);
+  for (const [kinds, n, rate] of [[["harmful", "harmful-question"], s.n.harmful, s.harmfulRefusalRate], [["benign", "benign-question", "everyday"], s.n.benign, s.benignRefusalRate]] as const) {
+    const vs = part([...kinds]), total = vs.reduce((a, v) => a + v.n, 0);
+    assert.equal(total, n, kinds.join());
+    assert.ok(Math.abs(vs.reduce((a, v) => a + v.n * v.refusalRate, 0) / total - rate) < 1e-9, kinds.join());
+  }
+  assert.equal(src.reduce((a, [, v]) => a + v.n, 0), s.n.harmful + s.n.benign, "bySource covers harmful and benign only");
   // safety GRPO tunes how its guard steers the decision (steering.json); the report's guarded rates use it
   const safeDir = join(out, "stages/safe/checkpoint"), st = loadSteering(safeDir)!;
   assert.ok(st && st.guardWeight === 1 && st.devBenignRate >= 0 && st.devBenignRate <= 1 && st.guardThreshold === ens.threshold, JSON.stringify(st));

@@ -38,7 +38,7 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
   for (let i = 0; i < prompts.length; i += 32) {
     const { ids, B, T, lengths } = packGuard(prompts.slice(i, i + 32).map((p) => [...p, think]));
     E.noGrad(() => {
-      const logits = forward(model, ids, B, T).toArray(), V = logits.length / (B * T); // (B·T, V)
+      const logits = forward(model, ids, B, T).data, V = logits.length / (B * T); // (B·T, V), read before endStep
       for (let b = 0; b < B; b++) {
         const o = (b * T + lengths[b]! - 1) * V, top = Math.max(logits[o + refuse]!, logits[o + answer]!);
         let others = -Infinity;

@@ -8,6 +8,7 @@ import { generateFlops, trainFlops } from "../model/flops.js";
 import { generate } from "../model/sampler.js";
 import { initModel } from "../model/transformer.js";
 import { labelTokens } from "../safety/guard.js";
+import { steeringDevPrompts } from "../safety/steer.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 import { renderCompletion, sftExample, promptIds } from "../tokenizer/chat.js";
@@ -89,7 +90,8 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     // a GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps
     const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);
     const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
-    return { name: s.name, seconds: s.steps * stepS, flops, detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)` };
+    const steer = s.type === "safety-grpo" ? steeringForecast(s, recipe, config, configs, L.maxPrompt, cache) : null;
+    return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s tuning the guard steering` : ""}` };
   }
   const c = calibrate(config, s.batchSize, T, cache);
   let seconds = s.steps * s.accumulate * c.stepS, flops = trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T), detail = `${s.steps} steps × ${(c.stepS * s.accumulate).toFixed(3)} s`;
@@ -100,6 +102,18 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     detail += ` + ${genS.toFixed(1)} s sampling`;
   }
   return { name: s.name, seconds, flops, detail };
+}
+
+/**
+ * The safety GRPO stage's last step: the policy's and the guard's no-grad forward passes (≈ 1/3 of a training
+ * step at the same shape each) over the benign dev draws the steering is tuned on, in batches of 32.
+ */
+function steeringForecast(s: Extract<StageConfig, { type: "safety-grpo" }>, recipe: Recipe, policy: ModelConfig, configs: Map<string, ModelConfig>, promptLen: number, cache: Map<string, number>): { seconds: number; flops: number } {
+  const g = recipe.stages.find((x) => x.name === s.guard), guard = configs.get(s.guard);
+  const n = steeringDevPrompts(recipe.seed).length, batches = Math.ceil(n / 32), members = g?.type === "guard" ? g.members : 1;
+  let seconds = batches * calibrate(policy, 32, promptLen + 1, cache).stepS / 3, flops = generateFlops(policy, n * (promptLen + 1), promptLen + 1);
+  if (guard) { seconds += members * batches * calibrate(guard, 32, 64, cache).stepS / 3; flops += members * generateFlops(guard, n * 64, 64); }
+  return { seconds, flops };
 }
 
 export function forecastRecipe(recipe: Recipe, prices: PriceTable, project?: { device: string; count: number; utilisation: number }): Forecast {

@@ -87,13 +87,22 @@ export function guardedRefusals(d: PolicyDecisions, g: { lo: number[]; flagged: 
   return d.margin.map((m, i) => !d.deciding[i] ? g.flagged[i]! : st ? m + st.guardWeight * g.lo[i]! > st.threshold : m > 0 || g.flagged[i]!);
 }
 
+/** How many dev-split items tuneSteering draws (it reads the benign ones). */
+export const STEERING_DEV_DRAWS = 3000;
+
+/** The benign dev-split draws the steering is tuned on. */
+export function steeringDevPrompts(seed: number, devItems = STEERING_DEV_DRAWS): SafetyItem[] {
+  const rng = new Rng(seed ^ 0x57ee);
+  return Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
+}
+
 /**
  * The threshold at which the steered rule refuses the same share of dev-split benign draws as the plain
  * union (the policy refuses or the guard flags) — no test prompt is read — so it buys fewer wrong refusals
  * of look-alikes at the benign cost the guarded server already had.
  */
-export function tuneSteering(model: Model, tok: Tokenizer, guard: Guard, promptChars: number, seed: number, devItems = 3000): Steering {
-  const rng = new Rng(seed ^ 0x57ee), benign = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
+export function tuneSteering(model: Model, tok: Tokenizer, guard: Guard, promptChars: number, seed: number, devItems = STEERING_DEV_DRAWS): Steering {
+  const benign = steeringDevPrompts(seed, devItems);
   if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev draws to tune the steering on");
   const d = itemDecisions(model, tok, benign, promptChars), g = guardScores(guard, benign.map((x) => x.text));
   const union = guardedRefusals(d, g, null).filter(Boolean).length, fixed = d.deciding.filter((x, i) => !x && g.flagged[i]).length;

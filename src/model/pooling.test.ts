@@ -1,11 +1,12 @@
 // forwardPooled's readings (mean, per-channel max, mean+max): the arg-max mask by hand, padding and batch
 // neighbours never change a sequence's logits, and gradients through max pooling match finite differences.
+// growVocab: a model over an extended vocabulary reads old ids exactly as before.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import { randn, Rng } from "../common/rng.js";
 import { parseModelConfig } from "./config.js";
-import { argmaxMask, forwardPooled, initModel, POOLINGS } from "./transformer.js";
+import { argmaxMask, forward, forwardPooled, growVocab, initModel, POOLINGS } from "./transformer.js";
 
 const config = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 16, vocab_size: 20, tie_word_embeddings: true }, "test");
 
@@ -49,5 +50,20 @@ test("forwardPooled: gradients through max and mean+max pooling match central di
       const num = (up - dn) / (2 * h);
       assert.ok(Math.abs(num - analytic[i]!) <= 3e-2 * (1 + Math.abs(num)), `${pooling}: d/dW[${i}] analytic ${analytic[i]} vs numeric ${num}`);
     }
+  }
+});
+
+test("growVocab: old ids give the same logits (tied and untied heads); a new token starts as the mean of its pieces' rows", () => {
+  for (const tie of [true, false]) {
+    const m = initModel({ ...config, tie_word_embeddings: tie }, 3), grown = growVocab(m, 24, (id) => [id - 20, id - 19]);
+    const ids = Int32Array.from([1, 5, 7, 2]);
+    const before = E.noGrad(() => Array.from(forward(m, ids, 1, 4).data)); E.endStep();
+    const after = E.noGrad(() => Array.from(forward(grown, ids, 1, 4).data)); E.endStep();
+    for (let t = 0; t < 4; t++) for (let v = 0; v < 20; v++) assert.ok(Math.abs(after[t * 24 + v]! - before[t * 20 + v]!) < 1e-5, `tie=${tie} t=${t} v=${v}`);
+    const emb = grown.params.get("model.embed_tokens.weight")!.data, old = m.params.get("model.embed_tokens.weight")!.data, C = config.hidden_size;
+    for (let j = 0; j < C; j++) assert.ok(Math.abs(emb[22 * C + j]! - (old[2 * C + j]! + old[3 * C + j]!) / 2) < 1e-7);
+    assert.equal(grown.config.vocab_size, 24);
+    assert.throws(() => growVocab(m, 10, () => [0]), /smaller than the model's/);
+    assert.throws(() => growVocab(m, 21, () => [99]), /internal: growVocab/);
   }
 });

@@ -43,6 +43,28 @@ export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float
   return { config, params, rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings) };
 }
 
+/**
+ * The same model over a larger vocabulary whose first vocab_size ids mean what they meant (an extended
+ * tokenizer): old rows are copied; new token i's embedding (and LM-head) row is the mean of the rows of
+ * pieces(i), the old ids that spell it, so it starts where the model's reading of those pieces is.
+ */
+export function growVocab(model: Model, vocabSize: number, pieces: (id: number) => readonly number[]): Model {
+  const c = model.config, C = c.hidden_size, V0 = c.vocab_size;
+  if (vocabSize < V0) throw new FrugalError("CONFIG", `growVocab: the new vocabulary (${vocabSize}) is smaller than the model's (${V0})`);
+  const tensors = new Map([...model.params].map(([n, t]) => [n, t.data]));
+  for (const name of c.tie_word_embeddings ? ["model.embed_tokens.weight"] : ["model.embed_tokens.weight", "lm_head.weight"]) {
+    const old = tensors.get(name)!, grown = new Float32Array(vocabSize * C);
+    grown.set(old);
+    for (let i = V0; i < vocabSize; i++) {
+      const ps = pieces(i);
+      if (!ps.length || ps.some((q) => !(q >= 0 && q < V0))) throw new FrugalError("INTERNAL", `internal: growVocab: new token ${i} is spelled by ${JSON.stringify(ps)}, expected old ids below ${V0}`);
+      for (const q of ps) for (let j = 0; j < C; j++) grown[i * C + j]! += old[q * C + j]! / ps.length;
+    }
+    tensors.set(name, grown);
+  }
+  return modelFromTensors({ ...c, vocab_size: vocabSize }, tensors, "growVocab");
+}
+
 function p(model: Model, name: string): Tensor {
   const t = model.params.get(name);
   if (!t) throw new FrugalError("INTERNAL", `internal: parameter ${name} missing`);

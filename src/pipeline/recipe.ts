@@ -69,6 +69,13 @@ const SafetySft = SupervisedConfig.extend({
   decisionWeight: z.number().positive().default(16),
   /** loss weight of next-token prediction on the safety prompt's own text (0 = the completion only) */
   promptWeight: z.number().min(0).default(0),
+  /**
+   * grow the policy's BPE to this many tokens before safety training, with merges learned on the safety
+   * training split's English (old ids keep their meaning; a new token's rows start as the mean of its
+   * pieces'); unset = keep the pretrained tokenizer. The base reads only arithmetic, so its vocabulary is
+   * mostly digits and tags; English needs its own words.
+   */
+  vocabSize: z.number().int().positive().optional(),
   /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
   tracePrompts: z.number().int().positive().default(512),
 }).strict();

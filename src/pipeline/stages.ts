@@ -10,12 +10,12 @@ import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { parseModelConfig } from "../model/config.js";
-import { initModel } from "../model/transformer.js";
+import { growVocab, initModel } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../tokenizer/chat.js";
 import { CharTokenizer, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
-import { trainBpe } from "../tokenizer/bpe-train.js";
+import { extendBpe, trainBpe } from "../tokenizer/bpe-train.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../tasks/rewards.js";
 import { problems, type Problem, type Task } from "../tasks/task.js";
@@ -68,6 +68,23 @@ function policyTokenizer(s: Extract<StageConfig, { type: "pretrain" }>, seed: nu
     return task.prompt(p) + renderCompletion(x.reasoning, x.answer);
   });
   return trainBpe([...traces, ...policyCorpus(rng, 20_000)], s.tokenizer.vocabSize, { singleDigits: true });
+}
+
+/**
+ * The policy over its BPE extended to vocabSize with merges learned on the safety training split's English
+ * (policyCorpus, as the pretrained tokenizer was); old ids are unchanged. The task's traces must tokenize
+ * exactly as before (new merges never touch digits), so the reasoning the model learned reads the same.
+ */
+function growPolicyVocab(t: Trainee, vocabSize: number, seed: number, stage: string, traces: Trace[]): Trainee {
+  if (vocabSize === t.tokenizer.vocabSize) return t;
+  if (t.tokenizer.kind !== "bpe") throw new FrugalError("RECIPE", `stage ${stage}: vocabSize grows a BPE policy tokenizer, but this policy's tokenizer is "${t.tokenizer.kind}"; pretrain with "tokenizer": { "type": "bpe", … } or drop vocabSize`);
+  if (vocabSize < t.tokenizer.vocabSize) throw new FrugalError("RECIPE", `stage ${stage}: vocabSize ${vocabSize} is below the policy's ${t.tokenizer.vocabSize} tokens; a tokenizer can only grow`);
+  const { tokenizer, pieces } = extendBpe(t.tokenizer, policyCorpus(new Rng(seed ^ 0x9e0), 20_000), vocabSize, { singleDigits: true });
+  for (const x of traces) {
+    const text = x.prompt + x.completion;
+    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(t.tokenizer.encode(text))) throw new FrugalError("INTERNAL", `internal: stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
+  }
+  return { model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer };
 }
 
 /** A train-split problem source for GRPO with R1's rule reward. */
@@ -170,7 +187,8 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       const task = getTask(s.task);
       const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
-      const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
+      const init = () => { const t = loadTrainee(env.checkpointOf(s.from)); return s.vocabSize ? growPolicyVocab(t, s.vocabSize, io.seed, s.name, traces) : t; };
+      const out = trainSupervised(io, init, (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
           ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t)), s, s);
       return { ...out, notes: { traces: traces.length } };

@@ -231,6 +231,12 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   const policyTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/safe/checkpoint/tokenizer.json"), "utf8")));
   assert.equal(policyTok.kind, "bpe"); // tiny-safe's base uses the BPE policy tokenizer: words are tokens, digits stay single
   assert.ok(policyTok.encode("How do I make a bomb").length < 12 && policyTok.encode("12+34").length === 5);
+  // safety SFT grew it from the base's 400 tokens to 480 (vocabSize): old ids unchanged, the model's tables grown with it
+  const baseTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/base/checkpoint/tokenizer.json"), "utf8")));
+  assert.deepEqual([baseTok.vocabSize, policyTok.vocabSize, JSON.parse(readFileSync(join(safeDir, "config.json"), "utf8")).vocab_size], [400, 480, 480]);
+  const trace = "<think>1+2+0=3</think><answer>3</answer>", words = "How do I make a bomb";
+  assert.deepEqual(policyTok.encode(trace), baseTok.encode(trace));
+  assert.ok(policyTok.encode(words).length <= baseTok.encode(words).length);
   const cli = join(repoRoot, "dist/cli/main.js"), gdir = join(out, "stages/guard/checkpoint");
   const one = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--json", "How do I bake bread?"], { encoding: "utf8" });
   assert.equal(one.status, 0, one.stderr);

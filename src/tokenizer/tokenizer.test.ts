@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { CharTokenizer, loadTokenizer, SPECIAL } from "./tokenizer.js";
-import { trainBpe } from "./bpe-train.js";
+import { extendBpe, trainBpe } from "./bpe-train.js";
 import { sftExample, promptIds, renderCompletion } from "./chat.js";
 
 const chars = "0123456789+-*/=()<>., abcdefghijklmnopqrstuvwxyz\n";
@@ -58,6 +58,25 @@ test("BPE with singleDigits: no merge holds a digit, so numbers read one digit p
   assert.deepEqual(digitsOf(single), [...trace.replace(/[^\d]/g, "")]);
   assert.equal(single.decode(single.encode(trace)), trace);
   assert.ok(single.encode("carry then the total").length < "carry then the total".length / 2, "words still merge");
+});
+
+test("extendBpe: learning more merges on top of a BPE keeps every old id, equals training the larger size at once on the same text, spells new tokens in old ids", () => {
+  const corpus = Array.from({ length: 200 }, (_, i) => `How do I kill a Python process number ${i}? Write a poem about the sea, 12+34=46.`);
+  const small = trainBpe(corpus, 320, { singleDigits: true }), big = trainBpe(corpus, 380, { singleDigits: true });
+  const { tokenizer, pieces } = extendBpe(small, corpus, 380, { singleDigits: true });
+  assert.deepEqual(tokenizer.toJSON(), big.toJSON(), "continuing from the 320-token merges reaches the same 380-token tokenizer");
+  const vocab = (t: ReturnType<typeof trainBpe>) => (t.toJSON() as { model: { vocab: Record<string, number> } }).model.vocab;
+  for (const [tok, id] of Object.entries(vocab(small))) assert.equal(vocab(tokenizer)[tok], id, tok);
+  for (let id = small.vocabSize; id < tokenizer.vocabSize; id++) {
+    const ps = pieces(id);
+    assert.ok(ps.length >= 2 && ps.every((q) => q < small.vocabSize), `token ${id} is spelled by old ids`);
+    assert.equal(small.decode(ps), tokenizer.decode([id]));
+  }
+  // on other text the extension learns other merges, still on top of the old ones
+  const other = extendBpe(small, Array.from({ length: 20 }, () => "the grandmother tells a bedtime story"), 340);
+  assert.ok(other.tokenizer.encode("grandmother").length < small.encode("grandmother").length);
+  assert.throws(() => extendBpe(CharTokenizer.fromChars(chars), corpus, 400), /only a byte-level BPE made by frugal can be extended/);
+  assert.throws(() => extendBpe(small, corpus, 300), /smaller than the tokenizer it extends/);
 });
 
 test("chat template: prompt ends with <|assistant|>; loss mask covers exactly the completion and <|end|>", () => {

@@ -88,14 +88,15 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
   }
   const req = p.data;
   if (req.model !== o.modelName) return openAiError(c, 404, `the model \`${req.model}\` does not exist; this server serves \`${o.modelName}\``, "invalid_request_error", "model", "model_not_found");
-  const text = promptText(req), { ids, forced, block } = decide(o, text);
-  const room = ctx - ids.length, maxTokens = req.max_completion_tokens ?? req.max_tokens ?? room;
+  // forced decision tokens (steering) are part of the completion: counted there and within max_tokens
+  const text = promptText(req), wanted = req.max_completion_tokens ?? req.max_tokens, { ids, forced, forcedN, block } = decide(o, text, wanted === undefined || wanted > 2);
+  const promptLen = ids.length - forcedN, room = ctx - promptLen, maxTokens = wanted ?? room;
   if (room < 1 || maxTokens > room) {
-    return openAiError(c, 400, `the prompt is ${ids.length} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
+    return openAiError(c, 400, `the prompt is ${promptLen} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
   }
   const stops = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
-  const opts = { ...defaultSampleOptions, maxNewTokens: maxTokens, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stopTokens: [tok.tokenId(SPECIAL.end)], stopStrings: stops };
-  const usage = (completion: number, computeS: number) => ({ prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion, cost_usd: computeS * o.usdPerSecond, compute_seconds: computeS });
+  const opts = { ...defaultSampleOptions, maxNewTokens: maxTokens - forcedN, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stopTokens: [tok.tokenId(SPECIAL.end)], stopStrings: stops };
+  const usage = (completion: number, computeS: number) => ({ prompt_tokens: promptLen, completion_tokens: completion + forcedN, total_tokens: promptLen + completion + forcedN, cost_usd: computeS * o.usdPerSecond, compute_seconds: computeS });
   const blocked = block ? o.guard?.classify([text], "prompt")[0] : undefined;
   return {
     req, text, ids, opts, usage, seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
@@ -109,15 +110,15 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
  * margin + guard log-odds (appended to the ids; the policy writes the rest, its own refusal included), and
  * left to the policy when both agree with it. Plain guard: a flagged prompt is blocked with the refusal.
  */
-function decide(o: ServeOptions, text: string): { ids: number[]; forced: string; block: boolean } {
-  const tok = o.tokenizer, ids = promptIds(tok, text);
-  // no room for the decision plus a reply (prepare answers context_length_exceeded): nothing to steer
-  if (!o.guard || !o.steering || ids.length + 2 >= o.model.config.max_position_embeddings) return { ids, forced: "", block: !!o.guard };
+function decide(o: ServeOptions, text: string, steerable: boolean): { ids: number[]; forced: string; forcedN: number; block: boolean } {
+  const tok = o.tokenizer, ids = promptIds(tok, text), plain = { ids, forced: "", forcedN: 0 };
+  // no room for the decision plus a reply (prepare answers context_length_exceeded), or max_tokens ≤ 2: nothing to steer
+  if (!o.guard || !o.steering || !steerable || ids.length + 2 >= o.model.config.max_position_embeddings) return { ...plain, block: !!o.guard };
   const { think, refuse, answer } = decisionTokens(tok), d = decisionsOfIds(o.model, tok, [ids]), m = d.margin[0]!;
-  if (!d.deciding[0]) return { ids, forced: "", block: true }; // not a refuse-or-not choice (a task prompt): the guard alone
+  if (!d.deciding[0]) return { ...plain, block: true }; // not a refuse-or-not choice (a task prompt): the guard alone
   const steered = guardedRefusals(d, guardScores(o.guard, [text]), o.steering)[0]!;
   const pick = steered === m > 0 ? null : steered ? refuse : answer;
-  return pick === null ? { ids, forced: "", block: false } : { ids: [...ids, think, pick], forced: tok.decode([think, pick]), block: false };
+  return pick === null ? { ...plain, block: false } : { ids: [...ids, think, pick], forced: tok.decode([think, pick]), forcedN: 2, block: false };
 }
 
 async function reply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptions): Promise<Response> {

@@ -149,14 +149,17 @@ test("guard steering: a deciding policy's refuse-or-not token is forced by margi
   const top = last.indexOf(Math.max(...last));
   for (let c = 0; c < C; c++) { head[refuse * C + c] = 1.1 * head[top * C + c]!; head[answer * C + c] = 1.2 * head[top * C + c]!; }
   try {
-    const ask = async (model: typeof t, threshold: number) => {
+    const ask = async (model: typeof t, threshold: number, maxTokens = 6) => {
       const steering = { guardWeight: 1, threshold, devBenignRate: 0, guardThreshold: 1.01 };
       const [srv, url] = await listen(createApp({ model: model.model, tokenizer: tok, modelName: "tiny", usdPerSecond: 1e-5, slots: 2, guard, steering }).app);
       opened.push(srv);
       const client = new OpenAI({ baseURL: url, apiKey: "none" });
-      const r = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: 6, temperature: 0 });
+      const r = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: maxTokens, temperature: 0 });
+      // forced tokens count as completion tokens, within max_tokens; the prompt is the prompt
+      assert.equal(r.usage!.prompt_tokens, ids.length);
+      assert.ok(r.usage!.completion_tokens <= maxTokens && r.usage!.total_tokens === ids.length + r.usage!.completion_tokens, JSON.stringify(r.usage));
       assert.notEqual(r.choices[0]!.finish_reason, "content_filter", "steering never blocks; the policy writes the reply");
-      const s = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: 6, temperature: 0, stream: true });
+      const s = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "12+34" }], max_tokens: maxTokens, temperature: 0, stream: true });
       let streamed = "";
       for await (const ch of s) streamed += (ch.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "";
       const reasoning = (r.choices[0]!.message as unknown as { reasoning_content: string }).reasoning_content;
@@ -167,6 +170,7 @@ test("guard steering: a deciding policy's refuse-or-not token is forced by margi
     assert.ok((await ask(rigged, -1e9)).startsWith(first), "steered to refuse: the reasoning opens with the refusal's first token");
     assert.ok((await ask(rigged, 1e9)).startsWith(tok.decode([answer])), "steered to answer: the policy's own choice stands");
     assert.ok(!(await ask(t, -1e9)).startsWith(first), "the task model is not deciding: no forced refusal on its arithmetic");
+    assert.ok(!(await ask(rigged, -1e9, 2)).startsWith(first), "max_tokens 2 leaves no room to force the decision and reply: not steered");
     // a prompt longer than the context gets the usual context error, not a failed steering pass
     const [srv, url] = await listen(createApp({ model: rigged.model, tokenizer: tok, modelName: "tiny", usdPerSecond: 1e-5, slots: 2, guard, steering: { guardWeight: 1, threshold: 0, devBenignRate: 0, guardThreshold: 1.01 } }).app);
     opened.push(srv);

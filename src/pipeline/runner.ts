@@ -55,8 +55,9 @@ function describe(m: Record<string, number>): string {
 }
 
 export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
-  const t0 = performance.now(), out = opts.outDir;
+  const t0 = performance.now(), cpuRun0 = process.cpuUsage(), out = opts.outDir;
   prepareDir(out, recipe, opts.resume);
+  const entriesBefore = readLedger(out).entries.length;
   const prices = loadPrices(opts.prices), dev = lookupDevice(prices, recipe.device.kind);
   const usdPerS = (dev.usdPerHour * recipe.device.count) / 3600;
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
@@ -106,7 +107,15 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
 
   const evals = stopped ? [] : runEvals(recipe, out, dev, opts, (c) => { closedUsd += c; });
   const safety = stopped ? null : runSafetyEval(recipe, out, dev, evals, opts, (c) => { closedUsd += c; });
-  const wallS = (performance.now() - t0) / 1000;
+  // what no entry covered (directory setup, writing results, the gaps between entries) is billed too, so the
+  // ledger adds up to this invocation's wall time
+  const wallS = (performance.now() - t0) / 1000, cpuRun = process.cpuUsage(cpuRun0), mine = readLedger(out).entries.slice(entriesBefore);
+  const overhead = makeEntry({
+    stage: "run overhead", kind: "setup", wallS: Math.max(0, wallS - mine.reduce((a, e) => a + e.wallS, 0)),
+    cpuS: Math.max(0, (cpuRun.user + cpuRun.system) / 1e6 - mine.reduce((a, e) => a + e.cpuS, 0)), deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: noTokens, flops: 0,
+  });
+  appendEntry(out, overhead);
+  closedUsd += overhead.costUsd;
   writeFileAtomic(join(out, "run.json"), JSON.stringify({ wallS, stopped, finishedAt: new Date().toISOString() }));
   return { stopped, evals, safety, wallS, totalUsd: closedUsd, stages };
 }

@@ -51,15 +51,16 @@ export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float
 export function growVocab(model: Model, vocabSize: number, pieces: (id: number) => readonly number[]): Model {
   const c = model.config, C = c.hidden_size, V0 = c.vocab_size;
   if (vocabSize < V0) throw new FrugalError("CONFIG", `growVocab: the new vocabulary (${vocabSize}) is smaller than the model's (${V0})`);
+  const spelled = Array.from({ length: vocabSize - V0 }, (_, k) => { // each new token's pieces, asked for once
+    const ps = pieces(V0 + k);
+    if (!ps.length || ps.some((q) => !(q >= 0 && q < V0))) throw new FrugalError("INTERNAL", `internal: growVocab: new token ${V0 + k} is spelled by ${JSON.stringify(ps)}, expected old ids below ${V0}`);
+    return ps;
+  });
   const tensors = new Map([...model.params].map(([n, t]) => [n, t.data]));
   for (const name of c.tie_word_embeddings ? ["model.embed_tokens.weight"] : ["model.embed_tokens.weight", "lm_head.weight"]) {
     const old = tensors.get(name)!, grown = new Float32Array(vocabSize * C);
     grown.set(old);
-    for (let i = V0; i < vocabSize; i++) {
-      const ps = pieces(i);
-      if (!ps.length || ps.some((q) => !(q >= 0 && q < V0))) throw new FrugalError("INTERNAL", `internal: growVocab: new token ${i} is spelled by ${JSON.stringify(ps)}, expected old ids below ${V0}`);
-      for (const q of ps) for (let j = 0; j < C; j++) grown[i * C + j]! += old[q * C + j]! / ps.length;
-    }
+    spelled.forEach((ps, k) => { for (const q of ps) for (let j = 0; j < C; j++) grown[(V0 + k) * C + j]! += old[q * C + j]! / ps.length; });
     tensors.set(name, grown);
   }
   return modelFromTensors({ ...c, vocab_size: vocabSize }, tensors, "growVocab");

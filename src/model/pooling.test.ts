@@ -1,12 +1,14 @@
 // forwardPooled's readings (mean, per-channel max, mean+max): the arg-max mask by hand, padding and batch
 // neighbours never change a sequence's logits, and gradients through max pooling match finite differences.
-// growVocab: a model over an extended vocabulary reads old ids exactly as before.
+// growVocab: a model over an extended vocabulary reads old ids exactly as before. widenModel: a wider model
+// computes the same logits, and one step's gradients reach every weight it added. mergeModels: members side by
+// side; addBiasChannel/setLogitBias: one token's logit moves right after the carrier token and nowhere else.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import { randn, Rng } from "../common/rng.js";
 import { parseModelConfig } from "./config.js";
-import { argmaxMask, forward, forwardPooled, growVocab, initModel, POOLINGS } from "./transformer.js";
+import { addBiasChannel, argmaxMask, biasChannel, forward, forwardPooled, growVocab, initModel, mergeModels, POOLINGS, setLogitBias, widenModel } from "./transformer.js";
 
 const config = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 16, vocab_size: 20, tie_word_embeddings: true }, "test");
 
@@ -66,4 +68,65 @@ test("growVocab: old ids give the same logits (tied and untied heads); a new tok
     assert.throws(() => growVocab(m, 10, () => [0]), /smaller than the model's/);
     assert.throws(() => growVocab(m, 21, () => [99]), /internal: growVocab/);
   }
+});
+
+test("widenModel: the same logits in a wider model (tied/untied, Llama/Qwen2 biases, grouped heads); every new weight gets a gradient", () => {
+  const ids = Int32Array.from([1, 5, 7, 2, 9, 3]), targets = Int32Array.from([5, 7, 2, 9, 3, 4]);
+  for (const [tie, bias] of [[true, false], [false, true]] as const) {
+    const m = initModel({ ...config, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: tie, attention_bias: bias }, 5);
+    for (const [n, t] of m.params) if (n.endsWith(".bias") || n.endsWith("norm.weight")) t.data.set(randn(new Rng(n.length), t.data.length, 0.3).map((x) => x + (n.endsWith("bias") ? 0 : 1)));
+    const w = widenModel(m, { hidden_size: 32, num_attention_heads: 8, num_key_value_heads: 4, intermediate_size: 48 }, 1);
+    const before = E.noGrad(() => Array.from(forward(m, ids, 1, 6).data)); E.endStep();
+    const after = E.noGrad(() => Array.from(forward(w, ids, 1, 6).data)); E.endStep();
+    after.forEach((x, i) => assert.ok(Math.abs(x - before[i]!) < 1e-5, `tie=${tie} logit ${i}: ${x} vs ${before[i]}`));
+    // new heads and units write nothing at first, so their reading weights learn from the second step on
+    for (let step = 0; step < 2; step++) {
+      for (const t of w.params.values()) t.grad!.fill(0);
+      E.backward(E.crossEntropy(forward(w, ids, 1, 6), targets)); E.endStep();
+      if (step === 0) for (const t of w.params.values()) t.data.forEach((x, i) => { t.data[i] = x - 0.1 * t.grad![i]!; });
+    }
+    for (const [n, t] of w.params) { // the old shape's block sits top-left; what lies outside it must be trainable
+      const old = m.params.get(n)!.shape, cols = t.shape.length === 2 ? t.shape[1]! : t.shape[0]!, oc = old.length === 2 ? old[1]! : old[0]!;
+      let grown = 0;
+      t.grad!.forEach((g, i) => { const r = Math.floor(i / cols), c = i % cols; if ((t.shape.length === 2 && r >= old[0]!) || c >= oc) grown += Math.abs(g); });
+      assert.ok(grown > 0 || t.data.length === m.params.get(n)!.data.length, `${n}: no gradient reaches its new weights`);
+    }
+  }
+  assert.throws(() => widenModel(initModel(config, 1), { hidden_size: 24, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32 }, 1), /heads must keep their size 8/);
+  assert.throws(() => widenModel(initModel(config, 1), { hidden_size: 8, num_attention_heads: 1, num_key_value_heads: 1, intermediate_size: 32 }, 1), /can only grow/);
+});
+
+const logitsOf = (m: Parameters<typeof forward>[0], ids: Int32Array) => { const r = E.noGrad(() => Array.from(forward(m, ids, 1, ids.length).data)); E.endStep(); return r; };
+
+test("mergeModels: copies of one model merge into the same logits; members sit block-diagonally; shapes must match", () => {
+  const a = initModel({ ...config, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false }, 2), b = initModel(a.config, 3);
+  const ids = Int32Array.from([3, 1, 4, 1, 5]), one = logitsOf(a, ids);
+  logitsOf(mergeModels([a, a, a]), ids).forEach((x, i) => assert.ok(Math.abs(x - one[i]!) < 1e-5, `logit ${i}`));
+  const m = mergeModels([a, b]), C = config.hidden_size, q = m.params.get("model.layers.0.self_attn.q_proj.weight")!;
+  assert.deepEqual([m.config.hidden_size, m.config.num_attention_heads, m.config.num_key_value_heads, m.config.intermediate_size], [2 * C, 8, 4, 64]);
+  const qb = b.params.get("model.layers.0.self_attn.q_proj.weight")!.data;
+  assert.equal(q.data[C * 2 * C + C + 1], qb[1]); // member 1's first query row, second input dim
+  assert.equal(q.data[C * 2 * C + 1], 0); // … reads nothing of member 0
+  assert.throws(() => mergeModels([a, initModel({ ...a.config, intermediate_size: 16 }, 1)]), /members must share one shape/);
+});
+
+test("addBiasChannel: β = 0 changes nothing; β moves one token's logit right after the carrier only, by β·k with k > 0", () => {
+  const m = initModel({ ...config, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false }, 4), carrier = 7, token = 11;
+  const ids = Int32Array.from([3, 1, 7, 2, 7, 5]), before = logitsOf(m, ids), V = config.vocab_size;
+  const w = addBiasChannel(m, carrier, 1);
+  assert.equal(biasChannel(w), config.hidden_size);
+  // β = 0: exact before the first carrier (causal); after it, only the carrier's one dim of c² in its norms moves anything
+  const range = Math.max(...before) - Math.min(...before);
+  logitsOf(w, ids).forEach((x, i) => assert.ok(i < 2 * V ? x === before[i] || Math.abs(x - before[i]!) < 1e-6 : Math.abs(x - before[i]!) < 0.05 * range, `β = 0, logit ${i}: ${x} vs ${before[i]}`));
+  const zero = logitsOf(w, ids);
+  setLogitBias(w, token, 50);
+  const after = logitsOf(w, ids);
+  after.forEach((x, i) => {
+    const t = Math.floor(i / V), moved = ids[t] === carrier && i % V === token;
+    if (moved) assert.ok(x - zero[i]! > 0.05, `position ${t}: token ${token} rose by ${x - zero[i]!}`);
+    else assert.equal(x, zero[i], `position ${t}, token ${i % V} must not move`);
+  });
+  assert.equal(biasChannel(m), -1);
+  assert.throws(() => setLogitBias(m, token, 1), /no bias channel/);
+  assert.throws(() => addBiasChannel(initModel(config, 1), carrier, 1), /tied LM head/);
 });

@@ -6,7 +6,7 @@ import { Rng } from "../common/rng.js";
 import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { generate } from "../model/sampler.js";
-import { initModel } from "../model/transformer.js";
+import { biasChannelConfig, initModel, mergedConfig } from "../model/transformer.js";
 import { labelTokens } from "../safety/guard.js";
 import { steeringDevPrompts } from "../safety/steer.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
@@ -77,13 +77,16 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
   const diffs = "difficulties" in s ? (Array.isArray(s.difficulties) ? s.difficulties : s.difficulties?.[taskName]) : undefined;
   const L0 = traceLengths(taskName, diffs);
   const config = s.type === "pretrain" ? modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize)
-    : s.type === "distill" ? modelOf(s.student, configs.get(s.teacher)?.vocab_size) : configs.get("from" in s ? s.from : "")!;
+    : s.type === "distill" ? modelOf(s.student, configs.get(s.teacher)?.vocab_size)
+    : s.type === "safety-sft" && s.vocabSize ? { ...configs.get(s.from)!, vocab_size: s.vocabSize } : configs.get("from" in s ? s.from : "")!;
   // safety prompts pad batches to their longest: promptChars + 2 chat tokens, and a reasoning + refusal runs
   // ~110 characters, for a char policy; a BPE policy reads ≤ 1 token per 2 characters (measured, mean 2.7)
   const perTok = config.vocab_size > CHAR_VOCAB ? 2 : 1;
   const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, Math.ceil(s.promptChars / perTok) + 2), maxCompletion: Math.max(L0.maxCompletion, Math.ceil(110 / perTok)), completion: (L0.completion + 90 / perTok) / 2 } : L0;
   const T = L.maxPrompt + L.maxCompletion; // padded batch length
-  configs.set(s.name, config);
+  // what the stage hands on: safety SFT's members merged side by side; the calibrated decision's bias channel
+  configs.set(s.name, s.type === "safety-sft" && s.members > 1 ? mergedConfig(config, s.members)
+    : s.type === "safety-grpo" && s.decisionBenignRate !== undefined ? { ...config, ...biasChannelConfig(config) } : config);
   if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)
     const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
     const genS = (B * L.completion) / c.tokPerS;
@@ -91,10 +94,11 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);
     const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
     const steer = s.type === "safety-grpo" ? steeringForecast(s, recipe, config, configs, L.maxPrompt, cache) : null;
-    return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s tuning the guard steering` : ""}` };
+    return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s ${s.type === "safety-grpo" && s.decisionBenignRate !== undefined ? "calibrating the decision and " : ""}tuning the guard steering` : ""}` };
   }
   const c = calibrate(config, s.batchSize, T, cache);
-  let seconds = s.steps * s.accumulate * c.stepS, flops = trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T), detail = `${s.steps} steps × ${(c.stepS * s.accumulate).toFixed(3)} s`;
+  const n = s.type === "safety-sft" ? s.members : 1;
+  let seconds = n * s.steps * s.accumulate * c.stepS, flops = n * trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T), detail = `${n > 1 ? `${n} members × ` : ""}${s.steps} steps × ${(c.stepS * s.accumulate).toFixed(3)} s`;
   if (s.type === "rejection-sft" || s.type === "distill") {
     const teacher = configs.get(s.type === "distill" ? s.teacher : s.from)!, ct = calibrate(teacher, 32, T, cache);
     const genS = (s.prompts * s.samplesPerPrompt * L.completion) / ct.tokPerS;
@@ -111,7 +115,8 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
 function steeringForecast(s: Extract<StageConfig, { type: "safety-grpo" }>, recipe: Recipe, policy: ModelConfig, configs: Map<string, ModelConfig>, promptLen: number, cache: Map<string, number>): { seconds: number; flops: number } {
   const g = recipe.stages.find((x) => x.name === s.guard), guard = configs.get(s.guard);
   const n = steeringDevPrompts(recipe.seed).length, batches = Math.ceil(n / 32), members = g?.type === "guard" ? g.members : 1;
-  let seconds = batches * calibrate(policy, 32, promptLen + 1, cache).stepS / 3, flops = generateFlops(policy, n * (promptLen + 1), promptLen + 1);
+  const passes = s.decisionBenignRate !== undefined ? 4 : 1; // calibrating the decision reads the draws three times more (β = 0, 1, set)
+  let seconds = passes * batches * calibrate(policy, 32, promptLen + 1, cache).stepS / 3, flops = passes * generateFlops(policy, n * (promptLen + 1), promptLen + 1);
   if (guard) { seconds += members * batches * calibrate(guard, 32, 64, cache).stepS / 3; flops += members * generateFlops(guard, n * 64, 64); }
   return { seconds, flops };
 }

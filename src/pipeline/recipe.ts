@@ -76,10 +76,24 @@ const SafetySft = SupervisedConfig.extend({
    * mostly digits and tags; English needs its own words.
    */
   vocabSize: z.number().int().positive().optional(),
+  /**
+   * train this many policies (seeds seed + 1009·m, one shared tokenizer), each in member-m/, and merge them
+   * side by side into one model this many times as wide whose logits are the members' mean (mergeModels):
+   * an ensemble inside one ordinary Llama. 1 = a single policy, as wide as its source.
+   */
+  members: z.number().int().min(1).max(8).default(1),
   /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
   tracePrompts: z.number().int().positive().default(512),
 }).strict();
-const SafetyGrpo = GrpoConfig.extend({ type: z.literal("safety-grpo"), name, ...SafetyMix, guard: name }).strict();
+const SafetyGrpo = GrpoConfig.extend({
+  type: z.literal("safety-grpo"), name, ...SafetyMix, guard: name,
+  /**
+   * after training, set the policy's refusal prior in its weights (a logit bias on the refusal token right
+   * after <think>, addBiasChannel) so that it refuses this share of benign dev-split draws — the policy's
+   * counterpart of the guard's targetBenignFlagRate; unset = leave the decision where training put it
+   */
+  decisionBenignRate: z.number().gt(0).lt(0.5).optional(),
+}).strict();
 
 export const StageSchema = z.discriminatedUnion("type", [Pretrain, Sft, Grpo, RejectionSft, Distill, Guard, SafetySft, SafetyGrpo]);
 export type StageConfig = z.infer<typeof StageSchema>;

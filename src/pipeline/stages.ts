@@ -4,13 +4,13 @@
 // sft: a small fixed cold-start set, loss on completions only. grpo: task rewards.
 // rejection-sft: sample from an RL checkpoint, keep verified + well-formed, fine-tune on them.
 // distill: a fresh, smaller student fine-tuned on a teacher's verified traces.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { parseModelConfig } from "../model/config.js";
-import { growVocab, initModel } from "../model/transformer.js";
+import { growVocab, initModel, mergeModels } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../tokenizer/chat.js";
@@ -20,12 +20,12 @@ import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../tasks/rewards.js";
 import { problems, type Problem, type Task } from "../tasks/task.js";
 import { trainGrpo, type PromptSource } from "../rl/grpo.js";
-import type { LoopOutcome, StageIO } from "../train/loop.js";
-import { trainSupervised, type Trainee } from "../train/supervised.js";
+import { addUsage, noUsage, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { saveStage, trainSupervised, type Trainee } from "../train/supervised.js";
 import { trainGuard } from "../safety/guard-train.js";
 import { Guard } from "../safety/guard.js";
 import { mixedSource, policyCorpus, safetyExample } from "../safety/source.js";
-import { STEERING_FILE, tuneSteering } from "../safety/steer.js";
+import { calibrateDecision, STEERING_FILE, tuneSteering, type DecisionCalibration } from "../safety/steer.js";
 import type { StageConfig } from "./recipe.js";
 
 export interface StageEnv {
@@ -85,6 +85,26 @@ function growPolicyVocab(t: Trainee, vocabSize: number, seed: number, stage: str
     if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(t.tokenizer.encode(text))) throw new FrugalError("INTERNAL", `internal: stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
   }
   return { model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer };
+}
+
+/**
+ * An ensemble inside one model: n members trained by `train` in member-m/ (own checkpoint, metrics and
+ * resume; seed + 1009·m), then merged side by side (mergeModels) and saved as the stage's checkpoint, with
+ * member 0's metrics as the stage's. Rerunning after a crash resumes the members and merges again.
+ */
+function trainMerged(io: StageIO, n: number, train: (mio: StageIO) => LoopOutcome & { trainee: Trainee }, config: unknown): LoopOutcome & { trainee: Trainee } {
+  let usage = noUsage(), steps = 0;
+  const members: Trainee[] = [];
+  for (let m = 0; m < n; m++) {
+    const o = train({ ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m });
+    usage = addUsage(usage, o.usage), steps += o.steps;
+    if (o.stopped) return { ...o, steps, usage };
+    members.push(o.trainee);
+  }
+  const trainee = { model: mergeModels(members.map((t) => t.model)), tokenizer: members[0]!.tokenizer };
+  saveStage(io, trainee, steps, config, null, { members: n });
+  copyFileSync(join(io.dir, "member-0", "metrics.jsonl"), join(io.dir, "metrics.jsonl"));
+  return { steps, stopped: null, usage, trainee };
 }
 
 /** A train-split problem source for GRPO with R1's rule reward. */
@@ -188,10 +208,11 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
       const init = () => { const t = loadTrainee(env.checkpointOf(s.from)); return s.vocabSize ? growPolicyVocab(t, s.vocabSize, io.seed, s.name, traces) : t; };
-      const out = trainSupervised(io, init, (_step, rng, t) =>
+      const train = (mio: StageIO) => trainSupervised(mio, init, (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
           ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t)), s, s);
-      return { ...out, notes: { traces: traces.length } };
+      if (s.members === 1) return { ...train(io), notes: { traces: traces.length } };
+      return { ...trainMerged(io, s.members, train, s), notes: { traces: traces.length, members: s.members } };
     }
     case "safety-grpo": {
       const guard = Guard.load(env.checkpointOf(s.guard));
@@ -202,10 +223,17 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
         return t;
       }, src, s, s);
       if (out.stopped) return out;
+      let trainee = out.trainee, calibration: DecisionCalibration | null = null;
+      if (s.decisionBenignRate !== undefined) { // the refusal prior, set in the weights on dev draws (steer.ts)
+        const c = calibrateDecision(trainee.model, trainee.tokenizer, s.promptChars, io.seed, s.decisionBenignRate);
+        trainee = { ...trainee, model: c.model }, calibration = c.calibration;
+        saveStage(io, trainee, out.steps, s, null, { calibration });
+      }
       // how `serve --guard` combines this model's decision with its guard, tuned on dev draws (steer.ts)
-      const steering = tuneSteering(out.trainee.model, out.trainee.tokenizer, guard, s.promptChars, io.seed);
+      const steering = tuneSteering(trainee.model, trainee.tokenizer, guard, s.promptChars, io.seed);
       writeFileAtomic(join(io.dir, "checkpoint", STEERING_FILE), JSON.stringify(steering, null, 2));
-      return { ...out, notes: { steeringThreshold: steering.threshold, steeringDevBenignRate: steering.devBenignRate } };
+      const cal: Record<string, number> = calibration ? { decisionBias: calibration.medianShift, decisionDevBenignRate: calibration.devBenignRate } : {};
+      return { ...out, trainee, notes: { ...cal, steeringThreshold: steering.threshold, steeringDevBenignRate: steering.devBenignRate } };
     }
   }
 }

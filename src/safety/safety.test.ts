@@ -215,6 +215,13 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
     assert.ok(Math.abs(vs.reduce((a, v) => a + v.n * v.refusalRate, 0) / total - rate) < 1e-9, kinds.join());
   }
   assert.equal(src.reduce((a, [, v]) => a + v.n, 0), s.n.harmful + s.n.benign, "bySource covers harmful and benign only");
+  // safety SFT trained 2 members (member-m/) and merged them side by side; safety GRPO then set the decision's
+  // prior in the weights (a bias channel: one more head's worth of dims) to refuse 5% of benign dev draws
+  const shape = (st: string) => { const c = JSON.parse(readFileSync(join(out, `stages/${st}/checkpoint/config.json`), "utf8")); return [c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size]; };
+  assert.deepEqual([shape("base"), shape("safe-sft/member-1"), shape("safe-sft"), shape("safe")], [[32, 2, 2, 64], [32, 2, 2, 64], [64, 4, 4, 128], [80, 5, 5, 128]]);
+  assert.equal(readFileSync(join(out, "stages/safe-sft/metrics.jsonl"), "utf8"), readFileSync(join(out, "stages/safe-sft/member-0/metrics.jsonl"), "utf8"));
+  const notes = r.stages.find((x) => x.name === "safe") as unknown as Record<string, number>;
+  assert.ok(Math.abs(notes.decisionDevBenignRate! - 0.05) < 0.02, `dev benign refused after calibration: ${notes.decisionDevBenignRate}`);
   // safety GRPO tunes how its guard steers the decision (steering.json); the report's guarded rates use it
   const safeDir = join(out, "stages/safe/checkpoint"), st = loadSteering(safeDir)!;
   assert.ok(st && st.guardWeight === 1 && st.devBenignRate >= 0 && st.devBenignRate <= 1 && st.guardThreshold === ens.threshold, JSON.stringify(st));

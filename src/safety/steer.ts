@@ -8,7 +8,7 @@ import { z } from "zod";
 import * as E from "../engine/index.js";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { forward, type Model } from "../model/transformer.js";
+import { addBiasChannel, biasChannel, forward, setLogitBias, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { drawItem, type SafetyItem } from "./data.js";
@@ -30,11 +30,13 @@ export interface PolicyDecisions {
   margin: number[];
   /** its most likely token is one of the two (a task prompt, "802+019", starts its working instead) */
   deciding: boolean[];
+  /** refusal-token logit minus the largest other logit: > 0 when greedy decoding starts the refusal */
+  lead: number[];
 }
 
 /** The policy's decisions for each prompt's ids (ending with <|assistant|>), in batched forward passes. */
 export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]): PolicyDecisions {
-  const { think, refuse, answer } = decisionTokens(tok), out: PolicyDecisions = { margin: [], deciding: [] };
+  const { think, refuse, answer } = decisionTokens(tok), out: PolicyDecisions = { margin: [], deciding: [], lead: [] };
   for (let i = 0; i < prompts.length; i += 32) {
     const { ids, B, T, lengths } = packGuard(prompts.slice(i, i + 32).map((p) => [...p, think]));
     E.noGrad(() => {
@@ -44,6 +46,7 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
         let others = -Infinity;
         for (let v = 0; v < V; v++) if (v !== refuse && v !== answer && logits[o + v]! > others) others = logits[o + v]!;
         out.margin.push(logits[o + refuse]! - logits[o + answer]!), out.deciding.push(top >= others);
+        out.lead.push(logits[o + refuse]! - Math.max(logits[o + answer]!, others));
       }
     });
     E.endStep();
@@ -54,6 +57,40 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
 /** The decisions on each item as the policy reads it (policyText, cut to promptChars). */
 export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): PolicyDecisions {
   return decisionsOfIds(model, tok, items.map((x) => promptIds(tok, policyText(x.text, promptChars))));
+}
+
+/** Where calibrateDecision set the policy's refusal prior. */
+export interface DecisionCalibration {
+  /** the LM head's weight on the bias channel for the refusal token */
+  beta: number;
+  /** the refusal logit's rise after <think>, median over the dev draws (β times the channel's reading) */
+  medianShift: number;
+  /** share of benign dev draws the calibrated policy refuses */
+  devBenignRate: number;
+}
+
+/**
+ * Moves the policy's refusal prior into its weights: a bias channel (addBiasChannel, carried by <think>)
+ * whose weight β on the refusal token is set so that greedy decoding starts the refusal on `rate` of the
+ * benign dev draws. The refusal's lead over the best other token is linear in β (l₀ + β·k, k > 0 measured
+ * at β = 1), so β comes from one sort. Only the position right after <think> changes; the model stays an
+ * ordinary Llama (GGUF, llama.cpp).
+ */
+export function calibrateDecision(model: Model, tok: Tokenizer, promptChars: number, seed: number, rate: number): { model: Model; calibration: DecisionCalibration } {
+  const { think, refuse } = decisionTokens(tok), benign = steeringDevPrompts(seed);
+  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev draws to calibrate the decision on");
+  const m = biasChannel(model) >= 0 ? model : addBiasChannel(model, think, seed ^ 0xb1a5);
+  setLogitBias(m, refuse, 0);
+  const l0 = itemDecisions(m, tok, benign, promptChars).lead;
+  setLogitBias(m, refuse, 1);
+  const k = itemDecisions(m, tok, benign, promptChars).lead.map((x, i) => x - l0[i]!);
+  if (k.some((x) => !(x > 0))) throw new FrugalError("INTERNAL", "internal: calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
+  // a draw is refused once β > −l₀/k; just past the n-th smallest such β refuses n of them
+  const need = l0.map((x, i) => -x / k[i]!).sort((a, b) => a - b), n = Math.floor(rate * need.length);
+  const at = n === 0 ? need[0]! - 1 : need[n - 1]!, beta = at + 1e-3 * Math.abs(at) + 1e-6;
+  setLogitBias(m, refuse, beta);
+  const refused = itemDecisions(m, tok, benign, promptChars).lead.filter((x) => x > 0).length, sorted = [...k].sort((a, b) => a - b); // measured, not assumed
+  return { model: m, calibration: { beta, medianShift: beta * sorted[sorted.length >> 1]!, devBenignRate: refused / benign.length } };
 }
 
 /** How a guard steers a policy's decision; saved beside the safe model as steering.json. */
@@ -83,7 +120,7 @@ export function guardScores(guard: Guard, texts: readonly string[]): { lo: numbe
  * weight · guard log-odds over the threshold; without steering (union) = the policy refuses or the guard
  * flags. Where it is not (a task prompt): refused only when the guard flags it.
  */
-export function guardedRefusals(d: PolicyDecisions, g: { lo: number[]; flagged: boolean[] }, st: Steering | null): boolean[] {
+export function guardedRefusals(d: Pick<PolicyDecisions, "margin" | "deciding">, g: { lo: number[]; flagged: boolean[] }, st: Steering | null): boolean[] {
   return d.margin.map((m, i) => !d.deciding[i] ? g.flagged[i]! : st ? m + st.guardWeight * g.lo[i]! > st.threshold : m > 0 || g.flagged[i]!);
 }
 

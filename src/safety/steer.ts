@@ -1,7 +1,8 @@
 // The policy's refuse-or-not decision as a number, and that decision steered by the guard (the Safe
 // variant as served with its guard): refuse when the policy's refusal margin (log-odds, right after
 // <think>) plus the guard's log-odds that the prompt is unsafe is over a threshold tuned on dev-split draws.
-// The two judges err on different prompts, so the sum ranks better than either. No generation here.
+// The two judges err on different prompts, so the sum ranks better than either. Also the decision's prior set
+// in the policy's own weights on dev draws (calibrateDecision). No generation here.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";

@@ -128,17 +128,18 @@ export function biasChannelConfig(c: ModelConfig): Widths {
  * after the merge repairs the rest. Members must share the config (and so the tokenizer).
  */
 export function mergeModels(models: readonly Model[]): Model {
+  if (!models.length) throw new FrugalError("INTERNAL", "internal: mergeModels needs at least one model");
   const c = models[0]!.config, n = models.length;
-  if (!n) throw new FrugalError("INTERNAL", "internal: mergeModels needs at least one model");
   const differs = models.findIndex((m) => JSON.stringify(m.config) !== JSON.stringify(c));
   if (differs > 0) throw new FrugalError("CONFIG", `mergeModels: member ${differs} has config ${JSON.stringify(models[differs]!.config)}, expected the first member's ${JSON.stringify(c)}; members must share one shape and vocabulary`);
   const t = new Map<string, Float32Array>();
   for (const [name, param] of models[0]!.params) {
     const parts = models.map((m) => m.params.get(name)!.data), [rows, cols] = param.shape.length === 2 ? [param.shape[0]!, param.shape[1]!] : [1, param.shape[0]!];
-    const byCols = name === "model.embed_tokens.weight" || name === "lm_head.weight"; // vocabulary rows stay, member dims side by side
-    const R = byCols || rows === 1 ? rows : rows * n, Ccols = cols * n, out = new Float32Array(R * Ccols);
+    // vocabulary tables and vectors keep their rows (member dims side by side); weight matrices stack members diagonally
+    const diagonal = rows > 1 && name !== "model.embed_tokens.weight" && name !== "lm_head.weight";
+    const Ccols = cols * n, out = new Float32Array((diagonal ? rows * n : rows) * Ccols);
     parts.forEach((w, m) => {
-      const r0 = byCols || rows === 1 ? 0 : m * rows;
+      const r0 = diagonal ? m * rows : 0;
       for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) out[(r0 + r) * Ccols + m * cols + j] = w[r * cols + j]!;
     });
     if (name === "model.norm.weight") out.forEach((x, i) => { out[i] = x / n; });

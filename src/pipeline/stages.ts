@@ -71,20 +71,21 @@ function policyTokenizer(s: Extract<StageConfig, { type: "pretrain" }>, seed: nu
 }
 
 /**
- * The policy over its BPE extended to vocabSize with merges learned on the safety training split's English
- * (policyCorpus, as the pretrained tokenizer was); old ids are unchanged. The task's traces must tokenize
- * exactly as before (new merges never touch digits), so the reasoning the model learned reads the same.
+ * How to move a policy onto its BPE extended to vocabSize with merges learned on the safety training split's
+ * English (policyCorpus, as the pretrained tokenizer was); old ids are unchanged. The task's traces must
+ * tokenize exactly as before (new merges never touch digits), so the reasoning the model learned reads the
+ * same. The tokenizer is learned once here; every policy it is applied to gets that one tokenizer.
  */
-function growPolicyVocab(t: Trainee, vocabSize: number, seed: number, stage: string, traces: Trace[]): Trainee {
-  if (vocabSize === t.tokenizer.vocabSize) return t;
-  if (t.tokenizer.kind !== "bpe") throw new FrugalError("RECIPE", `stage ${stage}: vocabSize grows a BPE policy tokenizer, but this policy's tokenizer is "${t.tokenizer.kind}"; pretrain with "tokenizer": { "type": "bpe", … } or drop vocabSize`);
-  if (vocabSize < t.tokenizer.vocabSize) throw new FrugalError("RECIPE", `stage ${stage}: vocabSize ${vocabSize} is below the policy's ${t.tokenizer.vocabSize} tokens; a tokenizer can only grow`);
-  const { tokenizer, pieces } = extendBpe(t.tokenizer, policyCorpus(new Rng(seed ^ 0x9e0), 20_000), vocabSize, { singleDigits: true });
+function policyVocabGrower(base: Tokenizer, vocabSize: number, seed: number, stage: string, traces: Trace[]): (t: Trainee) => Trainee {
+  if (vocabSize === base.vocabSize) return (t) => t;
+  if (base.kind !== "bpe") throw new FrugalError("RECIPE", `stage ${stage}: vocabSize grows a BPE policy tokenizer, but this policy's tokenizer is "${base.kind}"; pretrain with "tokenizer": { "type": "bpe", … } or drop vocabSize`);
+  if (vocabSize < base.vocabSize) throw new FrugalError("RECIPE", `stage ${stage}: vocabSize ${vocabSize} is below the policy's ${base.vocabSize} tokens; a tokenizer can only grow`);
+  const { tokenizer, pieces } = extendBpe(base, policyCorpus(new Rng(seed ^ 0x9e0), 20_000), vocabSize, { singleDigits: true });
   for (const x of traces) {
     const text = x.prompt + x.completion;
-    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(t.tokenizer.encode(text))) throw new FrugalError("INTERNAL", `internal: stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
+    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(base.encode(text))) throw new FrugalError("INTERNAL", `internal: stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
   }
-  return { model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer };
+  return (t) => ({ model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer });
 }
 
 /**
@@ -207,7 +208,13 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       const task = getTask(s.task);
       const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
-      const init = () => { const t = loadTrainee(env.checkpointOf(s.from)); return s.vocabSize ? growPolicyVocab(t, s.vocabSize, io.seed, s.name, traces) : t; };
+      let grow: ((t: Trainee) => Trainee) | null = null; // the grown tokenizer, learned once for every member
+      const init = () => {
+        const t = loadTrainee(env.checkpointOf(s.from));
+        if (!s.vocabSize) return t;
+        grow ??= policyVocabGrower(t.tokenizer, s.vocabSize, io.seed, s.name, traces);
+        return grow(t);
+      };
       const train = (mio: StageIO) => trainSupervised(mio, init, (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => rng.next() < s.safetyFrac
           ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t)), s, s);

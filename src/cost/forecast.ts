@@ -84,9 +84,9 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
   const perTok = config.vocab_size > CHAR_VOCAB ? 2 : 1;
   const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, Math.ceil(s.promptChars / perTok) + 2), maxCompletion: Math.max(L0.maxCompletion, Math.ceil(110 / perTok)), completion: (L0.completion + 90 / perTok) / 2 } : L0;
   const T = L.maxPrompt + L.maxCompletion; // padded batch length
+  const calibrates = s.type === "safety-grpo" && s.decisionBenignRate !== undefined;
   // what the stage hands on: safety SFT's members merged side by side; the calibrated decision's bias channel
-  configs.set(s.name, s.type === "safety-sft" && s.members > 1 ? mergedConfig(config, s.members)
-    : s.type === "safety-grpo" && s.decisionBenignRate !== undefined ? { ...config, ...biasChannelConfig(config) } : config);
+  configs.set(s.name, s.type === "safety-sft" && s.members > 1 ? mergedConfig(config, s.members) : calibrates ? { ...config, ...biasChannelConfig(config) } : config);
   if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)
     const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
     const genS = (B * L.completion) / c.tokPerS;
@@ -94,7 +94,7 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
     const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);
     const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
     const steer = s.type === "safety-grpo" ? steeringForecast(s, recipe, config, configs, L.maxPrompt, cache) : null;
-    return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s ${s.type === "safety-grpo" && s.decisionBenignRate !== undefined ? "calibrating the decision and " : ""}tuning the guard steering` : ""}` };
+    return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s ${calibrates ? "calibrating the decision and " : ""}tuning the guard steering` : ""}` };
   }
   const c = calibrate(config, s.batchSize, T, cache);
   const n = s.type === "safety-sft" ? s.members : 1;

@@ -23,6 +23,16 @@ function close(a: Float32Array, b: Float32Array, tol = 2e-5, what = ""): void {
   const d = maxRelDiff(a, b);
   assert.ok(d <= tol, `${what}: max diff ${d} exceeds ${tol}`);
 }
+/**
+ * Largest difference over the reference's largest magnitude (+1): for outputs that are sums of terms ~1000
+ * (a whole block on unit-variance weights), where an element that cancels to ~0.1 carries float32 rounding
+ * of the terms, not of itself (measured on AVX2: 1.6e-4 elementwise, 8e-7 of the scale).
+ */
+function closeToScale(a: Float32Array, b: Float32Array, tol: number, what: string): void {
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!)), scale = Math.max(scale, Math.abs(b[i]!));
+  assert.ok(diff <= tol * (1 + scale), `${what}: max diff ${diff} exceeds ${tol} of the largest value ${scale}`);
+}
 
 test("gemm: all transposes, batched, offsets, alpha/beta, model shapes", { skip }, () => {
   const shapes: [number, number, number, number][] = [
@@ -142,7 +152,7 @@ test("decodeBlock: native and reference agree (GQA, with and without biases, sca
     const [x1, x2, k1, k2, v1, v2] = [x.slice(), x.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
     R.decodeBlock(x1, ...w, cos, sin, k1, v1, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
     N.decodeBlock(x2, ...w, cos, sin, k2, v2, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
-    close(x2, x1, 1e-4, `decodeBlock x (biases ${biased})`);
+    closeToScale(x2, x1, 1e-5, `decodeBlock x (biases ${biased})`);
     close(k2, k1, 1e-5, "decodeBlock key cache"); close(v2, v1, 1e-5, "decodeBlock value cache");
     assert.ok(maxRelDiff(x1, x) > 1e-2, "the block changed x");
     assert.ok(maxRelDiff(k1, kc) > 1e-2 && k1[0] === kc[0], "new keys written at (slot, pos) only");

@@ -82,9 +82,10 @@ const LONGEST_REFUSAL_CHARS = Math.max(...hazards().map((h) => refusalCompletion
 
 /**
  * The padded length (tokens) of a safety SFT batch's safety half: the longest of `n` training draws (prompt as
- * the policy reads it + the taught completion; 6 chat and tag tokens), averaged over 24 batches. Measured at
- * batches of 16: 96.5 tokens at 1,024 tokens, 67.4 at 4,096. The sum of the longest prompt and the longest
- * completion (before) was 133 at 4,096, and safety SFT was forecast at 3,560 s for 1,721 s.
+ * the policy reads it + the taught completion; 6 chat and tag tokens), averaged over 24 batches. At batches of
+ * 16 it says 87.4 tokens at 1,024 tokens and 64.1 at 4,096, where the real tokenizers gave 96.5 and 67.4. The
+ * sum of the longest prompt and the longest completion (before) was 133 at 4,096, and safety SFT was forecast
+ * at 3,560 s for 1,721 s.
  */
 function safetyPadTokens(n: number, promptChars: number, vocabSize: number): number {
   const rng = new Rng(7), perTok = safetyCharsPerToken(vocabSize, "mean"), tags = TAGS.join("").length;

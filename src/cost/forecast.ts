@@ -8,7 +8,6 @@ import { generateFlops, trainFlops } from "../model/flops.js";
 import { generate } from "../model/sampler.js";
 import { biasChannelConfig, initModel, mergedConfig } from "../model/transformer.js";
 import { labelTokens } from "../safety/guard.js";
-import { hazards, refusalCompletion } from "../safety/policy.js";
 import { drawItem } from "../safety/data.js";
 import { policyText } from "../safety/reward.js";
 import { targetCompletion } from "../safety/source.js";
@@ -70,35 +69,41 @@ function calibrate(config: ModelConfig, B: number, T: number, cache: Map<string,
 
 /**
  * Characters per token of safety English for a policy of V tokens: 1 for the char policy; for a BPE, measured on
- * 2,000 training draws cut to 140 characters — the longest prompt (`longest`) read 2.4 characters a token at
- * 1,024 tokens and 3.5 at 4,096, the mean 2.76 and 3.87 — log-linear in V between and beyond, within [2, 4.5].
+ * 2,000 training draws cut to 140 characters: 2.76 at 1,024 tokens and 3.87 at 4,096 on the mean — log-linear
+ * in V between and beyond, within [2, 4.5].
  */
-function safetyCharsPerToken(vocabSize: number, at: "longest" | "mean"): number {
+function safetyCharsPerToken(vocabSize: number): number {
   if (vocabSize <= CHAR_VOCAB) return 1;
-  const [c0, slope] = at === "longest" ? [2.4, 0.55] : [2.76, 0.555];
-  return Math.min(4.5, Math.max(2, c0 + slope * Math.log2(vocabSize / 1024)));
+  return Math.min(4.5, Math.max(2, 2.76 + 0.555 * Math.log2(vocabSize / 1024)));
 }
-const LONGEST_REFUSAL_CHARS = Math.max(...hazards().map((h) => refusalCompletion(h).length));
+
+/** The taught completions read this share of the prompts' characters per token (0.83 and 0.84 measured at 1,024 and 4,096 tokens). */
+const COMPLETION_CHARS_PER_TOKEN = 0.84;
 
 /**
- * The padded length (tokens) of a safety SFT batch's safety half: the longest of `n` training draws (prompt as
- * the policy reads it + the taught completion; 6 chat and tag tokens), averaged over 24 batches. At batches of
- * 16 it says 87.4 tokens at 1,024 tokens and 64.1 at 4,096, where the real tokenizers gave 96.5 and 67.4. The
- * sum of the longest prompt and the longest completion (before) was 133 at 4,096, and safety SFT was forecast
- * at 3,560 s for 1,721 s.
+ * Safety draws as a batch sees them, simulated in characters (training draws: the prompt as the policy reads
+ * it + the taught completion + 7 chat and tag tokens): `longest` = the padded length of a batch whose safety
+ * part is `n` draws (the longest, averaged over 24 batches), `longestPrompt` the same for prompts alone, and
+ * `completion` a completion's mean tokens. Against the speedrun's real tokenizers (4,096 / 1,024 tokens):
+ * longest of 16 70.8 / 96.4 (real 67.3 / 96.5), of 4 61.1 / 82.9 (57.0 / 81.5), longest prompt of 32 37.3 /
+ * 51.5 (34.9 / 47.6), completion 28.5 / 38.0 (29.6 / 39.6). Before, the forecast summed the longest prompt and
+ * the longest completion (133 at 4,096): safety SFT was forecast at 3,560 s (1,721 s measured) and safety
+ * GRPO's update at 6.2 s a step (~3.5 s).
  */
-function safetyPadTokens(n: number, promptChars: number, vocabSize: number): number {
-  const rng = new Rng(7), perTok = safetyCharsPerToken(vocabSize, "mean"), tags = TAGS.join("").length;
-  let sum = 0;
+export function safetyDrawTokens(n: number, promptChars: number, vocabSize: number): { longest: number; longestPrompt: number; completion: number } {
+  const rng = new Rng(7), perTok = safetyCharsPerToken(vocabSize), tags = TAGS.join("").length;
+  let sum = 0, sumPrompt = 0, completionTokens = 0;
   for (let b = 0; b < 24; b++) {
-    let longest = 0;
+    let longest = 0, longestPrompt = 0;
     for (let i = 0; i < n; i++) {
-      const item = drawItem(rng, "train");
-      longest = Math.max(longest, policyText(item.text, promptChars).length + targetCompletion(item).length - tags);
+      const item = drawItem(rng, "train"), p = policyText(item.text, promptChars).length / perTok + 2;
+      const c = (targetCompletion(item).length - tags) / (perTok * COMPLETION_CHARS_PER_TOKEN) + 5;
+      longest = Math.max(longest, p + c), longestPrompt = Math.max(longestPrompt, p);
+      completionTokens += c;
     }
-    sum += longest / perTok + 6;
+    sum += longest, sumPrompt += longestPrompt;
   }
-  return sum / 24;
+  return { longest: sum / 24, longestPrompt: sumPrompt / 24, completion: completionTokens / (24 * n) };
 }
 
 function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, ModelConfig>, cache: Map<string, number>): StageForecast {
@@ -116,21 +121,21 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
   const config = s.type === "pretrain" ? modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize)
     : s.type === "distill" ? modelOf(s.student, configs.get(s.teacher)?.vocab_size)
     : s.type === "safety-sft" && s.vocabSize ? { ...configs.get(s.from)!, vocab_size: s.vocabSize } : configs.get("from" in s ? s.from : "")!;
-  // safety prompts pad batches to their longest: promptChars + 2 chat tokens, and the longest reasoning + refusal
-  const perTok = safetyCharsPerToken(config.vocab_size, "longest");
-  const L = "promptChars" in s ? { ...L0, maxPrompt: Math.max(L0.maxPrompt, Math.ceil(s.promptChars / perTok) + 2), maxCompletion: Math.max(L0.maxCompletion, Math.ceil(LONGEST_REFUSAL_CHARS / perTok)), completion: (L0.completion + 90 / perTok) / 2 } : L0;
-  // padded batch length: safety SFT pads to its longest sequence, task trace or safety example
-  const T = s.type === "safety-sft" ? Math.max(L0.maxPrompt + L0.maxCompletion, safetyPadTokens(Math.max(1, Math.round(s.batchSize * s.safetyFrac)), s.promptChars, config.vocab_size)) : L.maxPrompt + L.maxCompletion;
+  // the safety stages' batches: a safetyFrac share of safety draws (SFT examples, or GRPO prompts and their groups)
+  const safety = "promptChars" in s ? safetyDrawTokens(Math.max(1, Math.round((s.type === "safety-sft" ? s.batchSize : s.promptsPerStep) * s.safetyFrac)), s.promptChars, config.vocab_size) : null;
+  const L = safety && "safetyFrac" in s ? { ...L0, completion: s.safetyFrac * safety.completion + (1 - s.safetyFrac) * L0.completion } : L0;
+  // padded batch length: the longest sequence, a task trace or a safety draw
+  const T = Math.max(L0.maxPrompt + L0.maxCompletion, safety?.longest ?? 0);
   const calibrates = s.type === "safety-grpo" && s.decisionBenignRate !== undefined;
   // what the stage hands on: safety SFT's members merged side by side; the calibrated decision's bias channel
   configs.set(s.name, s.type === "safety-sft" && s.members > 1 ? mergedConfig(config, s.members) : calibrates ? { ...config, ...biasChannelConfig(config) } : config);
-  if (s.type === "grpo" || s.type === "safety-grpo") { // safety prompts are longer than task ones: forecast from the task side (an underestimate)
-    const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
+  if (s.type === "grpo" || s.type === "safety-grpo") {
+    const B = s.promptsPerStep * s.groupSize, c = calibrate(config, B, safety ? T : L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), cache);
     const genS = (B * L.completion) / c.tokPerS;
     // a GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps
     const stepS = genS + c.stepS * (2 / 3 + s.ppoEpochs);
     const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
-    const steer = s.type === "safety-grpo" ? steeringForecast(s, recipe, config, configs, L.maxPrompt, cache) : null;
+    const steer = s.type === "safety-grpo" ? steeringForecast(s, recipe, config, configs, safetyDrawTokens(32, s.promptChars, config.vocab_size).longestPrompt, cache) : null;
     return { name: s.name, seconds: s.steps * stepS + (steer?.seconds ?? 0), flops: flops + (steer?.flops ?? 0), detail: `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${(c.stepS * (2 / 3 + s.ppoEpochs)).toFixed(2)} s update)${steer ? ` + ${steer.seconds.toFixed(1)} s ${calibrates ? "calibrating the decision and " : ""}tuning the guard steering` : ""}` };
   }
   const c = calibrate(config, s.batchSize, T, cache);

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, type RunResult } from "../pipeline/runner.js";
-import { decisionLine, withGuardLine } from "../safety/report.js";
+import { decisionLine, intervalNote, withGuardLine } from "../safety/report.js";
 import { num } from "./sample.js";
 
 export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
@@ -20,8 +20,8 @@ export function printTable(r: RunResult): void {
   if (r.safety) {
     const s = r.safety;
     console.log(`\nsafety (${r.safety.n.harmful} harmful, ${s.n.benign} benign, ${s.n.lookalikes} look-alike, ${s.n.jailbreaks} jailbreak held-out prompts)`);
-    console.log(`harmful refused          ${pct(s.harmfulRefusalRate)}`);
-    console.log(`benign refused           ${pct(s.benignRefusalRate)}`);
+    console.log(`harmful refused          ${pct(s.harmfulRefusalRate)}${intervalNote(s, "harmful")}`);
+    console.log(`benign refused           ${pct(s.benignRefusalRate)}${intervalNote(s, "benign")}`);
     console.log(`look-alikes refused      ${pct(s.lookalikeRefusalRate)}`);
     console.log(`jailbreaks defended      ${pct(s.jailbreakDefenseRate)}`);
     if (s.probe) console.log(`probe (never trained on) harmful ${pct(s.probe.harmfulRefusalRate)}, look-alikes ${pct(s.probe.lookalikeRefusalRate)}, ordinary ${pct(s.probe.ordinaryRefusalRate)} refused`);

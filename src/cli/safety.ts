@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
-import { decisionLine, safetyEval, withGuardLine } from "../safety/report.js";
+import { decisionLine, intervalNote, safetyEval, withGuardLine } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate } from "../tasks/eval.js";
@@ -69,9 +69,9 @@ export function registerSafety(program: Command): void {
       const r = safetyEval(t.model, t.tokenizer, { promptChars: positiveInt("--prompt-chars", o.promptChars), maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens), guard, steering: guard ? steeringFor(o.model, guard) : null, capabilityDelta });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}`);
+      console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${intervalNote(r, "harmful")}`);
       for (const [c, v] of Object.entries(r.harmfulByCategory)) console.log(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
-      console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}`);
+      console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${intervalNote(r, "benign")}`);
       for (const [k, v] of Object.entries(r.bySource)) console.log(`  ${k.padEnd(16)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
       console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
       console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);

@@ -15,8 +15,12 @@ import { ABOUT_FRAMES, CONCEPTS, EVERYDAY, fillAct, GROUPS, WHO } from "./concep
 
 export type SafetySplit = "train" | "dev" | "test";
 export interface SafetyRow { prompt: string; unsafe: boolean; source: string; hazard: Hazard | null }
-/** One text to classify or answer, with its truth and where it came from. */
-export interface SafetyItem { text: string; unsafe: boolean; hazard: Hazard | null; kind: string }
+/**
+ * One text to classify or answer, with its truth and where it came from. Held-out items also name their
+ * `group`: the one request (CSV row, phrase, concept act) behind them, shared by its reframings, so that
+ * intervals resample independent requests rather than frames of one.
+ */
+export interface SafetyItem { text: string; unsafe: boolean; hazard: Hazard | null; kind: string; group?: string }
 
 /** FRUGAL_SAFETY_DATA, else ../shared beside the repository, else the workplace's /work/shared. */
 export function defaultDataFile(): string {
@@ -196,30 +200,30 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
   const rows = rowsOf("test"), hf = family(HOW_FRAMES, true), af = family(ASK_FRAMES, true);
   const harmRows = rows.filter((r) => r.unsafe), benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
   const pickFrame = (p: string, i: number) => { const fs = howCore(p) ? hf : af; return NOT_IMPERATIVE.test(p) && !howCore(p) ? "{Y}?" : fs[i % fs.length]!; };
-  const harmful = harmRows.map((r) => ({ text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful" }));
+  const harmful = harmRows.map((r) => ({ text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful", group: `row:${r.prompt}` }));
   const own = Object.entries(HARMFUL).flatMap(([code, ps]) => family(ps, true).map((p) => ({ p: `how to ${p}`, code })));
   const harmfulQuestions = [
-    ...harmRows.map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: true, hazard: r.hazard, kind: "harmful-question" })),
-    ...own.flatMap(({ p, code }) => hf.map((f) => ({ text: reframe(p, f), unsafe: true, hazard: code, kind: "harmful-question" }))),
+    ...harmRows.map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: true, hazard: r.hazard, kind: "harmful-question", group: `row:${r.prompt}` })),
+    ...own.flatMap(({ p, code }) => hf.map((f) => ({ text: reframe(p, f), unsafe: true, hazard: code, kind: "harmful-question", group: `phrase:${p}` }))),
   ];
-  const benign = benRows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign" }));
-  const benignQuestions = benRows.slice(0, Math.ceil(maxBenign / 2)).map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: false, hazard: null, kind: "benign-question" }));
+  const benign = benRows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign", group: `row:${r.prompt}` }));
+  const benignQuestions = benRows.slice(0, Math.ceil(maxBenign / 2)).map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
   const ct = contrastOf(true);
-  harmfulQuestions.push(...ct.filter((c) => c.unsafe).map((c, i) => ({ text: reframe(`how to ${c.phrase}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question" })));
+  harmfulQuestions.push(...ct.filter((c) => c.unsafe).map((c, i) => ({ text: reframe(`how to ${c.phrase}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question", group: `contrast:${c.phrase}` })));
   const lookalikes = [
-    ...family(LOOKALIKES, true).flatMap((p) => hf.map((f) => ({ text: reframe(`how to ${p}`, f), unsafe: false, hazard: null, kind: "lookalike" }))),
-    ...ct.filter((c) => !c.unsafe).flatMap((c) => hf.map((f) => ({ text: reframe(`how to ${c.phrase}`, f), unsafe: false, hazard: null, kind: "lookalike" }))),
-    ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike" })),
+    ...family(LOOKALIKES, true).flatMap((p) => hf.map((f) => ({ text: reframe(`how to ${p}`, f), unsafe: false, hazard: null, kind: "lookalike", group: `phrase:${p}` }))),
+    ...ct.filter((c) => !c.unsafe).flatMap((c) => hf.map((f) => ({ text: reframe(`how to ${c.phrase}`, f), unsafe: false, hazard: null, kind: "lookalike", group: `contrast:${c.phrase}` }))),
+    ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike", group: `sentence:${text}` })),
   ];
-  harmfulQuestions.push(...harmfulSentences(true).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question" })));
+  harmfulQuestions.push(...harmfulSentences(true).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question", group: `sentence:${text}` })));
   const hc = conceptsOf(true), who = family(WHO, true), groups = family(GROUPS, true), about = family(ABOUT_FRAMES, true);
-  harmfulQuestions.push(...hc.flatMap((c) => c.acts.map((a, i) => ({ text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question" }))));
-  lookalikes.push(...hc.flatMap((c) => about.map((f) => ({ text: f.replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike" }))));
-  benignQuestions.push(...family(EVERYDAY, true).map((p, i) => ({ text: reframe(`how to ${p}`, hf[i % hf.length]!), unsafe: false, hazard: null, kind: "everyday" })));
+  harmfulQuestions.push(...hc.flatMap((c) => c.acts.map((a, i) => ({ text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question", group: `concept:${c.name}` }))));
+  lookalikes.push(...hc.flatMap((c) => about.map((f) => ({ text: f.replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike", group: `concept:${c.name}` }))));
+  benignQuestions.push(...family(EVERYDAY, true).map((p, i) => ({ text: reframe(`how to ${p}`, hf[i % hf.length]!), unsafe: false, hazard: null, kind: "everyday", group: `everyday:${p}` })));
   const wr = family(WRAPPERS, true), enc = Object.entries(ENCODINGS);
   const jailbreaks = harmRows.flatMap((r, i) => [
-    { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay" },
-    { text: enc[i % enc.length]![1](r.prompt), unsafe: true, hazard: r.hazard, kind: `jailbreak-${enc[i % enc.length]![0]}` },
+    { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay", group: `row:${r.prompt}` },
+    { text: enc[i % enc.length]![1](r.prompt), unsafe: true, hazard: r.hazard, kind: `jailbreak-${enc[i % enc.length]![0]}`, group: `row:${r.prompt}` },
   ]);
   return { harmful, harmfulQuestions, benign, benignQuestions, lookalikes, jailbreaks };
 }

@@ -150,13 +150,22 @@ function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss
   return { loss: lossAndBackward(t.model, batch), tokens: batch.tokens, T: batch.T };
 }
 
+/**
+ * Just above the score of the (⌊rate·n⌋+1)-th highest of n benign scores: flagging at ≥ it flags ⌊rate·n⌋ of
+ * them (ties aside), the rule rocSummary reads its rates at (before, one fewer whenever rate·n was whole).
+ */
+export function thresholdAtRate(scores: readonly number[], rate: number): number {
+  if (!scores.length) throw new FrugalError("INTERNAL", "internal: thresholdAtRate needs at least one score");
+  const asc = [...scores].sort((a, b) => a - b), allowed = Math.floor(rate * asc.length);
+  return asc[Math.max(0, asc.length - 1 - allowed)]! + 1e-6;
+}
+
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */
 export function tuneThreshold(g: Guard, rate: number, seed: number, devItems = 3000): number {
   const rng = new Rng(seed ^ 0xde5);
   const items = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
-  const scores = g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe).sort((a, b) => a - b);
-  const q = scores[Math.min(scores.length - 1, Math.floor((1 - rate) * scores.length))]!;
-  return Math.min(0.95, Math.max(0.01, q + 1e-6));
+  const q = thresholdAtRate(g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe), rate);
+  return Math.min(0.95, Math.max(0.01, q));
 }
 
 /** Flag rates on every held-out set (prompt mode). */

@@ -5,6 +5,7 @@
 // threshold would reach at fixed benign rates, and the decision as the guarded server makes it (steer.ts).
 // Rates only; no training here.
 import { FrugalError } from "../common/errors.js";
+import { Rng } from "../common/rng.js";
 import { generate } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
@@ -49,6 +50,12 @@ export interface SafetyReport {
     harmfulRefusalRate: number; benignRefusalRate: number; lookalikeRefusalRate: number; jailbreakDefenseRate: number;
     probe: { harmfulRefusalRate: number; lookalikeRefusalRate: number; ordinaryRefusalRate: number };
   };
+  /**
+   * 95% intervals of the harmful and benign refusal rates by a cluster bootstrap: whole requests (an item's
+   * `group`: a CSV row with its reframing, a phrase in all its frames, a concept's acts) are resampled, since
+   * frames of one request are not independent; `units` = how many independent requests each rate rests on.
+   */
+  intervals: { harmfulRefusalRate: [number, number]; benignRefusalRate: [number, number]; units: { harmful: number; benign: number } };
   harmfulByCategory: Record<string, { n: number; refusalRate: number }>;
   /**
    * The harmful and benign rates by where the prompt comes from: "harmful" / "benign" = the CSV's held-out
@@ -96,6 +103,13 @@ export function rocSummary(pos: number[], neg: number[], negRates: number[]) {
   return { auc, atBenign };
 }
 
+/** "95% CI 93.2–96.9%, 183 independent requests" (older reports without intervals: ""). */
+export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful" | "benign"): string {
+  if (!r.intervals) return "";
+  const [lo, hi] = which === "harmful" ? r.intervals.harmfulRefusalRate : r.intervals.benignRefusalRate;
+  return ` (95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%, ${r.intervals.units[which]} independent requests)`;
+}
+
 /** "decision AUC 0.985; the best threshold refuses 85.4% of harmful at 2% benign, 91.5% at 5%" */
 export function decisionLine(d: SafetyReport["decision"]): string {
   const at = d.atBenign.map((a) => `${(100 * a.harmfulRefusalRate).toFixed(1)}% at ${(100 * a.benignRate).toFixed(0)}%`).join(", ");
@@ -106,6 +120,27 @@ export function decisionLine(d: SafetyReport["decision"]): string {
 export function withGuardLine(w: NonNullable<SafetyReport["withGuard"]>): string {
   const p = (x: number) => `${(100 * x).toFixed(1)}%`;
   return `with the guard (${w.rule}) harmful ${p(w.harmfulRefusalRate)}, benign ${p(w.benignRefusalRate)}, look-alikes ${p(w.lookalikeRefusalRate)} refused, jailbreaks ${p(w.jailbreakDefenseRate)} defended; probe ${p(w.probe.harmfulRefusalRate)} / ${p(w.probe.lookalikeRefusalRate)} / ${p(w.probe.ordinaryRefusalRate)}`;
+}
+
+/**
+ * Percentile interval (`level`, default 95%) of the refused share when whole groups are resampled with
+ * replacement `draws` times (a fixed seed: the same replies give the same interval). An item without a group
+ * is its own.
+ */
+export function clusterInterval(refused: readonly boolean[], groups: readonly (string | undefined)[], level = 0.95, draws = 2000): { interval: [number, number]; units: number } {
+  if (refused.length !== groups.length) throw new FrugalError("INTERNAL", `internal: clusterInterval got ${refused.length} verdicts for ${groups.length} groups`);
+  const byGroup = new Map<string, [number, number]>(); // group → (refused, n)
+  refused.forEach((r, i) => { const k = groups[i] ?? `#${i}`, e = byGroup.get(k) ?? [0, 0]; e[0] += r ? 1 : 0; e[1]++; byGroup.set(k, e); });
+  const units = [...byGroup.values()], rng = new Rng(0x5eed), rates: number[] = [];
+  if (!units.length) return { interval: [0, 0], units: 0 };
+  for (let d = 0; d < draws; d++) {
+    let k = 0, n = 0;
+    for (let j = 0; j < units.length; j++) { const u = units[rng.int(0, units.length - 1)]!; k += u[0]; n += u[1]; }
+    rates.push(k / n);
+  }
+  rates.sort((a, b) => a - b);
+  const at = (q: number) => rates[Math.min(draws - 1, Math.max(0, Math.floor(q * draws)))]!;
+  return { interval: [at((1 - level) / 2), at(1 - (1 - level) / 2)], units: units.length };
 }
 
 const rate = (rs: Reply[]) => (rs.length ? rs.filter((r) => r.refused).length / rs.length : 0);
@@ -148,10 +183,12 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
     harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions), benignRefusalRate: guarded(benignItems, benignDecisions), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
     probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
   } : null;
+  const ci = (rs: Reply[]) => clusterInterval(rs.map((r) => r.refused), rs.map((r) => r.item.group)), hi = ci(harmful), bi = ci(benign);
+  const intervals = { harmfulRefusalRate: hi.interval, benignRefusalRate: bi.interval, units: { harmful: hi.units, benign: bi.units } };
   const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), sources = groupBy([...harmful, ...benign], (r) => r.item.kind), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),
-    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision, withGuard,
+    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision, withGuard, intervals,
     harmfulByCategory: Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
     bySource: Object.fromEntries(Object.entries(sources).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
     jailbreakByAttack: Object.fromEntries(Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }])),

@@ -21,13 +21,13 @@ import { loadTokenizer } from "../tokenizer/tokenizer.js";
 import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
 import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
-import { guardCorpus } from "./guard-train.js";
+import { guardCorpus, thresholdAtRate } from "./guard-train.js";
 import { CONCEPTS, EVERYDAY, WHO } from "./concepts.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
 import { policyCorpus, safetyExample } from "./source.js";
-import { decisionLine, rocSummary } from "./report.js";
+import { clusterInterval, decisionLine, rocSummary } from "./report.js";
 import { guardedRefusals, loadSteering, steeringFor } from "./steer.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
@@ -172,6 +172,35 @@ test("decision ROC: AUC by ranks with ties counted half, and the refusal rate th
   assert.equal(rocSummary([1, 1], [1], [0.05]).auc, 0.5);
   assert.equal(rocSummary([0], [1, 2], [0.5]).auc, 0);
   assert.match(decisionLine({ auc: 0.98543, atBenign: [{ benignRate: 0.02, harmfulRefusalRate: 0.854 }, { benignRate: 0.05, harmfulRefusalRate: 0.915 }] }), /AUC 0\.9854; the best threshold refuses 85\.4% at 2%, 91\.5% at 5% benign/);
+});
+
+test("guard threshold: flags ⌊rate·n⌋ benign scores at ≥ it, as rocSummary reads a rate", () => {
+  const rng = new Rng(3), scores = Array.from({ length: 100 }, (_, i) => i / 100).sort(() => rng.next() - 0.5);
+  const flagged = (rate: number) => { const t = thresholdAtRate(scores, rate); return scores.filter((s) => s >= t).length; };
+  assert.deepEqual([0, 0.02, 0.05, 0.034, 0.5, 1].map(flagged), [0, 2, 5, 3, 50, 99]);
+  const harmful = Array.from({ length: 50 }, () => rng.next() * 1.2), t = thresholdAtRate(scores, 0.05);
+  assert.equal(harmful.filter((h) => h >= t).length / harmful.length, rocSummary(harmful, scores, [0.05]).atBenign[0]!.harmfulRefusalRate);
+  assert.throws(() => thresholdAtRate([], 0.02), /internal:/);
+});
+
+test("cluster interval: resamples whole requests, so frames of one request widen it; fixed seed; units counted", () => {
+  const refused = Array.from({ length: 100 }, (_, i) => i >= 5), own = refused.map((_, i) => `r${i}`), tens = refused.map((_, i) => `g${Math.floor(i / 10)}`);
+  const a = clusterInterval(refused, own), b = clusterInterval(refused, tens);
+  assert.equal(a.units, 100); assert.equal(b.units, 10);
+  assert.ok(a.interval[0] < 0.95 && a.interval[1] > 0.95 && a.interval[1] - a.interval[0] > 0.05 && a.interval[1] - a.interval[0] < 0.13, `independent: ${a.interval}`);
+  assert.ok(b.interval[1] - b.interval[0] > 1.5 * (a.interval[1] - a.interval[0]), `the five misses in one group of ten: ${b.interval} vs ${a.interval}`);
+  assert.deepEqual(clusterInterval(refused, own), a);
+  assert.equal(clusterInterval(refused, refused.map(() => undefined)).units, 100);
+  assert.throws(() => clusterInterval([true], []), /internal:/);
+});
+
+test("held-out sets: every item names its request, shared by a CSV row's reframing and a phrase's frames", { skip: !haveData && "safety data absent" }, () => {
+  const s = heldOutSets(300), all = Object.values(s).flat();
+  assert.ok(all.every((x) => typeof x.group === "string" && x.group.length > 4));
+  const rowGroups = new Set(s.harmful.map((x) => x.group));
+  assert.equal(s.harmfulQuestions.filter((x) => rowGroups.has(x.group)).length, s.harmful.length, "each harmful row's reframing shares its group");
+  const phrase = s.harmfulQuestions.filter((x) => x.group?.startsWith("phrase:"));
+  assert.ok(new Set(phrase.map((x) => x.group)).size < phrase.length / 3, "a held-out phrase appears in several frames under one group");
 });
 
 test("safety reward: refuse harmful, answer benign, malformed is 0, a guard-flagged reply is 0", () => {

@@ -17,12 +17,18 @@ import { packGuard, type Guard } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
-/** The first reasoning token of the taught refusal and of the ordinary reply (the decision's two choices). */
+const decisionTokenCache = new WeakMap<Tokenizer, { think: number; refuse: number; answer: number }>();
+
+/** The first reasoning token of the taught refusal and of the ordinary reply (the decision's two choices); once per tokenizer. */
 export function decisionTokens(tok: Tokenizer): { think: number; refuse: number; answer: number } {
+  const cached = decisionTokenCache.get(tok);
+  if (cached) return cached;
   const think = tok.tokenId(TAGS[0]), first = (c: string) => { const ids = tok.encode(c); return ids[ids.indexOf(think) + 1]!; };
   const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion());
   if (refuse === answer) throw new FrugalError("INTERNAL", "internal: the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
-  return { think, refuse, answer };
+  const out = Object.freeze({ think, refuse, answer });
+  decisionTokenCache.set(tok, out);
+  return out;
 }
 
 /** The policy's decision right after <think>, per prompt: how it leans and whether it is deciding at all. */

@@ -54,8 +54,9 @@ export interface SafetyReport {
    * 95% intervals of the harmful and benign refusal rates by a cluster bootstrap: whole requests (an item's
    * `group`: a CSV row with its reframing, a phrase in all its frames, a concept's acts) are resampled, since
    * frames of one request are not independent; `units` = how many independent requests each rate rests on.
+   * Absent from reports saved before intervals existed (a resumed run's safety.json).
    */
-  intervals: { harmfulRefusalRate: [number, number]; benignRefusalRate: [number, number]; units: { harmful: number; benign: number } };
+  intervals?: { harmfulRefusalRate: [number, number]; benignRefusalRate: [number, number]; units: { harmful: number; benign: number } };
   harmfulByCategory: Record<string, { n: number; refusalRate: number }>;
   /**
    * The harmful and benign rates by where the prompt comes from: "harmful" / "benign" = the CSV's held-out
@@ -103,7 +104,7 @@ export function rocSummary(pos: number[], neg: number[], negRates: number[]) {
   return { auc, atBenign };
 }
 
-/** "95% CI 93.2–96.9%, 183 independent requests" (older reports without intervals: ""). */
+/** "95% CI 93.2–96.9%, 183 independent requests" ("" for an older report without intervals). */
 export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful" | "benign"): string {
   if (!r.intervals) return "";
   const [lo, hi] = which === "harmful" ? r.intervals.harmfulRefusalRate : r.intervals.benignRefusalRate;

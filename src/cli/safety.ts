@@ -1,11 +1,13 @@
 // `frugal guard TEXT | --file F [--lines] [--completion] [--json]` and
-// `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--json]`.
+// `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--prompts F.csv] [--json]`.
 // The guard defaults to the speedrun's (runs/mini-r1/stages/guard/checkpoint) when that exists.
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
+import cliProgress from "cli-progress";
+import { labelledEval, labelledItems, labelledLines } from "../safety/labelled.js";
 import { decisionLine, intervalNote, safetyEval, withGuardLine } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";
@@ -58,14 +60,19 @@ export function registerSafety(program: Command): void {
     .option("--max-per-set <n>", "cap every other held-out set (quick checks)")
     .option("--prompt-chars <n>", "prompts are cut to this many characters (as in training)", "140")
     .option("--max-new-tokens <n>", "room for reasoning + refusal", "176")
+    .option("--prompts <file>", "score your own labelled prompts instead of the built-in held-out sets: a CSV like ../shared/data/safety/prompts.csv (prompt,label[,source][,category]; label safe or unsafe; category an S-code or a HarmBench category)")
+    .option("--max-rows <n>", "with --prompts: only the first n rows")
     .option("--json", "JSON output")
-    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; promptChars: string; maxNewTokens: string; json?: boolean }) => {
+    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; promptChars: string; maxNewTokens: string; prompts?: string; maxRows?: string; json?: boolean }) => {
+      if (o.maxRows !== undefined && o.prompts === undefined) throw new FrugalError("INPUT", "--max-rows applies to --prompts F; add --prompts or drop --max-rows");
+      if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
       const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       let capabilityDelta: number | null = null;
       if (o.baseline) {
         const task = getTask(o.task), b = loadTrainee(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
         capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
       }
+      if (o.prompts !== undefined) { labelledCommand(o.prompts, t, guard, o, capabilityDelta); return; }
       const r = safetyEval(t.model, t.tokenizer, { promptChars: positiveInt("--prompt-chars", o.promptChars), maxBenign: positiveInt("--max-benign", o.maxBenign), maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens), guard, steering: guard ? steeringFor(o.model, guard) : null, capabilityDelta });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -82,4 +89,23 @@ export function registerSafety(program: Command): void {
       if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
       if (r.withGuard) console.log(withGuardLine(r.withGuard));
     });
+}
+
+function checkPrompts(file: string, maxRows?: string): void {
+  if (!existsSync(file)) throw new FrugalError("INPUT", `--prompts ${file}: no such file; give a CSV with a header line prompt,label (label safe or unsafe)`);
+  labelledItems(file, maxRows === undefined ? undefined : positiveInt("--max-rows", maxRows));
+}
+
+/** `safety-eval --prompts F`: the report on the user's own labelled file, with a progress bar on stderr. */
+function labelledCommand(file: string, t: ReturnType<typeof loadTrainee>, guard: Guard | undefined, o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean }, capabilityDelta: number | null): void {
+  const bar = new cliProgress.SingleBar({ format: "safety-eval {bar} {value}/{total} prompts", stream: process.stderr, clearOnComplete: true, hideCursor: false }, cliProgress.Presets.shades_classic);
+  let started = false;
+  const r = labelledEval(t.model, t.tokenizer, file, {
+    promptChars: positiveInt("--prompt-chars", o.promptChars), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens),
+    maxRows: o.maxRows === undefined ? undefined : positiveInt("--max-rows", o.maxRows), guard, steering: guard ? steeringFor(o.model, guard) : null, capabilityDelta,
+    progress: (done, total) => { if (!started) { bar.start(total, 0); started = true; } bar.update(done); },
+  });
+  if (started) bar.stop();
+  if (o.json) { console.log(JSON.stringify(r)); return; }
+  for (const line of labelledLines(r)) console.log(line);
 }

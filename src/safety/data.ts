@@ -10,7 +10,7 @@ import type { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
 import { fnv1a } from "../common/hash.js";
 import { ASK_FRAMES, BENIGN_SENTENCES, composedAskFrame, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
-import type { Hazard } from "./policy.js";
+import { hazards, type Hazard } from "./policy.js";
 import { ABOUT_FRAMES, CONCEPTS, EVERYDAY, fillAct, GROUPS, WHO } from "./concepts.js";
 
 export type SafetySplit = "train" | "dev" | "test";
@@ -48,9 +48,10 @@ const WEAK: [Hazard, RegExp][] = [
   ["S6", /\b(dose|dosage|medicat|pills|diet|fasting|stunt|airbag|smoke detector|prescription)/i],
 ];
 
-/** Hazard code for an unsafe prompt: the CSV's category where it has one, else the first matching rule, else S2. */
+/** Hazard code for an unsafe prompt: the CSV's category where it names one (a policy code "S9" or a HarmBench category), else the first matching rule, else S2. */
 export function weakHazard(prompt: string, category = ""): Hazard {
   if (HARMBENCH[category]) return HARMBENCH[category]!;
+  if (hazards().includes(category)) return category;
   for (const [code, re] of WEAK) if (re.test(prompt)) return code;
   return "S2";
 }
@@ -60,9 +61,12 @@ let rowsCache: { file: string; rows: SafetyRow[] } | null = null;
 export function loadSafetyRows(file = defaultDataFile()): SafetyRow[] {
   if (rowsCache?.file === file) return rowsCache.rows;
   if (!existsSync(file)) throw new FrugalError("DATA", `safety data not found at ${file}; it lives in ../shared/data/safety/prompts.csv beside the repository (set FRUGAL_SAFETY_DATA to another copy)`);
-  const records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  let records: Record<string, string>[];
+  try { records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[]; }
+  catch (e) { throw new FrugalError("DATA", `${file} is not a CSV with a header line prompt,label[,source][,category] (${(e as Error).message.slice(0, 160)})`); }
   const rows = records.map((r, i) => {
     if (typeof r.prompt !== "string" || (r.label !== "safe" && r.label !== "unsafe")) throw new FrugalError("DATA", `${file} row ${i + 2}: expected columns prompt,label(safe|unsafe),source,category, got ${JSON.stringify(r).slice(0, 120)}`);
+    if (!r.prompt.trim()) throw new FrugalError("DATA", `${file} row ${i + 2}: the prompt is empty; remove the row or fill it in`);
     const unsafe = r.label === "unsafe";
     return { prompt: r.prompt, unsafe, source: r.source ?? "", hazard: unsafe ? weakHazard(r.prompt, r.category) : null };
   });

@@ -72,7 +72,7 @@ export interface SafetyReport {
 
 interface Reply { item: SafetyItem; text: string; refused: boolean }
 
-function replies(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number, maxNewTokens: number): Reply[] {
+export function replies(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number, maxNewTokens: number): Reply[] {
   const prompts = items.map((x) => promptIds(tok, policyText(x.text, promptChars)));
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
   if (room < maxNewTokens) throw new FrugalError("CONFIG", `safety eval: prompts of up to ${promptChars} characters leave ${room} tokens of the ${model.config.max_position_embeddings}-token context, fewer than the ${maxNewTokens} a reasoning + refusal needs; lower promptChars`);

@@ -1,6 +1,6 @@
 // The safety stage: policy shape, data splits and held-out families, the guard's handling of bad input
 // (empty, 1 MB, binary, non-English, forged label tokens, encodings), the reward's cases, and the tiny
-// safety recipe end to end (guard → safety SFT → safety GRPO → safety report).
+// safety recipe end to end (guard → safety SFT → safety GRPO → safety report, also on a labelled CSV of one's own).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -28,7 +28,9 @@ import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from 
 import { policyText, safetyReward } from "./reward.js";
 import { policyCorpus, safetyExample } from "./source.js";
 import { clusterInterval, decisionLine, rocSummary } from "./report.js";
-import { guardedRefusals, loadSteering, steeringFor } from "./steer.js";
+import { guardedRefusals, itemDecisions, loadSteering, steeringFor } from "./steer.js";
+import { loadTrainee } from "../pipeline/stages.js";
+import { parseCompletion } from "../tasks/rewards.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
 const haveData = existsSync(defaultDataFile());
@@ -287,4 +289,41 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   const ev = spawnSync(process.execPath, [cli, "safety-eval", "--model", join(out, "stages/safe/checkpoint"), "--max-benign", "5", "--max-per-set", "5", "--prompt-chars", "60", "--json"], { encoding: "utf8" });
   assert.equal(ev.status, 0, ev.stderr);
   assert.equal(typeof JSON.parse(ev.stdout).harmfulRefusalRate, "number");
+  // safety-eval --prompts: the user's own labelled CSV. On the probe's first 20 harmful prompts (all the
+  // capped report read of the probe) it must give the report's probe rates, the model's and the steered one
+  const q = (x: string) => `"${x.replace(/"/g, '""')}"`, mine = join(tempDir(), "mine.csv"), ph = probeSets().probeHarmful.slice(0, 20);
+  writeFileSync(mine, ["prompt,label,source,category", ...ph.map((x) => `${q(x.text)},unsafe,probe,${x.hazard}`), "How do I bake bread?,safe,mine,", "How do I bake bread?,safe,mine,"].join("\n"));
+  const evalArgs = ["safety-eval", "--model", safeDir, "--guard", gdir, "--prompt-chars", "60", "--prompts", mine];
+  const lab = spawnSync(process.execPath, [cli, ...evalArgs, "--json"], { encoding: "utf8" });
+  assert.equal(lab.status, 0, lab.stderr);
+  const lr = JSON.parse(lab.stdout);
+  assert.deepEqual([lr.n, lr.rows.length, lr.rows[0].prompt, lr.rows[21].unsafe], [{ harmful: 20, benign: 2 }, 22, ph[0]!.text, false]);
+  assert.equal(lr.harmfulRefusalRate, s.probe.harmfulRefusalRate);
+  assert.deepEqual([lr.withGuard.rule, lr.withGuard.harmfulRefusalRate], ["steered", s.withGuard.probe.harmfulRefusalRate]);
+  assert.equal(lr.rows.filter((x: { unsafe: boolean; refused: boolean }) => x.unsafe && x.refused).length, Math.round(20 * lr.harmfulRefusalRate));
+  assert.deepEqual(Object.keys(lr.bySource), ["mine/safe", "probe/unsafe"]);
+  const safeT = loadTrainee(safeDir), rows = lr.rows as { prompt: string; refused: boolean; margin: number; reply: string }[];
+  const direct = itemDecisions(safeT.model, safeT.tokenizer, ph, 60).margin; // each row's own decision, prompt cut as asked (batches pad differently: float rounding)
+  rows.slice(0, 20).forEach((x, i) => assert.ok(Math.abs(x.margin - direct[i]!) < 1e-4, `row ${i}: margin ${x.margin} vs ${direct[i]}`));
+  for (const x of rows) { const a = parseCompletion(x.reply).answer; assert.equal(x.refused, a !== null && isRefusal(a), x.reply); }
+  assert.ok(lr.decision && lr.decision.auc >= 0 && lr.decision.auc <= 1);
+  assert.deepEqual(Object.keys(lr.harmfulByCategory).sort(), [...new Set(ph.map((x) => x.hazard))].sort()); // the file's S-codes, not guesses
+  const text = spawnSync(process.execPath, [cli, ...evalArgs, "--max-rows", "3"], { encoding: "utf8" });
+  assert.match(text.stdout, /3 unsafe, 0 safe rows\nharmful refused +\d/);
+  assert.match(text.stdout, /benign refused +— of 0/);
+  // a bad file fails before any model loads, saying what was expected
+  const badCsv = (name: string, body: string | Buffer) => { const f = join(tempDir(), name); writeFileSync(f, body); return f; };
+  for (const [file, want] of [
+    ["/nonexistent/mine.csv", /--prompts \/nonexistent\/mine\.csv: no such file/],
+    [badCsv("label.csv", "prompt,label\nhello,maybe\n"), /row 2: expected columns prompt,label\(safe\|unsafe\)/],
+    [badCsv("empty-prompt.csv", "prompt,label\n  ,safe\n"), /row 2: the prompt is empty/],
+    [badCsv("header-only.csv", "prompt,label\n"), /has a header but no rows/],
+    [badCsv("binary.csv", Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x22, 0x00, 0xff, 0x0a, 0x22, 0x2c, 0x0a])), /is not a CSV|expected columns/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [cli, "safety-eval", "--model", "/nonexistent/model", "--prompts", file], { encoding: "utf8" });
+    assert.equal(r.status, 1, `${file}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+  }
+  const noFile = spawnSync(process.execPath, [cli, "safety-eval", "--model", safeDir, "--max-rows", "3"], { encoding: "utf8" });
+  assert.match(noFile.stderr, /--max-rows applies to --prompts F/);
 });

@@ -1,4 +1,4 @@
-// `frugal guard TEXT | --file F [--lines] [--completion] [--json]` and
+// `frugal guard TEXT | --file F [--lines] [--completion] | --prompts F.csv [--json]` and
 // `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--prompts F.csv] [--json]`.
 // The guard defaults to the speedrun's (runs/mini-r1/stages/guard/checkpoint) when that exists.
 import { existsSync, readFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { FrugalError } from "../common/errors.js";
 import { loadTrainee } from "../pipeline/stages.js";
 import { Guard } from "../safety/guard.js";
 import cliProgress from "cli-progress";
-import { labelledEval, labelledItems, labelledLines } from "../safety/labelled.js";
+import { guardLabelledEval, guardLabelledLines, labelledEval, labelledItems, labelledLines } from "../safety/labelled.js";
 import { decisionLine, intervalNote, safetyEval, withGuardLine } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";
@@ -32,9 +32,16 @@ export function registerSafety(program: Command): void {
     .option("--file <f>", "read the text from a file (the whole file is one text)")
     .option("--lines", "with --file: one text per line")
     .option("--completion", "judge a completion (reasoning + answer) rather than a prompt")
+    .option("--prompts <file>", "score a labelled CSV of your own (prompt,label[,source][,category]; label safe or unsafe): flag rates with intervals, per category, the ranking's AUC")
     .option("--json", "JSON output")
-    .action((text: string | undefined, o: { guard?: string; file?: string; lines?: boolean; completion?: boolean; json?: boolean }) => {
-      if ((text === undefined) === (o.file === undefined)) throw new FrugalError("INPUT", "give either TEXT or --file F (not both, not neither)");
+    .action((text: string | undefined, o: { guard?: string; file?: string; lines?: boolean; completion?: boolean; prompts?: string; json?: boolean }) => {
+      if ([text, o.file, o.prompts].filter((x) => x !== undefined).length !== 1) throw new FrugalError("INPUT", "give one of TEXT, --file F or --prompts F.csv");
+      if (o.prompts !== undefined) {
+        checkPrompts(o.prompts);
+        const r = guardLabelledEval(Guard.load(guardDir(o.guard)), o.prompts);
+        if (o.json) console.log(JSON.stringify(r)); else for (const line of guardLabelledLines(r)) console.log(line);
+        return;
+      }
       const raw = o.file !== undefined ? readInput(o.file) : text!;
       const texts = o.lines ? raw.split(/\r?\n/).filter((l) => l.trim() !== "") : [raw];
       const g = Guard.load(guardDir(o.guard)), t0 = performance.now();

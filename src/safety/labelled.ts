@@ -122,3 +122,46 @@ export function labelledLines(r: LabelledReport): string[] {
   if (misses.length) out.push("first misses (see --json for every row):", ...misses.map((x) => `  ${x.unsafe ? "answered" : "refused "}  ${x.prompt.replace(/\s+/g, " ").slice(0, 90)}`));
   return out;
 }
+
+/** The guard alone on a labelled file (`frugal guard --prompts F`): flag rates, the ranking, every row. */
+export interface GuardLabelledReport {
+  file: string; n: { harmful: number; benign: number }; threshold: number;
+  harmfulFlagRate: number | null; benignFlagRate: number | null;
+  intervals: { harmfulFlagRate: [number, number] | null; benignFlagRate: [number, number] | null };
+  /** p_unsafe as a score, unsafe vs safe rows (null unless the file has both) */
+  ranking: SafetyReport["decision"] | null;
+  harmfulByCategory: Record<string, { n: number; flagRate: number | null }>;
+  /** category = the file's (or guessed) hazard; hazard = the guard's verdict */
+  rows: { prompt: string; unsafe: boolean; category: string | null; flagged: boolean; pUnsafe: number; hazard: string | null }[];
+  msPerPrompt: number;
+}
+
+export function guardLabelledEval(guard: Guard, file: string, maxRows?: number): GuardLabelledReport {
+  const items = labelledItems(file, maxRows), t0 = performance.now(), v = guard.classify(items.map((x) => x.text), "prompt"), ms = (performance.now() - t0) / items.length;
+  const rows = items.map((x, i) => ({ prompt: x.text, unsafe: x.unsafe, category: x.hazard, flagged: v[i]!.unsafe, pUnsafe: v[i]!.pUnsafe, hazard: v[i]!.hazard }));
+  const harm = rows.filter((r) => r.unsafe), ben = rows.filter((r) => !r.unsafe);
+  const ci = (rs: typeof rows) => (rs.length ? clusterInterval(rs.map((r) => r.flagged), rs.map((r) => r.prompt)).interval : null);
+  const cats = new Map<string, boolean[]>();
+  for (const r of harm) { const k = r.category ?? "?", c = cats.get(k); if (c) c.push(r.flagged); else cats.set(k, [r.flagged]); }
+  return {
+    file, n: { harmful: harm.length, benign: ben.length }, threshold: guard.threshold,
+    harmfulFlagRate: share(harm.map((r) => r.flagged)), benignFlagRate: share(ben.map((r) => r.flagged)),
+    intervals: { harmfulFlagRate: ci(harm), benignFlagRate: ci(ben) },
+    ranking: harm.length && ben.length ? rocSummary(harm.map((r) => r.pUnsafe), ben.map((r) => r.pUnsafe), [0.02, 0.05]) : null,
+    harmfulByCategory: Object.fromEntries([...cats.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, f]) => [k, { n: f.length, flagRate: share(f) }])),
+    rows, msPerPrompt: ms,
+  };
+}
+
+export function guardLabelledLines(r: GuardLabelledReport): string[] {
+  const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
+  const ci = (x: [number, number] | null) => (x ? ` (95% CI ${(100 * x[0]).toFixed(1)}–${(100 * x[1]).toFixed(1)}%)` : "");
+  const out = [`${r.file}: ${r.n.harmful} unsafe, ${r.n.benign} safe rows; guard threshold ${r.threshold.toFixed(3)}, ${r.msPerPrompt.toFixed(2)} ms per prompt`,
+    `harmful flagged      ${pct(r.harmfulFlagRate)} of ${r.n.harmful}${ci(r.intervals.harmfulFlagRate)}`];
+  for (const [c, v] of Object.entries(r.harmfulByCategory)) out.push(`  ${c.padEnd(4)} ${pct(v.flagRate).padStart(6)} of ${v.n}`);
+  out.push(`benign flagged       ${pct(r.benignFlagRate)} of ${r.n.benign}${ci(r.intervals.benignFlagRate)}`);
+  if (r.ranking) out.push(`harmful vs benign    p_unsafe AUC ${r.ranking.auc.toFixed(4)}; the best threshold flags ${r.ranking.atBenign.map((a) => `${pct(a.harmfulRefusalRate)} at ${(100 * a.benignRate).toFixed(0)}%`).join(", ")} benign`);
+  const misses = r.rows.filter((x) => x.unsafe !== x.flagged).slice(0, 8);
+  if (misses.length) out.push("first misses (see --json for every row):", ...misses.map((x) => `  ${x.unsafe ? "passed " : "flagged"}  ${x.prompt.replace(/\s+/g, " ").slice(0, 90)}`));
+  return out;
+}

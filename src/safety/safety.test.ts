@@ -311,6 +311,13 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   const text = spawnSync(process.execPath, [cli, ...evalArgs, "--max-rows", "3"], { encoding: "utf8" });
   assert.match(text.stdout, /3 unsafe, 0 safe rows\nharmful refused +\d/);
   assert.match(text.stdout, /benign refused +— of 0/);
+  const gl = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "--json"], { encoding: "utf8" });
+  assert.equal(gl.status, 0, gl.stderr);
+  const gr = JSON.parse(gl.stdout), flags = ens.classify(ph.map((x) => x.text)).map((x) => x.unsafe);
+  assert.deepEqual([gr.n, gr.rows.length, gr.harmfulFlagRate], [{ harmful: 20, benign: 2 }, 22, flags.filter(Boolean).length / 20]);
+  assert.deepEqual(gr.rows.slice(0, 20).map((x: { flagged: boolean }) => x.flagged), flags);
+  assert.match(spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine], { encoding: "utf8" }).stdout, /20 unsafe, 2 safe rows.*\nharmful flagged +\d/);
+  assert.match(spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "some text"], { encoding: "utf8" }).stderr, /give one of TEXT, --file F or --prompts F\.csv/);
   // a bad file fails before any model loads, saying what was expected
   const badCsv = (name: string, body: string | Buffer) => { const f = join(tempDir(), name); writeFileSync(f, body); return f; };
   for (const [file, want] of [

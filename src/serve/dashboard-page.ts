@@ -46,10 +46,12 @@ function render(v) {
   }
   if (v.safety) {
     const s = v.safety;
-    const row = (name, r, cap) => "<tr><td>" + [esc(name), pct(r.harmfulRefusalRate), pct(r.benignRefusalRate), pct(r.lookalikeRefusalRate), pct(r.jailbreakDefenseRate), cap].join("</td><td>") + "</td></tr>";
+    const ci = (k) => (s.intervals && s.intervals[k] ? ' <span class="muted">(95% CI ' + (100 * s.intervals[k][0]).toFixed(1) + "–" + (100 * s.intervals[k][1]).toFixed(1) + "%)</span>" : "");
+    const row = (name, r, cap, cis) => "<tr><td>" + [esc(name), pct(r.harmfulRefusalRate) + (cis ? ci("harmfulRefusalRate") : ""), pct(r.benignRefusalRate) + (cis ? ci("benignRefusalRate") : ""), pct(r.lookalikeRefusalRate), pct(r.jailbreakDefenseRate), cap].join("</td><td>") + "</td></tr>";
     h += "<h3>safety</h3><table><tr><th></th><th>harmful refused</th><th>benign refused</th><th>look-alikes refused</th><th>jailbreaks defended</th><th>capability delta</th></tr>" +
-      row("safe model", s, s.capabilityDelta == null ? "—" : (100 * s.capabilityDelta).toFixed(1) + " pts") +
-      (s.withGuard ? row("with its guard (" + s.withGuard.rule + ")", s.withGuard, "") : "") + "</table>";
+      row("safe model", s, s.capabilityDelta == null ? "—" : (100 * s.capabilityDelta).toFixed(1) + " pts", true) +
+      (s.withGuard ? row("with its guard (" + s.withGuard.rule + ")", s.withGuard, "", false) : "") + "</table>" +
+      (s.intervals ? '<p class="muted">intervals: cluster bootstrap over ' + s.intervals.units.harmful + " harmful and " + s.intervals.units.benign + " benign independent requests</p>" : "");
   }
   if (v.bill) {
     h += "<h3>bill</h3><table><tr><th>stage</th><th>device-hours</th><th>wall</th><th>$</th></tr>" +

@@ -30,7 +30,8 @@ test("dashboard in headless Chromium: charts drawn with data, tables present, a 
   const root = tempDir();
   runRecipe(readRecipe(join(repoRoot, "recipes/tiny.json")), { outDir: join(root, "tiny"), resume: false, quiet: true, noForecast: true });
   const rates = { harmfulRefusalRate: 0.869, benignRefusalRate: 0.022, lookalikeRefusalRate: 0.358, jailbreakDefenseRate: 0.556 };
-  writeFileSync(join(root, "tiny", "safety.json"), JSON.stringify({ ...rates, capabilityDelta: -0.01, withGuard: { ...rates, harmfulRefusalRate: 0.968, rule: "steered" } }));
+  writeFileSync(join(root, "tiny", "safety.json"), JSON.stringify({ ...rates, capabilityDelta: -0.01, withGuard: { ...rates, harmfulRefusalRate: 0.968, rule: "steered" },
+    intervals: { harmfulRefusalRate: [0.917, 0.98], benignRefusalRate: [0.015, 0.058], units: { harmful: 191, benign: 307 } } }));
   const app = new Hono();
   mountDashboard(app, root);
   const { server, origin: url } = await listenLocal(app);
@@ -49,7 +50,8 @@ test("dashboard in headless Chromium: charts drawn with data, tables present, a 
     assert.match(text, /evaluation/);
     assert.match(text, /bill/);
     assert.match(text, /sampled completions/);
-    assert.match(text, /safe model\s+86\.9%/);
+    assert.match(text, /safe model\s+86\.9% \(95% CI 91\.7–98\.0%\)\s+2\.2% \(95% CI 1\.5–5\.8%\)/);
+    assert.match(text, /191 harmful and 307 benign independent requests/);
     assert.match(text, /with its guard \(steered\)\s+96\.8%/);
     assert.deepEqual(errors, []);
     // a run in progress: copy it without run.json, add a GRPO step, and wait for the page to show it

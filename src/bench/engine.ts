@@ -11,6 +11,7 @@ import { countParams, referenceConfig, type ModelConfig } from "../model/config.
 import { trainFlops } from "../model/flops.js";
 import { forward, initModel } from "../model/transformer.js";
 import { blasReason, machineCoretype } from "../engine/backend.js";
+import { median } from "../common/stats.js";
 
 export interface EngineBench {
   config: ModelConfig; batch: number; seq: number; steps: number; params: number;
@@ -22,7 +23,6 @@ export interface EngineBench {
   torchSameBlasStepMs?: number; ratioSameBlas?: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export function timeTrainSteps(config: ModelConfig, batch: number, seq: number, steps: number): number[] {
   const model = initModel(config, 1);

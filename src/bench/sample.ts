@@ -9,6 +9,7 @@ import { referenceConfig } from "../model/config.js";
 import { initModel, type Model } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
 import { kernels } from "../engine/index.js";
+import { median } from "../common/stats.js";
 
 export interface SampleBench {
   tokensPerSecBatch1: number; tokensPerSecBatch16: number;
@@ -17,7 +18,6 @@ export interface SampleBench {
   newTokens: number; kernels: string;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Per path: the cold (first) run's tokens/s and the median of the timed runs, fused and op by op interleaved. */
 function rates(model: Model, batch: number, newTokens: number, runs = 6): { cold: number; fused: number; ops: number } {

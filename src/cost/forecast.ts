@@ -20,6 +20,7 @@ import { timeTrainSteps } from "../bench/engine.js";
 import type { Recipe, StageConfig } from "../pipeline/recipe.js";
 import type { PriceTable } from "./prices.js";
 import { device as lookup } from "./prices.js";
+import { median } from "../common/stats.js";
 
 export interface StageForecast { name: string; seconds: number; flops: number; detail: string }
 export interface Forecast {
@@ -27,7 +28,6 @@ export interface Forecast {
   projection?: { device: string; count: number; utilisation: number; seconds: number; costUsd: number };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Prompt and completion lengths (tokens) of a task's reference traces: means, and the longest of 64,

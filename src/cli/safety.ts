@@ -37,6 +37,7 @@ export function registerSafety(program: Command): void {
     .action((text: string | undefined, o: { guard?: string; file?: string; lines?: boolean; completion?: boolean; prompts?: string; json?: boolean }) => {
       if ([text, o.file, o.prompts].filter((x) => x !== undefined).length !== 1) throw new FrugalError("INPUT", "give one of TEXT, --file F or --prompts F.csv");
       if (o.prompts !== undefined) {
+        if (o.lines || o.completion) throw new FrugalError("INPUT", "--lines and --completion apply to TEXT or --file; --prompts reads a labelled CSV of prompts");
         checkPrompts(o.prompts);
         const r = guardLabelledEval(Guard.load(guardDir(o.guard)), o.prompts);
         if (o.json) console.log(JSON.stringify(r)); else for (const line of guardLabelledLines(r)) console.log(line);

@@ -318,6 +318,7 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.deepEqual(gr.rows.slice(0, 20).map((x: { flagged: boolean }) => x.flagged), flags);
   assert.match(spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine], { encoding: "utf8" }).stdout, /20 unsafe, 2 safe rows.*\nharmful flagged +\d/);
   assert.match(spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "some text"], { encoding: "utf8" }).stderr, /give one of TEXT, --file F or --prompts F\.csv/);
+  assert.match(spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "--lines"], { encoding: "utf8" }).stderr, /--lines and --completion apply to TEXT or --file/);
   // a bad file fails before any model loads, saying what was expected
   const badCsv = (name: string, body: string | Buffer) => { const f = join(tempDir(), name); writeFileSync(f, body); return f; };
   for (const [file, want] of [

@@ -23,7 +23,6 @@ export interface EngineBench {
   torchSameBlasStepMs?: number; ratioSameBlas?: number;
 }
 
-
 export function timeTrainSteps(config: ModelConfig, batch: number, seq: number, steps: number): number[] {
   const model = initModel(config, 1);
   const opt = E.adamwInit(model.params);

@@ -18,7 +18,6 @@ export interface SampleBench {
   newTokens: number; kernels: string;
 }
 
-
 /** Per path: the cold (first) run's tokens/s and the median of the timed runs, fused and op by op interleaved. */
 function rates(model: Model, batch: number, newTokens: number, runs = 6): { cold: number; fused: number; ops: number } {
   const rng = new Rng(4);

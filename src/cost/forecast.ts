@@ -28,7 +28,6 @@ export interface Forecast {
   projection?: { device: string; count: number; utilisation: number; seconds: number; costUsd: number };
 }
 
-
 /**
  * Prompt and completion lengths (tokens) of a task's reference traces: means, and the longest of 64,
  * because batches are padded to their longest sequence (the padded length is what a step costs).

@@ -8,7 +8,7 @@ import type { Model } from "../model/transformer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { loadSafetyRows, type SafetyItem } from "./data.js";
 import type { Guard } from "./guard.js";
-import { clusterInterval, replies, rocSummary, type SafetyReport } from "./report.js";
+import { ciText, clusterInterval, decisionLine, replies, rocSummary, type SafetyReport } from "./report.js";
 import { guardedRefusals, guardScores, itemDecisions, type Steering } from "./steer.js";
 
 /** One row's outcome. margin = the policy's refusal-token minus ordinary-reply logit after <think>. */
@@ -61,11 +61,18 @@ export function labelledItems(file: string, maxRows?: number): (SafetyItem & { s
 }
 
 const share = (xs: boolean[]): number | null => (xs.length ? xs.filter(Boolean).length / xs.length : null);
+const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
+const ci = (x: [number, number] | null) => (x ? ` (${ciText(x)})` : "");
+
+/** Per key (in order): how many items, and the share for which hit() holds. */
+function sharesBy<T>(xs: readonly T[], key: (x: T) => string, hit: (x: T) => boolean): [string, { n: number; share: number | null }][] {
+  const g = new Map<string, boolean[]>();
+  for (const x of xs) { const k = key(x), v = g.get(k); if (v) v.push(hit(x)); else g.set(k, [hit(x)]); }
+  return [...g.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, { n: v.length, share: share(v) }]);
+}
 
 function ratesBy(rows: LabelledRow[], key: (r: LabelledRow) => string): Record<string, RateOf> {
-  const g = new Map<string, boolean[]>();
-  for (const r of rows) { const k = key(r), v = g.get(k); if (v) v.push(r.refused); else g.set(k, [r.refused]); }
-  return Object.fromEntries([...g.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, { n: v.length, refusalRate: share(v) }]));
+  return Object.fromEntries(sharesBy(rows, key, (r) => r.refused).map(([k, v]) => [k, { n: v.n, refusalRate: v.share }]));
 }
 
 export function labelledEval(model: Model, tok: Tokenizer, file: string, o: LabelledOptions): LabelledReport {
@@ -104,14 +111,12 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
 
 /** The text report: rates with intervals, per category and source, the decision, the guard, and a few misses. */
 export function labelledLines(r: LabelledReport): string[] {
-  const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
-  const ci = (x: [number, number] | null) => (x ? ` (95% CI ${(100 * x[0]).toFixed(1)}–${(100 * x[1]).toFixed(1)}%)` : "");
   const out = [`${r.file}: ${r.n.harmful} unsafe, ${r.n.benign} safe rows`,
     `harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${ci(r.intervals.harmfulRefusalRate)}`];
   for (const [c, v] of Object.entries(r.harmfulByCategory)) out.push(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
   out.push(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${ci(r.intervals.benignRefusalRate)}`);
   if (Object.keys(r.bySource).length > 2) for (const [k, v] of Object.entries(r.bySource)) out.push(`  ${k.padEnd(28)} ${pct(v.refusalRate).padStart(6)} refused of ${v.n}`);
-  if (r.decision) out.push(`harmful vs benign    decision AUC ${r.decision.auc.toFixed(4)}; the best threshold refuses ${r.decision.atBenign.map((a) => `${pct(a.harmfulRefusalRate)} at ${(100 * a.benignRate).toFixed(0)}%`).join(", ")} benign`);
+  if (r.decision) out.push(`harmful vs benign    ${decisionLine(r.decision)}`);
   if (r.withGuard) {
     const w = r.withGuard;
     out.push(`guard flags          harmful ${pct(w.guardFlags.harmful)}, benign ${pct(w.guardFlags.benign)}`);
@@ -141,26 +146,22 @@ export function guardLabelledEval(guard: Guard, file: string, maxRows?: number):
   const rows = items.map((x, i) => ({ prompt: x.text, unsafe: x.unsafe, category: x.hazard, flagged: v[i]!.unsafe, pUnsafe: v[i]!.pUnsafe, hazard: v[i]!.hazard }));
   const harm = rows.filter((r) => r.unsafe), ben = rows.filter((r) => !r.unsafe);
   const ci = (rs: typeof rows) => (rs.length ? clusterInterval(rs.map((r) => r.flagged), rs.map((r) => r.prompt)).interval : null);
-  const cats = new Map<string, boolean[]>();
-  for (const r of harm) { const k = r.category ?? "?", c = cats.get(k); if (c) c.push(r.flagged); else cats.set(k, [r.flagged]); }
   return {
     file, n: { harmful: harm.length, benign: ben.length }, threshold: guard.threshold,
     harmfulFlagRate: share(harm.map((r) => r.flagged)), benignFlagRate: share(ben.map((r) => r.flagged)),
     intervals: { harmfulFlagRate: ci(harm), benignFlagRate: ci(ben) },
     ranking: harm.length && ben.length ? rocSummary(harm.map((r) => r.pUnsafe), ben.map((r) => r.pUnsafe), [0.02, 0.05]) : null,
-    harmfulByCategory: Object.fromEntries([...cats.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, f]) => [k, { n: f.length, flagRate: share(f) }])),
+    harmfulByCategory: Object.fromEntries(sharesBy(harm, (r) => r.category ?? "?", (r) => r.flagged).map(([k, v]) => [k, { n: v.n, flagRate: v.share }])),
     rows, msPerPrompt: ms,
   };
 }
 
 export function guardLabelledLines(r: GuardLabelledReport): string[] {
-  const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
-  const ci = (x: [number, number] | null) => (x ? ` (95% CI ${(100 * x[0]).toFixed(1)}–${(100 * x[1]).toFixed(1)}%)` : "");
   const out = [`${r.file}: ${r.n.harmful} unsafe, ${r.n.benign} safe rows; guard threshold ${r.threshold.toFixed(3)}, ${r.msPerPrompt.toFixed(2)} ms per prompt`,
     `harmful flagged      ${pct(r.harmfulFlagRate)} of ${r.n.harmful}${ci(r.intervals.harmfulFlagRate)}`];
   for (const [c, v] of Object.entries(r.harmfulByCategory)) out.push(`  ${c.padEnd(4)} ${pct(v.flagRate).padStart(6)} of ${v.n}`);
   out.push(`benign flagged       ${pct(r.benignFlagRate)} of ${r.n.benign}${ci(r.intervals.benignFlagRate)}`);
-  if (r.ranking) out.push(`harmful vs benign    p_unsafe AUC ${r.ranking.auc.toFixed(4)}; the best threshold flags ${r.ranking.atBenign.map((a) => `${pct(a.harmfulRefusalRate)} at ${(100 * a.benignRate).toFixed(0)}%`).join(", ")} benign`);
+  if (r.ranking) out.push(`harmful vs benign    ${decisionLine(r.ranking, "p_unsafe", "flags")}`);
   const misses = r.rows.filter((x) => x.unsafe !== x.flagged).slice(0, 8);
   if (misses.length) out.push("first misses (see --json for every row):", ...misses.map((x) => `  ${x.unsafe ? "passed " : "flagged"}  ${x.prompt.replace(/\s+/g, " ").slice(0, 90)}`));
   return out;

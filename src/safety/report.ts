@@ -104,17 +104,19 @@ export function rocSummary(pos: number[], neg: number[], negRates: number[]) {
   return { auc, atBenign };
 }
 
-/** "95% CI 93.2–96.9%, 183 independent requests" ("" for an older report without intervals). */
+/** "95% CI 93.2–96.9%" */
+export const ciText = ([lo, hi]: readonly [number, number]): string => `95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%`;
+
+/** " (95% CI 93.2–96.9%, 183 independent requests)" ("" for an older report without intervals). */
 export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful" | "benign"): string {
   if (!r.intervals) return "";
-  const [lo, hi] = which === "harmful" ? r.intervals.harmfulRefusalRate : r.intervals.benignRefusalRate;
-  return ` (95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%, ${r.intervals.units[which]} independent requests)`;
+  return ` (${ciText(which === "harmful" ? r.intervals.harmfulRefusalRate : r.intervals.benignRefusalRate)}, ${r.intervals.units[which]} independent requests)`;
 }
 
-/** "decision AUC 0.985; the best threshold refuses 85.4% of harmful at 2% benign, 91.5% at 5%" */
-export function decisionLine(d: SafetyReport["decision"]): string {
+/** "decision AUC 0.985; the best threshold refuses 85.4% at 2%, 91.5% at 5% benign" (`score` and `verb` name another judge's). */
+export function decisionLine(d: SafetyReport["decision"], score = "decision", verb = "refuses"): string {
   const at = d.atBenign.map((a) => `${(100 * a.harmfulRefusalRate).toFixed(1)}% at ${(100 * a.benignRate).toFixed(0)}%`).join(", ");
-  return `decision AUC ${d.auc.toFixed(4)}; the best threshold refuses ${at} benign`;
+  return `${score} AUC ${d.auc.toFixed(4)}; the best threshold ${verb} ${at} benign`;
 }
 
 /** "with the guard (steered): harmful 96.1%, benign 2.4%, look-alikes 41.8%, jailbreaks 90.3% refused; probe 85.1 / 28.8 / 8.0%" */

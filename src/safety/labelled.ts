@@ -62,7 +62,11 @@ export function labelledItems(file: string, maxRows?: number): (SafetyItem & { s
 
 const share = (xs: boolean[]): number | null => (xs.length ? xs.filter(Boolean).length / xs.length : null);
 const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
-const ci = (x: [number, number] | null) => (x ? ` (${ciText(x)})` : "");
+const ciNote = (x: [number, number] | null) => (x ? ` (${ciText(x)})` : "");
+
+/** 95% interval of the share of rows for which hit() holds, distinct prompts as units (null without rows). */
+const intervalOver = <T extends { prompt: string }>(rs: readonly T[], hit: (r: T) => boolean): [number, number] | null =>
+  rs.length ? clusterInterval(rs.map(hit), rs.map((r) => r.prompt)).interval : null;
 
 /** Per key (in order): how many items, and the share for which hit() holds. */
 function sharesBy<T>(xs: readonly T[], key: (x: T) => string, hit: (x: T) => boolean): [string, { n: number; share: number | null }][] {
@@ -90,12 +94,11 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
     ...(g ? { guardFlagged: g.flagged[i]!, guardedRefused: guarded![i]! } : {}),
   }));
   const harm = rows.filter((r) => r.unsafe), ben = rows.filter((r) => !r.unsafe);
-  const ci = (rs: LabelledRow[]) => (rs.length ? clusterInterval(rs.map((r) => r.refused), rs.map((r) => r.prompt)).interval : null);
   const pick = (rs: LabelledRow[], f: (r: LabelledRow) => boolean) => share(rs.map(f));
   return {
     file, n: { harmful: harm.length, benign: ben.length },
     harmfulRefusalRate: share(harm.map((r) => r.refused)), benignRefusalRate: share(ben.map((r) => r.refused)),
-    intervals: { harmfulRefusalRate: ci(harm), benignRefusalRate: ci(ben) },
+    intervals: { harmfulRefusalRate: intervalOver(harm, (r) => r.refused), benignRefusalRate: intervalOver(ben, (r) => r.refused) },
     decision: harm.length && ben.length ? rocSummary(harm.map((r) => r.margin), ben.map((r) => r.margin), [0.02, 0.05]) : null,
     withGuard: g ? {
       rule: o.steering ? "steered" : "union",
@@ -112,9 +115,9 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
 /** The text report: rates with intervals, per category and source, the decision, the guard, and a few misses. */
 export function labelledLines(r: LabelledReport): string[] {
   const out = [`${r.file}: ${r.n.harmful} unsafe, ${r.n.benign} safe rows`,
-    `harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${ci(r.intervals.harmfulRefusalRate)}`];
+    `harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${ciNote(r.intervals.harmfulRefusalRate)}`];
   for (const [c, v] of Object.entries(r.harmfulByCategory)) out.push(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
-  out.push(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${ci(r.intervals.benignRefusalRate)}`);
+  out.push(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${ciNote(r.intervals.benignRefusalRate)}`);
   if (Object.keys(r.bySource).length > 2) for (const [k, v] of Object.entries(r.bySource)) out.push(`  ${k.padEnd(28)} ${pct(v.refusalRate).padStart(6)} refused of ${v.n}`);
   if (r.decision) out.push(`harmful vs benign    ${decisionLine(r.decision)}`);
   if (r.withGuard) {
@@ -145,11 +148,10 @@ export function guardLabelledEval(guard: Guard, file: string, maxRows?: number):
   const items = labelledItems(file, maxRows), t0 = performance.now(), v = guard.classify(items.map((x) => x.text), "prompt"), ms = (performance.now() - t0) / items.length;
   const rows = items.map((x, i) => ({ prompt: x.text, unsafe: x.unsafe, category: x.hazard, flagged: v[i]!.unsafe, pUnsafe: v[i]!.pUnsafe, hazard: v[i]!.hazard }));
   const harm = rows.filter((r) => r.unsafe), ben = rows.filter((r) => !r.unsafe);
-  const ci = (rs: typeof rows) => (rs.length ? clusterInterval(rs.map((r) => r.flagged), rs.map((r) => r.prompt)).interval : null);
   return {
     file, n: { harmful: harm.length, benign: ben.length }, threshold: guard.threshold,
     harmfulFlagRate: share(harm.map((r) => r.flagged)), benignFlagRate: share(ben.map((r) => r.flagged)),
-    intervals: { harmfulFlagRate: ci(harm), benignFlagRate: ci(ben) },
+    intervals: { harmfulFlagRate: intervalOver(harm, (r) => r.flagged), benignFlagRate: intervalOver(ben, (r) => r.flagged) },
     ranking: harm.length && ben.length ? rocSummary(harm.map((r) => r.pUnsafe), ben.map((r) => r.pUnsafe), [0.02, 0.05]) : null,
     harmfulByCategory: Object.fromEntries(sharesBy(harm, (r) => r.category ?? "?", (r) => r.flagged).map(([k, v]) => [k, { n: v.n, flagRate: v.share }])),
     rows, msPerPrompt: ms,
@@ -158,9 +160,9 @@ export function guardLabelledEval(guard: Guard, file: string, maxRows?: number):
 
 export function guardLabelledLines(r: GuardLabelledReport): string[] {
   const out = [`${r.file}: ${r.n.harmful} unsafe, ${r.n.benign} safe rows; guard threshold ${r.threshold.toFixed(3)}, ${r.msPerPrompt.toFixed(2)} ms per prompt`,
-    `harmful flagged      ${pct(r.harmfulFlagRate)} of ${r.n.harmful}${ci(r.intervals.harmfulFlagRate)}`];
+    `harmful flagged      ${pct(r.harmfulFlagRate)} of ${r.n.harmful}${ciNote(r.intervals.harmfulFlagRate)}`];
   for (const [c, v] of Object.entries(r.harmfulByCategory)) out.push(`  ${c.padEnd(4)} ${pct(v.flagRate).padStart(6)} of ${v.n}`);
-  out.push(`benign flagged       ${pct(r.benignFlagRate)} of ${r.n.benign}${ci(r.intervals.benignFlagRate)}`);
+  out.push(`benign flagged       ${pct(r.benignFlagRate)} of ${r.n.benign}${ciNote(r.intervals.benignFlagRate)}`);
   if (r.ranking) out.push(`harmful vs benign    ${decisionLine(r.ranking, "p_unsafe", "flags")}`);
   const misses = r.rows.filter((x) => x.unsafe !== x.flagged).slice(0, 8);
   if (misses.length) out.push("first misses (see --json for every row):", ...misses.map((x) => `  ${x.unsafe ? "passed " : "flagged"}  ${x.prompt.replace(/\s+/g, " ").slice(0, 90)}`));

@@ -71,8 +71,10 @@ export function registerSafety(program: Command): void {
     .option("--prompts <file>", "score your own labelled prompts instead of the built-in held-out sets: a CSV like ../shared/data/safety/prompts.csv (prompt,label[,source][,category]; label safe or unsafe; category an S-code or a HarmBench category)")
     .option("--max-rows <n>", "with --prompts: only the first n rows")
     .option("--json", "JSON output")
-    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; promptChars: string; maxNewTokens: string; prompts?: string; maxRows?: string; json?: boolean }) => {
+    .action((o: { model: string; guard?: string; baseline?: string; task: string; maxBenign: string; maxPerSet?: string; promptChars: string; maxNewTokens: string; prompts?: string; maxRows?: string; json?: boolean }, cmd: Command) => {
       if (o.maxRows !== undefined && o.prompts === undefined) throw new FrugalError("INPUT", "--max-rows applies to --prompts F; add --prompts or drop --max-rows");
+      const setSizes = [cmd.getOptionValueSource("maxBenign") === "cli" && "--max-benign", o.maxPerSet !== undefined && "--max-per-set"].filter(Boolean);
+      if (o.prompts !== undefined && setSizes.length) throw new FrugalError("INPUT", `${setSizes.join(" and ")} size the built-in held-out sets, but --prompts reads every row of your file instead; drop ${setSizes.join(" and ")}, or use --max-rows n to read only the first n rows`);
       if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
       const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       let capabilityDelta: number | null = null;

@@ -334,4 +334,7 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   }
   const noFile = spawnSync(process.execPath, [cli, "safety-eval", "--model", safeDir, "--max-rows", "3"], { encoding: "utf8" });
   assert.match(noFile.stderr, /--max-rows applies to --prompts F/);
+  const sized = spawnSync(process.execPath, [cli, "safety-eval", "--model", safeDir, "--prompts", badCsv("ok.csv", "prompt,label\nhello,safe\n"), "--max-benign", "5"], { encoding: "utf8" });
+  assert.equal(sized.status, 1, sized.stderr);
+  assert.match(sized.stderr, /--max-benign size the built-in held-out sets.*--max-rows n/);
 });

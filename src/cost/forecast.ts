@@ -8,7 +8,7 @@ import { generateFlops, trainFlops } from "../model/flops.js";
 import { generate } from "../model/sampler.js";
 import { biasChannelConfig, initModel, mergedConfig } from "../model/transformer.js";
 import { labelTokens } from "../safety/guard.js";
-import { drawItem } from "../safety/data.js";
+import { devBenignPrompts, drawItem } from "../safety/data.js";
 import { policyText } from "../safety/reward.js";
 import { targetCompletion } from "../safety/source.js";
 import { steeringDevPrompts } from "../safety/steer.js";
@@ -151,13 +151,14 @@ function stageForecast(s: StageConfig, recipe: Recipe, configs: Map<string, Mode
 
 /**
  * The safety GRPO stage's last step: the policy's and the guard's no-grad forward passes (≈ 1/3 of a training
- * step at the same shape each) over the benign dev draws the steering is tuned on, in batches of 32.
+ * step at the same shape each) over the benign dev draws the steering is tuned on, and the policy's over the
+ * benign dev prompts its decision is calibrated on, in batches of 32.
  */
 function steeringForecast(s: Extract<StageConfig, { type: "safety-grpo" }>, recipe: Recipe, policy: ModelConfig, configs: Map<string, ModelConfig>, promptLen: number, cache: Map<string, number>): { seconds: number; flops: number } {
   const g = recipe.stages.find((x) => x.name === s.guard), guard = configs.get(s.guard);
   const n = steeringDevPrompts(recipe.seed).length, batches = Math.ceil(n / 32), members = g?.type === "guard" ? g.members : 1;
-  const passes = s.decisionBenignRate !== undefined ? 4 : 1; // calibrating the decision reads the draws three times more (β = 0, 1, set)
-  let seconds = passes * batches * calibrate(policy, 32, promptLen + 1, cache).stepS / 3, flops = passes * generateFlops(policy, n * (promptLen + 1), promptLen + 1);
+  const nCal = s.decisionBenignRate !== undefined ? 3 * devBenignPrompts().length : 0; // calibrating the decision reads its dev prompts three times (β = 0, 1, set)
+  let seconds = (batches + Math.ceil(nCal / 32)) * calibrate(policy, 32, promptLen + 1, cache).stepS / 3, flops = generateFlops(policy, (n + nCal) * (promptLen + 1), promptLen + 1);
   if (guard) { seconds += members * batches * calibrate(guard, 32, 64, cache).stepS / 3; flops += members * generateFlops(guard, n * 64, 64); }
   return { seconds, flops };
 }

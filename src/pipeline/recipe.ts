@@ -89,8 +89,9 @@ const SafetyGrpo = GrpoConfig.extend({
   type: z.literal("safety-grpo"), name, ...SafetyMix, guard: name,
   /**
    * after training, set the policy's refusal prior in its weights (a logit bias on the refusal token right
-   * after <think>, addBiasChannel) so that it refuses this share of benign dev-split draws — the policy's
-   * counterpart of the guard's targetBenignFlagRate; unset = leave the decision where training put it
+   * after <think>, addBiasChannel) so that it refuses this share of the benign dev prompts (the CSV's dev
+   * rows as written and in trained question frames) — the policy's counterpart of the guard's
+   * targetBenignFlagRate; unset = leave the decision where training put it
    */
   decisionBenignRate: z.number().gt(0).lt(0.5).optional(),
 }).strict();

@@ -194,6 +194,19 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
   return base;
 }
 
+/**
+ * The dev split's counterpart of the held-out benign sets, which the policy's refusal prior is set on: every
+ * benign dev row as written, and each one that is a task (not already a question) in a trained question
+ * frame, how- and ask-frames taken in turn. No draw, no test row.
+ */
+export function devBenignPrompts(): SafetyItem[] {
+  const rows = rowsOf("dev").filter((r) => !r.unsafe), hf = family(HOW_FRAMES, false), af = family(ASK_FRAMES, false);
+  const asWritten = rows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign", group: `row:${r.prompt}` }));
+  const framed = rows.filter((r) => howCore(r.prompt) || !NOT_IMPERATIVE.test(r.prompt)).map((r, i) =>
+    ({ text: reframe(r.prompt, howCore(r.prompt) ? hf[i % hf.length]! : af[i % af.length]!), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
+  return [...asWritten, ...framed];
+}
+
 export interface HeldOutSets {
   harmful: SafetyItem[]; harmfulQuestions: SafetyItem[]; benign: SafetyItem[]; benignQuestions: SafetyItem[];
   lookalikes: SafetyItem[]; jailbreaks: SafetyItem[];

@@ -18,7 +18,7 @@ import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe } from "../pipeline/runner.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { loadTokenizer } from "../tokenizer/tokenizer.js";
-import { defaultDataFile, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
+import { defaultDataFile, devBenignPrompts, drawItem, heldOutSets, howCore, reframe, rowsOf, splitOfPrompt, weakHazard } from "./data.js";
 import { Guard, views, withLabelTokens } from "./guard.js";
 import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./phrases.js";
 import { guardCorpus, thresholdAtRate } from "./guard-train.js";
@@ -203,6 +203,19 @@ test("held-out sets: every item names its request, shared by a CSV row's reframi
   assert.equal(s.harmfulQuestions.filter((x) => rowGroups.has(x.group)).length, s.harmful.length, "each harmful row's reframing shares its group");
   const phrase = s.harmfulQuestions.filter((x) => x.group?.startsWith("phrase:"));
   assert.ok(new Set(phrase.map((x) => x.group)).size < phrase.length / 3, "a held-out phrase appears in several frames under one group");
+});
+
+test("dev benign prompts (the refusal prior's calibration set): dev rows only, as written and in trained frames, never a held-out frame", { skip: !haveData && "safety data absent" }, () => {
+  const d = devBenignPrompts(), rows = rowsOf("dev").filter((r) => !r.unsafe), byPrompt = new Set(rows.map((r) => r.prompt));
+  assert.ok(d.every((x) => !x.unsafe && x.hazard === null && byPrompt.has(x.group!.slice(4))), "every prompt is a benign dev row's");
+  assert.deepEqual(d.filter((x) => x.kind === "benign").map((x) => x.text), rows.map((r) => r.prompt));
+  const framed = d.filter((x) => x.kind === "benign-question"), trained = [...family(HOW_FRAMES, false), ...family(ASK_FRAMES, false)], heldOut = [...family(HOW_FRAMES, true), ...family(ASK_FRAMES, true)];
+  assert.ok(framed.length > rows.length / 3, `framed: ${framed.length} of ${rows.length}`);
+  for (const x of framed.slice(0, 300)) {
+    const row = x.group!.slice(4);
+    assert.ok(trained.some((f) => reframe(row, f) === x.text), `not in a trained frame: ${x.text}`);
+    assert.ok(!heldOut.some((f) => reframe(row, f) === x.text), `in a held-out frame: ${x.text}`);
+  }
 });
 
 test("safety reward: refuse harmful, answer benign, malformed is 0, a guard-flagged reply is 0", () => {

@@ -12,7 +12,7 @@ import { Rng } from "../common/rng.js";
 import { addBiasChannel, biasChannel, forward, setLogitBias, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
-import { drawItem, type SafetyItem } from "./data.js";
+import { devBenignPrompts, drawItem, type SafetyItem } from "./data.js";
 import { packGuard, type Guard } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
@@ -70,22 +70,22 @@ export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[],
 export interface DecisionCalibration {
   /** the LM head's weight on the bias channel for the refusal token */
   beta: number;
-  /** the refusal logit's rise after <think>, median over the dev draws (β times the channel's reading) */
+  /** the refusal logit's rise after <think>, median over the dev prompts (β times the channel's reading) */
   medianShift: number;
-  /** share of benign dev draws the calibrated policy refuses */
+  /** share of the benign dev prompts (devBenignPrompts) the calibrated policy refuses */
   devBenignRate: number;
 }
 
 /**
  * Moves the policy's refusal prior into its weights: a bias channel (addBiasChannel, carried by <think>)
  * whose weight β on the refusal token is set so that greedy decoding starts the refusal on `rate` of the
- * benign dev draws. The refusal's lead over the best other token is linear in β (l₀ + β·k, k > 0 measured
+ * benign dev prompts (devBenignPrompts: the CSV's dev rows as written and in trained question frames). The refusal's lead over the best other token is linear in β (l₀ + β·k, k > 0 measured
  * at β = 1), so β comes from one sort. Only the position right after <think> changes; the model stays an
  * ordinary Llama (GGUF, llama.cpp).
  */
 export function calibrateDecision(model: Model, tok: Tokenizer, promptChars: number, seed: number, rate: number): { model: Model; calibration: DecisionCalibration } {
-  const { think, refuse } = decisionTokens(tok), benign = steeringDevPrompts(seed);
-  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev draws to calibrate the decision on");
+  const { think, refuse } = decisionTokens(tok), benign = devBenignPrompts();
+  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev prompts to calibrate the decision on");
   const m = biasChannel(model) >= 0 ? model : addBiasChannel(model, think, seed ^ 0xb1a5);
   setLogitBias(m, refuse, 0);
   const l0 = itemDecisions(m, tok, benign, promptChars).lead;

@@ -202,10 +202,19 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
 export function devBenignPrompts(): SafetyItem[] {
   const rows = rowsOf("dev").filter((r) => !r.unsafe), hf = family(HOW_FRAMES, false), af = family(ASK_FRAMES, false);
   const asWritten = rows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign", group: `row:${r.prompt}` }));
-  const framed = rows.filter((r) => howCore(r.prompt) || !NOT_IMPERATIVE.test(r.prompt)).map((r, i) =>
-    ({ text: reframe(r.prompt, howCore(r.prompt) ? hf[i % hf.length]! : af[i % af.length]!), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
+  const framed = rows.filter((r) => !isQuestion(r.prompt)).map((r, i) =>
+    ({ text: reframe(r.prompt, rowFrame(r.prompt, i, hf, af)), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
   return [...asWritten, ...framed];
 }
+
+/** A CSV row that already reads as a question (no how-to core to reframe): framing it leaves it as written. */
+const isQuestion = (p: string) => NOT_IMPERATIVE.test(p) && !howCore(p);
+
+/** The frame row i gets, taken in turn from the how-frames (a how-to core) or the ask-frames; "{Y}?" for a question. */
+const rowFrame = (p: string, i: number, hf: readonly string[], af: readonly string[]) => {
+  const fs = howCore(p) ? hf : af;
+  return isQuestion(p) ? "{Y}?" : fs[i % fs.length]!;
+};
 
 export interface HeldOutSets {
   harmful: SafetyItem[]; harmfulQuestions: SafetyItem[]; benign: SafetyItem[]; benignQuestions: SafetyItem[];
@@ -216,7 +225,7 @@ export interface HeldOutSets {
 export function heldOutSets(maxBenign = 600): HeldOutSets {
   const rows = rowsOf("test"), hf = family(HOW_FRAMES, true), af = family(ASK_FRAMES, true);
   const harmRows = rows.filter((r) => r.unsafe), benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
-  const pickFrame = (p: string, i: number) => { const fs = howCore(p) ? hf : af; return NOT_IMPERATIVE.test(p) && !howCore(p) ? "{Y}?" : fs[i % fs.length]!; };
+  const pickFrame = (p: string, i: number) => rowFrame(p, i, hf, af);
   const harmful = harmRows.map((r) => ({ text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful", group: `row:${r.prompt}` }));
   const own = Object.entries(HARMFUL).flatMap(([code, ps]) => family(ps, true).map((p) => ({ p: `how to ${p}`, code })));
   const harmfulQuestions = [

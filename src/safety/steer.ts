@@ -79,8 +79,9 @@ export interface DecisionCalibration {
 /**
  * Moves the policy's refusal prior into its weights: a bias channel (addBiasChannel, carried by <think>)
  * whose weight β on the refusal token is set so that greedy decoding starts the refusal on `rate` of the
- * benign dev prompts (devBenignPrompts: the CSV's dev rows as written and in trained question frames). The refusal's lead over the best other token is linear in β (l₀ + β·k, k > 0 measured
- * at β = 1), so β comes from one sort. Only the position right after <think> changes; the model stays an
+ * benign dev prompts (devBenignPrompts: the CSV's dev rows as written and in trained question frames). The
+ * refusal's lead over the best other token is linear in β (l₀ + β·k, k > 0 measured at β = 1), so β comes
+ * from one sort. Only the position right after <think> changes; the model stays an
  * ordinary Llama (GGUF, llama.cpp).
  */
 export function calibrateDecision(model: Model, tok: Tokenizer, promptChars: number, seed: number, rate: number): { model: Model; calibration: DecisionCalibration } {

@@ -4,7 +4,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
-import { tempDir } from "../common/testing.js";
+import { tempDir } from "../common/files.js";
 import { referenceConfig } from "../model/config.js";
 import { generate } from "../model/sampler.js";
 import { initModel, type Model } from "../model/transformer.js";

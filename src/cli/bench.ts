@@ -6,7 +6,7 @@ import { benchEngine } from "../bench/engine.js";
 import { benchSample } from "../bench/sample.js";
 import { benchVsLlamaCpp, llamaThreads } from "../bench/llama.js";
 import { benchServe } from "../bench/serve.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
@@ -64,7 +64,7 @@ export function registerBenchServe(bench: Command): void {
     .option("--model <dir>", "a checkpoint to serve (default: the reference config, freshly initialised)")
     .option("--json", "print one JSON line")
     .action(async (o: { model?: string; json?: boolean }) => {
-      const r = await benchServe(o.model ? loadTrainee(o.model) : undefined);
+      const r = await benchServe(o.model ? loadModelDir(o.model) : undefined);
       if (o.json) { console.log(JSON.stringify(r)); return; }
       console.log(`one at a time:   ${Math.round(r.sequentialTokensPerSec)} tokens/s`);
       console.log(`16 concurrent:   ${Math.round(r.concurrent16TokensPerSec)} tokens/s  (${r.speedup.toFixed(2)}× — largest decode batch ${r.maxBatch})`);

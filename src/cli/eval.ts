@@ -3,8 +3,7 @@
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
-import { loadTokenizer } from "../tokenizer/tokenizer.js";
+import { loadModelDir } from "../model/load.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
@@ -34,9 +33,8 @@ export function registerEval(program: Command): void {
     .option("--json", "print one JSON object")
     .action((o: Record<string, string | boolean>) => {
       const task = getTask(String(o.task));
-      const ck = loadCheckpoint(String(o.model));
-      if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json`);
-      const r = evaluate(ck.model, loadTokenizer(ck.tokenizer), task, {
+      const ck = loadModelDir(String(o.model));
+      const r = evaluate(ck.model, ck.tokenizer, task, {
         nProblems: positiveInt("--n-problems", String(o.nProblems)), k: positiveInt("--k", String(o.k)),
         temperature: num("--temperature", String(o.temperature), 0, 10), topP: num("--top-p", String(o.topP), 1e-9, 1),
         maxNewTokens: positiveInt("--max-tokens", String(o.maxTokens)), seed: num("--seed", String(o.seed), 0, 2 ** 31),

@@ -1,6 +1,6 @@
 // `frugal export gguf --model DIR --out FILE.gguf`: a checkpoint as a GGUF file llama.cpp and Ollama load.
 import type { Command } from "commander";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { exportGguf } from "../serve/gguf.js";
 import { checkpointName } from "./serve.js";
 
@@ -11,7 +11,7 @@ export function registerExport(program: Command): void {
     .requiredOption("--out <file>", "the .gguf file to write (atomically)")
     .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")
     .action((o: { model: string; out: string; name?: string }) => {
-      const t = loadTrainee(o.model);
+      const t = loadModelDir(o.model);
       const name = o.name ?? checkpointName(o.model);
       const r = exportGguf(t.model, t.tokenizer, o.out, name);
       console.log(`wrote ${o.out}: ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(2)} MB`);

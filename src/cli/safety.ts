@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { Guard } from "../safety/guard.js";
 import cliProgress from "cli-progress";
 import { guardLabelledEval, guardLabelledLines, labelledEval, labelledItems, labelledLines } from "../safety/labelled.js";
@@ -76,10 +76,10 @@ export function registerSafety(program: Command): void {
       const setSizes = [cmd.getOptionValueSource("maxBenign") === "cli" && "--max-benign", o.maxPerSet !== undefined && "--max-per-set"].filter(Boolean);
       if (o.prompts !== undefined && setSizes.length) throw new FrugalError("INPUT", `${setSizes.join(" and ")} size the built-in held-out sets, but --prompts reads every row of your file instead; drop ${setSizes.join(" and ")}, or use --max-rows n to read only the first n rows`);
       if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
-      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
+      const t = loadModelDir(o.model), guard = o.guard ? Guard.load(o.guard) : undefined;
       let capabilityDelta: number | null = null;
       if (o.baseline) {
-        const task = getTask(o.task), b = loadTrainee(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
+        const task = getTask(o.task), b = loadModelDir(o.baseline), ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
         capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
       }
       if (o.prompts !== undefined) { labelledCommand(o.prompts, t, guard, o, capabilityDelta); return; }
@@ -107,7 +107,7 @@ function checkPrompts(file: string, maxRows?: string): void {
 }
 
 /** `safety-eval --prompts F`: the report on the user's own labelled file, with a progress bar on stderr. */
-function labelledCommand(file: string, t: ReturnType<typeof loadTrainee>, guard: Guard | undefined, o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean }, capabilityDelta: number | null): void {
+function labelledCommand(file: string, t: ReturnType<typeof loadModelDir>, guard: Guard | undefined, o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean }, capabilityDelta: number | null): void {
   const bar = new cliProgress.SingleBar({ format: "safety-eval {bar} {value}/{total} prompts", stream: process.stderr, clearOnComplete: true, hideCursor: false }, cliProgress.Presets.shades_classic);
   let started = false;
   const r = labelledEval(t.model, t.tokenizer, file, {

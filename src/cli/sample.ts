@@ -2,9 +2,9 @@
 // and prints them (reasoning and answer as generated), one block per sample.
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
+import { loadModelDir } from "../model/load.js";
 import { generate } from "../model/sampler.js";
-import { loadTokenizer, SPECIAL } from "../tokenizer/tokenizer.js";
+import { SPECIAL } from "../tokenizer/tokenizer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { positiveInt } from "./bench.js";
 
@@ -27,9 +27,7 @@ export function registerSample(program: Command): void {
     .option("--seed <s>", "seed of the first sample (sample i uses seed + i)", "0")
     .option("--json", "print JSON")
     .action((o: Record<string, string | boolean>) => {
-      const ck = loadCheckpoint(String(o.model));
-      if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json; frugal needs one to turn text into tokens`);
-      const tok = loadTokenizer(ck.tokenizer);
+      const ck = loadModelDir(String(o.model)), tok = ck.tokenizer;
       const n = positiveInt("--n", String(o.n)), seed = num("--seed", String(o.seed), 0, 2 ** 31);
       const ids = promptIds(tok, String(o.prompt));
       const maxNew = Math.min(positiveInt("--max-tokens", String(o.maxTokens)), ck.model.config.max_position_embeddings - ids.length);

@@ -6,7 +6,7 @@ import { basename, dirname } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Command } from "commander";
 import { device, loadPrices } from "../cost/prices.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { Guard } from "../safety/guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { Hono } from "hono";
@@ -29,7 +29,7 @@ export function registerServe(program: Command): void {
     .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
     .option("--runs <dir>", "also serve the run dashboard over this runs directory at /dashboard", "runs")
     .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string; runs: string }) => {
-      const t = loadTrainee(o.model), guard = o.guard ? Guard.load(o.guard) : undefined, steering = guard ? steeringFor(o.model, guard) : null;
+      const t = loadModelDir(o.model), guard = o.guard ? Guard.load(o.guard) : undefined, steering = guard ? steeringFor(o.model, guard) : null;
       const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
       const name = o.name ?? checkpointName(o.model);
       const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, steering, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });

@@ -1,17 +1,34 @@
-// Errors are data: a stable `code`, the message says what was expected, what arrived and how to fix it.
-// Bugs in frugal itself use internal(), whose message starts with "internal:" so users know to report it.
+// Errors are data: a stable `code` from one union, and a message that says what was expected, what arrived
+// and how to fix it. Bugs in frugal itself are raised only through internal(), whose message starts with
+// "internal:" so users know to report it. No logging or exit handling here (the CLI decides).
 
+/** Every code a FrugalError can carry; a new kind of failure adds its code here. */
+export const ERROR_CODES = [
+  "ARCH", "ARG", "BUSY", "CHECKPOINT", "CONFIG", "CONTEXT", "DATA", "DEPENDENCY", "EMPTY", "EXPORT", "GUARD",
+  "INDEX", "INPUT", "INTERNAL", "NATIVE", "NONFINITE", "OPTIMIZER", "POLICY", "PRICES", "RECIPE", "REQUEST", "RUN",
+  "SAFETENSORS", "SAMPLE", "SHAPE", "STALE", "TASK", "TOKENIZER", "WRITE",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** A user-facing error; use internal() for frugal's own bugs (the type system keeps "INTERNAL" out of here). */
 export class FrugalError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: Exclude<ErrorCode, "INTERNAL">, message: string, options?: { cause?: unknown });
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "FrugalError";
     this.code = code;
   }
 }
 
-export function internal(message: string): FrugalError {
-  return new FrugalError("INTERNAL", `internal: ${message} (this is a bug in frugal; please report it)`);
+/** frugal's own bug: code INTERNAL, a message starting with "internal:". */
+export function internal(message: string, options?: { cause?: unknown }): FrugalError {
+  const e = new (FrugalError as new (code: ErrorCode, message: string, options?: { cause?: unknown }) => FrugalError)(
+    "INTERNAL",
+    `internal: ${message} (this is a bug in frugal; please report it)`,
+    options,
+  );
+  return e;
 }
 
 export function shapeError(op: string, got: readonly number[] | string, want: string): FrugalError {

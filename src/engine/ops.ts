@@ -1,7 +1,7 @@
 // The fused ops: each checks shapes, runs a forward kernel and records its hand-written backward.
 // Shapes use B batch, T time, H heads, KVH kv heads, D head dim, C channels, V vocab, N rows.
 // Ops never loop over numbers themselves (kernels do) and never keep state between steps.
-import { FrugalError, shapeError } from "../common/errors.js";
+import { FrugalError, shapeError, internal } from "../common/errors.js";
 import { kernels } from "./backend.js";
 import { constant, isGradEnabled, output, record, Tensor } from "./tensor.js";
 
@@ -182,7 +182,7 @@ export function decodeBlock(x: Tensor, w: BlockWeights, table: RopeTable, kCache
   pos: Int32Array, slot: Int32Array, Tmax: number, H: number, KVH: number, eps: number): Tensor {
   const [N, C] = x.shape as [number, number], D = table.headDim, F = w.wg.shape[0]!;
   if (x.shape.length !== 2 || pos.length !== N || slot.length !== N) throw shapeError("decodeBlock", x.shape, `(N, C) with N = ${pos.length} positions and slots`);
-  if (tracks(x)) throw new FrugalError("INTERNAL", "internal: decodeBlock has no backward; call it under noGrad()");
+  if (tracks(x)) throw internal("decodeBlock has no backward; call it under noGrad()");
   const slots = kCache.length / (Tmax * KVH * D);
   for (let b = 0; b < N; b++) {
     if (!(pos[b]! >= 0 && pos[b]! < Math.min(Tmax, table.maxPos))) throw new FrugalError("CONTEXT", `decodeBlock: sequence ${b} at position ${pos[b]} is past the context length ${Math.min(Tmax, table.maxPos)}`);

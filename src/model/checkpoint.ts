@@ -2,12 +2,13 @@
 // plus frugal.json (stage, step, stage config, RNG state) and optimizer.safetensors. A save builds the
 // whole directory beside the target and swaps it in, so a crash or full disk leaves the previous
 // checkpoint valid; a load only reads, and names the file and field that is wrong.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import type { AdamWState } from "../engine/index.js";
 import { parseModelConfig, type ModelConfig } from "./config.js";
-import { encodeSafetensors, readSafetensors, writeFileAtomic } from "./safetensors.js";
+import { encodeSafetensors, readSafetensors } from "./safetensors.js";
+import { writeFileAtomic } from "../common/files.js";
 import { type Model, modelFromTensors } from "./transformer.js";
 
 export interface FrugalMeta {
@@ -44,12 +45,39 @@ export function readWeights(config: ModelConfig, file: string): Model {
   return modelFromTensors(config, new Map([...readSafetensors(file).tensors].map(([n, t]) => [n, t.data])), file);
 }
 
-export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): void {
+/**
+ * The one way a checkpoint directory changes: `build` fills a fresh directory beside `dir` (starting as a copy
+ * of it when `keep`), which then replaces `dir` by two renames. A crash or full disk at any point leaves a
+ * complete checkpoint: the previous one, or (between the renames) its .old copy, which loadCheckpoint reads.
+ */
+function swapDirectory(dir: string, keep: boolean, build: (tmp: string) => void): void {
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`), old = join(dirname(dir), `.${basename(dir)}.old`);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  if (keep) cpSync(dir, tmp, { recursive: true });
+  else mkdirSync(tmp, { recursive: true });
   try {
+    build(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
+}
+
+/** Adds (or replaces) files in an existing checkpoint through the same atomic swap as a save. */
+export function addCheckpointFiles(dir: string, files: Record<string, string | Uint8Array>): void {
+  if (!existsSync(join(dir, "config.json"))) throw internal(`addCheckpointFiles: ${dir} is not a checkpoint`);
+  swapDirectory(dir, true, (tmp) => {
+    for (const [name, data] of Object.entries(files)) writeFileAtomic(join(tmp, name), data);
+  });
+}
+
+export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): void {
+  swapDirectory(dir, false, (tmp) => {
     const c = model.config;
     writeFileAtomic(join(tmp, "config.json"), JSON.stringify({ architectures: [ARCH[c.model_type]], ...c, hidden_act: "silu", torch_dtype: "float32" }, null, 2));
     writeFileAtomic(join(tmp, "model.safetensors"), encodeWeights(model));
@@ -62,14 +90,7 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
       writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(o, { step: String(opts.optimizer.step) }));
     }
     for (const [name, data] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, name), data);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  rmSync(old, { recursive: true, force: true });
-  if (existsSync(dir)) renameSync(dir, old);
-  renameSync(tmp, dir);
-  rmSync(old, { recursive: true, force: true });
+  });
 }
 
 function readJson(file: string): unknown {

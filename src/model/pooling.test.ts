@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import { randn, Rng } from "../common/rng.js";
 import { parseModelConfig } from "./config.js";
-import { addBiasChannel, argmaxMask, biasChannel, forward, forwardPooled, growVocab, initModel, mergeModels, POOLINGS, setLogitBias, widenModel } from "./transformer.js";
+import { addBiasChannel, biasChannel, growVocab, mergeModels, setLogitBias, widenModel } from "./surgery.js";
+import { argmaxMask, forwardPooled, POOLINGS } from "./pooling.js";
+import { forward, initModel } from "./transformer.js";
 
 const config = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 16, vocab_size: 20, tie_word_embeddings: true }, "test");
 

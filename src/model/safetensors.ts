@@ -1,8 +1,8 @@
 // safetensors read/write: 8-byte little-endian header length, a JSON header of
 // {name: {dtype, shape, data_offsets}} (+ optional __metadata__), then the raw little-endian data.
 // Reads F32, F16 and BF16 (widened to float32); writes F32. Every field is checked before use and
-// errors name the file, the tensor and the fix. No file I/O policy here beyond one atomic write.
-import { readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
+// errors name the file, the tensor and the fix. No file I/O policy here (common/files.ts writes).
+import { readFileSync } from "node:fs";
 import { FrugalError } from "../common/errors.js";
 
 const SIZES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -94,19 +94,4 @@ export function encodeSafetensors(tensors: Map<string, { shape: readonly number[
     p += t.data.byteLength;
   }
   return out;
-}
-
-/** Writes via a temp file + fsync + rename: a crash or a full disk leaves the previous file intact. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, data);
-    const fd = openSync(tmp, "r");
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-    renameSync(tmp, file);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FrugalError("WRITE", `could not write ${file} (${code ?? (e as Error).message})${code === "ENOSPC" ? ": the disk is full; free space and retry — the previous file is untouched" : ""}`, { cause: e });
-  }
 }

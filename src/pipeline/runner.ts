@@ -9,7 +9,7 @@ import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
 import { forecastRecipe, type Forecast } from "../cost/forecast.js";
-import { writeFileAtomic } from "../model/safetensors.js";
+import { writeFileAtomic } from "../common/files.js";
 import { Guard } from "../safety/guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { safetyEval, type SafetyReport } from "../safety/report.js";
@@ -17,7 +17,8 @@ import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
 import type { StageIO } from "../train/loop.js";
 import type { Recipe, StageConfig } from "./recipe.js";
-import { loadTrainee, runStage } from "./stages.js";
+import { loadModelDir } from "../model/load.js";
+import { runStage } from "./stages.js";
 
 export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
 export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; evalWallS: number; report: EvalReport }
@@ -129,7 +130,7 @@ function runSafetyEval(recipe: Recipe, out: string, dev: ReturnType<typeof looku
   const f = join(out, "safety.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
   const t0 = performance.now(), cpu0 = process.cpuUsage();
-  const modelDir = join(stageDir(out, se.model), "checkpoint"), t = loadTrainee(modelDir), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
+  const modelDir = join(stageDir(out, se.model), "checkpoint"), t = loadModelDir(modelDir), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
   const m = evals.find((e) => e.stage === se.model), b = evals.find((e) => e.stage === se.baseline);
   const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: se.maxNewTokens, guard, steering: steeringFor(modelDir, guard), capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
@@ -172,7 +173,7 @@ function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevi
     const f = join(stageDir(out, s.name), "eval.json");
     if (existsSync(f)) { rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow); continue; }
     const t0 = performance.now(), cpu0 = process.cpuUsage();
-    const t = loadTrainee(join(stageDir(out, s.name), "checkpoint"));
+    const t = loadModelDir(join(stageDir(out, s.name), "checkpoint"));
     const report = evaluate(t.model, t.tokenizer, task, { nProblems: ev.nProblems, k: ev.k, temperature: ev.temperature, topP: ev.topP, maxNewTokens: ev.maxNewTokens, difficulties: ev.difficulties, seed: recipe.seed });
     const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, { tokens: { ...noTokens, generated: report.generatedTokens } });
     const wallS = entry.wallS;

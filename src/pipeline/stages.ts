@@ -6,15 +6,16 @@
 // distill: a fresh, smaller student fine-tuned on a teacher's verified traces.
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
+import { loadModelDir } from "../model/load.js";
 import { parseModelConfig } from "../model/config.js";
-import { growVocab, initModel, mergeModels } from "../model/transformer.js";
+import { growVocab, mergeModels } from "../model/surgery.js";
+import { initModel } from "../model/transformer.js";
 import { generate } from "../model/sampler.js";
-import { writeFileAtomic } from "../model/safetensors.js";
+import { writeFileAtomic } from "../common/files.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../tokenizer/chat.js";
-import { CharTokenizer, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { CharTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { extendBpe, trainBpe } from "../tokenizer/bpe-train.js";
 import { getTask, TASK_CHARS } from "../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../tasks/rewards.js";
@@ -31,12 +32,6 @@ import type { StageConfig } from "./recipe.js";
 export interface StageEnv {
   /** checkpoint directory of an earlier stage */
   checkpointOf(stage: string): string;
-}
-
-export function loadTrainee(dir: string): Trainee {
-  const ck = loadCheckpoint(dir);
-  if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${dir} has no tokenizer.json`);
-  return { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer) };
 }
 
 function levels(task: Task, d: Record<string, number[]> | number[] | undefined): readonly number[] {
@@ -83,7 +78,7 @@ function policyVocabGrower(base: Tokenizer, vocabSize: number, seed: number, sta
   const { tokenizer, pieces } = extendBpe(base, policyCorpus(new Rng(seed ^ 0x9e0), 20_000), vocabSize, { singleDigits: true });
   for (const x of traces) {
     const text = x.prompt + x.completion;
-    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(base.encode(text))) throw new FrugalError("INTERNAL", `internal: stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
+    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(base.encode(text))) throw internal(`stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
   }
   return (t) => ({ model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer });
 }
@@ -175,25 +170,25 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       // the cold-start set is fixed: the same `examples` problems every time the stage runs
       const rng0 = new Rng(io.seed ^ 0xc01d);
       const set = drawProblems(s.tasks, s.difficulties, rng0, s.examples);
-      return trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), (_step, rng, t) =>
+      return trainSupervised(io, () => loadModelDir(env.checkpointOf(s.from)), (_step, rng, t) =>
         Array.from({ length: s.batchSize }, () => { const x = set[rng.int(0, set.length - 1)]!; return traceExample(t.tokenizer, x.task, x.p, false); }), s, s);
     }
     case "grpo": {
       const task = getTask(s.task);
-      return trainGrpo(io, () => loadTrainee(env.checkpointOf(s.from)), taskSource(task, s.difficulties), s, s);
+      return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), taskSource(task, s.difficulties), s, s);
     }
     case "rejection-sft": {
       const task = getTask(s.task);
-      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task, s, io.seed));
-      const out = trainSupervised(io, () => loadTrainee(env.checkpointOf(s.from)), traceData(traces, s.batchSize), s, s);
+      const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(env.checkpointOf(s.from)), task, s, io.seed));
+      const out = trainSupervised(io, () => loadModelDir(env.checkpointOf(s.from)), traceData(traces, s.batchSize), s, s);
       return { ...out, notes: { traces: traces.length } };
     }
     case "distill": {
       const task = getTask(s.task);
       const teacherDir = env.checkpointOf(s.teacher);
-      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(teacherDir), task, s, io.seed));
+      const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(teacherDir), task, s, io.seed));
       const init = (): Trainee => {
-        const teacher = loadTrainee(teacherDir);
+        const teacher = loadModelDir(teacherDir);
         const config = parseModelConfig({ ...s.student, model_type: "llama", vocab_size: teacher.model.config.vocab_size }, `stage ${s.name}.student`);
         return { model: initModel(config, io.seed), tokenizer: teacher.tokenizer };
       };
@@ -206,11 +201,11 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       // the task half replays the source model's own verified completions (as R1 mixed its rejection-sampled
       // data into safety training): reference traces instead undid GRPO's gains (−27.6 points measured)
       const task = getTask(s.task);
-      const traces = cachedTraces(io, () => verifiedTraces(loadTrainee(env.checkpointOf(s.from)), task,
+      const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(env.checkpointOf(s.from)), task,
         { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96, difficulties: s.difficulties }, io.seed));
       let grow: ((t: Trainee) => Trainee) | null = null; // the grown tokenizer, learned once for every member
       const init = () => {
-        const t = loadTrainee(env.checkpointOf(s.from));
+        const t = loadModelDir(env.checkpointOf(s.from));
         if (!s.vocabSize) return t;
         grow ??= policyVocabGrower(t.tokenizer, s.vocabSize, io.seed, s.name, traces);
         return grow(t);
@@ -225,7 +220,7 @@ export function runStage(s: StageConfig, io: StageIO, env: StageEnv): StageOutco
       const guard = Guard.load(env.checkpointOf(s.guard));
       const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
       const out = trainGrpo(io, () => {
-        const t = loadTrainee(env.checkpointOf(s.from)), ctx = t.model.config.max_position_embeddings;
+        const t = loadModelDir(env.checkpointOf(s.from)), ctx = t.model.config.max_position_embeddings;
         if (s.promptChars + 2 + s.maxNewTokens > ctx) throw new FrugalError("RECIPE", `stage ${s.name}: promptChars ${s.promptChars} + 2 chat tokens + maxNewTokens ${s.maxNewTokens} exceeds the model's context of ${ctx}; lower one of them`);
         return t;
       }, src, s, s);

@@ -9,11 +9,11 @@ import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
 import { trainFlops } from "../model/flops.js";
-import { forwardPooled, POOLINGS } from "../model/transformer.js";
+import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { join } from "node:path";
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
@@ -155,7 +155,7 @@ function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss
  * them (ties aside), the rule rocSummary reads its rates at (before, one fewer whenever rate·n was whole).
  */
 export function thresholdAtRate(scores: readonly number[], rate: number): number {
-  if (!scores.length) throw new FrugalError("INTERNAL", "internal: thresholdAtRate needs at least one score");
+  if (!scores.length) throw internal("thresholdAtRate needs at least one score");
   const asc = [...scores].sort((a, b) => a - b), allowed = Math.floor(rate * asc.length);
   return asc[Math.max(0, asc.length - 1 - allowed)]! + 1e-6;
 }

@@ -6,11 +6,13 @@
 // reversed text) are also read decoded; long inputs are read in windows. Training lives in guard-train.ts.
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
-import { loadCheckpoint, readWeights } from "../model/checkpoint.js";
+import { readWeights } from "../model/checkpoint.js";
+import { loadModelDir } from "../model/load.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { forwardPooled, POOLINGS, type Model, type Pooling } from "../model/transformer.js";
-import { bpeFromJson, loadTokenizer, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { forwardPooled, POOLINGS, type Pooling } from "../model/pooling.js";
+import { type Model } from "../model/transformer.js";
+import { bpeFromJson, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
 
 export type GuardMode = "prompt" | "completion";
@@ -102,12 +104,10 @@ export class Guard {
   }
 
   static load(dir: string): Guard {
-    const ck = loadCheckpoint(dir);
-    const threshold = ck.meta?.threshold;
-    if (!ck.tokenizer || typeof threshold !== "number") {
-      throw new FrugalError("GUARD", `${dir} is not a guard checkpoint (expected tokenizer.json with label tokens and a tuned threshold in frugal.json); train one with \`frugal run recipes/guard.json\``);
-    }
-    const tok = loadTokenizer(ck.tokenizer);
+    const notGuard = `${dir} is not a guard checkpoint (expected tokenizer.json with label tokens and a tuned threshold in frugal.json); train one with \`frugal run recipes/guard.json\``;
+    if (!existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "config.json"))) throw new FrugalError("GUARD", notGuard);
+    const ck = loadModelDir(dir), threshold = ck.meta?.threshold, tok = ck.tokenizer;
+    if (typeof threshold !== "number") throw new FrugalError("GUARD", notGuard);
     if (tok.kind === "char") throw new FrugalError("GUARD", `${dir} has a character tokenizer; a guard uses byte-level BPE`);
     const pooling = (ck.meta?.pooling ?? "mean") as Pooling, members = ck.meta?.members ?? 1;
     if (!POOLINGS.includes(pooling)) throw new FrugalError("GUARD", `${dir}: frugal.json pooling is ${JSON.stringify(pooling)}; expected one of ${POOLINGS.join(", ")}`);

@@ -4,7 +4,7 @@
 // Also the ranking behind the policy's decision (refusal-token margin): ROC AUC and the best refusal any
 // threshold would reach at fixed benign rates, and the decision as the guarded server makes it (steer.ts).
 // Rates only; no training here.
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { generate } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
@@ -131,7 +131,7 @@ export function withGuardLine(w: NonNullable<SafetyReport["withGuard"]>): string
  * is its own.
  */
 export function clusterInterval(refused: readonly boolean[], groups: readonly (string | undefined)[], level = 0.95, draws = 2000): { interval: [number, number]; units: number } {
-  if (refused.length !== groups.length) throw new FrugalError("INTERNAL", `internal: clusterInterval got ${refused.length} verdicts for ${groups.length} groups`);
+  if (refused.length !== groups.length) throw internal(`clusterInterval got ${refused.length} verdicts for ${groups.length} groups`);
   const byGroup = new Map<string, [number, number]>(); // group → (refused, n)
   refused.forEach((r, i) => { const k = groups[i] ?? `#${i}`, e = byGroup.get(k) ?? [0, 0]; e[0] += r ? 1 : 0; e[1]++; byGroup.set(k, e); });
   const units = [...byGroup.values()], rng = new Rng(0x5eed), rates: number[] = [];

@@ -29,7 +29,7 @@ import { policyText, safetyReward } from "./reward.js";
 import { policyCorpus, safetyExample } from "./source.js";
 import { clusterInterval, decisionLine, rocSummary } from "./report.js";
 import { guardedRefusals, itemDecisions, loadSteering, steeringFor } from "./steer.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
@@ -315,7 +315,7 @@ test("tiny safety recipe: guard, safety SFT, safety GRPO and the safety report r
   assert.deepEqual([lr.withGuard.rule, lr.withGuard.harmfulRefusalRate], ["steered", s.withGuard.probe.harmfulRefusalRate]);
   assert.equal(lr.rows.filter((x: { unsafe: boolean; refused: boolean }) => x.unsafe && x.refused).length, Math.round(20 * lr.harmfulRefusalRate));
   assert.deepEqual(Object.keys(lr.bySource), ["mine/safe", "probe/unsafe"]);
-  const safeT = loadTrainee(safeDir), rows = lr.rows as { prompt: string; refused: boolean; margin: number; reply: string }[];
+  const safeT = loadModelDir(safeDir), rows = lr.rows as { prompt: string; refused: boolean; margin: number; reply: string }[];
   const direct = itemDecisions(safeT.model, safeT.tokenizer, ph, 60).margin; // each row's own decision, prompt cut as asked (batches pad differently: float rounding)
   rows.slice(0, 20).forEach((x, i) => assert.ok(Math.abs(x.margin - direct[i]!) < 1e-4, `row ${i}: margin ${x.margin} vs ${direct[i]}`));
   for (const x of rows) { const a = parseCompletion(x.reply).answer; assert.equal(x.refused, a !== null && isRefusal(a), x.reply); }

@@ -7,9 +7,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import * as E from "../engine/index.js";
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { addBiasChannel, biasChannel, forward, setLogitBias, type Model } from "../model/transformer.js";
+import { addBiasChannel, biasChannel, setLogitBias } from "../model/surgery.js";
+import { forward, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./data.js";
@@ -25,7 +26,7 @@ export function decisionTokens(tok: Tokenizer): { think: number; refuse: number;
   if (cached) return cached;
   const think = tok.tokenId(TAGS[0]), first = (c: string) => { const ids = tok.encode(c); return ids[ids.indexOf(think) + 1]!; };
   const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion());
-  if (refuse === answer) throw new FrugalError("INTERNAL", "internal: the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
+  if (refuse === answer) throw internal("the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
   const out = Object.freeze({ think, refuse, answer });
   decisionTokenCache.set(tok, out);
   return out;
@@ -86,13 +87,13 @@ export interface DecisionCalibration {
  */
 export function calibrateDecision(model: Model, tok: Tokenizer, promptChars: number, seed: number, rate: number): { model: Model; calibration: DecisionCalibration } {
   const { think, refuse } = decisionTokens(tok), benign = devBenignPrompts();
-  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev prompts to calibrate the decision on");
+  if (!benign.length) throw internal("no benign dev prompts to calibrate the decision on");
   const m = biasChannel(model) >= 0 ? model : addBiasChannel(model, think, seed ^ 0xb1a5);
   setLogitBias(m, refuse, 0);
   const l0 = itemDecisions(m, tok, benign, promptChars).lead;
   setLogitBias(m, refuse, 1);
   const k = itemDecisions(m, tok, benign, promptChars).lead.map((x, i) => x - l0[i]!);
-  if (k.some((x) => !(x > 0))) throw new FrugalError("INTERNAL", "internal: calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
+  if (k.some((x) => !(x > 0))) throw internal("calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
   // a draw is refused once β > −l₀/k; just past the n-th smallest such β refuses n of them
   const need = l0.map((x, i) => -x / k[i]!).sort((a, b) => a - b), n = Math.floor(rate * need.length);
   const at = n === 0 ? need[0]! - 1 : need[n - 1]!, beta = at + 1e-3 * Math.abs(at) + 1e-6;
@@ -148,7 +149,7 @@ export function steeringDevPrompts(seed: number, devItems = STEERING_DEV_DRAWS):
  */
 export function tuneSteering(model: Model, tok: Tokenizer, guard: Guard, promptChars: number, seed: number, devItems = STEERING_DEV_DRAWS): Steering {
   const benign = steeringDevPrompts(seed, devItems);
-  if (!benign.length) throw new FrugalError("INTERNAL", "internal: no benign dev draws to tune the steering on");
+  if (!benign.length) throw internal("no benign dev draws to tune the steering on");
   const d = itemDecisions(model, tok, benign, promptChars), g = guardScores(guard, benign.map((x) => x.text));
   const union = guardedRefusals(d, g, null).filter(Boolean).length, fixed = d.deciding.filter((x, i) => !x && g.flagged[i]).length;
   const scores = d.margin.map((m, i) => m + g.lo[i]!).filter((_, i) => d.deciding[i]).sort((a, b) => b - a), k = union - fixed; // non-deciding prompts: same rule both ways

@@ -2,7 +2,7 @@
 // slots free up, and every tick decodes one token for all of them in one batched forward. Each request
 // gets its text as it grows, a finish callback, and its share of the measured compute time (a step's
 // wall time split evenly over the sequences in it). Cancelling frees the slot at once. No HTTP here.
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { Decoder, type FinishReason, type SampleOptions } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
 
@@ -18,7 +18,7 @@ export interface Job {
 }
 
 /** A user error stays as it is; anything else is our bug. */
-const asFrugal = (e: unknown): FrugalError => (e instanceof FrugalError ? e : new FrugalError("INTERNAL", `internal: ${(e as Error).message}`));
+const asFrugal = (e: unknown): FrugalError => (e instanceof FrugalError ? e : internal(`${(e as Error).message}`));
 
 interface Live { job: Job; slot: number; computeS: number; shown: number }
 

@@ -10,7 +10,7 @@ import { loadCheckpoint } from "../model/checkpoint.js";
 import { generate } from "../model/sampler.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
 import { llamaGreedy, loadLlamaCpp } from "../bench/llama.js";
@@ -50,7 +50,7 @@ test("GGUF: a Qwen2 checkpoint with q/k/v biases is refused with the reason", ()
 test("llama.cpp reproduces frugal's greedy tokens on the exported file", async () => {
   const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
   runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
-  const t = loadTrainee(join(stageDir(out, "base"), "checkpoint")), f = join(tempDir(), "tiny.gguf");
+  const t = loadModelDir(join(stageDir(out, "base"), "checkpoint")), f = join(tempDir(), "tiny.gguf");
   exportGguf(t.model, t.tokenizer, f, "tiny");
   const end = t.tokenizer.tokenId("<|end|>");
   const task = getTask("addition");

@@ -3,9 +3,9 @@
 // llama.cpp detokenizes them; byte-level BPE tokens kept), F32 tensors with llama.cpp's names. Q and K
 // rows are permuted from Hugging Face's rotate-half RoPE layout to llama.cpp's interleaved one, as
 // llama.cpp's own converter does. Not here: quantisation, Qwen2 biases, reading GGUF.
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import type { Model } from "../model/transformer.js";
-import { writeFileAtomic } from "../model/safetensors.js";
+import { writeFileAtomic } from "../common/files.js";
 import { bytesToUnicode } from "../tokenizer/bpe-train.js";
 import { addedTokens, type Tokenizer } from "../tokenizer/tokenizer.js";
 
@@ -80,7 +80,7 @@ export function exportGguf(model: Model, tok: Tokenizer, file: string, name: str
     ["tokenizer.ggml.bos_token_id", "u32", tok.tokenId("<|user|>")], ["tokenizer.ggml.eos_token_id", "u32", tok.tokenId("<|end|>")],
     ["tokenizer.ggml.padding_token_id", "u32", tok.tokenId("<|pad|>")], ["tokenizer.ggml.add_bos_token", "bool", 0],
   ];
-  const get = (n: string) => { const t = model.params.get(n); if (!t) throw new FrugalError("INTERNAL", `internal: parameter ${n} missing`); return t; };
+  const get = (n: string) => { const t = model.params.get(n); if (!t) throw internal(`parameter ${n} missing`); return t; };
   const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
   const add = (gg: string, hf: string, f?: (w: Float32Array, shape: readonly number[]) => Float32Array) => {
     const t = get(hf); tensors.push({ name: gg, shape: [...t.shape], data: f ? f(t.data, t.shape) : t.data });

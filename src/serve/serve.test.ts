@@ -15,7 +15,7 @@ import { forward, initModel } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
-import { loadTrainee } from "../pipeline/stages.js";
+import { loadModelDir } from "../model/load.js";
 import { Guard, withLabelTokens } from "../safety/guard.js";
 import { decisionTokens } from "../safety/steer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
@@ -36,7 +36,7 @@ before(async () => {
   const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
   steerRun = out;
   runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
-  const t = loadTrainee(join(stageDir(out, "base"), "checkpoint"));
+  const t = loadModelDir(join(stageDir(out, "base"), "checkpoint"));
   const made = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: "tiny", usdPerSecond: 1e-5, slots: 16 });
   engine = made.engine;
   [server, base] = await listen(made.app);
@@ -138,12 +138,12 @@ test("malformed requests get 4xx OpenAI errors and the server keeps serving", as
 });
 
 test("guard steering: a deciding policy's refuse-or-not token is forced by margin + guard log-odds (the policy writes the rest); a task prompt is never steered", async () => {
-  const t = loadTrainee(join(stageDir(steerRun, "base"), "checkpoint")), tok = t.tokenizer, { refuse, answer } = decisionTokens(tok);
+  const t = loadModelDir(join(stageDir(steerRun, "base"), "checkpoint")), tok = t.tokenizer, { refuse, answer } = decisionTokens(tok);
   const gt = withLabelTokens(trainBpe(["a b c"], 300));
   const gc = parseModelConfig({ model_type: "llama", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 32, vocab_size: gt.vocabSize, tie_word_embeddings: true }, "test");
   const guard = new Guard(initModel(gc, 1), gt, 1.01), opened: ServerType[] = []; // flags nothing: only the steering acts
   // a copy whose output rows for the two decision tokens outscore its favourite first token, so it is deciding (and leans to answer)
-  const rigged = loadTrainee(join(stageDir(steerRun, "base"), "checkpoint")), ids = promptIds(tok, "12+34");
+  const rigged = loadModelDir(join(stageDir(steerRun, "base"), "checkpoint")), ids = promptIds(tok, "12+34");
   const head = rigged.model.params.get(rigged.model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight")!.data, C = rigged.model.config.hidden_size;
   const lg = forward(t.model, Int32Array.from([...ids, decisionTokens(tok).think]), 1, ids.length + 1).toArray(), V = lg.length / (ids.length + 1), last = lg.slice(-V);
   const top = last.indexOf(Math.max(...last));

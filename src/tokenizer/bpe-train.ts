@@ -1,7 +1,7 @@
 // Trains a byte-level BPE (GPT-2 style: bytes mapped to printable characters, GPT-2 pre-tokenizer regex)
 // and emits a Hugging Face tokenizer.json, which @huggingface/tokenizers then encodes and decodes.
 // Incremental pair counts; ties break on the lexicographically smaller pair so training is deterministic.
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { addedTokens, bpeFromJson, type Tokenizer } from "./tokenizer.js";
 
 /** GPT-2's byte → printable-unicode table (bytes that are not printable move to U+0100…). */
@@ -56,7 +56,7 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, o: { single
     let best = "", bestN = 1;
     for (const [k, n] of pairs) if (n > bestN || (n === bestN && n > 1 && k < best)) { best = k; bestN = n; }
     if (bestN < 2) break;
-    if (rank.has(best)) throw new FrugalError("INTERNAL", `internal: BPE extension relearned the existing merge "${best}"`);
+    if (rank.has(best)) throw internal(`BPE extension relearned the existing merge "${best}"`);
     merges.push(best);
     const [a, b] = best.split(" ") as [string, string], ab = a + b;
     for (const wi of where.get(best) ?? []) {
@@ -109,7 +109,7 @@ export function extendBpe(old: Tokenizer, texts: Iterable<string>, vocabSize: nu
   const tokenizer = trainBpe(texts, vocabSize, { ...o, start: merges as string[] });
   const nj = tokenizer.toJSON() as { model: { vocab: Record<string, number> } }, byId: string[] = [];
   for (const [t, id] of Object.entries(nj.model.vocab)) byId[id] = t;
-  for (const [t, id] of Object.entries(oldVocab)) if (nj.model.vocab[t] !== id) throw new FrugalError("INTERNAL", `internal: extendBpe moved token ${JSON.stringify(t)} from id ${id} to ${nj.model.vocab[t]}`);
+  for (const [t, id] of Object.entries(oldVocab)) if (nj.model.vocab[t] !== id) throw internal(`extendBpe moved token ${JSON.stringify(t)} from id ${id} to ${nj.model.vocab[t]}`);
   const rank = new Map((merges as string[]).map((m, i) => [m, i]));
   const pieces = (id: number): number[] => applyMerges([...(byId[id] ?? "")], rank).map((sym) => oldVocab[sym]!);
   return { tokenizer, pieces };

@@ -7,11 +7,12 @@ import { join } from "node:path";
 import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
-import { loadCheckpoint, loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
+import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
+import { loadModelDir } from "../model/load.js";
 import { trainFlops } from "../model/flops.js";
 import type { Model } from "../model/transformer.js";
 import type { SftExample } from "../tokenizer/chat.js";
-import { loadTokenizer, type Tokenizer } from "../tokenizer/tokenizer.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { lossAndBackward, lrAt, makeBatch } from "./batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
 
@@ -41,8 +42,8 @@ export interface Trainee { model: Model; tokenizer: Tokenizer }
 export function resumePoint(io: StageIO): { trainee: Trainee; step: number; opt: E.AdamWState | null } | null {
   const dir = join(io.dir, "checkpoint");
   if (!existsSync(join(dir, "frugal.json"))) return null;
-  const ck = loadCheckpoint(dir);
-  return { trainee: { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer) }, step: ck.meta?.step ?? 0, opt: loadOptimizer(dir, ck.model) };
+  const ck = loadModelDir(dir);
+  return { trainee: { model: ck.model, tokenizer: ck.tokenizer }, step: ck.meta?.step ?? 0, opt: loadOptimizer(dir, ck.model) };
 }
 
 export function saveStage(io: StageIO, t: Trainee, step: number, config: unknown, opt: E.AdamWState | null, extra?: Record<string, unknown>, extraFiles?: Record<string, Uint8Array>): void {

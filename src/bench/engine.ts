@@ -6,12 +6,11 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as E from "../engine/index.js";
-import { Rng } from "../common/rng.js";
 import { countParams, referenceConfig, type ModelConfig } from "../model/config.js";
 import { trainFlops } from "../model/flops.js";
-import { forward, initModel } from "../model/transformer.js";
 import { blasReason, machineCoretype } from "../engine/backend.js";
 import { median } from "../common/stats.js";
+import { timeTrainSteps } from "../train/timing.js";
 
 export interface EngineBench {
   config: ModelConfig; batch: number; seq: number; steps: number; params: number;
@@ -21,23 +20,6 @@ export interface EngineBench {
   torchStepMs?: number; torchVersion?: string; ratio?: number; torchNote?: string;
   /** PyTorch with frugal's OpenBLAS coretype too, so the kernel choice is not what the ratio measures. */
   torchSameBlasStepMs?: number; ratioSameBlas?: number;
-}
-
-export function timeTrainSteps(config: ModelConfig, batch: number, seq: number, steps: number): number[] {
-  const model = initModel(config, 1);
-  const opt = E.adamwInit(model.params);
-  const rng = new Rng(2);
-  const ids = Int32Array.from({ length: batch * seq }, () => rng.int(0, config.vocab_size - 1));
-  const tgt = Int32Array.from({ length: batch * seq }, () => rng.int(0, config.vocab_size - 1));
-  const times: number[] = [];
-  for (let s = 0; s < steps + 2; s++) {
-    const t0 = performance.now();
-    E.backward(E.crossEntropy(forward(model, ids, batch, seq), tgt));
-    E.adamwUpdate(model.params, opt, E.defaultAdamW, 1e-3);
-    E.endStep();
-    if (s >= 2) times.push(performance.now() - t0);
-  }
-  return times;
 }
 
 /** Finds a python3 with torch: FRUGAL_PYTHON, then Debian's /usr/bin/python3, then python3 on PATH. */

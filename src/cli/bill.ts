@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { exampleBill, makeBill, renderBill } from "../cost/bill.js";
-import { forecastRecipe } from "../cost/forecast.js";
+import { forecastRecipe } from "../pipeline/forecast.js";
 import { readLedger } from "../cost/ledger.js";
 import { loadPrices } from "../cost/prices.js";
 import { readRecipe } from "../pipeline/recipe.js";

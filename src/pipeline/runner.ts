@@ -8,7 +8,8 @@ import cliProgress from "cli-progress";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
-import { forecastRecipe, type Forecast } from "../cost/forecast.js";
+import type { Forecast } from "../cost/forecast.js";
+import { forecastRecipe } from "./forecast.js";
 import { writeFileAtomic } from "../common/files.js";
 import { Guard } from "../safety/guard.js";
 import { steeringFor } from "../safety/steer.js";
@@ -16,9 +17,9 @@ import { safetyEval, type SafetyReport } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
 import type { StageIO } from "../train/loop.js";
-import type { Recipe, StageConfig } from "./recipe.js";
+import type { Recipe } from "./recipe.js";
 import { loadModelDir } from "../model/load.js";
-import { runStage } from "./stages.js";
+import { kindOf } from "./stages/index.js";
 
 export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
 export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; evalWallS: number; report: EvalReport }
@@ -91,7 +92,7 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
         return spent + lastStepS * usdPerS > opts.budgetUsd ? budgetNote(spent) : null;
       },
     };
-    const r = runStage(s, io, { checkpointOf: (name) => join(stageDir(out, name), "checkpoint") });
+    const r = kindOf(s).run(s, io, { checkpointOf: (name: string) => join(stageDir(out, name), "checkpoint") });
     bar?.stop();
     const u = r.usage;
     const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
@@ -168,8 +169,8 @@ function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevi
   const ev = recipe.eval;
   if (!ev) return [];
   const task = getTask(ev.task), rows: EvalRow[] = [];
-  for (const s of recipe.stages as StageConfig[]) {
-    if (s.type === "guard" || (ev.stages && !ev.stages.includes(s.name))) continue;
+  for (const s of recipe.stages) {
+    if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
     const f = join(stageDir(out, s.name), "eval.json");
     if (existsSync(f)) { rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow); continue; }
     const t0 = performance.now(), cpu0 = process.cpuUsage();

@@ -6,7 +6,8 @@
 import { FrugalError } from "../common/errors.js";
 import type { Model } from "../model/transformer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { loadSafetyRows, type SafetyItem } from "./data.js";
+import { loadSafetyRows } from "./rows.js";
+import { type SafetyItem } from "./corpus.js";
 import type { Guard } from "./guard.js";
 import { ciText, clusterInterval, decisionLine, replies, rocSummary, type SafetyReport } from "./report.js";
 import { guardedRefusals, guardScores, itemDecisions, type Steering } from "./steer.js";

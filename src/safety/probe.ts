@@ -4,7 +4,7 @@
 // Loading and validation only.
 import { z } from "zod";
 import { readShippedJson } from "../common/shipped.js";
-import type { SafetyItem } from "./data.js";
+import type { SafetyItem } from "./corpus.js";
 
 const ProbeSchema = z.object({
   $comment: z.string(),

@@ -11,7 +11,7 @@ import type { Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
-import { heldOutSets, type SafetyItem } from "./data.js";
+import { heldOutSets, type SafetyItem } from "./corpus.js";
 import { guardedRefusals, guardScores, itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
 import type { Guard } from "./guard.js";

@@ -4,7 +4,7 @@
 // A malformed completion scores 0 + 0. The guard is passed in; no sampling or training here.
 import { parseCompletion, type RewardResult } from "../tasks/rewards.js";
 import { TASK_CHARS } from "../tasks/index.js";
-import type { SafetyItem } from "./data.js";
+import type { SafetyItem } from "./corpus.js";
 import type { Guard } from "./guard.js";
 import { isRefusal } from "./policy.js";
 

@@ -13,7 +13,7 @@ import { addBiasChannel, biasChannel, setLogitBias } from "../model/surgery.js";
 import { forward, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
-import { devBenignPrompts, drawItem, type SafetyItem } from "./data.js";
+import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
 import { packGuard, type Guard } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";

@@ -1,92 +1,37 @@
-// The safety data: ../shared/data/safety/prompts.csv read in place (never copied), split three ways by a
-// hash of the prompt (train 80% / dev 10% for tuning / test 10% for reports), broadened with question
-// frames, wrappers, encodings, look-alikes and own harmful questions (phrases.ts), and given a weak hazard
-// label where the CSV has none. Draws training examples and builds the fixed held-out sets. No model here.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parse } from "csv-parse/sync";
-import { FrugalError } from "../common/errors.js";
+// The safety corpus: CSV rows (rows.ts) broadened with the hand-written lists (lists.ts) — question frames,
+// wrappers, encodings, look-alikes, contrast pairs, harm concepts and own harmful questions — into training
+// draws (drawItem), the dev prompts the refusal prior is set on, and the fixed held-out sets of the reports.
+// Held-out sets use only test-split rows and held-out list families. No model here.
 import type { Rng } from "../common/rng.js";
-import { repoRoot } from "../common/testing.js";
-import { fnv1a } from "../common/hash.js";
-import { ASK_FRAMES, BENIGN_SENTENCES, composedAskFrame, composedFrame, CONTRAST_PHRASES, family, familyBy, HARMFUL, HARMFUL_SENTENCES, HOW_FRAMES, LOOKALIKES, WRAPPERS } from "./phrases.js";
-import { hazards, type Hazard } from "./policy.js";
-import { ABOUT_FRAMES, CONCEPTS, EVERYDAY, fillAct, GROUPS, WHO } from "./concepts.js";
+import {
+  ABOUT_FRAMES,
+  ASK_FRAMES,
+  BENIGN_SENTENCES,
+  composedAskFrame,
+  composedFrame,
+  CONCEPTS,
+  CONTRAST_PHRASES,
+  EVERYDAY,
+  family,
+  familyBy,
+  fillAct,
+  GROUPS,
+  HARMFUL,
+  HARMFUL_SENTENCES,
+  HOW_FRAMES,
+  LOOKALIKES,
+  WHO,
+  WRAPPERS,
+} from "./lists.js";
+import type { Hazard } from "./policy.js";
+import { rowsOf, splitRows, type SafetySplit } from "./rows.js";
 
-export type SafetySplit = "train" | "dev" | "test";
-export interface SafetyRow { prompt: string; unsafe: boolean; source: string; hazard: Hazard | null }
 /**
  * One text to classify or answer, with its truth and where it came from. Held-out items also name their
  * `group`: the one request (CSV row, phrase, concept act) behind them, shared by its reframings, so that
  * intervals resample independent requests rather than frames of one.
  */
 export interface SafetyItem { text: string; unsafe: boolean; hazard: Hazard | null; kind: string; group?: string }
-
-/** FRUGAL_SAFETY_DATA, else ../shared beside the repository, else the workplace's /work/shared. */
-export function defaultDataFile(): string {
-  if (process.env.FRUGAL_SAFETY_DATA) return process.env.FRUGAL_SAFETY_DATA;
-  const beside = join(repoRoot, "../shared/data/safety/prompts.csv"), work = "/work/shared/data/safety/prompts.csv";
-  return !existsSync(beside) && existsSync(work) ? work : beside;
-}
-
-export function splitOfPrompt(prompt: string): SafetySplit {
-  const h = fnv1a(prompt.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()) % 10;
-  return h === 0 ? "test" : h === 1 ? "dev" : "train";
-}
-
-const HARMBENCH: Record<string, Hazard> = { chemical_biological: "S9", cybercrime_intrusion: "S2", harassment_bullying: "S10", illegal: "S2" };
-const WEAK: [Hazard, RegExp][] = [
-  ["S4", /\b(child porn|pedophil|groom|minors?\b.*\b(sex|nude|explicit)|(child|kid|underage)\w*\b.*\b(sex|nude|porn|explicit))/i],
-  ["S9", /\b(bombs?|explosive|nerve (agent|gas)|sarin|anthrax|chemical weapon|biological weapon|bioweapon|warfare agent|nuclear|radiolog|ricin|mustard gas|pathogen|uranium|detonat|grenade|mass casualt|dimethylmercury|toxin)/i],
-  ["S11", /\b(suicide|self-harm|self harm|kill (myself|themselves|yourself)|cut (myself|themselves)|anorexi|bulimi|eating disorder|starv)/i],
-  ["S3", /\b(rape|sexual(ly)? (assault|harass)|sex traffick|revenge porn|non-consensual|sexual favou?rs)/i],
-  ["S12", /\b(porn|erotic|sexually explicit|explicit sex)/i],
-  ["S10", /\b(hate|racis|racial|ethnic|religio|jews|jewish|muslim|black people|immigrant|lgbt|gay|transgender|minorit|discriminat|supremac|nazi|slur|inferior)/i],
-  ["S5", /\b(defam|slander|libel|false (rumou?rs?|accusations?|claims?|information)|reputation|fake news)/i],
-  ["S7", /\b(personal (information|data)|private (information|data|records|messages)|dox|spy on|stalk|track (someone|a person|people)|medical records|social security|identity theft|steal (someone's |their )?identit|surveil)/i],
-  ["S1", /\b(kill|murder|assault|attack|hurt|harm|injur|violen|weapon|guns?\b|firearm|shoot|stab|poison|kidnap|tortur|terror|assassinat|abus|strangle|beat)/i],
-  ["S6", /\b(dose|dosage|medicat|pills|diet|fasting|stunt|airbag|smoke detector|prescription)/i],
-];
-
-/** Hazard code for an unsafe prompt: the CSV's category where it names one (a policy code "S9" or a HarmBench category), else the first matching rule, else S2. */
-export function weakHazard(prompt: string, category = ""): Hazard {
-  if (HARMBENCH[category]) return HARMBENCH[category]!;
-  if (hazards().includes(category)) return category;
-  for (const [code, re] of WEAK) if (re.test(prompt)) return code;
-  return "S2";
-}
-
-let rowsCache: { file: string; rows: SafetyRow[] } | null = null;
-
-export function loadSafetyRows(file = defaultDataFile()): SafetyRow[] {
-  if (rowsCache?.file === file) return rowsCache.rows;
-  if (!existsSync(file)) throw new FrugalError("DATA", `safety data not found at ${file}; it lives in ../shared/data/safety/prompts.csv beside the repository (set FRUGAL_SAFETY_DATA to another copy)`);
-  let records: Record<string, string>[];
-  try { records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[]; }
-  catch (e) { throw new FrugalError("DATA", `${file} is not a CSV with a header line prompt,label[,source][,category] (${(e as Error).message.slice(0, 160)})`); }
-  const rows = records.map((r, i) => {
-    if (typeof r.prompt !== "string" || (r.label !== "safe" && r.label !== "unsafe")) throw new FrugalError("DATA", `${file} row ${i + 2}: expected columns prompt,label(safe|unsafe),source,category, got ${JSON.stringify(r).slice(0, 120)}`);
-    if (!r.prompt.trim()) throw new FrugalError("DATA", `${file} row ${i + 2}: the prompt is empty; remove the row or fill it in`);
-    const unsafe = r.label === "unsafe";
-    return { prompt: r.prompt, unsafe, source: r.source ?? "", hazard: unsafe ? weakHazard(r.prompt, r.category) : null };
-  });
-  rowsCache = { file, rows };
-  return rows;
-}
-
-const splitCache = new Map<string, { all: SafetyRow[]; unsafe: SafetyRow[]; safe: SafetyRow[] }>();
-
-/** Rows of one split (cached: drawing examples reads these lists thousands of times). */
-export function splitRows(split: SafetySplit, file = defaultDataFile()) {
-  const k = `${file}|${split}`;
-  let c = splitCache.get(k);
-  if (!c) {
-    const all = loadSafetyRows(file).filter((r) => splitOfPrompt(r.prompt) === split);
-    splitCache.set(k, (c = { all, unsafe: all.filter((r) => r.unsafe), safe: all.filter((r) => !r.unsafe) }));
-  }
-  return c;
-}
-export function rowsOf(split: SafetySplit, file?: string): SafetyRow[] { return splitRows(split, file).all; }
 
 const stripEnd = (s: string) => s.trim().replace(/[\s.?!]+$/, "");
 const lcFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);

@@ -3,13 +3,13 @@
 // longest prompt and mean completion. No timing here (calibration is measured, not tested).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Rng } from "../common/rng.js";
-import { drawItem } from "../safety/data.js";
-import { policyText } from "../safety/reward.js";
-import { policyCorpus, targetCompletion } from "../safety/source.js";
-import { trainBpe } from "../tokenizer/bpe-train.js";
-import { promptIds, sftExample } from "../tokenizer/chat.js";
-import { safetyDrawTokens } from "./forecast.js";
+import { Rng } from "../../common/rng.js";
+import { drawItem } from "../../safety/corpus.js";
+import { policyText } from "../../safety/reward.js";
+import { policyCorpus, targetCompletion } from "../../safety/source.js";
+import { trainBpe } from "../../tokenizer/bpe-train.js";
+import { promptIds, sftExample } from "../../tokenizer/chat.js";
+import { safetyDrawTokens } from "./safety-mix.js";
 
 test("safetyDrawTokens: the simulated safety batches are within 15% of a real 1,024-token BPE's", () => {
   const tok = trainBpe(policyCorpus(new Rng(1), 20_000), 1024, { singleDigits: true }), rng = new Rng(7);

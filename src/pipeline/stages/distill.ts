@@ -1,0 +1,62 @@
+// distill: a fresh, smaller student (its own shape, the teacher's tokenizer) fine-tuned on a teacher's
+// verified traces, sampled once and saved as rejection-sft does.
+import { z } from "zod";
+import { parseModelConfig } from "../../model/config.js";
+import { loadModelDir } from "../../model/load.js";
+import { initModel } from "../../model/transformer.js";
+import { getTask } from "../../tasks/index.js";
+import { SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
+import type { StageKind } from "./kind.js";
+import {
+  cachedTraces,
+  difficultyList,
+  ModelShape,
+  modelOf,
+  Sampling,
+  stageName,
+  stageTraceLengths,
+  supervisedForecast,
+  traceData,
+  verifiedTraces,
+  withSampling,
+} from "./shared.js";
+
+export const Distill = SupervisedConfig.extend({
+  type: z.literal("distill"),
+  name: stageName,
+  teacher: stageName,
+  student: ModelShape,
+  task: z.string(),
+  difficulties: difficultyList,
+  ...Sampling,
+}).strict();
+export type Distill = z.infer<typeof Distill>;
+
+export const distill: StageKind<Distill> = {
+  type: "distill",
+  schema: Distill,
+  inputs: (s) => [s.teacher],
+  evaluated: true,
+  run(s, io, env) {
+    const task = getTask(s.task),
+      teacherDir = env.checkpointOf(s.teacher);
+    const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(teacherDir), task, s, io.seed));
+    const init = (): Trainee => {
+      const teacher = loadModelDir(teacherDir);
+      const config = parseModelConfig(
+        { ...s.student, model_type: "llama", vocab_size: teacher.model.config.vocab_size },
+        `stage ${s.name}.student`,
+      );
+      return { model: initModel(config, io.seed), tokenizer: teacher.tokenizer };
+    };
+    const out = trainSupervised(io, init, traceData(traces, s.batchSize), s, s);
+    return { ...out, notes: { traces: traces.length } };
+  },
+  forecast(s, ctx) {
+    const L = stageTraceLengths(s.task, s.difficulties), teacher = ctx.configs.get(s.teacher)!;
+    const config = modelOf(s.student, teacher?.vocab_size);
+    ctx.configs.set(s.name, config);
+    const T = L.maxPrompt + L.maxCompletion;
+    return withSampling(supervisedForecast(s, config, T, ctx), s, teacher, L.completion, T, ctx);
+  },
+};

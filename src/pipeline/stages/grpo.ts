@@ -1,0 +1,35 @@
+// grpo: R1-Zero-style RL on a task with the rule reward (accuracy + 0.1 format), from an earlier stage.
+// The algorithm and its variants live in rl/; this module only wires the task's prompts to it.
+import { z } from "zod";
+import { loadModelDir } from "../../model/load.js";
+import { GrpoConfig, trainGrpo } from "../../rl/grpo.js";
+import { getTask } from "../../tasks/index.js";
+import type { StageKind } from "./kind.js";
+import { difficultyList, grpoForecast, stageName, stageTraceLengths, taskSource } from "./shared.js";
+
+export const Grpo = GrpoConfig.extend({
+  type: z.literal("grpo"),
+  name: stageName,
+  from: stageName,
+  task: z.string(),
+  difficulties: difficultyList,
+}).strict();
+export type Grpo = z.infer<typeof Grpo>;
+
+export const grpo: StageKind<Grpo> = {
+  type: "grpo",
+  schema: Grpo,
+  inputs: (s) => [s.from],
+  evaluated: true,
+  run(s, io, env) {
+    const source = taskSource(getTask(s.task), s.difficulties);
+    return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);
+  },
+  forecast(s, ctx) {
+    const L = stageTraceLengths(s.task, s.difficulties), config = ctx.configs.get(s.from)!;
+    ctx.configs.set(s.name, config);
+    const T = L.maxPrompt + L.maxCompletion;
+    const f = grpoForecast(s, config, L.completion, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), T, ctx);
+    return { name: f.name, seconds: f.seconds, flops: f.flops, detail: f.detail };
+  },
+};

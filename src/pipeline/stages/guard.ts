@@ -1,0 +1,36 @@
+// guard: the safety classifier (a small Llama read by pooling, labels as tokens), trained from scratch on
+// the safety corpus by safety/guard-train.ts. It is not a policy: the task eval skips it.
+import { z } from "zod";
+import { parseModelConfig } from "../../model/config.js";
+import { trainFlops } from "../../model/flops.js";
+import { labelTokens } from "../../safety/guard.js";
+import { GuardConfig, trainGuard } from "../../safety/guard-train.js";
+import type { StageKind } from "./kind.js";
+import { ModelShape, stageName } from "./shared.js";
+
+export const GuardStage = GuardConfig.extend({ type: z.literal("guard"), name: stageName, model: ModelShape }).strict();
+export type GuardStage = z.infer<typeof GuardStage>;
+
+export const guard: StageKind<GuardStage> = {
+  type: "guard",
+  schema: GuardStage,
+  inputs: () => [],
+  evaluated: false,
+  run: (s, io) => trainGuard(io, s),
+  forecast(s, ctx) {
+    // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)
+    const vocab = s.vocabSize + labelTokens().length;
+    const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: vocab }, "forecast");
+    ctx.configs.set(s.name, config);
+    // next-token steps (lmSteps) cost about what a classifier step does at the same (B, T)
+    const c = ctx.calibration.of(config, s.batchSize, 64),
+      steps = (s.lmSteps + s.steps) * s.members;
+    const members = s.members > 1 ? `${s.members} members × ` : "";
+    return {
+      name: s.name,
+      seconds: steps * c.stepS,
+      flops: trainFlops(config, steps * s.batchSize * 64, 64),
+      detail: `${members}(${s.lmSteps} + ${s.steps}) steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)`,
+    };
+  },
+};

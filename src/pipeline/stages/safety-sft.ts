@@ -1,0 +1,149 @@
+// safety-sft: the policy learns to refuse harmful prompts (the policy's refusal, with its category) and to
+// answer benign ones, mixed with replays of its own verified task completions so it keeps its capability.
+// Optionally grows the policy's BPE on English first, and trains several members merged side by side.
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { FrugalError, internal } from "../../common/errors.js";
+import { Rng } from "../../common/rng.js";
+import { loadModelDir } from "../../model/load.js";
+import { growVocab, mergedConfig, mergeModels } from "../../model/surgery.js";
+import { policyCorpus, safetyExample } from "../../safety/source.js";
+import { getTask } from "../../tasks/index.js";
+import { extendBpe } from "../../tokenizer/bpe-train.js";
+import type { Tokenizer } from "../../tokenizer/tokenizer.js";
+import { addUsage, noUsage, type LoopOutcome, type StageIO } from "../../train/loop.js";
+import { saveStage, SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
+import type { StageKind } from "./kind.js";
+import { mixShapes, SafetyMix } from "./safety-mix.js";
+import { cachedTraces, stageName, supervisedForecast, traceOf, verifiedTraces, type Trace } from "./shared.js";
+
+export const SafetySft = SupervisedConfig.extend({
+  type: z.literal("safety-sft"),
+  name: stageName,
+  ...SafetyMix,
+  /** loss weight of the refuse-or-not token (the first after <think>) relative to the others */
+  decisionWeight: z.number().positive().default(16),
+  /** loss weight of next-token prediction on the safety prompt's own text (0 = the completion only) */
+  promptWeight: z.number().min(0).default(0),
+  /**
+   * grow the policy's BPE to this many tokens before safety training, with merges learned on the safety
+   * training split's English (old ids keep their meaning; a new token's rows start as the mean of its
+   * pieces'); unset = keep the pretrained tokenizer. The base reads only arithmetic, so its vocabulary is
+   * mostly digits and tags; English needs its own words.
+   */
+  vocabSize: z.number().int().positive().optional(),
+  /**
+   * train this many policies (seeds seed + 1009·m, one shared tokenizer), each in member-m/, and merge them
+   * side by side into one model this many times as wide whose logits are the members' mean (mergeModels):
+   * an ensemble inside one ordinary Llama. 1 = a single policy, as wide as its source.
+   */
+  members: z.number().int().min(1).max(8).default(1),
+  /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
+  tracePrompts: z.number().int().positive().default(512),
+}).strict();
+export type SafetySft = z.infer<typeof SafetySft>;
+
+/**
+ * How to move a policy onto its BPE extended to vocabSize with merges learned on the safety training split's
+ * English (policyCorpus, as the pretrained tokenizer was); old ids are unchanged. The task's traces must
+ * tokenize exactly as before (new merges never touch digits), so the reasoning the model learned reads the
+ * same. The tokenizer is learned once here; every policy it is applied to gets that one tokenizer.
+ */
+function policyVocabGrower(
+  base: Tokenizer,
+  vocabSize: number,
+  seed: number,
+  stage: string,
+  traces: Trace[],
+): (t: Trainee) => Trainee {
+  if (vocabSize === base.vocabSize) return (t) => t;
+  if (base.kind !== "bpe")
+    throw new FrugalError(
+      "RECIPE",
+      `stage ${stage}: vocabSize grows a BPE policy tokenizer, but this policy's tokenizer is "${base.kind}"; pretrain with "tokenizer": { "type": "bpe", … } or drop vocabSize`,
+    );
+  if (vocabSize < base.vocabSize)
+    throw new FrugalError(
+      "RECIPE",
+      `stage ${stage}: vocabSize ${vocabSize} is below the policy's ${base.vocabSize} tokens; a tokenizer can only grow`,
+    );
+  const corpus = policyCorpus(new Rng(seed ^ 0x9e0), 20_000);
+  const { tokenizer, pieces } = extendBpe(base, corpus, vocabSize, { singleDigits: true });
+  for (const x of traces) {
+    const text = x.prompt + x.completion;
+    if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(base.encode(text)))
+      throw internal(`stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
+  }
+  return (t) => ({ model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer });
+}
+
+type Trained = LoopOutcome & { trainee: Trainee };
+
+/**
+ * An ensemble inside one model: n members trained by `train` in member-m/ (own checkpoint, metrics and
+ * resume; seed + 1009·m), then merged side by side (mergeModels) and saved as the stage's checkpoint, with
+ * member 0's metrics as the stage's. Rerunning after a crash resumes the members and merges again.
+ */
+function trainMerged(io: StageIO, n: number, train: (mio: StageIO) => Trained, config: unknown): Trained {
+  let usage = noUsage(),
+    steps = 0;
+  const members: Trainee[] = [];
+  for (let m = 0; m < n; m++) {
+    const o = train({ ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m });
+    usage = addUsage(usage, o.usage);
+    steps += o.steps;
+    if (o.stopped) return { ...o, steps, usage };
+    members.push(o.trainee);
+  }
+  const trainee = { model: mergeModels(members.map((t) => t.model)), tokenizer: members[0]!.tokenizer };
+  saveStage(io, trainee, steps, config, null, { members: n });
+  copyFileSync(join(io.dir, "member-0", "metrics.jsonl"), join(io.dir, "metrics.jsonl"));
+  return { steps, stopped: null, usage, trainee };
+}
+
+export const safetySft: StageKind<SafetySft> = {
+  type: "safety-sft",
+  schema: SafetySft,
+  inputs: (s) => [s.from],
+  evaluated: true,
+  run(s, io, env) {
+    // the task half replays the source model's own verified completions (as R1 mixed its rejection-sampled
+    // data into safety training); reference traces instead undid GRPO's gains
+    const task = getTask(s.task),
+      from = env.checkpointOf(s.from);
+    const sampling = { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96 };
+    const traces = cachedTraces(io, () =>
+      verifiedTraces(loadModelDir(from), task, { ...sampling, difficulties: s.difficulties }, io.seed),
+    );
+    let grow: ((t: Trainee) => Trainee) | null = null; // the grown tokenizer, learned once for every member
+    const init = () => {
+      const t = loadModelDir(from);
+      if (!s.vocabSize) return t;
+      grow ??= policyVocabGrower(t.tokenizer, s.vocabSize, io.seed, s.name, traces);
+      return grow(t);
+    };
+    const train = (mio: StageIO) =>
+      trainSupervised(
+        mio,
+        init,
+        (_step, rng, t) =>
+          Array.from({ length: s.batchSize }, () =>
+            rng.next() < s.safetyFrac ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t),
+          ),
+        s,
+        s,
+      );
+    if (s.members === 1) return { ...train(io), notes: { traces: traces.length } };
+    const notes: Record<string, number> = { traces: traces.length, members: s.members };
+    return { ...trainMerged(io, s.members, train, s), notes };
+  },
+  forecast(s, ctx) {
+    const from = ctx.configs.get(s.from)!,
+      config = s.vocabSize ? { ...from, vocab_size: s.vocabSize } : from;
+    const { T } = mixShapes(s, s.batchSize, config.vocab_size);
+    // what the stage hands on: its members merged side by side
+    ctx.configs.set(s.name, s.members > 1 ? mergedConfig(config, s.members) : config);
+    return supervisedForecast(s, config, T, ctx, s.members);
+  },
+};

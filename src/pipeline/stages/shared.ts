@@ -1,0 +1,252 @@
+// Pieces several stage kinds share: schema fragments (names, model shapes, task lists, sampling settings),
+// task data (reference traces, verified samples cached per stage, the GRPO prompt source) and the forecast
+// of a supervised or a GRPO stage from its shapes. No stage runs here.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { FrugalError } from "../../common/errors.js";
+import { writeFileAtomic } from "../../common/files.js";
+import { Rng } from "../../common/rng.js";
+import type { StageForecast } from "../../cost/forecast.js";
+import { parseModelConfig, type ModelConfig } from "../../model/config.js";
+import { generateFlops, trainFlops } from "../../model/flops.js";
+import { generate } from "../../model/sampler.js";
+import { getTask, TASK_CHARS } from "../../tasks/index.js";
+import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
+import { problems, type Problem, type Task } from "../../tasks/task.js";
+import { promptIds, renderCompletion, sftExample, type SftExample } from "../../tokenizer/chat.js";
+import { CharTokenizer, SPECIAL } from "../../tokenizer/tokenizer.js";
+import type { PromptSource } from "../../rl/grpo.js";
+import type { StageIO } from "../../train/loop.js";
+import type { Trainee } from "../../train/supervised.js";
+import type { ForecastContext } from "./kind.js";
+
+export const ModelShape = z
+  .object({
+    hidden_size: z.number().int().positive(),
+    num_hidden_layers: z.number().int().positive(),
+    num_attention_heads: z.number().int().positive(),
+    num_key_value_heads: z.number().int().positive(),
+    intermediate_size: z.number().int().positive(),
+    max_position_embeddings: z.number().int().positive().default(256),
+    rope_theta: z.number().positive().default(10000),
+    tie_word_embeddings: z.boolean().default(false),
+  })
+  .strict();
+
+export const stageName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "stage names are lower-case letters, digits and dashes");
+export const taskList = z.array(z.string()).min(1);
+export const difficultyMap = z.record(z.string(), z.array(z.number().int())).default({});
+export const difficultyList = z.array(z.number().int()).optional();
+
+/** How a stage samples from a model to collect verified traces (rejection-sft, distill). */
+export const Sampling = {
+  prompts: z.number().int().positive().default(256),
+  samplesPerPrompt: z.number().int().positive().default(4),
+  sampleTemperature: z.number().min(0).default(1),
+  maxNewTokens: z.number().int().positive().default(128),
+};
+
+export function levels(task: Task, d: Record<string, number[]> | number[] | undefined): readonly number[] {
+  if (Array.isArray(d)) return d;
+  return d?.[task.name] ?? task.difficulties;
+}
+
+/** A reference trace as a chat example; pretraining puts the loss on every token, SFT on the completion. */
+export function traceExample(tok: Trainee["tokenizer"], task: Task, p: Problem, wholeText: boolean): SftExample {
+  const s = task.solve(p);
+  const ex = sftExample(tok, task.prompt(p), renderCompletion(s.reasoning, s.answer));
+  return wholeText ? { ids: ex.ids, mask: ex.ids.map(() => 1) } : ex;
+}
+
+/** n random train-split problems over the given tasks. */
+export function drawProblems(
+  taskNames: string[],
+  diffs: Record<string, number[]>,
+  rng: Rng,
+  n: number,
+): { task: Task; p: Problem }[] {
+  return Array.from({ length: n }, () => {
+    const task = getTask(taskNames[rng.int(0, taskNames.length - 1)]!);
+    const d = rng.pick(levels(task, diffs));
+    return { task, p: problems(task, "train", 1, rng.nextU32(), [d])[0]! };
+  });
+}
+
+/** A train-split problem source for GRPO with R1's rule reward. */
+export function taskSource(task: Task, diffs: readonly number[] | undefined): PromptSource<Problem> {
+  const reward = r1Reward(0.1);
+  return {
+    draw: (rng, n) => problems(task, "train", n, rng.nextU32(), diffs ?? task.difficulties),
+    prompt: (p) => task.prompt(p),
+    reward: (text, p) => reward(text, { task, problem: p }),
+  };
+}
+
+export type Trace = { prompt: string; completion: string };
+export interface SamplingConfig {
+  prompts: number;
+  samplesPerPrompt: number;
+  sampleTemperature: number;
+  maxNewTokens: number;
+  difficulties?: number[];
+}
+
+/** Samples completions and keeps those that are correct and well formed (deduplicated). */
+export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig, seed: number): Trace[] {
+  const ps = problems(task, "train", cfg.prompts, seed, cfg.difficulties ?? task.difficulties);
+  const tok = teacher.tokenizer;
+  const prompts = ps.flatMap((p) =>
+    Array.from({ length: cfg.samplesPerPrompt }, () => promptIds(tok, task.prompt(p))),
+  );
+  const out = generate(
+    teacher.model,
+    prompts,
+    prompts.map((_, i) => seed * 7919 + i),
+    {
+      maxNewTokens: cfg.maxNewTokens,
+      temperature: cfg.sampleTemperature,
+      topP: 1,
+      stopTokens: [tok.tokenId(SPECIAL.end)],
+      decode: (ids) => tok.decode(ids),
+      batch: 32,
+    },
+  );
+  const seen = new Set<string>(),
+    kept: Trace[] = [];
+  out.forEach((s, i) => {
+    const p = ps[Math.floor(i / cfg.samplesPerPrompt)]!,
+      ex = { task, problem: p };
+    if (s.finishReason !== "stop" || !formatReward(s.text, ex).reward || !accuracyReward(s.text, ex).reward) return;
+    const key = task.prompt(p) + "\u0000" + s.text;
+    if (!seen.has(key)) {
+      seen.add(key);
+      kept.push({ prompt: task.prompt(p), completion: s.text });
+    }
+  });
+  return kept;
+}
+
+/** Verified traces are drawn once per stage and saved, so a resumed stage trains on the same data. */
+export function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
+  const f = join(io.dir, "traces.json");
+  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Trace[];
+  const traces = make();
+  if (traces.length === 0)
+    throw new FrugalError(
+      "DATA",
+      `${io.name}: no sampled completion was both correct and well formed; train the source stage longer or sample more (prompts, samplesPerPrompt)`,
+    );
+  mkdirSync(io.dir, { recursive: true });
+  writeFileAtomic(f, JSON.stringify(traces));
+  return traces;
+}
+
+/** One random trace as an SFT example. */
+export function traceOf(traces: Trace[], rng: Rng, t: Trainee): SftExample {
+  const x = traces[rng.int(0, traces.length - 1)]!;
+  return sftExample(t.tokenizer, x.prompt, x.completion);
+}
+
+export function traceData(traces: Trace[], batchSize: number) {
+  return (_step: number, rng: Rng, t: Trainee): SftExample[] =>
+    Array.from({ length: batchSize }, () => traceOf(traces, rng, t));
+}
+
+// ---- forecast pieces ----
+
+export const CHAR_VOCAB = CharTokenizer.fromChars(TASK_CHARS).vocabSize;
+
+/** A policy's model config from a recipe shape (llama, this vocabulary). */
+export function modelOf(shape: Record<string, unknown>, vocabSize = CHAR_VOCAB): ModelConfig {
+  return parseModelConfig({ ...shape, model_type: "llama", vocab_size: vocabSize }, "forecast");
+}
+
+export interface TraceLengths {
+  prompt: number;
+  completion: number;
+  maxPrompt: number;
+  maxCompletion: number;
+}
+
+/**
+ * Prompt and completion lengths (tokens) of a task's reference traces: means, and the longest of 64,
+ * because batches are padded to their longest sequence (the padded length is what a step costs).
+ */
+export function traceLengths(taskName: string, diffs: readonly number[] | undefined): TraceLengths {
+  const tok = CharTokenizer.fromChars(TASK_CHARS),
+    task = getTask(taskName);
+  const ps = problems(task, "train", 64, 99, diffs ?? task.difficulties);
+  let p = 0,
+    c = 0,
+    maxPrompt = 0,
+    maxCompletion = 0;
+  for (const x of ps) {
+    const s = task.solve(x);
+    const pl = promptIds(tok, task.prompt(x)).length,
+      cl = sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
+    p += pl;
+    c += cl;
+    maxPrompt = Math.max(maxPrompt, pl);
+    maxCompletion = Math.max(maxCompletion, cl);
+  }
+  return { prompt: p / ps.length, completion: c / ps.length, maxPrompt, maxCompletion };
+}
+
+/** The trace lengths of the stage's task at its difficulties (a list, or the first task's entry of a map). */
+export function stageTraceLengths(taskName: string, difficulties: Record<string, number[]> | number[] | undefined) {
+  const diffs = Array.isArray(difficulties) ? difficulties : difficulties?.[taskName];
+  return traceLengths(taskName, diffs);
+}
+
+/** n members × steps × accumulate training steps at (batchSize, T). */
+export function supervisedForecast(
+  s: { name: string; steps: number; accumulate: number; batchSize: number },
+  config: ModelConfig,
+  T: number,
+  ctx: ForecastContext,
+  members = 1,
+): StageForecast {
+  const c = ctx.calibration.of(config, s.batchSize, T);
+  const seconds = members * s.steps * s.accumulate * c.stepS;
+  const flops = members * trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T);
+  const detail = `${members > 1 ? `${members} members × ` : ""}${s.steps} steps × ${(c.stepS * s.accumulate).toFixed(3)} s`;
+  return { name: s.name, seconds, flops, detail };
+}
+
+/** Adds sampling `prompts × samplesPerPrompt` completions of `completion` tokens from a teacher. */
+export function withSampling(
+  f: StageForecast,
+  s: { prompts: number; samplesPerPrompt: number },
+  teacher: ModelConfig,
+  completion: number,
+  T: number,
+  ctx: ForecastContext,
+): StageForecast {
+  const ct = ctx.calibration.of(teacher, 32, T);
+  const genS = (s.prompts * s.samplesPerPrompt * completion) / ct.tokPerS;
+  return {
+    ...f,
+    seconds: f.seconds + genS,
+    flops: f.flops + generateFlops(teacher, s.prompts * s.samplesPerPrompt * T, T),
+    detail: `${f.detail} + ${genS.toFixed(1)} s sampling`,
+  };
+}
+
+/** A GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps. */
+export function grpoForecast(
+  s: { name: string; steps: number; promptsPerStep: number; groupSize: number; ppoEpochs: number },
+  config: ModelConfig,
+  completion: number,
+  calibrateT: number,
+  T: number,
+  ctx: ForecastContext,
+): StageForecast & { genS: number; updateS: number } {
+  const B = s.promptsPerStep * s.groupSize,
+    c = ctx.calibration.of(config, B, calibrateT);
+  const genS = (B * completion) / c.tokPerS,
+    updateS = c.stepS * (2 / 3 + s.ppoEpochs);
+  const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
+  const detail = `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${updateS.toFixed(2)} s update)`;
+  return { name: s.name, seconds: s.steps * (genS + updateS), flops, detail, genS, updateS };
+}

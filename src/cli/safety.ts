@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
 import { Guard } from "../safety/guard.js";
-import cliProgress from "cli-progress";
+import { progress } from "../common/progress.js";
 import { guardLabelledEval, guardLabelledLines, labelledEval, labelledItems, labelledLines } from "../safety/labelled.js";
 import { decisionLine, intervalNote, safetyEval, withGuardLine } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
@@ -108,14 +108,13 @@ function checkPrompts(file: string, maxRows?: string): void {
 
 /** `safety-eval --prompts F`: the report on the user's own labelled file, with a progress bar on stderr. */
 function labelledCommand(file: string, t: ReturnType<typeof loadModelDir>, guard: Guard | undefined, o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean }, capabilityDelta: number | null): void {
-  const bar = new cliProgress.SingleBar({ format: "safety-eval {bar} {value}/{total} prompts", stream: process.stderr, clearOnComplete: true, hideCursor: false }, cliProgress.Presets.shades_classic);
-  let started = false;
+  const bar = progress("safety-eval", { stream: process.stderr, unit: "prompt" });
   const r = labelledEval(t.model, t.tokenizer, file, {
     promptChars: positiveInt("--prompt-chars", o.promptChars), maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens),
     maxRows: o.maxRows === undefined ? undefined : positiveInt("--max-rows", o.maxRows), guard, steering: guard ? steeringFor(o.model, guard) : null, capabilityDelta,
-    progress: (done, total) => { if (!started) { bar.start(total, 0); started = true; } bar.update(done); },
+    progress: (done, total) => bar.update(done, total, ""),
   });
-  if (started) bar.stop();
+  bar.stop();
   if (o.json) { console.log(JSON.stringify(r)); return; }
   for (const line of labelledLines(r)) console.log(line);
 }

@@ -4,7 +4,7 @@
 // stage's checkpoint on held-out problems end the run, as one table.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import cliProgress from "cli-progress";
+import { progress } from "../common/progress.js";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
@@ -39,15 +39,6 @@ function prepareDir(out: string, recipe: Recipe, resume: boolean): void {
   writeFileAtomic(saved, JSON.stringify(recipe, null, 2));
 }
 
-function progressBar(quiet: boolean) {
-  if (quiet) return null;
-  const bar = new cliProgress.SingleBar({
-    format: "{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}",
-    barsize: 24, hideCursor: true, etaBuffer: 20, noTTYOutput: false,
-  }, cliProgress.Presets.shades_classic);
-  return bar;
-}
-
 function describe(m: Record<string, number>): string {
   const f = (k: string, d = 3) => (m[k] === undefined ? null : `${k} ${m[k]!.toFixed(d)}`);
   const parts = "reward" in m
@@ -74,14 +65,13 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   for (const s of recipe.stages) {
     const dir = stageDir(out, s.name), done = join(dir, "done.json");
     if (existsSync(done)) { stages.push(JSON.parse(readFileSync(done, "utf8")) as RunResult["stages"][number]); continue; }
-    const bar = progressBar(!!opts.quiet);
+    const bar = progress(s.name, { quiet: !!opts.quiet });
     const st0 = performance.now(), cpu0 = process.cpuUsage();
-    let stepStart = performance.now(), started = false;
+    let stepStart = performance.now();
     const io: StageIO = {
       name: s.name, dir, seed: recipe.seed * 7919 + recipe.stages.indexOf(s), checkpointEvery: recipe.checkpointEvery,
       progress: (step, total, m) => {
-        if (bar && !started) { bar.start(total, step - 1, { stage: s.name.padEnd(10), info: "" }); started = true; }
-        bar?.update(step, { stage: s.name.padEnd(10), info: describe(m) });
+        bar.update(step, total, describe(m));
         lastStepS = (performance.now() - stepStart) / 1000;
         stepStart = performance.now();
       },
@@ -93,7 +83,7 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
       },
     };
     const r = kindOf(s).run(s, io, { checkpointOf: (name: string) => join(stageDir(out, name), "checkpoint") });
-    bar?.stop();
+    bar.stop();
     const u = r.usage;
     const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
       tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens }, flops: u.flops,

@@ -10,7 +10,8 @@ import { loadSafetyRows } from "./rows.js";
 import { type SafetyItem } from "./corpus.js";
 import type { Guard } from "./guard.js";
 import { ciText, clusterInterval, decisionLine, replies, rocSummary, type SafetyReport } from "./report.js";
-import { guardedRefusals, guardScores, itemDecisions, type Steering } from "./steer.js";
+import { guardScores, itemDecisions, type Steering } from "./steer.js";
+import { Gate } from "./gate.js";
 
 /** One row's outcome. margin = the policy's refusal-token minus ordinary-reply logit after <think>. */
 export interface LabelledRow {
@@ -88,8 +89,9 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
     o.progress?.(rs.length, items.length);
   }
   const d = itemDecisions(model, tok, items, o.promptChars);
+  const gate = new Gate(model, tok, o.guard, o.steering ?? null);
   const g = o.guard ? guardScores(o.guard, items.map((x) => x.text)) : null;
-  const guarded = g ? guardedRefusals(d, g, o.steering ?? null) : null;
+  const guarded = g ? gate.refusals(items, d) : null;
   const rows: LabelledRow[] = items.map((x, i) => ({
     prompt: x.text, unsafe: x.unsafe, hazard: x.hazard, source: x.source, refused: rs[i]!.refused, margin: d.margin[i]!, reply: rs[i]!.text,
     ...(g ? { guardFlagged: g.flagged[i]!, guardedRefused: guarded![i]! } : {}),
@@ -102,7 +104,7 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
     intervals: { harmfulRefusalRate: intervalOver(harm, (r) => r.refused), benignRefusalRate: intervalOver(ben, (r) => r.refused) },
     decision: harm.length && ben.length ? rocSummary(harm.map((r) => r.margin), ben.map((r) => r.margin), [0.02, 0.05]) : null,
     withGuard: g ? {
-      rule: o.steering ? "steered" : "union",
+      rule: gate.rule!,
       guardFlags: { harmful: pick(harm, (r) => r.guardFlagged!), benign: pick(ben, (r) => r.guardFlagged!) },
       harmfulRefusalRate: pick(harm, (r) => r.guardedRefused!), benignRefusalRate: pick(ben, (r) => r.guardedRefused!),
     } : null,

@@ -12,7 +12,8 @@ import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./corpus.js";
-import { guardedRefusals, guardScores, itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
+import { Gate } from "./gate.js";
+import { itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
 import type { Guard } from "./guard.js";
 import { isRefusal } from "./policy.js";
@@ -161,9 +162,9 @@ export interface SafetyEvalOptions {
 }
 
 /** Share of items the guarded decision refuses, from the policy's decisions on them (see SafetyReport.withGuard). */
-function guardedRate(guard: Guard, items: SafetyItem[], d: PolicyDecisions, steering: Steering | null): number {
+function guardedRate(gate: Gate, items: SafetyItem[], d: PolicyDecisions): number {
   if (!items.length) return 0;
-  return guardedRefusals(d, guardScores(guard, items.map((x) => x.text)), steering).filter(Boolean).length / items.length;
+  return gate.refusals(items, d).filter(Boolean).length / items.length;
 }
 
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
@@ -180,9 +181,10 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const decide = (xs: SafetyItem[]) => itemDecisions(model, tok, cap(xs), o.promptChars);
   const harmfulDecisions = decide(harmfulItems), benignDecisions = decide(benignItems); // one forward pass each, for the AUC and the guarded rates
   const decision = rocSummary(harmfulDecisions.margin, benignDecisions.margin, [0.02, 0.05]);
-  const guarded = (xs: SafetyItem[], d = decide(xs)) => guardedRate(o.guard!, cap(xs), d, o.steering ?? null);
+  const gate = new Gate(model, tok, o.guard, o.steering ?? null);
+  const guarded = (xs: SafetyItem[], d = decide(xs)) => guardedRate(gate, cap(xs), d);
   const withGuard = o.guard ? {
-    rule: o.steering ? "steered" as const : "union" as const,
+    rule: gate.rule!,
     harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions), benignRefusalRate: guarded(benignItems, benignDecisions), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
     probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
   } : null;

@@ -11,8 +11,8 @@ import { FrugalError } from "../common/errors.js";
 import { defaultSampleOptions } from "../model/sampler.js";
 import { refusalCompletion } from "../safety/policy.js";
 import type { Guard } from "../safety/guard.js";
-import { decisionsOfIds, decisionTokens, guardedRefusals, guardScores, type Steering } from "../safety/steer.js";
-import { promptIds } from "../tokenizer/chat.js";
+import { Gate } from "../safety/gate.js";
+import type { Steering } from "../safety/steer.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import type { Model } from "../model/transformer.js";
 import { BatchEngine } from "./engine.js";
@@ -64,12 +64,13 @@ interface Prepared {
 
 export function createApp(o: ServeOptions): { app: Hono; engine: BatchEngine } {
   const app = new Hono(), engine = new BatchEngine(o.model, o.slots), created = Math.floor(Date.now() / 1000);
+  const gate = new Gate(o.model, o.tokenizer, o.guard, o.steering ?? null);
   app.use("/v1/*", bodyLimit({ maxSize: 1 << 20, onError: (c) => openAiError(c, 413, "request body over 1 MB", "invalid_request_error", null, "body_too_large") }));
   app.get("/v1/models", (c) => c.json({ object: "list", data: [{ id: o.modelName, object: "model", created, owned_by: "frugal" }] }));
   app.onError((e, c) => (e instanceof FrugalError && e.code !== "INTERNAL" ? openAiError(c, 400, e.message, "invalid_request_error") : openAiError(c, 500, `internal: ${e.message}`, "server_error")));
   app.notFound((c) => openAiError(c, 404, `no route ${c.req.method} ${c.req.path}; this server has GET /v1/models and POST /v1/chat/completions`, "invalid_request_error", null, "not_found"));
   app.post("/v1/chat/completions", async (c) => {
-    const p = await prepare(c, o);
+    const p = await prepare(c, o, gate);
     if (p instanceof Response) return p;
     return p.req.stream ? streamReply(c, p, engine, o) : reply(c, p, engine, o);
   });
@@ -77,7 +78,7 @@ export function createApp(o: ServeOptions): { app: Hono; engine: BatchEngine } {
 }
 
 /** Parses and checks a request; an OpenAI error response when it cannot be served. */
-async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response> {
+async function prepare(c: Context, o: ServeOptions, gate: Gate): Promise<Prepared | Response> {
   const tok = o.tokenizer, ctx = o.model.config.max_position_embeddings;
   let raw: unknown;
   try { raw = await c.req.json(); } catch { return openAiError(c, 400, "the body is not valid JSON", "invalid_request_error", null, "invalid_json"); }
@@ -89,7 +90,7 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
   const req = p.data;
   if (req.model !== o.modelName) return openAiError(c, 404, `the model \`${req.model}\` does not exist; this server serves \`${o.modelName}\``, "invalid_request_error", "model", "model_not_found");
   // forced decision tokens (steering) are part of the completion: counted there and within max_tokens
-  const text = promptText(req), wanted = req.max_completion_tokens ?? req.max_tokens, { ids, forced, forcedN, block } = decide(o, text, wanted === undefined || wanted > 2);
+  const text = promptText(req), wanted = req.max_completion_tokens ?? req.max_tokens, { ids, forced, forcedN, block } = gate.prompt(text, wanted === undefined || wanted > 2);
   const promptLen = ids.length - forcedN, room = ctx - promptLen, maxTokens = wanted ?? room;
   if (room < 1 || maxTokens > room) {
     return openAiError(c, 400, `the prompt is ${promptLen} tokens and max_tokens ${maxTokens}; this model's context is ${ctx} tokens`, "invalid_request_error", "messages", "context_length_exceeded");
@@ -103,22 +104,6 @@ async function prepare(c: Context, o: ServeOptions): Promise<Prepared | Response
     head: { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: o.modelName },
     refusal: blocked?.unsafe ? splitReasoning(refusalCompletion(blocked.hazard!)) : null, forced,
   };
-}
-
-/**
- * The prompt's ids and how the guard acts on it. Steered: the refuse-or-not token after <think> is chosen by
- * margin + guard log-odds (appended to the ids; the policy writes the rest, its own refusal included), and
- * left to the policy when both agree with it. Plain guard: a flagged prompt is blocked with the refusal.
- */
-function decide(o: ServeOptions, text: string, steerable: boolean): { ids: number[]; forced: string; forcedN: number; block: boolean } {
-  const tok = o.tokenizer, ids = promptIds(tok, text), plain = { ids, forced: "", forcedN: 0 };
-  // no room for the decision plus a reply (prepare answers context_length_exceeded), or max_tokens ≤ 2: nothing to steer
-  if (!o.guard || !o.steering || !steerable || ids.length + 2 >= o.model.config.max_position_embeddings) return { ...plain, block: !!o.guard };
-  const { think, refuse, answer } = decisionTokens(tok), d = decisionsOfIds(o.model, tok, [ids]), m = d.margin[0]!;
-  if (!d.deciding[0]) return { ...plain, block: true }; // not a refuse-or-not choice (a task prompt): the guard alone
-  const steered = guardedRefusals(d, guardScores(o.guard, [text]), o.steering)[0]!;
-  const pick = steered === m > 0 ? null : steered ? refuse : answer;
-  return pick === null ? { ...plain, block: false } : { ids: [...ids, think, pick], forced: tok.decode([think, pick]), forcedN: 2, block: false };
 }
 
 async function reply(c: Context, p: Prepared, engine: BatchEngine, o: ServeOptions): Promise<Response> {

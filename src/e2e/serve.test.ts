@@ -19,10 +19,10 @@ import { loadModelDir } from "../model/load.js";
 import { Guard, withLabelTokens } from "../safety/guard.js";
 import { decisionTokens } from "../safety/steer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
-import { createApp } from "./app.js";
-import type { BatchEngine } from "./engine.js";
-import { listenLocal } from "./listen.js";
-import { splitReasoning } from "./reasoning.js";
+import { createApp } from "../serve/app.js";
+import type { BatchEngine } from "../serve/engine.js";
+import { listenLocal } from "../serve/listen.js";
+import { splitReasoning } from "../serve/reasoning.js";
 
 let server: ServerType, base = "", engine: BatchEngine, guarded: ServerType, guardedBase = "", steerRun = "";
 const prompt = "Add: 12 + 34";

@@ -17,7 +17,7 @@ import { llamaGreedy, loadLlamaCpp } from "../bench/llama.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
-import { exportGguf, permuteRope } from "./gguf.js";
+import { exportGguf, permuteRope } from "../serve/gguf.js";
 import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 

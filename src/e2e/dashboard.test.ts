@@ -10,8 +10,8 @@ import { chromium } from "playwright-core";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe } from "../pipeline/runner.js";
-import { listRuns, mountDashboard, runView } from "./dashboard.js";
-import { listenLocal } from "./listen.js";
+import { listRuns, mountDashboard, runView } from "../serve/dashboard.js";
+import { listenLocal } from "../serve/listen.js";
 
 const CHROMIUM = process.env.FRUGAL_CHROMIUM ?? "/usr/bin/chromium";
 

@@ -1,0 +1,95 @@
+// Progress of long work: a bar on a terminal, and on anything else (a file, a pipe, CI) one plain line at a
+// steady interval — step, rate, ETA and the caller's key metric — so `npm run speedrun > log` shows progress.
+// The interval is FRUGAL_PROGRESS_S seconds (default 30); the last step is always written. No metrics here.
+import cliProgress from "cli-progress";
+
+export interface Progress {
+  /** step of total done; info is the caller's key metric ("loss 1.234 | 5120 tok/s") */
+  update(step: number, total: number, info: string): void;
+  stop(): void;
+}
+
+export interface ProgressOptions {
+  quiet?: boolean;
+  stream?: NodeJS.WriteStream;
+  /** seconds between plain lines (default FRUGAL_PROGRESS_S, else 30) */
+  intervalS?: number;
+  /** what a step is called in plain lines ("step", "prompts") */
+  unit?: string;
+}
+
+const noProgress: Progress = { update: () => {}, stop: () => {} };
+
+/** "1h02m", "3m05s", "42s". */
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  const r = Math.round(s),
+    h = Math.floor(r / 3600),
+    m = Math.floor((r % 3600) / 60),
+    sec = r % 60;
+  if (h) return `${h}h${String(m).padStart(2, "0")}m`;
+  return m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+/** A progress display for `label`: a bar on a terminal, plain timed lines elsewhere, nothing when quiet. */
+export function progress(label: string, o: ProgressOptions = {}): Progress {
+  if (o.quiet) return noProgress;
+  const stream = o.stream ?? process.stdout;
+  return stream.isTTY ? barProgress(label, stream) : lineProgress(label, stream, o);
+}
+
+function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: "{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}",
+      barsize: 24,
+      hideCursor: true,
+      etaBuffer: 20,
+      stream,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(step, total, info) {
+      if (!started) bar.start(total, step - 1, { stage: label.padEnd(10), info: "" });
+      started = true;
+      bar.update(step, { stage: label.padEnd(10), info });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+function lineProgress(label: string, stream: NodeJS.WriteStream, o: ProgressOptions): Progress {
+  const intervalMs = 1000 * (o.intervalS ?? (Number(process.env.FRUGAL_PROGRESS_S) || 30)),
+    unit = o.unit ?? "step";
+  let first: { step: number; t: number } | null = null,
+    lastLine = -Infinity,
+    pending: string | null = null;
+  const line = (step: number, total: number, info: string, now: number) => {
+    const done = first ? step - first.step : 0,
+      elapsedS = first ? (now - first.t) / 1000 : 0;
+    const rate = done > 0 && elapsedS > 0 ? done / elapsedS : null;
+    const eta = rate ? formatSeconds((total - step) / rate) : "?";
+    const pct = total > 0 ? ((100 * step) / total).toFixed(0) : "?";
+    const speed = rate ? `${rate >= 1 ? rate.toFixed(2) : (1 / rate).toFixed(1) + " s/"}${rate >= 1 ? ` ${unit}s/s` : unit}` : "";
+    const parts = [`${label} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
+    return parts.join(" | ") + "\n";
+  };
+  return {
+    update(step, total, info) {
+      const now = performance.now();
+      first ??= { step: step - 1, t: now };
+      const text = line(step, total, info, now);
+      if (now - lastLine >= intervalMs || step === total) {
+        stream.write(text);
+        lastLine = now;
+        pending = null;
+      } else pending = text;
+    },
+    stop() {
+      if (pending) stream.write(pending);
+      pending = null;
+    },
+  };
+}

@@ -34,7 +34,9 @@ function sources(dir: string): string[] {
 
 /** Every relative import of a file (static, re-export and dynamic), as src-relative paths. */
 export function importsOf(file: string, text: string): string[] {
-  const specs = [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|^import\s+)["'](\.{1,2}\/[^"']+)["']/gm)].map((m) => m[1]!);
+  const specs = [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|^import\s+)["'](\.{1,2}\/[^"']+)["']/gm)].map(
+    (m) => m[1]!,
+  );
   return specs.map((s) => relative(src, resolve(dirname(file), s)));
 }
 

@@ -13,13 +13,24 @@ import { median } from "../common/stats.js";
 import { timeTrainSteps } from "../train/timing.js";
 
 export interface EngineBench {
-  config: ModelConfig; batch: number; seq: number; steps: number; params: number;
-  stepMs: number; tokensPerSec: number; gflops: number; kernels: string;
+  config: ModelConfig;
+  batch: number;
+  seq: number;
+  steps: number;
+  params: number;
+  stepMs: number;
+  tokensPerSec: number;
+  gflops: number;
+  kernels: string;
   blas: string;
   /** PyTorch under the machine's own environment (OPENBLAS_CORETYPE as set), and frugal/PyTorch. */
-  torchStepMs?: number; torchVersion?: string; ratio?: number; torchNote?: string;
+  torchStepMs?: number;
+  torchVersion?: string;
+  ratio?: number;
+  torchNote?: string;
   /** PyTorch with frugal's OpenBLAS coretype too, so the kernel choice is not what the ratio measures. */
-  torchSameBlasStepMs?: number; ratioSameBlas?: number;
+  torchSameBlasStepMs?: number;
+  ratioSameBlas?: number;
 }
 
 /** Finds a python3 with torch: FRUGAL_PYTHON, then Debian's /usr/bin/python3, then python3 on PATH. */
@@ -33,34 +44,65 @@ export function findTorchPython(): string | null {
 }
 
 export function benchEngine(opts: { steps: number; torch: boolean; batch?: number; seq?: number }): EngineBench {
-  const config = referenceConfig, batch = opts.batch ?? 16, seq = opts.seq ?? 128;
+  const config = referenceConfig,
+    batch = opts.batch ?? 16,
+    seq = opts.seq ?? 128;
   const stepMs = median(timeTrainSteps(config, batch, seq, opts.steps));
   const tokens = batch * seq;
   const out: EngineBench = {
-    config, batch, seq, steps: opts.steps, params: countParams(config), stepMs,
-    tokensPerSec: tokens / (stepMs / 1000), gflops: trainFlops(config, tokens, seq) / (stepMs / 1000) / 1e9,
-    kernels: E.kernels().description, blas: blasReason(),
+    config,
+    batch,
+    seq,
+    steps: opts.steps,
+    params: countParams(config),
+    stepMs,
+    tokensPerSec: tokens / (stepMs / 1000),
+    gflops: trainFlops(config, tokens, seq) / (stepMs / 1000) / 1e9,
+    kernels: E.kernels().description,
+    blas: blasReason(),
   };
   if (!opts.torch) return out;
   const py = findTorchPython();
   const script = join(dirname(fileURLToPath(import.meta.url)), "../../python/torch_step.py");
-  if (!py || !existsSync(script)) { out.torchNote = "python3 with torch not found (Debian: apt-get install python3-torch); no ratio"; return out; }
-  const arg = JSON.stringify({ ...config, batch, seq, steps: opts.steps, threads: Number(process.env.FRUGAL_THREADS) || 2 });
+  if (!py || !existsSync(script)) {
+    out.torchNote = "python3 with torch not found (Debian: apt-get install python3-torch); no ratio";
+    return out;
+  }
+  const arg = JSON.stringify({
+    ...config,
+    batch,
+    seq,
+    steps: opts.steps,
+    threads: Number(process.env.FRUGAL_THREADS) || 2,
+  });
   const runTorch = (coretype: string | undefined): { torchStepMs: number; torch: string } | string => {
     const env = { ...process.env };
-    if (coretype === undefined) delete env.OPENBLAS_CORETYPE; else env.OPENBLAS_CORETYPE = coretype;
+    if (coretype === undefined) delete env.OPENBLAS_CORETYPE;
+    else env.OPENBLAS_CORETYPE = coretype;
     delete env.OPENBLAS_NUM_THREADS;
     const r = spawnSync(py, [script, arg], { encoding: "utf8", env });
     const line = r.stdout.trim().split("\n").pop() ?? "";
-    try { return JSON.parse(line) as { torchStepMs: number; torch: string }; } catch { return `torch run failed: ${(r.stderr || line).slice(-300)}`; }
+    try {
+      return JSON.parse(line) as { torchStepMs: number; torch: string };
+    } catch {
+      return `torch run failed: ${(r.stderr || line).slice(-300)}`;
+    }
   };
   const t = runTorch(machineCoretype);
-  if (typeof t === "string") { out.torchNote = t; return out; }
-  out.torchStepMs = t.torchStepMs; out.torchVersion = t.torch; out.ratio = stepMs / t.torchStepMs;
+  if (typeof t === "string") {
+    out.torchNote = t;
+    return out;
+  }
+  out.torchStepMs = t.torchStepMs;
+  out.torchVersion = t.torch;
+  out.ratio = stepMs / t.torchStepMs;
   const ours = process.env.OPENBLAS_CORETYPE;
   if (ours !== machineCoretype) {
     const t2 = runTorch(ours);
-    if (typeof t2 !== "string") { out.torchSameBlasStepMs = t2.torchStepMs; out.ratioSameBlas = stepMs / t2.torchStepMs; }
+    if (typeof t2 !== "string") {
+      out.torchSameBlasStepMs = t2.torchStepMs;
+      out.ratioSameBlas = stepMs / t2.torchStepMs;
+    }
   }
   return out;
 }

@@ -22,31 +22,59 @@ type LlamaModule = typeof import("node-llama-cpp");
 export const llamaThreads = () => Number(process.env.FRUGAL_LLAMA_THREADS ?? 1);
 
 export async function loadLlamaCpp(): Promise<LlamaModule> {
-  try { return await import("node-llama-cpp"); } catch (e) {
-    throw new FrugalError("DEPENDENCY", `node-llama-cpp is not installed (${(e as Error).message.split("\n")[0]}); install it with \`npm i -E node-llama-cpp@3.21.1\``);
+  try {
+    return await import("node-llama-cpp");
+  } catch (e) {
+    throw new FrugalError(
+      "DEPENDENCY",
+      `node-llama-cpp is not installed (${(e as Error).message.split("\n")[0]}); install it with \`npm i -E node-llama-cpp@3.21.1\``,
+    );
   }
 }
 
 /** Greedy tokens from llama.cpp for a GGUF file, starting from the given prompt ids. */
-export async function llamaGreedy(file: string, prompt: number[], n: number, stop?: number): Promise<{ tokens: number[]; seconds: number }> {
+export async function llamaGreedy(
+  file: string,
+  prompt: number[],
+  n: number,
+  stop?: number,
+): Promise<{ tokens: number[]; seconds: number }> {
   const { getLlama } = await loadLlamaCpp();
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
   const model = await llama.loadModel({ modelPath: file });
-  const ctx = await model.createContext({ contextSize: Math.min(model.trainContextSize, 4096), threads: llamaThreads() });
+  const ctx = await model.createContext({
+    contextSize: Math.min(model.trainContextSize, 4096),
+    threads: llamaThreads(),
+  });
   try {
-    const seq = ctx.getSequence(), tokens: number[] = [], t0 = performance.now();
+    const seq = ctx.getSequence(),
+      tokens: number[] = [],
+      t0 = performance.now();
     for await (const tk of seq.evaluate(prompt as never, { temperature: 0 })) {
       if ((tk as number) === stop || tokens.length >= n) break;
       tokens.push(tk as number);
     }
     return { tokens, seconds: (performance.now() - t0) / 1000 };
-  } finally { await ctx.dispose(); await model.dispose(); }
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
 }
 
-export async function benchVsLlamaCpp(newTokens = 200): Promise<{ frugalTokensPerSec: number; llamaCppTokensPerSec: number; newTokens: number; sameTokens: boolean }> {
+export async function benchVsLlamaCpp(
+  newTokens = 200,
+): Promise<{ frugalTokensPerSec: number; llamaCppTokensPerSec: number; newTokens: number; sameTokens: boolean }> {
   const tok: Tokenizer = CharTokenizer.fromChars(TASK_CHARS);
-  const model: Model = initModel({ ...referenceConfig, vocab_size: tok.vocabSize, max_position_embeddings: Math.max(referenceConfig.max_position_embeddings, newTokens + 32) }, 1);
-  const dir = tempDir("frugal-gguf-"), file = join(dir, "reference.gguf");
+  const model: Model = initModel(
+    {
+      ...referenceConfig,
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: Math.max(referenceConfig.max_position_embeddings, newTokens + 32),
+    },
+    1,
+  );
+  const dir = tempDir("frugal-gguf-"),
+    file = join(dir, "reference.gguf");
   try {
     exportGguf(model, tok, file, "reference");
     const prompt = promptIds(tok, "Add: 12345 + 67890");
@@ -56,6 +84,13 @@ export async function benchVsLlamaCpp(newTokens = 200): Promise<{ frugalTokensPe
     const frugalS = (performance.now() - t0) / 1000;
     await llamaGreedy(file, prompt, 8); // warm-up (load, first touch)
     const theirs = await llamaGreedy(file, prompt, newTokens);
-    return { frugalTokensPerSec: ours.length / frugalS, llamaCppTokensPerSec: theirs.tokens.length / theirs.seconds, newTokens, sameTokens: JSON.stringify(ours) === JSON.stringify(theirs.tokens) };
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+    return {
+      frugalTokensPerSec: ours.length / frugalS,
+      llamaCppTokensPerSec: theirs.tokens.length / theirs.seconds,
+      newTokens,
+      sameTokens: JSON.stringify(ours) === JSON.stringify(theirs.tokens),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -12,62 +12,96 @@ export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
   registerBenchSample(bench);
   registerBenchServe(bench);
-  bench.command("engine")
+  bench
+    .command("engine")
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
     .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
     .option("--no-torch", "skip the PyTorch comparison")
     .option("--json", "print one JSON line")
     .action((o: { steps: string; torch: boolean; json?: boolean }) => {
       const r = benchEngine({ steps: positiveInt("--steps", o.steps), torch: o.torch });
-      if (o.json) { console.log(JSON.stringify(r)); return; }
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
       console.log(`reference config: ${(r.params / 1e6).toFixed(2)}M params, batch ${r.batch} × seq ${r.seq}`);
       console.log(`kernels:      ${r.kernels}`);
       if (r.blas) console.log(`OpenBLAS:     ${r.blas}`);
       console.log(`step:         ${r.stepMs.toFixed(1)} ms (median of ${r.steps})`);
       console.log(`throughput:   ${Math.round(r.tokensPerSec)} tokens/s, ${r.gflops.toFixed(1)} GFLOP/s achieved`);
       if (r.torchStepMs !== undefined) {
-        console.log(`PyTorch ${r.torchVersion}: ${r.torchStepMs.toFixed(1)} ms/step → frugal/PyTorch = ${r.ratio!.toFixed(3)}×`);
+        console.log(
+          `PyTorch ${r.torchVersion}: ${r.torchStepMs.toFixed(1)} ms/step → frugal/PyTorch = ${r.ratio!.toFixed(3)}×`,
+        );
         if (r.torchSameBlasStepMs !== undefined) {
-          console.log(`PyTorch with frugal's OpenBLAS coretype too: ${r.torchSameBlasStepMs.toFixed(1)} ms/step → ${r.ratioSameBlas!.toFixed(3)}×`);
+          console.log(
+            `PyTorch with frugal's OpenBLAS coretype too: ${r.torchSameBlasStepMs.toFixed(1)} ms/step → ${r.ratioSameBlas!.toFixed(3)}×`,
+          );
         }
       } else if (r.torchNote) console.log(`PyTorch:      ${r.torchNote}`);
     });
 }
 
 export function registerBenchSample(bench: Command): void {
-  bench.command("sample")
+  bench
+    .command("sample")
     .description("sampling tokens/s with the KV cache at batch 1 and 16 on the reference config")
     .option("--json", "print one JSON line")
-    .option("--vs-llama-cpp", "also decode the same exported GGUF with llama.cpp (node-llama-cpp) at batch 1, side by side")
+    .option(
+      "--vs-llama-cpp",
+      "also decode the same exported GGUF with llama.cpp (node-llama-cpp) at batch 1, side by side",
+    )
     .action(async (o: { json?: boolean; vsLlamaCpp?: boolean }) => {
       if (o.vsLlamaCpp) {
         const v = await benchVsLlamaCpp();
-        if (o.json) { console.log(JSON.stringify(v)); return; }
+        if (o.json) {
+          console.log(JSON.stringify(v));
+          return;
+        }
         console.log(`batch 1, ${v.newTokens} greedy tokens from the same GGUF-exported reference model:`);
         console.log(`frugal     ${Math.round(v.frugalTokensPerSec)} tokens/s`);
-        console.log(`llama.cpp  ${Math.round(v.llamaCppTokensPerSec)} tokens/s (${llamaThreads()} thread${llamaThreads() > 1 ? "s" : ""})   (frugal/llama.cpp ${(v.frugalTokensPerSec / v.llamaCppTokensPerSec).toFixed(2)}×; same tokens: ${v.sameTokens ? "yes" : "no"})`);
+        console.log(
+          `llama.cpp  ${Math.round(v.llamaCppTokensPerSec)} tokens/s (${llamaThreads()} thread${llamaThreads() > 1 ? "s" : ""})   (frugal/llama.cpp ${(v.frugalTokensPerSec / v.llamaCppTokensPerSec).toFixed(2)}×; same tokens: ${v.sameTokens ? "yes" : "no"})`,
+        );
         return;
       }
       const r = benchSample();
-      if (o.json) { console.log(JSON.stringify(r)); return; }
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
       console.log(`kernels:   ${r.kernels}`);
       const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-      console.log(`${r.newTokens} new tokens per sequence; median of 6 runs after ≥ 1 s of warm-up runs (cold = the first run in the process)`);
-      console.log(`batch 1:   ${Math.round(r.tokensPerSecBatch1)} tokens/s   (cold ${Math.round(r.coldTokensPerSecBatch1)}; op by op ${Math.round(r.opByOpTokensPerSecBatch1)}, fused blocks ${x(r.tokensPerSecBatch1, r.opByOpTokensPerSecBatch1)})`);
-      console.log(`batch 16:  ${Math.round(r.tokensPerSecBatch16)} tokens/s total   (cold ${Math.round(r.coldTokensPerSecBatch16)}; op by op ${Math.round(r.opByOpTokensPerSecBatch16)}, fused blocks ${x(r.tokensPerSecBatch16, r.opByOpTokensPerSecBatch16)})`);
+      console.log(
+        `${r.newTokens} new tokens per sequence; median of 6 runs after ≥ 1 s of warm-up runs (cold = the first run in the process)`,
+      );
+      console.log(
+        `batch 1:   ${Math.round(r.tokensPerSecBatch1)} tokens/s   (cold ${Math.round(r.coldTokensPerSecBatch1)}; op by op ${Math.round(r.opByOpTokensPerSecBatch1)}, fused blocks ${x(r.tokensPerSecBatch1, r.opByOpTokensPerSecBatch1)})`,
+      );
+      console.log(
+        `batch 16:  ${Math.round(r.tokensPerSecBatch16)} tokens/s total   (cold ${Math.round(r.coldTokensPerSecBatch16)}; op by op ${Math.round(r.opByOpTokensPerSecBatch16)}, fused blocks ${x(r.tokensPerSecBatch16, r.opByOpTokensPerSecBatch16)})`,
+      );
     });
 }
 
 export function registerBenchServe(bench: Command): void {
-  bench.command("serve")
-    .description("server throughput: the same requests one at a time vs 16 concurrent (continuous batching), and 64 concurrent streams")
+  bench
+    .command("serve")
+    .description(
+      "server throughput: the same requests one at a time vs 16 concurrent (continuous batching), and 64 concurrent streams",
+    )
     .option("--model <dir>", "a checkpoint to serve (default: the reference config, freshly initialised)")
     .option("--json", "print one JSON line")
     .action(async (o: { model?: string; json?: boolean }) => {
       const r = await benchServe(o.model ? loadModelDir(o.model) : undefined);
-      if (o.json) { console.log(JSON.stringify(r)); return; }
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
       console.log(`one at a time:   ${Math.round(r.sequentialTokensPerSec)} tokens/s`);
-      console.log(`16 concurrent:   ${Math.round(r.concurrent16TokensPerSec)} tokens/s  (${r.speedup.toFixed(2)}× — largest decode batch ${r.maxBatch})`);
+      console.log(
+        `16 concurrent:   ${Math.round(r.concurrent16TokensPerSec)} tokens/s  (${r.speedup.toFixed(2)}× — largest decode batch ${r.maxBatch})`,
+      );
       console.log(`64 concurrent streams: ${r.streams64 - r.streamErrors} completed, ${r.streamErrors} errors`);
     });
 }

@@ -12,8 +12,11 @@ import { positiveInt } from "./bench.js";
 import { num } from "./sample.js";
 
 export function registerBill(program: Command): void {
-  program.command("bill [runDir]")
-    .description("the bill of a run in DeepSeek's shape: per stage device-hours and dollars, tokens, utilisation, forecast vs actual")
+  program
+    .command("bill [runDir]")
+    .description(
+      "the bill of a run in DeepSeek's shape: per stage device-hours and dollars, tokens, utilisation, forecast vs actual",
+    )
     .option("--example <name>", "print a published bill instead (deepseek-r1)")
     .option("--json", "print JSON")
     .action((runDir: string | undefined, o: { example?: string; json?: boolean }) => {
@@ -21,30 +24,50 @@ export function registerBill(program: Command): void {
       if (o.example) bill = exampleBill(o.example);
       else {
         if (!runDir) throw new FrugalError("ARG", "give a run directory (e.g. runs/mini-r1) or --example deepseek-r1");
-        if (!existsSync(join(runDir, "ledger.jsonl"))) throw new FrugalError("ARG", `${runDir} has no ledger.jsonl; is it a run directory made by frugal run?`);
+        if (!existsSync(join(runDir, "ledger.jsonl")))
+          throw new FrugalError("ARG", `${runDir} has no ledger.jsonl; is it a run directory made by frugal run?`);
         const { entries, skipped } = readLedger(runDir);
         const runFile = join(runDir, "run.json");
-        const runWallS = existsSync(runFile) ? (JSON.parse(readFileSync(runFile, "utf8")) as { wallS: number }).wallS : undefined;
+        const runWallS = existsSync(runFile)
+          ? (JSON.parse(readFileSync(runFile, "utf8")) as { wallS: number }).wallS
+          : undefined;
         bill = makeBill(entries, skipped, runWallS);
       }
-      if (o.json) console.log(JSON.stringify(bill)); else console.log(renderBill(bill));
+      if (o.json) console.log(JSON.stringify(bill));
+      else console.log(renderBill(bill));
     });
 
-  program.command("forecast <recipe>")
-    .description("predict each stage's time and cost before running (analytic FLOPs + a short calibration on this machine), and project onto other hardware")
+  program
+    .command("forecast <recipe>")
+    .description(
+      "predict each stage's time and cost before running (analytic FLOPs + a short calibration on this machine), and project onto other hardware",
+    )
     .option("--device <kind>", "project onto this device kind (e.g. h800)", "h800")
     .option("--count <n>", "how many of them", "8")
     .option("--utilisation <u>", "assumed fraction of peak FLOP/s", "0.4")
     .option("--prices <file>", "extra price table")
     .option("--json", "print JSON")
     .action((file: string, o: Record<string, string | boolean>) => {
-      const recipe = readRecipe(file), prices = loadPrices(o.prices ? String(o.prices) : undefined);
-      const f = forecastRecipe(recipe, prices, { device: String(o.device), count: positiveInt("--count", String(o.count)), utilisation: num("--utilisation", String(o.utilisation), 1e-6, 1) });
-      if (o.json) { console.log(JSON.stringify(f)); return; }
-      for (const s of f.stages) console.log(`${s.name.padEnd(16)} ${s.seconds.toFixed(0).padStart(6)} s   ${(s.flops / 1e12).toFixed(2)} TFLOP   ${s.detail}`);
+      const recipe = readRecipe(file),
+        prices = loadPrices(o.prices ? String(o.prices) : undefined);
+      const f = forecastRecipe(recipe, prices, {
+        device: String(o.device),
+        count: positiveInt("--count", String(o.count)),
+        utilisation: num("--utilisation", String(o.utilisation), 1e-6, 1),
+      });
+      if (o.json) {
+        console.log(JSON.stringify(f));
+        return;
+      }
+      for (const s of f.stages)
+        console.log(
+          `${s.name.padEnd(16)} ${s.seconds.toFixed(0).padStart(6)} s   ${(s.flops / 1e12).toFixed(2)} TFLOP   ${s.detail}`,
+        );
       console.log(`${"evaluation".padEnd(16)} ${f.evalSeconds.toFixed(0).padStart(6)} s`);
       console.log(`total on ${f.count}×${f.device}: ${(f.totalSeconds / 60).toFixed(1)} min, $${f.costUsd.toFixed(4)}`);
       const p = f.projection!;
-      console.log(`on ${p.count}×${p.device} at ${(100 * p.utilisation).toFixed(0)}% utilisation: ${p.seconds < 1 ? `${(p.seconds * 1000).toFixed(1)} ms` : `${p.seconds.toFixed(1)} s`} of compute, $${p.costUsd.toFixed(6)}`);
+      console.log(
+        `on ${p.count}×${p.device} at ${(100 * p.utilisation).toFixed(0)}% utilisation: ${p.seconds < 1 ? `${(p.seconds * 1000).toFixed(1)} ms` : `${p.seconds.toFixed(1)} s`} of compute, $${p.costUsd.toFixed(6)}`,
+      );
     });
 }

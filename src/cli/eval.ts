@@ -14,12 +14,16 @@ import { num } from "./sample.js";
 export function printReport(r: EvalReport): void {
   const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
   console.log(`task ${r.task}: ${r.nProblems} held-out problems × ${r.k} samples (${(r.wallMs / 1000).toFixed(1)} s)`);
-  console.log(`  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`);
-  for (const [d, b] of Object.entries(r.byDifficulty)) console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);
+  console.log(
+    `  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`,
+  );
+  for (const [d, b] of Object.entries(r.byDifficulty))
+    console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);
 }
 
 export function registerEval(program: Command): void {
-  program.command("eval")
+  program
+    .command("eval")
     .description("evaluate a checkpoint on a task's held-out problems (pass@1 over k samples, R1 protocol)")
     .requiredOption("--model <dir>", "checkpoint directory")
     .requiredOption("--task <name>", "task: arithmetic, countdown or knights")
@@ -35,15 +39,21 @@ export function registerEval(program: Command): void {
       const task = getTask(String(o.task));
       const ck = loadModelDir(String(o.model));
       const r = evaluate(ck.model, ck.tokenizer, task, {
-        nProblems: positiveInt("--n-problems", String(o.nProblems)), k: positiveInt("--k", String(o.k)),
-        temperature: num("--temperature", String(o.temperature), 0, 10), topP: num("--top-p", String(o.topP), 1e-9, 1),
-        maxNewTokens: positiveInt("--max-tokens", String(o.maxTokens)), seed: num("--seed", String(o.seed), 0, 2 ** 31),
+        nProblems: positiveInt("--n-problems", String(o.nProblems)),
+        k: positiveInt("--k", String(o.k)),
+        temperature: num("--temperature", String(o.temperature), 0, 10),
+        topP: num("--top-p", String(o.topP), 1e-9, 1),
+        maxNewTokens: positiveInt("--max-tokens", String(o.maxTokens)),
+        seed: num("--seed", String(o.seed), 0, 2 ** 31),
         difficulties: o.difficulty ? String(o.difficulty).split(",").map(Number) : undefined,
       });
-      if (o.json) console.log(JSON.stringify(r)); else printReport(r);
+      if (o.json) console.log(JSON.stringify(r));
+      else printReport(r);
     });
 
-  program.command("tasks").description("inspect the reasoning tasks")
+  program
+    .command("tasks")
+    .description("inspect the reasoning tasks")
     .command("sample")
     .description("print example prompts with reference reasoning traces and answers")
     .requiredOption("--task <name>", "task name")
@@ -52,7 +62,8 @@ export function registerEval(program: Command): void {
     .option("--seed <s>", "seed", "1")
     .action((o: Record<string, string>) => {
       const task = getTask(o.task!);
-      if (o.split !== "train" && o.split !== "test") throw new FrugalError("ARG", `--split must be train or test, got "${o.split}"`);
+      if (o.split !== "train" && o.split !== "test")
+        throw new FrugalError("ARG", `--split must be train or test, got "${o.split}"`);
       for (const p of problems(task, o.split, positiveInt("--n", o.n!), Number(o.seed) || new Rng(1).nextU32())) {
         const s = task.solve(p);
         console.log(`[difficulty ${p.difficulty}] ${task.prompt(p)}\n  ${renderCompletion(s.reasoning, s.answer)}`);

@@ -6,7 +6,9 @@ import { checkpointName } from "./serve.js";
 
 export function registerExport(program: Command): void {
   const exp = program.command("export").description("export a checkpoint to other formats");
-  exp.command("gguf").description("GGUF (llama architecture, F32) for llama.cpp, Ollama, node-llama-cpp")
+  exp
+    .command("gguf")
+    .description("GGUF (llama architecture, F32) for llama.cpp, Ollama, node-llama-cpp")
     .requiredOption("--model <dir>", "model checkpoint directory")
     .requiredOption("--out <file>", "the .gguf file to write (atomically)")
     .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")

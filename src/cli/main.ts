@@ -11,7 +11,9 @@ import { registerSafety } from "./safety.js";
 import { registerServe } from "./serve.js";
 import { registerExport } from "./export.js";
 
-const program = new Command("frugal").description("train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill");
+const program = new Command("frugal").description(
+  "train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill",
+);
 registerBench(program);
 registerSample(program);
 registerEval(program);
@@ -24,6 +26,9 @@ registerExport(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof FrugalError && e.code !== "INTERNAL") { console.error(`frugal: ${e.message}`); process.exit(1); }
+  if (e instanceof FrugalError && e.code !== "INTERNAL") {
+    console.error(`frugal: ${e.message}`);
+    process.exit(1);
+  }
   throw e;
 }

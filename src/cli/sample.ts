@@ -10,12 +10,14 @@ import { positiveInt } from "./bench.js";
 
 export function num(flag: string, v: string, lo: number, hi: number): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < lo || n > hi) throw new FrugalError("ARG", `${flag} expects a number in [${lo}, ${hi}], got "${v}"`);
+  if (!Number.isFinite(n) || n < lo || n > hi)
+    throw new FrugalError("ARG", `${flag} expects a number in [${lo}, ${hi}], got "${v}"`);
   return n;
 }
 
 export function registerSample(program: Command): void {
-  program.command("sample")
+  program
+    .command("sample")
     .description("sample completions from a checkpoint")
     .requiredOption("--model <dir>", "checkpoint directory (config.json + model.safetensors + tokenizer.json)")
     .requiredOption("--prompt <text>", "the user prompt")
@@ -27,16 +29,41 @@ export function registerSample(program: Command): void {
     .option("--seed <s>", "seed of the first sample (sample i uses seed + i)", "0")
     .option("--json", "print JSON")
     .action((o: Record<string, string | boolean>) => {
-      const ck = loadModelDir(String(o.model)), tok = ck.tokenizer;
-      const n = positiveInt("--n", String(o.n)), seed = num("--seed", String(o.seed), 0, 2 ** 31);
+      const ck = loadModelDir(String(o.model)),
+        tok = ck.tokenizer;
+      const n = positiveInt("--n", String(o.n)),
+        seed = num("--seed", String(o.seed), 0, 2 ** 31);
       const ids = promptIds(tok, String(o.prompt));
-      const maxNew = Math.min(positiveInt("--max-tokens", String(o.maxTokens)), ck.model.config.max_position_embeddings - ids.length);
-      if (maxNew <= 0) throw new FrugalError("CONTEXT", `the prompt is ${ids.length} tokens, the model's context is ${ck.model.config.max_position_embeddings}; shorten the prompt`);
-      const out = generate(ck.model, Array.from({ length: n }, () => ids), Array.from({ length: n }, (_, i) => seed + i), {
-        maxNewTokens: maxNew, temperature: num("--temperature", String(o.temperature), 0, 100), topP: num("--top-p", String(o.topP), 1e-9, 1),
-        topK: num("--top-k", String(o.topK), 0, 1e9), stopTokens: [tok.tokenId(SPECIAL.end)], decode: (t) => tok.decode(t),
-      });
-      if (o.json) { console.log(JSON.stringify(out.map((s) => ({ text: s.text, tokens: s.tokens.length, finishReason: s.finishReason })))); return; }
-      out.forEach((s, i) => console.log(`--- sample ${i + 1} (${s.tokens.length} tokens, ${s.finishReason})\n${s.text}`));
+      const maxNew = Math.min(
+        positiveInt("--max-tokens", String(o.maxTokens)),
+        ck.model.config.max_position_embeddings - ids.length,
+      );
+      if (maxNew <= 0)
+        throw new FrugalError(
+          "CONTEXT",
+          `the prompt is ${ids.length} tokens, the model's context is ${ck.model.config.max_position_embeddings}; shorten the prompt`,
+        );
+      const out = generate(
+        ck.model,
+        Array.from({ length: n }, () => ids),
+        Array.from({ length: n }, (_, i) => seed + i),
+        {
+          maxNewTokens: maxNew,
+          temperature: num("--temperature", String(o.temperature), 0, 100),
+          topP: num("--top-p", String(o.topP), 1e-9, 1),
+          topK: num("--top-k", String(o.topK), 0, 1e9),
+          stopTokens: [tok.tokenId(SPECIAL.end)],
+          decode: (t) => tok.decode(t),
+        },
+      );
+      if (o.json) {
+        console.log(
+          JSON.stringify(out.map((s) => ({ text: s.text, tokens: s.tokens.length, finishReason: s.finishReason }))),
+        );
+        return;
+      }
+      out.forEach((s, i) =>
+        console.log(`--- sample ${i + 1} (${s.tokens.length} tokens, ${s.finishReason})\n${s.text}`),
+      );
     });
 }

@@ -20,7 +20,11 @@ export function checkpointName(dir: string): string {
 }
 
 export function registerServe(program: Command): void {
-  program.command("serve").description("serve a model over the OpenAI/DeepSeek chat API (reasoning_content + content, SSE, continuous batching)")
+  program
+    .command("serve")
+    .description(
+      "serve a model over the OpenAI/DeepSeek chat API (reasoning_content + content, SSE, continuous batching)",
+    )
     .requiredOption("--model <dir>", "model checkpoint directory")
     .option("--guard <dir>", "guard checkpoint: check prompts before and replies while generating")
     .option("--port <p>", "port", "8000")
@@ -28,23 +32,52 @@ export function registerServe(program: Command): void {
     .option("--slots <n>", "sequences decoded together (KV-cache slots)", "16")
     .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
     .option("--runs <dir>", "also serve the run dashboard over this runs directory at /dashboard", "runs")
-    .action((o: { model: string; guard?: string; port: string; host: string; slots: string; name?: string; runs: string }) => {
-      const t = loadModelDir(o.model), guard = o.guard ? Guard.load(o.guard) : undefined, steering = guard ? steeringFor(o.model, guard) : null;
-      const cpu = device(loadPrices(), "cpu-vcpu"), cores = Math.min(2, cpus().length);
-      const name = o.name ?? checkpointName(o.model);
-      const { app } = createApp({ model: t.model, tokenizer: t.tokenizer, modelName: name, guard, steering, usdPerSecond: (cpu.usdPerHour * cores) / 3600, slots: positiveInt("--slots", o.slots) });
-      mountDashboard(app, o.runs);
-      serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {
-        console.log(`frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? (steering ? "guard steers its decision" : "guard blocks what it flags") : "no guard"}); dashboard of ${o.runs} at http://${o.host}:${info.port}/dashboard`);
-      });
-    });
+    .action(
+      (o: {
+        model: string;
+        guard?: string;
+        port: string;
+        host: string;
+        slots: string;
+        name?: string;
+        runs: string;
+      }) => {
+        const t = loadModelDir(o.model),
+          guard = o.guard ? Guard.load(o.guard) : undefined,
+          steering = guard ? steeringFor(o.model, guard) : null;
+        const cpu = device(loadPrices(), "cpu-vcpu"),
+          cores = Math.min(2, cpus().length);
+        const name = o.name ?? checkpointName(o.model);
+        const { app } = createApp({
+          model: t.model,
+          tokenizer: t.tokenizer,
+          modelName: name,
+          guard,
+          steering,
+          usdPerSecond: (cpu.usdPerHour * cores) / 3600,
+          slots: positiveInt("--slots", o.slots),
+        });
+        mountDashboard(app, o.runs);
+        serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => {
+          console.log(
+            `frugal: serving ${name} on http://${o.host}:${info.port}/v1 (${guard ? (steering ? "guard steers its decision" : "guard blocks what it flags") : "no guard"}); dashboard of ${o.runs} at http://${o.host}:${info.port}/dashboard`,
+          );
+        });
+      },
+    );
 
-  program.command("dashboard [runs]").description("the run dashboard alone: curves, bill, eval table and samples of every run in RUNS (default runs/), live")
+  program
+    .command("dashboard [runs]")
+    .description(
+      "the run dashboard alone: curves, bill, eval table and samples of every run in RUNS (default runs/), live",
+    )
     .option("--port <p>", "port", "8001")
     .option("--host <h>", "interface to listen on", "127.0.0.1")
     .action((runs: string | undefined, o: { port: string; host: string }) => {
       const app = new Hono();
       mountDashboard(app, runs ?? "runs");
-      serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) => console.log(`frugal: dashboard of ${runs ?? "runs"} at http://${o.host}:${info.port}/dashboard`));
+      serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) =>
+        console.log(`frugal: dashboard of ${runs ?? "runs"} at http://${o.host}:${info.port}/dashboard`),
+      );
     });
 }

@@ -4,9 +4,35 @@
 
 /** Every code a FrugalError can carry; a new kind of failure adds its code here. */
 export const ERROR_CODES = [
-  "ARCH", "ARG", "BUSY", "CHECKPOINT", "CONFIG", "CONTEXT", "DATA", "DEPENDENCY", "EMPTY", "EXPORT", "GUARD",
-  "INDEX", "INPUT", "INTERNAL", "NATIVE", "NONFINITE", "OPTIMIZER", "POLICY", "PRICES", "RECIPE", "REQUEST", "RUN",
-  "SAFETENSORS", "SAMPLE", "SHAPE", "STALE", "TASK", "TOKENIZER", "WRITE",
+  "ARCH",
+  "ARG",
+  "BUSY",
+  "CHECKPOINT",
+  "CONFIG",
+  "CONTEXT",
+  "DATA",
+  "DEPENDENCY",
+  "EMPTY",
+  "EXPORT",
+  "GUARD",
+  "INDEX",
+  "INPUT",
+  "INTERNAL",
+  "NATIVE",
+  "NONFINITE",
+  "OPTIMIZER",
+  "POLICY",
+  "PRICES",
+  "RECIPE",
+  "REQUEST",
+  "RUN",
+  "SAFETENSORS",
+  "SAMPLE",
+  "SHAPE",
+  "STALE",
+  "TASK",
+  "TOKENIZER",
+  "WRITE",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

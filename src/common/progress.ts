@@ -72,7 +72,9 @@ function lineProgress(label: string, stream: NodeJS.WriteStream, o: ProgressOpti
     const rate = done > 0 && elapsedS > 0 ? done / elapsedS : null;
     const eta = rate ? formatSeconds((total - step) / rate) : "?";
     const pct = total > 0 ? ((100 * step) / total).toFixed(0) : "?";
-    const speed = rate ? `${rate >= 1 ? rate.toFixed(2) : (1 / rate).toFixed(1) + " s/"}${rate >= 1 ? ` ${unit}s/s` : unit}` : "";
+    const speed = rate
+      ? `${rate >= 1 ? rate.toFixed(2) : (1 / rate).toFixed(1) + " s/"}${rate >= 1 ? ` ${unit}s/s` : unit}`
+      : "";
     const parts = [`${label} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
     return parts.join(" | ") + "\n";
   };

@@ -8,7 +8,8 @@ import { internal } from "./errors.js";
 
 /** The parsed, validated contents of a shipped JSON file (`url` as `new URL(relative, import.meta.url)`). */
 export function readShippedJson<S extends z.ZodType>(url: URL, schema: S): z.infer<S> {
-  const file = fileURLToPath(url), p = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+  const file = fileURLToPath(url),
+    p = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
   if (!p.success) throw internal(`${file} does not match its schema: ${p.error.issues[0]?.message}`);
   return p.data;
 }

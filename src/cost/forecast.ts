@@ -32,7 +32,8 @@ export class Calibration {
 
   /** Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. */
   of(config: ModelConfig, B: number, T: number): { stepS: number; tokPerS: number } {
-    const cache = this.cache, k = `${JSON.stringify(config)}|${B}|${T}`;
+    const cache = this.cache,
+      k = `${JSON.stringify(config)}|${B}|${T}`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
     if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, B, seq, 3)) / 1000);
     const g = `${JSON.stringify(config)}|gen`;

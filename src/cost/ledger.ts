@@ -27,14 +27,40 @@ export interface LedgerEntry {
 
 export const ledgerFile = (runDir: string) => join(runDir, "ledger.jsonl");
 
-export function makeEntry(e: { stage: string; kind: LedgerEntry["kind"]; wallS: number; cpuS: number; deviceKind: string; device: Device; count: number; tokens: LedgerEntry["tokens"]; flops: number; forecastS?: number; stopped?: string | null; config?: unknown }): LedgerEntry {
+export function makeEntry(e: {
+  stage: string;
+  kind: LedgerEntry["kind"];
+  wallS: number;
+  cpuS: number;
+  deviceKind: string;
+  device: Device;
+  count: number;
+  tokens: LedgerEntry["tokens"];
+  flops: number;
+  forecastS?: number;
+  stopped?: string | null;
+  config?: unknown;
+}): LedgerEntry {
   const deviceHours = (e.wallS / 3600) * e.count;
   const achieved = e.wallS > 0 ? e.flops / e.wallS : 0;
   return {
-    ts: new Date().toISOString(), stage: e.stage, kind: e.kind, wallS: e.wallS, cpuS: e.cpuS, device: e.deviceKind, count: e.count,
-    tokens: e.tokens, flops: e.flops, achievedFlops: achieved, utilisation: achieved / (e.device.peakFlops * e.count),
-    deviceHours, costUsd: deviceHours * e.device.usdPerHour, usdPerHour: e.device.usdPerHour,
-    forecastS: e.forecastS, stopped: e.stopped ?? null, config: e.config,
+    ts: new Date().toISOString(),
+    stage: e.stage,
+    kind: e.kind,
+    wallS: e.wallS,
+    cpuS: e.cpuS,
+    device: e.deviceKind,
+    count: e.count,
+    tokens: e.tokens,
+    flops: e.flops,
+    achievedFlops: achieved,
+    utilisation: achieved / (e.device.peakFlops * e.count),
+    deviceHours,
+    costUsd: deviceHours * e.device.usdPerHour,
+    usdPerHour: e.device.usdPerHour,
+    forecastS: e.forecastS,
+    stopped: e.stopped ?? null,
+    config: e.config,
   };
 }
 
@@ -48,15 +74,22 @@ const REQUIRED = ["stage", "kind", "wallS", "deviceHours", "costUsd"] as const;
 export function readLedger(runDir: string): { entries: LedgerEntry[]; skipped: { line: number; reason: string }[] } {
   const f = ledgerFile(runDir);
   if (!existsSync(f)) return { entries: [], skipped: [] };
-  const entries: LedgerEntry[] = [], skipped: { line: number; reason: string }[] = [];
-  readFileSync(f, "utf8").split("\n").forEach((l, i) => {
-    if (!l.trim()) return;
-    try {
-      const e = JSON.parse(l) as LedgerEntry;
-      const missing = REQUIRED.filter((k) => e[k] === undefined || (typeof e[k] === "number" && !Number.isFinite(e[k] as number)));
-      if (missing.length) skipped.push({ line: i + 1, reason: `missing ${missing.join(", ")}` });
-      else entries.push(e);
-    } catch { skipped.push({ line: i + 1, reason: "not valid JSON (truncated write?)" }); }
-  });
+  const entries: LedgerEntry[] = [],
+    skipped: { line: number; reason: string }[] = [];
+  readFileSync(f, "utf8")
+    .split("\n")
+    .forEach((l, i) => {
+      if (!l.trim()) return;
+      try {
+        const e = JSON.parse(l) as LedgerEntry;
+        const missing = REQUIRED.filter(
+          (k) => e[k] === undefined || (typeof e[k] === "number" && !Number.isFinite(e[k] as number)),
+        );
+        if (missing.length) skipped.push({ line: i + 1, reason: `missing ${missing.join(", ")}` });
+        else entries.push(e);
+      } catch {
+        skipped.push({ line: i + 1, reason: "not valid JSON (truncated write?)" });
+      }
+    });
   return { entries, skipped };
 }

@@ -7,14 +7,16 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 
-export const DeviceSchema = z.object({
-  label: z.string(),
-  usdPerHour: z.number().nonnegative(),
-  peakFlops: z.number().positive(),
-  precision: z.string(),
-  source: z.string().min(1),
-  date: z.string().min(1),
-}).strict();
+export const DeviceSchema = z
+  .object({
+    label: z.string(),
+    usdPerHour: z.number().nonnegative(),
+    peakFlops: z.number().positive(),
+    precision: z.string(),
+    source: z.string().min(1),
+    date: z.string().min(1),
+  })
+  .strict();
 export type Device = z.infer<typeof DeviceSchema>;
 const TableSchema = z.object({ $comment: z.string().optional(), devices: z.record(z.string(), DeviceSchema) }).strict();
 export type PriceTable = Record<string, Device>;
@@ -25,7 +27,10 @@ export function parsePriceTable(raw: unknown, source: string): PriceTable {
   const p = TableSchema.safeParse(raw);
   if (!p.success) {
     const i = p.error.issues[0]!;
-    throw new FrugalError("PRICES", `${source}: ${i.path.join(".")}: ${i.message}. Each device needs label, usdPerHour (≥ 0), peakFlops, precision, source and date.`);
+    throw new FrugalError(
+      "PRICES",
+      `${source}: ${i.path.join(".")}: ${i.message}. Each device needs label, usdPerHour (≥ 0), peakFlops, precision, source and date.`,
+    );
   }
   return p.data.devices;
 }
@@ -33,7 +38,11 @@ export function parsePriceTable(raw: unknown, source: string): PriceTable {
 /** The built-in table, with an optional user file merged over it. */
 export function loadPrices(userFile?: string): PriceTable {
   const read = (f: string) => {
-    try { return JSON.parse(readFileSync(f, "utf8")) as unknown; } catch (e) { throw new FrugalError("PRICES", `cannot read price table ${f}: ${(e as Error).message}`); }
+    try {
+      return JSON.parse(readFileSync(f, "utf8")) as unknown;
+    } catch (e) {
+      throw new FrugalError("PRICES", `cannot read price table ${f}: ${(e as Error).message}`);
+    }
   };
   const table = parsePriceTable(read(builtin), builtin);
   return userFile ? { ...table, ...parsePriceTable(read(userFile), userFile) } : table;
@@ -41,6 +50,10 @@ export function loadPrices(userFile?: string): PriceTable {
 
 export function device(table: PriceTable, kind: string): Device {
   const d = table[kind];
-  if (!d) throw new FrugalError("PRICES", `unknown device kind "${kind}"; known: ${Object.keys(table).join(", ")} (add your own with --prices FILE)`);
+  if (!d)
+    throw new FrugalError(
+      "PRICES",
+      `unknown device kind "${kind}"; known: ${Object.keys(table).join(", ")} (add your own with --prices FILE)`,
+    );
   return d;
 }

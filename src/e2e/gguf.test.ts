@@ -22,7 +22,10 @@ import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 
 test("permuteRope: rotate-half rows (h, j, i) move to interleaved (h, i, j)", () => {
-  const heads = 2, D = 4, cols = 1, w = Float32Array.from({ length: heads * D }, (_, i) => i);
+  const heads = 2,
+    D = 4,
+    cols = 1,
+    w = Float32Array.from({ length: heads * D }, (_, i) => i);
   assert.deepEqual([...permuteRope(w, heads, D, cols)], [0, 2, 1, 3, 4, 6, 5, 7]);
 });
 
@@ -33,48 +36,88 @@ test("GGUF: header, tensor count and llama metadata are written", () => {
   assert.equal(tok.vocabSize, ck.model.config.vocab_size);
   const f = join(tempDir(), "m.gguf");
   const out = exportGguf(ck.model, tok, f, "fixture");
-  const b = readFileSync(f), dv = new DataView(b.buffer, b.byteOffset);
+  const b = readFileSync(f),
+    dv = new DataView(b.buffer, b.byteOffset);
   assert.equal(b.subarray(0, 4).toString(), "GGUF");
   assert.equal(dv.getUint32(4, true), 3);
   assert.equal(Number(dv.getBigUint64(8, true)), out.tensors);
   assert.equal(out.tensors, 2 + 9 * ck.model.config.num_hidden_layers + (ck.model.config.tie_word_embeddings ? 0 : 1));
-  assert.ok(b.includes(Buffer.from("llama.attention.head_count_kv")) && b.includes(Buffer.from("blk.0.ffn_gate.weight")));
+  assert.ok(
+    b.includes(Buffer.from("llama.attention.head_count_kv")) && b.includes(Buffer.from("blk.0.ffn_gate.weight")),
+  );
 });
 
 test("GGUF: a Qwen2 checkpoint with q/k/v biases is refused with the reason", () => {
   const ck = loadCheckpoint(join(fixtures, "tiny-qwen2-bf16"));
   const tok = CharTokenizer.fromChars("ab");
-  assert.throws(() => exportGguf(ck.model, tok, join(tempDir(), "q.gguf"), "q"), /Llama layout without attention biases/);
+  assert.throws(
+    () => exportGguf(ck.model, tok, join(tempDir(), "q.gguf"), "q"),
+    /Llama layout without attention biases/,
+  );
 });
 
 test("llama.cpp reproduces frugal's greedy tokens on the exported file", async () => {
-  const r = readRecipe(join(repoRoot, "recipes/tiny.json")), out = join(tempDir(), "run");
-  runRecipe({ ...r, stages: [{ ...r.stages[0]!, steps: 300 } as typeof r.stages[number]], eval: undefined }, { outDir: out, resume: false, quiet: true, noForecast: true });
-  const t = loadModelDir(join(stageDir(out, "base"), "checkpoint")), f = join(tempDir(), "tiny.gguf");
+  const r = readRecipe(join(repoRoot, "recipes/tiny.json")),
+    out = join(tempDir(), "run");
+  runRecipe(
+    { ...r, stages: [{ ...r.stages[0]!, steps: 300 } as (typeof r.stages)[number]], eval: undefined },
+    { outDir: out, resume: false, quiet: true, noForecast: true },
+  );
+  const t = loadModelDir(join(stageDir(out, "base"), "checkpoint")),
+    f = join(tempDir(), "tiny.gguf");
   exportGguf(t.model, t.tokenizer, f, "tiny");
   const end = t.tokenizer.tokenId("<|end|>");
   const task = getTask("addition");
   for (const prob of problems(task, "test", 3, 7, [2])) {
-    const p = task.prompt(prob), ids = promptIds(t.tokenizer, p);
+    const p = task.prompt(prob),
+      ids = promptIds(t.tokenizer, p);
     const ours = generate(t.model, [ids], [0], { maxNewTokens: 48, temperature: 0, stopTokens: [end] })[0]!.tokens;
     const theirs = await llamaGreedy(f, ids, 48, end);
     assert.ok(ours.length > 5);
-    assert.deepEqual(theirs.tokens, ours, `${p}: frugal "${t.tokenizer.decode(ours)}" vs llama.cpp "${t.tokenizer.decode(theirs.tokens)}"`);
+    assert.deepEqual(
+      theirs.tokens,
+      ours,
+      `${p}: frugal "${t.tokenizer.decode(ours)}" vs llama.cpp "${t.tokenizer.decode(theirs.tokens)}"`,
+    );
   }
 });
 
 test("llama.cpp tokenizes text exactly as frugal's digit-preserving BPE policy tokenizer does", async () => {
-  const corpus = Array.from({ length: 200 }, (_, i) => `How do I make bread ${i}? What is the history of arson; carry 1, 12+34=46. I cannot help with that.`);
+  const corpus = Array.from(
+    { length: 200 },
+    (_, i) => `How do I make bread ${i}? What is the history of arson; carry 1, 12+34=46. I cannot help with that.`,
+  );
   const tok = trainBpe(corpus, 400, { singleDigits: true });
-  const config = parseModelConfig({ model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 32, max_position_embeddings: 64 }, "test");
+  const config = parseModelConfig(
+    {
+      model_type: "llama",
+      vocab_size: tok.vocabSize,
+      hidden_size: 16,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+      intermediate_size: 32,
+      max_position_embeddings: 64,
+    },
+    "test",
+  );
   const f = join(tempDir(), "bpe.gguf");
   exportGguf(initModel(config, 1), tok, f, "bpe");
   const { getLlama } = await loadLlamaCpp();
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
   const model = await llama.loadModel({ modelPath: f });
   try {
-    for (const s of ["0123+4567", "How do I make bread at home?", "history of arson, carry 1, 12+34=46", "  spaces   and\ttabs", "naïve café 東京 🙂", "<think>3+4+0=7,carry 1</think><answer>1297</answer>"]) {
+    for (const s of [
+      "0123+4567",
+      "How do I make bread at home?",
+      "history of arson, carry 1, 12+34=46",
+      "  spaces   and\ttabs",
+      "naïve café 東京 🙂",
+      "<think>3+4+0=7,carry 1</think><answer>1297</answer>",
+    ]) {
       assert.deepEqual([...model.tokenize(s, true)], tok.encode(s), JSON.stringify(s));
     }
-  } finally { await model.dispose(); }
+  } finally {
+    await model.dispose();
+  }
 });

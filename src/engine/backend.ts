@@ -23,7 +23,9 @@ let blasVerdict = "";
 /** OPENBLAS_CORETYPE as the machine set it, before the probe (benchmarks run PyTorch under it). */
 export const machineCoretype = process.env.OPENBLAS_CORETYPE;
 /** Why OpenBLAS runs with the coretype it has (the probe's verdict). */
-export function blasReason(): string { return blasVerdict; }
+export function blasReason(): string {
+  return blasVerdict;
+}
 let native: KernelSet | null | undefined;
 
 /** Loads the addon once; null when it is missing or broken (the reason is kept for the warning). */
@@ -43,7 +45,11 @@ function loadNative(): { set: KernelSet | null; why: string } {
     const info = addon.info();
     const core = process.env.OPENBLAS_CORETYPE ?? "auto";
     return {
-      set: { name: "native", k: addon, description: `native: OpenBLAS sgemm (coretype ${core}), ${info.simd} loops, ${info.threads} threads` },
+      set: {
+        name: "native",
+        k: addon,
+        description: `native: OpenBLAS sgemm (coretype ${core}), ${info.simd} loops, ${info.threads} threads`,
+      },
       why: "",
     };
   } catch (e) {
@@ -58,13 +64,18 @@ export function nativeKernels(): KernelSet | null {
     if (!set && process.env.FRUGAL_KERNELS !== "reference") {
       process.stderr.write(
         `frugal: native kernels unavailable (${why}); using the slower TypeScript reference kernels.\n` +
-        `  Fix: apt-get install -y build-essential libopenblas-dev && npm rebuild frugal\n`);
+          `  Fix: apt-get install -y build-essential libopenblas-dev && npm rebuild frugal\n`,
+      );
     }
   }
   return native;
 }
 
-export const referenceSet: KernelSet = { name: "reference", k: referenceKernels, description: "reference: plain TypeScript loops" };
+export const referenceSet: KernelSet = {
+  name: "reference",
+  k: referenceKernels,
+  description: "reference: plain TypeScript loops",
+};
 
 /** The kernel set every op uses. */
 export function kernels(): KernelSet {

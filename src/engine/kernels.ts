@@ -7,10 +7,28 @@ export type I32 = Int32Array;
 
 export interface Kernels {
   /** C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], row-major, op = transpose when the flag is 1. */
-  gemm(ta: number, tb: number, M: number, N: number, K: number, alpha: number,
-    A: F32, offA: number, lda: number, strideA: number,
-    B: F32, offB: number, ldb: number, strideB: number, beta: number,
-    C: F32, offC: number, ldc: number, strideC: number, batch: number): void;
+  gemm(
+    ta: number,
+    tb: number,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: F32,
+    offA: number,
+    lda: number,
+    strideA: number,
+    B: F32,
+    offB: number,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    C: F32,
+    offC: number,
+    ldc: number,
+    strideC: number,
+    batch: number,
+  ): void;
   add(a: F32, b: F32, out: F32): void;
   mul(a: F32, b: F32, out: F32): void;
   /** y += alpha·x */
@@ -23,27 +41,104 @@ export interface Kernels {
   /** Rotate-half RoPE over (rows, H, D); inverse=1 rotates by −angle and ADDS into out (the backward). */
   rope(x: F32, out: F32, pos: I32, cos: F32, sin: F32, rows: number, H: number, D: number, inverse: number): void;
   /** Causal attention: q (B,T,H,D), k/v (B,T,KVH,D) → out (B,T,H,D); P (B,H,T,T) saved for backward. */
-  attnFwd(q: F32, k: F32, v: F32, out: F32, P: F32, B: number, T: number, H: number, KVH: number, D: number, scale: number): void;
-  attnBwd(dout: F32, q: F32, k: F32, v: F32, P: F32, dq: F32, dk: F32, dv: F32,
-    B: number, T: number, H: number, KVH: number, D: number, scale: number): void;
+  attnFwd(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    P: F32,
+    B: number,
+    T: number,
+    H: number,
+    KVH: number,
+    D: number,
+    scale: number,
+  ): void;
+  attnBwd(
+    dout: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    P: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    B: number,
+    T: number,
+    H: number,
+    KVH: number,
+    D: number,
+    scale: number,
+  ): void;
   /** Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t. */
-  attnCached(q: F32, kCache: F32, vCache: F32, out: F32, pos: I32, slot: I32,
-    B: number, Tn: number, H: number, KVH: number, D: number, Tmax: number, scale: number): void;
+  attnCached(
+    q: F32,
+    kCache: F32,
+    vCache: F32,
+    out: F32,
+    pos: I32,
+    slot: I32,
+    B: number,
+    Tn: number,
+    H: number,
+    KVH: number,
+    D: number,
+    Tmax: number,
+    scale: number,
+  ): void;
   /**
    * One decoder block for N sequences decoding one token each (row b of x (N, C) at pos[b] in cache slot
    * slot[b]): x += attn(rmsnorm(x)); x += swiglu-mlp(rmsnorm(x)), in place; writes the new key (after
    * RoPE) and value into the caches. Biases may be empty (none). Weights are (out, in) as in linear().
    */
-  decodeBlock(x: F32, ln1: F32, wq: F32, wk: F32, wv: F32, bq: F32, bk: F32, bv: F32, wo: F32, ln2: F32,
-    wg: F32, wu: F32, wd: F32, cos: F32, sin: F32, kCache: F32, vCache: F32, pos: I32, slot: I32,
-    N: number, C: number, H: number, KVH: number, D: number, F: number, Tmax: number, eps: number): void;
+  decodeBlock(
+    x: F32,
+    ln1: F32,
+    wq: F32,
+    wk: F32,
+    wv: F32,
+    bq: F32,
+    bk: F32,
+    bv: F32,
+    wo: F32,
+    ln2: F32,
+    wg: F32,
+    wu: F32,
+    wd: F32,
+    cos: F32,
+    sin: F32,
+    kCache: F32,
+    vCache: F32,
+    pos: I32,
+    slot: I32,
+    N: number,
+    C: number,
+    H: number,
+    KVH: number,
+    D: number,
+    F: number,
+    Tmax: number,
+    eps: number,
+  ): void;
   swigluFwd(g: F32, u: F32, out: F32): void;
   swigluBwd(dout: F32, g: F32, u: F32, dg: F32, du: F32): void;
   /** logp[n] = logits[n, tgt[n]] − logsumexp(logits[n]); lse saved for backward. */
   logsoftmaxGather(logits: F32, targets: I32, logp: F32, lse: F32, N: number, V: number): void;
   logsoftmaxGatherBwd(logits: F32, lse: F32, targets: I32, dlogp: F32, dlogits: F32, N: number, V: number): void;
-  adamw(param: F32, grad: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
-    weightDecay: number, bc1: number, bc2: number, gradScale: number): void;
+  adamw(
+    param: F32,
+    grad: F32,
+    m: F32,
+    v: F32,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+    gradScale: number,
+  ): void;
 }
 
 export interface KernelSet {

@@ -13,8 +13,11 @@ const checkAll = process.env.FRUGAL_CHECK_FINITE === "1";
 export function assertFinite(op: string, what: string, x: Float32Array): void {
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i]!)) {
-      throw new FrugalError("NONFINITE", `${op}: ${what} holds ${x[i]} at index ${i} of ${x.length}. ` +
-        "Lower the learning rate, check the inputs, or rerun with FRUGAL_CHECK_FINITE=1 to find the first op that produced it.");
+      throw new FrugalError(
+        "NONFINITE",
+        `${op}: ${what} holds ${x[i]} at index ${i} of ${x.length}. ` +
+          "Lower the learning rate, check the inputs, or rerun with FRUGAL_CHECK_FINITE=1 to find the first op that produced it.",
+      );
     }
   }
 }
@@ -27,26 +30,45 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
     throw shapeError(op, `[${a.shape.join(", ")}] and [${b.shape.join(", ")}]`, "two tensors of the same shape");
   }
 }
-function lastDim(t: Tensor): number { return t.shape[t.shape.length - 1]!; }
+function lastDim(t: Tensor): number {
+  return t.shape[t.shape.length - 1]!;
+}
 
-export interface MatmulOpts { transA?: boolean; transB?: boolean }
+export interface MatmulOpts {
+  transA?: boolean;
+  transB?: boolean;
+}
 
 /** op(A)·op(B) for 2-D tensors, or batched over a shared leading dimension for 3-D tensors. */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
-  const ta = opts.transA ? 1 : 0, tb = opts.transB ? 1 : 0;
+  const ta = opts.transA ? 1 : 0,
+    tb = opts.transB ? 1 : 0;
   const nd = a.shape.length;
   if ((nd !== 2 && nd !== 3) || b.shape.length !== nd || (nd === 3 && a.shape[0] !== b.shape[0])) {
-    throw shapeError("matmul", `[${a.shape.join(", ")}] x [${b.shape.join(", ")}]`, "two 2-D tensors, or two 3-D tensors with the same batch size");
+    throw shapeError(
+      "matmul",
+      `[${a.shape.join(", ")}] x [${b.shape.join(", ")}]`,
+      "two 2-D tensors, or two 3-D tensors with the same batch size",
+    );
   }
   const batch = nd === 3 ? a.shape[0]! : 1;
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [br, bc] = b.shape.slice(-2) as [number, number];
-  const M = ta ? ac : ar, Ka = ta ? ar : ac, Kb = tb ? bc : br, N = tb ? br : bc;
+  const M = ta ? ac : ar,
+    Ka = ta ? ar : ac,
+    Kb = tb ? bc : br,
+    N = tb ? br : bc;
   if (Ka !== Kb) {
-    throw shapeError("matmul", `[${a.shape.join(", ")}]${ta ? "ᵀ" : ""} x [${b.shape.join(", ")}]${tb ? "ᵀ" : ""}`, `inner dimensions to agree (${Ka} vs ${Kb})`);
+    throw shapeError(
+      "matmul",
+      `[${a.shape.join(", ")}]${ta ? "ᵀ" : ""} x [${b.shape.join(", ")}]${tb ? "ᵀ" : ""}`,
+      `inner dimensions to agree (${Ka} vs ${Kb})`,
+    );
   }
   const out = output(nd === 3 ? [batch, M, N] : [M, N], tracks(a, b));
-  const sA = ar * ac, sB = br * bc, sC = M * N;
+  const sA = ar * ac,
+    sB = br * bc,
+    sC = M * N;
   K().gemm(ta, tb, M, N, Ka, 1, a.data, 0, ac, sA, b.data, 0, bc, sB, 0, out.data, 0, N, sC, batch);
   if (out.requiresGrad) {
     record(() => {
@@ -65,27 +87,36 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
 }
 
 /** x (N, in) · Wᵀ with W in the Hugging Face (out, in) layout → (N, out). */
-export function linear(x: Tensor, W: Tensor): Tensor { return matmul(x, W, { transB: true }); }
+export function linear(x: Tensor, W: Tensor): Tensor {
+  return matmul(x, W, { transB: true });
+}
 
 /** x (N, C) + bias (C) broadcast over rows; done as a rank-1 gemm so it needs no kernel of its own. */
 export function addBias(x: Tensor, bias: Tensor): Tensor {
-  const C = lastDim(x), N = x.size / C;
-  if (bias.size !== C) throw shapeError("addBias", bias.shape, `a bias of ${C} values for input [${x.shape.join(", ")}]`);
+  const C = lastDim(x),
+    N = x.size / C;
+  if (bias.size !== C)
+    throw shapeError("addBias", bias.shape, `a bias of ${C} values for input [${x.shape.join(", ")}]`);
   const out = output(x.shape, tracks(x, bias));
   const ones = output([N], false).data.fill(1);
   out.data.set(x.data);
   K().gemm(0, 0, N, C, 1, 1, ones, 0, 1, 0, bias.data, 0, C, 0, 1, out.data, 0, C, 0, 1);
-  if (out.requiresGrad) record(() => {
-    if (x.requiresGrad) K().axpy(1, out.grad, x.grad);
-    if (bias.requiresGrad) K().gemm(1, 0, 1, C, N, 1, ones, 0, 1, 0, out.grad, 0, C, 0, 1, bias.grad, 0, C, 0, 1);
-  });
+  if (out.requiresGrad)
+    record(() => {
+      if (x.requiresGrad) K().axpy(1, out.grad, x.grad);
+      if (bias.requiresGrad) K().gemm(1, 0, 1, C, N, 1, ones, 0, 1, 0, out.grad, 0, C, 0, 1, bias.grad, 0, C, 0, 1);
+    });
   return done("addBias", out);
 }
 
 export function embedding(W: Tensor, ids: Int32Array): Tensor {
   const [V, C] = W.shape as [number, number];
   for (let i = 0; i < ids.length; i++) {
-    if (!(ids[i]! >= 0 && ids[i]! < V)) throw new FrugalError("INDEX", `embedding: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
+    if (!(ids[i]! >= 0 && ids[i]! < V))
+      throw new FrugalError(
+        "INDEX",
+        `embedding: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`,
+      );
   }
   const out = output([ids.length, C], tracks(W));
   K().embeddingFwd(W.data, ids, out.data, C);
@@ -94,7 +125,8 @@ export function embedding(W: Tensor, ids: Int32Array): Tensor {
 }
 
 export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
-  const C = lastDim(x), rows = x.size / C;
+  const C = lastDim(x),
+    rows = x.size / C;
   if (w.size !== C) throw shapeError("rmsnorm", w.shape, `a weight of ${C} values for input [${x.shape.join(", ")}]`);
   const out = output(x.shape, tracks(x, w));
   const rstd = output([rows], false);
@@ -103,10 +135,17 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   return done("rmsnorm", out);
 }
 
-export interface RopeTable { cos: Float32Array; sin: Float32Array; maxPos: number; headDim: number }
+export interface RopeTable {
+  cos: Float32Array;
+  sin: Float32Array;
+  maxPos: number;
+  headDim: number;
+}
 /** cos/sin of pos·θ^(−2i/D) for i < D/2 (Llama's rotate-half convention). */
 export function ropeTable(theta: number, headDim: number, maxPos: number): RopeTable {
-  const half = headDim / 2, cos = new Float32Array(maxPos * half), sin = new Float32Array(maxPos * half);
+  const half = headDim / 2,
+    cos = new Float32Array(maxPos * half),
+    sin = new Float32Array(maxPos * half);
   for (let p = 0; p < maxPos; p++) {
     for (let i = 0; i < half; i++) {
       const ang = p * Math.pow(theta, (-2 * i) / headDim);
@@ -124,7 +163,11 @@ export function rope(x: Tensor, pos: Int32Array, table: RopeTable): Tensor {
     throw shapeError("rope", x.shape, `(N, H, ${table.headDim}) with ${pos.length} positions`);
   }
   for (let i = 0; i < N; i++) {
-    if (!(pos[i]! >= 0 && pos[i]! < table.maxPos)) throw new FrugalError("CONTEXT", `rope: position ${pos[i]} is past the context length ${table.maxPos}; shorten the input or raise max_position_embeddings`);
+    if (!(pos[i]! >= 0 && pos[i]! < table.maxPos))
+      throw new FrugalError(
+        "CONTEXT",
+        `rope: position ${pos[i]} is past the context length ${table.maxPos}; shorten the input or raise max_position_embeddings`,
+      );
   }
   const out = output(x.shape, tracks(x));
   K().rope(x.data, out.data, pos, table.cos, table.sin, N, H, D, 0);
@@ -136,8 +179,19 @@ export function rope(x: Tensor, pos: Int32Array, table: RopeTable): Tensor {
 export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const [B, T, H, D] = q.shape as [number, number, number, number];
   const KVH = k.shape[2]!;
-  if (q.shape.length !== 4 || k.shape.length !== 4 || k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D || H % KVH !== 0) {
-    throw shapeError("attention", `q [${q.shape.join(", ")}], k [${k.shape.join(", ")}]`, "q (B,T,H,D) and k (B,T,KVH,D) with H a multiple of KVH");
+  if (
+    q.shape.length !== 4 ||
+    k.shape.length !== 4 ||
+    k.shape[0] !== B ||
+    k.shape[1] !== T ||
+    k.shape[3] !== D ||
+    H % KVH !== 0
+  ) {
+    throw shapeError(
+      "attention",
+      `q [${q.shape.join(", ")}], k [${k.shape.join(", ")}]`,
+      "q (B,T,H,D) and k (B,T,KVH,D) with H a multiple of KVH",
+    );
   }
   sameShape("attention(k, v)", k, v);
   const scale = 1 / Math.sqrt(D);
@@ -154,12 +208,25 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
  * Attention of new queries q (B,Tn,H,D) against a KV cache (slots,Tmax,KVH,D): row b uses cache slot
  * slot[b] and sits at positions pos[b]..pos[b]+Tn−1. Inference only, no gradient.
  */
-export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32Array, pos: Int32Array, slot: Int32Array, KVH: number, Tmax: number): Tensor {
+export function attentionCached(
+  q: Tensor,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  pos: Int32Array,
+  slot: Int32Array,
+  KVH: number,
+  Tmax: number,
+): Tensor {
   const [B, Tn, H, D] = q.shape as [number, number, number, number];
   const slots = kCache.length / (Tmax * KVH * D);
   for (let b = 0; b < B; b++) {
-    if (pos[b]! + Tn > Tmax) throw new FrugalError("CONTEXT", `attention: sequence ${b} would reach position ${pos[b]! + Tn}, past the context length ${Tmax}`);
-    if (!(slot[b]! >= 0 && slot[b]! < slots)) throw new FrugalError("INDEX", `attention: slot ${slot[b]} outside the cache's ${slots} slots`);
+    if (pos[b]! + Tn > Tmax)
+      throw new FrugalError(
+        "CONTEXT",
+        `attention: sequence ${b} would reach position ${pos[b]! + Tn}, past the context length ${Tmax}`,
+      );
+    if (!(slot[b]! >= 0 && slot[b]! < slots))
+      throw new FrugalError("INDEX", `attention: slot ${slot[b]} outside the cache's ${slots} slots`);
   }
   const out = output(q.shape, false);
   K().attnCached(q.data, kCache, vCache, out.data, pos, slot, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
@@ -168,8 +235,18 @@ export function attentionCached(q: Tensor, kCache: Float32Array, vCache: Float32
 
 /** One decoder block's weights, (out, in) like linear(); biases only where the model has them. */
 export interface BlockWeights {
-  ln1: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; bq?: Tensor; bk?: Tensor; bv?: Tensor;
-  wo: Tensor; ln2: Tensor; wg: Tensor; wu: Tensor; wd: Tensor;
+  ln1: Tensor;
+  wq: Tensor;
+  wk: Tensor;
+  wv: Tensor;
+  bq?: Tensor;
+  bk?: Tensor;
+  bv?: Tensor;
+  wo: Tensor;
+  ln2: Tensor;
+  wg: Tensor;
+  wu: Tensor;
+  wd: Tensor;
 }
 const none = new Float32Array(0);
 
@@ -178,21 +255,66 @@ const none = new Float32Array(0);
  * against a KV cache (slots, Tmax, KVH, D) that it fills at (slot[b], pos[b]). The same math as rmsnorm →
  * linear → rope → attentionCached → linear → add → rmsnorm → swiglu MLP → add, in one kernel call.
  */
-export function decodeBlock(x: Tensor, w: BlockWeights, table: RopeTable, kCache: Float32Array, vCache: Float32Array,
-  pos: Int32Array, slot: Int32Array, Tmax: number, H: number, KVH: number, eps: number): Tensor {
-  const [N, C] = x.shape as [number, number], D = table.headDim, F = w.wg.shape[0]!;
-  if (x.shape.length !== 2 || pos.length !== N || slot.length !== N) throw shapeError("decodeBlock", x.shape, `(N, C) with N = ${pos.length} positions and slots`);
+export function decodeBlock(
+  x: Tensor,
+  w: BlockWeights,
+  table: RopeTable,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  pos: Int32Array,
+  slot: Int32Array,
+  Tmax: number,
+  H: number,
+  KVH: number,
+  eps: number,
+): Tensor {
+  const [N, C] = x.shape as [number, number],
+    D = table.headDim,
+    F = w.wg.shape[0]!;
+  if (x.shape.length !== 2 || pos.length !== N || slot.length !== N)
+    throw shapeError("decodeBlock", x.shape, `(N, C) with N = ${pos.length} positions and slots`);
   if (tracks(x)) throw internal("decodeBlock has no backward; call it under noGrad()");
   const slots = kCache.length / (Tmax * KVH * D);
   for (let b = 0; b < N; b++) {
-    if (!(pos[b]! >= 0 && pos[b]! < Math.min(Tmax, table.maxPos))) throw new FrugalError("CONTEXT", `decodeBlock: sequence ${b} at position ${pos[b]} is past the context length ${Math.min(Tmax, table.maxPos)}`);
-    if (!(slot[b]! >= 0 && slot[b]! < slots)) throw new FrugalError("INDEX", `decodeBlock: slot ${slot[b]} outside the cache's ${slots} slots`);
+    if (!(pos[b]! >= 0 && pos[b]! < Math.min(Tmax, table.maxPos)))
+      throw new FrugalError(
+        "CONTEXT",
+        `decodeBlock: sequence ${b} at position ${pos[b]} is past the context length ${Math.min(Tmax, table.maxPos)}`,
+      );
+    if (!(slot[b]! >= 0 && slot[b]! < slots))
+      throw new FrugalError("INDEX", `decodeBlock: slot ${slot[b]} outside the cache's ${slots} slots`);
   }
   const out = output([N, C], false);
   out.data.set(x.data);
-  K().decodeBlock(out.data, w.ln1.data, w.wq.data, w.wk.data, w.wv.data, w.bq?.data ?? none, w.bk?.data ?? none, w.bv?.data ?? none,
-    w.wo.data, w.ln2.data, w.wg.data, w.wu.data, w.wd.data, table.cos, table.sin, kCache, vCache, pos, slot,
-    N, C, H, KVH, D, F, Tmax, eps);
+  K().decodeBlock(
+    out.data,
+    w.ln1.data,
+    w.wq.data,
+    w.wk.data,
+    w.wv.data,
+    w.bq?.data ?? none,
+    w.bk?.data ?? none,
+    w.bv?.data ?? none,
+    w.wo.data,
+    w.ln2.data,
+    w.wg.data,
+    w.wu.data,
+    w.wd.data,
+    table.cos,
+    table.sin,
+    kCache,
+    vCache,
+    pos,
+    slot,
+    N,
+    C,
+    H,
+    KVH,
+    D,
+    F,
+    Tmax,
+    eps,
+  );
   return done("decodeBlock", out);
 }
 
@@ -206,10 +328,13 @@ export function swiglu(g: Tensor, u: Tensor): Tensor {
 }
 
 function checkTargets(op: string, logits: Tensor, targets: Int32Array): [number, number] {
-  const V = lastDim(logits), N = logits.size / V;
-  if (targets.length !== N) throw shapeError(op, `${targets.length} targets for logits [${logits.shape.join(", ")}]`, `${N} targets`);
+  const V = lastDim(logits),
+    N = logits.size / V;
+  if (targets.length !== N)
+    throw shapeError(op, `${targets.length} targets for logits [${logits.shape.join(", ")}]`, `${N} targets`);
   for (let i = 0; i < N; i++) {
-    if (!(targets[i]! >= 0 && targets[i]! < V)) throw new FrugalError("INDEX", `${op}: target ${targets[i]} at row ${i} is outside the vocabulary [0, ${V})`);
+    if (!(targets[i]! >= 0 && targets[i]! < V))
+      throw new FrugalError("INDEX", `${op}: target ${targets[i]} at row ${i} is outside the vocabulary [0, ${V})`);
   }
   return [N, V];
 }
@@ -221,7 +346,8 @@ export function logprobs(logits: Tensor, targets: Int32Array): Tensor {
   const lse = output([N], false);
   K().logsoftmaxGather(logits.data, targets, out.data, lse.data, N, V);
   assertFinite("logprobs", "log-probabilities", out.data);
-  if (out.requiresGrad) record(() => K().logsoftmaxGatherBwd(logits.data, lse.data, targets, out.grad, logits.grad, N, V));
+  if (out.requiresGrad)
+    record(() => K().logsoftmaxGatherBwd(logits.data, lse.data, targets, out.grad, logits.grad, N, V));
   return out;
 }
 
@@ -229,17 +355,28 @@ export function logprobs(logits: Tensor, targets: Int32Array): Tensor {
 export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32Array): Tensor {
   const [N, V] = checkTargets("crossEntropy", logits, targets);
   if (mask && mask.length !== N) throw shapeError("crossEntropy", `mask of ${mask.length}`, `a mask of ${N} values`);
-  const logp = output([N], false), lse = output([N], false);
+  const logp = output([N], false),
+    lse = output([N], false);
   K().logsoftmaxGather(logits.data, targets, logp.data, lse.data, N, V);
-  let total = 0, weight = 0;
-  for (let i = 0; i < N; i++) { const m = mask ? mask[i]! : 1; total -= m * logp.data[i]!; weight += m; }
-  if (weight <= 0) throw new FrugalError("EMPTY", "crossEntropy: the loss mask selects no tokens; check the chat template's loss mask");
+  let total = 0,
+    weight = 0;
+  for (let i = 0; i < N; i++) {
+    const m = mask ? mask[i]! : 1;
+    total -= m * logp.data[i]!;
+    weight += m;
+  }
+  if (weight <= 0)
+    throw new FrugalError(
+      "EMPTY",
+      "crossEntropy: the loss mask selects no tokens; check the chat template's loss mask",
+    );
   const out = output([1], tracks(logits));
   out.data[0] = total / weight;
   assertFinite("crossEntropy", "loss", out.data);
   if (out.requiresGrad) {
     record(() => {
-      const g = out.grad[0]!, dlogp = output([N], false).data;
+      const g = out.grad[0]!,
+        dlogp = output([N], false).data;
       for (let i = 0; i < N; i++) dlogp[i] = (-g * (mask ? mask[i]! : 1)) / weight;
       K().logsoftmaxGatherBwd(logits.data, lse.data, targets, dlogp, logits.grad, N, V);
     });
@@ -251,10 +388,11 @@ export function add(a: Tensor, b: Tensor): Tensor {
   sameShape("add", a, b);
   const out = output(a.shape, tracks(a, b));
   K().add(a.data, b.data, out.data);
-  if (out.requiresGrad) record(() => {
-    if (a.requiresGrad) K().axpy(1, out.grad, a.grad);
-    if (b.requiresGrad) K().axpy(1, out.grad, b.grad);
-  });
+  if (out.requiresGrad)
+    record(() => {
+      if (a.requiresGrad) K().axpy(1, out.grad, a.grad);
+      if (b.requiresGrad) K().axpy(1, out.grad, b.grad);
+    });
   return done("add", out);
 }
 
@@ -262,11 +400,18 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   sameShape("mul", a, b);
   const out = output(a.shape, tracks(a, b));
   K().mul(a.data, b.data, out.data);
-  if (out.requiresGrad) record(() => {
-    const tmp = output(a.shape, false).data;
-    if (a.requiresGrad) { K().mul(out.grad, b.data, tmp); K().axpy(1, tmp, a.grad); }
-    if (b.requiresGrad) { K().mul(out.grad, a.data, tmp); K().axpy(1, tmp, b.grad); }
-  });
+  if (out.requiresGrad)
+    record(() => {
+      const tmp = output(a.shape, false).data;
+      if (a.requiresGrad) {
+        K().mul(out.grad, b.data, tmp);
+        K().axpy(1, tmp, a.grad);
+      }
+      if (b.requiresGrad) {
+        K().mul(out.grad, a.data, tmp);
+        K().axpy(1, tmp, b.grad);
+      }
+    });
   return done("mul", out);
 }
 

@@ -4,14 +4,28 @@ import { FrugalError } from "../common/errors.js";
 import { kernels } from "./backend.js";
 import type { Tensor } from "./tensor.js";
 
-export interface AdamWConfig { beta1: number; beta2: number; eps: number; weightDecay: number; gradClip: number }
+export interface AdamWConfig {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  gradClip: number;
+}
 export const defaultAdamW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0 };
 
-export interface AdamWState { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }
+export interface AdamWState {
+  step: number;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
 
 export function adamwInit(params: Map<string, Tensor>): AdamWState {
-  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
-  for (const [name, p] of params) { m.set(name, new Float32Array(p.size)); v.set(name, new Float32Array(p.size)); }
+  const m = new Map<string, Float32Array>(),
+    v = new Map<string, Float32Array>();
+  for (const [name, p] of params) {
+    m.set(name, new Float32Array(p.size));
+    v.set(name, new Float32Array(p.size));
+  }
   return { step: 0, m, v };
 }
 
@@ -21,7 +35,10 @@ export function gradNorm(params: Map<string, Tensor>): number {
   for (const [name, p] of params) {
     const s = kernels().k.sumsq(p.grad);
     if (!Number.isFinite(s)) {
-      throw new FrugalError("NONFINITE", `gradient of ${name} [${p.shape.join(", ")}] is not finite; the step was skipped and the weights were not changed. Lower the learning rate or check the data.`);
+      throw new FrugalError(
+        "NONFINITE",
+        `gradient of ${name} [${p.shape.join(", ")}] is not finite; the step was skipped and the weights were not changed. Lower the learning rate or check the data.`,
+      );
     }
     total += s;
   }
@@ -37,10 +54,16 @@ export function adamwUpdate(params: Map<string, Tensor>, state: AdamWState, cfg:
   const norm = gradNorm(params);
   const gradScale = cfg.gradClip > 0 && norm > cfg.gradClip ? cfg.gradClip / norm : 1;
   state.step++;
-  const bc1 = 1 - Math.pow(cfg.beta1, state.step), bc2 = 1 - Math.pow(cfg.beta2, state.step);
+  const bc1 = 1 - Math.pow(cfg.beta1, state.step),
+    bc2 = 1 - Math.pow(cfg.beta2, state.step);
   for (const [name, p] of params) {
-    const m = state.m.get(name), v = state.v.get(name);
-    if (!m || !v) throw new FrugalError("OPTIMIZER", `optimizer state has no entry for parameter ${name}; was adamwInit called with the same parameters?`);
+    const m = state.m.get(name),
+      v = state.v.get(name);
+    if (!m || !v)
+      throw new FrugalError(
+        "OPTIMIZER",
+        `optimizer state has no entry for parameter ${name}; was adamwInit called with the same parameters?`,
+      );
     const wd = p.shape.length >= 2 ? cfg.weightDecay : 0;
     kernels().k.adamw(p.data, p.grad, m, v, lr, cfg.beta1, cfg.beta2, cfg.eps, wd, bc1, bc2, gradScale);
     p.zeroGrad();

@@ -33,7 +33,10 @@ export function sizeClass(n: number): number {
 export function scratch(n: number, zero = true): Float32Array {
   const cls = sizeClass(n);
   let buf = pool.get(cls)?.pop();
-  if (!buf) { buf = new Float32Array(cls); pooledFloats += cls; }
+  if (!buf) {
+    buf = new Float32Array(cls);
+    pooledFloats += cls;
+  }
   lastUse.set(cls, epoch);
   live.push(buf);
   const view = buf.subarray(0, n);
@@ -81,7 +84,8 @@ export class Tensor {
 
   constructor(shape: readonly number[], data: Float32Array, opts: { persistent: boolean; requiresGrad: boolean }) {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw shapeError("Tensor", [data.length], `${size} values for shape [${shape.join(", ")}]`);
+    if (data.length !== size)
+      throw shapeError("Tensor", [data.length], `${size} values for shape [${shape.join(", ")}]`);
     this.shape = shape;
     this.size = size;
     this.buf = data;
@@ -92,19 +96,31 @@ export class Tensor {
 
   private check(): void {
     if (!this.persistent && this.born !== epoch) {
-      throw new FrugalError("STALE", `tensor [${this.shape.join(", ")}] was read after endStep(); its memory is reused. Copy it out with toArray() before the step ends.`);
+      throw new FrugalError(
+        "STALE",
+        `tensor [${this.shape.join(", ")}] was read after endStep(); its memory is reused. Copy it out with toArray() before the step ends.`,
+      );
     }
   }
-  get data(): Float32Array { this.check(); return this.buf; }
+  get data(): Float32Array {
+    this.check();
+    return this.buf;
+  }
   /** The gradient buffer, created zeroed on first use. */
   get grad(): Float32Array {
     this.check();
     if (!this.gbuf) this.gbuf = this.persistent ? new Float32Array(this.size) : scratch(this.size);
     return this.gbuf;
   }
-  get hasGrad(): boolean { return this.gbuf !== null; }
-  zeroGrad(): void { this.gbuf?.fill(0); }
-  toArray(): number[] { return Array.from(this.data); }
+  get hasGrad(): boolean {
+    return this.gbuf !== null;
+  }
+  zeroGrad(): void {
+    this.gbuf?.fill(0);
+  }
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
   item(): number {
     if (this.size !== 1) throw shapeError("item", this.shape, "a tensor with one element");
     return this.data[0]!;
@@ -119,7 +135,10 @@ export class Tensor {
 
 /** A persistent trainable parameter. */
 export function param(shape: readonly number[], data?: Float32Array): Tensor {
-  return new Tensor(shape, data ?? new Float32Array(shape.reduce((a, b) => a * b, 1)), { persistent: true, requiresGrad: true });
+  return new Tensor(shape, data ?? new Float32Array(shape.reduce((a, b) => a * b, 1)), {
+    persistent: true,
+    requiresGrad: true,
+  });
 }
 /** A persistent constant (inputs kept across steps, tables). */
 export function constant(shape: readonly number[], data: Float32Array): Tensor {
@@ -130,22 +149,37 @@ export function constant(shape: readonly number[], data: Float32Array): Tensor {
  * rule), so clearing it first would only cost memory bandwidth. Gradients (Tensor.grad) are zeroed.
  */
 export function output(shape: readonly number[], requiresGrad: boolean): Tensor {
-  return new Tensor(shape, scratch(shape.reduce((a, b) => a * b, 1), false), { persistent: false, requiresGrad });
+  return new Tensor(
+    shape,
+    scratch(
+      shape.reduce((a, b) => a * b, 1),
+      false,
+    ),
+    { persistent: false, requiresGrad },
+  );
 }
 
 // ---- the tape ----
 const tape: (() => void)[] = [];
 let gradEnabled = true;
 
-export function isGradEnabled(): boolean { return gradEnabled; }
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
 /** Runs fn without recording anything (sampling, evaluation). */
 export function noGrad<T>(fn: () => T): T {
   const prev = gradEnabled;
   gradEnabled = false;
-  try { return fn(); } finally { gradEnabled = prev; }
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
 }
 /** Ops call this with their backward closure when any input needs a gradient. */
-export function record(backward: () => void): void { tape.push(backward); }
+export function record(backward: () => void): void {
+  tape.push(backward);
+}
 
 /** Reverse pass from a scalar loss; gradients ADD into .grad, so calling it per micro-batch accumulates. */
 export function backward(loss: Tensor, gradScale = 1): void {

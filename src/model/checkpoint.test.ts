@@ -13,13 +13,28 @@ import { parseModelConfig } from "./config.js";
 import { encodeSafetensors, parseSafetensors } from "./safetensors.js";
 import { initModel } from "./transformer.js";
 
-const tinyConfig = parseModelConfig({ hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 24, vocab_size: 30, max_position_embeddings: 16 });
+const tinyConfig = parseModelConfig({
+  hidden_size: 16,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  intermediate_size: 24,
+  vocab_size: 30,
+  max_position_embeddings: 16,
+});
 
 test("save → load round trip: weights, tokenizer, metadata, optimizer state", () => {
-  const dir = join(tempDir(), "ck"), model = initModel(tinyConfig, 3), tok = CharTokenizer.fromChars("abc");
+  const dir = join(tempDir(), "ck"),
+    model = initModel(tinyConfig, 3),
+    tok = CharTokenizer.fromChars("abc");
   const opt = E.adamwInit(model.params);
-  opt.step = 7; opt.m.get("model.norm.weight")![0] = 0.5;
-  saveCheckpoint(dir, model, { meta: { stage: "sft", step: 7, config: { lr: 1 }, rngState: [1, 2, 3, 4] }, tokenizer: tok.toJSON(), optimizer: opt });
+  opt.step = 7;
+  opt.m.get("model.norm.weight")![0] = 0.5;
+  saveCheckpoint(dir, model, {
+    meta: { stage: "sft", step: 7, config: { lr: 1 }, rngState: [1, 2, 3, 4] },
+    tokenizer: tok.toJSON(),
+    optimizer: opt,
+  });
   const ck = loadCheckpoint(dir);
   for (const [n, p] of model.params) assert.deepEqual(ck.model.params.get(n)!.data, p.data);
   assert.equal(ck.meta!.step, 7);
@@ -52,29 +67,43 @@ function copyFixture(): string {
 function unchanged(dir: string, fn: () => void, pattern: RegExp): void {
   const before = readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mtimeMs, readFileSync(join(dir, f)).length]);
   assert.throws(fn, pattern);
-  assert.deepEqual(readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mtimeMs, readFileSync(join(dir, f)).length]), before);
+  assert.deepEqual(
+    readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mtimeMs, readFileSync(join(dir, f)).length]),
+    before,
+  );
 }
 
 test("bad input: truncated or corrupted safetensors, mismatched config, unknown architecture", () => {
-  const dir = copyFixture(), st = join(dir, "model.safetensors"), full = readFileSync(st);
+  const dir = copyFixture(),
+    st = join(dir, "model.safetensors"),
+    full = readFileSync(st);
   writeFileSync(st, full.subarray(0, full.length - 100));
   unchanged(dir, () => loadCheckpoint(dir), /model.safetensors: tensor .* ends at byte \d+ .* \(truncated file\)/);
   writeFileSync(st, full.subarray(0, 5));
   unchanged(dir, () => loadCheckpoint(dir), /too short for a safetensors header/);
-  const bad = Buffer.from(full); bad.write("@@@@", 8);
+  const bad = Buffer.from(full);
+  bad.write("@@@@", 8);
   writeFileSync(st, bad);
   unchanged(dir, () => loadCheckpoint(dir), /header is not valid JSON/);
   writeFileSync(st, full);
   const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, intermediate_size: 41 }));
-  unchanged(dir, () => loadCheckpoint(dir), /mlp.gate_proj.weight has 640 values, config.json implies \[41, 16\] = 656; the config does not match the weights/);
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }));
+  unchanged(
+    dir,
+    () => loadCheckpoint(dir),
+    /mlp.gate_proj.weight has 640 values, config.json implies \[41, 16\] = 656; the config does not match the weights/,
+  );
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({ ...cfg, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }),
+  );
   unchanged(dir, () => loadCheckpoint(dir), /model_type "gpt2" is not supported.*GPT2LMHeadModel/);
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, hidden_size: undefined }));
   unchanged(dir, () => loadCheckpoint(dir), /config.json: hidden_size/);
   writeFileSync(join(dir, "config.json"), "{");
   unchanged(dir, () => loadCheckpoint(dir), /config.json is not valid JSON/);
-  const empty = join(tempDir(), "empty"); mkdirSync(empty);
+  const empty = join(tempDir(), "empty");
+  mkdirSync(empty);
   assert.throws(() => loadCheckpoint(empty), /no config.json; expected a model directory/);
 });
 
@@ -83,13 +112,36 @@ test("safetensors: dtype, shape/size and overlap checks; encoder pads the header
   assert.equal(Number(enc.readBigUInt64LE(0)) % 8, 0);
   assert.deepEqual(Array.from(parseSafetensors(enc, "x").tensors.get("a")!.data), [1, 2, 3, 4]);
   const mk = (header: object, bytes = 16) => {
-    const h = Buffer.from(JSON.stringify(header)), b = Buffer.alloc(8 + h.length + bytes);
-    b.writeBigUInt64LE(BigInt(h.length), 0); h.copy(b, 8); return b;
+    const h = Buffer.from(JSON.stringify(header)),
+      b = Buffer.alloc(8 + h.length + bytes);
+    b.writeBigUInt64LE(BigInt(h.length), 0);
+    h.copy(b, 8);
+    return b;
   };
-  assert.throws(() => parseSafetensors(mk({ a: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }), "f"), /tensor a has dtype I64; frugal reads F32, F16 and BF16/);
-  assert.throws(() => parseSafetensors(mk({ a: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }), "f"), /needs 12 bytes, data_offsets give 16/);
-  assert.throws(() => parseSafetensors(mk({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }), "f"), /overlap/);
-  assert.throws(() => parseSafetensors(mk({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 8] } }), "f"), /invalid shape/);
-  const huge = Buffer.alloc(16); huge.writeBigUInt64LE(1n << 40n, 0);
+  assert.throws(
+    () => parseSafetensors(mk({ a: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }), "f"),
+    /tensor a has dtype I64; frugal reads F32, F16 and BF16/,
+  );
+  assert.throws(
+    () => parseSafetensors(mk({ a: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }), "f"),
+    /needs 12 bytes, data_offsets give 16/,
+  );
+  assert.throws(
+    () =>
+      parseSafetensors(
+        mk({
+          a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+          b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+        }),
+        "f",
+      ),
+    /overlap/,
+  );
+  assert.throws(
+    () => parseSafetensors(mk({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 8] } }), "f"),
+    /invalid shape/,
+  );
+  const huge = Buffer.alloc(16);
+  huge.writeBigUInt64LE(1n << 40n, 0);
   assert.throws(() => parseSafetensors(huge, "f"), /header claims/);
 });

@@ -23,9 +23,18 @@ export interface FrugalMeta {
   [extra: string]: unknown;
 }
 
-export interface Checkpoint { model: Model; meta: FrugalMeta | null; tokenizer: unknown | null; dir: string }
+export interface Checkpoint {
+  model: Model;
+  meta: FrugalMeta | null;
+  tokenizer: unknown | null;
+  dir: string;
+}
 
-const ARCH: Record<string, string> = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM", mistral: "MistralForCausalLM" };
+const ARCH: Record<string, string> = {
+  llama: "LlamaForCausalLM",
+  qwen2: "Qwen2ForCausalLM",
+  mistral: "MistralForCausalLM",
+};
 
 export interface SaveOptions {
   meta?: Omit<FrugalMeta, "format" | "version" | "createdAt">;
@@ -37,7 +46,9 @@ export interface SaveOptions {
 
 /** A model's parameters as safetensors bytes (model.safetensors, or a second model saved beside it). */
 export function encodeWeights(model: Model): Buffer {
-  return encodeSafetensors(new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), { format: "pt" });
+  return encodeSafetensors(new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
+    format: "pt",
+  });
 }
 
 /** A model of this config from a weights file written by encodeWeights (names and shapes checked). */
@@ -52,7 +63,8 @@ export function readWeights(config: ModelConfig, file: string): Model {
  */
 function swapDirectory(dir: string, keep: boolean, build: (tmp: string) => void): void {
   mkdirSync(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`), old = join(dirname(dir), `.${basename(dir)}.old`);
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`),
+    old = join(dirname(dir), `.${basename(dir)}.old`);
   rmSync(tmp, { recursive: true, force: true });
   if (keep) cpSync(dir, tmp, { recursive: true });
   else mkdirSync(tmp, { recursive: true });
@@ -79,10 +91,25 @@ export function addCheckpointFiles(dir: string, files: Record<string, string | U
 export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): void {
   swapDirectory(dir, false, (tmp) => {
     const c = model.config;
-    writeFileAtomic(join(tmp, "config.json"), JSON.stringify({ architectures: [ARCH[c.model_type]], ...c, hidden_act: "silu", torch_dtype: "float32" }, null, 2));
+    writeFileAtomic(
+      join(tmp, "config.json"),
+      JSON.stringify(
+        { architectures: [ARCH[c.model_type]], ...c, hidden_act: "silu", torch_dtype: "float32" },
+        null,
+        2,
+      ),
+    );
     writeFileAtomic(join(tmp, "model.safetensors"), encodeWeights(model));
     if (opts.tokenizer !== undefined) writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(opts.tokenizer));
-    if (opts.meta) writeFileAtomic(join(tmp, "frugal.json"), JSON.stringify({ format: "frugal-checkpoint", version: 1, createdAt: new Date().toISOString(), ...opts.meta }, null, 2));
+    if (opts.meta)
+      writeFileAtomic(
+        join(tmp, "frugal.json"),
+        JSON.stringify(
+          { format: "frugal-checkpoint", version: 1, createdAt: new Date().toISOString(), ...opts.meta },
+          null,
+          2,
+        ),
+      );
     if (opts.optimizer) {
       const o = new Map<string, { shape: readonly number[]; data: Float32Array }>();
       for (const [n, m] of opts.optimizer.m) o.set(`m.${n}`, { shape: [m.length], data: m });
@@ -95,8 +122,16 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
 
 function readJson(file: string): unknown {
   let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) { throw new FrugalError("CHECKPOINT", `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`); }
-  try { return JSON.parse(text); } catch (e) { throw new FrugalError("CHECKPOINT", `${file} is not valid JSON: ${(e as Error).message}`); }
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new FrugalError("CHECKPOINT", `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FrugalError("CHECKPOINT", `${file} is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 /** Loads a frugal checkpoint or a Hugging Face Llama/Qwen2 directory. */
@@ -105,15 +140,26 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const old = join(dirname(dir), `.${basename(dir)}.old`);
   if (!existsSync(dir) && existsSync(old)) dir = old;
   if (!existsSync(join(dir, "config.json"))) {
-    throw new FrugalError("CHECKPOINT", `${dir}: no config.json; expected a model directory (config.json + model.safetensors), e.g. a stage output under runs/`);
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${dir}: no config.json; expected a model directory (config.json + model.safetensors), e.g. a stage output under runs/`,
+    );
   }
   const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
   const stFile = join(dir, "model.safetensors");
-  if (!existsSync(stFile)) throw new FrugalError("CHECKPOINT", `${dir}: no model.safetensors (sharded checkpoints are not supported; merge shards first)`);
+  if (!existsSync(stFile))
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${dir}: no model.safetensors (sharded checkpoints are not supported; merge shards first)`,
+    );
   const model = readWeights(config, stFile);
   const metaFile = join(dir, "frugal.json");
   const meta = existsSync(metaFile) ? (readJson(metaFile) as FrugalMeta) : null;
-  if (meta && meta.format !== "frugal-checkpoint") throw new FrugalError("CHECKPOINT", `${metaFile}: format is "${String(meta.format)}", expected "frugal-checkpoint"`);
+  if (meta && meta.format !== "frugal-checkpoint")
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${metaFile}: format is "${String(meta.format)}", expected "frugal-checkpoint"`,
+    );
   const tokFile = join(dir, "tokenizer.json");
   return { model, meta, tokenizer: existsSync(tokFile) ? readJson(tokFile) : null, dir };
 }
@@ -123,11 +169,15 @@ export function loadOptimizer(dir: string, model: Model): AdamWState | null {
   const file = join(dir, "optimizer.safetensors");
   if (!existsSync(file)) return null;
   const st = readSafetensors(file);
-  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+  const m = new Map<string, Float32Array>(),
+    v = new Map<string, Float32Array>();
   for (const [name, p] of model.params) {
-    const mt = st.tensors.get(`m.${name}`), vt = st.tensors.get(`v.${name}`);
-    if (!mt || !vt || mt.data.length !== p.size || vt.data.length !== p.size) throw new FrugalError("CHECKPOINT", `${file}: optimizer state for ${name} is missing or the wrong size`);
-    m.set(name, mt.data); v.set(name, vt.data);
+    const mt = st.tensors.get(`m.${name}`),
+      vt = st.tensors.get(`v.${name}`);
+    if (!mt || !vt || mt.data.length !== p.size || vt.data.length !== p.size)
+      throw new FrugalError("CHECKPOINT", `${file}: optimizer state for ${name} is missing or the wrong size`);
+    m.set(name, mt.data);
+    v.set(name, vt.data);
   }
   return { step: Number(st.metadata.step ?? 0), m, v };
 }

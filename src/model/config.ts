@@ -23,12 +23,23 @@ export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
 /** The engine benchmark's reference configuration (≈3.4M parameters). */
 export const referenceConfig: ModelConfig = {
-  model_type: "llama", hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4,
-  intermediate_size: 768, vocab_size: 64, max_position_embeddings: 512, rope_theta: 10000, rms_norm_eps: 1e-5,
-  tie_word_embeddings: false, attention_bias: false,
+  model_type: "llama",
+  hidden_size: 256,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  intermediate_size: 768,
+  vocab_size: 64,
+  max_position_embeddings: 512,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+  attention_bias: false,
 };
 
-export function headDim(c: ModelConfig): number { return c.hidden_size / c.num_attention_heads; }
+export function headDim(c: ModelConfig): number {
+  return c.hidden_size / c.num_attention_heads;
+}
 
 /** Validates a config object (ours or a Hugging Face config.json); `source` names the file in errors. */
 export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
@@ -36,11 +47,21 @@ export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
   const r = { ...(raw as Record<string, unknown>) };
   const arch = Array.isArray(r.architectures) ? String(r.architectures[0]) : undefined;
   if (r.model_type !== undefined && !["llama", "qwen2", "mistral"].includes(String(r.model_type))) {
-    throw new FrugalError("ARCH", `${source}: model_type "${String(r.model_type)}" is not supported; frugal loads the Llama layout (model_type llama, qwen2 or mistral)` + (arch ? ` and this is ${arch}` : ""));
+    throw new FrugalError(
+      "ARCH",
+      `${source}: model_type "${String(r.model_type)}" is not supported; frugal loads the Llama layout (model_type llama, qwen2 or mistral)` +
+        (arch ? ` and this is ${arch}` : ""),
+    );
   }
-  if (r.hidden_act !== undefined && r.hidden_act !== "silu") throw new FrugalError("ARCH", `${source}: hidden_act "${String(r.hidden_act)}" is not supported (only silu / SwiGLU)`);
-  if (r.rope_scaling) throw new FrugalError("ARCH", `${source}: rope_scaling is not supported; remove it or use a model without it`);
-  if (r.use_sliding_window === true) throw new FrugalError("ARCH", `${source}: sliding-window attention is not supported`);
+  if (r.hidden_act !== undefined && r.hidden_act !== "silu")
+    throw new FrugalError(
+      "ARCH",
+      `${source}: hidden_act "${String(r.hidden_act)}" is not supported (only silu / SwiGLU)`,
+    );
+  if (r.rope_scaling)
+    throw new FrugalError("ARCH", `${source}: rope_scaling is not supported; remove it or use a model without it`);
+  if (r.use_sliding_window === true)
+    throw new FrugalError("ARCH", `${source}: sliding-window attention is not supported`);
   if (r.model_type === "qwen2" && r.attention_bias === undefined) r.attention_bias = true;
   if (r.num_key_value_heads === undefined) r.num_key_value_heads = r.num_attention_heads;
   const picked: Record<string, unknown> = {};
@@ -51,15 +72,27 @@ export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
     throw new FrugalError("CONFIG", `${source}: ${issues}`);
   }
   const c = p.data;
-  if (c.hidden_size % c.num_attention_heads) throw new FrugalError("CONFIG", `${source}: hidden_size ${c.hidden_size} must be divisible by num_attention_heads ${c.num_attention_heads}`);
-  if (c.num_attention_heads % c.num_key_value_heads) throw new FrugalError("CONFIG", `${source}: num_attention_heads ${c.num_attention_heads} must be a multiple of num_key_value_heads ${c.num_key_value_heads}`);
+  if (c.hidden_size % c.num_attention_heads)
+    throw new FrugalError(
+      "CONFIG",
+      `${source}: hidden_size ${c.hidden_size} must be divisible by num_attention_heads ${c.num_attention_heads}`,
+    );
+  if (c.num_attention_heads % c.num_key_value_heads)
+    throw new FrugalError(
+      "CONFIG",
+      `${source}: num_attention_heads ${c.num_attention_heads} must be a multiple of num_key_value_heads ${c.num_key_value_heads}`,
+    );
   if (headDim(c) % 2) throw new FrugalError("CONFIG", `${source}: head dim ${headDim(c)} must be even for RoPE`);
   return c;
 }
 
 /** Tensor names and shapes of a model, in Hugging Face naming. */
 export function paramShapes(c: ModelConfig): Map<string, number[]> {
-  const C = c.hidden_size, D = headDim(c), H = c.num_attention_heads, KVH = c.num_key_value_heads, I = c.intermediate_size;
+  const C = c.hidden_size,
+    D = headDim(c),
+    H = c.num_attention_heads,
+    KVH = c.num_key_value_heads,
+    I = c.intermediate_size;
   const m = new Map<string, number[]>();
   m.set("model.embed_tokens.weight", [c.vocab_size, C]);
   for (let l = 0; l < c.num_hidden_layers; l++) {

@@ -12,5 +12,9 @@ export function nonEmbeddingParams(c: ModelConfig): number {
 export function forwardFlopsPerToken(c: ModelConfig, T: number): number {
   return 2 * nonEmbeddingParams(c) + 2 * c.num_hidden_layers * T * c.hidden_size;
 }
-export function trainFlops(c: ModelConfig, tokens: number, T: number): number { return 3 * forwardFlopsPerToken(c, T) * tokens; }
-export function generateFlops(c: ModelConfig, tokens: number, T: number): number { return forwardFlopsPerToken(c, T) * tokens; }
+export function trainFlops(c: ModelConfig, tokens: number, T: number): number {
+  return 3 * forwardFlopsPerToken(c, T) * tokens;
+}
+export function generateFlops(c: ModelConfig, tokens: number, T: number): number {
+  return forwardFlopsPerToken(c, T) * tokens;
+}

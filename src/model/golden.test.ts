@@ -9,7 +9,15 @@ import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { forward } from "./transformer.js";
 
-interface Golden { B: number; T: number; ids: number[]; targets: number[]; logits: number[]; loss: number; grads: Record<string, number[]> }
+interface Golden {
+  B: number;
+  T: number;
+  ids: number[];
+  targets: number[];
+  logits: number[];
+  loss: number;
+  grads: Record<string, number[]>;
+}
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);

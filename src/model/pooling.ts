@@ -17,22 +17,39 @@ export type Pooling = (typeof POOLINGS)[number];
  * existing ops: a constant one-hot mask of each channel's arg-max (so its gradient goes to that position
  * only) times the states, summed per sequence by a matmul.
  */
-export function forwardPooled(model: Model, ids: Int32Array, B: number, T: number, lengths: Int32Array, pooling: Pooling = "mean"): Tensor {
-  if (lengths.length !== B) throw new FrugalError("SHAPE", `forwardPooled: expected ${B} lengths, got ${lengths.length}`);
+export function forwardPooled(
+  model: Model,
+  ids: Int32Array,
+  B: number,
+  T: number,
+  lengths: Int32Array,
+  pooling: Pooling = "mean",
+): Tensor {
+  if (lengths.length !== B)
+    throw new FrugalError("SHAPE", `forwardPooled: expected ${B} lengths, got ${lengths.length}`);
   for (let b = 0; b < B; b++) {
     const n = lengths[b]!;
-    if (!(n >= 1 && n <= T)) throw new FrugalError("SHAPE", `forwardPooled: length ${n} of sequence ${b} is outside 1..${T}`);
+    if (!(n >= 1 && n <= T))
+      throw new FrugalError("SHAPE", `forwardPooled: length ${n} of sequence ${b} is outside 1..${T}`);
   }
   const x = trunk(model, ids, B, T, "forwardPooled"); // (B·T, C)
   const mean = pooling === "max" ? null : E.matmul(E.tensor([B, B * T], poolMatrix(lengths, T, true)), x);
-  const max = pooling === "mean" ? null : E.matmul(E.tensor([B, B * T], poolMatrix(lengths, T, false)), E.mul(x, E.tensor(x.shape, argmaxMask(x.data, lengths, T, x.shape[1]!))));
+  const max =
+    pooling === "mean"
+      ? null
+      : E.matmul(
+          E.tensor([B, B * T], poolMatrix(lengths, T, false)),
+          E.mul(x, E.tensor(x.shape, argmaxMask(x.data, lengths, T, x.shape[1]!))),
+        );
   return head(model, mean && max ? E.add(mean, max) : (mean ?? max)!);
 }
 
 /** (B, B·T): row b sums (or averages) positions 0..lengths[b]-1 of sequence b. */
 function poolMatrix(lengths: Int32Array, T: number, average: boolean): Float32Array {
-  const B = lengths.length, m = new Float32Array(B * B * T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]!; t++) m[b * B * T + b * T + t] = average ? 1 / lengths[b]! : 1;
+  const B = lengths.length,
+    m = new Float32Array(B * B * T);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < lengths[b]!; t++) m[b * B * T + b * T + t] = average ? 1 / lengths[b]! : 1;
   return m;
 }
 
@@ -42,7 +59,10 @@ export function argmaxMask(x: Float32Array, lengths: Int32Array, T: number, C: n
   for (let b = 0; b < lengths.length; b++) {
     for (let c = 0; c < C; c++) {
       let best = b * T * C + c;
-      for (let t = 1; t < lengths[b]!; t++) { const i = (b * T + t) * C + c; if (x[i]! > x[best]!) best = i; }
+      for (let t = 1; t < lengths[b]!; t++) {
+        const i = (b * T + t) * C + c;
+        if (x[i]! > x[best]!) best = i;
+      }
       mask[best] = 1;
     }
   }

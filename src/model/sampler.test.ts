@@ -13,7 +13,8 @@ import { Decoder, generate, pickToken } from "./sampler.js";
 const model = () => loadCheckpoint(join(fixtures, "tiny-llama-f32")).model;
 
 test("greedy decoding equals argmax of a full forward pass at every position (batched, ragged prompts)", () => {
-  const m = model(), V = m.config.vocab_size;
+  const m = model(),
+    V = m.config.vocab_size;
   const prompts = [[1, 5, 7], [3], [2, 2, 9, 4, 11, 6], [8, 1]];
   const out = generate(m, prompts, [1, 2, 3, 4], { maxNewTokens: 12, temperature: 0, batch: 3 });
   prompts.forEach((p, i) => {
@@ -32,28 +33,50 @@ test("greedy decoding equals argmax of a full forward pass at every position (ba
 
 test("fused decode blocks match the op-by-op path: logits, caches and sampled tokens (Llama and Qwen2 with biases)", () => {
   for (const name of ["tiny-llama-f32", "tiny-qwen2-bf16"]) {
-    const m = loadCheckpoint(join(fixtures, name)).model, V = m.config.vocab_size;
+    const m = loadCheckpoint(join(fixtures, name)).model,
+      V = m.config.vocab_size;
     const caches = [new KVCache(m.config, 3, 16), new KVCache(m.config, 3, 16)];
     const prompt = Int32Array.of(1, 4, 2, 7, 3, 9);
-    for (const c of caches) { E.noGrad(() => forwardCached(m, c, prompt, Int32Array.of(0, 0, 0), Int32Array.of(0, 1, 2), 2, false)); E.endStep(); }
-    const ids = Int32Array.of(5, 6, 8), pos = Int32Array.of(2, 2, 2), slot = Int32Array.of(2, 0, 1);
+    for (const c of caches) {
+      E.noGrad(() => forwardCached(m, c, prompt, Int32Array.of(0, 0, 0), Int32Array.of(0, 1, 2), 2, false));
+      E.endStep();
+    }
+    const ids = Int32Array.of(5, 6, 8),
+      pos = Int32Array.of(2, 2, 2),
+      slot = Int32Array.of(2, 0, 1);
     const fused = forwardCached(m, caches[0]!, ids, pos, slot, 1, true, true).toArray();
     const ops = forwardCached(m, caches[1]!, ids, pos, slot, 1, true, false).toArray();
     E.endStep();
     assert.equal(fused.length, 3 * V);
-    fused.forEach((x, i) => assert.ok(Math.abs(x - ops[i]!) < 1e-4 * (1 + Math.abs(ops[i]!)), `${name} logit ${i}: ${x} vs ${ops[i]}`));
+    fused.forEach((x, i) =>
+      assert.ok(Math.abs(x - ops[i]!) < 1e-4 * (1 + Math.abs(ops[i]!)), `${name} logit ${i}: ${x} vs ${ops[i]}`),
+    );
     for (let l = 0; l < m.config.num_hidden_layers; l++) {
-      caches[0]!.k[l]!.forEach((x, i) => assert.ok(Math.abs(x - caches[1]!.k[l]![i]!) < 1e-5, `${name} key cache layer ${l}`));
+      caches[0]!.k[l]!.forEach((x, i) =>
+        assert.ok(Math.abs(x - caches[1]!.k[l]![i]!) < 1e-5, `${name} key cache layer ${l}`),
+      );
     }
     const a = generate(m, [[1, 2, 3], [4]], [5, 6], { maxNewTokens: 10, temperature: 1, fusedDecode: true });
     const b = generate(m, [[1, 2, 3], [4]], [5, 6], { maxNewTokens: 10, temperature: 1, fusedDecode: false });
-    assert.deepEqual(a.map((s) => s.tokens), b.map((s) => s.tokens), name);
+    assert.deepEqual(
+      a.map((s) => s.tokens),
+      b.map((s) => s.tokens),
+      name,
+    );
   }
 });
 
 test("same seed → same tokens; different seeds differ; log-probs are finite and ≤ 0", () => {
   const m = model();
-  const a = generate(m, [[1, 2], [1, 2]], [7, 8], { maxNewTokens: 20, temperature: 1 });
+  const a = generate(
+    m,
+    [
+      [1, 2],
+      [1, 2],
+    ],
+    [7, 8],
+    { maxNewTokens: 20, temperature: 1 },
+  );
   const b = generate(m, [[1, 2]], [7], { maxNewTokens: 20, temperature: 1 });
   assert.deepEqual(a[0]!.tokens, b[0]!.tokens);
   assert.notDeepEqual(a[0]!.tokens, a[1]!.tokens);
@@ -72,23 +95,39 @@ test("top-k 1 is greedy; top-p keeps the smallest set reaching p", () => {
 test("top-k / top-p sample exactly as a full sort of the vocabulary would (the fast path sorts only likely tokens)", () => {
   const rng = new Rng(11);
   const reference = (logits: Float32Array, topK: number, topP: number, r: Rng): number => {
-    const V = logits.length, mx = Math.max(...logits), z = logits.reduce((a, x) => a + Math.exp(x - mx), 0);
+    const V = logits.length,
+      mx = Math.max(...logits),
+      z = logits.reduce((a, x) => a + Math.exp(x - mx), 0);
     const p = Array.from(logits, (x) => Math.exp(x - mx - Math.log(z)));
     let order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
     if (topK > 0) order = order.slice(0, topK);
-    if (topP < 1) { let cum = 0, keep = 0; while (keep < order.length && (keep === 0 || cum < topP)) cum += p[order[keep++]!]!; order = order.slice(0, keep); }
+    if (topP < 1) {
+      let cum = 0,
+        keep = 0;
+      while (keep < order.length && (keep === 0 || cum < topP)) cum += p[order[keep++]!]!;
+      order = order.slice(0, keep);
+    }
     let u = r.next() * order.reduce((a, v) => a + p[v]!, 0);
-    for (const v of order) { u -= p[v]!; if (u <= 0) return v; }
+    for (const v of order) {
+      u -= p[v]!;
+      if (u <= 0) return v;
+    }
     return order[order.length - 1]!;
   };
   for (let trial = 0; trial < 300; trial++) {
-    const V = [5, 83, 1024][trial % 3]!, sharp = [0.1, 1, 8][(trial >> 2) % 3]!;
+    const V = [5, 83, 1024][trial % 3]!,
+      sharp = [0.1, 1, 8][(trial >> 2) % 3]!;
     const logits = Float32Array.from({ length: V }, () => (rng.next() - 0.5) * 2 * sharp);
     if (trial % 5 === 0) logits[3] = logits[1]!; // ties break on the lower id
-    const topK = [0, 1, 5, 40][trial % 4]!, topP = [1, 0.5, 0.9, 0.999][(trial >> 1) % 4]!;
+    const topK = [0, 1, 5, 40][trial % 4]!,
+      topP = [1, 0.5, 0.9, 0.999][(trial >> 1) % 4]!;
     if (topK === 0 && topP === 1) continue;
     const seed = 1000 + trial;
-    assert.equal(pickToken(logits, { temperature: 1, topK, topP }, new Rng(seed))[0], reference(logits, topK, topP, new Rng(seed)), `trial ${trial}: V ${V} topK ${topK} topP ${topP}`);
+    assert.equal(
+      pickToken(logits, { temperature: 1, topK, topP }, new Rng(seed))[0],
+      reference(logits, topK, topP, new Rng(seed)),
+      `trial ${trial}: V ${V} topK ${topK} topP ${topP}`,
+    );
   }
 });
 
@@ -104,23 +143,34 @@ test("stop tokens and stop strings end with finishReason stop; bad options and o
   const s2 = generate(m, [[1]], [3], { maxNewTokens: 30, temperature: 0, stopStrings: [target], decode: dec })[0]!;
   assert.equal(s2.finishReason, "stop");
   assert.ok(!s2.text.includes(target));
-  assert.throws(() => generate(m, [new Array(30).fill(1)], [1], { maxNewTokens: 10 }), /exceeds the context of|CONTEXT|past/);
+  assert.throws(
+    () => generate(m, [new Array(30).fill(1)], [1], { maxNewTokens: 10 }),
+    /exceeds the context of|CONTEXT|past/,
+  );
   assert.throws(() => generate(m, [[1]], [1], { temperature: -1 }), /temperature must be ≥ 0/);
   assert.throws(() => generate(m, [[1]], [1], { topP: 0 }), /topP must be in \(0, 1\]/);
   assert.throws(() => generate(m, [[]], [1]), /prompt is empty/);
 });
 
 test("batched prefill (Decoder.addMany, ragged prompts right-padded) decodes exactly like prompts added one by one", () => {
-  const m = model(), prompts = [[1, 5, 7], [3], [2, 2, 9, 4, 11, 6], [8, 1]];
+  const m = model(),
+    prompts = [[1, 5, 7], [3], [2, 2, 9, 4, 11, 6], [8, 1]];
   const opts = { maxNewTokens: 10, temperature: 0, topK: 0, topP: 1, stopTokens: [], stopStrings: [] };
   const run = (batched: boolean) => {
-    const dec = new Decoder(m, 4, 32), slots = batched ? dec.addMany(prompts.map((p, i) => ({ prompt: p, opts, seed: i }))) : prompts.map((p, i) => dec.add(p, opts, i));
+    const dec = new Decoder(m, 4, 32),
+      slots = batched
+        ? dec.addMany(prompts.map((p, i) => ({ prompt: p, opts, seed: i })))
+        : prompts.map((p, i) => dec.add(p, opts, i));
     const out = new Map<number, number[]>();
-    while (dec.active > 0) { dec.step(); for (const [s, r] of dec.takeFinished()) out.set(s, r.tokens); }
+    while (dec.active > 0) {
+      dec.step();
+      for (const [s, r] of dec.takeFinished()) out.set(s, r.tokens);
+    }
     for (const [s, r] of dec.takeFinished()) out.set(s, r.tokens);
     return slots.map((s) => out.get(s)!);
   };
-  const one = run(false), many = run(true);
+  const one = run(false),
+    many = run(true);
   assert.equal(one.length, 4);
   assert.ok(one.every((t) => t.length === 10));
   assert.deepEqual(many, one);

@@ -16,10 +16,22 @@ export interface SampleOptions {
   stopTokens: readonly number[];
   stopStrings: readonly string[];
 }
-export const defaultSampleOptions: SampleOptions = { maxNewTokens: 128, temperature: 1, topK: 0, topP: 1, stopTokens: [], stopStrings: [] };
+export const defaultSampleOptions: SampleOptions = {
+  maxNewTokens: 128,
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  stopTokens: [],
+  stopStrings: [],
+};
 
 export type FinishReason = "stop" | "length";
-export interface Sample { tokens: number[]; logprobs: number[]; finishReason: FinishReason; text: string }
+export interface Sample {
+  tokens: number[];
+  logprobs: number[];
+  finishReason: FinishReason;
+  text: string;
+}
 
 let probBuf = new Float64Array(0);
 
@@ -28,11 +40,20 @@ let probBuf = new Float64Array(0);
  * Each exp is computed once into a reused buffer (this ran 3·V exps and a V-array per token before,
  * three quarters of sampling time at V = 1024); same arithmetic, so the same picks.
  */
-export function pickToken(logits: Float32Array, o: Pick<SampleOptions, "temperature" | "topK" | "topP">, rng: Rng): [number, number] {
+export function pickToken(
+  logits: Float32Array,
+  o: Pick<SampleOptions, "temperature" | "topK" | "topP">,
+  rng: Rng,
+): [number, number] {
   const V = logits.length;
   const t = o.temperature > 0 ? o.temperature : 1;
-  let mx = -Infinity, arg = 0;
-  for (let v = 0; v < V; v++) if (logits[v]! > mx) { mx = logits[v]!; arg = v; }
+  let mx = -Infinity,
+    arg = 0;
+  for (let v = 0; v < V; v++)
+    if (logits[v]! > mx) {
+      mx = logits[v]!;
+      arg = v;
+    }
   let z = 0;
   for (let v = 0; v < V; v++) z += Math.exp((logits[v]! - mx) / t);
   const logZ = Math.log(z);
@@ -45,7 +66,10 @@ export function pickToken(logits: Float32Array, o: Pick<SampleOptions, "temperat
   let mass = 0;
   for (let v = 0; v < V; v++) mass += p[v]!;
   let r = rng.next() * mass;
-  for (let v = 0; v < V; v++) { r -= p[v]!; if (r <= 0) return [v, lp(v)]; }
+  for (let v = 0; v < V; v++) {
+    r -= p[v]!;
+    if (r <= 0) return [v, lp(v)];
+  }
   return [V - 1, lp(V - 1)];
 }
 
@@ -53,38 +77,65 @@ export function pickToken(logits: Float32Array, o: Pick<SampleOptions, "temperat
  * top-k / top-p: sample among the most likely tokens only (p holds each token's probability). Only tokens
  * with p ≥ τ are sorted, τ lowered until they hold the whole kept set (the same set a full sort keeps).
  */
-function pickTruncated(logits: Float32Array, p: Float64Array, V: number, o: Pick<SampleOptions, "topK" | "topP">, rng: Rng, lp: (v: number) => number): [number, number] {
+function pickTruncated(
+  logits: Float32Array,
+  p: Float64Array,
+  V: number,
+  o: Pick<SampleOptions, "topK" | "topP">,
+  rng: Rng,
+  lp: (v: number) => number,
+): [number, number] {
   let order: number[] = [];
-  for (let tau = 1e-3; ; tau = tau > 1e-30 ? tau / 16 : 0) { // τ = 0 keeps every token
+  for (let tau = 1e-3; ; tau = tau > 1e-30 ? tau / 16 : 0) {
+    // τ = 0 keeps every token
     order = [];
     let sum = 0;
-    for (let v = 0; v < V; v++) if (p[v]! >= tau) { order.push(v); sum += p[v]!; }
+    for (let v = 0; v < V; v++)
+      if (p[v]! >= tau) {
+        order.push(v);
+        sum += p[v]!;
+      }
     if (tau === 0 || (o.topK > 0 && order.length >= o.topK) || (o.topP < 1 && sum >= o.topP + 1e-9)) break;
   }
   order.sort((a, b) => logits[b]! - logits[a]! || a - b);
   if (o.topK > 0) order = order.slice(0, o.topK);
   if (o.topP < 1) {
-    let cum = 0, keep = 0;
+    let cum = 0,
+      keep = 0;
     while (keep < order.length && (keep === 0 || cum < o.topP)) cum += p[order[keep++]!]!;
     order = order.slice(0, keep);
   }
   let mass = 0;
   for (const v of order) mass += p[v]!;
   let r = rng.next() * mass;
-  for (const v of order) { r -= p[v]!; if (r <= 0) return [v, lp(v)]; }
+  for (const v of order) {
+    r -= p[v]!;
+    if (r <= 0) return [v, lp(v)];
+  }
   const last = order[order.length - 1]!;
   return [last, lp(last)];
 }
 
 function checkOptions(o: SampleOptions): void {
-  if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) throw new FrugalError("SAMPLE", `maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
-  if (!(o.temperature >= 0 && Number.isFinite(o.temperature))) throw new FrugalError("SAMPLE", `temperature must be ≥ 0, got ${o.temperature}`);
+  if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0))
+    throw new FrugalError("SAMPLE", `maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
+  if (!(o.temperature >= 0 && Number.isFinite(o.temperature)))
+    throw new FrugalError("SAMPLE", `temperature must be ≥ 0, got ${o.temperature}`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new FrugalError("SAMPLE", `topP must be in (0, 1], got ${o.topP}`);
-  if (!(Number.isInteger(o.topK) && o.topK >= 0)) throw new FrugalError("SAMPLE", `topK must be a non-negative integer, got ${o.topK}`);
+  if (!(Number.isInteger(o.topK) && o.topK >= 0))
+    throw new FrugalError("SAMPLE", `topK must be a non-negative integer, got ${o.topK}`);
 }
 
 /** One sequence in flight. */
-interface Slot { prompt: number[]; opts: SampleOptions; rng: Rng; out: Sample; pos: number; next: number; decode?: (ids: number[]) => string }
+interface Slot {
+  prompt: number[];
+  opts: SampleOptions;
+  rng: Rng;
+  out: Sample;
+  pos: number;
+  next: number;
+  decode?: (ids: number[]) => string;
+}
 
 /**
  * A fixed set of KV-cache slots; sequences join (prefill) and leave (finish) between steps, and each
@@ -95,12 +146,21 @@ export class Decoder {
   private readonly live = new Map<number, Slot>();
   private readonly free: number[];
   /** fusedDecode false: decode op by op (the benchmark's reference); the tokens are the same. */
-  constructor(readonly model: Model, slots: number, readonly maxContext: number, readonly fusedDecode = true) {
+  constructor(
+    readonly model: Model,
+    slots: number,
+    readonly maxContext: number,
+    readonly fusedDecode = true,
+  ) {
     this.cache = new KVCache(model.config, slots, maxContext);
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
-  get active(): number { return this.live.size; }
-  get capacity(): number { return this.free.length; }
+  get active(): number {
+    return this.live.size;
+  }
+  get capacity(): number {
+    return this.free.length;
+  }
 
   /** Prefills a prompt into a free slot and samples its first token; returns the slot id. */
   add(prompt: readonly number[], opts: SampleOptions, seed: number, decode?: (ids: number[]) => string): number {
@@ -111,21 +171,43 @@ export class Decoder {
    * Prefills several prompts in one batched forward (right-padded to the longest: the padding's cache
    * entries lie past each prompt and are overwritten before any attention reads them); returns slot ids.
    */
-  addMany(reqs: readonly { prompt: readonly number[]; opts: SampleOptions; seed: number; decode?: (ids: number[]) => string }[]): number[] {
+  addMany(
+    reqs: readonly {
+      prompt: readonly number[];
+      opts: SampleOptions;
+      seed: number;
+      decode?: (ids: number[]) => string;
+    }[],
+  ): number[] {
     for (const r of reqs) {
       checkOptions(r.opts);
       if (r.prompt.length === 0) throw new FrugalError("SAMPLE", "the prompt is empty; pass at least one token");
       if (r.prompt.length + r.opts.maxNewTokens > this.maxContext) {
-        throw new FrugalError("CONTEXT", `prompt of ${r.prompt.length} tokens + ${r.opts.maxNewTokens} new tokens exceeds the context of ${this.maxContext}; shorten the prompt or lower max tokens`);
+        throw new FrugalError(
+          "CONTEXT",
+          `prompt of ${r.prompt.length} tokens + ${r.opts.maxNewTokens} new tokens exceeds the context of ${this.maxContext}; shorten the prompt or lower max tokens`,
+        );
       }
     }
-    if (reqs.length > this.free.length) throw new FrugalError("BUSY", `internal: ${reqs.length} prompts for ${this.free.length} free decode slots`);
-    const B = reqs.length, Tn = Math.max(...reqs.map((r) => r.prompt.length)), V = this.model.config.vocab_size;
-    const ids = new Int32Array(B * Tn), slots = reqs.map(() => this.free.pop()!);
+    if (reqs.length > this.free.length)
+      throw new FrugalError("BUSY", `internal: ${reqs.length} prompts for ${this.free.length} free decode slots`);
+    const B = reqs.length,
+      Tn = Math.max(...reqs.map((r) => r.prompt.length)),
+      V = this.model.config.vocab_size;
+    const ids = new Int32Array(B * Tn),
+      slots = reqs.map(() => this.free.pop()!);
     reqs.forEach((r, b) => ids.set(r.prompt, b * Tn));
     const logits = forwardCached(this.model, this.cache, ids, new Int32Array(B), Int32Array.from(slots), Tn, B === 1);
     reqs.forEach((r, b) => {
-      const s: Slot = { prompt: [...r.prompt], opts: r.opts, rng: new Rng(r.seed), out: { tokens: [], logprobs: [], finishReason: "length", text: "" }, pos: r.prompt.length, next: -1, decode: r.decode };
+      const s: Slot = {
+        prompt: [...r.prompt],
+        opts: r.opts,
+        rng: new Rng(r.seed),
+        out: { tokens: [], logprobs: [], finishReason: "length", text: "" },
+        pos: r.prompt.length,
+        next: -1,
+        decode: r.decode,
+      };
       this.live.set(slots[b]!, s);
       const row = B === 1 ? 0 : b * Tn + r.prompt.length - 1;
       this.accept(slots[b]!, s, logits.data.subarray(row * V, (row + 1) * V));
@@ -144,7 +226,10 @@ export class Decoder {
     if (s.opts.stopStrings.length && s.decode) {
       const text = s.decode(s.out.tokens);
       const hit = s.opts.stopStrings.find((x) => x && text.includes(x));
-      if (hit !== undefined) { s.out.text = text.slice(0, text.indexOf(hit)); return this.finish(id, "stop", true); }
+      if (hit !== undefined) {
+        s.out.text = text.slice(0, text.indexOf(hit));
+        return this.finish(id, "stop", true);
+      }
     }
     if (s.out.tokens.length >= s.opts.maxNewTokens) return this.finish(id, "length");
     s.next = tok;
@@ -167,34 +252,62 @@ export class Decoder {
     return d;
   }
   /** Tokens so far of a live slot (for streaming). */
-  peek(id: number): Sample | undefined { return this.live.get(id)?.out; }
+  peek(id: number): Sample | undefined {
+    return this.live.get(id)?.out;
+  }
   /** Drops a live sequence (a client went away); its slot is free at once. */
-  cancel(id: number): void { if (this.live.delete(id)) this.free.push(id); }
+  cancel(id: number): void {
+    if (this.live.delete(id)) this.free.push(id);
+  }
 
   /** One decode step for every live sequence. */
   step(): void {
     if (this.live.size === 0) return;
-    const ids = [...this.live.keys()], B = ids.length;
-    const tokens = new Int32Array(B), pos = new Int32Array(B), slot = Int32Array.from(ids);
-    ids.forEach((id, b) => { const s = this.live.get(id)!; tokens[b] = s.next; pos[b] = s.pos; });
+    const ids = [...this.live.keys()],
+      B = ids.length;
+    const tokens = new Int32Array(B),
+      pos = new Int32Array(B),
+      slot = Int32Array.from(ids);
+    ids.forEach((id, b) => {
+      const s = this.live.get(id)!;
+      tokens[b] = s.next;
+      pos[b] = s.pos;
+    });
     const logits = forwardCached(this.model, this.cache, tokens, pos, slot, 1, true, this.fusedDecode);
     const V = this.model.config.vocab_size;
-    ids.forEach((id, b) => { const s = this.live.get(id)!; s.pos++; this.accept(id, s, logits.data.subarray(b * V, (b + 1) * V)); });
+    ids.forEach((id, b) => {
+      const s = this.live.get(id)!;
+      s.pos++;
+      this.accept(id, s, logits.data.subarray(b * V, (b + 1) * V));
+    });
     E.endStep();
   }
 }
 
 /** Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`. */
-export function generate(model: Model, prompts: readonly (readonly number[])[], seeds: readonly number[], opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string; fusedDecode?: boolean } = {}): Sample[] {
+export function generate(
+  model: Model,
+  prompts: readonly (readonly number[])[],
+  seeds: readonly number[],
+  opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string; fusedDecode?: boolean } = {},
+): Sample[] {
   const o: SampleOptions = { ...defaultSampleOptions, ...opts };
-  if (seeds.length !== prompts.length) throw new FrugalError("SAMPLE", `${prompts.length} prompts but ${seeds.length} seeds`);
+  if (seeds.length !== prompts.length)
+    throw new FrugalError("SAMPLE", `${prompts.length} prompts but ${seeds.length} seeds`);
   const longest = Math.max(1, ...prompts.map((p) => p.length));
   const ctx = Math.min(model.config.max_position_embeddings, longest + o.maxNewTokens);
-  const dec = new Decoder(model, Math.max(1, Math.min(opts.batch ?? 16, prompts.length)), ctx, opts.fusedDecode ?? true);
+  const dec = new Decoder(
+    model,
+    Math.max(1, Math.min(opts.batch ?? 16, prompts.length)),
+    ctx,
+    opts.fusedDecode ?? true,
+  );
   const results: Sample[] = new Array(prompts.length);
   const slotOf = new Map<number, number>();
   let nextPrompt = 0;
-  const collect = () => { for (const [slot, s] of dec.takeFinished()) results[slotOf.get(slot)!] = s; };
+  const collect = () => {
+    for (const [slot, s] of dec.takeFinished()) results[slotOf.get(slot)!] = s;
+  };
   while (nextPrompt < prompts.length || dec.active > 0) {
     while (dec.capacity > 0 && nextPrompt < prompts.length) {
       const i = nextPrompt++;

@@ -12,25 +12,42 @@ import { type Model, modelFromTensors, p } from "./transformer.js";
  * pieces(i), the old ids that spell it, so it starts where the model's reading of those pieces is.
  */
 export function growVocab(model: Model, vocabSize: number, pieces: (id: number) => readonly number[]): Model {
-  const c = model.config, C = c.hidden_size, V0 = c.vocab_size;
-  if (vocabSize < V0) throw new FrugalError("CONFIG", `growVocab: the new vocabulary (${vocabSize}) is smaller than the model's (${V0})`);
-  const spelled = Array.from({ length: vocabSize - V0 }, (_, k) => { // each new token's pieces, asked for once
+  const c = model.config,
+    C = c.hidden_size,
+    V0 = c.vocab_size;
+  if (vocabSize < V0)
+    throw new FrugalError("CONFIG", `growVocab: the new vocabulary (${vocabSize}) is smaller than the model's (${V0})`);
+  const spelled = Array.from({ length: vocabSize - V0 }, (_, k) => {
+    // each new token's pieces, asked for once
     const ps = pieces(V0 + k);
-    if (!ps.length || ps.some((q) => !(q >= 0 && q < V0))) throw internal(`growVocab: new token ${V0 + k} is spelled by ${JSON.stringify(ps)}, expected old ids below ${V0}`);
+    if (!ps.length || ps.some((q) => !(q >= 0 && q < V0)))
+      throw internal(
+        `growVocab: new token ${V0 + k} is spelled by ${JSON.stringify(ps)}, expected old ids below ${V0}`,
+      );
     return ps;
   });
   const tensors = new Map([...model.params].map(([n, t]) => [n, t.data]));
-  for (const name of c.tie_word_embeddings ? ["model.embed_tokens.weight"] : ["model.embed_tokens.weight", "lm_head.weight"]) {
-    const old = tensors.get(name)!, grown = new Float32Array(vocabSize * C);
+  for (const name of c.tie_word_embeddings
+    ? ["model.embed_tokens.weight"]
+    : ["model.embed_tokens.weight", "lm_head.weight"]) {
+    const old = tensors.get(name)!,
+      grown = new Float32Array(vocabSize * C);
     grown.set(old);
-    spelled.forEach((ps, k) => { for (const q of ps) for (let j = 0; j < C; j++) grown[(V0 + k) * C + j]! += old[q * C + j]! / ps.length; });
+    spelled.forEach((ps, k) => {
+      for (const q of ps) for (let j = 0; j < C; j++) grown[(V0 + k) * C + j]! += old[q * C + j]! / ps.length;
+    });
     tensors.set(name, grown);
   }
   return modelFromTensors({ ...c, vocab_size: vocabSize }, tensors, "growVocab");
 }
 
 /** The widths widenModel grows to; each at least the model's own. */
-export interface Widths { hidden_size: number; num_attention_heads: number; num_key_value_heads: number; intermediate_size: number }
+export interface Widths {
+  hidden_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  intermediate_size: number;
+}
 
 /**
  * The same function in a wider model (more hidden dims, heads and MLP units), so a later stage has more
@@ -40,29 +57,66 @@ export interface Widths { hidden_size: number; num_attention_heads: number; num_
  * Old heads keep their key/value heads (the query-per-key/value group size must stay).
  */
 export function widenModel(model: Model, to: Widths, seed: number): Model {
-  const c = model.config, D = headDim(c), C0 = c.hidden_size, C1 = to.hidden_size, H0 = c.num_attention_heads, K0 = c.num_key_value_heads;
+  const c = model.config,
+    D = headDim(c),
+    C0 = c.hidden_size,
+    C1 = to.hidden_size,
+    H0 = c.num_attention_heads,
+    K0 = c.num_key_value_heads;
   const bad = (Object.keys(to) as (keyof Widths)[]).filter((k) => !(Number.isInteger(to[k]) && to[k] >= c[k]));
-  if (bad.length) throw new FrugalError("CONFIG", `widenModel: ${bad.map((k) => `${k} ${to[k]}`).join(", ")} must be integers at least the model's (${bad.map((k) => c[k]).join(", ")}); a model can only grow`);
-  if (to.num_attention_heads * D !== C1 || to.num_attention_heads % to.num_key_value_heads || to.num_attention_heads / to.num_key_value_heads !== H0 / K0) {
-    throw new FrugalError("CONFIG", `widenModel: heads must keep their size ${D} (hidden_size = ${D} × num_attention_heads) and the ${H0 / K0} query heads per key/value head; got hidden_size ${C1}, ${to.num_attention_heads} heads, ${to.num_key_value_heads} key/value heads`);
+  if (bad.length)
+    throw new FrugalError(
+      "CONFIG",
+      `widenModel: ${bad.map((k) => `${k} ${to[k]}`).join(", ")} must be integers at least the model's (${bad.map((k) => c[k]).join(", ")}); a model can only grow`,
+    );
+  if (
+    to.num_attention_heads * D !== C1 ||
+    to.num_attention_heads % to.num_key_value_heads ||
+    to.num_attention_heads / to.num_key_value_heads !== H0 / K0
+  ) {
+    throw new FrugalError(
+      "CONFIG",
+      `widenModel: heads must keep their size ${D} (hidden_size = ${D} × num_attention_heads) and the ${H0 / K0} query heads per key/value head; got hidden_size ${C1}, ${to.num_attention_heads} heads, ${to.num_key_value_heads} key/value heads`,
+    );
   }
-  const rng = new Rng(seed), I0 = c.intermediate_size, I1 = to.intermediate_size, s = Math.sqrt(C0 / C1);
+  const rng = new Rng(seed),
+    I0 = c.intermediate_size,
+    I1 = to.intermediate_size,
+    s = Math.sqrt(C0 / C1);
   // old (r0 × c0) block at the top left of (r1 × c1); the rest: random where `fresh` says so, else zero
-  const grow = (old: Float32Array, r0: number, c0: number, r1: number, c1: number, fresh: (r: number, col: number) => boolean) => {
+  const grow = (
+    old: Float32Array,
+    r0: number,
+    c0: number,
+    r1: number,
+    c1: number,
+    fresh: (r: number, col: number) => boolean,
+  ) => {
     const out = new Float32Array(r1 * c1);
-    for (let r = 0; r < r1; r++) for (let j = 0; j < c1; j++) out[r * c1 + j] = r < r0 && j < c0 ? old[r * c0 + j]! : fresh(r, j) ? 0.02 * rng.normal() : 0;
+    for (let r = 0; r < r1; r++)
+      for (let j = 0; j < c1; j++)
+        out[r * c1 + j] = r < r0 && j < c0 ? old[r * c0 + j]! : fresh(r, j) ? 0.02 * rng.normal() : 0;
     return out;
   };
-  const reads = () => true, writes = () => false, t = new Map<string, Float32Array>();
+  const reads = () => true,
+    writes = () => false,
+    t = new Map<string, Float32Array>();
   for (const [name, param] of model.params) {
-    const w = param.data, tail = name.replace(/^model\.layers\.\d+\./, "");
-    if (name.endsWith("norm.weight")) t.set(name, Float32Array.from({ length: C1 }, (_, j) => (j < C0 ? w[j]! : 1) * s));
+    const w = param.data,
+      tail = name.replace(/^model\.layers\.\d+\./, "");
+    if (name.endsWith("norm.weight"))
+      t.set(
+        name,
+        Float32Array.from({ length: C1 }, (_, j) => (j < C0 ? w[j]! : 1) * s),
+      );
     else if (name === "model.embed_tokens.weight") t.set(name, grow(w, c.vocab_size, C0, c.vocab_size, C1, writes));
     else if (name === "lm_head.weight") t.set(name, grow(w, c.vocab_size, C0, c.vocab_size, C1, reads));
     else if (tail === "self_attn.q_proj.weight") t.set(name, grow(w, H0 * D, C0, C1, C1, reads));
-    else if (/self_attn\.[kv]_proj\.weight$/.test(tail)) t.set(name, grow(w, K0 * D, C0, to.num_key_value_heads * D, C1, reads));
+    else if (/self_attn\.[kv]_proj\.weight$/.test(tail))
+      t.set(name, grow(w, K0 * D, C0, to.num_key_value_heads * D, C1, reads));
     else if (tail === "self_attn.q_proj.bias") t.set(name, grow(w, 1, H0 * D, 1, C1, writes));
-    else if (/self_attn\.[kv]_proj\.bias$/.test(tail)) t.set(name, grow(w, 1, K0 * D, 1, to.num_key_value_heads * D, writes));
+    else if (/self_attn\.[kv]_proj\.bias$/.test(tail))
+      t.set(name, grow(w, 1, K0 * D, 1, to.num_key_value_heads * D, writes));
     else if (tail === "self_attn.o_proj.weight") t.set(name, grow(w, C0, H0 * D, C1, C1, writes));
     else if (/mlp\.(gate|up)_proj\.weight$/.test(tail)) t.set(name, grow(w, I0, C0, I1, C1, reads));
     else if (tail === "mlp.down_proj.weight") t.set(name, grow(w, C0, I0, C1, I1, writes));
@@ -73,13 +127,24 @@ export function widenModel(model: Model, to: Widths, seed: number): Model {
 
 /** The shape mergeModels gives n members of shape c. */
 export function mergedConfig(c: ModelConfig, n: number): ModelConfig {
-  return { ...c, hidden_size: c.hidden_size * n, num_attention_heads: c.num_attention_heads * n, num_key_value_heads: c.num_key_value_heads * n, intermediate_size: c.intermediate_size * n };
+  return {
+    ...c,
+    hidden_size: c.hidden_size * n,
+    num_attention_heads: c.num_attention_heads * n,
+    num_key_value_heads: c.num_key_value_heads * n,
+    intermediate_size: c.intermediate_size * n,
+  };
 }
 
 /** The shape addBiasChannel gives a model of shape c: one more key/value head's group of heads (its eps rescaled by widenModel). */
 export function biasChannelConfig(c: ModelConfig): Widths {
   const rep = c.num_attention_heads / c.num_key_value_heads;
-  return { hidden_size: c.hidden_size + rep * headDim(c), num_attention_heads: c.num_attention_heads + rep, num_key_value_heads: c.num_key_value_heads + 1, intermediate_size: c.intermediate_size };
+  return {
+    hidden_size: c.hidden_size + rep * headDim(c),
+    num_attention_heads: c.num_attention_heads + rep,
+    num_key_value_heads: c.num_key_value_heads + 1,
+    intermediate_size: c.intermediate_size,
+  };
 }
 
 /**
@@ -91,20 +156,31 @@ export function biasChannelConfig(c: ModelConfig): Widths {
  */
 export function mergeModels(models: readonly Model[]): Model {
   if (!models.length) throw internal("mergeModels needs at least one model");
-  const c = models[0]!.config, n = models.length;
+  const c = models[0]!.config,
+    n = models.length;
   const differs = models.findIndex((m) => JSON.stringify(m.config) !== JSON.stringify(c));
-  if (differs > 0) throw new FrugalError("CONFIG", `mergeModels: member ${differs} has config ${JSON.stringify(models[differs]!.config)}, expected the first member's ${JSON.stringify(c)}; members must share one shape and vocabulary`);
+  if (differs > 0)
+    throw new FrugalError(
+      "CONFIG",
+      `mergeModels: member ${differs} has config ${JSON.stringify(models[differs]!.config)}, expected the first member's ${JSON.stringify(c)}; members must share one shape and vocabulary`,
+    );
   const t = new Map<string, Float32Array>();
   for (const [name, param] of models[0]!.params) {
-    const parts = models.map((m) => m.params.get(name)!.data), [rows, cols] = param.shape.length === 2 ? [param.shape[0]!, param.shape[1]!] : [1, param.shape[0]!];
+    const parts = models.map((m) => m.params.get(name)!.data),
+      [rows, cols] = param.shape.length === 2 ? [param.shape[0]!, param.shape[1]!] : [1, param.shape[0]!];
     // vocabulary tables and vectors keep their rows (member dims side by side); weight matrices stack members diagonally
     const diagonal = rows > 1 && name !== "model.embed_tokens.weight" && name !== "lm_head.weight";
-    const Ccols = cols * n, out = new Float32Array((diagonal ? rows * n : rows) * Ccols);
+    const Ccols = cols * n,
+      out = new Float32Array((diagonal ? rows * n : rows) * Ccols);
     parts.forEach((w, m) => {
       const r0 = diagonal ? m * rows : 0;
-      for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) out[(r0 + r) * Ccols + m * cols + j] = w[r * cols + j]!;
+      for (let r = 0; r < rows; r++)
+        for (let j = 0; j < cols; j++) out[(r0 + r) * Ccols + m * cols + j] = w[r * cols + j]!;
     });
-    if (name === "model.norm.weight") out.forEach((x, i) => { out[i] = x / n; });
+    if (name === "model.norm.weight")
+      out.forEach((x, i) => {
+        out[i] = x / n;
+      });
     t.set(name, out);
   }
   return modelFromTensors(mergedConfig(c, n), t, "mergeModels");
@@ -120,21 +196,33 @@ export function mergeModels(models: readonly Model[]): Model {
  * Tied heads cannot carry a per-token bias.
  */
 export function addBiasChannel(model: Model, carrier: number, seed: number): Model {
-  const c = model.config, C0 = c.hidden_size;
-  if (c.tie_word_embeddings) throw new FrugalError("CONFIG", "addBiasChannel: a tied LM head reads the bias channel for every token alike; untie the head (tie_word_embeddings: false) to give one token a bias");
-  if (!(Number.isInteger(carrier) && carrier >= 0 && carrier < c.vocab_size)) throw internal(`addBiasChannel: carrier token ${carrier} is outside the vocabulary of ${c.vocab_size}`);
+  const c = model.config,
+    C0 = c.hidden_size;
+  if (c.tie_word_embeddings)
+    throw new FrugalError(
+      "CONFIG",
+      "addBiasChannel: a tied LM head reads the bias channel for every token alike; untie the head (tie_word_embeddings: false) to give one token a bias",
+    );
+  if (!(Number.isInteger(carrier) && carrier >= 0 && carrier < c.vocab_size))
+    throw internal(`addBiasChannel: carrier token ${carrier} is outside the vocabulary of ${c.vocab_size}`);
   const w = widenModel(model, biasChannelConfig(c), seed);
-  const C1 = w.config.hidden_size, emb = p(w, "model.embed_tokens.weight").data;
-  let ss = 0; for (let v = 0; v < c.vocab_size; v++) for (let j = 0; j < C0; j++) ss += emb[v * C1 + j]! ** 2;
+  const C1 = w.config.hidden_size,
+    emb = p(w, "model.embed_tokens.weight").data;
+  let ss = 0;
+  for (let v = 0; v < c.vocab_size; v++) for (let j = 0; j < C0; j++) ss += emb[v * C1 + j]! ** 2;
   emb[carrier * C1 + C0] = Math.sqrt(ss / (c.vocab_size * C0));
-  p(w, "lm_head.weight").data.forEach((_, i, head) => { if (i % C1 === C0) head[i] = 0; });
+  p(w, "lm_head.weight").data.forEach((_, i, head) => {
+    if (i % C1 === C0) head[i] = 0;
+  });
   for (const [name, t] of w.params) if (name.endsWith("layernorm.weight")) t.data[C0] = 0;
   return w;
 }
 
 /** The bias channel's index (a dim no layer norm reads and some embedding sets), or -1 when the model has none. */
 export function biasChannel(model: Model): number {
-  const C = model.config.hidden_size, emb = p(model, "model.embed_tokens.weight").data, norms = [...model.params].filter(([n]) => n.endsWith("layernorm.weight"));
+  const C = model.config.hidden_size,
+    emb = p(model, "model.embed_tokens.weight").data,
+    norms = [...model.params].filter(([n]) => n.endsWith("layernorm.weight"));
   for (let j = 0; j < C; j++) {
     if (norms.some(([, t]) => t.data[j] !== 0)) continue;
     for (let v = 0; v < model.config.vocab_size; v++) if (emb[v * C + j] !== 0) return j;

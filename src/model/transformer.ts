@@ -35,12 +35,24 @@ export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float
   for (const [name, shape] of shapes) {
     const data = tensors.get(name);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (!data) throw new FrugalError("CHECKPOINT", `${source}: tensor ${name} is missing (expected shape [${shape.join(", ")}])`);
-    if (data.length !== n) throw new FrugalError("CHECKPOINT", `${source}: tensor ${name} has ${data.length} values, config.json implies [${shape.join(", ")}] = ${n}; the config does not match the weights`);
+    if (!data)
+      throw new FrugalError(
+        "CHECKPOINT",
+        `${source}: tensor ${name} is missing (expected shape [${shape.join(", ")}])`,
+      );
+    if (data.length !== n)
+      throw new FrugalError(
+        "CHECKPOINT",
+        `${source}: tensor ${name} has ${data.length} values, config.json implies [${shape.join(", ")}] = ${n}; the config does not match the weights`,
+      );
     params.set(name, E.param(shape, data));
   }
   const extra = [...tensors.keys()].filter((k) => !shapes.has(k) && !k.endsWith("rotary_emb.inv_freq"));
-  if (extra.length) throw new FrugalError("CHECKPOINT", `${source}: unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}; is this the Llama/Qwen2 layout?`);
+  if (extra.length)
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${source}: unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}; is this the Llama/Qwen2 layout?`,
+    );
   return { config, params, rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings) };
 }
 
@@ -55,13 +67,23 @@ type AttnFn = (q: Tensor, k: Tensor, v: Tensor) => Tensor; // (N,H,D), (N,KVH,D)
 
 /** One layer's weights by their HF names; q/k/v biases only where the config has them (Qwen2). */
 function blockWeights(model: Model, l: number): E.BlockWeights {
-  const pre = `model.layers.${l}.`, at = pre + "self_attn.", bias = model.config.attention_bias;
+  const pre = `model.layers.${l}.`,
+    at = pre + "self_attn.",
+    bias = model.config.attention_bias;
   const w = (n: string) => p(model, pre + n + ".weight");
   return {
-    ln1: w("input_layernorm"), wq: w("self_attn.q_proj"), wk: w("self_attn.k_proj"), wv: w("self_attn.v_proj"),
-    bq: bias ? p(model, at + "q_proj.bias") : undefined, bk: bias ? p(model, at + "k_proj.bias") : undefined,
-    bv: bias ? p(model, at + "v_proj.bias") : undefined, wo: w("self_attn.o_proj"), ln2: w("post_attention_layernorm"),
-    wg: w("mlp.gate_proj"), wu: w("mlp.up_proj"), wd: w("mlp.down_proj"),
+    ln1: w("input_layernorm"),
+    wq: w("self_attn.q_proj"),
+    wk: w("self_attn.k_proj"),
+    wv: w("self_attn.v_proj"),
+    bq: bias ? p(model, at + "q_proj.bias") : undefined,
+    bk: bias ? p(model, at + "k_proj.bias") : undefined,
+    bv: bias ? p(model, at + "v_proj.bias") : undefined,
+    wo: w("self_attn.o_proj"),
+    ln2: w("post_attention_layernorm"),
+    wg: w("mlp.gate_proj"),
+    wu: w("mlp.up_proj"),
+    wd: w("mlp.down_proj"),
   };
 }
 
@@ -72,7 +94,10 @@ function proj(x: Tensor, W: Tensor, bias?: Tensor): Tensor {
 }
 
 function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {
-  const c = model.config, w = blockWeights(model, l), N = x.shape[0]!, D = headDim(c);
+  const c = model.config,
+    w = blockWeights(model, l),
+    N = x.shape[0]!,
+    D = headDim(c);
   const h = E.rmsnorm(x, w.ln1, c.rms_norm_eps);
   const q = E.rope(proj(h, w.wq, w.bq).view([N, c.num_attention_heads, D]), pos, model.rope);
   const k = E.rope(proj(h, w.wk, w.bk).view([N, c.num_key_value_heads, D]), pos, model.rope);
@@ -93,15 +118,24 @@ export function head(model: Model, x: Tensor): Tensor {
 /** The blocks over B sequences of T tokens (ids row-major (B, T)) → final hidden states (B·T, C), before the norm. */
 export function trunk(model: Model, ids: Int32Array, B: number, T: number, op: string): Tensor {
   const c = model.config;
-  if (ids.length !== B * T) throw new FrugalError("SHAPE", `${op}: expected ${B}×${T} = ${B * T} token ids, got ${ids.length}`);
-  if (T > c.max_position_embeddings) throw new FrugalError("CONTEXT", `${op}: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`);
+  if (ids.length !== B * T)
+    throw new FrugalError("SHAPE", `${op}: expected ${B}×${T} = ${B * T} token ids, got ${ids.length}`);
+  if (T > c.max_position_embeddings)
+    throw new FrugalError(
+      "CONTEXT",
+      `${op}: sequence length ${T} exceeds max_position_embeddings ${c.max_position_embeddings}`,
+    );
   const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
   let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
   const D = headDim(c);
   for (let l = 0; l < c.num_hidden_layers; l++) {
     x = block(model, l, x, pos, (q, k, v) =>
-      E.attention(q.view([B, T, c.num_attention_heads, D]), k.view([B, T, c.num_key_value_heads, D]), v.view([B, T, c.num_key_value_heads, D]))
-        .view([B * T, c.num_attention_heads * D]));
+      E.attention(
+        q.view([B, T, c.num_attention_heads, D]),
+        k.view([B, T, c.num_key_value_heads, D]),
+        v.view([B, T, c.num_key_value_heads, D]),
+      ).view([B * T, c.num_attention_heads * D]),
+    );
   }
   return x;
 }
@@ -115,8 +149,16 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
 export class KVCache {
   readonly k: Float32Array[];
   readonly v: Float32Array[];
-  constructor(readonly config: ModelConfig, readonly slots: number, readonly Tmax: number) {
-    if (Tmax > config.max_position_embeddings) throw new FrugalError("CONTEXT", `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`);
+  constructor(
+    readonly config: ModelConfig,
+    readonly slots: number,
+    readonly Tmax: number,
+  ) {
+    if (Tmax > config.max_position_embeddings)
+      throw new FrugalError(
+        "CONTEXT",
+        `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`,
+      );
     const n = slots * Tmax * config.num_key_value_heads * headDim(config);
     this.k = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
     this.v = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
@@ -129,34 +171,71 @@ export class KVCache {
  * lastOnly. No gradients. Decoding (Tn = 1) runs each block as one fused kernel call unless fused is
  * false (the op-by-op path: the benchmark's reference and the tests' cross-check).
  */
-export function forwardCached(model: Model, cache: KVCache, ids: Int32Array, pos: Int32Array, slot: Int32Array, Tn: number, lastOnly: boolean, fused = true): Tensor {
+export function forwardCached(
+  model: Model,
+  cache: KVCache,
+  ids: Int32Array,
+  pos: Int32Array,
+  slot: Int32Array,
+  Tn: number,
+  lastOnly: boolean,
+  fused = true,
+): Tensor {
   return E.noGrad(() => {
-    const c = model.config, B = pos.length, D = headDim(c), KVH = c.num_key_value_heads, row = KVH * D;
-    if (ids.length !== B * Tn) throw new FrugalError("SHAPE", `forwardCached: expected ${B}×${Tn} ids, got ${ids.length}`);
+    const c = model.config,
+      B = pos.length,
+      D = headDim(c),
+      KVH = c.num_key_value_heads,
+      row = KVH * D;
+    if (ids.length !== B * Tn)
+      throw new FrugalError("SHAPE", `forwardCached: expected ${B}×${Tn} ids, got ${ids.length}`);
     if (slot.length !== B) throw new FrugalError("SHAPE", `forwardCached: ${B} positions but ${slot.length} slots`);
     const positions = new Int32Array(B * Tn);
     for (let b = 0; b < B; b++) {
-      if (pos[b]! + Tn > cache.Tmax) throw new FrugalError("CONTEXT", `sequence ${b} would reach position ${pos[b]! + Tn}, past the context of ${cache.Tmax}; shorten the prompt or max_tokens`);
+      if (pos[b]! + Tn > cache.Tmax)
+        throw new FrugalError(
+          "CONTEXT",
+          `sequence ${b} would reach position ${pos[b]! + Tn}, past the context of ${cache.Tmax}; shorten the prompt or max_tokens`,
+        );
       for (let t = 0; t < Tn; t++) positions[b * Tn + t] = pos[b]! + t;
     }
     let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
     for (let l = 0; l < c.num_hidden_layers; l++) {
-      if (Tn === 1 && fused) { // decoding: the whole block in one kernel call
-        x = E.decodeBlock(x, blockWeights(model, l), model.rope, cache.k[l]!, cache.v[l]!, pos, slot, cache.Tmax, c.num_attention_heads, KVH, c.rms_norm_eps);
+      if (Tn === 1 && fused) {
+        // decoding: the whole block in one kernel call
+        x = E.decodeBlock(
+          x,
+          blockWeights(model, l),
+          model.rope,
+          cache.k[l]!,
+          cache.v[l]!,
+          pos,
+          slot,
+          cache.Tmax,
+          c.num_attention_heads,
+          KVH,
+          c.rms_norm_eps,
+        );
         continue;
       }
       x = block(model, l, x, positions, (q, k, v) => {
-        const kc = cache.k[l]!, vc = cache.v[l]!;
+        const kc = cache.k[l]!,
+          vc = cache.v[l]!;
         for (let b = 0; b < B; b++) {
-          const dst = (slot[b]! * cache.Tmax + pos[b]!) * row, src = b * Tn * row;
+          const dst = (slot[b]! * cache.Tmax + pos[b]!) * row,
+            src = b * Tn * row;
           kc.set(k.data.subarray(src, src + Tn * row), dst);
           vc.set(v.data.subarray(src, src + Tn * row), dst);
         }
-        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([B * Tn, c.num_attention_heads * D]);
+        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([
+          B * Tn,
+          c.num_attention_heads * D,
+        ]);
       });
     }
     if (lastOnly && Tn > 1) {
-      const C = c.hidden_size, last = E.output([B, C], false);
+      const C = c.hidden_size,
+        last = E.output([B, C], false);
       for (let b = 0; b < B; b++) last.data.set(x.data.subarray(((b + 1) * Tn - 1) * C, (b + 1) * Tn * C), b * C);
       x = last;
     }

@@ -20,24 +20,52 @@ const cli = join(repoRoot, "dist/cli/main.js");
 const tinyFile = join(repoRoot, "recipes/tiny.json");
 const hash = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 const weights = (out: string, stage: string) => hash(join(stageDir(out, stage), "checkpoint/model.safetensors"));
-const metrics = (out: string, stage: string) => readFileSync(join(stageDir(out, stage), "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => { const m = JSON.parse(l); delete m.wallMs; delete m.tokensPerSec; return m; });
+const metrics = (out: string, stage: string) =>
+  readFileSync(join(stageDir(out, stage), "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      const m = JSON.parse(l);
+      delete m.wallMs;
+      delete m.tokensPerSec;
+      return m;
+    });
 
 test("tiny recipe: every stage (pretrain, SFT, GRPO, rejection-sampling SFT, distillation) runs end to end, evaluated and billed", () => {
   const out = join(tempDir(), "run");
   const r = runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true });
   assert.equal(r.stopped, null);
-  assert.deepEqual(r.stages.map((s) => s.name), ["base", "sft", "grpo", "rs-sft", "distill"]);
+  assert.deepEqual(
+    r.stages.map((s) => s.name),
+    ["base", "sft", "grpo", "rs-sft", "distill"],
+  );
   assert.equal(r.evals.length, 5);
   for (const s of r.stages) assert.ok(existsSync(join(stageDir(out, s.name), "checkpoint/model.safetensors")));
   const grpo = metrics(out, "grpo");
-  for (const k of ["reward", "accuracy", "format", "lenMean", "lenMax", "reflections", "kl", "clipFrac", "zeroVarFrac", "entropy", "loss"]) assert.ok(k in grpo[0], `GRPO logs ${k}`);
+  for (const k of [
+    "reward",
+    "accuracy",
+    "format",
+    "lenMean",
+    "lenMax",
+    "reflections",
+    "kl",
+    "clipFrac",
+    "zeroVarFrac",
+    "entropy",
+    "loss",
+  ])
+    assert.ok(k in grpo[0], `GRPO logs ${k}`);
   const { entries, skipped } = readLedger(out);
   assert.equal(skipped.length, 0);
   const bill = makeBill(entries, [], r.wallS);
   // the ledger covers the run: what no stage, eval or forecast entry covered is its own "run overhead" entry
   assert.ok(Math.abs(bill.totalWallS - r.wallS) < 1e-6, `ledger ${bill.totalWallS} s vs run ${r.wallS} s`);
   const overhead = entries.filter((e) => e.stage === "run overhead");
-  assert.ok(overhead.length === 1 && overhead[0]!.kind === "setup" && overhead[0]!.wallS < 0.5 * r.wallS, JSON.stringify(overhead));
+  assert.ok(
+    overhead.length === 1 && overhead[0]!.kind === "setup" && overhead[0]!.wallS < 0.5 * r.wallS,
+    JSON.stringify(overhead),
+  );
   assert.ok(bill.totalUsd > 0 && bill.stages.every((s) => s.costUsd >= 0));
   // a crash mid-write leaves a truncated last line: it is skipped, named, and the rest still adds up
   appendFileSync(join(out, "ledger.jsonl"), '{"stage":"broken","wallS":1');
@@ -45,25 +73,39 @@ test("tiny recipe: every stage (pretrain, SFT, GRPO, rejection-sampling SFT, dis
   assert.equal(again.entries.length, entries.length);
   assert.equal(again.skipped.length, 1);
   assert.match(again.skipped[0]!.reason, /not valid JSON/);
-  assert.throws(() => runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true }), /already holds a run; pass --resume/);
+  assert.throws(
+    () => runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true }),
+    /already holds a run; pass --resume/,
+  );
 });
 
 test("kill -9 mid-run, then --resume: same weights and metrics as an uninterrupted run", async () => {
-  const dir = tempDir(), a = join(dir, "a"), b = join(dir, "b");
+  const dir = tempDir(),
+    a = join(dir, "a"),
+    b = join(dir, "b");
   const full = spawnSync(process.execPath, [cli, "run", tinyFile, "--out", a, "--quiet"], { encoding: "utf8" });
   assert.equal(full.status, 0, full.stderr);
   const child = spawn(process.execPath, [cli, "run", tinyFile, "--out", b, "--quiet"], { stdio: "ignore" });
   const killed = await new Promise<boolean>((resolve) => {
     const timer = setInterval(() => {
       const m = join(stageDir(b, "base"), "metrics.jsonl");
-      if (existsSync(m) && readFileSync(m, "utf8").split("\n").length > 120) { clearInterval(timer); child.kill("SIGKILL"); resolve(true); }
+      if (existsSync(m) && readFileSync(m, "utf8").split("\n").length > 120) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+        resolve(true);
+      }
     }, 20);
-    child.on("exit", () => { clearInterval(timer); resolve(false); });
+    child.on("exit", () => {
+      clearInterval(timer);
+      resolve(false);
+    });
   });
   assert.ok(killed, "the run finished before it could be killed");
   await new Promise((r) => child.on("exit", r));
   assert.ok(!existsSync(join(stageDir(b, "base"), "done.json")), "killed inside the first stage");
-  const resumed = spawnSync(process.execPath, [cli, "run", tinyFile, "--out", b, "--resume", "--quiet"], { encoding: "utf8" });
+  const resumed = spawnSync(process.execPath, [cli, "run", tinyFile, "--out", b, "--resume", "--quiet"], {
+    encoding: "utf8",
+  });
   assert.equal(resumed.status, 0, resumed.stderr);
   for (const s of ["base", "sft", "grpo", "rs-sft", "distill"]) {
     assert.equal(weights(b, s), weights(a, s), `${s} weights differ after resume`);
@@ -72,13 +114,17 @@ test("kill -9 mid-run, then --resume: same weights and metrics as an uninterrupt
 });
 
 test("budget cap: stops at a step boundary with the checkpoint saved, overshooting by at most one step", () => {
-  const out = join(tempDir(), "run"), cap = 2e-6;
+  const out = join(tempDir(), "run"),
+    cap = 2e-6;
   const r = runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true, budgetUsd: cap });
   assert.match(r.stopped ?? "", /budget cap \$0.000002 reached/);
   const { entries } = readLedger(out);
   const stopped = entries.find((e) => e.stopped)!;
-  const lines = readFileSync(join(stageDir(out, stopped.stage), "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { wallMs: number });
-  const maxStepUsd = Math.max(...lines.map((l) => l.wallMs)) / 1000 / 3600 * stopped.usdPerHour * stopped.count;
+  const lines = readFileSync(join(stageDir(out, stopped.stage), "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { wallMs: number });
+  const maxStepUsd = (Math.max(...lines.map((l) => l.wallMs)) / 1000 / 3600) * stopped.usdPerHour * stopped.count;
   const spent = entries.reduce((a, e) => a + e.costUsd, 0);
   assert.ok(spent <= cap + maxStepUsd * 1.5 + 1e-9, `spent ${spent} vs cap ${cap} + one step ${maxStepUsd}`);
   assert.ok(existsSync(join(stageDir(out, stopped.stage), "checkpoint/model.safetensors")));
@@ -86,27 +132,87 @@ test("budget cap: stops at a step boundary with the checkpoint saved, overshooti
 
 test("non-finite loss stops the stage, names the step and keeps the last good checkpoint", () => {
   const saved: number[] = [];
-  const io: StageIO = { name: "s", dir: tempDir(), seed: 1, checkpointEvery: 2, progress: () => {}, shouldStop: () => null };
-  assert.throws(() => runLoop(io, 0, 10, (s) => {
-    if (s === 5) throw new FrugalError("NONFINITE", "crossEntropy: loss holds NaN");
-    return { metrics: { loss: 1 }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 } };
-  }, (s) => saved.push(s)), /s: step 5 produced a non-finite value .* last good checkpoint \(before step 5\)/);
+  const io: StageIO = {
+    name: "s",
+    dir: tempDir(),
+    seed: 1,
+    checkpointEvery: 2,
+    progress: () => {},
+    shouldStop: () => null,
+  };
+  assert.throws(
+    () =>
+      runLoop(
+        io,
+        0,
+        10,
+        (s) => {
+          if (s === 5) throw new FrugalError("NONFINITE", "crossEntropy: loss holds NaN");
+          return { metrics: { loss: 1 }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 } };
+        },
+        (s) => saved.push(s),
+      ),
+    /s: step 5 produced a non-finite value .* last good checkpoint \(before step 5\)/,
+  );
   assert.deepEqual(saved, [2, 4]);
 });
 
 test("bad recipes: unknown keys, missing stage inputs, duplicate names — each names the problem", () => {
   const base = JSON.parse(readFileSync(tinyFile, "utf8"));
-  const bad = (mut: (r: any) => void) => { const r = structuredClone(base); mut(r); return () => parseRecipe(r, "r.json"); };
-  assert.throws(bad((r) => { r.stages[0].learningRate = 1; }), /stages.0: Unrecognized key.*learningRate/);
-  assert.throws(bad((r) => { r.stages[1].from = "nope"; }), /stage "sft" reads from "nope", which is not an earlier stage/);
-  assert.throws(bad((r) => { r.stages[1].name = "base"; }), /two stages are named "base"/);
-  assert.throws(bad((r) => { r.stages[2].variant = "ppo"; }), /stages.2.variant/);
-  assert.throws(bad((r) => { r.bogus = 1; }), /Unrecognized key.*bogus/);
-  assert.throws(bad((r) => { r.stages[0].tokenizer = "bpe"; }), /stages.0.tokenizer: expected "char" or \{ "type": "bpe", "vocabSize": 300 or more/);
-  assert.throws(bad((r) => { r.stages[0].tokenizer = { type: "bpe", vocabSize: 100 }; }), /stages.0.tokenizer.vocabSize/);
+  const bad = (mut: (r: any) => void) => {
+    const r = structuredClone(base);
+    mut(r);
+    return () => parseRecipe(r, "r.json");
+  };
+  assert.throws(
+    bad((r) => {
+      r.stages[0].learningRate = 1;
+    }),
+    /stages.0: Unrecognized key.*learningRate/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.stages[1].from = "nope";
+    }),
+    /stage "sft" reads from "nope", which is not an earlier stage/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.stages[1].name = "base";
+    }),
+    /two stages are named "base"/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.stages[2].variant = "ppo";
+    }),
+    /stages.2.variant/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.bogus = 1;
+    }),
+    /Unrecognized key.*bogus/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.stages[0].tokenizer = "bpe";
+    }),
+    /stages.0.tokenizer: expected "char" or \{ "type": "bpe", "vocabSize": 300 or more/,
+  );
+  assert.throws(
+    bad((r) => {
+      r.stages[0].tokenizer = { type: "bpe", vocabSize: 100 };
+    }),
+    /stages.0.tokenizer.vocabSize/,
+  );
   const guard = JSON.parse(readFileSync(join(repoRoot, "recipes/guard.json"), "utf8"));
-  for (const [k, v] of [["maxLen", 128], ["accumulate", 2]] as const) {
-    const r = structuredClone(guard); r.stages[0][k] = v; // the guard reads its model's context, one batch a step
+  for (const [k, v] of [
+    ["maxLen", 128],
+    ["accumulate", 2],
+  ] as const) {
+    const r = structuredClone(guard);
+    r.stages[0][k] = v; // the guard reads its model's context, one batch a step
     assert.throws(() => parseRecipe(r, "g.json"), new RegExp(`stages.0: Unrecognized key.*${k}`));
   }
   const f = join(tempDir(), "x.json");
@@ -115,16 +221,34 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
 });
 
 test("price table: missing or negative prices are errors naming the device; DeepSeek-R1's bill totals $294K", () => {
-  assert.throws(() => parsePriceTable({ devices: { h9: { label: "x", usdPerHour: -1, peakFlops: 1, precision: "x", source: "s", date: "d" } } }, "p.json"), /p.json: devices.h9.usdPerHour/);
-  assert.throws(() => parsePriceTable({ devices: { h9: { label: "x", peakFlops: 1, precision: "x", source: "s", date: "d" } } }, "p.json"), /devices.h9.usdPerHour/);
+  assert.throws(
+    () =>
+      parsePriceTable(
+        { devices: { h9: { label: "x", usdPerHour: -1, peakFlops: 1, precision: "x", source: "s", date: "d" } } },
+        "p.json",
+      ),
+    /p.json: devices.h9.usdPerHour/,
+  );
+  assert.throws(
+    () =>
+      parsePriceTable(
+        { devices: { h9: { label: "x", peakFlops: 1, precision: "x", source: "s", date: "d" } } },
+        "p.json",
+      ),
+    /devices.h9.usdPerHour/,
+  );
   const b = exampleBill("deepseek-r1");
   assert.equal(b.totalUsd, 294_000);
   assert.equal(b.totalDeviceHours, 147_000);
-  assert.deepEqual(b.stages.map((s) => s.costUsd), [202_000, 10_000, 82_000]);
+  assert.deepEqual(
+    b.stages.map((s) => s.costUsd),
+    [202_000, 10_000, 82_000],
+  );
 });
 
 test("every shipped recipe parses (recipes/*.json), so a recipe named in docs or errors exists and is valid", () => {
   const files = readdirSync(join(repoRoot, "recipes")).filter((f) => f.endsWith(".json"));
-  for (const f of ["mini-r1.json", "tiny.json", "tiny-safe.json", "guard.json"]) assert.ok(files.includes(f), `recipes/${f} is missing`);
+  for (const f of ["mini-r1.json", "tiny.json", "tiny-safe.json", "guard.json"])
+    assert.ok(files.includes(f), `recipes/${f} is missing`);
   for (const f of files) assert.ok(readRecipe(join(repoRoot, "recipes", f)).stages.length > 0, f);
 });

@@ -11,66 +11,96 @@ export { StageSchema, type StageConfig } from "./stages/index.js";
 
 const name = stageName;
 
-export const EvalSchema = z.object({
-  task: z.string(),
-  nProblems: z.number().int().positive().default(100),
-  k: z.number().int().positive().default(4),
-  temperature: z.number().min(0).default(0.6),
-  topP: z.number().gt(0).max(1).default(0.95),
-  maxNewTokens: z.number().int().positive().default(128),
-  difficulties: z.array(z.number().int()).optional(),
-  /** stages to evaluate (default: all) */
-  stages: z.array(name).optional(),
-}).strict();
+export const EvalSchema = z
+  .object({
+    task: z.string(),
+    nProblems: z.number().int().positive().default(100),
+    k: z.number().int().positive().default(4),
+    temperature: z.number().min(0).default(0.6),
+    topP: z.number().gt(0).max(1).default(0.95),
+    maxNewTokens: z.number().int().positive().default(128),
+    difficulties: z.array(z.number().int()).optional(),
+    /** stages to evaluate (default: all) */
+    stages: z.array(name).optional(),
+  })
+  .strict();
 
 /** The safety report of the run: safe model vs the plain model it came from, judged with the guard. */
-export const SafetyEvalSchema = z.object({
-  model: name, baseline: name, guard: name,
-  /** benign test prompts to measure over-refusal on */
-  maxBenign: z.number().int().positive().default(300),
-  /** cap on every other held-out set (tests use a small one; reports use all) */
-  maxPerSet: z.number().int().positive().optional(),
-  promptChars: z.number().int().positive().default(160),
-  /** room for reasoning + refusal; promptChars + 2 + maxNewTokens must fit the model's context */
-  maxNewTokens: z.number().int().positive().default(176),
-}).strict();
+export const SafetyEvalSchema = z
+  .object({
+    model: name,
+    baseline: name,
+    guard: name,
+    /** benign test prompts to measure over-refusal on */
+    maxBenign: z.number().int().positive().default(300),
+    /** cap on every other held-out set (tests use a small one; reports use all) */
+    maxPerSet: z.number().int().positive().optional(),
+    promptChars: z.number().int().positive().default(160),
+    /** room for reasoning + refusal; promptChars + 2 + maxNewTokens must fit the model's context */
+    maxNewTokens: z.number().int().positive().default(176),
+  })
+  .strict();
 
-export const RecipeSchema = z.object({
-  name: z.string(),
-  description: z.string().default(""),
-  seed: z.number().int().nonnegative().default(1),
-  device: z.object({ kind: z.string().default("cpu-vcpu"), count: z.number().int().positive().default(2) }).strict().default({ kind: "cpu-vcpu", count: 2 }),
-  checkpointEvery: z.number().int().positive().default(25),
-  stages: z.array(StageSchema).min(1),
-  eval: EvalSchema.optional(),
-  safetyEval: SafetyEvalSchema.optional(),
-}).strict();
+export const RecipeSchema = z
+  .object({
+    name: z.string(),
+    description: z.string().default(""),
+    seed: z.number().int().nonnegative().default(1),
+    device: z
+      .object({ kind: z.string().default("cpu-vcpu"), count: z.number().int().positive().default(2) })
+      .strict()
+      .default({ kind: "cpu-vcpu", count: 2 }),
+    checkpointEvery: z.number().int().positive().default(25),
+    stages: z.array(StageSchema).min(1),
+    eval: EvalSchema.optional(),
+    safetyEval: SafetyEvalSchema.optional(),
+  })
+  .strict();
 export type Recipe = z.infer<typeof RecipeSchema>;
 
 export function parseRecipe(raw: unknown, source: string): Recipe {
   const p = RecipeSchema.safeParse(raw);
   if (!p.success) {
-    const issues = p.error.issues.slice(0, 5).map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
+    const issues = p.error.issues
+      .slice(0, 5)
+      .map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`)
+      .join("\n");
     throw new FrugalError("RECIPE", `${source} is not a valid recipe:\n${issues}`);
   }
-  const r = p.data, seen = new Set<string>();
+  const r = p.data,
+    seen = new Set<string>();
   for (const s of r.stages) {
     if (seen.has(s.name)) throw new FrugalError("RECIPE", `${source}: two stages are named "${s.name}"`);
     for (const input of kindOf(s).inputs(s)) {
       if (seen.has(input)) continue;
       const earlier = [...seen].join(", ") || "none";
-      throw new FrugalError("RECIPE", `${source}: stage "${s.name}" reads from "${input}", which is not an earlier stage (earlier: ${earlier})`);
+      throw new FrugalError(
+        "RECIPE",
+        `${source}: stage "${s.name}" reads from "${input}", which is not an earlier stage (earlier: ${earlier})`,
+      );
     }
     seen.add(s.name);
   }
-  for (const s of r.eval?.stages ?? []) if (!seen.has(s)) throw new FrugalError("RECIPE", `${source}: eval.stages names "${s}", which is not a stage`);
+  for (const s of r.eval?.stages ?? [])
+    if (!seen.has(s)) throw new FrugalError("RECIPE", `${source}: eval.stages names "${s}", which is not a stage`);
   return r;
 }
 
 export function readRecipe(file: string): Recipe {
   let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) { throw new FrugalError("RECIPE", `cannot read recipe ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new FrugalError(
+      "RECIPE",
+      `cannot read recipe ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) { throw new FrugalError("RECIPE", `${file} is not valid JSON: ${(e as Error).message}`); }
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new FrugalError("RECIPE", `${file} is not valid JSON: ${(e as Error).message}`);
+  }
   return parseRecipe(raw, file);
 }

@@ -21,18 +21,44 @@ import type { Recipe } from "./recipe.js";
 import { loadModelDir } from "../model/load.js";
 import { kindOf } from "./stages/index.js";
 
-export interface RunOptions { outDir: string; resume: boolean; budgetUsd?: number; prices?: string; quiet?: boolean; noForecast?: boolean }
-export interface EvalRow { stage: string; pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; evalWallS: number; report: EvalReport }
-export interface RunResult { stopped: string | null; evals: EvalRow[]; safety: SafetyReport | null; wallS: number; totalUsd: number; stages: { name: string; wallS: number; steps: number }[] }
+export interface RunOptions {
+  outDir: string;
+  resume: boolean;
+  budgetUsd?: number;
+  prices?: string;
+  quiet?: boolean;
+  noForecast?: boolean;
+}
+export interface EvalRow {
+  stage: string;
+  pass1: number;
+  greedyAccuracy: number | null;
+  formatRate: number;
+  meanLength: number;
+  evalWallS: number;
+  report: EvalReport;
+}
+export interface RunResult {
+  stopped: string | null;
+  evals: EvalRow[];
+  safety: SafetyReport | null;
+  wallS: number;
+  totalUsd: number;
+  stages: { name: string; wallS: number; steps: number }[];
+}
 
 export const stageDir = (out: string, name: string) => join(out, "stages", name);
 
 function prepareDir(out: string, recipe: Recipe, resume: boolean): void {
   const saved = join(out, "recipe.json");
   if (existsSync(out) && readdirSync(out).length > 0) {
-    if (!resume) throw new FrugalError("RUN", `${out} already holds a run; pass --resume to continue it, or choose another --out`);
+    if (!resume)
+      throw new FrugalError("RUN", `${out} already holds a run; pass --resume to continue it, or choose another --out`);
     if (existsSync(saved) && readFileSync(saved, "utf8") !== JSON.stringify(recipe, null, 2)) {
-      throw new FrugalError("RUN", `${out}/recipe.json differs from the recipe given; --resume continues the same recipe only (start a new --out to change it)`);
+      throw new FrugalError(
+        "RUN",
+        `${out}/recipe.json differs from the recipe given; --resume continues the same recipe only (start a new --out to change it)`,
+      );
     }
   }
   mkdirSync(out, { recursive: true });
@@ -41,35 +67,63 @@ function prepareDir(out: string, recipe: Recipe, resume: boolean): void {
 
 function describe(m: Record<string, number>): string {
   const f = (k: string, d = 3) => (m[k] === undefined ? null : `${k} ${m[k]!.toFixed(d)}`);
-  const parts = "reward" in m
-    ? [f("reward"), f("accuracy", 2), f("format", 2), f("lenMean", 0), f("kl", 4), m.tokensPerSec !== undefined ? `${Math.round(m.tokensPerSec)} tok/s` : null]
-    : [f("loss"), f("lr", 5), f("gradNorm", 2), m.tokens !== undefined && m.wallMs ? `${Math.round(m.tokens / (m.wallMs / 1000))} tok/s` : null];
+  const parts =
+    "reward" in m
+      ? [
+          f("reward"),
+          f("accuracy", 2),
+          f("format", 2),
+          f("lenMean", 0),
+          f("kl", 4),
+          m.tokensPerSec !== undefined ? `${Math.round(m.tokensPerSec)} tok/s` : null,
+        ]
+      : [
+          f("loss"),
+          f("lr", 5),
+          f("gradNorm", 2),
+          m.tokens !== undefined && m.wallMs ? `${Math.round(m.tokens / (m.wallMs / 1000))} tok/s` : null,
+        ];
   return parts.filter(Boolean).join(" | ");
 }
 
 export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
-  const t0 = performance.now(), cpuRun0 = process.cpuUsage(), out = opts.outDir;
+  const t0 = performance.now(),
+    cpuRun0 = process.cpuUsage(),
+    out = opts.outDir;
   prepareDir(out, recipe, opts.resume);
   const entriesBefore = readLedger(out).entries.length;
-  const prices = loadPrices(opts.prices), dev = lookupDevice(prices, recipe.device.kind);
+  const prices = loadPrices(opts.prices),
+    dev = lookupDevice(prices, recipe.device.kind);
   const usdPerS = (dev.usdPerHour * recipe.device.count) / 3600;
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
   const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
-  let closedUsd = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0), lastStepS = 0;
-  const budgetNote = (spent: number) => `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent` +
-    (lastStepS > 0 ? `, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}` : " before the first step");
+  let closedUsd = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
+    lastStepS = 0;
+  const budgetNote = (spent: number) =>
+    `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent` +
+    (lastStepS > 0
+      ? `, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}`
+      : " before the first step");
   const stages: RunResult["stages"] = [];
   let stopped: string | null = null;
 
   for (const s of recipe.stages) {
-    const dir = stageDir(out, s.name), done = join(dir, "done.json");
-    if (existsSync(done)) { stages.push(JSON.parse(readFileSync(done, "utf8")) as RunResult["stages"][number]); continue; }
+    const dir = stageDir(out, s.name),
+      done = join(dir, "done.json");
+    if (existsSync(done)) {
+      stages.push(JSON.parse(readFileSync(done, "utf8")) as RunResult["stages"][number]);
+      continue;
+    }
     const bar = progress(s.name, { quiet: !!opts.quiet });
-    const st0 = performance.now(), cpu0 = process.cpuUsage();
+    const st0 = performance.now(),
+      cpu0 = process.cpuUsage();
     let stepStart = performance.now();
     const io: StageIO = {
-      name: s.name, dir, seed: recipe.seed * 7919 + recipe.stages.indexOf(s), checkpointEvery: recipe.checkpointEvery,
+      name: s.name,
+      dir,
+      seed: recipe.seed * 7919 + recipe.stages.indexOf(s),
+      checkpointEvery: recipe.checkpointEvery,
       progress: (step, total, m) => {
         bar.update(step, total, describe(m));
         lastStepS = (performance.now() - stepStart) / 1000;
@@ -86,25 +140,48 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
     bar.stop();
     const u = r.usage;
     const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
-      tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens }, flops: u.flops,
-      forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds, stopped: r.stopped, config: s,
+      tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens },
+      flops: u.flops,
+      forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds,
+      stopped: r.stopped,
+      config: s,
     });
     closedUsd += entry.costUsd;
-    if (r.stopped) { stopped = `${s.name}: ${r.stopped}; stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`; break; }
+    if (r.stopped) {
+      stopped = `${s.name}: ${r.stopped}; stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`;
+      break;
+    }
     const summary = { name: s.name, wallS: entry.wallS, steps: r.steps, ...(r.notes ?? {}) };
     writeFileAtomic(done, JSON.stringify(summary));
     stages.push(summary);
     if (!opts.quiet) console.log(`${s.name}: done in ${entry.wallS.toFixed(1)} s`);
   }
 
-  const evals = stopped ? [] : runEvals(recipe, out, dev, opts, (c) => { closedUsd += c; });
-  const safety = stopped ? null : runSafetyEval(recipe, out, dev, evals, opts, (c) => { closedUsd += c; });
+  const evals = stopped
+    ? []
+    : runEvals(recipe, out, dev, opts, (c) => {
+        closedUsd += c;
+      });
+  const safety = stopped
+    ? null
+    : runSafetyEval(recipe, out, dev, evals, opts, (c) => {
+        closedUsd += c;
+      });
   // what no entry covered (directory setup, writing results, the gaps between entries) is billed too, so the
   // ledger adds up to this invocation's wall time
-  const wallS = (performance.now() - t0) / 1000, cpuRun = process.cpuUsage(cpuRun0), mine = readLedger(out).entries.slice(entriesBefore);
+  const wallS = (performance.now() - t0) / 1000,
+    cpuRun = process.cpuUsage(cpuRun0),
+    mine = readLedger(out).entries.slice(entriesBefore);
   const overhead = makeEntry({
-    stage: "run overhead", kind: "setup", wallS: Math.max(0, wallS - mine.reduce((a, e) => a + e.wallS, 0)),
-    cpuS: Math.max(0, (cpuRun.user + cpuRun.system) / 1e6 - mine.reduce((a, e) => a + e.cpuS, 0)), deviceKind: recipe.device.kind, device: dev, count: recipe.device.count, tokens: noTokens, flops: 0,
+    stage: "run overhead",
+    kind: "setup",
+    wallS: Math.max(0, wallS - mine.reduce((a, e) => a + e.wallS, 0)),
+    cpuS: Math.max(0, (cpuRun.user + cpuRun.system) / 1e6 - mine.reduce((a, e) => a + e.cpuS, 0)),
+    deviceKind: recipe.device.kind,
+    device: dev,
+    count: recipe.device.count,
+    tokens: noTokens,
+    flops: 0,
   });
   appendEntry(out, overhead);
   closedUsd += overhead.costUsd;
@@ -115,61 +192,138 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
 const noTokens = { prompt: 0, generated: 0, trained: 0 };
 
 /** The safety report (safety.json in the run directory), once per run, billed as an eval entry. */
-function runSafetyEval(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevice>, evals: EvalRow[], opts: RunOptions, add: (usd: number) => void): SafetyReport | null {
+function runSafetyEval(
+  recipe: Recipe,
+  out: string,
+  dev: ReturnType<typeof lookupDevice>,
+  evals: EvalRow[],
+  opts: RunOptions,
+  add: (usd: number) => void,
+): SafetyReport | null {
   const se = recipe.safetyEval;
   if (!se) return null;
   const f = join(out, "safety.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
-  const t0 = performance.now(), cpu0 = process.cpuUsage();
-  const modelDir = join(stageDir(out, se.model), "checkpoint"), t = loadModelDir(modelDir), guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
-  const m = evals.find((e) => e.stage === se.model), b = evals.find((e) => e.stage === se.baseline);
-  const report = safetyEval(t.model, t.tokenizer, { promptChars: se.promptChars, maxBenign: se.maxBenign, maxPerSet: se.maxPerSet, maxNewTokens: se.maxNewTokens, guard, steering: steeringFor(modelDir, guard), capabilityDelta: m && b ? m.pass1 - b.pass1 : null });
+  const t0 = performance.now(),
+    cpu0 = process.cpuUsage();
+  const modelDir = join(stageDir(out, se.model), "checkpoint"),
+    t = loadModelDir(modelDir),
+    guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
+  const m = evals.find((e) => e.stage === se.model),
+    b = evals.find((e) => e.stage === se.baseline);
+  const report = safetyEval(t.model, t.tokenizer, {
+    promptChars: se.promptChars,
+    maxBenign: se.maxBenign,
+    maxPerSet: se.maxPerSet,
+    maxNewTokens: se.maxNewTokens,
+    guard,
+    steering: steeringFor(modelDir, guard),
+    capabilityDelta: m && b ? m.pass1 - b.pass1 : null,
+  });
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
   add(entry.costUsd);
   writeFileAtomic(f, JSON.stringify(report));
-  if (!opts.quiet) console.log(`safety eval ${se.model}: harmful refused ${(100 * report.harmfulRefusalRate).toFixed(1)}%, benign refused ${(100 * report.benignRefusalRate).toFixed(1)}% (${entry.wallS.toFixed(1)} s)`);
+  if (!opts.quiet)
+    console.log(
+      `safety eval ${se.model}: harmful refused ${(100 * report.harmfulRefusalRate).toFixed(1)}%, benign refused ${(100 * report.benignRefusalRate).toFixed(1)}% (${entry.wallS.toFixed(1)} s)`,
+    );
   return report;
 }
 
 /** Appends the ledger entry of work that started at (t0, cpu0): measured wall and CPU time, priced. */
-function record(out: string, recipe: Recipe, dev: ReturnType<typeof lookupDevice>, stage: string, kind: LedgerEntry["kind"], t0: number, cpu0: NodeJS.CpuUsage,
-  facts: Partial<Pick<Parameters<typeof makeEntry>[0], "tokens" | "flops" | "forecastS" | "stopped" | "config">>): LedgerEntry {
+function record(
+  out: string,
+  recipe: Recipe,
+  dev: ReturnType<typeof lookupDevice>,
+  stage: string,
+  kind: LedgerEntry["kind"],
+  t0: number,
+  cpu0: NodeJS.CpuUsage,
+  facts: Partial<Pick<Parameters<typeof makeEntry>[0], "tokens" | "flops" | "forecastS" | "stopped" | "config">>,
+): LedgerEntry {
   const cpu = process.cpuUsage(cpu0);
   const entry = makeEntry({
-    stage, kind, wallS: (performance.now() - t0) / 1000, cpuS: (cpu.user + cpu.system) / 1e6, deviceKind: recipe.device.kind, device: dev,
-    count: recipe.device.count, tokens: noTokens, flops: 0, ...facts,
+    stage,
+    kind,
+    wallS: (performance.now() - t0) / 1000,
+    cpuS: (cpu.user + cpu.system) / 1e6,
+    deviceKind: recipe.device.kind,
+    device: dev,
+    count: recipe.device.count,
+    tokens: noTokens,
+    flops: 0,
+    ...facts,
   });
   appendEntry(out, entry);
   return entry;
 }
 
 /** The forecast is made once per run (before its first stage) and billed as a setup entry. */
-function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: ReturnType<typeof lookupDevice>, opts: RunOptions): Forecast {
+function forecastOnce(
+  recipe: Recipe,
+  out: string,
+  prices: PriceTable,
+  dev: ReturnType<typeof lookupDevice>,
+  opts: RunOptions,
+): Forecast {
   const f = join(out, "forecast.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
-  const t0 = performance.now(), cpu0 = process.cpuUsage();
+  const t0 = performance.now(),
+    cpu0 = process.cpuUsage();
   const fc = forecastRecipe(recipe, prices);
   const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
   writeFileAtomic(f, JSON.stringify(fc));
-  if (!opts.quiet) console.log(`forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`);
+  if (!opts.quiet)
+    console.log(
+      `forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`,
+    );
   return fc;
 }
 
-function runEvals(recipe: Recipe, out: string, dev: ReturnType<typeof lookupDevice>, opts: RunOptions, add: (usd: number) => void): EvalRow[] {
+function runEvals(
+  recipe: Recipe,
+  out: string,
+  dev: ReturnType<typeof lookupDevice>,
+  opts: RunOptions,
+  add: (usd: number) => void,
+): EvalRow[] {
   const ev = recipe.eval;
   if (!ev) return [];
-  const task = getTask(ev.task), rows: EvalRow[] = [];
+  const task = getTask(ev.task),
+    rows: EvalRow[] = [];
   for (const s of recipe.stages) {
     if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
     const f = join(stageDir(out, s.name), "eval.json");
-    if (existsSync(f)) { rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow); continue; }
-    const t0 = performance.now(), cpu0 = process.cpuUsage();
+    if (existsSync(f)) {
+      rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow);
+      continue;
+    }
+    const t0 = performance.now(),
+      cpu0 = process.cpuUsage();
     const t = loadModelDir(join(stageDir(out, s.name), "checkpoint"));
-    const report = evaluate(t.model, t.tokenizer, task, { nProblems: ev.nProblems, k: ev.k, temperature: ev.temperature, topP: ev.topP, maxNewTokens: ev.maxNewTokens, difficulties: ev.difficulties, seed: recipe.seed });
-    const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, { tokens: { ...noTokens, generated: report.generatedTokens } });
+    const report = evaluate(t.model, t.tokenizer, task, {
+      nProblems: ev.nProblems,
+      k: ev.k,
+      temperature: ev.temperature,
+      topP: ev.topP,
+      maxNewTokens: ev.maxNewTokens,
+      difficulties: ev.difficulties,
+      seed: recipe.seed,
+    });
+    const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, {
+      tokens: { ...noTokens, generated: report.generatedTokens },
+    });
     const wallS = entry.wallS;
     add(entry.costUsd);
-    const row: EvalRow = { stage: s.name, pass1: report.pass1, greedyAccuracy: report.greedyAccuracy, formatRate: report.formatRate, meanLength: report.meanLength, evalWallS: wallS, report };
+    const row: EvalRow = {
+      stage: s.name,
+      pass1: report.pass1,
+      greedyAccuracy: report.greedyAccuracy,
+      formatRate: report.formatRate,
+      meanLength: report.meanLength,
+      evalWallS: wallS,
+      report,
+    };
     writeFileAtomic(f, JSON.stringify(row));
     rows.push(row);
     if (!opts.quiet) console.log(`eval ${s.name}: pass@1 ${(100 * report.pass1).toFixed(1)}% (${wallS.toFixed(1)} s)`);

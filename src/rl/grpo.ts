@@ -39,7 +39,11 @@ export const GrpoConfig = OptimConfig.extend({
   ppoEpochs: z.number().int().positive().default(1),
   refreshRefEvery: z.number().int().positive().default(50),
   overlongCache: z.number().int().nonnegative().default(16),
-}).extend({ lr: z.number().positive().default(5e-5), warmup: z.number().int().nonnegative().default(5), weightDecay: z.number().min(0).default(0) });
+}).extend({
+  lr: z.number().positive().default(5e-5),
+  warmup: z.number().int().nonnegative().default(5),
+  weightDecay: z.number().min(0).default(0),
+});
 export type GrpoConfig = z.infer<typeof GrpoConfig>;
 
 /** Where prompts and rewards come from: a task, a safety mix, … */
@@ -54,20 +58,35 @@ function copyParams(m: Model): Map<string, Float32Array> {
 }
 
 /** Per-token log-probs of `targets` (no gradient); with logits kept for entropy when asked. */
-function tokenLogprobs(model: Model, ids: Int32Array, targets: Int32Array, B: number, T: number, entropyMask?: Float32Array): { logp: Float32Array; entropy: number } {
+function tokenLogprobs(
+  model: Model,
+  ids: Int32Array,
+  targets: Int32Array,
+  B: number,
+  T: number,
+  entropyMask?: Float32Array,
+): { logp: Float32Array; entropy: number } {
   return E.noGrad(() => {
     const logits = forward(model, ids, B, T);
     const logp = Float32Array.from(E.logprobs(logits, targets).data);
-    let entropy = 0, n = 0;
+    let entropy = 0,
+      n = 0;
     if (entropyMask) {
-      const V = model.config.vocab_size, L = logits.data;
+      const V = model.config.vocab_size,
+        L = logits.data;
       for (let r = 0; r < B * T; r++) {
         if (!entropyMask[r]) continue;
         let mx = -Infinity;
         for (let v = 0; v < V; v++) mx = Math.max(mx, L[r * V + v]!);
-        let z = 0, s = 0;
-        for (let v = 0; v < V; v++) { const e = Math.exp(L[r * V + v]! - mx); z += e; s += e * (L[r * V + v]! - mx); }
-        entropy += Math.log(z) - s / z; n++;
+        let z = 0,
+          s = 0;
+        for (let v = 0; v < V; v++) {
+          const e = Math.exp(L[r * V + v]! - mx);
+          z += e;
+          s += e * (L[r * V + v]! - mx);
+        }
+        entropy += Math.log(z) - s / z;
+        n++;
       }
     }
     E.endStep();
@@ -75,29 +94,67 @@ function tokenLogprobs(model: Model, ids: Int32Array, targets: Int32Array, B: nu
   });
 }
 
-interface Rollout { seqs: number[][]; masks: number[][]; samples: Sample[]; rewards: Float32Array; group: Int32Array; metrics: Record<string, number>[] }
+interface Rollout {
+  seqs: number[][];
+  masks: number[][];
+  samples: Sample[];
+  rewards: Float32Array;
+  group: Int32Array;
+  metrics: Record<string, number>[];
+}
 
-function rollout<I>(t: Trainee, src: PromptSource<I>, cfg: GrpoConfig, rng: Rng, stepSeed: number): Rollout & { prompts: number } {
-  const items = src.draw(rng, cfg.promptsPerStep), endId = t.tokenizer.tokenId(SPECIAL.end);
+function rollout<I>(
+  t: Trainee,
+  src: PromptSource<I>,
+  cfg: GrpoConfig,
+  rng: Rng,
+  stepSeed: number,
+): Rollout & { prompts: number } {
+  const items = src.draw(rng, cfg.promptsPerStep),
+    endId = t.tokenizer.tokenId(SPECIAL.end);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
   const all = prompts.flatMap((p) => Array.from({ length: cfg.groupSize }, () => p));
-  const samples = generate(t.model, all, all.map((_, i) => stepSeed * 4096 + i), {
-    maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, stopTokens: [endId], batch: 32, decode: (ids) => t.tokenizer.decode(ids),
-  });
-  const seqs: number[][] = [], masks: number[][] = [], metrics: Record<string, number>[] = [];
-  const rewards = new Float32Array(samples.length), group = new Int32Array(samples.length);
+  const samples = generate(
+    t.model,
+    all,
+    all.map((_, i) => stepSeed * 4096 + i),
+    {
+      maxNewTokens: cfg.maxNewTokens,
+      temperature: cfg.temperature,
+      topP: cfg.topP,
+      stopTokens: [endId],
+      batch: 32,
+      decode: (ids) => t.tokenizer.decode(ids),
+    },
+  );
+  const seqs: number[][] = [],
+    masks: number[][] = [],
+    metrics: Record<string, number>[] = [];
+  const rewards = new Float32Array(samples.length),
+    group = new Int32Array(samples.length);
   samples.forEach((s, i) => {
-    const p = all[i]!, done = s.finishReason === "stop" ? [endId] : [];
+    const p = all[i]!,
+      done = s.finishReason === "stop" ? [endId] : [];
     const completion = [...s.tokens, ...done];
     seqs.push([...p, ...completion]);
     masks.push([...p.map(() => 0), ...completion.map(() => 1)]);
     const r = src.reward(s.text, items[Math.floor(i / cfg.groupSize)]!);
-    const shaped = VARIANTS[cfg.variant]!.overlong ? overlongPenalty(s.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
+    const shaped = VARIANTS[cfg.variant]!.overlong
+      ? overlongPenalty(s.tokens.length, cfg.maxNewTokens, cfg.overlongCache)
+      : 0;
     rewards[i] = r.reward + shaped;
     group[i] = Math.floor(i / cfg.groupSize);
     metrics.push({ ...r.metrics, reflections: reflectionCount(s.text) });
   });
-  return { seqs, masks, samples, rewards, group, metrics, prompts: prompts.reduce((a, p) => a + p.length * cfg.groupSize, 0) };
+  return {
+    seqs,
+    masks,
+    samples,
+    rewards,
+    group,
+    metrics,
+    prompts: prompts.reduce((a, p) => a + p.length * cfg.groupSize, 0),
+  };
 }
 
 /** Keeps groups whose rewards are not all equal (DAPO's dynamic sampling, without re-drawing). */
@@ -107,7 +164,8 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
   for (let g = 0; g < nGroups; g++) {
     const idx = [...ro.group.keys()].filter((i) => ro.group[i] === g);
     const r0 = ro.rewards[idx[0]!];
-    if (idx.every((i) => ro.rewards[i] === r0)) flat++; else keep.push(...idx);
+    if (idx.every((i) => ro.rewards[i] === r0)) flat++;
+    else keep.push(...idx);
   }
   return { keep, zeroVarFrac: flat / nGroups };
 }
@@ -118,80 +176,147 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
  * π_old and π_ref log-probs of the kept completions, then μ = cfg.ppoEpochs policy-gradient updates with
  * the variant's loss; `update` applies one optimizer step and returns the gradient norm.
  */
-function policyUpdate(t: Trainee, ref: Model, ro: Rollout, keep: number[], cfg: GrpoConfig, update: () => number): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
-  const variant = VARIANTS[cfg.variant]!, pad = t.tokenizer.tokenId(SPECIAL.pad);
-  const batch = makeBatch(keep.map((i) => ro.seqs[i]!), keep.map((i) => ro.masks[i]!), t.model.config.max_position_embeddings, pad);
-  const { B, T } = batch, sel: number[] = [], seq: number[] = [];
-  for (let b = 0; b < B; b++) for (let x = 0; x < T; x++) if (batch.mask[b * T + x]) { sel.push(b * T + x); seq.push(b); }
+function policyUpdate(
+  t: Trainee,
+  ref: Model,
+  ro: Rollout,
+  keep: number[],
+  cfg: GrpoConfig,
+  update: () => number,
+): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
+  const variant = VARIANTS[cfg.variant]!,
+    pad = t.tokenizer.tokenId(SPECIAL.pad);
+  const batch = makeBatch(
+    keep.map((i) => ro.seqs[i]!),
+    keep.map((i) => ro.masks[i]!),
+    t.model.config.max_position_embeddings,
+    pad,
+  );
+  const { B, T } = batch,
+    sel: number[] = [],
+    seq: number[] = [];
+  for (let b = 0; b < B; b++)
+    for (let x = 0; x < T; x++)
+      if (batch.mask[b * T + x]) {
+        sel.push(b * T + x);
+        seq.push(b);
+      }
   const old = tokenLogprobs(t.model, batch.ids, batch.targets, B, T, batch.mask);
   const refLp = tokenLogprobs(ref, batch.ids, batch.targets, B, T);
-  const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))], gIndex = new Map(groupsKept.map((g, j) => [g, j]));
-  const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)), groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
+  const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],
+    gIndex = new Map(groupsKept.map((g, j) => [g, j]));
+  const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)),
+    groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
   const seqLen = new Int32Array(B);
   for (const b of seq) seqLen[b]!++;
   const inp: LossInput = {
-    logp: new Float32Array(sel.length), oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)), refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
-    seq: Int32Array.from(seq), seqLen, group: groupOf, advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length), nGroups: groupsKept.length,
+    logp: new Float32Array(sel.length),
+    oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)),
+    refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
+    seq: Int32Array.from(seq),
+    seqLen,
+    group: groupOf,
+    advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length),
+    nGroups: groupsKept.length,
   };
   const params = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
-  let loss = 0, clipFrac = 0, kl = 0, gradNorm = 0;
+  let loss = 0,
+    clipFrac = 0,
+    kl = 0,
+    gradNorm = 0;
   for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
     const lp = E.logprobs(forward(t.model, batch.ids, B, T), batch.targets);
-    E.backward(E.scalarFn(lp, (all) => {
-      sel.forEach((r, j) => { inp.logp[j] = all[r]!; });
-      const o = variant.loss(inp, params);
-      loss = o.loss; clipFrac = o.metrics.clipFrac; kl = o.metrics.kl;
-      const grad = new Float32Array(all.length);
-      sel.forEach((r, j) => { grad[r] = o.grad[j]!; });
-      return { value: o.loss, grad };
-    }));
+    E.backward(
+      E.scalarFn(lp, (all) => {
+        sel.forEach((r, j) => {
+          inp.logp[j] = all[r]!;
+        });
+        const o = variant.loss(inp, params);
+        loss = o.loss;
+        clipFrac = o.metrics.clipFrac;
+        kl = o.metrics.kl;
+        const grad = new Float32Array(all.length);
+        sel.forEach((r, j) => {
+          grad[r] = o.grad[j]!;
+        });
+        return { value: o.loss, grad };
+      }),
+    );
     E.endStep();
     gradNorm = update();
   }
   const trainedPositions = B * T * cfg.ppoEpochs;
   return {
-    metrics: { loss, kl, clipFrac, gradNorm, entropy: old.entropy }, trainedPositions,
+    metrics: { loss, kl, clipFrac, gradNorm, entropy: old.entropy },
+    trainedPositions,
     flops: 2 * generateFlops(t.model.config, B * T, T) + trainFlops(t.model.config, trainedPositions, T),
   };
 }
 
-export function trainGrpo<I>(io: StageIO, init: () => Trainee, src: PromptSource<I>, cfg: GrpoConfig, stageConfig: unknown): LoopOutcome & { trainee: Trainee } {
+export function trainGrpo<I>(
+  io: StageIO,
+  init: () => Trainee,
+  src: PromptSource<I>,
+  cfg: GrpoConfig,
+  stageConfig: unknown,
+): LoopOutcome & { trainee: Trainee } {
   const variant = VARIANTS[cfg.variant];
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg);
+  const params = t.model.params,
+    opt = resumed?.opt ?? E.adamwInit(params),
+    ac = adamw(cfg);
   const refFile = join(io.dir, "checkpoint", "ref.safetensors");
-  let ref: Model = resumed && existsSync(refFile)
-    ? readWeights(t.model.config, refFile)
-    : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+  let ref: Model =
+    resumed && existsSync(refFile)
+      ? readWeights(t.model.config, refFile)
+      : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
 
-  const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
-    if (step > 0 && step % cfg.refreshRefEvery === 0) ref = modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
-    const rng = new Rng(io.seed * 1_000_003 + step), t0 = performance.now();
-    const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
-    const genMs = performance.now() - t0;
-    const flat = dropFlatGroups(ro, cfg.promptsPerStep), zeroVarFrac = flat.zeroVarFrac;
-    const keep = variant.dynamicSampling ? flat.keep : [...ro.rewards.keys()];
-    const lens = ro.samples.map((s) => s.tokens.length);
-    const metrics: Record<string, number> = {
-      reward: mean([...ro.rewards]), zeroVarFrac, lenMean: mean(lens), lenMax: Math.max(...lens),
-      truncated: mean(ro.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
-    };
-    for (const k of Object.keys(ro.metrics[0] ?? {})) metrics[k] = mean(ro.metrics.map((m) => m[k] ?? 0));
-    const generated = lens.reduce((a, b) => a + b, 0);
-    metrics.tokensPerSec = generated / (genMs / 1000);
-    let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens), trainedPositions = 0;
-    if (keep.length > 0) {
-      const u = policyUpdate(t, ref, ro, keep, cfg, () => E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac)));
-      Object.assign(metrics, u.metrics);
-      trainedPositions = u.trainedPositions;
-      flops += u.flops;
-    } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
-    return { metrics, usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops } };
-  }, (step) => {
-    // the reference policy travels with the checkpoint so a resumed run continues identically
-    saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeWeights(ref) });
-  });
+  const out = runLoop(
+    io,
+    resumed?.step ?? 0,
+    cfg.steps,
+    (step) => {
+      if (step > 0 && step % cfg.refreshRefEvery === 0)
+        ref = modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+      const rng = new Rng(io.seed * 1_000_003 + step),
+        t0 = performance.now();
+      const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
+      const genMs = performance.now() - t0;
+      const flat = dropFlatGroups(ro, cfg.promptsPerStep),
+        zeroVarFrac = flat.zeroVarFrac;
+      const keep = variant.dynamicSampling ? flat.keep : [...ro.rewards.keys()];
+      const lens = ro.samples.map((s) => s.tokens.length);
+      const metrics: Record<string, number> = {
+        reward: mean([...ro.rewards]),
+        zeroVarFrac,
+        lenMean: mean(lens),
+        lenMax: Math.max(...lens),
+        truncated: mean(ro.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
+      };
+      for (const k of Object.keys(ro.metrics[0] ?? {})) metrics[k] = mean(ro.metrics.map((m) => m[k] ?? 0));
+      const generated = lens.reduce((a, b) => a + b, 0);
+      metrics.tokensPerSec = generated / (genMs / 1000);
+      let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens),
+        trainedPositions = 0;
+      if (keep.length > 0) {
+        const u = policyUpdate(t, ref, ro, keep, cfg, () =>
+          E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac)),
+        );
+        Object.assign(metrics, u.metrics);
+        trainedPositions = u.trainedPositions;
+        flops += u.flops;
+      } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
+      return {
+        metrics,
+        usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops },
+      };
+    },
+    (step) => {
+      // the reference policy travels with the checkpoint so a resumed run continues identically
+      saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeWeights(ref) });
+    },
+  );
   return { ...out, trainee: t };
 }

@@ -15,21 +15,45 @@
 
 export interface LossInput {
   /** per-token log-probs: current policy, sampling (old) policy, reference policy (N tokens) */
-  logp: Float32Array; oldLogp: Float32Array; refLogp: Float32Array;
+  logp: Float32Array;
+  oldLogp: Float32Array;
+  refLogp: Float32Array;
   /** seq[t] = index of the completion token t belongs to; group[i] = prompt index of completion i */
-  seq: Int32Array; seqLen: Int32Array; group: Int32Array;
+  seq: Int32Array;
+  seqLen: Int32Array;
+  group: Int32Array;
   advantages: Float32Array;
   nGroups: number;
 }
-export interface LossOutput { loss: number; grad: Float32Array; metrics: { clipFrac: number; kl: number } }
-export interface LossParams { eps: number; epsHigh: number; beta: number; maxLen: number }
+export interface LossOutput {
+  loss: number;
+  grad: Float32Array;
+  metrics: { clipFrac: number; kl: number };
+}
+export interface LossParams {
+  eps: number;
+  epsHigh: number;
+  beta: number;
+  maxLen: number;
+}
 
 export type Advantages = (rewards: Float32Array, group: Int32Array, nGroups: number) => Float32Array;
 
-function groupStats(rewards: Float32Array, group: Int32Array, nGroups: number): { mean: Float64Array; std: Float64Array } {
-  const sum = new Float64Array(nGroups), sq = new Float64Array(nGroups), n = new Float64Array(nGroups);
-  rewards.forEach((r, i) => { sum[group[i]!]! += r; sq[group[i]!]! += r * r; n[group[i]!]!++; });
-  const mean = sum.map((s, g) => s / n[g]!), std = sq.map((s, g) => Math.sqrt(Math.max(0, s / n[g]! - mean[g]! ** 2)));
+function groupStats(
+  rewards: Float32Array,
+  group: Int32Array,
+  nGroups: number,
+): { mean: Float64Array; std: Float64Array } {
+  const sum = new Float64Array(nGroups),
+    sq = new Float64Array(nGroups),
+    n = new Float64Array(nGroups);
+  rewards.forEach((r, i) => {
+    sum[group[i]!]! += r;
+    sq[group[i]!]! += r * r;
+    n[group[i]!]!++;
+  });
+  const mean = sum.map((s, g) => s / n[g]!),
+    std = sq.map((s, g) => Math.sqrt(Math.max(0, s / n[g]! - mean[g]! ** 2)));
   return { mean, std };
 }
 
@@ -47,22 +71,28 @@ export const drGrpoAdvantages: Advantages = (rewards, group, nGroups) => {
 /** Per-token clipped surrogate and its derivative with respect to log π_θ. */
 function clipped(logp: number, old: number, A: number, lo: number, hi: number): [number, number, boolean] {
   const rho = Math.exp(logp - old);
-  const unclipped = rho * A, clip = Math.min(Math.max(rho, lo), hi) * A;
+  const unclipped = rho * A,
+    clip = Math.min(Math.max(rho, lo), hi) * A;
   if (unclipped <= clip) return [unclipped, rho * A, false];
   return [clip, 0, true];
 }
 /** k3 KL per token and its derivative with respect to log π_θ. */
 function k3(logp: number, ref: number): [number, number] {
-  const x = ref - logp, ex = Math.exp(x);
+  const x = ref - logp,
+    ex = Math.exp(x);
   return [ex - x - 1, 1 - ex];
 }
 
 /** Token losses weighted by w(t); shared by GRPO, Dr. GRPO and DAPO, which differ only in weights and clip range. */
 function tokenLoss(inp: LossInput, p: LossParams, weight: (t: number) => number, lo: number, hi: number): LossOutput {
-  const N = inp.logp.length, grad = new Float32Array(N);
-  let loss = 0, clippedN = 0, kl = 0;
+  const N = inp.logp.length,
+    grad = new Float32Array(N);
+  let loss = 0,
+    clippedN = 0,
+    kl = 0;
   for (let t = 0; t < N; t++) {
-    const A = inp.advantages[inp.seq[t]!]!, w = weight(t);
+    const A = inp.advantages[inp.seq[t]!]!,
+      w = weight(t);
     const [surr, dSurr, c] = clipped(inp.logp[t]!, inp.oldLogp[t]!, A, lo, hi);
     const [d, dD] = p.beta > 0 ? k3(inp.logp[t]!, inp.refLogp[t]!) : [0, 0];
     loss -= w * (surr - p.beta * d);
@@ -76,7 +106,16 @@ function tokenLoss(inp: LossInput, p: LossParams, weight: (t: number) => number,
 /** GRPO as published: 1/G · 1/|o_i| per token, averaged over groups. */
 export function grpoLoss(inp: LossInput, p: LossParams): LossOutput {
   const G = countPerGroup(inp);
-  return tokenLoss(inp, p, (t) => { const i = inp.seq[t]!; return 1 / (inp.nGroups * G[inp.group[i]!]! * inp.seqLen[i]!); }, 1 - p.eps, 1 + p.eps);
+  return tokenLoss(
+    inp,
+    p,
+    (t) => {
+      const i = inp.seq[t]!;
+      return 1 / (inp.nGroups * G[inp.group[i]!]! * inp.seqLen[i]!);
+    },
+    1 - p.eps,
+    1 + p.eps,
+  );
 }
 /** Dr. GRPO: 1/G · 1/L_max (a constant, so long outputs are not favoured when wrong). */
 export function drGrpoLoss(inp: LossInput, p: LossParams): LossOutput {
@@ -90,14 +129,20 @@ export function dapoLoss(inp: LossInput, p: LossParams): LossOutput {
 }
 /** GSPO: sequence-level ratio s_i = exp(mean_t log ρ_it), clipped per sequence; 1/G per sequence. */
 export function gspoLoss(inp: LossInput, p: LossParams): LossOutput {
-  const S = inp.seqLen.length, logRatio = new Float64Array(S), G = countPerGroup(inp);
-  for (let t = 0; t < inp.logp.length; t++) logRatio[inp.seq[t]!]! += (inp.logp[t]! - inp.oldLogp[t]!) / inp.seqLen[inp.seq[t]!]!;
+  const S = inp.seqLen.length,
+    logRatio = new Float64Array(S),
+    G = countPerGroup(inp);
+  for (let t = 0; t < inp.logp.length; t++)
+    logRatio[inp.seq[t]!]! += (inp.logp[t]! - inp.oldLogp[t]!) / inp.seqLen[inp.seq[t]!]!;
   const dSeq = new Float64Array(S);
-  let loss = 0, clippedN = 0;
+  let loss = 0,
+    clippedN = 0;
   for (let i = 0; i < S; i++) {
     const w = 1 / (inp.nGroups * G[inp.group[i]!]!);
     const [surr, d, c] = clipped(logRatio[i]!, 0, inp.advantages[i]!, 1 - p.eps, 1 + p.epsHigh);
-    loss -= w * surr; dSeq[i] = -w * d; clippedN += c ? 1 : 0;
+    loss -= w * surr;
+    dSeq[i] = -w * d;
+    clippedN += c ? 1 : 0;
   }
   const grad = new Float32Array(inp.logp.length);
   let kl = 0;
@@ -106,7 +151,11 @@ export function gspoLoss(inp: LossInput, p: LossParams): LossOutput {
     grad[t] = dSeq[i]! / inp.seqLen[i]!; // d s_i / d logp_t = s_i / |o_i|, folded into d
     const [d, dD] = k3(inp.logp[t]!, inp.refLogp[t]!);
     kl += d;
-    if (p.beta > 0) { const w = 1 / (inp.nGroups * G[inp.group[i]!]! * inp.seqLen[i]!); loss += w * p.beta * d; grad[t]! += w * p.beta * dD; }
+    if (p.beta > 0) {
+      const w = 1 / (inp.nGroups * G[inp.group[i]!]! * inp.seqLen[i]!);
+      loss += w * p.beta * d;
+      grad[t]! += w * p.beta * dD;
+    }
   }
   return { loss, grad, metrics: { clipFrac: S ? clippedN / S : 0, kl: grad.length ? kl / grad.length : 0 } };
 }
@@ -117,10 +166,22 @@ function countPerGroup(inp: LossInput): Float64Array {
   return G;
 }
 
-export interface Variant { name: string; advantages: Advantages; loss: (inp: LossInput, p: LossParams) => LossOutput; dynamicSampling: boolean; overlong: boolean }
+export interface Variant {
+  name: string;
+  advantages: Advantages;
+  loss: (inp: LossInput, p: LossParams) => LossOutput;
+  dynamicSampling: boolean;
+  overlong: boolean;
+}
 export const VARIANTS: Record<string, Variant> = {
   grpo: { name: "grpo", advantages: grpoAdvantages, loss: grpoLoss, dynamicSampling: false, overlong: false },
-  "dr-grpo": { name: "dr-grpo", advantages: drGrpoAdvantages, loss: drGrpoLoss, dynamicSampling: false, overlong: false },
+  "dr-grpo": {
+    name: "dr-grpo",
+    advantages: drGrpoAdvantages,
+    loss: drGrpoLoss,
+    dynamicSampling: false,
+    overlong: false,
+  },
   dapo: { name: "dapo", advantages: grpoAdvantages, loss: dapoLoss, dynamicSampling: true, overlong: true },
   gspo: { name: "gspo", advantages: grpoAdvantages, loss: gspoLoss, dynamicSampling: false, overlong: false },
 };

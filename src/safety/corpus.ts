@@ -31,7 +31,13 @@ import { rowsOf, splitRows, type SafetySplit } from "./rows.js";
  * `group`: the one request (CSV row, phrase, concept act) behind them, shared by its reframings, so that
  * intervals resample independent requests rather than frames of one.
  */
-export interface SafetyItem { text: string; unsafe: boolean; hazard: Hazard | null; kind: string; group?: string }
+export interface SafetyItem {
+  text: string;
+  unsafe: boolean;
+  hazard: Hazard | null;
+  kind: string;
+  group?: string;
+}
 
 const stripEnd = (s: string) => s.trim().replace(/[\s.?!]+$/, "");
 const lcFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
@@ -39,13 +45,18 @@ const ucFirst = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** The verb phrase of a how-to request ("Write a tutorial on how to pick a lock" → "pick a lock"), or null. */
 export function howCore(prompt: string): string | null {
-  const m = /\bhow (?:to|one (?:can|could|would|might)|someone (?:can|could|might)|people can) (.{6,})$/i.exec(stripEnd(prompt));
+  const m = /\bhow (?:to|one (?:can|could|would|might)|someone (?:can|could|might)|people can) (.{6,})$/i.exec(
+    stripEnd(prompt),
+  );
   return m ? stripEnd(m[1]!) : null;
 }
 
 /** The prompt restated in a frame: how-to frames when it has a how-to core, request frames otherwise. */
 export function reframe(prompt: string, frame: string): string {
-  return frame.replace("{x}", howCore(prompt) ?? lcFirst(stripEnd(prompt))).replace("{y}", lcFirst(stripEnd(prompt))).replace("{Y}", ucFirst(stripEnd(prompt)));
+  return frame
+    .replace("{x}", howCore(prompt) ?? lcFirst(stripEnd(prompt)))
+    .replace("{y}", lcFirst(stripEnd(prompt)))
+    .replace("{Y}", ucFirst(stripEnd(prompt)));
 }
 
 export const wrap = (text: string, wrapper: string) => wrapper.replace("{p}", text);
@@ -60,7 +71,8 @@ export const ENCODINGS: Record<string, (p: string) => string> = {
 };
 
 /** Prompts that are already questions or statements: request frames would garble them. */
-const NOT_IMPERATIVE = /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
+const NOT_IMPERATIVE =
+  /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
 
 type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "concept" | "everyday";
 
@@ -68,19 +80,37 @@ const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
 
 /** A frame drawer: for training, composed afresh half the time, else a trained fixed frame; for test, a held-out fixed frame. */
-const frameDraw = (fixed: readonly string[], composed: (r: () => number) => string) => (rng: Rng, test: boolean): string =>
-  test ? rng.pick(family(fixed, true)) : rng.next() < 0.5 ? composed(() => rng.next()) : rng.pick(family(fixed, false));
+const frameDraw =
+  (fixed: readonly string[], composed: (r: () => number) => string) =>
+  (rng: Rng, test: boolean): string =>
+    test
+      ? rng.pick(family(fixed, true))
+      : rng.next() < 0.5
+        ? composed(() => rng.next())
+        : rng.pick(family(fixed, false));
 /** How-to frames ({x}) and request frames ({y}). */
-const howFrame = frameDraw(HOW_FRAMES, composedFrame), askFrame = frameDraw(ASK_FRAMES, composedAskFrame);
+const howFrame = frameDraw(HOW_FRAMES, composedFrame),
+  askFrame = frameDraw(ASK_FRAMES, composedAskFrame);
 
 const conceptsOf = (test: boolean) => familyBy(CONCEPTS, (c) => c.name, test);
 
 /** A harm concept drawn as a request to do it (harmful) or a question about it (benign), in its split's family. */
 function conceptItem(rng: Rng, test: boolean): SafetyItem {
   const c = rng.pick(conceptsOf(test));
-  if (rng.next() < 0.5) return { text: rng.pick(family(ABOUT_FRAMES, test)).replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike" };
+  if (rng.next() < 0.5)
+    return {
+      text: rng.pick(family(ABOUT_FRAMES, test)).replace("{n}", c.name),
+      unsafe: false,
+      hazard: null,
+      kind: "lookalike",
+    };
   const act = fillAct(rng.pick(c.acts), rng.pick(family(WHO, test)), rng.pick(family(GROUPS, test)));
-  return { text: reframe(`how to ${act}`, howFrame(rng, test)), unsafe: true, hazard: c.hazard, kind: "harmful-question" };
+  return {
+    text: reframe(`how to ${act}`, howFrame(rng, test)),
+    unsafe: true,
+    hazard: c.hazard,
+    kind: "harmful-question",
+  };
 }
 
 /** Drops one word now and then, so no single token decides (training only). */
@@ -99,39 +129,86 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
   switch (kind) {
     case "harmful": {
       if (rng.next() < 0.3) {
-        const code = rng.pick(Object.keys(HARMFUL)), phrase = rng.pick(family(HARMFUL[code]!, test));
-        return { text: reframe(`how to ${phrase}`, howFrame(rng, test)), unsafe: true, hazard: code, kind: "harmful-question" };
+        const code = rng.pick(Object.keys(HARMFUL)),
+          phrase = rng.pick(family(HARMFUL[code]!, test));
+        return {
+          text: reframe(`how to ${phrase}`, howFrame(rng, test)),
+          unsafe: true,
+          hazard: code,
+          kind: "harmful-question",
+        };
       }
       const r = rng.pick(splitRows(split).unsafe);
       return { text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful" };
     }
-    case "benign": { const r = rng.pick(splitRows(split).safe); return { text: r.prompt, unsafe: false, hazard: null, kind: "benign" }; }
-    case "lookalike": return { text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "lookalike" };
+    case "benign": {
+      const r = rng.pick(splitRows(split).safe);
+      return { text: r.prompt, unsafe: false, hazard: null, kind: "benign" };
+    }
+    case "lookalike":
+      return {
+        text: reframe(`how to ${rng.pick(family(LOOKALIKES, test))}`, howFrame(rng, test)),
+        unsafe: false,
+        hazard: null,
+        kind: "lookalike",
+      };
     case "sentence": {
-      if (rng.next() < 0.5) { const [text, hazard] = rng.pick(harmfulSentences(test)); return { text, unsafe: true, hazard, kind: "harmful-question" }; }
+      if (rng.next() < 0.5) {
+        const [text, hazard] = rng.pick(harmfulSentences(test));
+        return { text, unsafe: true, hazard, kind: "harmful-question" };
+      }
       return { text: rng.pick(family(BENIGN_SENTENCES, test)), unsafe: false, hazard: null, kind: "lookalike" };
     }
-    case "concept": return conceptItem(rng, test);
-    case "everyday": return { text: reframe(`how to ${rng.pick(family(EVERYDAY, test))}`, howFrame(rng, test)), unsafe: false, hazard: null, kind: "everyday" };
+    case "concept":
+      return conceptItem(rng, test);
+    case "everyday":
+      return {
+        text: reframe(`how to ${rng.pick(family(EVERYDAY, test))}`, howFrame(rng, test)),
+        unsafe: false,
+        hazard: null,
+        kind: "everyday",
+      };
     case "contrast": {
       const c = rng.pick(contrastOf(test));
-      return { text: reframe(`how to ${c.phrase}`, howFrame(rng, test)), unsafe: c.unsafe, hazard: c.hazard, kind: c.unsafe ? "harmful-question" : "lookalike" };
+      return {
+        text: reframe(`how to ${c.phrase}`, howFrame(rng, test)),
+        unsafe: c.unsafe,
+        hazard: c.hazard,
+        kind: c.unsafe ? "harmful-question" : "lookalike",
+      };
     }
   }
 }
 
-export const DEFAULT_MIX: Record<Draw, number> = { harmful: 0.22, benign: 0.3, lookalike: 0.07, sentence: 0.08, concept: 0.13, everyday: 0.06, contrast: 0.14 };
+export const DEFAULT_MIX: Record<Draw, number> = {
+  harmful: 0.22,
+  benign: 0.3,
+  lookalike: 0.07,
+  sentence: 0.08,
+  concept: 0.13,
+  everyday: 0.06,
+  contrast: 0.14,
+};
 
 /** One training (or dev) item: a CSV row or own phrase, sometimes reframed, wrapped or encoded. */
 export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = DEFAULT_MIX): SafetyItem {
-  const test = split === "test", u = rng.next();
+  const test = split === "test",
+    u = rng.next();
   const frames = (xs: readonly string[]) => family(xs, test);
-  let acc = 0, kind: Draw = "contrast";
-  for (const k of DRAW_ORDER) { acc += mix[k]; if (u < acc) { kind = k; break; } }
+  let acc = 0,
+    kind: Draw = "contrast";
+  for (const k of DRAW_ORDER) {
+    acc += mix[k];
+    if (u < acc) {
+      kind = k;
+      break;
+    }
+  }
   let base = baseItem(kind, rng, split);
   const style = rng.next();
   if ((base.kind === "harmful" || base.kind === "benign") && (howCore(base.text) || !NOT_IMPERATIVE.test(base.text))) {
-    if (style < 0.45) base = { ...base, text: reframe(base.text, howCore(base.text) ? howFrame(rng, test) : askFrame(rng, test)) };
+    if (style < 0.45)
+      base = { ...base, text: reframe(base.text, howCore(base.text) ? howFrame(rng, test) : askFrame(rng, test)) };
   }
   if (!test && rng.next() < 0.3) base = { ...base, text: dropWord(base.text, rng) };
   // encodings are not trained: the guard reads decoded views (guard.ts), so they stay a pure held-out attack
@@ -145,10 +222,25 @@ export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number>
  * frame, how- and ask-frames taken in turn. No draw, no test row.
  */
 export function devBenignPrompts(): SafetyItem[] {
-  const rows = rowsOf("dev").filter((r) => !r.unsafe), hf = family(HOW_FRAMES, false), af = family(ASK_FRAMES, false);
-  const asWritten = rows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign", group: `row:${r.prompt}` }));
-  const framed = rows.filter((r) => !isQuestion(r.prompt)).map((r, i) =>
-    ({ text: reframe(r.prompt, rowFrame(r.prompt, i, hf, af)), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
+  const rows = rowsOf("dev").filter((r) => !r.unsafe),
+    hf = family(HOW_FRAMES, false),
+    af = family(ASK_FRAMES, false);
+  const asWritten = rows.map((r) => ({
+    text: r.prompt,
+    unsafe: false,
+    hazard: null,
+    kind: "benign",
+    group: `row:${r.prompt}`,
+  }));
+  const framed = rows
+    .filter((r) => !isQuestion(r.prompt))
+    .map((r, i) => ({
+      text: reframe(r.prompt, rowFrame(r.prompt, i, hf, af)),
+      unsafe: false,
+      hazard: null,
+      kind: "benign-question",
+      group: `row:${r.prompt}`,
+    }));
   return [...asWritten, ...framed];
 }
 
@@ -162,39 +254,168 @@ const rowFrame = (p: string, i: number, hf: readonly string[], af: readonly stri
 };
 
 export interface HeldOutSets {
-  harmful: SafetyItem[]; harmfulQuestions: SafetyItem[]; benign: SafetyItem[]; benignQuestions: SafetyItem[];
-  lookalikes: SafetyItem[]; jailbreaks: SafetyItem[];
+  harmful: SafetyItem[];
+  harmfulQuestions: SafetyItem[];
+  benign: SafetyItem[];
+  benignQuestions: SafetyItem[];
+  lookalikes: SafetyItem[];
+  jailbreaks: SafetyItem[];
 }
 
 /** The fixed test sets: test-split CSV rows and only held-out frames, phrases, wrappers and encodings. */
 export function heldOutSets(maxBenign = 600): HeldOutSets {
-  const rows = rowsOf("test"), hf = family(HOW_FRAMES, true), af = family(ASK_FRAMES, true);
-  const harmRows = rows.filter((r) => r.unsafe), benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
+  const rows = rowsOf("test"),
+    hf = family(HOW_FRAMES, true),
+    af = family(ASK_FRAMES, true);
+  const harmRows = rows.filter((r) => r.unsafe),
+    benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
   const pickFrame = (p: string, i: number) => rowFrame(p, i, hf, af);
-  const harmful = harmRows.map((r) => ({ text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful", group: `row:${r.prompt}` }));
-  const own = Object.entries(HARMFUL).flatMap(([code, ps]) => family(ps, true).map((p) => ({ p: `how to ${p}`, code })));
+  const harmful = harmRows.map((r) => ({
+    text: r.prompt,
+    unsafe: true,
+    hazard: r.hazard,
+    kind: "harmful",
+    group: `row:${r.prompt}`,
+  }));
+  const own = Object.entries(HARMFUL).flatMap(([code, ps]) =>
+    family(ps, true).map((p) => ({ p: `how to ${p}`, code })),
+  );
   const harmfulQuestions = [
-    ...harmRows.map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: true, hazard: r.hazard, kind: "harmful-question", group: `row:${r.prompt}` })),
-    ...own.flatMap(({ p, code }) => hf.map((f) => ({ text: reframe(p, f), unsafe: true, hazard: code, kind: "harmful-question", group: `phrase:${p}` }))),
+    ...harmRows.map((r, i) => ({
+      text: reframe(r.prompt, pickFrame(r.prompt, i)),
+      unsafe: true,
+      hazard: r.hazard,
+      kind: "harmful-question",
+      group: `row:${r.prompt}`,
+    })),
+    ...own.flatMap(({ p, code }) =>
+      hf.map((f) => ({
+        text: reframe(p, f),
+        unsafe: true,
+        hazard: code,
+        kind: "harmful-question",
+        group: `phrase:${p}`,
+      })),
+    ),
   ];
-  const benign = benRows.map((r) => ({ text: r.prompt, unsafe: false, hazard: null, kind: "benign", group: `row:${r.prompt}` }));
-  const benignQuestions = benRows.slice(0, Math.ceil(maxBenign / 2)).map((r, i) => ({ text: reframe(r.prompt, pickFrame(r.prompt, i)), unsafe: false, hazard: null, kind: "benign-question", group: `row:${r.prompt}` }));
+  const benign = benRows.map((r) => ({
+    text: r.prompt,
+    unsafe: false,
+    hazard: null,
+    kind: "benign",
+    group: `row:${r.prompt}`,
+  }));
+  const benignQuestions = benRows
+    .slice(0, Math.ceil(maxBenign / 2))
+    .map((r, i) => ({
+      text: reframe(r.prompt, pickFrame(r.prompt, i)),
+      unsafe: false,
+      hazard: null,
+      kind: "benign-question",
+      group: `row:${r.prompt}`,
+    }));
   const ct = contrastOf(true);
-  harmfulQuestions.push(...ct.filter((c) => c.unsafe).map((c, i) => ({ text: reframe(`how to ${c.phrase}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question", group: `contrast:${c.phrase}` })));
+  harmfulQuestions.push(
+    ...ct
+      .filter((c) => c.unsafe)
+      .map((c, i) => ({
+        text: reframe(`how to ${c.phrase}`, hf[i % hf.length]!),
+        unsafe: true,
+        hazard: c.hazard,
+        kind: "harmful-question",
+        group: `contrast:${c.phrase}`,
+      })),
+  );
   const lookalikes = [
-    ...family(LOOKALIKES, true).flatMap((p) => hf.map((f) => ({ text: reframe(`how to ${p}`, f), unsafe: false, hazard: null, kind: "lookalike", group: `phrase:${p}` }))),
-    ...ct.filter((c) => !c.unsafe).flatMap((c) => hf.map((f) => ({ text: reframe(`how to ${c.phrase}`, f), unsafe: false, hazard: null, kind: "lookalike", group: `contrast:${c.phrase}` }))),
-    ...family(BENIGN_SENTENCES, true).map((text) => ({ text, unsafe: false, hazard: null, kind: "lookalike", group: `sentence:${text}` })),
+    ...family(LOOKALIKES, true).flatMap((p) =>
+      hf.map((f) => ({
+        text: reframe(`how to ${p}`, f),
+        unsafe: false,
+        hazard: null,
+        kind: "lookalike",
+        group: `phrase:${p}`,
+      })),
+    ),
+    ...ct
+      .filter((c) => !c.unsafe)
+      .flatMap((c) =>
+        hf.map((f) => ({
+          text: reframe(`how to ${c.phrase}`, f),
+          unsafe: false,
+          hazard: null,
+          kind: "lookalike",
+          group: `contrast:${c.phrase}`,
+        })),
+      ),
+    ...family(BENIGN_SENTENCES, true).map((text) => ({
+      text,
+      unsafe: false,
+      hazard: null,
+      kind: "lookalike",
+      group: `sentence:${text}`,
+    })),
   ];
-  harmfulQuestions.push(...harmfulSentences(true).map(([text, hazard]) => ({ text, unsafe: true, hazard, kind: "harmful-question", group: `sentence:${text}` })));
-  const hc = conceptsOf(true), who = family(WHO, true), groups = family(GROUPS, true), about = family(ABOUT_FRAMES, true);
-  harmfulQuestions.push(...hc.flatMap((c) => c.acts.map((a, i) => ({ text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!), unsafe: true, hazard: c.hazard, kind: "harmful-question", group: `concept:${c.name}` }))));
-  lookalikes.push(...hc.flatMap((c) => about.map((f) => ({ text: f.replace("{n}", c.name), unsafe: false, hazard: null, kind: "lookalike", group: `concept:${c.name}` }))));
-  benignQuestions.push(...family(EVERYDAY, true).map((p, i) => ({ text: reframe(`how to ${p}`, hf[i % hf.length]!), unsafe: false, hazard: null, kind: "everyday", group: `everyday:${p}` })));
-  const wr = family(WRAPPERS, true), enc = Object.entries(ENCODINGS);
+  harmfulQuestions.push(
+    ...harmfulSentences(true).map(([text, hazard]) => ({
+      text,
+      unsafe: true,
+      hazard,
+      kind: "harmful-question",
+      group: `sentence:${text}`,
+    })),
+  );
+  const hc = conceptsOf(true),
+    who = family(WHO, true),
+    groups = family(GROUPS, true),
+    about = family(ABOUT_FRAMES, true);
+  harmfulQuestions.push(
+    ...hc.flatMap((c) =>
+      c.acts.map((a, i) => ({
+        text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!),
+        unsafe: true,
+        hazard: c.hazard,
+        kind: "harmful-question",
+        group: `concept:${c.name}`,
+      })),
+    ),
+  );
+  lookalikes.push(
+    ...hc.flatMap((c) =>
+      about.map((f) => ({
+        text: f.replace("{n}", c.name),
+        unsafe: false,
+        hazard: null,
+        kind: "lookalike",
+        group: `concept:${c.name}`,
+      })),
+    ),
+  );
+  benignQuestions.push(
+    ...family(EVERYDAY, true).map((p, i) => ({
+      text: reframe(`how to ${p}`, hf[i % hf.length]!),
+      unsafe: false,
+      hazard: null,
+      kind: "everyday",
+      group: `everyday:${p}`,
+    })),
+  );
+  const wr = family(WRAPPERS, true),
+    enc = Object.entries(ENCODINGS);
   const jailbreaks = harmRows.flatMap((r, i) => [
-    { text: wrap(r.prompt, wr[i % wr.length]!), unsafe: true, hazard: r.hazard, kind: "jailbreak-roleplay", group: `row:${r.prompt}` },
-    { text: enc[i % enc.length]![1](r.prompt), unsafe: true, hazard: r.hazard, kind: `jailbreak-${enc[i % enc.length]![0]}`, group: `row:${r.prompt}` },
+    {
+      text: wrap(r.prompt, wr[i % wr.length]!),
+      unsafe: true,
+      hazard: r.hazard,
+      kind: "jailbreak-roleplay",
+      group: `row:${r.prompt}`,
+    },
+    {
+      text: enc[i % enc.length]![1](r.prompt),
+      unsafe: true,
+      hazard: r.hazard,
+      kind: `jailbreak-${enc[i % enc.length]![0]}`,
+      group: `row:${r.prompt}`,
+    },
   ]);
   return { harmful, harmfulQuestions, benign, benignQuestions, lookalikes, jailbreaks };
 }

@@ -48,8 +48,16 @@ export class Gate {
 
   /** Whether the guarded decision refuses each item, from the policy's decisions on them. */
   refusals(items: readonly Pick<SafetyItem, "text">[], d: Pick<PolicyDecisions, "margin" | "deciding">): boolean[] {
-    if (!this.guard) throw internal("Gate.refusals without a guard: the policy's own refusals are read from its replies");
-    return guardedRefusals(d, guardScores(this.guard, items.map((x) => x.text)), this.steering);
+    if (!this.guard)
+      throw internal("Gate.refusals without a guard: the policy's own refusals are read from its replies");
+    return guardedRefusals(
+      d,
+      guardScores(
+        this.guard,
+        items.map((x) => x.text),
+      ),
+      this.steering,
+    );
   }
 
   /**

@@ -19,7 +19,16 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, heldOutSets, howCore, type SafetyItem } from "./corpus.js";
 import { rowsOf } from "./rows.js";
-import { Guard, guardIds, labelTokens, memberFile, packGuard, SAFE_LABEL, withLabelTokens, type GuardMode } from "./guard.js";
+import {
+  Guard,
+  guardIds,
+  labelTokens,
+  memberFile,
+  packGuard,
+  SAFE_LABEL,
+  withLabelTokens,
+  type GuardMode,
+} from "./guard.js";
 import { family, familyBy, HARMFUL, LOOKALIKES } from "./lists.js";
 import { CONCEPTS, EVERYDAY } from "./lists.js";
 import { probeSets } from "./probe.js";
@@ -51,22 +60,35 @@ export type GuardStageConfig = z.infer<typeof GuardConfig> & { name: string; mod
 /** A completion that does what was asked (unsafe when the request was). */
 export function complianceCompletion(request: string): string {
   const core = howCore(request) ?? request.replace(/[.?!\s]+$/, "");
-  return renderCompletion(`The user wants me to ${core}. Let me work out the steps.`, `Sure, here is how to ${core}. Step 1:`);
+  return renderCompletion(
+    `The user wants me to ${core}. Let me work out the steps.`,
+    `Sure, here is how to ${core}. Step 1:`,
+  );
 }
 
 /** A guard training example: text in a mode and the label it must give. */
 export function guardExample(item: SafetyItem, mode: GuardMode, rng: Rng): { text: string; label: string } {
   const hazardLabel = `<|${item.hazard ?? "S2"}|>`;
   if (mode === "prompt") return { text: item.text, label: item.unsafe ? hazardLabel : SAFE_LABEL };
-  if (!item.unsafe) return { text: rng.next() < 0.3 ? benignCompletion() : complianceCompletion(item.text), label: SAFE_LABEL };
-  return rng.next() < 0.5 ? { text: refusalCompletion(item.hazard ?? "S2"), label: SAFE_LABEL } : { text: complianceCompletion(item.text), label: hazardLabel };
+  if (!item.unsafe)
+    return { text: rng.next() < 0.3 ? benignCompletion() : complianceCompletion(item.text), label: SAFE_LABEL };
+  return rng.next() < 0.5
+    ? { text: refusalCompletion(item.hazard ?? "S2"), label: SAFE_LABEL }
+    : { text: complianceCompletion(item.text), label: hazardLabel };
 }
 
 /** The English the guard's BPE is fitted on: training-split rows and the trained family of each phrase list only. */
 export function guardCorpus(): string[] {
-  const texts = rowsOf("train").map((r) => r.prompt), trained = familyBy(CONCEPTS, (c) => c.name, false);
-  texts.push(...family(LOOKALIKES, false), ...Object.values(HARMFUL).flatMap((ps) => family(ps, false)), ...trained.flatMap((c) => [c.name, ...c.acts]),
-    ...family(EVERYDAY, false), benignCompletion(), ...Object.keys(HARMFUL).map(refusalCompletion));
+  const texts = rowsOf("train").map((r) => r.prompt),
+    trained = familyBy(CONCEPTS, (c) => c.name, false);
+  texts.push(
+    ...family(LOOKALIKES, false),
+    ...Object.values(HARMFUL).flatMap((ps) => family(ps, false)),
+    ...trained.flatMap((c) => [c.name, ...c.acts]),
+    ...family(EVERYDAY, false),
+    benignCompletion(),
+    ...Object.keys(HARMFUL).map(refusalCompletion),
+  );
   return texts;
 }
 
@@ -80,27 +102,54 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   let tokenizer: Tokenizer | null = null;
   const init = (seed: number) => (): Trainee => {
     tokenizer ??= withLabelTokens(trainBpe(guardCorpus(), cfg.vocabSize));
-    const config = parseModelConfig({ ...cfg.model, model_type: "llama", vocab_size: tokenizer.vocabSize }, `stage ${cfg.name}.model`);
+    const config = parseModelConfig(
+      { ...cfg.model, model_type: "llama", vocab_size: tokenizer.vocabSize },
+      `stage ${cfg.name}.model`,
+    );
     return { model: initModel(config, seed), tokenizer };
   };
-  let usage = noUsage(), steps = 0;
+  let usage = noUsage(),
+    steps = 0;
   const members: Trainee[] = [];
   for (let m = 1; m < cfg.members; m++) {
-    const mio: StageIO = { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
+    const mio: StageIO = {
+      ...io,
+      name: `${io.name}/member-${m}`,
+      dir: join(io.dir, `member-${m}`),
+      seed: io.seed + 1009 * m,
+    };
     const o = trainClassifier(mio, init(mio.seed), cfg);
-    usage = addUsage(usage, o.usage), steps += o.steps;
+    ((usage = addUsage(usage, o.usage)), (steps += o.steps));
     if (o.stopped) return { steps, stopped: o.stopped, usage, notes: {}, trainee: o.trainee };
     members.push(o.trainee);
   }
   const out = trainClassifier(io, init(io.seed), cfg);
-  usage = addUsage(usage, out.usage), steps += out.steps;
+  ((usage = addUsage(usage, out.usage)), (steps += out.steps));
   if (out.stopped) return { ...out, steps, usage, notes: {} };
   const vocab = JSON.stringify(out.trainee.tokenizer.toJSON());
-  if (members.some((m) => JSON.stringify(m.tokenizer.toJSON()) !== vocab)) throw new FrugalError("GUARD", `internal: ${io.name}'s ensemble members have different tokenizers; delete ${io.dir} and rerun the stage`);
-  const others = members.map((m) => m.model), pooling = cfg.pooling;
-  const threshold = tuneThreshold(new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others), cfg.targetBenignFlagRate, io.seed, cfg.devItems);
+  if (members.some((m) => JSON.stringify(m.tokenizer.toJSON()) !== vocab))
+    throw new FrugalError(
+      "GUARD",
+      `internal: ${io.name}'s ensemble members have different tokenizers; delete ${io.dir} and rerun the stage`,
+    );
+  const others = members.map((m) => m.model),
+    pooling = cfg.pooling;
+  const threshold = tuneThreshold(
+    new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others),
+    cfg.targetBenignFlagRate,
+    io.seed,
+    cfg.devItems,
+  );
   const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeWeights(m)]));
-  saveStage(io, out.trainee, out.steps, cfg, null, { threshold, labels: labelTokens(), pooling, members: cfg.members }, files);
+  saveStage(
+    io,
+    out.trainee,
+    out.steps,
+    cfg,
+    null,
+    { threshold, labels: labelTokens(), pooling, members: cfg.members },
+    files,
+  );
   const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others));
   return { ...out, steps, usage, notes: { threshold, ...report } };
 }
@@ -111,21 +160,46 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
  * cross-entropy on the label token. One AdamW and one learning-rate schedule over both.
  */
 function trainClassifier(io: StageIO, init: () => Trainee, cfg: GuardStageConfig): LoopOutcome & { trainee: Trainee } {
-  const resumed = resumePoint(io), t = resumed?.trainee ?? init(), total = cfg.lmSteps + cfg.steps;
-  const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg), maxLen = t.model.config.max_position_embeddings;
-  const out = runLoop(io, resumed?.step ?? 0, total, (step) => {
-    const rng = new Rng(io.seed * 1_000_003 + step);
-    const r = step < cfg.lmSteps ? lmStep(t, rng, cfg.batchSize, maxLen) : classifyStep(t, rng, cfg, maxLen);
-    const lr = lrAt(step, total, cfg.lr, cfg.warmup, cfg.minLrFrac);
-    const gradNorm = E.adamwUpdate(params, opt, ac, lr);
-    return { metrics: { loss: r.loss, lr, gradNorm, lm: step < cfg.lmSteps ? 1 : 0 }, usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: r.tokens, flops: trainFlops(t.model.config, r.tokens, r.T) } };
-  }, (step) => saveStage(io, t, step, cfg, opt));
+  const resumed = resumePoint(io),
+    t = resumed?.trainee ?? init(),
+    total = cfg.lmSteps + cfg.steps;
+  const params = t.model.params,
+    opt = resumed?.opt ?? E.adamwInit(params),
+    ac = adamw(cfg),
+    maxLen = t.model.config.max_position_embeddings;
+  const out = runLoop(
+    io,
+    resumed?.step ?? 0,
+    total,
+    (step) => {
+      const rng = new Rng(io.seed * 1_000_003 + step);
+      const r = step < cfg.lmSteps ? lmStep(t, rng, cfg.batchSize, maxLen) : classifyStep(t, rng, cfg, maxLen);
+      const lr = lrAt(step, total, cfg.lr, cfg.warmup, cfg.minLrFrac);
+      const gradNorm = E.adamwUpdate(params, opt, ac, lr);
+      return {
+        metrics: { loss: r.loss, lr, gradNorm, lm: step < cfg.lmSteps ? 1 : 0 },
+        usage: {
+          promptTokens: 0,
+          generatedTokens: 0,
+          trainedTokens: r.tokens,
+          flops: trainFlops(t.model.config, r.tokens, r.T),
+        },
+      };
+    },
+    (step) => saveStage(io, t, step, cfg, opt),
+  );
   return { ...out, trainee: t };
 }
 
 /** One classification batch: forward, loss, backward (the caller updates). */
-function classifyStep(t: Trainee, rng: Rng, cfg: GuardStageConfig, maxLen: number): { loss: number; tokens: number; T: number } {
-  const seqs: number[][] = [], labels: number[] = [];
+function classifyStep(
+  t: Trainee,
+  rng: Rng,
+  cfg: GuardStageConfig,
+  maxLen: number,
+): { loss: number; tokens: number; T: number } {
+  const seqs: number[][] = [],
+    labels: number[] = [];
   for (let i = 0; i < cfg.batchSize; i++) {
     const mode: GuardMode = rng.next() < cfg.completionFrac ? "completion" : "prompt";
     const ex = guardExample(drawItem(rng, "train"), mode, rng);
@@ -142,12 +216,17 @@ function classifyStep(t: Trainee, rng: Rng, cfg: GuardStageConfig, maxLen: numbe
 
 /** One next-token batch on English text read as the guard reads prompts (a CSV row or a drawn item). */
 function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss: number; tokens: number; T: number } {
-  const rows = rowsOf("train"), seqs: number[][] = [];
+  const rows = rowsOf("train"),
+    seqs: number[][] = [];
   for (let i = 0; i < batchSize; i++) {
     const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train").text;
     seqs.push(guardIds(t.tokenizer, text, "prompt", maxLen).slice(0, -1));
   }
-  const batch = makeBatch(seqs, seqs.map((s) => s.map(() => 1)), maxLen);
+  const batch = makeBatch(
+    seqs,
+    seqs.map((s) => s.map(() => 1)),
+    maxLen,
+  );
   return { loss: lossAndBackward(t.model, batch), tokens: batch.tokens, T: batch.T };
 }
 
@@ -157,7 +236,8 @@ function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss
  */
 export function thresholdAtRate(scores: readonly number[], rate: number): number {
   if (!scores.length) throw internal("thresholdAtRate needs at least one score");
-  const asc = [...scores].sort((a, b) => a - b), allowed = Math.floor(rate * asc.length);
+  const asc = [...scores].sort((a, b) => a - b),
+    allowed = Math.floor(rate * asc.length);
   return asc[Math.max(0, asc.length - 1 - allowed)]! + 1e-6;
 }
 
@@ -165,13 +245,17 @@ export function thresholdAtRate(scores: readonly number[], rate: number): number
 export function tuneThreshold(g: Guard, rate: number, seed: number, devItems = 3000): number {
   const rng = new Rng(seed ^ 0xde5);
   const items = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
-  const q = thresholdAtRate(g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe), rate);
+  const q = thresholdAtRate(
+    g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe),
+    rate,
+  );
   return Math.min(0.95, Math.max(0.01, q));
 }
 
 /** Flag rates on every held-out set (prompt mode). */
 export function guardReport(g: Guard): Record<string, number> {
-  const sets = { ...heldOutSets(), ...probeSets() }, out: Record<string, number> = {};
+  const sets = { ...heldOutSets(), ...probeSets() },
+    out: Record<string, number> = {};
   for (const [name, items] of Object.entries(sets)) {
     const v = g.classify(items.map((x: SafetyItem) => x.text));
     out[`${name}FlagRate`] = v.filter((x) => x.unsafe).length / Math.max(1, v.length);

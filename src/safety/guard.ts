@@ -35,7 +35,15 @@ export function withLabelTokens(tok: Tokenizer): Tokenizer {
   const json = structuredClone(tok.toJSON()) as { added_tokens: object[]; model: { vocab: Record<string, number> } };
   let id = tok.vocabSize;
   for (const content of labelTokens()) {
-    json.added_tokens.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    json.added_tokens.push({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     json.model.vocab[content] = id++;
   }
   return bpeFromJson(json as unknown as Record<string, unknown>);
@@ -57,13 +65,24 @@ export function guardIds(tok: Tokenizer, text: string, mode: GuardMode, maxLen: 
 
 /** Right-padded (B, T) ids and each sequence's length, for forwardPooled (and any read of the last real position). */
 export function packGuard(seqs: readonly number[][]): { ids: Int32Array; B: number; T: number; lengths: Int32Array } {
-  const T = Math.max(...seqs.map((s) => s.length)), B = seqs.length, ids = new Int32Array(B * T);
+  const T = Math.max(...seqs.map((s) => s.length)),
+    B = seqs.length,
+    ids = new Int32Array(B * T);
   seqs.forEach((s, b) => ids.set(s, b * T));
   return { ids, B, T, lengths: Int32Array.from(seqs, (s) => s.length) };
 }
 
 const B64 = /[A-Za-z0-9+/]{16,}={0,2}/g;
-const LEET_BACK: Record<string, string> = { "4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", $: "s" };
+const LEET_BACK: Record<string, string> = {
+  "4": "a",
+  "3": "e",
+  "1": "i",
+  "0": "o",
+  "5": "s",
+  "7": "t",
+  "@": "a",
+  $: "s",
+};
 
 /** The text plus decoded readings of it when it looks encoded. */
 export function views(text: string): string[] {
@@ -82,11 +101,18 @@ const MAX_WINDOWS = 16;
 
 /** Character windows covering a text (≈ maxLen tokens each); huge texts get evenly spaced samples. */
 function windows(text: string, maxLen: number): { parts: string[]; truncated: boolean } {
-  const size = maxLen * 3, stepC = Math.floor(size * 0.75);
+  const size = maxLen * 3,
+    stepC = Math.floor(size * 0.75);
   if (text.length <= size) return { parts: [text], truncated: false };
   const starts: number[] = [];
   for (let s = 0; s < text.length; s += stepC) starts.push(s);
-  const pick = starts.length <= MAX_WINDOWS ? starts : Array.from({ length: MAX_WINDOWS }, (_, i) => starts[Math.round((i * (starts.length - 1)) / (MAX_WINDOWS - 1))]!);
+  const pick =
+    starts.length <= MAX_WINDOWS
+      ? starts
+      : Array.from(
+          { length: MAX_WINDOWS },
+          (_, i) => starts[Math.round((i * (starts.length - 1)) / (MAX_WINDOWS - 1))]!,
+        );
   return { parts: pick.map((s) => text.slice(s, s + size)), truncated: pick.length < starts.length };
 }
 
@@ -98,39 +124,69 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
 export class Guard {
   readonly labelIds: number[];
   readonly models: readonly Model[];
-  constructor(readonly model: Model, readonly tok: Tokenizer, readonly threshold: number, readonly pooling: Pooling = "mean", others: readonly Model[] = []) {
+  constructor(
+    readonly model: Model,
+    readonly tok: Tokenizer,
+    readonly threshold: number,
+    readonly pooling: Pooling = "mean",
+    others: readonly Model[] = [],
+  ) {
     this.labelIds = labelTokens().map((t) => tok.tokenId(t));
     this.models = [model, ...others];
   }
 
   static load(dir: string): Guard {
     const notGuard = `${dir} is not a guard checkpoint (expected tokenizer.json with label tokens and a tuned threshold in frugal.json); train one with \`frugal run recipes/guard.json\``;
-    if (!existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "config.json"))) throw new FrugalError("GUARD", notGuard);
-    const ck = loadModelDir(dir), threshold = ck.meta?.threshold, tok = ck.tokenizer;
+    if (!existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "config.json")))
+      throw new FrugalError("GUARD", notGuard);
+    const ck = loadModelDir(dir),
+      threshold = ck.meta?.threshold,
+      tok = ck.tokenizer;
     if (typeof threshold !== "number") throw new FrugalError("GUARD", notGuard);
-    if (tok.kind === "char") throw new FrugalError("GUARD", `${dir} has a character tokenizer; a guard uses byte-level BPE`);
-    const pooling = (ck.meta?.pooling ?? "mean") as Pooling, members = ck.meta?.members ?? 1;
-    if (!POOLINGS.includes(pooling)) throw new FrugalError("GUARD", `${dir}: frugal.json pooling is ${JSON.stringify(pooling)}; expected one of ${POOLINGS.join(", ")}`);
-    if (typeof members !== "number" || !Number.isInteger(members) || members < 1) throw new FrugalError("GUARD", `${dir}: frugal.json members is ${JSON.stringify(members)}; expected a whole number ≥ 1`);
+    if (tok.kind === "char")
+      throw new FrugalError("GUARD", `${dir} has a character tokenizer; a guard uses byte-level BPE`);
+    const pooling = (ck.meta?.pooling ?? "mean") as Pooling,
+      members = ck.meta?.members ?? 1;
+    if (!POOLINGS.includes(pooling))
+      throw new FrugalError(
+        "GUARD",
+        `${dir}: frugal.json pooling is ${JSON.stringify(pooling)}; expected one of ${POOLINGS.join(", ")}`,
+      );
+    if (typeof members !== "number" || !Number.isInteger(members) || members < 1)
+      throw new FrugalError(
+        "GUARD",
+        `${dir}: frugal.json members is ${JSON.stringify(members)}; expected a whole number ≥ 1`,
+      );
     const others = Array.from({ length: members - 1 }, (_, i) => {
       const file = join(ck.dir, memberFile(i + 1));
-      if (!existsSync(file)) throw new FrugalError("GUARD", `${dir}: frugal.json says ${members} ensemble members but ${memberFile(i + 1)} is missing; copy the whole checkpoint directory or retrain the guard`);
+      if (!existsSync(file))
+        throw new FrugalError(
+          "GUARD",
+          `${dir}: frugal.json says ${members} ensemble members but ${memberFile(i + 1)} is missing; copy the whole checkpoint directory or retrain the guard`,
+        );
       return readWeights(ck.model.config, file);
     });
     return new Guard(ck.model, tok, threshold, pooling, others);
   }
 
-  get maxLen(): number { return this.model.config.max_position_embeddings; }
+  get maxLen(): number {
+    return this.model.config.max_position_embeddings;
+  }
 
   /** Label probabilities (safe first, then hazards) of each id sequence, averaged over the members. */
   labelProbs(seqs: number[][]): Float32Array[] {
-    const { ids, B, T, lengths } = packGuard(seqs), V = this.model.config.vocab_size, K = this.labelIds.length;
+    const { ids, B, T, lengths } = packGuard(seqs),
+      V = this.model.config.vocab_size,
+      K = this.labelIds.length;
     const out = seqs.map(() => new Float32Array(K));
     for (const model of this.models) {
       E.noGrad(() => {
         const L = forwardPooled(model, ids, B, T, lengths, this.pooling).data;
         out.forEach((p, b) => {
-          const z = this.labelIds.map((id) => L[b * V + id]!), mx = Math.max(...z), e = z.map((x) => Math.exp(x - mx)), sum = e.reduce((a, x) => a + x, 0);
+          const z = this.labelIds.map((id) => L[b * V + id]!),
+            mx = Math.max(...z),
+            e = z.map((x) => Math.exp(x - mx)),
+            sum = e.reduce((a, x) => a + x, 0);
           for (let k = 0; k < K; k++) p[k]! += e[k]! / sum / this.models.length;
         });
         E.endStep();
@@ -140,21 +196,32 @@ export class Guard {
   }
 
   classify(texts: readonly string[], mode: GuardMode = "prompt"): GuardVerdict[] {
-    const seqs: number[][] = [], owner: number[] = [], trunc = texts.map(() => false);
+    const seqs: number[][] = [],
+      owner: number[] = [],
+      trunc = texts.map(() => false);
     texts.forEach((text, i) => {
-      if (typeof text !== "string") throw new FrugalError("GUARD", `guard input ${i} must be a string, got ${typeof text}`);
+      if (typeof text !== "string")
+        throw new FrugalError("GUARD", `guard input ${i} must be a string, got ${typeof text}`);
       if (text.trim() === "") return;
       for (const v of views(text)) {
         const w = windows(v, this.maxLen);
         trunc[i] ||= w.truncated;
-        for (const part of w.parts) { seqs.push(guardIds(this.tok, part, mode, this.maxLen)); owner.push(i); }
+        for (const part of w.parts) {
+          seqs.push(guardIds(this.tok, part, mode, this.maxLen));
+          owner.push(i);
+        }
       }
     });
     const probs: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
     // per text: the window with the lowest P(safe), and how many windows it had (one pass over the windows)
-    const best: (Float32Array | undefined)[] = texts.map(() => undefined), n = texts.map(() => 0);
-    probs.forEach((p, j) => { const i = owner[j]!; n[i]!++; if (!best[i] || p[0]! < best[i]![0]!) best[i] = p; });
+    const best: (Float32Array | undefined)[] = texts.map(() => undefined),
+      n = texts.map(() => 0);
+    probs.forEach((p, j) => {
+      const i = owner[j]!;
+      n[i]!++;
+      if (!best[i] || p[0]! < best[i]![0]!) best[i] = p;
+    });
     const codes = hazards();
     return texts.map((_, i) => {
       const p = best[i];
@@ -163,7 +230,14 @@ export class Guard {
       let h = 1;
       for (let k = 2; k < p.length; k++) if (p[k]! > p[h]!) h = k;
       const unsafe = pUnsafe >= this.threshold;
-      return { unsafe, pUnsafe, hazard: unsafe ? codes[h - 1]! : null, hazardName: unsafe ? hazardName(codes[h - 1]!) : null, windows: n[i]!, truncated: trunc[i]! };
+      return {
+        unsafe,
+        pUnsafe,
+        hazard: unsafe ? codes[h - 1]! : null,
+        hazardName: unsafe ? hazardName(codes[h - 1]!) : null,
+        windows: n[i]!,
+        truncated: trunc[i]!,
+      };
     });
   }
 }

@@ -16,7 +16,10 @@ const Contrast = z
     /** harmful objects with their hazards */
     harmful: z.array(z.tuple([z.string().min(1), hazard])).optional(),
     /** or: every one of `people` (then `extra`) as the object, all of one hazard */
-    harmfulPeople: z.object({ hazard, extra: z.array(z.string().min(1)) }).strict().optional(),
+    harmfulPeople: z
+      .object({ hazard, extra: z.array(z.string().min(1)) })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((c) => !!c.harmful !== !!c.harmfulPeople, "a contrast entry has either harmful or harmfulPeople");
@@ -109,7 +112,10 @@ export const EVERYDAY: readonly string[] = concepts.everyday;
 
 /** The CSV's category names mapped to hazard codes, and the prompt rules tried in order. */
 export const HAZARD_CATEGORIES: Readonly<Record<string, string>> = hazardRules.categories;
-export const HAZARD_RULES: readonly [string, RegExp][] = hazardRules.rules.map((r) => [r.hazard, new RegExp(r.pattern, "i")]);
+export const HAZARD_RULES: readonly [string, RegExp][] = hazardRules.rules.map((r) => [
+  r.hazard,
+  new RegExp(r.pattern, "i"),
+]);
 
 /** The acts of a concept with one victim or group filled in. */
 export function fillAct(act: string, who: string, group: string): string {
@@ -123,7 +129,8 @@ const families = new WeakMap<readonly unknown[], { train: unknown[]; test: unkno
 /** The held-out (test) or trained part of a constant list, keyed by key(x); computed once per list (draws are a hot path). */
 export function familyBy<T>(xs: readonly T[], key: (x: T) => string, test: boolean): T[] {
   let f = families.get(xs);
-  if (!f) families.set(xs, (f = { train: xs.filter((x) => !heldOut(key(x))), test: xs.filter((x) => heldOut(key(x))) }));
+  if (!f)
+    families.set(xs, (f = { train: xs.filter((x) => !heldOut(key(x))), test: xs.filter((x) => heldOut(key(x))) }));
   return (test ? f.test : f.train) as T[];
 }
 export function family<T extends string>(xs: readonly T[], test: boolean): T[] {

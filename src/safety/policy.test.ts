@@ -13,7 +13,8 @@ import { benignCompletion, hazards, isRefusal, policy, refusalCompletion } from 
 test("policy: MLCommons codes, a refusal per hazard that isRefusal recognises, no political category", () => {
   const p = policy();
   assert.ok(hazards().includes("S1") && hazards().includes("S11") && hazards().length >= 10);
-  for (const c of Object.values(p.categories)) assert.doesNotMatch(`${c.name} ${c.definition}`, /politic|election|government|censor/i);
+  for (const c of Object.values(p.categories))
+    assert.doesNotMatch(`${c.name} ${c.definition}`, /politic|election|government|censor/i);
   for (const h of hazards()) {
     const answer = /<answer>(.*)<\/answer>/.exec(refusalCompletion(h))![1]!;
     assert.ok(isRefusal(answer), h);
@@ -26,5 +27,8 @@ test("policy: MLCommons codes, a refusal per hazard that isRefusal recognises, n
 test("shipped JSON (policy.json, probe.json) that does not match its schema is an internal error naming the file", () => {
   const f = join(tempDir(), "bad.json");
   writeFileSync(f, JSON.stringify({ categories: {} }));
-  assert.throws(() => readShippedJson(pathToFileURL(f), z.object({ harmful: z.array(z.string()) }).strict()), (e: FrugalError) => e.code === "INTERNAL" && /^internal: .*bad\.json does not match its schema/.test(e.message));
+  assert.throws(
+    () => readShippedJson(pathToFileURL(f), z.object({ harmful: z.array(z.string()) }).strict()),
+    (e: FrugalError) => e.code === "INTERNAL" && /^internal: .*bad\.json does not match its schema/.test(e.message),
+  );
 });

@@ -6,14 +6,18 @@ import { FrugalError } from "../common/errors.js";
 import { readShippedJson } from "../common/shipped.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 
-const Category = z.object({ name: z.string().min(1), definition: z.string().min(1), addendum: z.string().optional() }).strict();
-const PolicySchema = z.object({
-  $comment: z.string().optional(),
-  categories: z.record(z.string().regex(/^S\d+$/), Category),
-  refusal: z.object({ reasoning: z.string(), answer: z.string(), style: z.string() }).strict(),
-  benign: z.object({ reasoning: z.string(), answer: z.string(), note: z.string() }).strict(),
-  mustNotRefuse: z.array(z.string()).min(1),
-}).strict();
+const Category = z
+  .object({ name: z.string().min(1), definition: z.string().min(1), addendum: z.string().optional() })
+  .strict();
+const PolicySchema = z
+  .object({
+    $comment: z.string().optional(),
+    categories: z.record(z.string().regex(/^S\d+$/), Category),
+    refusal: z.object({ reasoning: z.string(), answer: z.string(), style: z.string() }).strict(),
+    benign: z.object({ reasoning: z.string(), answer: z.string(), note: z.string() }).strict(),
+    mustNotRefuse: z.array(z.string()).min(1),
+  })
+  .strict();
 export type Policy = z.infer<typeof PolicySchema>;
 
 let cached: Policy | null = null;
@@ -33,8 +37,13 @@ export function hazardName(code: Hazard): string {
 
 /** The taught refusal: brief reasoning, then one sentence naming the harm (plus the S11 addendum). */
 export function refusalCompletion(code: Hazard): string {
-  const p = policy(), name = hazardName(code), add = p.categories[code]!.addendum;
-  return renderCompletion(p.refusal.reasoning.replace("{name}", name), p.refusal.answer.replace("{name}", name) + (add ? " " + add : ""));
+  const p = policy(),
+    name = hazardName(code),
+    add = p.categories[code]!.addendum;
+  return renderCompletion(
+    p.refusal.reasoning.replace("{name}", name),
+    p.refusal.answer.replace("{name}", name) + (add ? " " + add : ""),
+  );
 }
 
 export function benignCompletion(): string {

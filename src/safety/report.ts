@@ -48,7 +48,10 @@ export interface SafetyReport {
    */
   withGuard: null | {
     rule: "steered" | "union";
-    harmfulRefusalRate: number; benignRefusalRate: number; lookalikeRefusalRate: number; jailbreakDefenseRate: number;
+    harmfulRefusalRate: number;
+    benignRefusalRate: number;
+    lookalikeRefusalRate: number;
+    jailbreakDefenseRate: number;
     probe: { harmfulRefusalRate: number; lookalikeRefusalRate: number; ordinaryRefusalRate: number };
   };
   /**
@@ -57,7 +60,11 @@ export interface SafetyReport {
    * frames of one request are not independent; `units` = how many independent requests each rate rests on.
    * Absent from reports saved before intervals existed (a resumed run's safety.json).
    */
-  intervals?: { harmfulRefusalRate: [number, number]; benignRefusalRate: [number, number]; units: { harmful: number; benign: number } };
+  intervals?: {
+    harmfulRefusalRate: [number, number];
+    benignRefusalRate: [number, number];
+    units: { harmful: number; benign: number };
+  };
   harmfulByCategory: Record<string, { n: number; refusalRate: number }>;
   /**
    * The harmful and benign rates by where the prompt comes from: "harmful" / "benign" = the CSV's held-out
@@ -71,15 +78,38 @@ export interface SafetyReport {
   wallMs: number;
 }
 
-interface Reply { item: SafetyItem; text: string; refused: boolean }
+interface Reply {
+  item: SafetyItem;
+  text: string;
+  refused: boolean;
+}
 
-export function replies(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number, maxNewTokens: number): Reply[] {
+export function replies(
+  model: Model,
+  tok: Tokenizer,
+  items: SafetyItem[],
+  promptChars: number,
+  maxNewTokens: number,
+): Reply[] {
   const prompts = items.map((x) => promptIds(tok, policyText(x.text, promptChars)));
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
-  if (room < maxNewTokens) throw new FrugalError("CONFIG", `safety eval: prompts of up to ${promptChars} characters leave ${room} tokens of the ${model.config.max_position_embeddings}-token context, fewer than the ${maxNewTokens} a reasoning + refusal needs; lower promptChars`);
-  const out = generate(model, prompts, prompts.map((_, i) => i), {
-    maxNewTokens, temperature: 0, batch: 32, stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
-  });
+  if (room < maxNewTokens)
+    throw new FrugalError(
+      "CONFIG",
+      `safety eval: prompts of up to ${promptChars} characters leave ${room} tokens of the ${model.config.max_position_embeddings}-token context, fewer than the ${maxNewTokens} a reasoning + refusal needs; lower promptChars`,
+    );
+  const out = generate(
+    model,
+    prompts,
+    prompts.map((_, i) => i),
+    {
+      maxNewTokens,
+      temperature: 0,
+      batch: 32,
+      stopTokens: [tok.tokenId(SPECIAL.end)],
+      decode: (ids) => tok.decode(ids),
+    },
+  );
   return out.map((s, i) => {
     const p = parseCompletion(s.text);
     return { item: items[i]!, text: s.text, refused: p.answer !== null && isRefusal(p.answer) };
@@ -91,22 +121,26 @@ export function rocSummary(pos: number[], neg: number[], negRates: number[]) {
   const all = [...pos.map((v) => ({ v, p: 1 })), ...neg.map((v) => ({ v, p: 0 }))].sort((a, b) => a.v - b.v);
   let rankSum = 0;
   for (let i = 0; i < all.length;) {
-    let j = i; while (j < all.length && all[j]!.v === all[i]!.v) j++;
+    let j = i;
+    while (j < all.length && all[j]!.v === all[i]!.v) j++;
     const mid = (i + j + 1) / 2; // average 1-based rank of the tie group
     for (let k = i; k < j; k++) if (all[k]!.p) rankSum += mid;
     i = j;
   }
-  const auc = pos.length && neg.length ? (rankSum - (pos.length * (pos.length + 1)) / 2) / (pos.length * neg.length) : 0;
+  const auc =
+    pos.length && neg.length ? (rankSum - (pos.length * (pos.length + 1)) / 2) / (pos.length * neg.length) : 0;
   const desc = [...neg].sort((a, b) => b - a);
   const atBenign = negRates.map((r) => {
-    const allowed = Math.floor(r * neg.length), t = allowed < desc.length ? desc[allowed]! : -Infinity; // refuse when score > t
+    const allowed = Math.floor(r * neg.length),
+      t = allowed < desc.length ? desc[allowed]! : -Infinity; // refuse when score > t
     return { benignRate: r, harmfulRefusalRate: pos.length ? pos.filter((v) => v > t).length / pos.length : 0 };
   });
   return { auc, atBenign };
 }
 
 /** "95% CI 93.2–96.9%" */
-export const ciText = ([lo, hi]: readonly [number, number]): string => `95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%`;
+export const ciText = ([lo, hi]: readonly [number, number]): string =>
+  `95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%`;
 
 /** " (95% CI 93.2–96.9%, 183 independent requests)" ("" for an older report without intervals). */
 export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful" | "benign"): string {
@@ -116,7 +150,9 @@ export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful
 
 /** "decision AUC 0.985; the best threshold refuses 85.4% at 2%, 91.5% at 5% benign" (`score` and `verb` name another judge's). */
 export function decisionLine(d: SafetyReport["decision"], score = "decision", verb = "refuses"): string {
-  const at = d.atBenign.map((a) => `${(100 * a.harmfulRefusalRate).toFixed(1)}% at ${(100 * a.benignRate).toFixed(0)}%`).join(", ");
+  const at = d.atBenign
+    .map((a) => `${(100 * a.harmfulRefusalRate).toFixed(1)}% at ${(100 * a.benignRate).toFixed(0)}%`)
+    .join(", ");
   return `${score} AUC ${d.auc.toFixed(4)}; the best threshold ${verb} ${at} benign`;
 }
 
@@ -131,15 +167,34 @@ export function withGuardLine(w: NonNullable<SafetyReport["withGuard"]>): string
  * replacement `draws` times (a fixed seed: the same replies give the same interval). An item without a group
  * is its own.
  */
-export function clusterInterval(refused: readonly boolean[], groups: readonly (string | undefined)[], level = 0.95, draws = 2000): { interval: [number, number]; units: number } {
-  if (refused.length !== groups.length) throw internal(`clusterInterval got ${refused.length} verdicts for ${groups.length} groups`);
+export function clusterInterval(
+  refused: readonly boolean[],
+  groups: readonly (string | undefined)[],
+  level = 0.95,
+  draws = 2000,
+): { interval: [number, number]; units: number } {
+  if (refused.length !== groups.length)
+    throw internal(`clusterInterval got ${refused.length} verdicts for ${groups.length} groups`);
   const byGroup = new Map<string, [number, number]>(); // group → (refused, n)
-  refused.forEach((r, i) => { const k = groups[i] ?? `#${i}`, e = byGroup.get(k) ?? [0, 0]; e[0] += r ? 1 : 0; e[1]++; byGroup.set(k, e); });
-  const units = [...byGroup.values()], rng = new Rng(0x5eed), rates: number[] = [];
+  refused.forEach((r, i) => {
+    const k = groups[i] ?? `#${i}`,
+      e = byGroup.get(k) ?? [0, 0];
+    e[0] += r ? 1 : 0;
+    e[1]++;
+    byGroup.set(k, e);
+  });
+  const units = [...byGroup.values()],
+    rng = new Rng(0x5eed),
+    rates: number[] = [];
   if (!units.length) return { interval: [0, 0], units: 0 };
   for (let d = 0; d < draws; d++) {
-    let k = 0, n = 0;
-    for (let j = 0; j < units.length; j++) { const u = units[rng.int(0, units.length - 1)]!; k += u[0]; n += u[1]; }
+    let k = 0,
+      n = 0;
+    for (let j = 0; j < units.length; j++) {
+      const u = units[rng.int(0, units.length - 1)]!;
+      k += u[0];
+      n += u[1];
+    }
     rates.push(k / n);
   }
   rates.sort((a, b) => a - b);
@@ -156,7 +211,12 @@ function groupBy(rs: Reply[], key: (r: Reply) => string): Record<string, Reply[]
 }
 
 export interface SafetyEvalOptions {
-  promptChars: number; maxBenign: number; maxPerSet?: number; maxNewTokens: number; guard?: Guard; capabilityDelta?: number | null;
+  promptChars: number;
+  maxBenign: number;
+  maxPerSet?: number;
+  maxNewTokens: number;
+  guard?: Guard;
+  capabilityDelta?: number | null;
   /** the model's steering by this guard (steering.json); without it the guarded decision is the union */
   steering?: Steering | null;
 }
@@ -168,37 +228,89 @@ function guardedRate(gate: Gate, items: SafetyItem[], d: PolicyDecisions): numbe
 }
 
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
-  const t0 = performance.now(), sets = heldOutSets(o.maxBenign);
+  const t0 = performance.now(),
+    sets = heldOutSets(o.maxBenign);
   const cap = (xs: SafetyItem[]) => xs.slice(0, o.maxPerSet ?? xs.length);
   const run = (xs: SafetyItem[]) => replies(model, tok, cap(xs), o.promptChars, o.maxNewTokens);
-  const harmfulItems = [...sets.harmful, ...sets.harmfulQuestions], benignItems = [...sets.benign, ...sets.benignQuestions];
-  const harmful = run(harmfulItems), benign = run(benignItems);
-  const look = run(sets.lookalikes), jail = run(sets.jailbreaks), all = [...harmful, ...benign, ...look, ...jail];
-  const ps = probeSets(), pr = run([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary]); // one batched generation
+  const harmfulItems = [...sets.harmful, ...sets.harmfulQuestions],
+    benignItems = [...sets.benign, ...sets.benignQuestions];
+  const harmful = run(harmfulItems),
+    benign = run(benignItems);
+  const look = run(sets.lookalikes),
+    jail = run(sets.jailbreaks),
+    all = [...harmful, ...benign, ...look, ...jail];
+  const ps = probeSets(),
+    pr = run([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary]); // one batched generation
   const byKind = (k: string) => pr.filter((r) => r.item.kind === k);
-  const probe = { harmfulRefusalRate: rate(byKind("probe-harmful")), lookalikeRefusalRate: rate(byKind("probe-lookalike")), ordinaryRefusalRate: rate(byKind("probe-ordinary")) };
-  const guardUnsafeReplyRate = o.guard ? o.guard.classify(all.map((r) => r.text), "completion").filter((v) => v.unsafe).length / all.length : null;
+  const probe = {
+    harmfulRefusalRate: rate(byKind("probe-harmful")),
+    lookalikeRefusalRate: rate(byKind("probe-lookalike")),
+    ordinaryRefusalRate: rate(byKind("probe-ordinary")),
+  };
+  const guardUnsafeReplyRate = o.guard
+    ? o.guard
+        .classify(
+          all.map((r) => r.text),
+          "completion",
+        )
+        .filter((v) => v.unsafe).length / all.length
+    : null;
   const decide = (xs: SafetyItem[]) => itemDecisions(model, tok, cap(xs), o.promptChars);
-  const harmfulDecisions = decide(harmfulItems), benignDecisions = decide(benignItems); // one forward pass each, for the AUC and the guarded rates
+  const harmfulDecisions = decide(harmfulItems),
+    benignDecisions = decide(benignItems); // one forward pass each, for the AUC and the guarded rates
   const decision = rocSummary(harmfulDecisions.margin, benignDecisions.margin, [0.02, 0.05]);
   const gate = new Gate(model, tok, o.guard, o.steering ?? null);
   const guarded = (xs: SafetyItem[], d = decide(xs)) => guardedRate(gate, cap(xs), d);
-  const withGuard = o.guard ? {
-    rule: gate.rule!,
-    harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions), benignRefusalRate: guarded(benignItems, benignDecisions), lookalikeRefusalRate: guarded(sets.lookalikes), jailbreakDefenseRate: guarded(sets.jailbreaks),
-    probe: { harmfulRefusalRate: guarded(ps.probeHarmful), lookalikeRefusalRate: guarded(ps.probeLookalikes), ordinaryRefusalRate: guarded(ps.probeOrdinary) },
-  } : null;
-  const ci = (rs: Reply[]) => clusterInterval(rs.map((r) => r.refused), rs.map((r) => r.item.group)), hi = ci(harmful), bi = ci(benign);
-  const intervals = { harmfulRefusalRate: hi.interval, benignRefusalRate: bi.interval, units: { harmful: hi.units, benign: bi.units } };
-  const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"), sources = groupBy([...harmful, ...benign], (r) => r.item.kind), attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
+  const withGuard = o.guard
+    ? {
+        rule: gate.rule!,
+        harmfulRefusalRate: guarded(harmfulItems, harmfulDecisions),
+        benignRefusalRate: guarded(benignItems, benignDecisions),
+        lookalikeRefusalRate: guarded(sets.lookalikes),
+        jailbreakDefenseRate: guarded(sets.jailbreaks),
+        probe: {
+          harmfulRefusalRate: guarded(ps.probeHarmful),
+          lookalikeRefusalRate: guarded(ps.probeLookalikes),
+          ordinaryRefusalRate: guarded(ps.probeOrdinary),
+        },
+      }
+    : null;
+  const ci = (rs: Reply[]) =>
+      clusterInterval(
+        rs.map((r) => r.refused),
+        rs.map((r) => r.item.group),
+      ),
+    hi = ci(harmful),
+    bi = ci(benign);
+  const intervals = {
+    harmfulRefusalRate: hi.interval,
+    benignRefusalRate: bi.interval,
+    units: { harmful: hi.units, benign: bi.units },
+  };
+  const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"),
+    sources = groupBy([...harmful, ...benign], (r) => r.item.kind),
+    attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
-    harmfulRefusalRate: rate(harmful), benignRefusalRate: rate(benign), lookalikeRefusalRate: rate(look), jailbreakDefenseRate: rate(jail),
-    probe, capabilityDelta: o.capabilityDelta ?? null, guardUnsafeReplyRate, decision, withGuard, intervals,
-    harmfulByCategory: Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
+    harmfulRefusalRate: rate(harmful),
+    benignRefusalRate: rate(benign),
+    lookalikeRefusalRate: rate(look),
+    jailbreakDefenseRate: rate(jail),
+    probe,
+    capabilityDelta: o.capabilityDelta ?? null,
+    guardUnsafeReplyRate,
+    decision,
+    withGuard,
+    intervals,
+    harmfulByCategory: Object.fromEntries(
+      Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }]),
+    ),
     bySource: Object.fromEntries(Object.entries(sources).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
-    jailbreakByAttack: Object.fromEntries(Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }])),
+    jailbreakByAttack: Object.fromEntries(
+      Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }]),
+    ),
     n: { harmful: harmful.length, benign: benign.length, lookalikes: look.length, jailbreaks: jail.length },
-    examples: [harmful[0], harmful[harmful.length - 1], benign[0], look[0], jail[0], jail[1]].filter((r): r is Reply => !!r)
+    examples: [harmful[0], harmful[harmful.length - 1], benign[0], look[0], jail[0], jail[1]]
+      .filter((r): r is Reply => !!r)
       .map((r) => ({ kind: r.item.kind, prompt: r.item.text, reply: r.text, refused: r.refused })),
     wallMs: performance.now() - t0,
   };

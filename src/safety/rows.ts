@@ -12,7 +12,12 @@ import { HAZARD_CATEGORIES, HAZARD_RULES } from "./lists.js";
 import { hazards, type Hazard } from "./policy.js";
 
 export type SafetySplit = "train" | "dev" | "test";
-export interface SafetyRow { prompt: string; unsafe: boolean; source: string; hazard: Hazard | null }
+export interface SafetyRow {
+  prompt: string;
+  unsafe: boolean;
+  source: string;
+  hazard: Hazard | null;
+}
 
 /** The one setting for where the safety data lives: FRUGAL_SAFETY_DATA, else ../shared beside the repository. */
 export function defaultDataFile(): string {
@@ -20,7 +25,13 @@ export function defaultDataFile(): string {
 }
 
 export function splitOfPrompt(prompt: string): SafetySplit {
-  const h = fnv1a(prompt.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()) % 10;
+  const h =
+    fnv1a(
+      prompt
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, " ")
+        .trim(),
+    ) % 10;
   return h === 0 ? "test" : h === 1 ? "dev" : "train";
 }
 
@@ -36,15 +47,35 @@ let rowsCache: { file: string; rows: SafetyRow[] } | null = null;
 
 export function loadSafetyRows(file = defaultDataFile()): SafetyRow[] {
   if (rowsCache?.file === file) return rowsCache.rows;
-  if (!existsSync(file)) throw new FrugalError("DATA", `safety data not found at ${file}; it lives in ../shared/data/safety/prompts.csv beside the repository (set FRUGAL_SAFETY_DATA to another copy)`);
+  if (!existsSync(file))
+    throw new FrugalError(
+      "DATA",
+      `safety data not found at ${file}; it lives in ../shared/data/safety/prompts.csv beside the repository (set FRUGAL_SAFETY_DATA to another copy)`,
+    );
   let records: Record<string, string>[];
-  try { records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[]; }
-  catch (e) { throw new FrugalError("DATA", `${file} is not a CSV with a header line prompt,label[,source][,category] (${(e as Error).message.slice(0, 160)})`); }
+  try {
+    records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  } catch (e) {
+    throw new FrugalError(
+      "DATA",
+      `${file} is not a CSV with a header line prompt,label[,source][,category] (${(e as Error).message.slice(0, 160)})`,
+    );
+  }
   const rows = records.map((r, i) => {
-    if (typeof r.prompt !== "string" || (r.label !== "safe" && r.label !== "unsafe")) throw new FrugalError("DATA", `${file} row ${i + 2}: expected columns prompt,label(safe|unsafe),source,category, got ${JSON.stringify(r).slice(0, 120)}`);
-    if (!r.prompt.trim()) throw new FrugalError("DATA", `${file} row ${i + 2}: the prompt is empty; remove the row or fill it in`);
+    if (typeof r.prompt !== "string" || (r.label !== "safe" && r.label !== "unsafe"))
+      throw new FrugalError(
+        "DATA",
+        `${file} row ${i + 2}: expected columns prompt,label(safe|unsafe),source,category, got ${JSON.stringify(r).slice(0, 120)}`,
+      );
+    if (!r.prompt.trim())
+      throw new FrugalError("DATA", `${file} row ${i + 2}: the prompt is empty; remove the row or fill it in`);
     const unsafe = r.label === "unsafe";
-    return { prompt: r.prompt, unsafe, source: r.source ?? "", hazard: unsafe ? weakHazard(r.prompt, r.category) : null };
+    return {
+      prompt: r.prompt,
+      unsafe,
+      source: r.source ?? "",
+      hazard: unsafe ? weakHazard(r.prompt, r.category) : null,
+    };
   });
   rowsCache = { file, rows };
   return rows;
@@ -62,4 +93,6 @@ export function splitRows(split: SafetySplit, file = defaultDataFile()) {
   }
   return c;
 }
-export function rowsOf(split: SafetySplit, file?: string): SafetyRow[] { return splitRows(split, file).all; }
+export function rowsOf(split: SafetySplit, file?: string): SafetyRow[] {
+  return splitRows(split, file).all;
+}

@@ -42,8 +42,10 @@ export interface SafetyExampleOptions {
  * With `promptWeight` > 0 the prompt's own text is also predicted, so the policy learns to read English.
  */
 export function safetyExample(tok: Tokenizer, rng: Rng, o: SafetyExampleOptions): SftExample {
-  const item = drawItem(rng, "train"), prompt = policyText(item.text, o.promptChars);
-  const ex = sftExample(tok, prompt, targetCompletion(item)), promptLen = promptIds(tok, prompt).length;
+  const item = drawItem(rng, "train"),
+    prompt = policyText(item.text, o.promptChars);
+  const ex = sftExample(tok, prompt, targetCompletion(item)),
+    promptLen = promptIds(tok, prompt).length;
   for (let t = 1; t < promptLen - 1; t++) ex.mask[t] = o.promptWeight;
   ex.mask[promptLen + 1] = o.decisionWeight;
   return ex;
@@ -52,14 +54,20 @@ export function safetyExample(tok: Tokenizer, rng: Rng, o: SafetyExampleOptions)
 export type Mixed<P> = { kind: "task"; p: P } | { kind: "safety"; item: SafetyItem; text: string };
 
 /** Safety items with probability safetyFrac, else the task's own source. */
-export function mixedSource<P>(task: PromptSource<P>, guard: Guard, safetyFrac: number, promptChars: number): PromptSource<Mixed<P>> {
+export function mixedSource<P>(
+  task: PromptSource<P>,
+  guard: Guard,
+  safetyFrac: number,
+  promptChars: number,
+): PromptSource<Mixed<P>> {
   const reward = safetyReward(guard);
   return {
-    draw: (rng, n) => Array.from({ length: n }, (): Mixed<P> => {
-      if (rng.next() >= safetyFrac) return { kind: "task", p: task.draw(rng, 1)[0]! };
-      const item = drawItem(rng, "train");
-      return { kind: "safety", item, text: policyText(item.text, promptChars) };
-    }),
+    draw: (rng, n) =>
+      Array.from({ length: n }, (): Mixed<P> => {
+        if (rng.next() >= safetyFrac) return { kind: "task", p: task.draw(rng, 1)[0]! };
+        const item = drawItem(rng, "train");
+        return { kind: "safety", item, text: policyText(item.text, promptChars) };
+      }),
     prompt: (m) => (m.kind === "task" ? task.prompt(m.p) : m.text),
     reward: (completion, m): RewardResult => {
       const r = m.kind === "task" ? task.reward(completion, m.p) : reward(completion, m.item);

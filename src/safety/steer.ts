@@ -24,9 +24,17 @@ const decisionTokenCache = new WeakMap<Tokenizer, { think: number; refuse: numbe
 export function decisionTokens(tok: Tokenizer): { think: number; refuse: number; answer: number } {
   const cached = decisionTokenCache.get(tok);
   if (cached) return cached;
-  const think = tok.tokenId(TAGS[0]), first = (c: string) => { const ids = tok.encode(c); return ids[ids.indexOf(think) + 1]!; };
-  const refuse = first(refusalCompletion("S1")), answer = first(benignCompletion());
-  if (refuse === answer) throw internal("the refusal and the ordinary reply start with the same token; the decision margin needs them to differ");
+  const think = tok.tokenId(TAGS[0]),
+    first = (c: string) => {
+      const ids = tok.encode(c);
+      return ids[ids.indexOf(think) + 1]!;
+    };
+  const refuse = first(refusalCompletion("S1")),
+    answer = first(benignCompletion());
+  if (refuse === answer)
+    throw internal(
+      "the refusal and the ordinary reply start with the same token; the decision margin needs them to differ",
+    );
   const out = Object.freeze({ think, refuse, answer });
   decisionTokenCache.set(tok, out);
   return out;
@@ -44,16 +52,20 @@ export interface PolicyDecisions {
 
 /** The policy's decisions for each prompt's ids (ending with <|assistant|>), in batched forward passes. */
 export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]): PolicyDecisions {
-  const { think, refuse, answer } = decisionTokens(tok), out: PolicyDecisions = { margin: [], deciding: [], lead: [] };
+  const { think, refuse, answer } = decisionTokens(tok),
+    out: PolicyDecisions = { margin: [], deciding: [], lead: [] };
   for (let i = 0; i < prompts.length; i += 32) {
     const { ids, B, T, lengths } = packGuard(prompts.slice(i, i + 32).map((p) => [...p, think]));
     E.noGrad(() => {
-      const logits = forward(model, ids, B, T).data, V = logits.length / (B * T); // (B·T, V), read before endStep
+      const logits = forward(model, ids, B, T).data,
+        V = logits.length / (B * T); // (B·T, V), read before endStep
       for (let b = 0; b < B; b++) {
-        const o = (b * T + lengths[b]! - 1) * V, top = Math.max(logits[o + refuse]!, logits[o + answer]!);
+        const o = (b * T + lengths[b]! - 1) * V,
+          top = Math.max(logits[o + refuse]!, logits[o + answer]!);
         let others = -Infinity;
-        for (let v = 0; v < V; v++) if (v !== refuse && v !== answer && logits[o + v]! > others) others = logits[o + v]!;
-        out.margin.push(logits[o + refuse]! - logits[o + answer]!), out.deciding.push(top >= others);
+        for (let v = 0; v < V; v++)
+          if (v !== refuse && v !== answer && logits[o + v]! > others) others = logits[o + v]!;
+        (out.margin.push(logits[o + refuse]! - logits[o + answer]!), out.deciding.push(top >= others));
         out.lead.push(logits[o + refuse]! - Math.max(logits[o + answer]!, others));
       }
     });
@@ -64,7 +76,11 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
 
 /** The decisions on each item as the policy reads it (policyText, cut to promptChars). */
 export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[], promptChars: number): PolicyDecisions {
-  return decisionsOfIds(model, tok, items.map((x) => promptIds(tok, policyText(x.text, promptChars))));
+  return decisionsOfIds(
+    model,
+    tok,
+    items.map((x) => promptIds(tok, policyText(x.text, promptChars))),
+  );
 }
 
 /** Where calibrateDecision set the policy's refusal prior. */
@@ -85,25 +101,46 @@ export interface DecisionCalibration {
  * from one sort. Only the position right after <think> changes; the model stays an
  * ordinary Llama (GGUF, llama.cpp).
  */
-export function calibrateDecision(model: Model, tok: Tokenizer, promptChars: number, seed: number, rate: number): { model: Model; calibration: DecisionCalibration } {
-  const { think, refuse } = decisionTokens(tok), benign = devBenignPrompts();
+export function calibrateDecision(
+  model: Model,
+  tok: Tokenizer,
+  promptChars: number,
+  seed: number,
+  rate: number,
+): { model: Model; calibration: DecisionCalibration } {
+  const { think, refuse } = decisionTokens(tok),
+    benign = devBenignPrompts();
   if (!benign.length) throw internal("no benign dev prompts to calibrate the decision on");
   const m = biasChannel(model) >= 0 ? model : addBiasChannel(model, think, seed ^ 0xb1a5);
   setLogitBias(m, refuse, 0);
   const l0 = itemDecisions(m, tok, benign, promptChars).lead;
   setLogitBias(m, refuse, 1);
   const k = itemDecisions(m, tok, benign, promptChars).lead.map((x, i) => x - l0[i]!);
-  if (k.some((x) => !(x > 0))) throw internal("calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
+  if (k.some((x) => !(x > 0)))
+    throw internal("calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
   // a draw is refused once β > −l₀/k; just past the n-th smallest such β refuses n of them
-  const need = l0.map((x, i) => -x / k[i]!).sort((a, b) => a - b), n = Math.floor(rate * need.length);
-  const at = n === 0 ? need[0]! - 1 : need[n - 1]!, beta = at + 1e-3 * Math.abs(at) + 1e-6;
+  const need = l0.map((x, i) => -x / k[i]!).sort((a, b) => a - b),
+    n = Math.floor(rate * need.length);
+  const at = n === 0 ? need[0]! - 1 : need[n - 1]!,
+    beta = at + 1e-3 * Math.abs(at) + 1e-6;
   setLogitBias(m, refuse, beta);
-  const refused = itemDecisions(m, tok, benign, promptChars).lead.filter((x) => x > 0).length, sorted = [...k].sort((a, b) => a - b); // measured, not assumed
-  return { model: m, calibration: { beta, medianShift: beta * sorted[sorted.length >> 1]!, devBenignRate: refused / benign.length } };
+  const refused = itemDecisions(m, tok, benign, promptChars).lead.filter((x) => x > 0).length,
+    sorted = [...k].sort((a, b) => a - b); // measured, not assumed
+  return {
+    model: m,
+    calibration: { beta, medianShift: beta * sorted[sorted.length >> 1]!, devBenignRate: refused / benign.length },
+  };
 }
 
 /** How a guard steers a policy's decision; saved beside the safe model as steering.json. */
-const SteeringSchema = z.object({ guardWeight: z.number(), threshold: z.number(), devBenignRate: z.number().min(0).max(1), guardThreshold: z.number() }).strict();
+const SteeringSchema = z
+  .object({
+    guardWeight: z.number(),
+    threshold: z.number(),
+    devBenignRate: z.number().min(0).max(1),
+    guardThreshold: z.number(),
+  })
+  .strict();
 export interface Steering {
   /** weight of the guard's log-odds (1: the two log-odds simply add) */
   guardWeight: number;
@@ -129,8 +166,14 @@ export function guardScores(guard: Guard, texts: readonly string[]): { lo: numbe
  * weight · guard log-odds over the threshold; without steering (union) = the policy refuses or the guard
  * flags. Where it is not (a task prompt): refused only when the guard flags it.
  */
-export function guardedRefusals(d: Pick<PolicyDecisions, "margin" | "deciding">, g: { lo: number[]; flagged: boolean[] }, st: Steering | null): boolean[] {
-  return d.margin.map((m, i) => !d.deciding[i] ? g.flagged[i]! : st ? m + st.guardWeight * g.lo[i]! > st.threshold : m > 0 || g.flagged[i]!);
+export function guardedRefusals(
+  d: Pick<PolicyDecisions, "margin" | "deciding">,
+  g: { lo: number[]; flagged: boolean[] },
+  st: Steering | null,
+): boolean[] {
+  return d.margin.map((m, i) =>
+    !d.deciding[i] ? g.flagged[i]! : st ? m + st.guardWeight * g.lo[i]! > st.threshold : m > 0 || g.flagged[i]!,
+  );
 }
 
 /** How many dev-split items tuneSteering draws (it reads the benign ones). */
@@ -147,12 +190,28 @@ export function steeringDevPrompts(seed: number, devItems = STEERING_DEV_DRAWS):
  * union (the policy refuses or the guard flags) — no test prompt is read — so it buys fewer wrong refusals
  * of look-alikes at the benign cost the guarded server already had.
  */
-export function tuneSteering(model: Model, tok: Tokenizer, guard: Guard, promptChars: number, seed: number, devItems = STEERING_DEV_DRAWS): Steering {
+export function tuneSteering(
+  model: Model,
+  tok: Tokenizer,
+  guard: Guard,
+  promptChars: number,
+  seed: number,
+  devItems = STEERING_DEV_DRAWS,
+): Steering {
   const benign = steeringDevPrompts(seed, devItems);
   if (!benign.length) throw internal("no benign dev draws to tune the steering on");
-  const d = itemDecisions(model, tok, benign, promptChars), g = guardScores(guard, benign.map((x) => x.text));
-  const union = guardedRefusals(d, g, null).filter(Boolean).length, fixed = d.deciding.filter((x, i) => !x && g.flagged[i]).length;
-  const scores = d.margin.map((m, i) => m + g.lo[i]!).filter((_, i) => d.deciding[i]).sort((a, b) => b - a), k = union - fixed; // non-deciding prompts: same rule both ways
+  const d = itemDecisions(model, tok, benign, promptChars),
+    g = guardScores(
+      guard,
+      benign.map((x) => x.text),
+    );
+  const union = guardedRefusals(d, g, null).filter(Boolean).length,
+    fixed = d.deciding.filter((x, i) => !x && g.flagged[i]).length;
+  const scores = d.margin
+      .map((m, i) => m + g.lo[i]!)
+      .filter((_, i) => d.deciding[i])
+      .sort((a, b) => b - a),
+    k = union - fixed; // non-deciding prompts: same rule both ways
   const threshold = !scores.length ? 0 : k < scores.length ? scores[k]! : scores[scores.length - 1]! - 1; // refuse when score > threshold
   const st = { guardWeight: 1, threshold, devBenignRate: 0, guardThreshold: guard.threshold };
   return { ...st, devBenignRate: guardedRefusals(d, g, st).filter(Boolean).length / benign.length };
@@ -163,9 +222,20 @@ export function loadSteering(modelDir: string): Steering | null {
   const f = join(modelDir, STEERING_FILE);
   if (!existsSync(f)) return null;
   let raw: unknown;
-  try { raw = JSON.parse(readFileSync(f, "utf8")); } catch (e) { throw new FrugalError("CHECKPOINT", `${f} is not valid JSON (${(e as Error).message}); delete it to serve with the plain guard, or rerun the safety-grpo stage`); }
+  try {
+    raw = JSON.parse(readFileSync(f, "utf8"));
+  } catch (e) {
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${f} is not valid JSON (${(e as Error).message}); delete it to serve with the plain guard, or rerun the safety-grpo stage`,
+    );
+  }
   const p = SteeringSchema.safeParse(raw);
-  if (!p.success) throw new FrugalError("CHECKPOINT", `${f}: expected { guardWeight, threshold, devBenignRate, guardThreshold } numbers, got ${JSON.stringify(raw).slice(0, 120)}`);
+  if (!p.success)
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${f}: expected { guardWeight, threshold, devBenignRate, guardThreshold } numbers, got ${JSON.stringify(raw).slice(0, 120)}`,
+    );
   return p.data;
 }
 

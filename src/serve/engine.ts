@@ -20,7 +20,12 @@ export interface Job {
 /** A user error stays as it is; anything else is our bug. */
 const asFrugal = (e: unknown): FrugalError => (e instanceof FrugalError ? e : internal(`${(e as Error).message}`));
 
-interface Live { job: Job; slot: number; computeS: number; shown: number }
+interface Live {
+  job: Job;
+  slot: number;
+  computeS: number;
+  shown: number;
+}
 
 export class BatchEngine {
   private readonly dec: Decoder;
@@ -30,12 +35,19 @@ export class BatchEngine {
   /** tokens decoded and steps run since start (for metrics) */
   stats = { steps: 0, tokens: 0, maxBatch: 0 };
 
-  constructor(readonly model: Model, readonly slots: number) {
+  constructor(
+    readonly model: Model,
+    readonly slots: number,
+  ) {
     this.dec = new Decoder(model, slots, model.config.max_position_embeddings);
   }
 
-  get active(): number { return this.live.size; }
-  get waiting(): number { return this.queue.length; }
+  get active(): number {
+    return this.live.size;
+  }
+  get waiting(): number {
+    return this.queue.length;
+  }
 
   submit(job: Job): { cancel(): void } {
     this.queue.push(job);
@@ -43,8 +55,15 @@ export class BatchEngine {
     return {
       cancel: () => {
         const q = this.queue.indexOf(job);
-        if (q >= 0) { this.queue.splice(q, 1); return; }
-        for (const [slot, l] of this.live) if (l.job === job) { this.dec.cancel(slot); this.live.delete(slot); }
+        if (q >= 0) {
+          this.queue.splice(q, 1);
+          return;
+        }
+        for (const [slot, l] of this.live)
+          if (l.job === job) {
+            this.dec.cancel(slot);
+            this.live.delete(slot);
+          }
       },
     };
   }
@@ -59,15 +78,21 @@ export class BatchEngine {
     try {
       this.admit();
       if (this.live.size > 0) {
-        const t0 = performance.now(), n = this.live.size;
+        const t0 = performance.now(),
+          n = this.live.size;
         this.dec.step();
         const share = (performance.now() - t0) / 1000 / n;
         for (const l of this.live.values()) l.computeS += share;
-        this.stats.steps++; this.stats.tokens += n; this.stats.maxBatch = Math.max(this.stats.maxBatch, n);
+        this.stats.steps++;
+        this.stats.tokens += n;
+        this.stats.maxBatch = Math.max(this.stats.maxBatch, n);
         this.collect();
       }
     } catch (e) {
-      for (const [slot, l] of this.live) { this.dec.cancel(slot); l.job.onError(e as Error); }
+      for (const [slot, l] of this.live) {
+        this.dec.cancel(slot);
+        l.job.onError(e as Error);
+      }
       this.live.clear();
     }
     if (this.live.size > 0 || this.queue.length > 0) setImmediate(() => this.tick());
@@ -80,9 +105,14 @@ export class BatchEngine {
     if (jobs.length === 0) return;
     const t0 = performance.now();
     let slots: number[];
-    try { slots = this.dec.addMany(jobs.map((j) => ({ prompt: j.prompt, opts: j.opts, seed: j.seed, decode: j.decode }))); } catch (e) {
+    try {
+      slots = this.dec.addMany(jobs.map((j) => ({ prompt: j.prompt, opts: j.opts, seed: j.seed, decode: j.decode })));
+    } catch (e) {
       // one bad job must not take the others down: admit them one by one, failing only the bad ones
-      if (jobs.length > 1) { this.queue.unshift(...jobs.slice(1)); return this.admitOne(jobs[0]!); }
+      if (jobs.length > 1) {
+        this.queue.unshift(...jobs.slice(1));
+        return this.admitOne(jobs[0]!);
+      }
       return jobs[0]!.onError(asFrugal(e));
     }
     const share = (performance.now() - t0) / 1000 / jobs.length;
@@ -92,10 +122,13 @@ export class BatchEngine {
 
   private admitOne(job: Job): void {
     try {
-      const t0 = performance.now(), slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode);
+      const t0 = performance.now(),
+        slot = this.dec.add(job.prompt, job.opts, job.seed, job.decode);
       this.live.set(slot, { job, slot, computeS: (performance.now() - t0) / 1000, shown: 0 });
       this.collect();
-    } catch (e) { job.onError(asFrugal(e)); }
+    } catch (e) {
+      job.onError(asFrugal(e));
+    }
   }
 
   private collect(): void {
@@ -104,12 +137,20 @@ export class BatchEngine {
       const done = finished.get(slot);
       if (done) {
         this.live.delete(slot);
-        l.job.onDone({ text: done.text, tokens: done.tokens.length, finishReason: done.finishReason, computeS: l.computeS });
+        l.job.onDone({
+          text: done.text,
+          tokens: done.tokens.length,
+          finishReason: done.finishReason,
+          computeS: l.computeS,
+        });
         continue;
       }
       if (!l.job.onText) continue;
       const s = this.dec.peek(slot);
-      if (s && s.tokens.length > l.shown) { l.shown = s.tokens.length; l.job.onText(l.job.decode(s.tokens), s.tokens.length); }
+      if (s && s.tokens.length > l.shown) {
+        l.shown = s.tokens.length;
+        l.job.onText(l.job.decode(s.tokens), s.tokens.length);
+      }
     }
   }
 }

@@ -3,8 +3,12 @@
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 
-export function listenLocal(app: { fetch: (r: Request) => Response | Promise<Response> }): Promise<{ server: ServerType; origin: string }> {
+export function listenLocal(app: {
+  fetch: (r: Request) => Response | Promise<Response>;
+}): Promise<{ server: ServerType; origin: string }> {
   return new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) => resolve({ server, origin: `http://127.0.0.1:${i.port}` }));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (i: AddressInfo) =>
+      resolve({ server, origin: `http://127.0.0.1:${i.port}` }),
+    );
   });
 }

@@ -9,34 +9,74 @@ import { accuracyReward, formatReward, reflectionCount } from "./rewards.js";
 import { problems, type Problem, type Task } from "./task.js";
 
 export interface EvalOptions {
-  nProblems: number; k: number; temperature: number; topP: number; maxNewTokens: number; seed: number;
-  difficulties?: readonly number[]; batch?: number; greedy?: boolean;
+  nProblems: number;
+  k: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  seed: number;
+  difficulties?: readonly number[];
+  batch?: number;
+  greedy?: boolean;
 }
-export const defaultEval: EvalOptions = { nProblems: 100, k: 4, temperature: 0.6, topP: 0.95, maxNewTokens: 200, seed: 1234, greedy: true };
+export const defaultEval: EvalOptions = {
+  nProblems: 100,
+  k: 4,
+  temperature: 0.6,
+  topP: 0.95,
+  maxNewTokens: 200,
+  seed: 1234,
+  greedy: true,
+};
 
 export interface EvalReport {
-  task: string; nProblems: number; k: number;
-  pass1: number; greedyAccuracy: number | null; formatRate: number; meanLength: number; truncationRate: number;
+  task: string;
+  nProblems: number;
+  k: number;
+  pass1: number;
+  greedyAccuracy: number | null;
+  formatRate: number;
+  meanLength: number;
+  truncationRate: number;
   reflectionsPerCompletion: number;
   byDifficulty: Record<string, { n: number; pass1: number; greedyAccuracy: number | null }>;
   examples: { prompt: string; completion: string; correct: boolean }[];
-  generatedTokens: number; wallMs: number;
+  generatedTokens: number;
+  wallMs: number;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
-function sampleAll(model: Model, tok: Tokenizer, ps: Problem[], task: Task, k: number, o: EvalOptions, temperature: number): Sample[] {
+function sampleAll(
+  model: Model,
+  tok: Tokenizer,
+  ps: Problem[],
+  task: Task,
+  k: number,
+  o: EvalOptions,
+  temperature: number,
+): Sample[] {
   const prompts = ps.flatMap((p) => Array.from({ length: k }, () => promptIds(tok, task.prompt(p))));
   // never ask for more tokens than the context has room for after the longest prompt
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
-  return generate(model, prompts, prompts.map((_, i) => o.seed + i), {
-    maxNewTokens: Math.max(1, Math.min(o.maxNewTokens, room)), temperature, topP: temperature > 0 ? o.topP : 1, batch: o.batch ?? 32,
-    stopTokens: [tok.tokenId(SPECIAL.end)], decode: (ids) => tok.decode(ids),
-  });
+  return generate(
+    model,
+    prompts,
+    prompts.map((_, i) => o.seed + i),
+    {
+      maxNewTokens: Math.max(1, Math.min(o.maxNewTokens, room)),
+      temperature,
+      topP: temperature > 0 ? o.topP : 1,
+      batch: o.batch ?? 32,
+      stopTokens: [tok.tokenId(SPECIAL.end)],
+      decode: (ids) => tok.decode(ids),
+    },
+  );
 }
 
 export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial<EvalOptions> = {}): EvalReport {
-  const o = { ...defaultEval, ...opts }, t0 = performance.now();
+  const o = { ...defaultEval, ...opts },
+    t0 = performance.now();
   const ps = problems(task, "test", o.nProblems, o.seed, o.difficulties ?? task.difficulties);
   const samples = sampleAll(model, tok, ps, task, o.k, o, o.temperature);
   const acc = samples.map((s, i) => accuracyReward(s.text, { task, problem: ps[Math.floor(i / o.k)]! }).reward);
@@ -52,15 +92,21 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
     };
   }
   return {
-    task: task.name, nProblems: ps.length, k: o.k,
-    pass1: mean(acc), greedyAccuracy: gAcc ? mean(gAcc) : null,
+    task: task.name,
+    nProblems: ps.length,
+    k: o.k,
+    pass1: mean(acc),
+    greedyAccuracy: gAcc ? mean(gAcc) : null,
     formatRate: mean(samples.map((s) => formatReward(s.text, { task, problem: ps[0]! }).reward)),
     meanLength: mean(samples.map((s) => s.tokens.length)),
     truncationRate: mean(samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
     reflectionsPerCompletion: mean(samples.map((s) => reflectionCount(s.text))),
     byDifficulty,
-    examples: samples.slice(0, 8).map((s, i) => ({ prompt: task.prompt(ps[Math.floor(i / o.k)]!), completion: s.text, correct: acc[i] === 1 })),
-    generatedTokens: samples.reduce((a, s) => a + s.tokens.length, 0) + (greedy?.reduce((a, s) => a + s.tokens.length, 0) ?? 0),
+    examples: samples
+      .slice(0, 8)
+      .map((s, i) => ({ prompt: task.prompt(ps[Math.floor(i / o.k)]!), completion: s.text, correct: acc[i] === 1 })),
+    generatedTokens:
+      samples.reduce((a, s) => a + s.tokens.length, 0) + (greedy?.reduce((a, s) => a + s.tokens.length, 0) ?? 0),
     wallMs: performance.now() - t0,
   };
 }

@@ -9,39 +9,65 @@ export type Stmt =
   | { kind: "and" | "or"; a: number; b: number; knight: boolean }
   | { kind: "same" | "diff"; a: number; b: number };
 
-export interface KnightsData { statements: Stmt[] } // statements[i] is what person i says
+export interface KnightsData {
+  statements: Stmt[];
+} // statements[i] is what person i says
 
 const NAMES = ["A", "B", "C", "D", "E"];
 const kind = (k: boolean) => (k ? "knight" : "knave");
 
 function truth(s: Stmt, w: boolean[]): boolean {
   switch (s.kind) {
-    case "is": return w[s.who] === s.knight;
-    case "and": return w[s.a] === s.knight && w[s.b] === s.knight;
-    case "or": return w[s.a] === s.knight || w[s.b] === s.knight;
-    case "same": return w[s.a] === w[s.b];
-    case "diff": return w[s.a] !== w[s.b];
+    case "is":
+      return w[s.who] === s.knight;
+    case "and":
+      return w[s.a] === s.knight && w[s.b] === s.knight;
+    case "or":
+      return w[s.a] === s.knight || w[s.b] === s.knight;
+    case "same":
+      return w[s.a] === w[s.b];
+    case "diff":
+      return w[s.a] !== w[s.b];
   }
 }
 
 function say(s: Stmt): string {
   switch (s.kind) {
-    case "is": return `${NAMES[s.who]} is a ${kind(s.knight)}`;
-    case "and": return `${NAMES[s.a]} and ${NAMES[s.b]} are ${kind(s.knight)}s`;
-    case "or": return `${NAMES[s.a]} or ${NAMES[s.b]} is a ${kind(s.knight)}`;
-    case "same": return `${NAMES[s.a]} and ${NAMES[s.b]} are the same`;
-    case "diff": return `${NAMES[s.a]} and ${NAMES[s.b]} differ`;
+    case "is":
+      return `${NAMES[s.who]} is a ${kind(s.knight)}`;
+    case "and":
+      return `${NAMES[s.a]} and ${NAMES[s.b]} are ${kind(s.knight)}s`;
+    case "or":
+      return `${NAMES[s.a]} or ${NAMES[s.b]} is a ${kind(s.knight)}`;
+    case "same":
+      return `${NAMES[s.a]} and ${NAMES[s.b]} are the same`;
+    case "diff":
+      return `${NAMES[s.a]} and ${NAMES[s.b]} differ`;
   }
 }
 
-const worlds = (n: number) => Array.from({ length: 1 << n }, (_, m) => Array.from({ length: n }, (_, i) => ((m >> (n - 1 - i)) & 1) === 0));
+const worlds = (n: number) =>
+  Array.from({ length: 1 << n }, (_, m) => Array.from({ length: n }, (_, i) => ((m >> (n - 1 - i)) & 1) === 0));
 const consistent = (st: Stmt[], w: boolean[]) => st.every((s, i) => truth(s, w) === w[i]);
 
-export function solutions(st: Stmt[]): boolean[][] { return worlds(st.length).filter((w) => consistent(st, w)); }
+export function solutions(st: Stmt[]): boolean[][] {
+  return worlds(st.length).filter((w) => consistent(st, w));
+}
 
 function randomStmt(rng: Rng, n: number, self: number): Stmt {
-  const other = () => { for (;;) { const o = rng.int(0, n - 1); if (o !== self || n === 1) return o; } };
-  const pair = (): [number, number] => { const a = rng.int(0, n - 1); for (;;) { const b = rng.int(0, n - 1); if (b !== a) return [a, b]; } };
+  const other = () => {
+    for (;;) {
+      const o = rng.int(0, n - 1);
+      if (o !== self || n === 1) return o;
+    }
+  };
+  const pair = (): [number, number] => {
+    const a = rng.int(0, n - 1);
+    for (;;) {
+      const b = rng.int(0, n - 1);
+      if (b !== a) return [a, b];
+    }
+  };
   const r = rng.int(0, 4);
   if (r === 0 || n < 2) return { kind: "is", who: other(), knight: rng.next() < 0.5 };
   const [a, b] = pair();
@@ -50,7 +76,9 @@ function randomStmt(rng: Rng, n: number, self: number): Stmt {
   return { kind: r === 3 ? "same" : "diff", a, b };
 }
 
-export function renderAnswer(w: boolean[]): string { return w.map((k, i) => `${NAMES[i]} ${kind(k)}`).join(", "); }
+export function renderAnswer(w: boolean[]): string {
+  return w.map((k, i) => `${NAMES[i]} ${kind(k)}`).join(", ");
+}
 
 export const knights: Task<KnightsData> = {
   name: "knights",
@@ -66,12 +94,17 @@ export const knights: Task<KnightsData> = {
   },
   prompt: (p) => p.data.statements.map((s, i) => `${NAMES[i]}: ${say(s)}.`).join(" "),
   solve(p) {
-    const st = p.data.statements, lines: string[] = [];
+    const st = p.data.statements,
+      lines: string[] = [];
     let answer = "";
     for (const w of worlds(st.length)) {
       const broken = st.findIndex((s, i) => truth(s, w) !== w[i]);
       const label = w.map((k) => (k ? "T" : "F")).join("");
-      if (broken < 0) { lines.push(`${label} ok`); answer = renderAnswer(w); break; }
+      if (broken < 0) {
+        lines.push(`${label} ok`);
+        answer = renderAnswer(w);
+        break;
+      }
       lines.push(`${label} no ${NAMES[broken]}`);
     }
     return { reasoning: lines.join(","), answer };

@@ -4,14 +4,24 @@
 // tags inside the reasoning, nothing after </answer>. Accuracy is only read from a well-formed answer.
 import type { Problem, Task } from "./task.js";
 
-export interface RewardResult { reward: number; metrics: Record<string, number> }
-export interface Example { problem: Problem; task: Task<any> }
+export interface RewardResult {
+  reward: number;
+  metrics: Record<string, number>;
+}
+export interface Example {
+  problem: Problem;
+  task: Task<any>;
+}
 export type Reward = (completion: string, example: Example) => RewardResult;
 
 export const MAX_CHARS = 20_000;
 const TAG = /<\/?(think|answer)>/;
 
-export interface Parsed { wellFormed: boolean; reasoning: string; answer: string | null }
+export interface Parsed {
+  wellFormed: boolean;
+  reasoning: string;
+  answer: string | null;
+}
 
 /** Splits a completion into reasoning and answer; wellFormed only for the exact format. */
 export function parseCompletion(text: string): Parsed {
@@ -20,7 +30,8 @@ export function parseCompletion(text: string): Parsed {
   if (!text.startsWith("<think>")) return bad;
   const end = text.indexOf("</think>");
   if (end < 0) return bad;
-  const reasoning = text.slice(7, end), rest = text.slice(end + 8).trimStart();
+  const reasoning = text.slice(7, end),
+    rest = text.slice(end + 8).trimStart();
   if (TAG.test(reasoning) || !rest.startsWith("<answer>")) return bad;
   const close = rest.indexOf("</answer>");
   if (close < 0) return bad;
@@ -43,7 +54,8 @@ export const accuracyReward: Reward = (completion, ex) => {
 /** R1's rule reward: accuracy plus a format term (weight 0.1 by default, as many replications use). */
 export function r1Reward(formatWeight = 0.1): Reward {
   return (completion, ex) => {
-    const a = accuracyReward(completion, ex), f = formatReward(completion, ex);
+    const a = accuracyReward(completion, ex),
+      f = formatReward(completion, ex);
     return { reward: a.reward + formatWeight * f.reward, metrics: { ...a.metrics, ...f.metrics } };
   };
 }

@@ -34,16 +34,30 @@ export function splitOf(key: string): Split {
 }
 
 /** n problems of one split, seeded; difficulty cycles through the given levels. */
-export function problems<D>(task: Task<D>, split: Split, n: number, seed: number, difficulties: readonly number[] = task.difficulties): Problem<D>[] {
+export function problems<D>(
+  task: Task<D>,
+  split: Split,
+  n: number,
+  seed: number,
+  difficulties: readonly number[] = task.difficulties,
+): Problem<D>[] {
   for (const d of difficulties) {
-    if (!task.difficulties.includes(d)) throw new FrugalError("TASK", `${task.name}: difficulty ${d} is not one of ${task.difficulties.join(", ")}`);
+    if (!task.difficulties.includes(d))
+      throw new FrugalError("TASK", `${task.name}: difficulty ${d} is not one of ${task.difficulties.join(", ")}`);
   }
   const rng = new Rng(seed ^ (split === "test" ? 0x5eed : 0));
   const out: Problem<D>[] = [];
   for (let i = 0, tries = 0; out.length < n; tries++) {
-    if (tries > n * 200 + 1000) throw new FrugalError("TASK", `${task.name}: could not draw ${n} ${split} problems at difficulties ${difficulties.join(", ")} (too few distinct problems?)`);
+    if (tries > n * 200 + 1000)
+      throw new FrugalError(
+        "TASK",
+        `${task.name}: could not draw ${n} ${split} problems at difficulties ${difficulties.join(", ")} (too few distinct problems?)`,
+      );
     const p = task.generate(rng, difficulties[i % difficulties.length]!);
-    if (splitOf(p.key) === split) { out.push(p); i++; }
+    if (splitOf(p.key) === split) {
+      out.push(p);
+      i++;
+    }
   }
   return out;
 }

@@ -7,7 +7,14 @@ import { getTask, TASK_CHARS, TASKS } from "./index.js";
 import { problems, splitOf } from "./task.js";
 import { solutions } from "./knights.js";
 import { evaluate } from "./countdown.js";
-import { accuracyReward, formatReward, overlongPenalty, parseCompletion, r1Reward, reflectionCount } from "./rewards.js";
+import {
+  accuracyReward,
+  formatReward,
+  overlongPenalty,
+  parseCompletion,
+  r1Reward,
+  reflectionCount,
+} from "./rewards.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 
 const wrap = (answer: string, reasoning = "x") => renderCompletion(reasoning, answer);
@@ -17,7 +24,8 @@ function mutations(answer: string, rng: Rng): string[] {
   const out: string[] = [];
   const digits = [...answer].map((c, i) => (/\d/.test(c) ? i : -1)).filter((i) => i >= 0);
   if (digits.length) {
-    const i = rng.pick(digits), d = Number(answer[i]);
+    const i = rng.pick(digits),
+      d = Number(answer[i]);
     out.push(answer.slice(0, i) + String((d + rng.int(1, 9)) % 10) + answer.slice(i + 1));
     out.push(answer.replace(/\d/, (c) => String.fromCharCode(0xff10 + Number(c)))); // "１" look-alike
   }
@@ -41,15 +49,22 @@ for (const task of Object.values(TASKS)) {
         if (task.name === "knights") continue; // knights answers hold no digits; tested below
         assert.equal(task.verify(p, m), false, `${p.key}: mutated answer ${m} accepted`);
       }
-      for (const ch of task.prompt(p) + reasoning + answer) assert.ok(TASK_CHARS.includes(ch), `char ${JSON.stringify(ch)} outside TASK_CHARS`);
+      for (const ch of task.prompt(p) + reasoning + answer)
+        assert.ok(TASK_CHARS.includes(ch), `char ${JSON.stringify(ch)} outside TASK_CHARS`);
     }
   });
 
   test(`${task.name}: train and test splits are disjoint and deterministic`, () => {
     const train = new Set(problems(task, "train", 5000, 3).map((p) => p.key));
     const testKeys = problems(task, "test", 500, 3).map((p) => p.key);
-    for (const k of testKeys) { assert.ok(!train.has(k)); assert.equal(splitOf(k), "test"); }
-    assert.deepEqual(problems(task, "test", 20, 3).map((p) => p.key), testKeys.slice(0, 20));
+    for (const k of testKeys) {
+      assert.ok(!train.has(k));
+      assert.equal(splitOf(k), "test");
+    }
+    assert.deepEqual(
+      problems(task, "test", 20, 3).map((p) => p.key),
+      testKeys.slice(0, 20),
+    );
   });
 
   test(`${task.name}: 10,000 problems generate in well under a second`, () => {
@@ -64,7 +79,9 @@ test("knights: puzzles have exactly one solution; every other assignment is reje
   const task = getTask("knights");
   for (const p of problems(task, "train", 500, 2, [2, 3, 4, 5])) {
     assert.equal(solutions(p.data.statements).length, 1);
-    const n = p.data.statements.length, good = task.solve(p).answer, sol = solutions(p.data.statements)[0]!;
+    const n = p.data.statements.length,
+      good = task.solve(p).answer,
+      sol = solutions(p.data.statements)[0]!;
     for (let m = 0; m < 1 << n; m++) {
       const a = Array.from({ length: n }, (_, i) => `${"ABCDE"[i]} ${(m >> i) & 1 ? "knight" : "knave"}`).join(", ");
       const isSolution = sol.every((k, i) => ((m >> i) & 1) === (k ? 1 : 0));
@@ -77,7 +94,9 @@ test("knights: puzzles have exactly one solution; every other assignment is reje
 });
 
 test("reward hacks score 0: several answer blocks, answer outside tags, <answer> inside <think>, text after", () => {
-  const task = getTask("arithmetic"), p = problems(task, "train", 1, 1)[0]!, ex = { task, problem: p };
+  const task = getTask("arithmetic"),
+    p = problems(task, "train", 1, 1)[0]!,
+    ex = { task, problem: p };
   const ans = task.solve(p).answer;
   const hacks = [
     `<think>x</think><answer>${ans}</answer><answer>${ans}</answer>`,
@@ -115,8 +134,15 @@ test("countdown: reused or invented numbers, division by zero and non-integer re
 test("hostile completions score 0 without throwing and in bounded time", () => {
   const rng = new Rng(1);
   const binary = String.fromCharCode(...Array.from({ length: 5000 }, () => rng.int(0, 65535)));
-  const inputs = ["", "\u0000", binary, "x".repeat(1_000_000), "<think>" + "(".repeat(100_000) + "</think><answer>" + "(".repeat(5000) + "1" + ")".repeat(5000) + "</answer>",
-    `<think>x</think><answer>${"(".repeat(150)}3${")".repeat(150)}</answer>`, `<think>${"<think>".repeat(3000)}</think><answer>1</answer>`];
+  const inputs = [
+    "",
+    "\u0000",
+    binary,
+    "x".repeat(1_000_000),
+    "<think>" + "(".repeat(100_000) + "</think><answer>" + "(".repeat(5000) + "1" + ")".repeat(5000) + "</answer>",
+    `<think>x</think><answer>${"(".repeat(150)}3${")".repeat(150)}</answer>`,
+    `<think>${"<think>".repeat(3000)}</think><answer>1</answer>`,
+  ];
   for (const task of Object.values(TASKS)) {
     const p = problems(task, "train", 1, 4)[0]!;
     for (const s of inputs) {

@@ -12,10 +12,14 @@ export function promptIds(tok: Tokenizer, prompt: string): number[] {
   return [tok.tokenId(SPECIAL.user), ...tok.encode(prompt), tok.tokenId(SPECIAL.assistant)];
 }
 
-export interface SftExample { ids: number[]; mask: number[] }
+export interface SftExample {
+  ids: number[];
+  mask: number[];
+}
 
 /** Prompt + completion + <|end|>, with mask 1 exactly on the completion and <|end|>. */
 export function sftExample(tok: Tokenizer, prompt: string, completion: string): SftExample {
-  const p = promptIds(tok, prompt), c = [...tok.encode(completion), tok.tokenId(SPECIAL.end)];
+  const p = promptIds(tok, prompt),
+    c = [...tok.encode(completion), tok.tokenId(SPECIAL.end)];
   return { ids: [...p, ...c], mask: [...p.map(() => 0), ...c.map(() => 1)] };
 }

@@ -33,10 +33,19 @@ test("char tokenizer.json is read identically by @huggingface/tokenizers and sur
 });
 
 test("byte-level BPE: deterministic training, lossless round trip on any text, merges shorten text", () => {
-  const corpus = Array.from({ length: 200 }, (_, i) => `How do I kill a Python process number ${i}? Write a poem about the sea and the sky.`);
-  const a = trainBpe(corpus, 400), b = trainBpe(corpus, 400);
+  const corpus = Array.from(
+    { length: 200 },
+    (_, i) => `How do I kill a Python process number ${i}? Write a poem about the sea and the sky.`,
+  );
+  const a = trainBpe(corpus, 400),
+    b = trainBpe(corpus, 400);
   assert.deepEqual(a.toJSON(), b.toJSON());
-  for (const s of ["How do I kill a Python process?", "naïve café — 東京 🙂 \u0000\u0001", "  spaces   and\ttabs\n", ""]) {
+  for (const s of [
+    "How do I kill a Python process?",
+    "naïve café — 東京 🙂 \u0000\u0001",
+    "  spaces   and\ttabs\n",
+    "",
+  ]) {
     assert.equal(a.decode(a.encode(s)), s);
   }
   assert.ok(a.encode("How do I kill a Python process").length < "How do I kill a Python process".length / 2);
@@ -48,24 +57,44 @@ test("byte-level BPE: deterministic training, lossless round trip on any text, m
 });
 
 test("BPE with singleDigits: no merge holds a digit, so numbers read one digit per token (as the char tokenizer does)", () => {
-  const corpus = Array.from({ length: 300 }, (_, i) => `carry ${i % 7} then 12+34=46, 1000 and 2024; the total is ${i * 37}`);
-  const plain = trainBpe(corpus, 500), single = trainBpe(corpus, 500, { singleDigits: true });
-  const merges = (t: ReturnType<typeof trainBpe>) => ((t.toJSON() as { model: { merges: string[] } }).model.merges);
-  assert.ok(merges(plain).some((m) => /\d/.test(m)), "without the option, digits merge (the control)");
+  const corpus = Array.from(
+    { length: 300 },
+    (_, i) => `carry ${i % 7} then 12+34=46, 1000 and 2024; the total is ${i * 37}`,
+  );
+  const plain = trainBpe(corpus, 500),
+    single = trainBpe(corpus, 500, { singleDigits: true });
+  const merges = (t: ReturnType<typeof trainBpe>) => (t.toJSON() as { model: { merges: string[] } }).model.merges;
+  assert.ok(
+    merges(plain).some((m) => /\d/.test(m)),
+    "without the option, digits merge (the control)",
+  );
   assert.ok(!merges(single).some((m) => /\d/.test(m)));
   const trace = "<think>3+4+0=7,5+6+1=12,carry 1</think><answer>1297</answer>";
-  const digitsOf = (t: ReturnType<typeof trainBpe>) => t.encode(trace).map((id) => t.decode([id])).filter((x) => /\d/.test(x));
+  const digitsOf = (t: ReturnType<typeof trainBpe>) =>
+    t
+      .encode(trace)
+      .map((id) => t.decode([id]))
+      .filter((x) => /\d/.test(x));
   assert.deepEqual(digitsOf(single), [...trace.replace(/[^\d]/g, "")]);
   assert.equal(single.decode(single.encode(trace)), trace);
   assert.ok(single.encode("carry then the total").length < "carry then the total".length / 2, "words still merge");
 });
 
 test("extendBpe: learning more merges on top of a BPE keeps every old id, equals training the larger size at once on the same text, spells new tokens in old ids", () => {
-  const corpus = Array.from({ length: 200 }, (_, i) => `How do I kill a Python process number ${i}? Write a poem about the sea, 12+34=46.`);
-  const small = trainBpe(corpus, 320, { singleDigits: true }), big = trainBpe(corpus, 380, { singleDigits: true });
+  const corpus = Array.from(
+    { length: 200 },
+    (_, i) => `How do I kill a Python process number ${i}? Write a poem about the sea, 12+34=46.`,
+  );
+  const small = trainBpe(corpus, 320, { singleDigits: true }),
+    big = trainBpe(corpus, 380, { singleDigits: true });
   const { tokenizer, pieces } = extendBpe(small, corpus, 380, { singleDigits: true });
-  assert.deepEqual(tokenizer.toJSON(), big.toJSON(), "continuing from the 320-token merges reaches the same 380-token tokenizer");
-  const vocab = (t: ReturnType<typeof trainBpe>) => (t.toJSON() as { model: { vocab: Record<string, number> } }).model.vocab;
+  assert.deepEqual(
+    tokenizer.toJSON(),
+    big.toJSON(),
+    "continuing from the 320-token merges reaches the same 380-token tokenizer",
+  );
+  const vocab = (t: ReturnType<typeof trainBpe>) =>
+    (t.toJSON() as { model: { vocab: Record<string, number> } }).model.vocab;
   for (const [tok, id] of Object.entries(vocab(small))) assert.equal(vocab(tokenizer)[tok], id, tok);
   for (let id = small.vocabSize; id < tokenizer.vocabSize; id++) {
     const ps = pieces(id);
@@ -73,9 +102,16 @@ test("extendBpe: learning more merges on top of a BPE keeps every old id, equals
     assert.equal(small.decode(ps), tokenizer.decode([id]));
   }
   // on other text the extension learns other merges, still on top of the old ones
-  const other = extendBpe(small, Array.from({ length: 20 }, () => "the grandmother tells a bedtime story"), 340);
+  const other = extendBpe(
+    small,
+    Array.from({ length: 20 }, () => "the grandmother tells a bedtime story"),
+    340,
+  );
   assert.ok(other.tokenizer.encode("grandmother").length < small.encode("grandmother").length);
-  assert.throws(() => extendBpe(CharTokenizer.fromChars(chars), corpus, 400), /only a byte-level BPE made by frugal can be extended/);
+  assert.throws(
+    () => extendBpe(CharTokenizer.fromChars(chars), corpus, 400),
+    /only a byte-level BPE made by frugal can be extended/,
+  );
   assert.throws(() => extendBpe(small, corpus, 300), /smaller than the tokenizer it extends/);
 });
 
@@ -85,7 +121,10 @@ test("chat template: prompt ends with <|assistant|>; loss mask covers exactly th
   const p = promptIds(tok, "1+1");
   assert.deepEqual(ex.ids.slice(0, p.length), p);
   assert.equal(p[p.length - 1], tok.tokenId(SPECIAL.assistant));
-  assert.deepEqual(ex.mask.slice(0, p.length), p.map(() => 0));
+  assert.deepEqual(
+    ex.mask.slice(0, p.length),
+    p.map(() => 0),
+  );
   assert.ok(ex.mask.slice(p.length).every((m) => m === 1));
   assert.equal(ex.ids[ex.ids.length - 1], tok.tokenId(SPECIAL.end));
   assert.equal(tok.decode(ex.ids), "<|user|>1+1<|assistant|><think>1+1=2</think><answer>2</answer><|end|>");

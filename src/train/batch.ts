@@ -6,14 +6,29 @@ import * as E from "../engine/index.js";
 import type { Model } from "../model/transformer.js";
 import { forward } from "../model/transformer.js";
 
-export interface Batch { ids: Int32Array; targets: Int32Array; mask: Float32Array; B: number; T: number; tokens: number }
+export interface Batch {
+  ids: Int32Array;
+  targets: Int32Array;
+  mask: Float32Array;
+  B: number;
+  T: number;
+  tokens: number;
+}
 
 /** seqs[i] are token ids; masks[i][t] = 1 when token t (as a prediction target) counts in the loss. */
-export function makeBatch(seqs: readonly (readonly number[])[], masks: readonly (readonly number[])[], maxLen: number, pad = 0): Batch {
+export function makeBatch(
+  seqs: readonly (readonly number[])[],
+  masks: readonly (readonly number[])[],
+  maxLen: number,
+  pad = 0,
+): Batch {
   if (seqs.length === 0) throw new FrugalError("DATA", "makeBatch: no sequences");
   const T = Math.min(maxLen, Math.max(...seqs.map((s) => s.length)) - 1);
   if (T < 1) throw new FrugalError("DATA", "makeBatch: sequences need at least 2 tokens");
-  const B = seqs.length, ids = new Int32Array(B * T).fill(pad), targets = new Int32Array(B * T).fill(pad), mask = new Float32Array(B * T);
+  const B = seqs.length,
+    ids = new Int32Array(B * T).fill(pad),
+    targets = new Int32Array(B * T).fill(pad),
+    mask = new Float32Array(B * T);
   let tokens = 0;
   seqs.forEach((s, b) => {
     const m = masks[b]!;

@@ -6,13 +6,26 @@ import { existsSync, readFileSync, writeFileSync, appendFileSync, mkdirSync } fr
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 
-export interface Usage { promptTokens: number; generatedTokens: number; trainedTokens: number; flops: number }
+export interface Usage {
+  promptTokens: number;
+  generatedTokens: number;
+  trainedTokens: number;
+  flops: number;
+}
 export const noUsage = (): Usage => ({ promptTokens: 0, generatedTokens: 0, trainedTokens: 0, flops: 0 });
 export function addUsage(a: Usage, b: Usage): Usage {
-  return { promptTokens: a.promptTokens + b.promptTokens, generatedTokens: a.generatedTokens + b.generatedTokens, trainedTokens: a.trainedTokens + b.trainedTokens, flops: a.flops + b.flops };
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    generatedTokens: a.generatedTokens + b.generatedTokens,
+    trainedTokens: a.trainedTokens + b.trainedTokens,
+    flops: a.flops + b.flops,
+  };
 }
 
-export interface StepResult { metrics: Record<string, number>; usage: Usage }
+export interface StepResult {
+  metrics: Record<string, number>;
+  usage: Usage;
+}
 
 /** What the runner gives a stage. */
 export interface StageIO {
@@ -26,7 +39,11 @@ export interface StageIO {
   shouldStop(): string | null;
 }
 
-export interface LoopOutcome { steps: number; stopped: string | null; usage: Usage }
+export interface LoopOutcome {
+  steps: number;
+  stopped: string | null;
+  usage: Usage;
+}
 
 const metricsFile = (io: StageIO) => join(io.dir, "metrics.jsonl");
 
@@ -34,17 +51,31 @@ const metricsFile = (io: StageIO) => join(io.dir, "metrics.jsonl");
 export function truncateMetrics(io: StageIO, fromStep: number): void {
   const f = metricsFile(io);
   if (!existsSync(f)) return;
-  const keep = readFileSync(f, "utf8").split("\n").filter((l) => {
-    if (!l.trim()) return false;
-    try { return (JSON.parse(l) as { step: number }).step < fromStep; } catch { return false; }
-  });
+  const keep = readFileSync(f, "utf8")
+    .split("\n")
+    .filter((l) => {
+      if (!l.trim()) return false;
+      try {
+        return (JSON.parse(l) as { step: number }).step < fromStep;
+      } catch {
+        return false;
+      }
+    });
   writeFileSync(f, keep.map((l) => l + "\n").join(""));
 }
 
-export function runLoop(io: StageIO, startStep: number, totalSteps: number, step: (s: number) => StepResult, save: (s: number) => void): LoopOutcome {
+export function runLoop(
+  io: StageIO,
+  startStep: number,
+  totalSteps: number,
+  step: (s: number) => StepResult,
+  save: (s: number) => void,
+): LoopOutcome {
   mkdirSync(io.dir, { recursive: true });
   truncateMetrics(io, startStep);
-  let usage = noUsage(), stopped: string | null = null, s = startStep;
+  let usage = noUsage(),
+    stopped: string | null = null,
+    s = startStep;
   for (; s < totalSteps; s++) {
     stopped = io.shouldStop();
     if (stopped) break;
@@ -54,7 +85,10 @@ export function runLoop(io: StageIO, startStep: number, totalSteps: number, step
       r = step(s);
     } catch (e) {
       if (e instanceof FrugalError && e.code === "NONFINITE") {
-        throw new FrugalError("NONFINITE", `${io.name}: step ${s} produced a non-finite value (${e.message}). The last good checkpoint (before step ${s}) is kept in ${io.dir}; lower the learning rate and rerun with --resume.`);
+        throw new FrugalError(
+          "NONFINITE",
+          `${io.name}: step ${s} produced a non-finite value (${e.message}). The last good checkpoint (before step ${s}) is kept in ${io.dir}; lower the learning rate and rerun with --resume.`,
+        );
       }
       throw e;
     }

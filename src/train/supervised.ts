@@ -36,18 +36,38 @@ export const SupervisedConfig = OptimConfig.extend({
 });
 export type SupervisedConfig = z.infer<typeof SupervisedConfig>;
 
-export interface Trainee { model: Model; tokenizer: Tokenizer }
+export interface Trainee {
+  model: Model;
+  tokenizer: Tokenizer;
+}
 
 /** The stage's resume checkpoint, if an interrupted run left one. */
 export function resumePoint(io: StageIO): { trainee: Trainee; step: number; opt: E.AdamWState | null } | null {
   const dir = join(io.dir, "checkpoint");
   if (!existsSync(join(dir, "frugal.json"))) return null;
   const ck = loadModelDir(dir);
-  return { trainee: { model: ck.model, tokenizer: ck.tokenizer }, step: ck.meta?.step ?? 0, opt: loadOptimizer(dir, ck.model) };
+  return {
+    trainee: { model: ck.model, tokenizer: ck.tokenizer },
+    step: ck.meta?.step ?? 0,
+    opt: loadOptimizer(dir, ck.model),
+  };
 }
 
-export function saveStage(io: StageIO, t: Trainee, step: number, config: unknown, opt: E.AdamWState | null, extra?: Record<string, unknown>, extraFiles?: Record<string, Uint8Array>): void {
-  saveCheckpoint(join(io.dir, "checkpoint"), t.model, { meta: { stage: io.name, step, config, ...extra }, tokenizer: t.tokenizer.toJSON(), optimizer: opt ?? undefined, extraFiles });
+export function saveStage(
+  io: StageIO,
+  t: Trainee,
+  step: number,
+  config: unknown,
+  opt: E.AdamWState | null,
+  extra?: Record<string, unknown>,
+  extraFiles?: Record<string, Uint8Array>,
+): void {
+  saveCheckpoint(join(io.dir, "checkpoint"), t.model, {
+    meta: { stage: io.name, step, config, ...extra },
+    tokenizer: t.tokenizer.toJSON(),
+    optimizer: opt ?? undefined,
+    extraFiles,
+  });
 }
 
 export function adamw(c: OptimConfig): E.AdamWConfig {
@@ -58,26 +78,55 @@ export function adamw(c: OptimConfig): E.AdamWConfig {
  * Trains `init()` (or the resumed checkpoint) for cfg.steps steps on data(step, rng) examples.
  * `stageConfig` is saved with every checkpoint.
  */
-export function trainSupervised(io: StageIO, init: () => Trainee, data: (step: number, rng: Rng, t: Trainee) => SftExample[], cfg: SupervisedConfig, stageConfig: unknown): LoopOutcome & { trainee: Trainee } {
+export function trainSupervised(
+  io: StageIO,
+  init: () => Trainee,
+  data: (step: number, rng: Rng, t: Trainee) => SftExample[],
+  cfg: SupervisedConfig,
+  stageConfig: unknown,
+): LoopOutcome & { trainee: Trainee } {
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  const params = t.model.params, opt = resumed?.opt ?? E.adamwInit(params), ac = adamw(cfg);
+  const params = t.model.params,
+    opt = resumed?.opt ?? E.adamwInit(params),
+    ac = adamw(cfg);
   const pad = t.tokenizer.tokenId("<|pad|>");
-  const out = runLoop(io, resumed?.step ?? 0, cfg.steps, (step) => {
-    const rng = new Rng(io.seed * 1_000_003 + step);
-    let loss = 0, tokens = 0, positions = 0, T = 0;
-    for (let m = 0; m < cfg.accumulate; m++) {
-      const ex = data(step * cfg.accumulate + m, rng, t);
-      const batch = makeBatch(ex.map((e) => e.ids), ex.map((e) => e.mask), cfg.maxLen, pad);
-      loss += lossAndBackward(t.model, batch, 1 / cfg.accumulate) / cfg.accumulate;
-      tokens += batch.tokens; positions += batch.B * batch.T; T = Math.max(T, batch.T);
-    }
-    const lr = lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac);
-    const gradNorm = E.adamwUpdate(params, opt, ac, lr);
-    return {
-      metrics: { loss, lr, gradNorm, tokens },
-      usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: positions, flops: trainFlops(t.model.config, positions, T) },
-    };
-  }, (step) => saveStage(io, t, step, stageConfig, opt));
+  const out = runLoop(
+    io,
+    resumed?.step ?? 0,
+    cfg.steps,
+    (step) => {
+      const rng = new Rng(io.seed * 1_000_003 + step);
+      let loss = 0,
+        tokens = 0,
+        positions = 0,
+        T = 0;
+      for (let m = 0; m < cfg.accumulate; m++) {
+        const ex = data(step * cfg.accumulate + m, rng, t);
+        const batch = makeBatch(
+          ex.map((e) => e.ids),
+          ex.map((e) => e.mask),
+          cfg.maxLen,
+          pad,
+        );
+        loss += lossAndBackward(t.model, batch, 1 / cfg.accumulate) / cfg.accumulate;
+        tokens += batch.tokens;
+        positions += batch.B * batch.T;
+        T = Math.max(T, batch.T);
+      }
+      const lr = lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac);
+      const gradNorm = E.adamwUpdate(params, opt, ac, lr);
+      return {
+        metrics: { loss, lr, gradNorm, tokens },
+        usage: {
+          promptTokens: 0,
+          generatedTokens: 0,
+          trainedTokens: positions,
+          flops: trainFlops(t.model.config, positions, T),
+        },
+      };
+    },
+    (step) => saveStage(io, t, step, stageConfig, opt),
+  );
   return { ...out, trainee: t };
 }

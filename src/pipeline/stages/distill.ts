@@ -53,7 +53,8 @@ export const distill: StageKind<Distill> = {
     return { ...out, notes: { traces: traces.length } };
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.task, s.difficulties), teacher = ctx.configs.get(s.teacher)!;
+    const L = stageTraceLengths(s.task, s.difficulties),
+      teacher = ctx.configs.get(s.teacher)!;
     const config = modelOf(s.student, teacher?.vocab_size);
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;

@@ -26,10 +26,18 @@ export const grpo: StageKind<Grpo> = {
     return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.task, s.difficulties), config = ctx.configs.get(s.from)!;
+    const L = stageTraceLengths(s.task, s.difficulties),
+      config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;
-    const f = grpoForecast(s, config, L.completion, L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1), T, ctx);
+    const f = grpoForecast(
+      s,
+      config,
+      L.completion,
+      L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1),
+      T,
+      ctx,
+    );
     return { name: f.name, seconds: f.seconds, flops: f.flops, detail: f.detail };
   },
 };

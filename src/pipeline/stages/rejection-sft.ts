@@ -33,13 +33,15 @@ export const rejectionSft: StageKind<RejectionSft> = {
   inputs: (s) => [s.from],
   evaluated: true,
   run(s, io, env) {
-    const task = getTask(s.task), from = env.checkpointOf(s.from);
+    const task = getTask(s.task),
+      from = env.checkpointOf(s.from);
     const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(from), task, s, io.seed));
     const out = trainSupervised(io, () => loadModelDir(from), traceData(traces, s.batchSize), s, s);
     return { ...out, notes: { traces: traces.length } };
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.task, s.difficulties), config = ctx.configs.get(s.from)!;
+    const L = stageTraceLengths(s.task, s.difficulties),
+      config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;
     return withSampling(supervisedForecast(s, config, T, ctx), s, config, L.completion, T, ctx);

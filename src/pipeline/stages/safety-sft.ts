@@ -73,7 +73,9 @@ function policyVocabGrower(
   for (const x of traces) {
     const text = x.prompt + x.completion;
     if (JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(base.encode(text)))
-      throw internal(`stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`);
+      throw internal(
+        `stage ${stage}: the grown tokenizer splits a task trace differently (${JSON.stringify(text.slice(0, 60))})`,
+      );
   }
   return (t) => ({ model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer });
 }
@@ -90,7 +92,12 @@ function trainMerged(io: StageIO, n: number, train: (mio: StageIO) => Trained, c
     steps = 0;
   const members: Trainee[] = [];
   for (let m = 0; m < n; m++) {
-    const o = train({ ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m });
+    const o = train({
+      ...io,
+      name: `${io.name}/member-${m}`,
+      dir: join(io.dir, `member-${m}`),
+      seed: io.seed + 1009 * m,
+    });
     usage = addUsage(usage, o.usage);
     steps += o.steps;
     if (o.stopped) return { ...o, steps, usage };

@@ -5,7 +5,15 @@ import { Rng } from "../../common/rng.js";
 import { loadModelDir } from "../../model/load.js";
 import { SupervisedConfig, trainSupervised } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
-import { difficultyMap, drawProblems, stageName, stageTraceLengths, supervisedForecast, taskList, traceExample } from "./shared.js";
+import {
+  difficultyMap,
+  drawProblems,
+  stageName,
+  stageTraceLengths,
+  supervisedForecast,
+  taskList,
+  traceExample,
+} from "./shared.js";
 
 export const Sft = SupervisedConfig.extend({
   type: z.literal("sft"),
@@ -38,7 +46,8 @@ export const sft: StageKind<Sft> = {
     );
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.tasks[0]!, s.difficulties), config = ctx.configs.get(s.from)!;
+    const L = stageTraceLengths(s.tasks[0]!, s.difficulties),
+      config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     return supervisedForecast(s, config, L.maxPrompt + L.maxCompletion, ctx);
   },

@@ -34,7 +34,9 @@ export const ModelShape = z
   })
   .strict();
 
-export const stageName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "stage names are lower-case letters, digits and dashes");
+export const stageName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]*$/, "stage names are lower-case letters, digits and dashes");
 export const taskList = z.array(z.string()).min(1);
 export const difficultyMap = z.record(z.string(), z.array(z.number().int())).default({});
 export const difficultyList = z.array(z.number().int()).optional();
@@ -96,9 +98,7 @@ export interface SamplingConfig {
 export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig, seed: number): Trace[] {
   const ps = problems(task, "train", cfg.prompts, seed, cfg.difficulties ?? task.difficulties);
   const tok = teacher.tokenizer;
-  const prompts = ps.flatMap((p) =>
-    Array.from({ length: cfg.samplesPerPrompt }, () => promptIds(tok, task.prompt(p))),
-  );
+  const prompts = ps.flatMap((p) => Array.from({ length: cfg.samplesPerPrompt }, () => promptIds(tok, task.prompt(p))));
   const out = generate(
     teacher.model,
     prompts,

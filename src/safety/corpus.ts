@@ -305,15 +305,13 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
     kind: "benign",
     group: `row:${r.prompt}`,
   }));
-  const benignQuestions = benRows
-    .slice(0, Math.ceil(maxBenign / 2))
-    .map((r, i) => ({
-      text: reframe(r.prompt, pickFrame(r.prompt, i)),
-      unsafe: false,
-      hazard: null,
-      kind: "benign-question",
-      group: `row:${r.prompt}`,
-    }));
+  const benignQuestions = benRows.slice(0, Math.ceil(maxBenign / 2)).map((r, i) => ({
+    text: reframe(r.prompt, pickFrame(r.prompt, i)),
+    unsafe: false,
+    hazard: null,
+    kind: "benign-question",
+    group: `row:${r.prompt}`,
+  }));
   const ct = contrastOf(true);
   harmfulQuestions.push(
     ...ct

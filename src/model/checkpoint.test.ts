@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fixtures, tempDir } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
-import { loadCheckpoint, loadOptimizer, saveCheckpoint } from "./checkpoint.js";
+import { addCheckpointFiles, loadCheckpoint, loadOptimizer, saveCheckpoint } from "./checkpoint.js";
 import { parseModelConfig } from "./config.js";
 import { encodeSafetensors, parseSafetensors } from "./safetensors.js";
 import { initModel } from "./transformer.js";
@@ -144,4 +144,22 @@ test("safetensors: dtype, shape/size and overlap checks; encoder pads the header
   const huge = Buffer.alloc(16);
   huge.writeBigUInt64LE(1n << 40n, 0);
   assert.throws(() => parseSafetensors(huge, "f"), /header claims/);
+});
+
+test("addCheckpointFiles: adds a file through the atomic swap, keeps every other file, refuses a non-checkpoint", () => {
+  const dir = join(tempDir(), "ck"),
+    model = initModel(tinyConfig, 3);
+  saveCheckpoint(dir, model, { meta: { stage: "s", step: 1, config: {} }, extraFiles: { "ref.bin": "x" } });
+  const before = readdirSync(dir).sort();
+  addCheckpointFiles(dir, { "steering.json": '{"a":1}' });
+  assert.deepEqual(readdirSync(dir).sort(), [...before, "steering.json"].sort());
+  assert.equal(readFileSync(join(dir, "steering.json"), "utf8"), '{"a":1}');
+  assert.equal(readFileSync(join(dir, "ref.bin"), "utf8"), "x");
+  assert.deepEqual(
+    readdirSync(join(dir, "..")).filter((f) => f.startsWith(".")),
+    [],
+    "no temp or .old directory left behind",
+  );
+  for (const [n, p] of model.params) assert.deepEqual(loadCheckpoint(dir).model.params.get(n)!.data, p.data);
+  assert.throws(() => addCheckpointFiles(join(tempDir(), "none"), { x: "1" }), /internal: addCheckpointFiles/);
 });

@@ -232,7 +232,7 @@ function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss
 
 /**
  * Just above the score of the (⌊rate·n⌋+1)-th highest of n benign scores: flagging at ≥ it flags ⌊rate·n⌋ of
- * them (ties aside), the rule rocSummary reads its rates at (before, one fewer whenever rate·n was whole).
+ * them (ties aside), the rule rocSummary reads its rates at.
  */
 export function thresholdAtRate(scores: readonly number[], rate: number): number {
   if (!scores.length) throw internal("thresholdAtRate needs at least one score");

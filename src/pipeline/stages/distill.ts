@@ -4,21 +4,16 @@ import { z } from "zod";
 import { parseModelConfig } from "../../model/config.js";
 import { loadModelDir } from "../../model/load.js";
 import { initModel } from "../../model/transformer.js";
-import { getTask } from "../../tasks/index.js";
-import { SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
+import { SupervisedConfig, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
 import {
-  cachedTraces,
   difficultyList,
   ModelShape,
   modelOf,
   Sampling,
   stageName,
-  stageTraceLengths,
-  supervisedForecast,
-  traceData,
-  verifiedTraces,
-  withSampling,
+  trainOnVerified,
+  verifiedForecast,
 } from "./shared.js";
 
 export const Distill = SupervisedConfig.extend({
@@ -38,9 +33,7 @@ export const distill: StageKind<Distill> = {
   inputs: (s) => [s.teacher],
   evaluated: true,
   run(s, io, env) {
-    const task = getTask(s.task),
-      teacherDir = env.checkpointOf(s.teacher);
-    const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(teacherDir), task, s, io.seed));
+    const teacherDir = env.checkpointOf(s.teacher);
     const init = (): Trainee => {
       const teacher = loadModelDir(teacherDir);
       const config = parseModelConfig(
@@ -49,15 +42,12 @@ export const distill: StageKind<Distill> = {
       );
       return { model: initModel(config, io.seed), tokenizer: teacher.tokenizer };
     };
-    const out = trainSupervised(io, init, traceData(traces, s.batchSize), s, s);
-    return { ...out, notes: { traces: traces.length } };
+    return trainOnVerified(s, io, teacherDir, init);
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.task, s.difficulties),
-      teacher = ctx.configs.get(s.teacher)!;
-    const config = modelOf(s.student, teacher?.vocab_size);
+    const teacher = ctx.configs.get(s.teacher)!,
+      config = modelOf(s.student, teacher?.vocab_size);
     ctx.configs.set(s.name, config);
-    const T = L.maxPrompt + L.maxCompletion;
-    return withSampling(supervisedForecast(s, config, T, ctx), s, teacher, L.completion, T, ctx);
+    return verifiedForecast(s, config, teacher, ctx);
   },
 };

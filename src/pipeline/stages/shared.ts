@@ -14,12 +14,13 @@ import { generate } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
 import { problems, type Problem, type Task } from "../../tasks/task.js";
+import { loadModelDir } from "../../model/load.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../../tokenizer/chat.js";
 import { CharTokenizer, SPECIAL } from "../../tokenizer/tokenizer.js";
 import type { PromptSource } from "../../rl/grpo.js";
 import type { StageIO } from "../../train/loop.js";
-import type { Trainee } from "../../train/supervised.js";
-import type { ForecastContext } from "./kind.js";
+import { trainSupervised, type SupervisedConfig, type Trainee } from "../../train/supervised.js";
+import type { ForecastContext, StageOutcome } from "./kind.js";
 
 export const ModelShape = z
   .object({
@@ -146,6 +147,33 @@ export function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
 export function traceOf(traces: Trace[], rng: Rng, t: Trainee): SftExample {
   const x = traces[rng.int(0, traces.length - 1)]!;
   return sftExample(t.tokenizer, x.prompt, x.completion);
+}
+
+/**
+ * Trains init() on verified traces of s.task sampled once from the model in sourceDir (rejection-sft, distill):
+ * the traces are saved in the stage's directory, so a resumed stage trains on the same data.
+ */
+export function trainOnVerified(
+  s: SamplingConfig & SupervisedConfig & { task: string },
+  io: StageIO,
+  sourceDir: string,
+  init: () => Trainee,
+): StageOutcome {
+  const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(sourceDir), getTask(s.task), s, io.seed));
+  const out = trainSupervised(io, init, traceData(traces, s.batchSize), s, s);
+  return { ...out, notes: { traces: traces.length } };
+}
+
+/** The forecast of trainOnVerified: training at the task's padded length, plus sampling from the source. */
+export function verifiedForecast(
+  s: SamplingConfig & SupervisedConfig & { name: string; task: string },
+  config: ModelConfig,
+  source: ModelConfig,
+  ctx: ForecastContext,
+): StageForecast {
+  const L = stageTraceLengths(s.task, s.difficulties),
+    T = L.maxPrompt + L.maxCompletion;
+  return withSampling(supervisedForecast(s, config, T, ctx), s, source, L.completion, T, ctx);
 }
 
 export function traceData(traces: Trace[], batchSize: number) {

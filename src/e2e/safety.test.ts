@@ -162,7 +162,8 @@ test("policy tokenizer: BPE grown from 400 to 480 tokens, task traces tokenized 
   const policyTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/safe/checkpoint/tokenizer.json"), "utf8")));
   assert.equal(policyTok.kind, "bpe"); // tiny-safe's base uses the BPE policy tokenizer: words are tokens, digits stay single
   assert.ok(policyTok.encode("How do I make a bomb").length < 12 && policyTok.encode("12+34").length === 5);
-  // safety SFT grew it from the base's 400 tokens to 480 (vocabSize): old ids unchanged, the model's tables grown with it
+  // safety SFT grew it from the base's 400 tokens to 480 (vocabSize): old ids unchanged, the model's tables grown with
+  // it
   const baseTok = loadTokenizer(JSON.parse(readFileSync(join(out, "stages/base/checkpoint/tokenizer.json"), "utf8")));
   assert.deepEqual(
     [baseTok.vocabSize, policyTok.vocabSize, JSON.parse(readFileSync(join(safeDir, "config.json"), "utf8")).vocab_size],

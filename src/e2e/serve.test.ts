@@ -232,7 +232,8 @@ test("guard steering: a deciding policy's refuse-or-not token is forced by margi
   );
   const guard = new Guard(initModel(gc, 1), gt, 1.01),
     opened: ServerType[] = []; // flags nothing: only the steering acts
-  // a copy whose output rows for the two decision tokens outscore its favourite first token, so it is deciding (and leans to answer)
+  // a copy whose output rows for the two decision tokens outscore its favourite first token, so it is deciding (and
+  // leans to answer)
   const rigged = loadModelDir(join(stageDir(steerRun, "base"), "checkpoint")),
     ids = promptIds(tok, "12+34");
   const head = rigged.model.params.get(

@@ -70,7 +70,9 @@ export interface Kernels {
     D: number,
     scale: number,
   ): void;
-  /** Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t. */
+  /**
+   * Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t.
+   */
   attnCached(
     q: F32,
     kCache: F32,

@@ -237,7 +237,8 @@ test("addBiasChannel: β = 0 changes nothing; β moves one token's logit right a
     V = config.vocab_size;
   const w = addBiasChannel(m, carrier, 1);
   assert.equal(biasChannel(w), config.hidden_size);
-  // β = 0: exact before the first carrier (causal); after it, only the carrier's one dim of c² in its norms moves anything
+  // β = 0: exact before the first carrier (causal); after it, only the carrier's one dim of c² in its norms moves
+  // anything
   const range = Math.max(...before) - Math.min(...before);
   logitsOf(w, ids).forEach((x, i) =>
     assert.ok(

@@ -52,7 +52,8 @@ export interface Widths {
 /**
  * The same function in a wider model (more hidden dims, heads and MLP units), so a later stage has more
  * capacity than the base it starts from. New hidden dims start at zero in every residual write and the
- * embedding, norm gains are scaled by √(C0/C1) and eps by C0/C1 so RMSNorm of the old dims is unchanged, and every new head
+ * embedding, norm gains are scaled by √(C0/C1) and eps by C0/C1 so RMSNorm of the old dims is unchanged, and every new
+ * head
  * and MLP unit writes nothing yet; new reading weights are N(0, 0.02), so gradients reach all new weights.
  * Old heads keep their key/value heads (the query-per-key/value group size must stay).
  */
@@ -136,7 +137,10 @@ export function mergedConfig(c: ModelConfig, n: number): ModelConfig {
   };
 }
 
-/** The shape addBiasChannel gives a model of shape c: one more key/value head's group of heads (its eps rescaled by widenModel). */
+/**
+ * The shape addBiasChannel gives a model of shape c: one more key/value head's group of heads (its eps rescaled by
+ * widenModel).
+ */
 export function biasChannelConfig(c: ModelConfig): Widths {
   const rep = c.num_attention_heads / c.num_key_value_heads;
   return {
@@ -168,7 +172,8 @@ export function mergeModels(models: readonly Model[]): Model {
   for (const [name, param] of models[0]!.params) {
     const parts = models.map((m) => m.params.get(name)!.data),
       [rows, cols] = param.shape.length === 2 ? [param.shape[0]!, param.shape[1]!] : [1, param.shape[0]!];
-    // vocabulary tables and vectors keep their rows (member dims side by side); weight matrices stack members diagonally
+    // vocabulary tables and vectors keep their rows (member dims side by side); weight matrices stack members
+    // diagonally
     const diagonal = rows > 1 && name !== "model.embed_tokens.weight" && name !== "lm_head.weight";
     const Ccols = cols * n,
       out = new Float32Array((diagonal ? rows * n : rows) * Ccols);

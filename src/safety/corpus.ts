@@ -79,7 +79,10 @@ type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "conc
 const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
 
-/** A frame drawer: for training, composed afresh half the time, else a trained fixed frame; for test, a held-out fixed frame. */
+/**
+ * A frame drawer: for training, composed afresh half the time, else a trained fixed frame; for test, a held-out fixed
+ * frame.
+ */
 const frameDraw =
   (fixed: readonly string[], composed: (r: () => number) => string) =>
   (rng: Rng, test: boolean): string =>

@@ -1,6 +1,7 @@
 // Training the guard as a pipeline stage: a byte-level BPE fitted on the training split's text, a fresh
 // small transformer read by pooling its states (mean, max or both), cross-entropy on the one label token,
-// then the threshold tuned on the dev split and a report on the held-out test sets. Prompts and completions are both taught:
+// then the threshold tuned on the dev split and a report on the held-out test sets. Prompts and completions are both
+// taught:
 // a completion is judged by what it gives, so refusals of harmful requests are safe and compliance is not.
 import { z } from "zod";
 import { Rng } from "../common/rng.js";

@@ -1,7 +1,8 @@
 // The guard (frugal's safety reward model): a small causal transformer on byte-level BPE that reads
 // "<|user|>prompt<|assistant|>" or "<|assistant|>completion<|end|>" and, from its mean-pooled hidden
 // states, predicts one label token: <|safe|> or a hazard <|S1|>…<|S12|> (pooling, not the last position:
-// a last-position reading keyed on how a request ends — "Where do I start?" — rather than what it asks). P(unsafe) = 1 − P(<|safe|>) among the labels; the threshold is
+// a last-position reading keyed on how a request ends — "Where do I start?" — rather than what it asks). P(unsafe) = 1
+// − P(<|safe|>) among the labels; the threshold is
 // tuned on the dev split and saved with the checkpoint. Encoded inputs (base64, leetspeak, spaced or
 // reversed text) are also read decoded; long inputs are read in windows. Training lives in guard-train.ts.
 import { FrugalError } from "../common/errors.js";

@@ -126,7 +126,10 @@ export function fillAct(act: string, who: string, group: string): string {
 export const heldOut = (entry: string): boolean => fnv1a(entry) % 5 === 0;
 
 const families = new WeakMap<readonly unknown[], { train: unknown[]; test: unknown[] }>();
-/** The held-out (test) or trained part of a constant list, keyed by key(x); computed once per list (draws are a hot path). */
+/**
+ * The held-out (test) or trained part of a constant list, keyed by key(x); computed once per list (draws are a hot
+ * path).
+ */
 export function familyBy<T>(xs: readonly T[], key: (x: T) => string, test: boolean): T[] {
   let f = families.get(xs);
   if (!f)

@@ -148,7 +148,10 @@ export function intervalNote(r: Pick<SafetyReport, "intervals">, which: "harmful
   return ` (${ciText(which === "harmful" ? r.intervals.harmfulRefusalRate : r.intervals.benignRefusalRate)}, ${r.intervals.units[which]} independent requests)`;
 }
 
-/** "decision AUC 0.985; the best threshold refuses 85.4% at 2%, 91.5% at 5% benign" (`score` and `verb` name another judge's). */
+/**
+ * "decision AUC 0.985; the best threshold refuses 85.4% at 2%, 91.5% at 5% benign" (`score` and `verb` name another
+ * judge's).
+ */
 export function decisionLine(d: SafetyReport["decision"], score = "decision", verb = "refuses"): string {
   const at = d.atBenign
     .map((a) => `${(100 * a.harmfulRefusalRate).toFixed(1)}% at ${(100 * a.benignRate).toFixed(0)}%`)
@@ -156,7 +159,10 @@ export function decisionLine(d: SafetyReport["decision"], score = "decision", ve
   return `${score} AUC ${d.auc.toFixed(4)}; the best threshold ${verb} ${at} benign`;
 }
 
-/** "with the guard (steered): harmful 96.1%, benign 2.4%, look-alikes 41.8%, jailbreaks 90.3% refused; probe 85.1 / 28.8 / 8.0%" */
+/**
+ * "with the guard (steered): harmful 96.1%, benign 2.4%, look-alikes 41.8%, jailbreaks 90.3% refused; probe 85.1 / 28.8
+ * / 8.0%"
+ */
 export function withGuardLine(w: NonNullable<SafetyReport["withGuard"]>): string {
   const p = (x: number) => `${(100 * x).toFixed(1)}%`;
   return `with the guard (${w.rule}) harmful ${p(w.harmfulRefusalRate)}, benign ${p(w.benignRefusalRate)}, look-alikes ${p(w.lookalikeRefusalRate)} refused, jailbreaks ${p(w.jailbreakDefenseRate)} defended; probe ${p(w.probe.harmfulRefusalRate)} / ${p(w.probe.lookalikeRefusalRate)} / ${p(w.probe.ordinaryRefusalRate)}`;

@@ -35,7 +35,10 @@ export function splitOfPrompt(prompt: string): SafetySplit {
   return h === 0 ? "test" : h === 1 ? "dev" : "train";
 }
 
-/** Hazard code for an unsafe prompt: the CSV's category where it names one (a policy code "S9" or a HarmBench category), else the first matching rule, else S2. */
+/**
+ * Hazard code for an unsafe prompt: the CSV's category where it names one (a policy code "S9" or a HarmBench category),
+ * else the first matching rule, else S2.
+ */
 export function weakHazard(prompt: string, category = ""): Hazard {
   if (HAZARD_CATEGORIES[category]) return HAZARD_CATEGORIES[category]!;
   if (hazards().includes(category)) return category;

@@ -20,7 +20,10 @@ import { policyText } from "./reward.js";
 
 const decisionTokenCache = new WeakMap<Tokenizer, { think: number; refuse: number; answer: number }>();
 
-/** The first reasoning token of the taught refusal and of the ordinary reply (the decision's two choices); once per tokenizer. */
+/**
+ * The first reasoning token of the taught refusal and of the ordinary reply (the decision's two choices); once per
+ * tokenizer.
+ */
 export function decisionTokens(tok: Tokenizer): { think: number; refuse: number; answer: number } {
   const cached = decisionTokenCache.get(tok);
   if (cached) return cached;
@@ -239,7 +242,10 @@ export function loadSteering(modelDir: string): Steering | null {
   return p.data;
 }
 
-/** The steering to use with this guard: the saved one when it was tuned with a guard of the same threshold, else null (plain union). */
+/**
+ * The steering to use with this guard: the saved one when it was tuned with a guard of the same threshold, else null
+ * (plain union).
+ */
 export function steeringFor(modelDir: string, guard: Guard): Steering | null {
   const st = loadSteering(modelDir);
   return st && Math.abs(st.guardThreshold - guard.threshold) < 1e-6 ? st : null;

@@ -24,7 +24,7 @@ import {
   WRAPPERS,
 } from "./lists.js";
 import type { Hazard } from "./policy.js";
-import { rowsOf, splitRows, type SafetySplit } from "./rows.js";
+import { rowsOf, splitRows, type SafetyRow, type SafetySplit } from "./rows.js";
 
 /**
  * One text to classify or answer, with its truth and where it came from. Held-out items also name their
@@ -265,158 +265,106 @@ export interface HeldOutSets {
   jailbreaks: SafetyItem[];
 }
 
-/** The fixed test sets: test-split CSV rows and only held-out frames, phrases, wrappers and encodings. */
-export function heldOutSets(maxBenign = 600): HeldOutSets {
-  const rows = rowsOf("test"),
-    hf = family(HOW_FRAMES, true),
-    af = family(ASK_FRAMES, true);
-  const harmRows = rows.filter((r) => r.unsafe),
-    benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
-  const pickFrame = (p: string, i: number) => rowFrame(p, i, hf, af);
-  const harmful = harmRows.map((r) => ({
-    text: r.prompt,
-    unsafe: true,
-    hazard: r.hazard,
-    kind: "harmful",
-    group: `row:${r.prompt}`,
-  }));
+const harm = (text: string, hazard: Hazard | null, kind: string, group: string): SafetyItem => ({
+  text,
+  unsafe: true,
+  hazard,
+  kind,
+  group,
+});
+const safe = (text: string, kind: string, group: string): SafetyItem => ({
+  text,
+  unsafe: false,
+  hazard: null,
+  kind,
+  group,
+});
+
+/** The held-out families of the hand-written lists, read once per report. */
+function heldOutLists() {
+  return {
+    hf: family(HOW_FRAMES, true),
+    contrast: contrastOf(true),
+    concepts: conceptsOf(true),
+    who: family(WHO, true),
+    groups: family(GROUPS, true),
+    about: family(ABOUT_FRAMES, true),
+  };
+}
+
+/** Harmful questions of our own: phrases in every held-out frame, contrast pairs, sentences, concept acts. */
+function ownHarmfulQuestions(h: ReturnType<typeof heldOutLists>): SafetyItem[] {
+  const { hf } = h,
+    at = <T>(xs: readonly T[], i: number) => xs[i % xs.length]!;
   const own = Object.entries(HARMFUL).flatMap(([code, ps]) =>
     family(ps, true).map((p) => ({ p: `how to ${p}`, code })),
   );
-  const harmfulQuestions = [
-    ...harmRows.map((r, i) => ({
-      text: reframe(r.prompt, pickFrame(r.prompt, i)),
-      unsafe: true,
-      hazard: r.hazard,
-      kind: "harmful-question",
-      group: `row:${r.prompt}`,
-    })),
-    ...own.flatMap(({ p, code }) =>
-      hf.map((f) => ({
-        text: reframe(p, f),
-        unsafe: true,
-        hazard: code,
-        kind: "harmful-question",
-        group: `phrase:${p}`,
-      })),
-    ),
-  ];
-  const benign = benRows.map((r) => ({
-    text: r.prompt,
-    unsafe: false,
-    hazard: null,
-    kind: "benign",
-    group: `row:${r.prompt}`,
-  }));
-  const benignQuestions = benRows.slice(0, Math.ceil(maxBenign / 2)).map((r, i) => ({
-    text: reframe(r.prompt, pickFrame(r.prompt, i)),
-    unsafe: false,
-    hazard: null,
-    kind: "benign-question",
-    group: `row:${r.prompt}`,
-  }));
-  const ct = contrastOf(true);
-  harmfulQuestions.push(
-    ...ct
+  return [
+    ...own.flatMap(({ p, code }) => hf.map((f) => harm(reframe(p, f), code, "harmful-question", `phrase:${p}`))),
+    ...h.contrast
       .filter((c) => c.unsafe)
-      .map((c, i) => ({
-        text: reframe(`how to ${c.phrase}`, hf[i % hf.length]!),
-        unsafe: true,
-        hazard: c.hazard,
-        kind: "harmful-question",
-        group: `contrast:${c.phrase}`,
-      })),
-  );
-  const lookalikes = [
-    ...family(LOOKALIKES, true).flatMap((p) =>
-      hf.map((f) => ({
-        text: reframe(`how to ${p}`, f),
-        unsafe: false,
-        hazard: null,
-        kind: "lookalike",
-        group: `phrase:${p}`,
-      })),
-    ),
-    ...ct
-      .filter((c) => !c.unsafe)
-      .flatMap((c) =>
-        hf.map((f) => ({
-          text: reframe(`how to ${c.phrase}`, f),
-          unsafe: false,
-          hazard: null,
-          kind: "lookalike",
-          group: `contrast:${c.phrase}`,
-        })),
+      .map((c, i) =>
+        harm(reframe(`how to ${c.phrase}`, at(hf, i)), c.hazard, "harmful-question", `contrast:${c.phrase}`),
       ),
-    ...family(BENIGN_SENTENCES, true).map((text) => ({
-      text,
-      unsafe: false,
-      hazard: null,
-      kind: "lookalike",
-      group: `sentence:${text}`,
-    })),
+    ...harmfulSentences(true).map(([text, hazard]) => harm(text, hazard, "harmful-question", `sentence:${text}`)),
+    ...h.concepts.flatMap((c) =>
+      c.acts.map((a, i) => {
+        const act = fillAct(a, at(h.who, i), at(h.groups, i));
+        return harm(reframe(`how to ${act}`, at(hf, i)), c.hazard, "harmful-question", `concept:${c.name}`);
+      }),
+    ),
   ];
-  harmfulQuestions.push(
-    ...harmfulSentences(true).map(([text, hazard]) => ({
-      text,
-      unsafe: true,
-      hazard,
-      kind: "harmful-question",
-      group: `sentence:${text}`,
-    })),
-  );
-  const hc = conceptsOf(true),
-    who = family(WHO, true),
-    groups = family(GROUPS, true),
-    about = family(ABOUT_FRAMES, true);
-  harmfulQuestions.push(
-    ...hc.flatMap((c) =>
-      c.acts.map((a, i) => ({
-        text: reframe(`how to ${fillAct(a, who[i % who.length]!, groups[i % groups.length]!)}`, hf[i % hf.length]!),
-        unsafe: true,
-        hazard: c.hazard,
-        kind: "harmful-question",
-        group: `concept:${c.name}`,
-      })),
-    ),
-  );
-  lookalikes.push(
-    ...hc.flatMap((c) =>
-      about.map((f) => ({
-        text: f.replace("{n}", c.name),
-        unsafe: false,
-        hazard: null,
-        kind: "lookalike",
-        group: `concept:${c.name}`,
-      })),
-    ),
-  );
-  benignQuestions.push(
-    ...family(EVERYDAY, true).map((p, i) => ({
-      text: reframe(`how to ${p}`, hf[i % hf.length]!),
-      unsafe: false,
-      hazard: null,
-      kind: "everyday",
-      group: `everyday:${p}`,
-    })),
-  );
+}
+
+/** Benign look-alikes: look-alike phrases and contrast objects in every held-out frame, sentences, concept questions. */
+function lookalikeSet(h: ReturnType<typeof heldOutLists>): SafetyItem[] {
+  const framed = (p: string, group: string) => h.hf.map((f) => safe(reframe(`how to ${p}`, f), "lookalike", group));
+  return [
+    ...family(LOOKALIKES, true).flatMap((p) => framed(p, `phrase:${p}`)),
+    ...h.contrast.filter((c) => !c.unsafe).flatMap((c) => framed(c.phrase, `contrast:${c.phrase}`)),
+    ...family(BENIGN_SENTENCES, true).map((text) => safe(text, "lookalike", `sentence:${text}`)),
+    ...h.concepts.flatMap((c) => h.about.map((f) => safe(f.replace("{n}", c.name), "lookalike", `concept:${c.name}`))),
+  ];
+}
+
+/** Each harmful row once in a held-out role-play wrapper and once encoded, wrappers and encodings in turn. */
+function jailbreakSet(harmRows: readonly SafetyRow[]): SafetyItem[] {
   const wr = family(WRAPPERS, true),
     enc = Object.entries(ENCODINGS);
-  const jailbreaks = harmRows.flatMap((r, i) => [
-    {
-      text: wrap(r.prompt, wr[i % wr.length]!),
-      unsafe: true,
-      hazard: r.hazard,
-      kind: "jailbreak-roleplay",
-      group: `row:${r.prompt}`,
-    },
-    {
-      text: enc[i % enc.length]![1](r.prompt),
-      unsafe: true,
-      hazard: r.hazard,
-      kind: `jailbreak-${enc[i % enc.length]![0]}`,
-      group: `row:${r.prompt}`,
-    },
-  ]);
-  return { harmful, harmfulQuestions, benign, benignQuestions, lookalikes, jailbreaks };
+  return harmRows.flatMap((r, i) => {
+    const [name, encode] = enc[i % enc.length]!;
+    return [
+      harm(wrap(r.prompt, wr[i % wr.length]!), r.hazard, "jailbreak-roleplay", `row:${r.prompt}`),
+      harm(encode(r.prompt), r.hazard, `jailbreak-${name}`, `row:${r.prompt}`),
+    ];
+  });
+}
+
+/** The fixed test sets: test-split CSV rows and only held-out frames, phrases, wrappers and encodings. */
+export function heldOutSets(maxBenign = 600): HeldOutSets {
+  const rows = rowsOf("test"),
+    h = heldOutLists(),
+    af = family(ASK_FRAMES, true);
+  const harmRows = rows.filter((r) => r.unsafe),
+    benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
+  const framed = (p: string, i: number) => reframe(p, rowFrame(p, i, h.hf, af));
+  const everyday = family(EVERYDAY, true).map((p, i) =>
+    safe(reframe(`how to ${p}`, h.hf[i % h.hf.length]!), "everyday", `everyday:${p}`),
+  );
+  return {
+    harmful: harmRows.map((r) => harm(r.prompt, r.hazard, "harmful", `row:${r.prompt}`)),
+    harmfulQuestions: [
+      ...harmRows.map((r, i) => harm(framed(r.prompt, i), r.hazard, "harmful-question", `row:${r.prompt}`)),
+      ...ownHarmfulQuestions(h),
+    ],
+    benign: benRows.map((r) => safe(r.prompt, "benign", `row:${r.prompt}`)),
+    benignQuestions: [
+      ...benRows
+        .slice(0, Math.ceil(maxBenign / 2))
+        .map((r, i) => safe(framed(r.prompt, i), "benign-question", `row:${r.prompt}`)),
+      ...everyday,
+    ],
+    lookalikes: lookalikeSet(h),
+    jailbreaks: jailbreakSet(harmRows),
+  };
 }

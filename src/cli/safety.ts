@@ -14,7 +14,7 @@ import {
   labelledItems,
   labelledLines,
 } from "../safety/labelled.js";
-import { decisionLine, intervalNote, safetyEval, withGuardLine } from "../safety/report.js";
+import { decisionLine, intervalNote, safetyEval, withGuardLine, type SafetyReport } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate } from "../tasks/eval.js";
@@ -56,44 +56,7 @@ export function registerSafety(program: Command): void {
       "score a labelled CSV of your own (prompt,label[,source][,category]; label safe or unsafe): flag rates with intervals, per category, the ranking's AUC",
     )
     .option("--json", "JSON output")
-    .action(
-      (
-        text: string | undefined,
-        o: { guard?: string; file?: string; lines?: boolean; completion?: boolean; prompts?: string; json?: boolean },
-      ) => {
-        if ([text, o.file, o.prompts].filter((x) => x !== undefined).length !== 1)
-          throw new FrugalError("INPUT", "give one of TEXT, --file F or --prompts F.csv");
-        if (o.prompts !== undefined) {
-          if (o.lines || o.completion)
-            throw new FrugalError(
-              "INPUT",
-              "--lines and --completion apply to TEXT or --file; --prompts reads a labelled CSV of prompts",
-            );
-          checkPrompts(o.prompts);
-          const r = guardLabelledEval(Guard.load(guardDir(o.guard)), o.prompts);
-          if (o.json) console.log(JSON.stringify(r));
-          else for (const line of guardLabelledLines(r)) console.log(line);
-          return;
-        }
-        const raw = o.file !== undefined ? readInput(o.file) : text!;
-        const texts = o.lines ? raw.split(/\r?\n/).filter((l) => l.trim() !== "") : [raw];
-        const g = Guard.load(guardDir(o.guard)),
-          t0 = performance.now();
-        const verdicts = g.classify(texts, o.completion ? "completion" : "prompt");
-        const msPerText = (performance.now() - t0) / Math.max(1, texts.length);
-        if (o.json) {
-          const rows = verdicts.map((v, i) => ({ ...v, chars: texts[i]!.length, threshold: g.threshold, msPerText }));
-          console.log(JSON.stringify(o.lines ? rows : rows[0]));
-          return;
-        }
-        verdicts.forEach((v, i) => {
-          const what = v.unsafe ? `UNSAFE  ${v.hazard} ${v.hazardName}` : "safe";
-          console.log(
-            `${what}  (p_unsafe ${v.pUnsafe.toFixed(3)}, threshold ${g.threshold.toFixed(3)}${v.truncated ? ", huge input sampled in windows" : ""})${o.lines ? `  ${texts[i]!.slice(0, 60)}` : ""}`,
-          );
-        });
-      },
-    );
+    .action(guardAction);
 
   program
     .command("safety-eval")
@@ -114,83 +77,131 @@ export function registerSafety(program: Command): void {
     )
     .option("--max-rows <n>", "with --prompts: only the first n rows")
     .option("--json", "JSON output")
-    .action(
-      (
-        o: {
-          model: string;
-          guard?: string;
-          baseline?: string;
-          task: string;
-          maxBenign: string;
-          maxPerSet?: string;
-          promptChars: string;
-          maxNewTokens: string;
-          prompts?: string;
-          maxRows?: string;
-          json?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        if (o.maxRows !== undefined && o.prompts === undefined)
-          throw new FrugalError("INPUT", "--max-rows applies to --prompts F; add --prompts or drop --max-rows");
-        const setSizes = [
-          cmd.getOptionValueSource("maxBenign") === "cli" && "--max-benign",
-          o.maxPerSet !== undefined && "--max-per-set",
-        ].filter(Boolean);
-        if (o.prompts !== undefined && setSizes.length)
-          throw new FrugalError(
-            "INPUT",
-            `${setSizes.join(" and ")} size the built-in held-out sets, but --prompts reads every row of your file instead; drop ${setSizes.join(" and ")}, or use --max-rows n to read only the first n rows`,
-          );
-        if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
-        const t = loadModelDir(o.model),
-          guard = o.guard ? Guard.load(o.guard) : undefined;
-        let capabilityDelta: number | null = null;
-        if (o.baseline) {
-          const task = getTask(o.task),
-            b = loadModelDir(o.baseline),
-            ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
-          capabilityDelta =
-            evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
-        }
-        if (o.prompts !== undefined) {
-          labelledCommand(o.prompts, t, guard, o, capabilityDelta);
-          return;
-        }
-        const r = safetyEval(t.model, t.tokenizer, {
-          promptChars: positiveInt("--prompt-chars", o.promptChars),
-          maxBenign: positiveInt("--max-benign", o.maxBenign),
-          maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet),
-          maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens),
-          guard,
-          steering: guard ? steeringFor(o.model, guard) : null,
-          capabilityDelta,
-        });
-        if (o.json) {
-          console.log(JSON.stringify(r));
-          return;
-        }
-        const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-        console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${intervalNote(r, "harmful")}`);
-        for (const [c, v] of Object.entries(r.harmfulByCategory))
-          console.log(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
-        console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${intervalNote(r, "benign")}`);
-        for (const [k, v] of Object.entries(r.bySource))
-          console.log(`  ${k.padEnd(16)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
-        console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
-        console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
-        for (const [a, v] of Object.entries(r.jailbreakByAttack))
-          console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);
-        console.log(
-          `probe set (hand-written, never trained on): harmful ${pct(r.probe.harmfulRefusalRate)}, look-alikes ${pct(r.probe.lookalikeRefusalRate)}, ordinary ${pct(r.probe.ordinaryRefusalRate)} refused`,
-        );
-        console.log(`harmful vs benign    ${decisionLine(r.decision)}`);
-        if (capabilityDelta !== null)
-          console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${o.task})`);
-        if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
-        if (r.withGuard) console.log(withGuardLine(r.withGuard));
-      },
+    .action(safetyEvalAction);
+}
+
+interface GuardFlags {
+  guard?: string;
+  file?: string;
+  lines?: boolean;
+  completion?: boolean;
+  prompts?: string;
+  json?: boolean;
+}
+
+/** `frugal guard`: one text, a file (or its lines), or a labelled CSV. */
+function guardAction(text: string | undefined, o: GuardFlags): void {
+  if ([text, o.file, o.prompts].filter((x) => x !== undefined).length !== 1)
+    throw new FrugalError("INPUT", "give one of TEXT, --file F or --prompts F.csv");
+  if (o.prompts !== undefined) {
+    if (o.lines || o.completion)
+      throw new FrugalError(
+        "INPUT",
+        "--lines and --completion apply to TEXT or --file; --prompts reads a labelled CSV of prompts",
+      );
+    checkPrompts(o.prompts);
+    const r = guardLabelledEval(Guard.load(guardDir(o.guard)), o.prompts);
+    if (o.json) console.log(JSON.stringify(r));
+    else for (const line of guardLabelledLines(r)) console.log(line);
+    return;
+  }
+  const raw = o.file !== undefined ? readInput(o.file) : text!;
+  const texts = o.lines ? raw.split(/\r?\n/).filter((l) => l.trim() !== "") : [raw];
+  const g = Guard.load(guardDir(o.guard)),
+    t0 = performance.now();
+  const verdicts = g.classify(texts, o.completion ? "completion" : "prompt");
+  const msPerText = (performance.now() - t0) / Math.max(1, texts.length);
+  if (o.json) {
+    const rows = verdicts.map((v, i) => ({ ...v, chars: texts[i]!.length, threshold: g.threshold, msPerText }));
+    console.log(JSON.stringify(o.lines ? rows : rows[0]));
+    return;
+  }
+  verdicts.forEach((v, i) => {
+    const what = v.unsafe ? `UNSAFE  ${v.hazard} ${v.hazardName}` : "safe";
+    console.log(
+      `${what}  (p_unsafe ${v.pUnsafe.toFixed(3)}, threshold ${g.threshold.toFixed(3)}${v.truncated ? ", huge input sampled in windows" : ""})${o.lines ? `  ${texts[i]!.slice(0, 60)}` : ""}`,
     );
+  });
+}
+
+interface SafetyEvalFlags {
+  model: string;
+  guard?: string;
+  baseline?: string;
+  task: string;
+  maxBenign: string;
+  maxPerSet?: string;
+  promptChars: string;
+  maxNewTokens: string;
+  prompts?: string;
+  maxRows?: string;
+  json?: boolean;
+}
+
+/** `frugal safety-eval`: the report on the built-in held-out sets, or on --prompts F. */
+function safetyEvalAction(o: SafetyEvalFlags, cmd: Command): void {
+  if (o.maxRows !== undefined && o.prompts === undefined)
+    throw new FrugalError("INPUT", "--max-rows applies to --prompts F; add --prompts or drop --max-rows");
+  const setSizes = [
+    cmd.getOptionValueSource("maxBenign") === "cli" && "--max-benign",
+    o.maxPerSet !== undefined && "--max-per-set",
+  ].filter(Boolean);
+  if (o.prompts !== undefined && setSizes.length)
+    throw new FrugalError(
+      "INPUT",
+      `${setSizes.join(" and ")} size the built-in held-out sets, but --prompts reads every row of your file instead; drop ${setSizes.join(" and ")}, or use --max-rows n to read only the first n rows`,
+    );
+  if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
+  const t = loadModelDir(o.model),
+    guard = o.guard ? Guard.load(o.guard) : undefined;
+  let capabilityDelta: number | null = null;
+  if (o.baseline) {
+    const task = getTask(o.task),
+      b = loadModelDir(o.baseline),
+      ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
+    capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
+  }
+  if (o.prompts !== undefined) {
+    labelledCommand(o.prompts, t, guard, o, capabilityDelta);
+    return;
+  }
+  const r = safetyEval(t.model, t.tokenizer, {
+    promptChars: positiveInt("--prompt-chars", o.promptChars),
+    maxBenign: positiveInt("--max-benign", o.maxBenign),
+    maxPerSet: o.maxPerSet === undefined ? undefined : positiveInt("--max-per-set", o.maxPerSet),
+    maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens),
+    guard,
+    steering: guard ? steeringFor(o.model, guard) : null,
+    capabilityDelta,
+  });
+  if (o.json) {
+    console.log(JSON.stringify(r));
+    return;
+  }
+  printSafetyReport(r, capabilityDelta, o.task);
+}
+
+/** The safety report as text: rates with intervals, per category, source and attack, the probe, the decision. */
+function printSafetyReport(r: SafetyReport, capabilityDelta: number | null, task: string): void {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  console.log(`harmful refused      ${pct(r.harmfulRefusalRate)} of ${r.n.harmful}${intervalNote(r, "harmful")}`);
+  for (const [c, v] of Object.entries(r.harmfulByCategory))
+    console.log(`  ${c.padEnd(4)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
+  console.log(`benign refused       ${pct(r.benignRefusalRate)} of ${r.n.benign}${intervalNote(r, "benign")}`);
+  for (const [k, v] of Object.entries(r.bySource))
+    console.log(`  ${k.padEnd(16)} ${pct(v.refusalRate).padStart(6)} of ${v.n}`);
+  console.log(`look-alikes refused  ${pct(r.lookalikeRefusalRate)} of ${r.n.lookalikes}`);
+  console.log(`jailbreaks defended  ${pct(r.jailbreakDefenseRate)} of ${r.n.jailbreaks}`);
+  for (const [a, v] of Object.entries(r.jailbreakByAttack))
+    console.log(`  ${a.padEnd(10)} ${pct(v.defenseRate).padStart(6)} of ${v.n}`);
+  console.log(
+    `probe set (hand-written, never trained on): harmful ${pct(r.probe.harmfulRefusalRate)}, look-alikes ${pct(r.probe.lookalikeRefusalRate)}, ordinary ${pct(r.probe.ordinaryRefusalRate)} refused`,
+  );
+  console.log(`harmful vs benign    ${decisionLine(r.decision)}`);
+  if (capabilityDelta !== null)
+    console.log(`capability delta     ${(100 * capabilityDelta).toFixed(1)} points pass@1 (${task})`);
+  if (r.guardUnsafeReplyRate !== null) console.log(`guard-flagged replies ${pct(r.guardUnsafeReplyRate)}`);
+  if (r.withGuard) console.log(withGuardLine(r.withGuard));
 }
 
 function checkPrompts(file: string, maxRows?: string): void {

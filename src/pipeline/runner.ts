@@ -8,6 +8,7 @@ import { progress } from "../common/progress.js";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
+type Device = ReturnType<typeof lookupDevice>;
 import type { Forecast } from "../cost/forecast.js";
 import { forecastRecipe } from "./forecast.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -86,6 +87,104 @@ function describe(m: Record<string, number>): string {
   return parts.filter(Boolean).join(" | ");
 }
 
+/** What the run has spent so far (closed ledger entries) and the budget cap, checked before every step. */
+class Spend {
+  lastStepS = 0;
+  constructor(
+    public closedUsd: number,
+    readonly usdPerS: number,
+    readonly capUsd: number | undefined,
+  ) {}
+
+  /** Why the next step, started now in a stage open since stageStart, would pass the cap; null when it would not. */
+  check(stageStart: number): string | null {
+    if (this.capUsd === undefined) return null;
+    const spent = this.closedUsd + ((performance.now() - stageStart) / 1000) * this.usdPerS;
+    if (spent + this.lastStepS * this.usdPerS <= this.capUsd) return null;
+    const next =
+      this.lastStepS > 0
+        ? `, the next step would cost about $${(this.lastStepS * this.usdPerS).toFixed(6)}`
+        : " before the first step";
+    return `budget cap $${this.capUsd} reached: $${spent.toFixed(6)} spent${next}`;
+  }
+}
+
+type StageSummary = RunResult["stages"][number];
+
+/** Runs one stage (skipped when done.json says it finished): its summary, or why it stopped. */
+function runStage(
+  s: Recipe["stages"][number],
+  recipe: Recipe,
+  out: string,
+  dev: Device,
+  opts: RunOptions,
+  spend: Spend,
+  forecast: Forecast | null,
+): { summary: StageSummary } | { stopped: string } {
+  const dir = stageDir(out, s.name),
+    done = join(dir, "done.json");
+  if (existsSync(done)) return { summary: JSON.parse(readFileSync(done, "utf8")) as StageSummary };
+  const bar = progress(s.name, { quiet: !!opts.quiet });
+  const st0 = performance.now(),
+    cpu0 = process.cpuUsage();
+  let stepStart = performance.now();
+  const io: StageIO = {
+    name: s.name,
+    dir,
+    seed: recipe.seed * 7919 + recipe.stages.indexOf(s),
+    checkpointEvery: recipe.checkpointEvery,
+    progress: (step, total, m) => {
+      bar.update(step, total, describe(m));
+      spend.lastStepS = (performance.now() - stepStart) / 1000;
+      stepStart = performance.now();
+    },
+    shouldStop: () => {
+      stepStart = performance.now();
+      return spend.check(st0);
+    },
+  };
+  const r = kindOf(s).run(s, io, { checkpointOf: (name: string) => join(stageDir(out, name), "checkpoint") });
+  bar.stop();
+  const u = r.usage;
+  const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
+    tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens },
+    flops: u.flops,
+    forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds,
+    stopped: r.stopped,
+    config: s,
+  });
+  spend.closedUsd += entry.costUsd;
+  if (r.stopped) {
+    const where = `stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`;
+    return { stopped: `${s.name}: ${r.stopped}; ${where}` };
+  }
+  const summary = { name: s.name, wallS: entry.wallS, steps: r.steps, ...(r.notes ?? {}) };
+  writeFileAtomic(done, JSON.stringify(summary));
+  if (!opts.quiet) console.log(`${s.name}: done in ${entry.wallS.toFixed(1)} s`);
+  return { summary };
+}
+
+/**
+ * Bills what no entry covered (directory setup, writing results, the gaps between entries), so that the ledger
+ * adds up to this invocation's wall time; returns its cost.
+ */
+function billOverhead(out: string, recipe: Recipe, dev: Device, wallS: number, cpuS: number, entriesBefore: number) {
+  const mine = readLedger(out).entries.slice(entriesBefore);
+  const overhead = makeEntry({
+    stage: "run overhead",
+    kind: "setup",
+    wallS: Math.max(0, wallS - mine.reduce((a, e) => a + e.wallS, 0)),
+    cpuS: Math.max(0, cpuS - mine.reduce((a, e) => a + e.cpuS, 0)),
+    deviceKind: recipe.device.kind,
+    device: dev,
+    count: recipe.device.count,
+    tokens: noTokens,
+    flops: 0,
+  });
+  appendEntry(out, overhead);
+  return overhead.costUsd;
+}
+
 export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   const t0 = performance.now(),
     cpuRun0 = process.cpuUsage(),
@@ -98,95 +197,26 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
   const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
-  let closedUsd = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
-    lastStepS = 0;
-  const budgetNote = (spent: number) =>
-    `budget cap $${opts.budgetUsd} reached: $${spent.toFixed(6)} spent` +
-    (lastStepS > 0
-      ? `, the next step would cost about $${(lastStepS * usdPerS).toFixed(6)}`
-      : " before the first step");
-  const stages: RunResult["stages"] = [];
+  const closed = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
+    spend = new Spend(closed, usdPerS, opts.budgetUsd);
+  const stages: StageSummary[] = [];
   let stopped: string | null = null;
-
   for (const s of recipe.stages) {
-    const dir = stageDir(out, s.name),
-      done = join(dir, "done.json");
-    if (existsSync(done)) {
-      stages.push(JSON.parse(readFileSync(done, "utf8")) as RunResult["stages"][number]);
-      continue;
-    }
-    const bar = progress(s.name, { quiet: !!opts.quiet });
-    const st0 = performance.now(),
-      cpu0 = process.cpuUsage();
-    let stepStart = performance.now();
-    const io: StageIO = {
-      name: s.name,
-      dir,
-      seed: recipe.seed * 7919 + recipe.stages.indexOf(s),
-      checkpointEvery: recipe.checkpointEvery,
-      progress: (step, total, m) => {
-        bar.update(step, total, describe(m));
-        lastStepS = (performance.now() - stepStart) / 1000;
-        stepStart = performance.now();
-      },
-      shouldStop: () => {
-        stepStart = performance.now();
-        if (opts.budgetUsd === undefined) return null;
-        const spent = closedUsd + ((performance.now() - st0) / 1000) * usdPerS;
-        return spent + lastStepS * usdPerS > opts.budgetUsd ? budgetNote(spent) : null;
-      },
-    };
-    const r = kindOf(s).run(s, io, { checkpointOf: (name: string) => join(stageDir(out, name), "checkpoint") });
-    bar.stop();
-    const u = r.usage;
-    const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {
-      tokens: { prompt: u.promptTokens, generated: u.generatedTokens, trained: u.trainedTokens },
-      flops: u.flops,
-      forecastS: forecast?.stages.find((f) => f.name === s.name)?.seconds,
-      stopped: r.stopped,
-      config: s,
-    });
-    closedUsd += entry.costUsd;
-    if (r.stopped) {
-      stopped = `${s.name}: ${r.stopped}; stopped cleanly with the checkpoint saved in ${dir}/checkpoint (continue with --resume)`;
+    const r = runStage(s, recipe, out, dev, opts, spend, forecast);
+    if ("stopped" in r) {
+      stopped = r.stopped;
       break;
     }
-    const summary = { name: s.name, wallS: entry.wallS, steps: r.steps, ...(r.notes ?? {}) };
-    writeFileAtomic(done, JSON.stringify(summary));
-    stages.push(summary);
-    if (!opts.quiet) console.log(`${s.name}: done in ${entry.wallS.toFixed(1)} s`);
+    stages.push(r.summary);
   }
-
-  const evals = stopped
-    ? []
-    : runEvals(recipe, out, dev, opts, (c) => {
-        closedUsd += c;
-      });
-  const safety = stopped
-    ? null
-    : runSafetyEval(recipe, out, dev, evals, opts, (c) => {
-        closedUsd += c;
-      });
-  // what no entry covered (directory setup, writing results, the gaps between entries) is billed too, so the
-  // ledger adds up to this invocation's wall time
+  const add = (usd: number) => (spend.closedUsd += usd);
+  const evals = stopped ? [] : runEvals(recipe, out, dev, opts, add);
+  const safety = stopped ? null : runSafetyEval(recipe, out, dev, evals, opts, add);
   const wallS = (performance.now() - t0) / 1000,
-    cpuRun = process.cpuUsage(cpuRun0),
-    mine = readLedger(out).entries.slice(entriesBefore);
-  const overhead = makeEntry({
-    stage: "run overhead",
-    kind: "setup",
-    wallS: Math.max(0, wallS - mine.reduce((a, e) => a + e.wallS, 0)),
-    cpuS: Math.max(0, (cpuRun.user + cpuRun.system) / 1e6 - mine.reduce((a, e) => a + e.cpuS, 0)),
-    deviceKind: recipe.device.kind,
-    device: dev,
-    count: recipe.device.count,
-    tokens: noTokens,
-    flops: 0,
-  });
-  appendEntry(out, overhead);
-  closedUsd += overhead.costUsd;
+    cpuRun = process.cpuUsage(cpuRun0);
+  spend.closedUsd += billOverhead(out, recipe, dev, wallS, (cpuRun.user + cpuRun.system) / 1e6, entriesBefore);
   writeFileAtomic(join(out, "run.json"), JSON.stringify({ wallS, stopped, finishedAt: new Date().toISOString() }));
-  return { stopped, evals, safety, wallS, totalUsd: closedUsd, stages };
+  return { stopped, evals, safety, wallS, totalUsd: spend.closedUsd, stages };
 }
 
 const noTokens = { prompt: 0, generated: 0, trained: 0 };
@@ -195,7 +225,7 @@ const noTokens = { prompt: 0, generated: 0, trained: 0 };
 function runSafetyEval(
   recipe: Recipe,
   out: string,
-  dev: ReturnType<typeof lookupDevice>,
+  dev: Device,
   evals: EvalRow[],
   opts: RunOptions,
   add: (usd: number) => void,
@@ -234,7 +264,7 @@ function runSafetyEval(
 function record(
   out: string,
   recipe: Recipe,
-  dev: ReturnType<typeof lookupDevice>,
+  dev: Device,
   stage: string,
   kind: LedgerEntry["kind"],
   t0: number,
@@ -259,13 +289,7 @@ function record(
 }
 
 /** The forecast is made once per run (before its first stage) and billed as a setup entry. */
-function forecastOnce(
-  recipe: Recipe,
-  out: string,
-  prices: PriceTable,
-  dev: ReturnType<typeof lookupDevice>,
-  opts: RunOptions,
-): Forecast {
+function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Device, opts: RunOptions): Forecast {
   const f = join(out, "forecast.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
   const t0 = performance.now(),
@@ -280,13 +304,7 @@ function forecastOnce(
   return fc;
 }
 
-function runEvals(
-  recipe: Recipe,
-  out: string,
-  dev: ReturnType<typeof lookupDevice>,
-  opts: RunOptions,
-  add: (usd: number) => void,
-): EvalRow[] {
+function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, add: (usd: number) => void): EvalRow[] {
   const ev = recipe.eval;
   if (!ev) return [];
   const task = getTask(ev.task),

@@ -233,6 +233,61 @@ function guardedRate(gate: Gate, items: SafetyItem[], d: PolicyDecisions): numbe
   return gate.refusals(items, d).filter(Boolean).length / items.length;
 }
 
+type ProbeKey = "probeHarmful" | "probeLookalikes" | "probeOrdinary";
+const PROBE_KINDS: Record<ProbeKey, string> = {
+  probeHarmful: "probe-harmful",
+  probeLookalikes: "probe-lookalike",
+  probeOrdinary: "probe-ordinary",
+};
+
+/** The probe's three rates, from the rate of one probe set (its key in ProbeSets). */
+function probeRates(of: (key: ProbeKey) => number): SafetyReport["probe"] {
+  return {
+    harmfulRefusalRate: of("probeHarmful"),
+    lookalikeRefusalRate: of("probeLookalikes"),
+    ordinaryRefusalRate: of("probeOrdinary"),
+  };
+}
+
+/** 95% intervals of the harmful and benign refusal rates, the requests behind the prompts as units. */
+function refusalIntervals(harmful: Reply[], benign: Reply[]): NonNullable<SafetyReport["intervals"]> {
+  const ci = (rs: Reply[]) =>
+    clusterInterval(
+      rs.map((r) => r.refused),
+      rs.map((r) => r.item.group),
+    );
+  const hi = ci(harmful),
+    bi = ci(benign);
+  return {
+    harmfulRefusalRate: hi.interval,
+    benignRefusalRate: bi.interval,
+    units: { harmful: hi.units, benign: bi.units },
+  };
+}
+
+/** Harmful refusals per hazard, harmful and benign per source, jailbreak defence per attack. */
+function breakdowns(harmful: Reply[], benign: Reply[], jail: Reply[]) {
+  const counted = <K extends string>(g: Record<string, Reply[]>, key: K) =>
+    Object.fromEntries(Object.entries(g).map(([k, v]) => [k, { n: v.length, [key]: rate(v) }])) as Record<
+      string,
+      { n: number } & Record<K, number>
+    >;
+  return {
+    harmfulByCategory: counted(
+      groupBy(harmful, (r) => r.item.hazard ?? "?"),
+      "refusalRate",
+    ),
+    bySource: counted(
+      groupBy([...harmful, ...benign], (r) => r.item.kind),
+      "refusalRate",
+    ),
+    jailbreakByAttack: counted(
+      groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, "")),
+      "defenseRate",
+    ),
+  };
+}
+
 export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): SafetyReport {
   const t0 = performance.now(),
     sets = heldOutSets(o.maxBenign);
@@ -247,12 +302,7 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
     all = [...harmful, ...benign, ...look, ...jail];
   const ps = probeSets(),
     pr = run([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary]); // one batched generation
-  const byKind = (k: string) => pr.filter((r) => r.item.kind === k);
-  const probe = {
-    harmfulRefusalRate: rate(byKind("probe-harmful")),
-    lookalikeRefusalRate: rate(byKind("probe-lookalike")),
-    ordinaryRefusalRate: rate(byKind("probe-ordinary")),
-  };
+  const probe = probeRates((k) => rate(pr.filter((r) => r.item.kind === PROBE_KINDS[k])));
   const guardUnsafeReplyRate = o.guard
     ? o.guard
         .classify(
@@ -274,28 +324,9 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
         benignRefusalRate: guarded(benignItems, benignDecisions),
         lookalikeRefusalRate: guarded(sets.lookalikes),
         jailbreakDefenseRate: guarded(sets.jailbreaks),
-        probe: {
-          harmfulRefusalRate: guarded(ps.probeHarmful),
-          lookalikeRefusalRate: guarded(ps.probeLookalikes),
-          ordinaryRefusalRate: guarded(ps.probeOrdinary),
-        },
+        probe: probeRates((k) => guarded(ps[k])),
       }
     : null;
-  const ci = (rs: Reply[]) =>
-      clusterInterval(
-        rs.map((r) => r.refused),
-        rs.map((r) => r.item.group),
-      ),
-    hi = ci(harmful),
-    bi = ci(benign);
-  const intervals = {
-    harmfulRefusalRate: hi.interval,
-    benignRefusalRate: bi.interval,
-    units: { harmful: hi.units, benign: bi.units },
-  };
-  const cats = groupBy(harmful, (r) => r.item.hazard ?? "?"),
-    sources = groupBy([...harmful, ...benign], (r) => r.item.kind),
-    attacks = groupBy(jail, (r) => r.item.kind.replace(/^jailbreak-/, ""));
   return {
     harmfulRefusalRate: rate(harmful),
     benignRefusalRate: rate(benign),
@@ -306,14 +337,8 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
     guardUnsafeReplyRate,
     decision,
     withGuard,
-    intervals,
-    harmfulByCategory: Object.fromEntries(
-      Object.entries(cats).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }]),
-    ),
-    bySource: Object.fromEntries(Object.entries(sources).map(([k, v]) => [k, { n: v.length, refusalRate: rate(v) }])),
-    jailbreakByAttack: Object.fromEntries(
-      Object.entries(attacks).map(([k, v]) => [k, { n: v.length, defenseRate: rate(v) }]),
-    ),
+    intervals: refusalIntervals(harmful, benign),
+    ...breakdowns(harmful, benign, jail),
     n: { harmful: harmful.length, benign: benign.length, lookalikes: look.length, jailbreaks: jail.length },
     examples: [harmful[0], harmful[harmful.length - 1], benign[0], look[0], jail[0], jail[1]]
       .filter((r): r is Reply => !!r)

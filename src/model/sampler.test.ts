@@ -175,3 +175,25 @@ test("batched prefill (Decoder.addMany, ragged prompts right-padded) decodes exa
   assert.ok(one.every((t) => t.length === 10));
   assert.deepEqual(many, one);
 });
+
+test("onFinished counts finished completions up to every prompt, and does not change what is sampled", () => {
+  const m = model(),
+    rng = new Rng(4);
+  const prompts = Array.from({ length: 9 }, (_, i) =>
+    Array.from({ length: 2 + (i % 4) }, () => rng.int(3, m.config.vocab_size - 1)),
+  );
+  const seeds = prompts.map((_, i) => 100 + i),
+    opts = { maxNewTokens: 6, temperature: 1, batch: 4 };
+  const seen: number[] = [];
+  const told = generate(m, prompts, seeds, { ...opts, onFinished: (n) => seen.push(n) });
+  const plain = generate(m, prompts, seeds, opts);
+  assert.deepEqual(
+    told.map((s) => s.tokens),
+    plain.map((s) => s.tokens),
+  );
+  assert.equal(seen[seen.length - 1], prompts.length);
+  assert.ok(
+    seen.every((n, i) => i === 0 || n > seen[i - 1]!),
+    `strictly growing: ${seen.join(",")}`,
+  );
+});

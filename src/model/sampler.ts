@@ -284,12 +284,20 @@ export class Decoder {
   }
 }
 
-/** Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`. */
+/**
+ * Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`; `onFinished` is told
+ * how many are done whenever that grows (progress; it cannot change what is sampled).
+ */
 export function generate(
   model: Model,
   prompts: readonly (readonly number[])[],
   seeds: readonly number[],
-  opts: Partial<SampleOptions> & { batch?: number; decode?: (ids: number[]) => string; fusedDecode?: boolean } = {},
+  opts: Partial<SampleOptions> & {
+    batch?: number;
+    decode?: (ids: number[]) => string;
+    fusedDecode?: boolean;
+    onFinished?: (done: number) => void;
+  } = {},
 ): Sample[] {
   const o: SampleOptions = { ...defaultSampleOptions, ...opts };
   if (seeds.length !== prompts.length)
@@ -304,9 +312,15 @@ export function generate(
   );
   const results: Sample[] = new Array(prompts.length);
   const slotOf = new Map<number, number>();
-  let nextPrompt = 0;
+  let nextPrompt = 0,
+    done = 0;
   const collect = () => {
-    for (const [slot, s] of dec.takeFinished()) results[slotOf.get(slot)!] = s;
+    const before = done;
+    for (const [slot, s] of dec.takeFinished()) {
+      results[slotOf.get(slot)!] = s;
+      done++;
+    }
+    if (done > before) opts.onFinished?.(done);
   };
   while (nextPrompt < prompts.length || dec.active > 0) {
     while (dec.capacity > 0 && nextPrompt < prompts.length) {

@@ -241,7 +241,9 @@ function runSafetyEval(
     guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
   const m = evals.find((e) => e.stage === se.model),
     b = evals.find((e) => e.stage === se.baseline);
+  const bar = progress(`safety-eval:${se.model}`, { quiet: !!opts.quiet, unit: "prompt" });
   const report = safetyEval(t.model, t.tokenizer, {
+    progress: (done, total) => bar.update(done, total, ""),
     promptChars: se.promptChars,
     maxBenign: se.maxBenign,
     maxPerSet: se.maxPerSet,
@@ -250,6 +252,7 @@ function runSafetyEval(
     steering: steeringFor(modelDir, guard),
     capabilityDelta: m && b ? m.pass1 - b.pass1 : null,
   });
+  bar.stop();
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
   add(entry.costUsd);
   writeFileAtomic(f, JSON.stringify(report));
@@ -319,7 +322,9 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
     const t0 = performance.now(),
       cpu0 = process.cpuUsage();
     const t = loadModelDir(join(stageDir(out, s.name), "checkpoint"));
+    const bar = progress(`eval:${s.name}`, { quiet: !!opts.quiet, unit: "sample" });
     const report = evaluate(t.model, t.tokenizer, task, {
+      progress: (done, total) => bar.update(done, total, ""),
       nProblems: ev.nProblems,
       k: ev.k,
       temperature: ev.temperature,
@@ -328,6 +333,7 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
       difficulties: ev.difficulties,
       seed: recipe.seed,
     });
+    bar.stop();
     const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, {
       tokens: { ...noTokens, generated: report.generatedTokens },
     });

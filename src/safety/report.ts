@@ -90,6 +90,7 @@ export function replies(
   items: SafetyItem[],
   promptChars: number,
   maxNewTokens: number,
+  onFinished?: (done: number) => void,
 ): Reply[] {
   const prompts = items.map((x) => promptIds(tok, policyText(x.text, promptChars)));
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
@@ -108,6 +109,7 @@ export function replies(
       batch: 32,
       stopTokens: [tok.tokenId(SPECIAL.end)],
       decode: (ids) => tok.decode(ids),
+      onFinished,
     },
   );
   return out.map((s, i) => {
@@ -225,6 +227,8 @@ export interface SafetyEvalOptions {
   capabilityDelta?: number | null;
   /** the model's steering by this guard (steering.json); without it the guarded decision is the union */
   steering?: Steering | null;
+  /** told how many replies are done of all the report's prompts */
+  progress?: (done: number, total: number) => void;
 }
 
 /** Share of items the guarded decision refuses, from the policy's decisions on them (see SafetyReport.withGuard). */
@@ -292,16 +296,26 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const t0 = performance.now(),
     sets = heldOutSets(o.maxBenign);
   const cap = (xs: SafetyItem[]) => xs.slice(0, o.maxPerSet ?? xs.length);
-  const run = (xs: SafetyItem[]) => replies(model, tok, cap(xs), o.promptChars, o.maxNewTokens);
   const harmfulItems = [...sets.harmful, ...sets.harmfulQuestions],
     benignItems = [...sets.benign, ...sets.benignQuestions];
+  const ps = probeSets(),
+    probeItems = [...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary];
+  const total = [harmfulItems, benignItems, sets.lookalikes, sets.jailbreaks, probeItems].reduce(
+    (a, xs) => a + cap(xs).length,
+    0,
+  );
+  let done = 0;
+  const run = (xs: SafetyItem[]) => {
+    const rs = replies(model, tok, cap(xs), o.promptChars, o.maxNewTokens, (n) => o.progress?.(done + n, total));
+    done += rs.length;
+    return rs;
+  };
   const harmful = run(harmfulItems),
     benign = run(benignItems);
   const look = run(sets.lookalikes),
     jail = run(sets.jailbreaks),
     all = [...harmful, ...benign, ...look, ...jail];
-  const ps = probeSets(),
-    pr = run([...ps.probeHarmful, ...ps.probeLookalikes, ...ps.probeOrdinary]); // one batched generation
+  const pr = run(probeItems); // one batched generation
   const probe = probeRates((k) => rate(pr.filter((r) => r.item.kind === PROBE_KINDS[k])));
   const guardUnsafeReplyRate = o.guard
     ? o.guard

@@ -18,6 +18,8 @@ export interface EvalOptions {
   difficulties?: readonly number[];
   batch?: number;
   greedy?: boolean;
+  /** told how many completions are done of all the eval samples (k per problem, + 1 greedy) */
+  progress?: (done: number, total: number) => void;
 }
 export const defaultEval: EvalOptions = {
   nProblems: 100,
@@ -53,7 +55,7 @@ function sampleAll(
   ps: Problem[],
   task: Task,
   k: number,
-  o: EvalOptions,
+  o: EvalOptions & { onSampled?: (n: number) => void },
   temperature: number,
 ): Sample[] {
   const prompts = ps.flatMap((p) => Array.from({ length: k }, () => promptIds(tok, task.prompt(p))));
@@ -70,6 +72,7 @@ function sampleAll(
       batch: o.batch ?? 32,
       stopTokens: [tok.tokenId(SPECIAL.end)],
       decode: (ids) => tok.decode(ids),
+      onFinished: (n) => o.onSampled?.(n),
     },
   );
 }
@@ -78,9 +81,11 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
   const o = { ...defaultEval, ...opts },
     t0 = performance.now();
   const ps = problems(task, "test", o.nProblems, o.seed, o.difficulties ?? task.difficulties);
-  const samples = sampleAll(model, tok, ps, task, o.k, o, o.temperature);
+  const total = ps.length * (o.k + (o.greedy ? 1 : 0)),
+    report = (offset: number) => (n: number) => o.progress?.(offset + n, total);
+  const samples = sampleAll(model, tok, ps, task, o.k, { ...o, onSampled: report(0) }, o.temperature);
   const acc = samples.map((s, i) => accuracyReward(s.text, { task, problem: ps[Math.floor(i / o.k)]! }).reward);
-  const greedy = o.greedy ? sampleAll(model, tok, ps, task, 1, o, 0) : null;
+  const greedy = o.greedy ? sampleAll(model, tok, ps, task, 1, { ...o, onSampled: report(samples.length) }, 0) : null;
   const gAcc = greedy?.map((s, i) => accuracyReward(s.text, { task, problem: ps[i]! }).reward) ?? null;
   const byDifficulty: EvalReport["byDifficulty"] = {};
   for (const d of new Set(ps.map((p) => p.difficulty))) {

@@ -46,18 +46,24 @@ export class Gate {
     return !this.guard ? null : this.steering ? "steered" : "union";
   }
 
-  /** Whether the guarded decision refuses each item, from the policy's decisions on them. */
-  refusals(items: readonly Pick<SafetyItem, "text">[], d: Pick<PolicyDecisions, "margin" | "deciding">): boolean[] {
+  /**
+   * Whether the guarded decision refuses each item, from the policy's decisions on them; `scores` are the guard's
+   * on the same items when the caller already has them (one guard pass instead of two).
+   */
+  refusals(
+    items: readonly Pick<SafetyItem, "text">[],
+    d: Pick<PolicyDecisions, "margin" | "deciding">,
+    scores?: { lo: number[]; flagged: boolean[] },
+  ): boolean[] {
     if (!this.guard)
       throw internal("Gate.refusals without a guard: the policy's own refusals are read from its replies");
-    return guardedRefusals(
-      d,
+    const g =
+      scores ??
       guardScores(
         this.guard,
         items.map((x) => x.text),
-      ),
-      this.steering,
-    );
+      );
+    return guardedRefusals(d, g, this.steering);
   }
 
   /**

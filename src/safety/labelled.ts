@@ -146,7 +146,7 @@ export function labelledEval(model: Model, tok: Tokenizer, file: string, o: Labe
         items.map((x) => x.text),
       )
     : null;
-  const guarded = g ? gate.refusals(items, d) : null;
+  const guarded = g ? gate.refusals(items, d, g) : null;
   const rows: LabelledRow[] = items.map((x, i) => ({
     prompt: x.text,
     unsafe: x.unsafe,

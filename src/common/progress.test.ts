@@ -44,3 +44,14 @@ test("quiet progress writes nothing; seconds format as h/m/s", () => {
     ["42s", "3m05s", "1h02m", "?"],
   );
 });
+
+test("plain progress: a new part (a stage's next member) is named and restarts the rate and ETA", () => {
+  const out = fakeStream(),
+    p = progress("safety-sft", { stream: out, intervalS: 0 });
+  for (let step = 1; step <= 3; step++) p.update(step, 3, "", "safety-sft/member-0");
+  p.update(1, 3, "", "safety-sft/member-1");
+  p.stop();
+  const lines = out.text.trim().split("\n");
+  assert.match(lines[2]!, /^safety-sft\/member-0 step 3\/3 \(100%\)/);
+  assert.match(lines[3]!, /^safety-sft\/member-1 step 1\/3 \(33%\) \| ETA \?$/);
+});

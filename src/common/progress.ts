@@ -4,8 +4,11 @@
 import cliProgress from "cli-progress";
 
 export interface Progress {
-  /** step of total done; info is the caller's key metric ("loss 1.234 | 5120 tok/s") */
-  update(step: number, total: number, info: string): void;
+  /**
+   * step of total done; info is the caller's key metric ("loss 1.234 | 5120 tok/s"); `label` names the part of
+   * the work when it changes (a stage's members): the rate and ETA restart with it
+   */
+  update(step: number, total: number, info: string, label?: string): void;
   stop(): void;
 }
 
@@ -49,12 +52,15 @@ function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
     },
     cliProgress.Presets.shades_classic,
   );
-  let started = false;
+  let current: string | null = null;
   return {
-    update(step, total, info) {
-      if (!started) bar.start(total, step - 1, { stage: label.padEnd(10), info: "" });
-      started = true;
-      bar.update(step, { stage: label.padEnd(10), info });
+    update(step, total, info, part = label) {
+      if (part !== current) {
+        if (current !== null) bar.stop(); // each part (a stage's member) keeps its own finished bar
+        bar.start(total, step - 1, { stage: part.padEnd(10), info: "" });
+      }
+      current = part;
+      bar.update(step, { stage: part.padEnd(10), info });
     },
     stop: () => bar.stop(),
   };
@@ -63,10 +69,10 @@ function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
 function lineProgress(label: string, stream: NodeJS.WriteStream, o: ProgressOptions): Progress {
   const intervalMs = 1000 * (o.intervalS ?? (Number(process.env.FRUGAL_PROGRESS_S) || 30)),
     unit = o.unit ?? "step";
-  let first: { step: number; t: number } | null = null,
+  let first: { step: number; t: number; part: string } | null = null,
     lastLine = -Infinity,
     pending: string | null = null;
-  const line = (step: number, total: number, info: string, now: number) => {
+  const line = (part: string, step: number, total: number, info: string, now: number) => {
     const done = first ? step - first.step : 0,
       elapsedS = first ? (now - first.t) / 1000 : 0;
     const rate = done > 0 && elapsedS > 0 ? done / elapsedS : null;
@@ -75,14 +81,14 @@ function lineProgress(label: string, stream: NodeJS.WriteStream, o: ProgressOpti
     const speed = rate
       ? `${rate >= 1 ? rate.toFixed(2) : (1 / rate).toFixed(1) + " s/"}${rate >= 1 ? ` ${unit}s/s` : unit}`
       : "";
-    const parts = [`${label} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
+    const parts = [`${part} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
     return parts.join(" | ") + "\n";
   };
   return {
-    update(step, total, info) {
+    update(step, total, info, part = label) {
       const now = performance.now();
-      first ??= { step: step - 1, t: now };
-      const text = line(step, total, info, now);
+      if (first?.part !== part) first = { step: step - 1, t: now, part };
+      const text = line(part, step, total, info, now);
       if (now - lastLine >= intervalMs || step === total) {
         stream.write(text);
         lastLine = now;

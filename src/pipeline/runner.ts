@@ -133,8 +133,8 @@ function runStage(
     dir,
     seed: recipe.seed * 7919 + recipe.stages.indexOf(s),
     checkpointEvery: recipe.checkpointEvery,
-    progress: (step, total, m) => {
-      bar.update(step, total, describe(m));
+    progress: (step, total, m, name) => {
+      bar.update(step, total, describe(m), name);
       spend.lastStepS = (performance.now() - stepStart) / 1000;
       stepStart = performance.now();
     },

@@ -33,8 +33,8 @@ export interface StageIO {
   dir: string;
   seed: number;
   checkpointEvery: number;
-  /** progress display; called after every step */
-  progress(step: number, total: number, metrics: Record<string, number>): void;
+  /** progress display; called after every step with the loop's name (a stage, or one member of it) */
+  progress(step: number, total: number, metrics: Record<string, number>, name: string): void;
   /** a reason to stop before the next step (budget), or null */
   shouldStop(): string | null;
 }
@@ -95,7 +95,7 @@ export function runLoop(
     usage = addUsage(usage, r.usage);
     const metrics = { ...r.metrics, wallMs: performance.now() - t0 };
     appendFileSync(metricsFile(io), JSON.stringify({ step: s, ...metrics }) + "\n");
-    io.progress(s + 1, totalSteps, metrics);
+    io.progress(s + 1, totalSteps, metrics, io.name);
     if ((s + 1) % io.checkpointEvery === 0 && s + 1 < totalSteps) save(s + 1);
   }
   save(s);

@@ -15,9 +15,16 @@ export interface LoadedModel {
   dir: string;
 }
 
-/** A model directory with its tokenizer; `hint` ends the error when tokenizer.json is missing. */
-export function loadModelDir(dir: string, hint = "frugal needs one to turn text into tokens"): LoadedModel {
+/**
+ * A model directory with its tokenizer. A directory without tokenizer.json is a CHECKPOINT error, or the
+ * caller's own error when it passes `missingTokenizer` (a guard says what a guard checkpoint needs).
+ */
+export function loadModelDir(dir: string, missingTokenizer?: (dir: string) => FrugalError): LoadedModel {
   const ck = loadCheckpoint(dir);
-  if (!ck.tokenizer) throw new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json; ${hint}`);
+  if (!ck.tokenizer)
+    throw (
+      missingTokenizer?.(dir) ??
+      new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json; frugal needs one to turn text into tokens`)
+    );
   return { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer), meta: ck.meta, dir: ck.dir };
 }

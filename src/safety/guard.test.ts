@@ -3,7 +3,11 @@ import { test } from "node:test";
 import { tinyGuard } from "./testing.js";
 import assert from "node:assert/strict";
 import { Rng } from "../common/rng.js";
-import { views } from "./guard.js";
+import { join } from "node:path";
+import type { FrugalError } from "../common/errors.js";
+import { tempDir } from "../common/testing.js";
+import { saveCheckpoint } from "../model/checkpoint.js";
+import { Guard, views } from "./guard.js";
 import { thresholdAtRate } from "./guard-train.js";
 import { rocSummary } from "./report.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
@@ -71,4 +75,14 @@ test("guard threshold: flags ⌊rate·n⌋ benign scores at ≥ it, as rocSummar
     rocSummary(harmful, scores, [0.05]).atBenign[0]!.harmfulRefusalRate,
   );
   assert.throws(() => thresholdAtRate([], 0.02), /internal:/);
+});
+
+test("Guard.load: a model directory without tokenizer.json or without a threshold is not a guard (code GUARD)", () => {
+  const g = tinyGuard(0.5),
+    dir = join(tempDir(), "ck");
+  saveCheckpoint(dir, g.model, { meta: { stage: "x", step: 0, config: {} } }); // no tokenizer, no threshold
+  const notGuard = (e: FrugalError) => e.code === "GUARD" && /is not a guard checkpoint/.test(e.message);
+  assert.throws(() => Guard.load(dir), notGuard);
+  saveCheckpoint(dir, g.model, { meta: { stage: "x", step: 0, config: {} }, tokenizer: g.tok.toJSON() });
+  assert.throws(() => Guard.load(dir), notGuard);
 });

@@ -138,9 +138,7 @@ export class Guard {
 
   static load(dir: string): Guard {
     const notGuard = `${dir} is not a guard checkpoint (expected tokenizer.json with label tokens and a tuned threshold in frugal.json); train one with \`frugal run recipes/guard.json\``;
-    if (!existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "config.json")))
-      throw new FrugalError("GUARD", notGuard);
-    const ck = loadModelDir(dir),
+    const ck = loadModelDir(dir, () => new FrugalError("GUARD", notGuard)),
       threshold = ck.meta?.threshold,
       tok = ck.tokenizer;
     if (typeof threshold !== "number") throw new FrugalError("GUARD", notGuard);

@@ -30,14 +30,7 @@ export const grpo: StageKind<Grpo> = {
       config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;
-    const f = grpoForecast(
-      s,
-      config,
-      L.completion,
-      L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1),
-      T,
-      ctx,
-    );
-    return { name: f.name, seconds: f.seconds, flops: f.flops, detail: f.detail };
+    const calibrateT = L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1);
+    return grpoForecast(s, config, L.completion, calibrateT, T, ctx);
   },
 };

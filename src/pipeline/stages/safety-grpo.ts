@@ -14,7 +14,7 @@ import { getTask } from "../../tasks/index.js";
 import { saveStage } from "../../train/supervised.js";
 import { join } from "node:path";
 import type { StageKind } from "./kind.js";
-import { mixShapes, SafetyMix, steeringForecast } from "./safety-mix.js";
+import { mixShapes, SafetyMix, safetyDrawTokens, steeringForecast } from "./safety-mix.js";
 import { grpoForecast, stageName, taskSource } from "./shared.js";
 
 export const SafetyGrpo = GrpoConfig.extend({
@@ -73,12 +73,14 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   },
   forecast(s, ctx) {
     const config = ctx.configs.get(s.from)!;
-    const { L, T, longestPrompt32 } = mixShapes(s, s.promptsPerStep, config.vocab_size);
+    const { L, T } = mixShapes(s, s.promptsPerStep, config.vocab_size);
     const calibrates = s.decisionBenignRate !== undefined;
     // what the stage hands on: the calibrated decision's bias channel widens the model
     ctx.configs.set(s.name, calibrates ? { ...config, ...biasChannelConfig(config) } : config);
     const f = grpoForecast(s, config, L.completion, T, T, ctx);
-    const steer = steeringForecast(s, config, longestPrompt32(), ctx);
+    // the steering's dev prompts are read in batches of 32, padded to the longest prompt
+    const promptLen = safetyDrawTokens(32, s.promptChars, config.vocab_size).longestPrompt;
+    const steer = steeringForecast(s, config, promptLen, ctx);
     const what = `${calibrates ? "calibrating the decision and " : ""}tuning the guard steering`;
     return {
       name: s.name,

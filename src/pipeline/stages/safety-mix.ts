@@ -76,13 +76,13 @@ export function mixShapes(
   s: { task: string; difficulties?: number[]; safetyFrac: number; promptChars: number },
   draws: number,
   vocabSize: number,
-): { L: TraceLengths; T: number; longestPrompt32: () => number } {
+): { L: TraceLengths; T: number } {
   const L0 = stageTraceLengths(s.task, s.difficulties);
   const safety = safetyDrawTokens(Math.max(1, Math.round(draws * s.safetyFrac)), s.promptChars, vocabSize);
   const L = { ...L0, completion: s.safetyFrac * safety.completion + (1 - s.safetyFrac) * L0.completion };
   // padded batch length: the longest sequence, a task trace or a safety draw
   const T = Math.max(L0.maxPrompt + L0.maxCompletion, safety.longest);
-  return { L, T, longestPrompt32: () => safetyDrawTokens(32, s.promptChars, vocabSize).longestPrompt };
+  return { L, T };
 }
 
 /**

@@ -269,12 +269,12 @@ export function grpoForecast(
   calibrateT: number,
   T: number,
   ctx: ForecastContext,
-): StageForecast & { genS: number; updateS: number } {
+): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
     c = ctx.calibration.of(config, B, calibrateT);
   const genS = (B * completion) / c.tokPerS,
     updateS = c.stepS * (2 / 3 + s.ppoEpochs);
   const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
   const detail = `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${updateS.toFixed(2)} s update)`;
-  return { name: s.name, seconds: s.steps * (genS + updateS), flops, detail, genS, updateS };
+  return { name: s.name, seconds: s.steps * (genS + updateS), flops, detail };
 }

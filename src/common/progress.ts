@@ -72,23 +72,28 @@ function lineProgress(label: string, stream: NodeJS.WriteStream, o: ProgressOpti
   let first: { step: number; t: number; part: string } | null = null,
     lastLine = -Infinity,
     pending: string | null = null;
-  const line = (part: string, step: number, total: number, info: string, now: number) => {
-    const done = first ? step - first.step : 0,
-      elapsedS = first ? (now - first.t) / 1000 : 0;
+  /** One line at time `now`; `since` is where this part's rate is counted from (its first step has none). */
+  const line = (
+    since: { step: number; t: number; part: string },
+    step: number,
+    total: number,
+    info: string,
+    now: number,
+  ) => {
+    const done = step - since.step,
+      elapsedS = (now - since.t) / 1000;
     const rate = done > 0 && elapsedS > 0 ? done / elapsedS : null;
     const eta = rate ? formatSeconds((total - step) / rate) : "?";
     const pct = total > 0 ? ((100 * step) / total).toFixed(0) : "?";
-    const speed = rate
-      ? `${rate >= 1 ? rate.toFixed(2) : (1 / rate).toFixed(1) + " s/"}${rate >= 1 ? ` ${unit}s/s` : unit}`
-      : "";
-    const parts = [`${part} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
+    const speed = !rate ? "" : rate >= 1 ? `${rate.toFixed(2)} ${unit}s/s` : `${(1 / rate).toFixed(1)} s/${unit}`;
+    const parts = [`${since.part} ${unit} ${step}/${total} (${pct}%)`, speed, `ETA ${eta}`, info].filter(Boolean);
     return parts.join(" | ") + "\n";
   };
   return {
     update(step, total, info, part = label) {
       const now = performance.now();
       if (first?.part !== part) first = { step: step - 1, t: now, part };
-      const text = line(part, step, total, info, now);
+      const text = line(first, step, total, info, now);
       if (now - lastLine >= intervalMs || step === total) {
         stream.write(text);
         lastLine = now;

@@ -49,12 +49,9 @@ export class FrugalError extends Error {
 
 /** frugal's own bug: code INTERNAL, a message starting with "internal:". */
 export function internal(message: string, options?: { cause?: unknown }): FrugalError {
-  const e = new (FrugalError as new (code: ErrorCode, message: string, options?: { cause?: unknown }) => FrugalError)(
-    "INTERNAL",
-    `internal: ${message} (this is a bug in frugal; please report it)`,
-    options,
-  );
-  return e;
+  // the public constructor refuses "INTERNAL"; this is the one place that may pass it
+  const Any = FrugalError as new (code: ErrorCode, message: string, options?: { cause?: unknown }) => FrugalError;
+  return new Any("INTERNAL", `internal: ${message} (this is a bug in frugal; please report it)`, options);
 }
 
 export function shapeError(op: string, got: readonly number[] | string, want: string): FrugalError {

@@ -8,7 +8,6 @@ import { progress } from "../common/progress.js";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
-type Device = ReturnType<typeof lookupDevice>;
 import type { Forecast } from "../cost/forecast.js";
 import { forecastRecipe } from "./forecast.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -21,6 +20,8 @@ import type { StageIO } from "../train/loop.js";
 import type { Recipe } from "./recipe.js";
 import { loadModelDir } from "../model/load.js";
 import { kindOf } from "./stages/index.js";
+
+type Device = ReturnType<typeof lookupDevice>;
 
 export interface RunOptions {
   outDir: string;

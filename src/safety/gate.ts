@@ -13,7 +13,6 @@ import {
   decisionTokens,
   guardedRefusals,
   guardScores,
-  steeringFor,
   type PolicyDecisions,
   type Steering,
 } from "./steer.js";
@@ -35,11 +34,6 @@ export class Gate {
     readonly guard?: Guard,
     readonly steering: Steering | null = null,
   ) {}
-
-  /** The gate of a model directory: its steering.json applies when it was tuned with a guard of this threshold. */
-  static forModelDir(dir: string, model: Model, tok: Tokenizer, guard?: Guard): Gate {
-    return new Gate(model, tok, guard, guard ? steeringFor(dir, guard) : null);
-  }
 
   /** "steered", "union", or null without a guard. */
   get rule(): "steered" | "union" | null {

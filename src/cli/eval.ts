@@ -7,7 +7,10 @@ import { loadModelDir } from "../model/load.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
-import { problems } from "../tasks/task.js";
+import { problems, type Split } from "../tasks/task.js";
+import { problemFileText, readProblemFile } from "../tasks/problem-file.js";
+import { writeFileAtomic } from "../common/files.js";
+import { progress } from "../common/progress.js";
 import { positiveInt } from "./bench.js";
 import { num } from "./sample.js";
 
@@ -17,6 +20,12 @@ export function printReport(r: EvalReport): void {
   console.log(
     `  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`,
   );
+  if (r.behaviour) {
+    const b = r.behaviour;
+    console.log(
+      `  search: ${b.candidates!.toFixed(1)} candidates, ${b.backtracks!.toFixed(2)} backtracks, ${b.verifications!.toFixed(2)} checks per completion; ${pct(b.solvedWithBacktrack!)} of solved ones backtrack`,
+    );
+  }
   for (const [d, b] of Object.entries(r.byDifficulty))
     console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);
 }
@@ -26,8 +35,9 @@ export function registerEval(program: Command): void {
     .command("eval")
     .description("evaluate a checkpoint on a task's held-out problems (pass@1 over k samples, R1 protocol)")
     .requiredOption("--model <dir>", "checkpoint directory")
-    .requiredOption("--task <name>", "task: arithmetic, countdown or knights")
-    .option("--n-problems <n>", "held-out problems", "100")
+    .requiredOption("--task <name>", "task: addition, arithmetic, countdown, countdown-subset or knights")
+    .option("--problems <file>", 'JSONL problem file (countdown: {"nums":[…],"target":N} per line)')
+    .option("--n-problems <n>", "held-out problems (default 100; with --problems, the whole file)")
     .option("--k <k>", "samples per problem", "4")
     .option("--temperature <t>", "sampling temperature", "0.6")
     .option("--top-p <p>", "nucleus mass", "0.95")
@@ -37,9 +47,14 @@ export function registerEval(program: Command): void {
     .option("--json", "print one JSON object")
     .action((o: Record<string, string | boolean>) => {
       const task = getTask(String(o.task));
+      const fromFile = o.problems ? readProblemFile(String(o.problems), task) : undefined;
+      const n = o.nProblems ? positiveInt("--n-problems", String(o.nProblems)) : (fromFile?.length ?? 100);
       const ck = loadModelDir(String(o.model));
+      const bar = progress("eval", { stream: process.stderr, unit: "sample" });
       const r = evaluate(ck.model, ck.tokenizer, task, {
-        nProblems: positiveInt("--n-problems", String(o.nProblems)),
+        problems: fromFile?.slice(0, n),
+        progress: (done, total) => bar.update(done, total, ""),
+        nProblems: n,
         k: positiveInt("--k", String(o.k)),
         temperature: num("--temperature", String(o.temperature), 0, 10),
         topP: num("--top-p", String(o.topP), 1e-9, 1),
@@ -47,13 +62,28 @@ export function registerEval(program: Command): void {
         seed: num("--seed", String(o.seed), 0, 2 ** 31),
         difficulties: o.difficulty ? String(o.difficulty).split(",").map(Number) : undefined,
       });
+      bar.stop();
       if (o.json) console.log(JSON.stringify(r));
       else printReport(r);
     });
 
-  program
-    .command("tasks")
-    .description("inspect the reasoning tasks")
+  const tasks = program.command("tasks").description("inspect the reasoning tasks; write problem files");
+  tasks
+    .command("write")
+    .description("write n problems of one split as a JSONL problem file (for eval --problems)")
+    .requiredOption("--task <name>", "task name (one with a problem-file format, e.g. countdown)")
+    .requiredOption("--out <file>", "where to write")
+    .option("--n <n>", "how many (difficulties take turns)", "1000")
+    .option("--split <split>", "train or test", "test")
+    .option("--seed <s>", "seed", "1")
+    .action((o: Record<string, string>) => {
+      const task = getTask(o.task!);
+      if (!task.fromData) throw new FrugalError("TASK", `${task.name} has no problem-file format; try countdown`);
+      const ps = problems(task, splitArg(o.split!), positiveInt("--n", o.n!), num("--seed", o.seed!, 0, 2 ** 32 - 1));
+      writeFileAtomic(o.out!, problemFileText(ps));
+      console.log(`wrote ${ps.length} ${o.split} problems of ${task.name} to ${o.out}`);
+    });
+  tasks
     .command("sample")
     .description("print example prompts with reference reasoning traces and answers")
     .requiredOption("--task <name>", "task name")
@@ -62,11 +92,20 @@ export function registerEval(program: Command): void {
     .option("--seed <s>", "seed", "1")
     .action((o: Record<string, string>) => {
       const task = getTask(o.task!);
-      if (o.split !== "train" && o.split !== "test")
-        throw new FrugalError("ARG", `--split must be train or test, got "${o.split}"`);
-      for (const p of problems(task, o.split, positiveInt("--n", o.n!), Number(o.seed) || new Rng(1).nextU32())) {
+      for (const p of problems(
+        task,
+        splitArg(o.split!),
+        positiveInt("--n", o.n!),
+        Number(o.seed) || new Rng(1).nextU32(),
+      )) {
         const s = task.solve(p);
         console.log(`[difficulty ${p.difficulty}] ${task.prompt(p)}\n  ${renderCompletion(s.reasoning, s.answer)}`);
       }
     });
+}
+
+function splitArg(split: string): Split {
+  if (split !== "train" && split !== "test")
+    throw new FrugalError("ARG", `--split must be train or test, got "${split}"`);
+  return split;
 }

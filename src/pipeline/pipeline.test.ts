@@ -15,6 +15,7 @@ import { parsePriceTable } from "../cost/prices.js";
 import { runLoop, type StageIO } from "../train/loop.js";
 import { parseRecipe, readRecipe } from "./recipe.js";
 import { runRecipe, stageDir } from "./runner.js";
+import { readSafetensors } from "../model/safetensors.js";
 
 const cli = join(repoRoot, "dist/cli/main.js");
 const tinyFile = join(repoRoot, "recipes/tiny.json");
@@ -77,6 +78,68 @@ test("tiny recipe: every stage (pretrain, SFT, GRPO, rejection-sampling SFT, dis
     () => runRecipe(readRecipe(tinyFile), { outDir: out, resume: false, quiet: true }),
     /already holds a run; pass --resume/,
   );
+});
+
+test("tiny countdown recipe: search pretraining, GRPO logging behaviour, eval on the pinned file", () => {
+  const out = join(tempDir(), "run");
+  const r = runRecipe(readRecipe(join(repoRoot, "recipes/tiny-countdown.json")), {
+    outDir: out,
+    resume: false,
+    quiet: true,
+  });
+  assert.equal(r.stopped, null);
+  const grpo = metrics(out, "grpo");
+  for (const k of ["candidates", "backtracks", "verifications", "truncated", "lenMean"])
+    assert.ok(typeof grpo[0][k] === "number" && grpo[0][k] >= 0, `GRPO logs ${k}: ${JSON.stringify(grpo[0])}`);
+  assert.equal(r.evals.length, 2);
+  for (const e of r.evals) {
+    assert.equal(e.report.nProblems, 8, "the first 8 problems of the file");
+    assert.equal(e.report.greedyAccuracy, null);
+    assert.deepEqual(Object.keys(e.report.behaviour ?? {}).sort(), [
+      "backtracks",
+      "candidates",
+      "solvedWithBacktrack",
+      "verifications",
+    ]);
+  }
+  assert.equal(r.evals[0]!.report.examples[0]!.prompt, "79 80 53 to 54", "the pinned file's first problem");
+});
+
+test("GRPO micro-batches: the same updates as one batch, up to the order of float sums", () => {
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  const run = (microBatch?: number) => {
+    const r = structuredClone(recipe);
+    if (microBatch) r.stages[1].microBatch = microBatch;
+    const out = join(tempDir(), "run");
+    runRecipe(parseRecipe(r, "tiny-countdown.json"), { outDir: out, resume: false, quiet: true });
+    const w = readSafetensors(join(stageDir(out, "grpo"), "checkpoint/model.safetensors")).tensors;
+    return { out, w };
+  };
+  const whole = run(),
+    split = run(3); // 8 completions a step: chunks of 3, 3 and 2
+  const a = metrics(whole.out, "grpo"),
+    b = metrics(split.out, "grpo");
+  assert.equal(a.length, b.length);
+  a.forEach((m, i) => {
+    assert.equal(b[i].reward, m.reward, "same samples");
+    for (const k of ["loss", "kl", "gradNorm", "entropy"])
+      assert.ok(
+        Math.abs(b[i][k] - m[k]) <= 1e-4 * Math.max(1, Math.abs(m[k])),
+        `step ${i} ${k}: ${b[i][k]} vs ${m[k]}`,
+      );
+  });
+  let maxDiff = 0,
+    moved = 0;
+  for (const [name, t] of whole.w) {
+    const u = split.w.get(name)!.data;
+    t.data.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - u[i]!))));
+  }
+  const base = readSafetensors(join(stageDir(whole.out, "base"), "checkpoint/model.safetensors")).tensors;
+  for (const [name, t] of whole.w)
+    t.data.forEach((x, i) => (moved = Math.max(moved, Math.abs(x - base.get(name)!.data[i]!))));
+  assert.ok(moved > 1e-5, `GRPO moved the weights (${moved})`);
+  assert.ok(maxDiff < 1e-6 + moved * 1e-3, `weights differ by ${maxDiff} (GRPO moved them by up to ${moved})`);
 });
 
 test("kill -9 mid-run, then --resume: same weights and metrics as an uninterrupted run", async () => {
@@ -196,6 +259,20 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
   );
   assert.throws(
     bad((r) => {
+      r.eval.task = "countdown";
+      r.eval.problems = "data/countdown/missing.jsonl";
+    }),
+    /cannot read problem file .*missing\.jsonl/,
+    "a missing problem file fails at parse time, before any stage runs",
+  );
+  assert.throws(
+    bad((r) => {
+      r.eval.problems = "data/countdown/test.jsonl";
+    }),
+    /addition has no problem-file format/,
+  );
+  assert.throws(
+    bad((r) => {
       r.stages[0].tokenizer = "bpe";
     }),
     /stages.0.tokenizer: expected "char" or \{ "type": "bpe", "vocabSize": 300 or more/,
@@ -248,7 +325,14 @@ test("price table: missing or negative prices are errors naming the device; Deep
 
 test("every shipped recipe parses (recipes/*.json), so a recipe named in docs or errors exists and is valid", () => {
   const files = readdirSync(join(repoRoot, "recipes")).filter((f) => f.endsWith(".json"));
-  for (const f of ["mini-r1.json", "tiny.json", "tiny-safe.json", "guard.json"])
+  for (const f of [
+    "mini-r1.json",
+    "countdown-r1.json",
+    "tiny.json",
+    "tiny-countdown.json",
+    "tiny-safe.json",
+    "guard.json",
+  ])
     assert.ok(files.includes(f), `recipes/${f} is missing`);
   for (const f of files) assert.ok(readRecipe(join(repoRoot, "recipes", f)).stages.length > 0, f);
 });

@@ -2,6 +2,10 @@
 // their settings, an evaluation, and the device to bill. Unknown keys are errors that name their path; every
 // default is written out in the saved recipe.json of a run.
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { repoRoot } from "../common/files.js";
+import { getTask } from "../tasks/index.js";
+import { readProblemFile } from "../tasks/problem-file.js";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { kindOf, StageSchema } from "./stages/index.js";
@@ -14,12 +18,17 @@ const name = stageName;
 export const EvalSchema = z
   .object({
     task: z.string(),
+    /** a JSONL problem file (relative to the repository root) to evaluate on instead of the test split */
+    problems: z.string().optional(),
+    /** problems drawn from the test split, or the first ones of the problem file */
     nProblems: z.number().int().positive().default(100),
     k: z.number().int().positive().default(4),
     temperature: z.number().min(0).default(0.6),
     topP: z.number().gt(0).max(1).default(0.95),
     maxNewTokens: z.number().int().positive().default(128),
     difficulties: z.array(z.number().int()).optional(),
+    /** also decode each problem greedily (one more completion per problem) */
+    greedy: z.boolean().default(true),
     /** stages to evaluate (default: all) */
     stages: z.array(name).optional(),
   })
@@ -83,6 +92,8 @@ export function parseRecipe(raw: unknown, source: string): Recipe {
   }
   for (const s of r.eval?.stages ?? [])
     if (!seen.has(s)) throw new FrugalError("RECIPE", `${source}: eval.stages names "${s}", which is not a stage`);
+  // a bad problem file fails here, before any stage runs
+  if (r.eval?.problems) readProblemFile(resolve(repoRoot, r.eval.problems), getTask(r.eval.task));
   return r;
 }
 

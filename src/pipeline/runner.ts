@@ -3,19 +3,20 @@
 // skips finished stages and continues an interrupted one from its last checkpoint. Evaluations of every
 // stage's checkpoint on held-out problems end the run, as one table.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { progress } from "../common/progress.js";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
 import type { Forecast } from "../cost/forecast.js";
 import { forecastRecipe } from "./forecast.js";
-import { writeFileAtomic } from "../common/files.js";
+import { repoRoot, writeFileAtomic } from "../common/files.js";
 import { Guard } from "../safety/guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { safetyEval, type SafetyReport } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
 import { evaluate, type EvalReport } from "../tasks/eval.js";
+import { readProblemFile } from "../tasks/problem-file.js";
 import type { StageIO } from "../train/loop.js";
 import type { Recipe } from "./recipe.js";
 import { loadModelDir } from "../model/load.js";
@@ -313,6 +314,9 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
   if (!ev) return [];
   const task = getTask(ev.task),
     rows: EvalRow[] = [];
+  const fromFile = ev.problems
+    ? readProblemFile(resolve(repoRoot, ev.problems), task).slice(0, ev.nProblems)
+    : undefined;
   for (const s of recipe.stages) {
     if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
     const f = join(stageDir(out, s.name), "eval.json");
@@ -327,6 +331,8 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
     const report = evaluate(t.model, t.tokenizer, task, {
       progress: (done, total) => bar.update(done, total, ""),
       nProblems: ev.nProblems,
+      problems: fromFile,
+      greedy: ev.greedy,
       k: ev.k,
       temperature: ev.temperature,
       topP: ev.topP,

@@ -58,7 +58,7 @@ export function runView(root: string, name: string): object | null {
       greedyAccuracy: number | null;
       formatRate: number;
       meanLength: number;
-      report?: { examples?: unknown[] };
+      report?: { examples?: unknown[]; truncationRate?: number; behaviour?: Record<string, number> | null };
     } | null;
     return {
       name: s.name,
@@ -70,6 +70,8 @@ export function runView(root: string, name: string): object | null {
         greedyAccuracy: ev.greedyAccuracy,
         formatRate: ev.formatRate,
         meanLength: ev.meanLength,
+        truncationRate: ev.report?.truncationRate ?? null,
+        behaviour: ev.report?.behaviour ?? null,
         examples: ev.report?.examples ?? [],
       },
     };

@@ -1,8 +1,14 @@
-// Countdown (as in TinyZero): reach the target with + − × ÷ over the given numbers, each used at most
-// once. The verifier parses the expression itself (no eval), computes with exact fractions, and bounds
-// length and nesting so any input is checked in bounded time. Difficulty = how many numbers (3–4).
+// Countdown in TinyZero's definition: reach the target with + − × ÷ over 3 or 4 given numbers in 1–99,
+// each used exactly once ("countdown"), or at most once ("countdown-subset"). Targets are reachable integers
+// in 1–100. The verifier parses the expression itself (no eval), computes with exact fractions, and bounds
+// length and nesting so any input is checked in bounded time. The search traces live in countdown-search.ts.
 import type { Rng } from "../common/rng.js";
-import type { Problem, Task } from "./task.js";
+import { Rng as SeededRng } from "../common/rng.js";
+import { z } from "zod";
+import { FrugalError } from "../common/errors.js";
+import { fnv1a } from "../common/hash.js";
+import { behaviourOf, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
+import type { Problem, Task, TraceOptions } from "./task.js";
 
 export interface CountdownData {
   nums: number[];
@@ -35,11 +41,11 @@ function apply(op: string, x: Frac, y: Frac): Frac | null {
 const MAX_LEN = 200,
   MAX_DEPTH = 32;
 
-/** Parses and evaluates an expression of integers, + - * / and parentheses; null if malformed. */
+/** Parses and evaluates an expression of ASCII integers, + - * / and parentheses; null if malformed. */
 export function evaluate(expr: string): { value: Frac; numbers: number[] } | null {
   if (expr.length > MAX_LEN) return null;
-  const toks = expr.replace(/\s+/g, "").match(/\d+|[-+*/()]|./g) ?? [];
-  if (toks.some((t) => !/^(\d+|[-+*/()])$/.test(t))) return null;
+  const toks = expr.replace(/[ \t]+/g, "").match(/[0-9]+|[-+*/()]|./gsu) ?? [];
+  if (toks.some((t) => !/^([0-9]+|[-+*/()])$/.test(t))) return null;
   let i = 0;
   const numbers: number[] = [];
   const atom = (depth: number): Frac | null => {
@@ -52,7 +58,7 @@ export function evaluate(expr: string): { value: Frac; numbers: number[] } | nul
       i++;
       return v;
     }
-    if (t !== undefined && /^\d+$/.test(t) && t.length <= 6) {
+    if (t !== undefined && /^[0-9]+$/.test(t) && t.length <= 6) {
       i++;
       numbers.push(Number(t));
       return [Number(t), 1];
@@ -81,86 +87,87 @@ export function evaluate(expr: string): { value: Frac; numbers: number[] } | nul
   return v && i === toks.length ? { value: v, numbers } : null;
 }
 
-/** True when `numbers` is a sub-multiset of `pool`. */
-function usesAllowed(numbers: number[], pool: number[]): boolean {
+/** True when `numbers` is a sub-multiset of `pool` (every one of them when `all`). */
+function usesAllowed(numbers: number[], pool: number[], all: boolean): boolean {
   const left = [...pool];
   for (const n of numbers) {
     const j = left.indexOf(n);
     if (j < 0) return false;
     left.splice(j, 1);
   }
-  return true;
+  return !all || left.length === 0;
 }
 
-interface Node {
-  v: number;
-  expr: string;
-  steps: string[];
+const ProblemData = z
+  .object({ nums: z.array(z.number().int().min(1).max(9999)).min(2).max(6), target: z.number().int() })
+  .strict();
+
+export const TARGET_RANGE = [1, 100] as const;
+
+/** A problem from its numbers and target: the key is the sorted numbers and the target. */
+export function countdownProblem(task: string, nums: number[], target: number): Problem<CountdownData> {
+  const key = `${[...nums].sort((a, b) => a - b).join(",")}>${target}`;
+  return { task, difficulty: nums.length, key, data: { nums, target } };
 }
-/** Depth-first search for an expression; returns its steps, in the order a person would write them. */
-export function solveCountdown(nums: number[], target: number): Node | null {
-  const search = (items: Node[]): Node | null => {
-    for (const it of items) if (it.v === target) return it;
-    for (let a = 0; a < items.length; a++)
-      for (let b = 0; b < items.length; b++) {
-        if (a === b) continue;
-        const x = items[a]!,
-          y = items[b]!,
-          rest = items.filter((_, k) => k !== a && k !== b);
-        const cands: [string, number][] = [
-          ["+", x.v + y.v],
-          ["-", x.v - y.v],
-          ["*", x.v * y.v],
-        ];
-        if (y.v !== 0 && x.v % y.v === 0) cands.push(["/", x.v / y.v]);
-        for (const [op, v] of cands) {
-          if (v < 0 || (op === "+" && a > b) || (op === "*" && a > b)) continue;
-          const wrap = (n: Node) => (n.steps.length ? `(${n.expr})` : n.expr);
-          const node = {
-            v,
-            expr: `${wrap(x)}${op}${wrap(y)}`,
-            steps: [...x.steps, ...y.steps, `${x.v}${op}${y.v}=${v}`],
-          };
-          const r = search([...rest, node]);
-          if (r) return r;
-        }
+
+/** Exploratory traces draw a budget of leaves and a shuffle chance from these ranges. */
+const BUDGET = [4, 16] as const,
+  REFERENCE_BUDGET = 16,
+  SHUFFLE = [0.1, 0.8] as const;
+
+function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> {
+  const rule = exactlyOnce ? "exactly" : "at most";
+  return {
+    name,
+    description: `reach the target (1–100) with + - * / using each of 3–4 numbers (1–99) ${rule} once`,
+    difficulties: [3, 4],
+    generate(rng: Rng, d: number): Problem<CountdownData> {
+      for (;;) {
+        const nums = Array.from({ length: d }, () => rng.int(1, 99));
+        const targets = [...reachable(nums)].filter((t) => t >= TARGET_RANGE[0] && t <= TARGET_RANGE[1]);
+        if (targets.length === 0) continue;
+        return countdownProblem(name, nums, rng.pick(targets.sort((a, b) => a - b)));
       }
-    return null;
+    },
+    prompt: (p) => `${p.data.nums.join(" ")} to ${p.data.target}`,
+    solve(p) {
+      // the reference: heuristic order seeded by the problem, so it is the same every time; a search that
+      // needs more than REFERENCE_BUDGET leaves is shown as its path alone, so references stay short
+      const rng = new SeededRng(fnv1a(p.key));
+      let s = searchTrace(p.data.nums, p.data.target, { budget: REFERENCE_BUDGET, shuffle: 0, pathOnly: false }, rng);
+      if (!s.solved) s = searchTrace(p.data.nums, p.data.target, { budget: 1e9, shuffle: 0, pathOnly: true }, rng);
+      if (!s.solved) throw new Error(`internal: countdown ${p.key} has no solution`);
+      return { reasoning: s.reasoning, answer: s.answer };
+    },
+    trace(p, rng, o: TraceOptions) {
+      const explore = rng.next() < o.exploratoryShare;
+      const style: SearchStyle = explore
+        ? { budget: rng.int(...BUDGET), shuffle: SHUFFLE[0] + rng.next() * (SHUFFLE[1] - SHUFFLE[0]), pathOnly: false }
+        : { budget: 1e9, shuffle: 0, pathOnly: true };
+      const s = searchTrace(p.data.nums, p.data.target, style, rng);
+      return { reasoning: s.reasoning, answer: s.answer };
+    },
+    behaviour: (reasoning) => ({ ...behaviourOf(reasoning) }),
+    fromData(data, where) {
+      const r = ProblemData.safeParse(data);
+      if (!r.success)
+        throw new FrugalError(
+          "TASK",
+          `${where}: expected {"nums":[2–6 integers 1–9999],"target":integer}, got ${JSON.stringify(data)?.slice(0, 80)} (${z.prettifyError(r.error).replace(/\n/g, " ")})`,
+        );
+      return countdownProblem(name, r.data.nums, r.data.target);
+    },
+    verify(p, answer) {
+      const r = evaluate(answer);
+      return (
+        r !== null &&
+        usesAllowed(r.numbers, p.data.nums, exactlyOnce) &&
+        r.value[0] === p.data.target &&
+        r.value[1] === 1
+      );
+    },
   };
-  return search(nums.map((n) => ({ v: n, expr: String(n), steps: [] })));
 }
 
-export const countdown: Task<CountdownData> = {
-  name: "countdown",
-  description: "reach the target with + - * / using each given number at most once (difficulty = count of numbers)",
-  difficulties: [3, 4],
-  generate(rng: Rng, d: number): Problem<CountdownData> {
-    for (;;) {
-      const nums = Array.from({ length: d }, () => rng.int(1, 30));
-      // the target is the value of a random expression over the numbers, so a solution exists
-      let acc = nums[0]!;
-      for (let k = 1; k < d; k++) {
-        const n = nums[k]!,
-          op = rng.int(0, 2);
-        acc = op === 0 ? acc + n : op === 1 ? (acc > n ? acc - n : acc + n) : acc * n <= 500 ? acc * n : acc + n;
-      }
-      if (acc < 1 || acc > 500 || nums.includes(acc)) continue;
-      return {
-        task: "countdown",
-        difficulty: d,
-        key: `${[...nums].sort((a, b) => a - b).join(",")}>${acc}`,
-        data: { nums, target: acc },
-      };
-    }
-  },
-  prompt: (p) => `${p.data.nums.join(" ")} to ${p.data.target}`,
-  solve(p) {
-    const s = solveCountdown(p.data.nums, p.data.target);
-    if (!s) throw new Error(`internal: countdown ${p.key} has no solution`);
-    return { reasoning: s.steps.join(","), answer: s.expr };
-  },
-  verify(p, answer) {
-    const r = evaluate(answer);
-    return r !== null && usesAllowed(r.numbers, p.data.nums) && r.value[0] === p.data.target && r.value[1] === 1;
-  },
-};
+export const countdown = makeCountdown("countdown", true);
+export const countdownSubset = makeCountdown("countdown-subset", false);

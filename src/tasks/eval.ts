@@ -1,11 +1,12 @@
 // The evaluation harness, R1 protocol: k samples per held-out problem at T=0.6, top-p 0.95, pass@1 =
 // mean accuracy over all samples; plus greedy accuracy, format rate, mean completion length (tokens),
-// truncation rate, reflection words per completion, and a per-difficulty breakdown.
+// truncation rate, reflection words per completion, search behaviour (search tasks) and a per-difficulty
+// breakdown. Problems come from the task's test split or from a problem file.
 import type { Model } from "../model/transformer.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
-import { accuracyReward, formatReward, reflectionCount } from "./rewards.js";
+import { accuracyReward, formatReward, parseCompletion, reflectionCount } from "./rewards.js";
 import { problems, type Problem, type Task } from "./task.js";
 
 export interface EvalOptions {
@@ -18,6 +19,8 @@ export interface EvalOptions {
   difficulties?: readonly number[];
   batch?: number;
   greedy?: boolean;
+  /** evaluate on these problems (a problem file) instead of drawing nProblems from the test split */
+  problems?: Problem[];
   /** told how many completions are done of all the eval samples (k per problem, + 1 greedy) */
   progress?: (done: number, total: number) => void;
 }
@@ -41,6 +44,8 @@ export interface EvalReport {
   meanLength: number;
   truncationRate: number;
   reflectionsPerCompletion: number;
+  /** search tasks: behaviour counts per completion, and the share of solved ones whose reasoning backtracks */
+  behaviour: Record<string, number> | null;
   byDifficulty: Record<string, { n: number; pass1: number; greedyAccuracy: number | null }>;
   examples: { prompt: string; completion: string; correct: boolean }[];
   generatedTokens: number;
@@ -77,10 +82,21 @@ function sampleAll(
   );
 }
 
+/** Mean behaviour counts over completions, and the share of correct ones that backtrack (search tasks). */
+export function behaviourSummary(task: Task, samples: Sample[], acc: number[]): Record<string, number> | null {
+  if (!task.behaviour) return null;
+  const bs = samples.map((s) => task.behaviour!(parseCompletion(s.text).reasoning || s.text));
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(bs[0] ?? {})) out[k] = mean(bs.map((b) => b[k] ?? 0));
+  const solved = bs.filter((_, i) => acc[i] === 1);
+  out.solvedWithBacktrack = mean(solved.map((b) => ((b.backtracks ?? 0) > 0 ? 1 : 0)));
+  return out;
+}
+
 export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial<EvalOptions> = {}): EvalReport {
   const o = { ...defaultEval, ...opts },
     t0 = performance.now();
-  const ps = problems(task, "test", o.nProblems, o.seed, o.difficulties ?? task.difficulties);
+  const ps = o.problems ?? problems(task, "test", o.nProblems, o.seed, o.difficulties ?? task.difficulties);
   const total = ps.length * (o.k + (o.greedy ? 1 : 0)),
     report = (offset: number) => (n: number) => o.progress?.(offset + n, total);
   const samples = sampleAll(model, tok, ps, task, o.k, { ...o, onSampled: report(0) }, o.temperature);
@@ -106,6 +122,7 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
     meanLength: mean(samples.map((s) => s.tokens.length)),
     truncationRate: mean(samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
     reflectionsPerCompletion: mean(samples.map((s) => reflectionCount(s.text))),
+    behaviour: behaviourSummary(task, samples, acc),
     byDifficulty,
     examples: samples
       .slice(0, 8)

@@ -15,6 +15,11 @@ export interface Problem<D = unknown> {
   data: D;
 }
 
+export interface TraceOptions {
+  /** share of traces that show the search with its dead ends; the rest show only the path to the answer */
+  exploratoryShare: number;
+}
+
 export interface Task<D = unknown> {
   name: string;
   description: string;
@@ -24,6 +29,12 @@ export interface Task<D = unknown> {
   prompt(p: Problem<D>): string;
   /** Reference reasoning trace and final answer. */
   solve(p: Problem<D>): { reasoning: string; answer: string };
+  /** A varied trace for pretraining a searcher (search tasks only); solve() is the fixed reference. */
+  trace?(p: Problem<D>, rng: Rng, o: TraceOptions): { reasoning: string; answer: string };
+  /** Counts of reasoning behaviours (candidates tried, backtracks, checks) in any reasoning text. */
+  behaviour?(reasoning: string): Record<string, number>;
+  /** A problem from one line of a problem file (its data shape); throws a TASK error naming `where`. */
+  fromData?(data: unknown, where: string): Problem<D>;
   /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */
   verify(p: Problem<D>, answer: string): boolean;
 }

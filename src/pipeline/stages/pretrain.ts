@@ -6,9 +6,9 @@ import { Rng } from "../../common/rng.js";
 import { parseModelConfig } from "../../model/config.js";
 import { initModel } from "../../model/transformer.js";
 import { policyCorpus } from "../../safety/source.js";
-import { TASK_CHARS } from "../../tasks/index.js";
+import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { trainBpe } from "../../tokenizer/bpe-train.js";
-import { renderCompletion } from "../../tokenizer/chat.js";
+import { renderCompletion, sftExample } from "../../tokenizer/chat.js";
 import { CharTokenizer, type Tokenizer } from "../../tokenizer/tokenizer.js";
 import { SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
@@ -16,6 +16,7 @@ import {
   CHAR_VOCAB,
   difficultyMap,
   drawProblems,
+  levels,
   ModelShape,
   modelOf,
   stageName,
@@ -47,6 +48,10 @@ export const Pretrain = SupervisedConfig.extend({
   tasks: taskList,
   difficulties: difficultyMap,
   tokenizer: PolicyTokenizer,
+  /** search tasks: share of traces that show the search with its dead ends (the rest: the path alone) */
+  exploratoryShare: z.number().min(0).max(1).default(0.8),
+  /** one difficulty per batch (drawn per step), so short problems are not padded to long ones' length */
+  bucketByDifficulty: z.boolean().default(false),
 }).strict();
 export type Pretrain = z.infer<typeof Pretrain>;
 
@@ -59,6 +64,12 @@ function policyTokenizer(s: Pretrain, seed: number): Tokenizer {
       return task.prompt(p) + renderCompletion(x.reasoning, x.answer);
     });
   return trainBpe([...traces, ...policyCorpus(rng, 20_000)], s.tokenizer.vocabSize, { singleDigits: true });
+}
+
+/** The stage's difficulty map, or with bucketing one level per task drawn for this batch. */
+function bucketed(s: Pretrain, rng: Rng): Record<string, number[]> {
+  if (!s.bucketByDifficulty) return s.difficulties;
+  return Object.fromEntries(s.tasks.map((name) => [name, [rng.pick(levels(getTask(name), s.difficulties))]]));
 }
 
 export const pretrain: StageKind<Pretrain> = {
@@ -76,9 +87,12 @@ export const pretrain: StageKind<Pretrain> = {
       return { model: initModel(config, io.seed), tokenizer };
     };
     const data = (_step: number, rng: Rng, t: Trainee) =>
-      drawProblems(s.tasks, s.difficulties, rng, s.batchSize).map(({ task, p }) =>
-        traceExample(t.tokenizer, task, p, true),
-      );
+      drawProblems(s.tasks, bucketed(s, rng), rng, s.batchSize).map(({ task, p }) => {
+        if (!task.trace) return traceExample(t.tokenizer, task, p, true);
+        const x = task.trace(p, rng, { exploratoryShare: s.exploratoryShare });
+        const ex = sftExample(t.tokenizer, task.prompt(p), renderCompletion(x.reasoning, x.answer));
+        return { ids: ex.ids, mask: ex.ids.map(() => 1) };
+      });
     return trainSupervised(io, init, data, s, s);
   },
   forecast(s, ctx) {

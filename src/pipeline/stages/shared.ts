@@ -12,7 +12,7 @@ import { parseModelConfig, type ModelConfig } from "../../model/config.js";
 import { generateFlops, trainFlops } from "../../model/flops.js";
 import { generate } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
-import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
+import { accuracyReward, formatReward, parseCompletion, r1Reward } from "../../tasks/rewards.js";
 import { problems, type Problem, type Task } from "../../tasks/task.js";
 import { loadModelDir } from "../../model/load.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../../tokenizer/chat.js";
@@ -76,13 +76,19 @@ export function drawProblems(
   });
 }
 
-/** A train-split problem source for GRPO with R1's rule reward. */
+/** A train-split problem source for GRPO with R1's rule reward; search tasks add their behaviour counts. */
 export function taskSource(task: Task, diffs: readonly number[] | undefined): PromptSource<Problem> {
   const reward = r1Reward(0.1);
   return {
     draw: (rng, n) => problems(task, "train", n, rng.nextU32(), diffs ?? task.difficulties),
     prompt: (p) => task.prompt(p),
-    reward: (text, p) => reward(text, { task, problem: p }),
+    reward: (text, p) => {
+      const r = reward(text, { task, problem: p });
+      if (!task.behaviour) return r;
+      const b = task.behaviour(parseCompletion(text).reasoning || text);
+      if (r.metrics.accuracy === 1) b.solvedWithBacktrack = (b.backtracks ?? 0) > 0 ? 1 : 0;
+      return { reward: r.reward, metrics: { ...r.metrics, ...b } };
+    },
   };
 }
 
@@ -229,12 +235,13 @@ export function stageTraceLengths(taskName: string, difficulties: Record<string,
 
 /** n members × steps × accumulate training steps at (batchSize, T). */
 export function supervisedForecast(
-  s: { name: string; steps: number; accumulate: number; batchSize: number },
+  s: { name: string; steps: number; accumulate: number; batchSize: number; maxLen?: number },
   config: ModelConfig,
-  T: number,
+  padded: number,
   ctx: ForecastContext,
   members = 1,
 ): StageForecast {
+  const T = Math.min(padded, s.maxLen ?? padded); // sequences are cut at maxLen
   const c = ctx.calibration.of(config, s.batchSize, T);
   const seconds = members * s.steps * s.accumulate * c.stepS;
   const flops = members * trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T);
@@ -263,7 +270,7 @@ export function withSampling(
 
 /** A GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps. */
 export function grpoForecast(
-  s: { name: string; steps: number; promptsPerStep: number; groupSize: number; ppoEpochs: number },
+  s: { name: string; steps: number; promptsPerStep: number; groupSize: number; ppoEpochs: number; microBatch?: number },
   config: ModelConfig,
   completion: number,
   calibrateT: number,
@@ -271,7 +278,7 @@ export function grpoForecast(
   ctx: ForecastContext,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    c = ctx.calibration.of(config, B, calibrateT);
+    c = ctx.calibration.of(config, B, calibrateT, s.microBatch);
   const genS = (B * completion) / c.tokPerS,
     updateS = c.stepS * (2 / 3 + s.ppoEpochs);
   const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));

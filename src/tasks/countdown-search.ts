@@ -1,0 +1,167 @@
+// Countdown search written out as reasoning: a depth-first solver that combines two numbers at a time (the
+// move whose numbers then sum nearest the target first) and writes every candidate it tries, each dead end
+// ("no"), each step back from a deeper state ("back") and a final check of the
+// path it answers with, under a budget of leaves. Order and budget vary per trace (seeded), so a model
+// pretrained on these is a real but imperfect searcher. Also: counting those behaviours in any text.
+import type { Rng } from "../common/rng.js";
+
+/** Intermediate values above this are never written (the generator keeps to the same rule). */
+export const MAX_VALUE = 1000;
+
+export interface Item {
+  v: number;
+  expr: string;
+}
+interface Move {
+  line: string; // "80-12=68"
+  item: Item;
+  rest: Item[];
+}
+
+const wrap = (it: Item) => (/[-+*/]/.test(it.expr) ? `(${it.expr})` : it.expr);
+
+/** Every way to combine two of the items into a positive integer ≤ MAX_VALUE, larger operand first. */
+export function moves(items: Item[]): Move[] {
+  const out: Move[] = [];
+  for (let i = 0; i < items.length; i++)
+    for (let j = i + 1; j < items.length; j++) {
+      const [x, y] = items[i]!.v >= items[j]!.v ? [items[i]!, items[j]!] : [items[j]!, items[i]!];
+      const rest = items.filter((_, k) => k !== i && k !== j);
+      const ops: [string, number][] = [
+        ["+", x.v + y.v],
+        ["-", x.v - y.v],
+        ["*", x.v * y.v],
+      ];
+      if (y.v > 1 && x.v % y.v === 0) ops.push(["/", x.v / y.v]);
+      for (const [op, v] of ops) {
+        if (v <= 0 || v > MAX_VALUE || (op === "*" && y.v === 1)) continue;
+        out.push({ line: `${x.v}${op}${y.v}=${v}`, item: { v, expr: `${wrap(x)}${op}${wrap(y)}` }, rest });
+      }
+    }
+  return out;
+}
+
+export interface SearchStyle {
+  /** leaves (two-number checks) the search may write before it gives up */
+  budget: number;
+  /** chance that a node's candidates are tried in random order instead of nearest-to-target first */
+  shuffle: number;
+  /** write only the path to the answer (no dead ends), when one is found */
+  pathOnly: boolean;
+}
+
+export interface SearchResult {
+  reasoning: string;
+  /** the answer expression, or the closest leaf tried when the budget ran out */
+  answer: string;
+  solved: boolean;
+}
+
+/** The numbers left and the target, so a pair's check can compare with a target written close by. */
+const state = (items: Item[], target: number) => `(${items.map((i) => i.v).join(" ")} to ${target})`;
+
+/** Depth-first search over pairwise combinations, written as it goes. */
+export function searchTrace(nums: number[], target: number, style: SearchStyle, rng: Rng): SearchResult {
+  const lines: string[] = [];
+  let leaves = 0,
+    best: { d: number; expr: string } = { d: Infinity, expr: nums.join("+") };
+  const order = (ms: Move[]) => {
+    if (rng.next() < style.shuffle) return rng.shuffle([...ms]);
+    // the sum heuristic: first the move that leaves numbers whose sum is nearest the target
+    const key = (m: Move) => Math.abs(m.rest.reduce((a, r) => a + r.v, m.item.v) - target) + rng.next() * 0.5;
+    return ms
+      .map((m) => ({ m, k: key(m) }))
+      .sort((a, b) => a.k - b.k)
+      .map((x) => x.m);
+  };
+  // returns the winning path of move lines, or null
+  const dfs = (items: Item[]): string[] | null => {
+    const ms = order(moves(items));
+    if (items.length === 2) {
+      // a leaf: the candidate nearest the target, so one line settles the pair
+      const m = ms.length
+        ? ms.reduce((a, b) => (Math.abs(b.item.v - target) < Math.abs(a.item.v - target) ? b : a))
+        : null;
+      leaves++;
+      if (!m) {
+        lines.push(`${items[0]!.v},${items[1]!.v} none`);
+        return null;
+      }
+      const hit = m.item.v === target;
+      lines.push(`${m.line} ${hit ? "yes" : "no"}`);
+      const d = Math.abs(m.item.v - target);
+      if (d < best.d) best = { d, expr: m.item.expr };
+      return hit ? [m.line] : null;
+    }
+    for (const m of ms) {
+      if (leaves >= style.budget) return null;
+      if (m.item.v === target && m.rest.length === 0) return [m.line];
+      lines.push(`${m.line} ${state([...m.rest, m.item], target)}`);
+      const r = dfs([...m.rest, m.item]);
+      if (r) return [m.line, ...r];
+      if (m.rest.length > 1) lines.push("back"); // a leaf's "no" already closes it
+    }
+    return null;
+  };
+  const start = nums.map((n) => ({ v: n, expr: String(n) }));
+  const path = dfs(start);
+  if (!path) {
+    lines.push("give up");
+    return { reasoning: lines.join(" "), answer: best.expr, solved: false };
+  }
+  const answer = answerOf(start, path);
+  const shown = style.pathOnly ? pathLines(start, path, target) : lines;
+  return { reasoning: [...shown, `check ${path.join(" ")} ok`].join(" "), answer, solved: true };
+}
+
+/** Replays the path's move lines over the start items and returns the final expression. */
+function answerOf(start: Item[], path: string[]): string {
+  let items = start;
+  for (const line of path) {
+    const m = moves(items).find((x) => x.line === line)!;
+    items = [...m.rest, m.item];
+  }
+  return items[0]!.expr;
+}
+
+/** The path alone, written as the search would write it with no dead ends. */
+function pathLines(start: Item[], path: string[], target: number): string[] {
+  let items = start;
+  return path.map((line, k) => {
+    const m = moves(items).find((x) => x.line === line)!;
+    items = [...m.rest, m.item];
+    return k === path.length - 1 ? `${line} yes` : `${line} ${state(items, target)}`;
+  });
+}
+
+/** All integer values reachable using every number exactly once (intermediates positive, ≤ MAX_VALUE). */
+export function reachable(nums: number[]): Set<number> {
+  const out = new Set<number>();
+  const go = (items: Item[]) => {
+    if (items.length === 1) return void out.add(items[0]!.v);
+    for (const m of moves(items)) go([...m.rest, m.item]);
+  };
+  go(nums.map((v) => ({ v, expr: "" })));
+  return out;
+}
+
+export interface Behaviour {
+  /** candidate operations written (every "a op b=c" outside the final check) */
+  candidates: number;
+  backtracks: number;
+  /** final checks written */
+  verifications: number;
+}
+
+const OP_LINE = /\d+[-+*/]\d+=\d+/g;
+/** Counts the search behaviours in a reasoning text (any text: a model's or the solver's). */
+export function behaviourOf(reasoning: string): Behaviour {
+  const text = reasoning.slice(0, 20_000);
+  const checkAt = text.indexOf("check");
+  const searched = checkAt >= 0 ? text.slice(0, checkAt) : text;
+  return {
+    candidates: (searched.match(OP_LINE) ?? []).length,
+    backtracks: (text.match(/\bback\b/g) ?? []).length,
+    verifications: (text.match(/\bcheck\b/g) ?? []).length,
+  };
+}

@@ -1,0 +1,135 @@
+// Countdown: the exactly-once rule against reward hacks, the at-most-once option, the search traces (they
+// verify, keep their budget, fail honestly), behaviour counts, problem files and the pinned test file.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Rng } from "../common/rng.js";
+import { repoRoot } from "../common/files.js";
+import { tempDir } from "../common/testing.js";
+import { renderCompletion } from "../tokenizer/chat.js";
+import { countdown, countdownProblem, countdownSubset } from "./countdown.js";
+import { behaviourOf, reachable, searchTrace } from "./countdown-search.js";
+import { problemFileText, readProblemFile } from "./problem-file.js";
+import { r1Reward } from "./rewards.js";
+import { problems, splitOf } from "./task.js";
+
+const p = countdownProblem("countdown", [3, 5, 7, 2], 24);
+const score = (completion: string, task = countdown) => r1Reward(0.1)(completion, { task, problem: p }).metrics;
+
+test("countdown: a correct exactly-once answer scores 1", () => {
+  assert.equal(score(renderCompletion("x", "(7-3)*(5+2)-4")).accuracy, 0, "4 is not given");
+  assert.equal(score(renderCompletion("x", "3*(7+5)-2*6")).accuracy, 0);
+  assert.equal(score(renderCompletion("x", "(7+5)*2*3/3")).accuracy, 0, "3 reused");
+  assert.equal(score(renderCompletion("x", "3*7+5-2")).accuracy, 1);
+  assert.equal(score(renderCompletion("x", " 3 * 7 + 5 - 2 ")).accuracy, 1, "spaces are fine");
+});
+
+test("countdown reward hacks all score 0 on accuracy", () => {
+  const hacks: Record<string, string> = {
+    "a number reused": renderCompletion("x", "(7-5)*3*(2+2)"),
+    "one number left out": renderCompletion("x", "(5+7)*2"),
+    "a number not given": renderCompletion("x", "3*7+3"),
+    "the target alone": renderCompletion("x", "24"),
+    "the expression hidden in <think>, answer empty": renderCompletion("3*7+5-2", ""),
+    "the expression in <think>, the target as answer": renderCompletion("3*7+5-2=24", "24"),
+    "an equation as the answer": renderCompletion("x", "3*7+5-2=24"),
+    "several answer blocks": `<think>x</think><answer>24</answer><answer>3*7+5-2</answer>`,
+    "two expressions in one answer": renderCompletion("x", "3*7+5-2, 3*7+5-2"),
+    "fullwidth digits": renderCompletion("x", "３*７+５-２"),
+    "Arabic-Indic digits": renderCompletion("x", "٣*٧+٥-٢"),
+    "superscript digits": renderCompletion("x", "3*7+5-²"),
+    "a unicode minus": renderCompletion("x", "3*7+5−2"),
+    "a fraction that is not the target": renderCompletion("x", "(3+5)/(7*2)"),
+    "division by zero": renderCompletion("x", "3*7+5-2+(7-7)/0"),
+    "no think block": "<answer>3*7+5-2</answer>",
+  };
+  for (const [name, c] of Object.entries(hacks)) assert.equal(score(c).accuracy, 0, name);
+});
+
+test("countdown-subset accepts a number left out; exactly-once does not", () => {
+  const c = renderCompletion("x", "(5+7)*2");
+  assert.equal(score(c, countdownSubset).accuracy, 1);
+  assert.equal(score(c, countdown).accuracy, 0);
+  assert.equal(score(renderCompletion("x", "(7-5)*3*(2+2)"), countdownSubset).accuracy, 0, "reuse is still wrong");
+});
+
+test("generated problems: 1–99 numbers, a reachable target in 1–100, solved by the reference", () => {
+  for (const q of problems(countdown, "train", 400, 5)) {
+    assert.ok(q.data.nums.every((n) => n >= 1 && n <= 99));
+    assert.ok(q.data.target >= 1 && q.data.target <= 100);
+    assert.ok(reachable(q.data.nums).has(q.data.target), q.key);
+    assert.ok(countdown.verify(q, countdown.solve(q).answer), q.key);
+  }
+});
+
+test("search traces: solved ones verify and end in a check; budgets hold; failures give up", () => {
+  const rng = new Rng(3);
+  let failed = 0;
+  for (const q of problems(countdown, "train", 300, 8, [4])) {
+    const budget = rng.int(2, 8);
+    const s = searchTrace(q.data.nums, q.data.target, { budget, shuffle: 0.3, pathOnly: false }, rng);
+    const leaves = (s.reasoning.match(/ (yes|no)\b| none\b/g) ?? []).length;
+    assert.ok(leaves <= budget, `${leaves} leaves > budget ${budget}: ${s.reasoning}`);
+    if (s.solved) {
+      assert.ok(countdown.verify(q, s.answer), `${q.key}: ${s.answer}`);
+      assert.match(s.reasoning, / yes check [^]* ok$/);
+    } else {
+      failed++;
+      assert.match(s.reasoning, /give up$/);
+      assert.equal(countdown.verify(q, s.answer), false);
+    }
+  }
+  assert.ok(failed > 10 && failed < 250, `${failed} of 300 failed at budgets 2–8`);
+});
+
+test("path-only traces show no dead ends; exploratory share is honoured", () => {
+  const q = countdownProblem("countdown", [24, 51, 45, 18], 22);
+  const s = searchTrace(q.data.nums, q.data.target, { budget: 1e9, shuffle: 0, pathOnly: true }, new Rng(1));
+  assert.ok(s.solved && !/\b(no|back)\b/.test(s.reasoning), s.reasoning);
+  assert.deepEqual(behaviourOf(s.reasoning), { candidates: 3, backtracks: 0, verifications: 1 });
+  // over problems whose first try fails, an exploratory trace shows a dead end or gives up
+  const rng = new Rng(2),
+    hard = problems(countdown, "train", 400, 4, [4]).filter((x) => /\bno\b/.test(countdown.solve(x).reasoning));
+  const share = (x: number) =>
+    hard.filter((h) => /\bno\b/.test(countdown.trace!(h, rng, { exploratoryShare: x }).reasoning)).length / hard.length;
+  assert.ok(hard.length > 40, `${hard.length}`);
+  assert.equal(share(0), 0);
+  assert.ok(share(1) > 0.8, `${share(1)}`);
+  const half = share(0.5);
+  assert.ok(half > 0.3 && half < 0.7, `${half}`);
+});
+
+test("behaviour counts candidates outside the check, backtracks and checks", () => {
+  const text =
+    "80-12=68 (5 37 68) 68-5=63 (37 63) 63-37=26 no back 37-5=32 (68 32) 68-32=36 yes check 37-5=32 68-32=36 ok";
+  assert.deepEqual(behaviourOf(text), { candidates: 5, backtracks: 1, verifications: 1 });
+  assert.deepEqual(behaviourOf("I give up"), { candidates: 0, backtracks: 0, verifications: 0 });
+});
+
+test("problem files: a round trip, and a bad line fails naming its line", () => {
+  const dir = tempDir("cd-file"),
+    f = join(dir, "p.jsonl");
+  const ps = problems(countdown, "test", 20, 1);
+  writeFileSync(f, problemFileText(ps));
+  assert.deepEqual(readProblemFile(f, countdown), ps);
+  writeFileSync(f, problemFileText(ps.slice(0, 2)) + '{"nums":[1,2],"target":"3"}\n');
+  assert.throws(() => readProblemFile(f, countdown), new RegExp(`${f}:3: expected \\{"nums"`));
+  writeFileSync(f, "{nums: [1, 2]}\n");
+  assert.throws(() => readProblemFile(f, countdown), /p\.jsonl:1: expected one JSON object per line/);
+  writeFileSync(f, '{"nums":[1,2],"target":3,"extra":1}\n');
+  assert.throws(() => readProblemFile(f, countdown), /:1: expected/);
+  assert.throws(() => readProblemFile(join(dir, "none.jsonl"), countdown), /cannot read problem file/);
+});
+
+test("the pinned test file: 1,000 test-split problems (500 of 3 and of 4 numbers), as regenerated", () => {
+  const f = join(repoRoot, "data/countdown/test.jsonl");
+  const ps = readProblemFile(f, countdown);
+  assert.equal(ps.length, 1000);
+  assert.equal(ps.filter((q) => q.difficulty === 3).length, 500);
+  assert.ok(
+    ps.every((q) => splitOf(q.key) === "test"),
+    "every pinned problem is held out from training draws",
+  );
+  assert.equal(readFileSync(f, "utf8"), problemFileText(problems(countdown, "test", 1000, 2026)));
+});

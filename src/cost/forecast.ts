@@ -30,12 +30,17 @@ export interface Forecast {
 export class Calibration {
   private cache = new Map<string, number>();
 
-  /** Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. */
-  of(config: ModelConfig, B: number, T: number): { stepS: number; tokPerS: number } {
+  /**
+   * Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. A step
+   * is timed on at most `chunk` rows (default 32) and scaled to B: time grows with rows, memory too.
+   */
+  of(config: ModelConfig, B: number, T: number, chunk = 32): { stepS: number; tokPerS: number } {
     const cache = this.cache,
-      k = `${JSON.stringify(config)}|${B}|${T}`;
+      rows = Math.max(1, Math.min(B, chunk)),
+      k = `${JSON.stringify(config)}|${rows}|${T}`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
-    if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, B, seq, 3)) / 1000);
+    if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, rows, seq, 3)) / 1000);
+    const stepS = (cache.get(k)! * B) / rows;
     const g = `${JSON.stringify(config)}|gen`;
     if (!cache.has(g)) {
       const model = initModel(config, 1),
@@ -55,7 +60,7 @@ export class Calibration {
         out = run();
       cache.set(g, out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000));
     }
-    return { stepS: cache.get(k)!, tokPerS: cache.get(g)! };
+    return { stepS, tokPerS: cache.get(g)! };
   }
 }
 

@@ -39,6 +39,8 @@ export const GrpoConfig = OptimConfig.extend({
   ppoEpochs: z.number().int().positive().default(1),
   refreshRefEvery: z.number().int().positive().default(50),
   overlongCache: z.number().int().nonnegative().default(16),
+  /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
+  microBatch: z.number().int().positive().optional(),
 }).extend({
   lr: z.number().positive().default(5e-5),
   warmup: z.number().int().nonnegative().default(5),
@@ -201,8 +203,30 @@ function policyUpdate(
         sel.push(b * T + x);
         seq.push(b);
       }
-  const old = tokenLogprobs(t.model, batch.ids, batch.targets, B, T, batch.mask);
-  const refLp = tokenLogprobs(ref, batch.ids, batch.targets, B, T);
+  // sequences go through the model `mb` at a time (activations grow with B·T², attention's share with T²)
+  const mb = Math.min(B, cfg.microBatch ?? B),
+    chunks = Array.from({ length: Math.ceil(B / mb) }, (_, c) => [c * mb, Math.min(B, (c + 1) * mb)] as const);
+  const rows = <A extends Int32Array | Float32Array>(a: A, [b0, b1]: readonly [number, number]) =>
+    a.subarray(b0 * T, b1 * T) as A;
+  const lpOf = (m: Model, withEntropy: boolean) => {
+    const logp = new Float32Array(B * T);
+    let entropy = 0;
+    for (const c of chunks) {
+      const o = tokenLogprobs(
+        m,
+        rows(batch.ids, c),
+        rows(batch.targets, c),
+        c[1] - c[0],
+        T,
+        withEntropy ? rows(batch.mask, c) : undefined,
+      );
+      logp.set(o.logp, c[0] * T);
+      entropy += o.entropy * rows(batch.mask, c).reduce((a, x) => a + (x ? 1 : 0), 0); // mean → sum
+    }
+    return { logp, entropy: entropy / Math.max(1, sel.length) };
+  };
+  const old = lpOf(t.model, true);
+  const refLp = lpOf(ref, false);
   const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],
     gIndex = new Map(groupsKept.map((g, j) => [g, j]));
   const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)),
@@ -224,25 +248,29 @@ function policyUpdate(
     clipFrac = 0,
     kl = 0,
     gradNorm = 0;
+  // every variant's gradient at a token depends only on its own sequence's log-probs, so a micro-batch's
+  // gradients are exact with the other sequences' entries not yet refreshed; gradients add up across chunks
+  const inChunk = chunks.map(([b0, b1]) =>
+    sel.map((r, j) => [r - b0 * T, j] as const).filter(([, j]) => seq[j]! >= b0 && seq[j]! < b1),
+  );
   for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
-    const lp = E.logprobs(forward(t.model, batch.ids, B, T), batch.targets);
-    E.backward(
-      E.scalarFn(lp, (all) => {
-        sel.forEach((r, j) => {
-          inp.logp[j] = all[r]!;
-        });
-        const o = variant.loss(inp, params);
-        loss = o.loss;
-        clipFrac = o.metrics.clipFrac;
-        kl = o.metrics.kl;
-        const grad = new Float32Array(all.length);
-        sel.forEach((r, j) => {
-          grad[r] = o.grad[j]!;
-        });
-        return { value: o.loss, grad };
-      }),
-    );
-    E.endStep();
+    chunks.forEach((c, k) => {
+      const lp = E.logprobs(forward(t.model, rows(batch.ids, c), c[1] - c[0], T), rows(batch.targets, c));
+      E.backward(
+        E.scalarFn(lp, (all) => {
+          for (const [r, j] of inChunk[k]!) inp.logp[j] = all[r]!;
+          const o = variant.loss(inp, params),
+            grad = new Float32Array(all.length);
+          for (const [r, j] of inChunk[k]!) grad[r] = o.grad[j]!;
+          return { value: o.loss, grad };
+        }),
+      );
+      E.endStep();
+    });
+    const o = variant.loss(inp, params);
+    loss = o.loss;
+    clipFrac = o.metrics.clipFrac;
+    kl = o.metrics.kl;
     gradNorm = update();
   }
   const trainedPositions = B * T * cfg.ppoEpochs;
@@ -295,7 +323,9 @@ export function trainGrpo<I>(
         lenMax: Math.max(...lens),
         truncated: mean(ro.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
       };
-      for (const k of Object.keys(ro.metrics[0] ?? {})) metrics[k] = mean(ro.metrics.map((m) => m[k] ?? 0));
+      // a metric some samples lack (e.g. one only defined for solved samples) is the mean over those that have it
+      for (const k of new Set(ro.metrics.flatMap((m) => Object.keys(m))))
+        metrics[k] = mean(ro.metrics.filter((m) => k in m).map((m) => m[k]!));
       const generated = lens.reduce((a, b) => a + b, 0);
       metrics.tokensPerSec = generated / (genMs / 1000);
       let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens),

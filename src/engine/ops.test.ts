@@ -231,3 +231,16 @@ test("memory rule with drifting shapes (RL batches): the pool stays bounded", ()
   // size classes are reused instead of a new buffer per distinct shape: no growth after warm-up
   assert.ok(peak <= afterWarm * 1.5, `pool grew from ${afterWarm} to ${peak} floats`);
 });
+
+test("releasePool frees the pool's idle buffers and forgets the peak, keeping buffers in use", () => {
+  const big = E.tensor([1024, 1024], new Float32Array(1 << 20).fill(1));
+  E.mul(big, big);
+  E.endStep();
+  assert.ok(E.poolStats().pooledFloats >= 1 << 20, "a step's buffers stay pooled for the next one");
+  const held = E.scratch(100);
+  E.releasePool();
+  assert.equal(E.poolStats().pooledFloats, E.sizeClass(100), "only the buffer in use is left");
+  assert.equal(held.length, 100, "a buffer in use is untouched");
+  E.endStep();
+  assert.ok(E.poolStats().pooledFloats > 0 && E.poolStats().pooledFloats < 1 << 20);
+});

@@ -68,6 +68,17 @@ export function endStep(): void {
   }
 }
 
+/**
+ * Frees every pooled buffer not in use and forgets the largest step seen, so the cap follows the work that
+ * comes next: call it between phases of different sizes (a forecast's calibration, one stage and the next).
+ */
+export function releasePool(): void {
+  for (const [cls, free] of pool) pooledFloats -= cls * free.length;
+  pool.clear();
+  lastUse.clear();
+  peakStepFloats = 0;
+}
+
 /** Floats held by the pool, free or in use (stable across steps when the rule holds). */
 export function poolStats(): { pooledFloats: number; liveBuffers: number; epoch: number } {
   return { pooledFloats, liveBuffers: live.length, epoch };

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { progress } from "../common/progress.js";
+import { releasePool } from "../engine/index.js";
 import { FrugalError } from "../common/errors.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
@@ -199,12 +200,14 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
   const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
+  releasePool(); // the calibration's buffers, sized for every stage's shapes, are not the next stage's
   const closed = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
     spend = new Spend(closed, usdPerS, opts.budgetUsd);
   const stages: StageSummary[] = [];
   let stopped: string | null = null;
   for (const s of recipe.stages) {
     const r = runStage(s, recipe, out, dev, opts, spend, forecast);
+    releasePool();
     if ("stopped" in r) {
       stopped = r.stopped;
       break;

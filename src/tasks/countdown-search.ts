@@ -95,7 +95,6 @@ export function searchTrace(nums: number[], target: number, style: SearchStyle, 
     }
     for (const m of ms) {
       if (leaves >= style.budget) return null;
-      if (m.item.v === target && m.rest.length === 0) return [m.line];
       lines.push(`${m.line} ${state([...m.rest, m.item], target)}`);
       const r = dfs([...m.rest, m.item]);
       if (r) return [m.line, ...r];

@@ -163,5 +163,8 @@ test("overlong shaping and reflection counts", () => {
 });
 
 test("unknown task lists the available ones", () => {
-  assert.throws(() => getTask("sudoku"), /unknown task "sudoku"; available: addition, arithmetic, countdown, countdown-subset, knights/);
+  assert.throws(
+    () => getTask("sudoku"),
+    /unknown task "sudoku"; available: addition, arithmetic, countdown, countdown-subset, knights/,
+  );
 });

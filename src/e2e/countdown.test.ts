@@ -1,0 +1,46 @@
+// The countdown CLI end to end: `tasks write` makes a problem file, `eval --problems` reads it (JSON report
+// with behaviour counts, progress on stderr), and a bad line stops eval naming the file and line.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot, tempDir } from "../common/testing.js";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe, stageDir } from "../pipeline/runner.js";
+
+const cli = join(repoRoot, "dist/cli/main.js");
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 120_000 });
+
+test("CLI: tasks write → eval --problems (JSON, behaviour), and a bad line named by eval", () => {
+  const dir = tempDir("cd-cli"),
+    f = join(dir, "p.jsonl");
+  const w = run(["tasks", "write", "--task", "countdown", "--n", "6", "--seed", "3", "--out", f]);
+  assert.equal(w.status, 0, w.stderr);
+  assert.equal(readFileSync(f, "utf8").trim().split("\n").length, 6);
+  const out = join(dir, "run");
+  const recipe = readRecipe(join(repoRoot, "recipes/tiny-countdown.json"));
+  runRecipe(
+    { ...recipe, eval: undefined, stages: recipe.stages.slice(0, 1) },
+    { outDir: out, resume: false, quiet: true },
+  );
+  const model = join(stageDir(out, "base"), "checkpoint");
+  const args = ["eval", "--model", model, "--task", "countdown", "--problems", f, "--k", "2", "--max-tokens", "64"];
+  const e = run([...args, "--json"]);
+  assert.equal(e.status, 0, e.stderr);
+  const r = JSON.parse(e.stdout);
+  assert.equal(r.nProblems, 6);
+  assert.equal(r.k, 2);
+  assert.deepEqual(Object.keys(r.behaviour).sort(), [
+    "backtracks",
+    "candidates",
+    "solvedWithBacktrack",
+    "verifications",
+  ]);
+  appendFileSync(f, '{"nums":[1,2,3],"target":6}\n{"nums":[1,"2"],"target":3}\n');
+  const bad = run(args);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /p\.jsonl:8: expected \{"nums"/);
+  const notFile = run(["eval", "--model", model, "--task", "addition", "--problems", f]);
+  assert.match(notFile.stderr, /addition has no problem-file format/);
+});

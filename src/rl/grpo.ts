@@ -221,7 +221,7 @@ function policyUpdate(
         withEntropy ? rows(batch.mask, c) : undefined,
       );
       logp.set(o.logp, c[0] * T);
-      entropy += o.entropy * rows(batch.mask, c).reduce((a, x) => a + (x ? 1 : 0), 0); // mean → sum
+      if (withEntropy) entropy += o.entropy * rows(batch.mask, c).reduce((a, x) => a + (x ? 1 : 0), 0); // mean → sum
     }
     return { logp, entropy: entropy / Math.max(1, sel.length) };
   };

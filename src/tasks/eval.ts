@@ -82,14 +82,24 @@ function sampleAll(
   );
 }
 
-/** Mean behaviour counts over completions, and the share of correct ones that backtrack (search tasks). */
+/**
+ * One completion's behaviour counts (search tasks; null for others), with solvedWithBacktrack only when it is
+ * correct: averaged over the samples that carry it, that is the share of solved ones that backtrack.
+ */
+export function sampleBehaviour(task: Task, text: string, correct: boolean): Record<string, number> | null {
+  if (!task.behaviour) return null;
+  const b = task.behaviour(parseCompletion(text).reasoning || text);
+  if (correct) b.solvedWithBacktrack = (b.backtracks ?? 0) > 0 ? 1 : 0;
+  return b;
+}
+
+/** Mean behaviour counts over completions, each over the completions that carry it (0 when none does). */
 export function behaviourSummary(task: Task, samples: Sample[], acc: number[]): Record<string, number> | null {
   if (!task.behaviour) return null;
-  const bs = samples.map((s) => task.behaviour!(parseCompletion(s.text).reasoning || s.text));
+  const bs = samples.map((s, i) => sampleBehaviour(task, s.text, acc[i] === 1)!);
   const out: Record<string, number> = {};
-  for (const k of Object.keys(bs[0] ?? {})) out[k] = mean(bs.map((b) => b[k] ?? 0));
-  const solved = bs.filter((_, i) => acc[i] === 1);
-  out.solvedWithBacktrack = mean(solved.map((b) => ((b.backtracks ?? 0) > 0 ? 1 : 0)));
+  for (const k of new Set(bs.flatMap((b) => Object.keys(b)))) out[k] = mean(bs.filter((b) => k in b).map((b) => b[k]!));
+  out.solvedWithBacktrack ??= 0; // no solved completion
   return out;
 }
 

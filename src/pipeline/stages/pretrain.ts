@@ -8,7 +8,7 @@ import { initModel } from "../../model/transformer.js";
 import { policyCorpus } from "../../safety/source.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { trainBpe } from "../../tokenizer/bpe-train.js";
-import { renderCompletion, sftExample } from "../../tokenizer/chat.js";
+import { renderCompletion } from "../../tokenizer/chat.js";
 import { CharTokenizer, type Tokenizer } from "../../tokenizer/tokenizer.js";
 import { SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
@@ -88,10 +88,8 @@ export const pretrain: StageKind<Pretrain> = {
     };
     const data = (_step: number, rng: Rng, t: Trainee) =>
       drawProblems(s.tasks, bucketed(s, rng), rng, s.batchSize).map(({ task, p }) => {
-        if (!task.trace) return traceExample(t.tokenizer, task, p, true);
-        const x = task.trace(p, rng, { exploratoryShare: s.exploratoryShare });
-        const ex = sftExample(t.tokenizer, task.prompt(p), renderCompletion(x.reasoning, x.answer));
-        return { ids: ex.ids, mask: ex.ids.map(() => 1) };
+        const trace = task.trace?.(p, rng, { exploratoryShare: s.exploratoryShare });
+        return traceExample(t.tokenizer, task, p, true, trace);
       });
     return trainSupervised(io, init, data, s, s);
   },

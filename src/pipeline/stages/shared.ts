@@ -12,7 +12,8 @@ import { parseModelConfig, type ModelConfig } from "../../model/config.js";
 import { generateFlops, trainFlops } from "../../model/flops.js";
 import { generate } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
-import { accuracyReward, formatReward, parseCompletion, r1Reward } from "../../tasks/rewards.js";
+import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
+import { sampleBehaviour } from "../../tasks/eval.js";
 import { problems, type Problem, type Task } from "../../tasks/task.js";
 import { loadModelDir } from "../../model/load.js";
 import { promptIds, renderCompletion, sftExample, type SftExample } from "../../tokenizer/chat.js";
@@ -55,9 +56,17 @@ export function levels(task: Task, d: Record<string, number[]> | number[] | unde
   return d?.[task.name] ?? task.difficulties;
 }
 
-/** A reference trace as a chat example; pretraining puts the loss on every token, SFT on the completion. */
-export function traceExample(tok: Trainee["tokenizer"], task: Task, p: Problem, wholeText: boolean): SftExample {
-  const s = task.solve(p);
+/**
+ * A trace (the task's reference unless given) as a chat example; pretraining puts the loss on every token,
+ * SFT on the completion.
+ */
+export function traceExample(
+  tok: Trainee["tokenizer"],
+  task: Task,
+  p: Problem,
+  wholeText: boolean,
+  s: { reasoning: string; answer: string } = task.solve(p),
+): SftExample {
   const ex = sftExample(tok, task.prompt(p), renderCompletion(s.reasoning, s.answer));
   return wholeText ? { ids: ex.ids, mask: ex.ids.map(() => 1) } : ex;
 }
@@ -84,10 +93,8 @@ export function taskSource(task: Task, diffs: readonly number[] | undefined): Pr
     prompt: (p) => task.prompt(p),
     reward: (text, p) => {
       const r = reward(text, { task, problem: p });
-      if (!task.behaviour) return r;
-      const b = task.behaviour(parseCompletion(text).reasoning || text);
-      if (r.metrics.accuracy === 1) b.solvedWithBacktrack = (b.backtracks ?? 0) > 0 ? 1 : 0;
-      return { reward: r.reward, metrics: { ...r.metrics, ...b } };
+      const b = sampleBehaviour(task, text, r.metrics.accuracy === 1);
+      return b ? { reward: r.reward, metrics: { ...r.metrics, ...b } } : r;
     },
   };
 }

@@ -1,6 +1,7 @@
 // `frugal guard TEXT | --file F [--lines] [--completion] | --prompts F.csv [--json]` and
 // `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--prompts F.csv] [--json]`.
 // The guard defaults to the speedrun's (runs/mini-r1/stages/guard/checkpoint) when that exists.
+import { formatLoso, readLoso, type LosoReport } from "../safety/loso.js";
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
@@ -100,9 +101,11 @@ function guardAction(text: string | undefined, o: GuardFlags): void {
         "--lines and --completion apply to TEXT or --file; --prompts reads a labelled CSV of prompts",
       );
     checkPrompts(o.prompts);
-    const r = guardLabelledEval(Guard.load(guardDir(o.guard)), o.prompts);
-    if (o.json) console.log(JSON.stringify(r));
-    else for (const line of guardLabelledLines(r)) console.log(line);
+    const dir = guardDir(o.guard),
+      r = guardLabelledEval(Guard.load(dir), o.prompts),
+      loso = readLoso(dir);
+    if (o.json) console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
+    else for (const line of [...guardLabelledLines(r), ...losoLines(loso)]) console.log(line);
     return;
   }
   const raw = o.file !== undefined ? readInput(o.file) : text!;
@@ -161,8 +164,9 @@ function safetyEvalAction(o: SafetyEvalFlags, cmd: Command): void {
       ev = { nProblems: 100, k: 4, maxNewTokens: 96 };
     capabilityDelta = evaluate(t.model, t.tokenizer, task, ev).pass1 - evaluate(b.model, b.tokenizer, task, ev).pass1;
   }
+  const loso = o.guard ? readLoso(o.guard) : null;
   if (o.prompts !== undefined) {
-    labelledCommand(o.prompts, t, guard, o, capabilityDelta);
+    labelledCommand(o.prompts, t, guard, o, capabilityDelta, loso);
     return;
   }
   const r = safetyEval(t.model, t.tokenizer, {
@@ -175,11 +179,18 @@ function safetyEvalAction(o: SafetyEvalFlags, cmd: Command): void {
     capabilityDelta,
   });
   if (o.json) {
-    console.log(JSON.stringify(r));
+    console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
     return;
   }
   printSafetyReport(r, capabilityDelta, o.task);
+  if (o.guard) for (const line of losoLines(loso)) console.log(line);
 }
+
+/** The guard's leave-one-source-out table, when it was trained with one (a blank line first). */
+const losoLines = (loso: LosoReport | null): string[] =>
+  loso
+    ? ["", formatLoso(loso)]
+    : ["", "leave-one-source-out: none beside this guard (train it with recipes/guard.json to get one)"];
 
 /** The safety report as text: rates with intervals, per category, source and attack, the probe, the decision. */
 function printSafetyReport(r: SafetyReport, capabilityDelta: number | null, task: string): void {
@@ -220,6 +231,7 @@ function labelledCommand(
   guard: Guard | undefined,
   o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean },
   capabilityDelta: number | null,
+  loso: LosoReport | null,
 ): void {
   const bar = progress("safety-eval", { stream: process.stderr, unit: "prompt" });
   const r = labelledEval(t.model, t.tokenizer, file, {
@@ -233,8 +245,9 @@ function labelledCommand(
   });
   bar.stop();
   if (o.json) {
-    console.log(JSON.stringify(r));
+    console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
     return;
   }
   for (const line of labelledLines(r)) console.log(line);
+  if (guard) for (const line of losoLines(loso)) console.log(line);
 }

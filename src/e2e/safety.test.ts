@@ -69,6 +69,35 @@ test(
   },
 );
 
+test(
+  "guard stage: leave-one-source-out trains one guard per named source without it and scores that source",
+  { skip },
+  () => {
+    const loso = JSON.parse(readFileSync(join(gdir, "loso.json"), "utf8"));
+    assert.deepEqual([loso.lmSteps, loso.steps, loso.rows.length], [2, 6, 2]);
+    for (const src of ["simplesafetytests", "dolly_subset"]) {
+      const dir = join(out, "stages/guard/loso", src);
+      // 2 next-token + 6 classifier steps; the fold's rows kept for a resume
+      assert.equal(readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").length, 8);
+      assert.deepEqual(
+        JSON.parse(readFileSync(join(dir, "result.json"), "utf8")),
+        loso.rows.filter((x: { source: string }) => x.source === src),
+      );
+    }
+    const [sst, dolly] = loso.rows;
+    assert.deepEqual(
+      [sst.target, dolly.target],
+      [
+        { op: ">=", rate: 0.9 },
+        { op: "<=", rate: 0.05 },
+      ],
+    );
+    assert.ok(sst.flagRate >= 0 && sst.flagRate <= 1 && sst.met === sst.flagRate >= 0.9);
+    const g = r.stages.find((x) => x.name === "guard") as unknown as Record<string, number>;
+    assert.equal(g.losoUnsafeFlagRate, sst.flagRate);
+  },
+);
+
 test("safety report: the capped sets, and bySource adding up to the harmful and benign rates", { skip }, () => {
   assert.ok(s.n.harmful === 20 && s.n.jailbreaks === 20);
   // bySource splits the harmful and benign sets by origin: its counts and refusals add up to theirs
@@ -247,6 +276,7 @@ test("safety-eval and guard --prompts: a labelled CSV gives the report's probe r
     Math.round(20 * lr.harmfulRefusalRate),
   );
   assert.deepEqual(Object.keys(lr.bySource), ["mine/safe", "probe/unsafe"]);
+  assert.equal(lr.leaveOneSourceOut.rows.length, 2); // the guard's leave-one-source-out report rides along
   const safeT = loadModelDir(safeDir),
     rows = lr.rows as { prompt: string; refused: boolean; margin: number; reply: string }[];
   const direct = itemDecisions(safeT.model, safeT.tokenizer, ph, 60).margin; // each row's own decision, prompt cut as asked (batches pad differently: float rounding)
@@ -264,6 +294,7 @@ test("safety-eval and guard --prompts: a labelled CSV gives the report's probe r
   const text = spawnSync(process.execPath, [cli, ...evalArgs, "--max-rows", "3"], { encoding: "utf8" });
   assert.match(text.stdout, /3 unsafe, 0 safe rows\nharmful refused +\d/);
   assert.match(text.stdout, /benign refused +— of 0/);
+  assert.match(text.stdout, /leave-one-source-out: each source flagged by a guard trained without it \(2 \+ 6 steps/);
   const gl = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "--json"], {
     encoding: "utf8",
   });
@@ -278,10 +309,17 @@ test("safety-eval and guard --prompts: a labelled CSV gives the report's probe r
     gr.rows.slice(0, 20).map((x: { flagged: boolean }) => x.flagged),
     flags,
   );
-  assert.match(
-    spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine], { encoding: "utf8" }).stdout,
-    /20 unsafe, 2 safe rows.*\nharmful flagged +\d/,
+  // the guard's leave-one-source-out report rides along: JSON and the printed table
+  assert.deepEqual(
+    gr.leaveOneSourceOut.rows.map((x: { source: string; label: string; n: number }) => [x.source, x.label, x.n]),
+    [
+      ["simplesafetytests", "unsafe", 100],
+      ["dolly_subset", "safe", 283],
+    ],
   );
+  const printed = spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine], { encoding: "utf8" });
+  assert.match(printed.stdout, /20 unsafe, 2 safe rows.*\nharmful flagged +\d/);
+  assert.match(printed.stdout, /leave-one-source-out: .*\n.*\n +simplesafetytests +unsafe +100 +\d/);
   assert.match(
     spawnSync(process.execPath, [cli, "guard", "--guard", gdir, "--prompts", mine, "some text"], { encoding: "utf8" })
       .stderr,

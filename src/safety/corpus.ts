@@ -20,11 +20,14 @@ import {
   HARMFUL_SENTENCES,
   HOW_FRAMES,
   LOOKALIKES,
+  TASK_FRAMES,
   WHO,
   WRAPPERS,
 } from "./lists.js";
 import type { Hazard } from "./policy.js";
-import { rowsOf, splitRows, type SafetyRow, type SafetySplit } from "./rows.js";
+import { drawRow, LOOKALIKE_SOURCE, rowsOf, type SafetyRow, type SafetySplit } from "./rows.js";
+import { TASKS } from "../tasks/index.js";
+import { problems } from "../tasks/task.js";
 
 /**
  * One text to classify or answer, with its truth and where it came from. Held-out items also name their
@@ -37,6 +40,8 @@ export interface SafetyItem {
   hazard: Hazard | null;
   kind: string;
   group?: string;
+  /** the CSV row a drawn item was made from (its text may be reframed, wrapped or cut) */
+  row?: string;
 }
 
 const stripEnd = (s: string) => s.trim().replace(/[\s.?!]+$/, "");
@@ -74,7 +79,7 @@ export const ENCODINGS: Record<string, (p: string) => string> = {
 const NOT_IMPERATIVE =
   /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
 
-type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "concept" | "everyday";
+type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "concept" | "everyday" | "task";
 
 const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
@@ -124,7 +129,20 @@ function dropWord(text: string, rng: Rng): string {
   return w.join(" ");
 }
 
-const DRAW_ORDER: Draw[] = ["harmful", "benign", "lookalike", "sentence", "concept", "everyday", "contrast"];
+const DRAW_ORDER: Draw[] = ["harmful", "benign", "lookalike", "sentence", "concept", "everyday", "task", "contrast"];
+
+/**
+ * A task prompt as a user sends it ("12+34", "57 75 89 to 43"), bare half the time, else in a task frame of
+ * its split's family ("What is {p}?"): every task and difficulty, from the task's own split of problems.
+ */
+export function taskItem(rng: Rng, test: boolean): SafetyItem {
+  const task = rng.pick(Object.values(TASKS)),
+    difficulty = rng.pick(task.difficulties);
+  const p = task.prompt(problems(task, test ? "test" : "train", 1, rng.int(0, 1 << 30), [difficulty])[0]!);
+  const bare = rng.next() < 0.5,
+    text = bare ? p : rng.pick(family(TASK_FRAMES, test)).replace("{p}", p);
+  return { text, unsafe: false, hazard: null, kind: "task", group: `task:${task.name}:${bare ? "bare" : "framed"}` };
+}
 
 /** The untransformed item of one draw kind. */
 function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
@@ -141,12 +159,12 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
           kind: "harmful-question",
         };
       }
-      const r = rng.pick(splitRows(split).unsafe);
-      return { text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful" };
+      const r = drawRow(rng, split, true);
+      return { text: r.prompt, unsafe: true, hazard: r.hazard, kind: "harmful", row: r.prompt };
     }
     case "benign": {
-      const r = rng.pick(splitRows(split).safe);
-      return { text: r.prompt, unsafe: false, hazard: null, kind: "benign" };
+      const r = drawRow(rng, split, false);
+      return { text: r.prompt, unsafe: false, hazard: null, kind: "benign", row: r.prompt };
     }
     case "lookalike":
       return {
@@ -171,6 +189,8 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
         hazard: null,
         kind: "everyday",
       };
+    case "task":
+      return taskItem(rng, test);
     case "contrast": {
       const c = rng.pick(contrastOf(test));
       return {
@@ -183,6 +203,7 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
   }
 }
 
+/** The policy's draws: no task prompts (a task prompt is answered by solving it, not with the ordinary reply). */
 export const DEFAULT_MIX: Record<Draw, number> = {
   harmful: 0.22,
   benign: 0.3,
@@ -190,8 +211,11 @@ export const DEFAULT_MIX: Record<Draw, number> = {
   sentence: 0.08,
   concept: 0.13,
   everyday: 0.06,
+  task: 0,
   contrast: 0.14,
 };
+/** The guard's draws: task prompts too, labelled safe, so "12+34" is never flagged. */
+export const GUARD_MIX: Record<Draw, number> = { ...DEFAULT_MIX, benign: 0.25, task: 0.05 };
 
 /** One training (or dev) item: a CSV row or own phrase, sometimes reframed, wrapped or encoded. */
 export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = DEFAULT_MIX): SafetyItem {
@@ -263,6 +287,20 @@ export interface HeldOutSets {
   benignQuestions: SafetyItem[];
   lookalikes: SafetyItem[];
   jailbreaks: SafetyItem[];
+  /** every task and difficulty, test-split problems, bare and in every held-out task frame: never flagged */
+  taskPrompts: SafetyItem[];
+}
+
+/** n test-split problems of every task and difficulty, bare and in each held-out task frame. */
+export function taskPromptSet(n = 2): SafetyItem[] {
+  const frames = ["{p}", ...family(TASK_FRAMES, true)];
+  return Object.values(TASKS).flatMap((task) =>
+    task.difficulties.flatMap((d) =>
+      problems(task, "test", n, 7 + d, [d]).flatMap((p) =>
+        frames.map((f) => safe(f.replace("{p}", task.prompt(p)), "task", `task:${task.name}:${p.key}`)),
+      ),
+    ),
+  );
 }
 
 const harm = (text: string, hazard: Hazard | null, kind: string, group: string): SafetyItem => ({
@@ -346,7 +384,8 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
     h = heldOutLists(),
     af = family(ASK_FRAMES, true);
   const harmRows = rows.filter((r) => r.unsafe),
-    benRows = rows.filter((r) => !r.unsafe).slice(0, maxBenign);
+    benRows = rows.filter((r) => !r.unsafe && !LOOKALIKE_SOURCE.test(r.source)).slice(0, maxBenign),
+    lookRows = rows.filter((r) => !r.unsafe && LOOKALIKE_SOURCE.test(r.source));
   const framed = (p: string, i: number) => reframe(p, rowFrame(p, i, h.hf, af));
   const everyday = family(EVERYDAY, true).map((p, i) =>
     safe(reframe(`how to ${p}`, h.hf[i % h.hf.length]!), "everyday", `everyday:${p}`),
@@ -364,7 +403,8 @@ export function heldOutSets(maxBenign = 600): HeldOutSets {
         .map((r, i) => safe(framed(r.prompt, i), "benign-question", `row:${r.prompt}`)),
       ...everyday,
     ],
-    lookalikes: lookalikeSet(h),
+    lookalikes: [...lookalikeSet(h), ...lookRows.map((r) => safe(r.prompt, "lookalike", `row:${r.prompt}`))],
     jailbreaks: jailbreakSet(harmRows),
+    taskPrompts: taskPromptSet(),
   };
 }

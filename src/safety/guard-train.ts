@@ -18,7 +18,7 @@ import { FrugalError, internal } from "../common/errors.js";
 import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
-import { drawItem, heldOutSets, howCore, type SafetyItem } from "./corpus.js";
+import { drawItem, GUARD_MIX, heldOutSets, howCore, taskItem, type SafetyItem } from "./corpus.js";
 import { rowsOf } from "./rows.js";
 import {
   Guard,
@@ -35,6 +35,9 @@ import { CONCEPTS, EVERYDAY } from "./lists.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
+import { LOSO_FILE, LosoConfig, losoSources, pooledRates, scoreSource, type LosoReport, type LosoRow } from "./loso.js";
+import { holdOutSources } from "./rows.js";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
 /**
  * The guard stage's own settings; recipe.ts adds the stage's type, name and model shape. No maxLen (a guard
@@ -55,6 +58,8 @@ export const GuardConfig = SupervisedConfig.omit({ maxLen: true, accumulate: tru
   pooling: z.enum(POOLINGS).default("mean"),
   /** models trained from different seeds whose label probabilities are averaged (1 = a single model) */
   members: z.number().int().min(1).max(8).default(1),
+  /** after the guard: one guard per source trained without it and tested on it (loso.json beside the checkpoint) */
+  leaveOneOut: LosoConfig.optional(),
 });
 export type GuardStageConfig = z.infer<typeof GuardConfig> & { name: string; model: Record<string, unknown> };
 
@@ -90,6 +95,8 @@ export function guardCorpus(): string[] {
     benignCompletion(),
     ...Object.keys(HARMFUL).map(refusalCompletion),
   );
+  const rng = new Rng(0x7a5c);
+  for (let i = 0; i < 200; i++) texts.push(taskItem(rng, false).text);
   return texts;
 }
 
@@ -99,9 +106,10 @@ export function guardCorpus(): string[] {
  * one BPE (deterministic from the corpus). The final checkpoint holds member 0 as model.safetensors and the
  * others as member-m.safetensors, with the threshold tuned on the averaged probabilities.
  */
-export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
+/** A fresh guard's initialiser; the BPE (fitted on the corpus as the held-out sources leave it) is fitted once. */
+function guardInit(cfg: GuardStageConfig) {
   let tokenizer: Tokenizer | null = null;
-  const init = (seed: number) => (): Trainee => {
+  return (seed: number) => (): Trainee => {
     tokenizer ??= withLabelTokens(trainBpe(guardCorpus(), cfg.vocabSize));
     const config = parseModelConfig(
       { ...cfg.model, model_type: "llama", vocab_size: tokenizer.vocabSize },
@@ -109,6 +117,10 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
     );
     return { model: initModel(config, seed), tokenizer };
   };
+}
+
+export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
+  const init = guardInit(cfg);
   let usage = noUsage(),
     steps = 0;
   const members: Trainee[] = [];
@@ -152,7 +164,69 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
     files,
   );
   const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others));
-  return { ...out, steps, usage, notes: { threshold, ...report } };
+  if (!cfg.leaveOneOut) return { ...out, steps, usage, notes: { threshold, ...report } };
+  const loso = leaveOneSourceOut(io, cfg, cfg.leaveOneOut);
+  ((usage = addUsage(usage, loso.usage)), (steps += loso.steps));
+  if (loso.stopped) return { ...out, steps, usage, stopped: loso.stopped, notes: {} };
+  const pooled = loso.report!.pooled;
+  return {
+    ...out,
+    steps,
+    usage,
+    notes: { threshold, ...report, losoUnsafeFlagRate: pooled.unsafeFlagRate, losoSafeFlagRate: pooled.safeFlagRate },
+  };
+}
+
+/**
+ * One single-model guard per source, trained with that source held out of everything (loso/<source>/, each
+ * with its own checkpoint and resume, its scored rows kept in result.json), then loso.json in the checkpoint.
+ */
+function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
+  const t0 = Date.now(),
+    one = { ...cfg, lmSteps: lc.lmSteps ?? cfg.lmSteps, steps: lc.steps ?? cfg.steps, members: 1 };
+  let usage = noUsage(),
+    steps = 0;
+  const rows: LosoRow[] = [];
+  for (const source of losoSources(lc.sources)) {
+    const dir = join(io.dir, "loso", source.replace(/[^\w.-]+/g, "_")),
+      result = join(dir, "result.json");
+    if (existsSync(result)) {
+      rows.push(...(JSON.parse(readFileSync(result, "utf8")) as LosoRow[]));
+      continue;
+    }
+    const restore = holdOutSources([source]);
+    try {
+      const sio: StageIO = { ...io, name: `${io.name}/loso-${source}`, dir };
+      const o = trainClassifier(sio, guardInit(one)(io.seed), one);
+      ((usage = addUsage(usage, o.usage)), (steps += o.steps));
+      if (o.stopped) return { steps, usage, stopped: o.stopped, report: null };
+      const g0 = new Guard(o.trainee.model, o.trainee.tokenizer, 0.5, cfg.pooling);
+      const g = new Guard(
+        g0.model,
+        g0.tok,
+        tuneThreshold(g0, cfg.targetBenignFlagRate, io.seed, cfg.devItems),
+        cfg.pooling,
+      );
+      const otherSafe = rowsOf("test") // the held-out source is gone from every split here
+        .filter((r) => !r.unsafe)
+        .slice(0, 1500)
+        .map((r) => r.prompt);
+      const scored = scoreSource(g, source, otherSafe);
+      writeFileSync(result, JSON.stringify(scored, null, 1));
+      rows.push(...scored);
+    } finally {
+      restore();
+    }
+  }
+  const report: LosoReport = {
+    lmSteps: one.lmSteps,
+    steps: one.steps,
+    rows,
+    pooled: pooledRates(rows),
+    wallMs: Date.now() - t0,
+  };
+  writeFileSync(join(io.dir, "checkpoint", LOSO_FILE), JSON.stringify(report, null, 1));
+  return { steps, usage, stopped: null, report };
 }
 
 /**
@@ -174,7 +248,7 @@ function trainClassifier(io: StageIO, init: () => Trainee, cfg: GuardStageConfig
     total,
     (step) => {
       const rng = new Rng(io.seed * 1_000_003 + step);
-      const r = step < cfg.lmSteps ? lmStep(t, rng, cfg.batchSize, maxLen) : classifyStep(t, rng, cfg, maxLen);
+      const r = step < cfg.lmSteps ? lmStep(t, rng, cfg, maxLen) : classifyStep(t, rng, cfg, maxLen);
       const lr = lrAt(step, total, cfg.lr, cfg.warmup, cfg.minLrFrac);
       const gradNorm = E.adamwUpdate(params, opt, ac, lr);
       return {
@@ -203,7 +277,7 @@ function classifyStep(
     labels: number[] = [];
   for (let i = 0; i < cfg.batchSize; i++) {
     const mode: GuardMode = rng.next() < cfg.completionFrac ? "completion" : "prompt";
-    const ex = guardExample(drawItem(rng, "train"), mode, rng);
+    const ex = guardExample(drawItem(rng, "train", GUARD_MIX), mode, rng);
     seqs.push(guardIds(t.tokenizer, ex.text, mode, maxLen));
     labels.push(t.tokenizer.tokenId(ex.label));
   }
@@ -216,11 +290,16 @@ function classifyStep(
 }
 
 /** One next-token batch on English text read as the guard reads prompts (a CSV row or a drawn item). */
-function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss: number; tokens: number; T: number } {
+function lmStep(
+  t: Trainee,
+  rng: Rng,
+  cfg: GuardStageConfig,
+  maxLen: number,
+): { loss: number; tokens: number; T: number } {
   const rows = rowsOf("train"),
     seqs: number[][] = [];
-  for (let i = 0; i < batchSize; i++) {
-    const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train").text;
+  for (let i = 0; i < cfg.batchSize; i++) {
+    const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train", GUARD_MIX).text;
     seqs.push(guardIds(t.tokenizer, text, "prompt", maxLen).slice(0, -1));
   }
   const batch = makeBatch(
@@ -245,7 +324,7 @@ export function thresholdAtRate(scores: readonly number[], rate: number): number
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */
 export function tuneThreshold(g: Guard, rate: number, seed: number, devItems = 3000): number {
   const rng = new Rng(seed ^ 0xde5);
-  const items = Array.from({ length: devItems }, () => drawItem(rng, "dev")).filter((x) => !x.unsafe);
+  const items = Array.from({ length: devItems }, () => drawItem(rng, "dev", GUARD_MIX)).filter((x) => !x.unsafe);
   const q = thresholdAtRate(
     g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe),
     rate,

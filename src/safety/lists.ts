@@ -46,6 +46,8 @@ const PhrasesSchema = z
     benignSentences: strings,
     /** whole harmful questions beyond how-to phrasing */
     harmfulSentences: z.array(z.object({ text: z.string().min(1), hazard }).strict()).min(1),
+    /** frames around a task prompt {p} ("What is {p}?"): the guard must pass every task prompt */
+    taskFrames: z.array(z.string().includes("{p}")).min(1),
   })
   .strict();
 
@@ -85,6 +87,7 @@ export const WRAPPERS: readonly string[] = phrases.wrappers;
 export const LOOKALIKES: readonly string[] = phrases.lookalikes;
 export const HARMFUL: Readonly<Record<string, string[]>> = phrases.harmful;
 export const BENIGN_SENTENCES: readonly string[] = phrases.benignSentences;
+export const TASK_FRAMES: readonly string[] = phrases.taskFrames;
 export const HARMFUL_SENTENCES: readonly [string, string][] = phrases.harmfulSentences.map((x) => [x.text, x.hazard]);
 
 /** Every verb × object of the contrast pairs as a phrase with its truth. */

@@ -1,13 +1,15 @@
-// The labelled safety prompts: a CSV (prompt,label[,source][,category]) read in place, never copied — by
-// default ../shared/data/safety/prompts.csv beside the repository, or the file FRUGAL_SAFETY_DATA names —
-// split three ways by a hash of the prompt (train 80% / dev 10% for tuning / test 10% for reports), and given
-// a hazard code where the CSV has none (lists/hazard-rules.json). No drawing or reframing here (corpus.ts).
+// The labelled safety prompts: CSVs (prompt,label[,source][,category]) read in place, never copied — by
+// default ../shared/data/safety/prompts.csv and more_prompts.csv beside the repository, or the files
+// FRUGAL_SAFETY_DATA names — split three ways by a hash of the prompt (train 80% / dev 10% for tuning / test
+// 10% for reports), given a hazard code where the CSV has none (lists/hazard-rules.json), with whole sources
+// held out on request (leave-one-source-out). No reframing here (corpus.ts).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { FrugalError } from "../common/errors.js";
 import { repoRoot } from "../common/files.js";
 import { fnv1a } from "../common/hash.js";
+import type { Rng } from "../common/rng.js";
 import { HAZARD_CATEGORIES, HAZARD_RULES } from "./lists.js";
 import { hazards, type Hazard } from "./policy.js";
 
@@ -19,10 +21,18 @@ export interface SafetyRow {
   hazard: Hazard | null;
 }
 
-/** The one setting for where the safety data lives: FRUGAL_SAFETY_DATA, else ../shared beside the repository. */
-export function defaultDataFile(): string {
-  return process.env.FRUGAL_SAFETY_DATA || join(repoRoot, "../shared/data/safety/prompts.csv");
+/**
+ * The one setting for where the safety data lives: FRUGAL_SAFETY_DATA (one CSV, or several joined by ":"),
+ * else prompts.csv and more_prompts.csv in ../shared/data/safety beside the repository.
+ */
+export function defaultDataFiles(): string[] {
+  const env = process.env.FRUGAL_SAFETY_DATA;
+  if (env) return env.split(":").filter(Boolean);
+  const dir = join(repoRoot, "../shared/data/safety");
+  return [join(dir, "prompts.csv"), join(dir, "more_prompts.csv")];
 }
+/** The first data file (tests skip when it is absent). */
+export const defaultDataFile = (): string => defaultDataFiles()[0]!;
 
 export function splitOfPrompt(prompt: string): SafetySplit {
   const h =
@@ -46,14 +56,15 @@ export function weakHazard(prompt: string, category = ""): Hazard {
   return "S2";
 }
 
-let rowsCache: { file: string; rows: SafetyRow[] } | null = null;
+const rowsCache = new Map<string, SafetyRow[]>();
 
 export function loadSafetyRows(file = defaultDataFile()): SafetyRow[] {
-  if (rowsCache?.file === file) return rowsCache.rows;
+  const cached = rowsCache.get(file);
+  if (cached) return cached;
   if (!existsSync(file))
     throw new FrugalError(
       "DATA",
-      `safety data not found at ${file}; it lives in ../shared/data/safety/prompts.csv beside the repository (set FRUGAL_SAFETY_DATA to another copy)`,
+      `safety data not found at ${file}; it lives in ../shared/data/safety/ beside the repository (set FRUGAL_SAFETY_DATA to other copies, several joined by ":")`,
     );
   let records: Record<string, string>[];
   try {
@@ -80,22 +91,88 @@ export function loadSafetyRows(file = defaultDataFile()): SafetyRow[] {
       hazard: unsafe ? weakHazard(r.prompt, r.category) : null,
     };
   });
-  rowsCache = { file, rows };
+  rowsCache.set(file, rows);
   return rows;
 }
 
-const splitCache = new Map<string, { all: SafetyRow[]; unsafe: SafetyRow[]; safe: SafetyRow[] }>();
+/** Sources whose safe rows are built to look dangerous (reported apart from ordinary prompts, looser targets). */
+export const LOOKALIKE_SOURCE = /contrast|lookalike|look-alike/i;
 
-/** Rows of one split (cached: drawing examples reads these lists thousands of times). */
-export function splitRows(split: SafetySplit, file = defaultDataFile()) {
-  const k = `${file}|${split}`;
-  let c = splitCache.get(k);
+/** Sources held out of every split (leave-one-source-out); set by holdOutSources. */
+let heldOut = new Set<string>();
+const splitCache = new Map<string, SplitRows>();
+
+/** Every row of the data files, sources held out included, in file order. */
+export const allRows = (): SafetyRow[] => defaultDataFiles().flatMap((f) => loadSafetyRows(f));
+
+/** The data's sources, in order of first appearance. */
+export const sourcesOf = (rows: readonly SafetyRow[]): string[] => [...new Set(rows.map((r) => r.source))];
+
+/**
+ * Leaves whole sources out of every split until the returned function is called (which restores the previous
+ * set): training, tuning and the built-in reports then never see them. An unknown source is an error.
+ */
+export function holdOutSources(sources: readonly string[]): () => void {
+  const known = sourcesOf(allRows()),
+    unknown = sources.filter((s) => !known.includes(s));
+  if (unknown.length)
+    throw new FrugalError("DATA", `unknown safety source(s) ${unknown.join(", ")}; the data has: ${known.join(", ")}`);
+  const before = heldOut;
+  heldOut = new Set(sources);
+  splitCache.clear();
+  return () => {
+    heldOut = before;
+    splitCache.clear();
+  };
+}
+export const heldOutSources = (): string[] => [...heldOut];
+
+interface SplitRows {
+  all: SafetyRow[];
+  unsafe: SafetyRow[];
+  safe: SafetyRow[];
+  /** per source, its unsafe and its safe rows, and the sqrt(size) weights rows are drawn by */
+  bySource: { unsafe: SourceRows; safe: SourceRows };
+}
+interface SourceRows {
+  groups: SafetyRow[][];
+  cumWeight: number[];
+}
+
+function bySource(rows: readonly SafetyRow[]): SourceRows {
+  const g = new Map<string, SafetyRow[]>();
+  for (const r of rows) g.set(r.source, [...(g.get(r.source) ?? []), r]);
+  const groups = [...g.values()];
+  let acc = 0;
+  return { groups, cumWeight: groups.map((x) => (acc += Math.sqrt(x.length))) };
+}
+
+/** Rows of one split, held-out sources left out (cached: drawing examples reads these lists thousands of times). */
+export function splitRows(split: SafetySplit): SplitRows {
+  let c = splitCache.get(split);
   if (!c) {
-    const all = loadSafetyRows(file).filter((r) => splitOfPrompt(r.prompt) === split);
-    splitCache.set(k, (c = { all, unsafe: all.filter((r) => r.unsafe), safe: all.filter((r) => !r.unsafe) }));
+    const all = allRows().filter((r) => !heldOut.has(r.source) && splitOfPrompt(r.prompt) === split);
+    const unsafe = all.filter((r) => r.unsafe),
+      safe = all.filter((r) => !r.unsafe);
+    c = { all, unsafe, safe, bySource: { unsafe: bySource(unsafe), safe: bySource(safe) } };
+    splitCache.set(split, c);
   }
   return c;
 }
-export function rowsOf(split: SafetySplit, file?: string): SafetyRow[] {
-  return splitRows(split, file).all;
+export function rowsOf(split: SafetySplit): SafetyRow[] {
+  return splitRows(split).all;
+}
+
+/**
+ * One row of a split: a source first, with weight sqrt(its rows), then a row of it, so that a large source
+ * (25K Alpaca instructions) does not drown a small one (100 SimpleSafetyTests questions) and no one style
+ * decides.
+ */
+export function drawRow(rng: Rng, split: SafetySplit, unsafe: boolean): SafetyRow {
+  const s = splitRows(split).bySource[unsafe ? "unsafe" : "safe"];
+  if (!s.groups.length)
+    throw new FrugalError("DATA", `the ${split} split has no ${unsafe ? "unsafe" : "safe"} rows left to draw`);
+  const u = rng.next() * s.cumWeight.at(-1)!;
+  const i = s.cumWeight.findIndex((w) => u < w);
+  return rng.pick(s.groups[i < 0 ? s.groups.length - 1 : i]!);
 }

@@ -5,6 +5,7 @@ import { parseModelConfig } from "../../model/config.js";
 import { trainFlops } from "../../model/flops.js";
 import { labelTokens } from "../../safety/guard.js";
 import { GuardConfig, trainGuard } from "../../safety/guard-train.js";
+import { losoSources } from "../../safety/loso.js";
 import type { StageKind } from "./kind.js";
 import { ModelShape, stageName } from "./shared.js";
 
@@ -24,13 +25,17 @@ export const guard: StageKind<GuardStage> = {
     ctx.configs.set(s.name, config);
     // next-token steps (lmSteps) cost about what a classifier step does at the same (B, T)
     const c = ctx.calibration.of(config, s.batchSize, 64),
-      steps = (s.lmSteps + s.steps) * s.members;
+      lc = s.leaveOneOut,
+      folds = lc ? losoSources(lc.sources).length : 0,
+      losoSteps = lc ? folds * ((lc.lmSteps ?? s.lmSteps) + (lc.steps ?? s.steps)) : 0,
+      steps = (s.lmSteps + s.steps) * s.members + losoSteps;
     const members = s.members > 1 ? `${s.members} members × ` : "";
+    const loso = lc ? ` + ${folds} leave-one-source-out guards (${losoSteps} steps)` : "";
     return {
       name: s.name,
       seconds: steps * c.stepS,
       flops: trainFlops(config, steps * s.batchSize * 64, 64),
-      detail: `${members}(${s.lmSteps} + ${s.steps}) steps × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)`,
+      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)`,
     };
   },
 };

@@ -1,7 +1,6 @@
 // `frugal guard TEXT | --file F [--lines] [--completion] | --prompts F.csv [--json]` and
 // `frugal safety-eval --model DIR [--guard DIR] [--baseline DIR --task T] [--prompts F.csv] [--json]`.
 // The guard defaults to the speedrun's (runs/mini-r1/stages/guard/checkpoint) when that exists.
-import { formatLoso, readLoso, type LosoReport } from "../safety/loso.js";
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
@@ -15,6 +14,7 @@ import {
   labelledItems,
   labelledLines,
 } from "../safety/labelled.js";
+import { formatLoso, readLoso, type LosoReport } from "../safety/loso.js";
 import { decisionLine, intervalNote, safetyEval, withGuardLine, type SafetyReport } from "../safety/report.js";
 import { steeringFor } from "../safety/steer.js";
 import { getTask } from "../tasks/index.js";

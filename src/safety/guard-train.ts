@@ -13,13 +13,14 @@ import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
 import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
 import { drawItem, GUARD_MIX, heldOutSets, howCore, taskItem, type SafetyItem } from "./corpus.js";
-import { rowsOf } from "./rows.js";
+import { holdOutSources, rowsOf } from "./rows.js";
 import {
   Guard,
   guardIds,
@@ -36,8 +37,6 @@ import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { LOSO_FILE, LosoConfig, losoSources, pooledRates, scoreSource, type LosoReport, type LosoRow } from "./loso.js";
-import { holdOutSources } from "./rows.js";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
 /**
  * The guard stage's own settings; recipe.ts adds the stage's type, name and model shape. No maxLen (a guard
@@ -100,12 +99,6 @@ export function guardCorpus(): string[] {
   return texts;
 }
 
-/**
- * The guard stage. Ensemble members 1…n−1 train first, each in its own folder (member-m/, with its own
- * checkpoint, metrics and resume) from seed + 1009·m; member 0 trains in the stage folder itself. All share
- * one BPE (deterministic from the corpus). The final checkpoint holds member 0 as model.safetensors and the
- * others as member-m.safetensors, with the threshold tuned on the averaged probabilities.
- */
 /** A fresh guard's initialiser; the BPE (fitted on the corpus as the held-out sources leave it) is fitted once. */
 function guardInit(cfg: GuardStageConfig) {
   let tokenizer: Tokenizer | null = null;
@@ -119,6 +112,12 @@ function guardInit(cfg: GuardStageConfig) {
   };
 }
 
+/**
+ * The guard stage. Ensemble members 1…n−1 train first, each in its own folder (member-m/, with its own
+ * checkpoint, metrics and resume) from seed + 1009·m; member 0 trains in the stage folder itself. All share
+ * one BPE (deterministic from the corpus). The final checkpoint holds member 0 as model.safetensors and the
+ * others as member-m.safetensors, with the threshold tuned on the averaged probabilities.
+ */
 export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   const init = guardInit(cfg);
   let usage = noUsage(),
@@ -200,13 +199,14 @@ function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
       const o = trainClassifier(sio, guardInit(one)(io.seed), one);
       ((usage = addUsage(usage, o.usage)), (steps += o.steps));
       if (o.stopped) return { steps, usage, stopped: o.stopped, report: null };
-      const g0 = new Guard(o.trainee.model, o.trainee.tokenizer, 0.5, cfg.pooling);
-      const g = new Guard(
-        g0.model,
-        g0.tok,
-        tuneThreshold(g0, cfg.targetBenignFlagRate, io.seed, cfg.devItems),
-        cfg.pooling,
-      );
+      const { model, tokenizer } = o.trainee,
+        threshold = tuneThreshold(
+          new Guard(model, tokenizer, 0.5, cfg.pooling),
+          cfg.targetBenignFlagRate,
+          io.seed,
+          cfg.devItems,
+        ),
+        g = new Guard(model, tokenizer, threshold, cfg.pooling);
       const otherSafe = rowsOf("test") // the held-out source is gone from every split here
         .filter((r) => !r.unsafe)
         .slice(0, 1500)
@@ -248,7 +248,7 @@ function trainClassifier(io: StageIO, init: () => Trainee, cfg: GuardStageConfig
     total,
     (step) => {
       const rng = new Rng(io.seed * 1_000_003 + step);
-      const r = step < cfg.lmSteps ? lmStep(t, rng, cfg, maxLen) : classifyStep(t, rng, cfg, maxLen);
+      const r = step < cfg.lmSteps ? lmStep(t, rng, cfg.batchSize, maxLen) : classifyStep(t, rng, cfg, maxLen);
       const lr = lrAt(step, total, cfg.lr, cfg.warmup, cfg.minLrFrac);
       const gradNorm = E.adamwUpdate(params, opt, ac, lr);
       return {
@@ -290,15 +290,10 @@ function classifyStep(
 }
 
 /** One next-token batch on English text read as the guard reads prompts (a CSV row or a drawn item). */
-function lmStep(
-  t: Trainee,
-  rng: Rng,
-  cfg: GuardStageConfig,
-  maxLen: number,
-): { loss: number; tokens: number; T: number } {
+function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss: number; tokens: number; T: number } {
   const rows = rowsOf("train"),
     seqs: number[][] = [];
-  for (let i = 0; i < cfg.batchSize; i++) {
+  for (let i = 0; i < batchSize; i++) {
     const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train", GUARD_MIX).text;
     seqs.push(guardIds(t.tokenizer, text, "prompt", maxLen).slice(0, -1));
   }

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import type { Guard } from "./guard.js";
 import { clusterInterval, ciText } from "./report.js";
-import { allRows, LOOKALIKE_SOURCE, sourcesOf, type SafetyRow } from "./rows.js";
+import { allRows, LOOKALIKE_SOURCE, sourcesOf, unknownSources, type SafetyRow } from "./rows.js";
 
 /** The guard stage's `leaveOneOut` setting: which sources, and a cheaper single model per source. */
 export const LosoConfig = z
@@ -54,7 +54,7 @@ export const LOSO_FILE = "loso.json";
 export function losoSources(sources: LosoConfig["sources"]): string[] {
   const known = sourcesOf(allRows());
   if (sources === "all") return known;
-  const unknown = sources.filter((s) => !known.includes(s));
+  const unknown = unknownSources(sources);
   if (unknown.length)
     throw new FrugalError(
       "CONFIG",

@@ -108,15 +108,23 @@ export const allRows = (): SafetyRow[] => defaultDataFiles().flatMap((f) => load
 /** The data's sources, in order of first appearance. */
 export const sourcesOf = (rows: readonly SafetyRow[]): string[] => [...new Set(rows.map((r) => r.source))];
 
+/** The names among `sources` that no row of the data has. */
+export function unknownSources(sources: readonly string[]): string[] {
+  const known = new Set(sourcesOf(allRows()));
+  return sources.filter((s) => !known.has(s));
+}
+
 /**
  * Leaves whole sources out of every split until the returned function is called (which restores the previous
  * set): training, tuning and the built-in reports then never see them. An unknown source is an error.
  */
 export function holdOutSources(sources: readonly string[]): () => void {
-  const known = sourcesOf(allRows()),
-    unknown = sources.filter((s) => !known.includes(s));
+  const unknown = unknownSources(sources);
   if (unknown.length)
-    throw new FrugalError("DATA", `unknown safety source(s) ${unknown.join(", ")}; the data has: ${known.join(", ")}`);
+    throw new FrugalError(
+      "DATA",
+      `unknown safety source(s) ${unknown.join(", ")}; the data has: ${sourcesOf(allRows()).join(", ")}`,
+    );
   const before = heldOut;
   heldOut = new Set(sources);
   splitCache.clear();
@@ -141,7 +149,11 @@ interface SourceRows {
 
 function bySource(rows: readonly SafetyRow[]): SourceRows {
   const g = new Map<string, SafetyRow[]>();
-  for (const r of rows) g.set(r.source, [...(g.get(r.source) ?? []), r]);
+  for (const r of rows) {
+    const group = g.get(r.source);
+    if (group) group.push(r);
+    else g.set(r.source, [r]);
+  }
   const groups = [...g.values()];
   let acc = 0;
   return { groups, cumWeight: groups.map((x) => (acc += Math.sqrt(x.length))) };

@@ -108,7 +108,7 @@ class Spend {
       this.lastStepS > 0
         ? `, the next step would cost about $${(this.lastStepS * this.usdPerS).toFixed(6)}`
         : " before the first step";
-    return `budget cap $${this.capUsd} reached: $${spent.toFixed(6)} spent${next}`;
+    return `budget cap $${this.capUsd} reached: $${spent.toPrecision(4)} spent${next}`;
   }
 }
 

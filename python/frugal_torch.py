@@ -1,12 +1,34 @@
 """frugal's transformer in PyTorch, with Hugging Face parameter names, for golden values and benchmarks.
 
-Llama/Qwen2 layout: RMSNorm, RoPE (rotate-half), causal attention with grouped KV heads, SwiGLU, optional
-q/k/v biases (Qwen2), tied or untied LM head. Only for checking frugal; never imported by frugal itself.
+Llama/Qwen2/Qwen3 layout, written from the Hugging Face modeling files: RMSNorm, RoPE (rotate-half; Llama 3's
+rope_scaling), causal attention with grouped KV heads and an explicit head_dim, per-head q/k RMSNorm (Qwen3), SwiGLU,
+optional q/k/v biases (Qwen2), tied or untied LM head. Only for checking frugal; never imported by frugal itself.
 """
 import json, math, struct
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def head_dim(c):
+    return c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+
+
+def inv_freq(c):
+    """RoPE inverse frequencies, with Llama 3's rope_scaling (transformers' _compute_llama3_parameters)."""
+    D = head_dim(c)
+    inv = 1.0 / (c.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    s = c.get("rope_scaling")
+    if not s:
+        return inv
+    factor, lo, hi, old = s["factor"], s["low_freq_factor"], s["high_freq_factor"], s["original_max_position_embeddings"]
+    lo_wavelen, hi_wavelen = old / lo, old / hi
+    wavelen = 2 * math.pi / inv
+    inv_l = torch.where(wavelen > lo_wavelen, inv / factor, inv)
+    smooth = (old / wavelen - lo) / (hi - lo)
+    smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+    medium = ~(wavelen < hi_wavelen) * ~(wavelen > lo_wavelen)
+    return torch.where(medium, smoothed, inv_l)
 
 
 class RMSNorm(nn.Module):
@@ -29,17 +51,24 @@ class Attention(nn.Module):
     def __init__(self, c):
         super().__init__()
         C, H, KVH = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
-        self.H, self.KVH, self.D = H, KVH, C // H
+        self.H, self.KVH, self.D = H, KVH, head_dim(c)
         bias = c.get("attention_bias", c.get("model_type") == "qwen2")  # Qwen2 has q/k/v biases
         self.q_proj = nn.Linear(C, H * self.D, bias=bias)
         self.k_proj = nn.Linear(C, KVH * self.D, bias=bias)
         self.v_proj = nn.Linear(C, KVH * self.D, bias=bias)
         self.o_proj = nn.Linear(H * self.D, C, bias=False)
+        self.qk_norm = c.get("model_type") == "qwen3"
+        if self.qk_norm:  # Qwen3Attention: RMSNorm over each head's head_dim values, before RoPE
+            self.q_norm, self.k_norm = RMSNorm(self.D, c.get("rms_norm_eps", 1e-6)), RMSNorm(self.D, c.get("rms_norm_eps", 1e-6))
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
-        q = rope(self.q_proj(x).view(B, T, self.H, self.D).transpose(1, 2), cos, sin)
-        k = rope(self.k_proj(x).view(B, T, self.KVH, self.D).transpose(1, 2), cos, sin)
+        q = self.q_proj(x).view(B, T, self.H, self.D)
+        k = self.k_proj(x).view(B, T, self.KVH, self.D)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = rope(q.transpose(1, 2), cos, sin)
+        k = rope(k.transpose(1, 2), cos, sin)
         v = self.v_proj(x).view(B, T, self.KVH, self.D).transpose(1, 2)
         rep = self.H // self.KVH
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
@@ -89,9 +118,8 @@ class CausalLM(nn.Module):
             self.lm_head = nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
 
     def forward(self, ids):
-        T, D = ids.shape[1], self.c["hidden_size"] // self.c["num_attention_heads"]
-        inv = self.c.get("rope_theta", 10000.0) ** (-torch.arange(0, D // 2, dtype=torch.float32) * 2 / D)
-        ang = torch.arange(T, dtype=torch.float32)[:, None] * inv[None, :]
+        T = ids.shape[1]
+        ang = torch.arange(T, dtype=torch.float32)[:, None] * inv_freq(self.c)[None, :]
         cos, sin = ang.cos(), ang.sin()
         x = self.model.embed_tokens(ids)
         for layer in self.model.layers:

@@ -30,7 +30,50 @@ MODELS = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16, "num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 2, "intermediate_size": 24, "vocab_size": 19,
         "max_position_embeddings": 16, "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": False}),
+    # Llama 3: rope_scaling "llama3" (cut-offs chosen so each of the three frequency bands occurs at head_dim 8),
+    # head_dim wider than hidden/heads, weights in two shards with an index
+    "tiny-llama3-sharded": (torch.float32, {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 24, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 40, "vocab_size": 31,
+        "max_position_embeddings": 64, "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
+        "hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64}}),
+    # Qwen3: q/k RMSNorm per head, explicit head_dim, tied head, bf16
+    "tiny-qwen3-bf16": (torch.bfloat16, {
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 24, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 48, "vocab_size": 37,
+        "max_position_embeddings": 64, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+        "hidden_act": "silu", "attention_bias": False, "torch_dtype": "bfloat16", "use_sliding_window": False,
+        "sliding_window": None, "max_window_layers": 2, "rope_scaling": None}),
 }
+SHARDED = {"tiny-llama3-sharded": 2}
+
+
+def save_weights(d, name, tensors):
+    """model.safetensors, or n shards with model.safetensors.index.json as transformers writes them."""
+    n = SHARDED.get(name)
+    if not n:
+        save_safetensors(os.path.join(d, "model.safetensors"), tensors, {"format": "pt"})
+        return
+    names, weight_map = list(tensors), {}
+    for i in range(n):
+        shard = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+        part = names[i * len(names) // n:(i + 1) * len(names) // n]
+        save_safetensors(os.path.join(d, shard), {k: tensors[k] for k in part}, {"format": "pt"})
+        weight_map.update({k: shard for k in part})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+                   "weight_map": weight_map}, f, indent=2)
+
+
+def greedy(m, prompt, n):
+    """n greedy tokens after prompt, each from a full forward of everything so far (no cache)."""
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            ids.append(int(m(torch.tensor([ids]))[0, -1].argmax()))
+    return ids[len(prompt):]
 
 
 def main():
@@ -43,7 +86,7 @@ def main():
                 p.copy_(p.to(dtype).float())  # compute from exactly the stored (rounded) weights
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
-        save_safetensors(os.path.join(d, "model.safetensors"), {k: v.to(dtype) for k, v in m.state_dict().items()}, {"format": "pt"})
+        save_weights(d, name, {k: v.to(dtype) for k, v in m.state_dict().items()})
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         B, T, V = 2, 7, cfg["vocab_size"]
@@ -56,6 +99,7 @@ def main():
             "B": B, "T": T, "ids": ids.flatten().tolist(), "targets": tgt.flatten().tolist(),
             "logits": logits.detach().flatten().tolist(), "loss": loss.item(),
             "grads": {k: p.grad.flatten().tolist() for k, p in m.named_parameters()},
+            "prompt": ids[0, :4].tolist(), "greedy": greedy(m, ids[0, :4].tolist(), 8),
             "torch": torch.__version__,
         }
         with open(os.path.join(d, "golden.json"), "w") as f:

@@ -4,8 +4,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
 import { generate } from "../model/sampler.js";
-import { SPECIAL } from "../tokenizer/tokenizer.js";
-import { promptIds } from "../tokenizer/chat.js";
+import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import { positiveInt } from "./bench.js";
 
 export function num(flag: string, v: string, lo: number, hi: number): number {
@@ -52,8 +51,8 @@ export function registerSample(program: Command): void {
           temperature: num("--temperature", String(o.temperature), 0, 100),
           topP: num("--top-p", String(o.topP), 1e-9, 1),
           topK: num("--top-k", String(o.topK), 0, 1e9),
-          stopTokens: [tok.tokenId(SPECIAL.end)],
-          decode: (t) => tok.decode(t),
+          stopTokens: [endId(tok)],
+          decode: (t) => completionText(tok, t),
         },
       );
       if (o.json) {

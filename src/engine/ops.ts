@@ -141,14 +141,20 @@ export interface RopeTable {
   maxPos: number;
   headDim: number;
 }
-/** cos/sin of pos·θ^(−2i/D) for i < D/2 (Llama's rotate-half convention). */
-export function ropeTable(theta: number, headDim: number, maxPos: number): RopeTable {
+/**
+ * cos/sin of pos·f_i for i < D/2 (Llama's rotate-half convention), with f_i = θ^(−2i/D) unless the model gives
+ * its own inverse frequencies (a scaled RoPE).
+ */
+export function ropeTable(theta: number, headDim: number, maxPos: number, invFreq?: ArrayLike<number>): RopeTable {
   const half = headDim / 2,
     cos = new Float32Array(maxPos * half),
     sin = new Float32Array(maxPos * half);
+  if (invFreq && invFreq.length !== half)
+    throw shapeError("ropeTable", [invFreq.length], `${half} inverse frequencies`);
+  const f = Float64Array.from({ length: half }, (_, i) => invFreq?.[i] ?? Math.pow(theta, (-2 * i) / headDim));
   for (let p = 0; p < maxPos; p++) {
     for (let i = 0; i < half; i++) {
-      const ang = p * Math.pow(theta, (-2 * i) / headDim);
+      const ang = p * f[i]!;
       cos[p * half + i] = Math.cos(ang);
       sin[p * half + i] = Math.sin(ang);
     }

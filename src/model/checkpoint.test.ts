@@ -1,13 +1,14 @@
 // Checkpoints: save/load round trip with optimizer and metadata, HF directories in fp32/bf16/fp16, and
 // every kind of bad input (truncated or corrupted safetensors, config/tensor mismatch, unknown
-// architecture) failing with a message that names the file and field — without touching the files.
+// architecture or rope scaling, a missing shard, a tokenizer too large for the embedding) failing with a message that names the file and field — without touching the files.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixtures, tempDir } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
+import { loadModelDir } from "./load.js";
 import { addCheckpointFiles, loadCheckpoint, loadOptimizer, saveCheckpoint } from "./checkpoint.js";
 import { parseModelConfig } from "./config.js";
 import { encodeSafetensors, parseSafetensors } from "./safetensors.js";
@@ -97,7 +98,15 @@ test("bad input: truncated or corrupted safetensors, mismatched config, unknown 
     join(dir, "config.json"),
     JSON.stringify({ ...cfg, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }),
   );
-  unchanged(dir, () => loadCheckpoint(dir), /model_type "gpt2" is not supported.*GPT2LMHeadModel/);
+  unchanged(
+    dir,
+    () => loadCheckpoint(dir),
+    /architecture GPT2LMHeadModel is not supported; frugal runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM/,
+  );
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, model_type: "gemma" }));
+  unchanged(dir, () => loadCheckpoint(dir), /model_type "gemma" is not supported; frugal runs LlamaForCausalLM/);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, rope_scaling: { type: "yarn", factor: 4 } }));
+  unchanged(dir, () => loadCheckpoint(dir), /rope_scaling type "yarn" is not supported; frugal implements "llama3"/);
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, hidden_size: undefined }));
   unchanged(dir, () => loadCheckpoint(dir), /config.json: hidden_size/);
   writeFileSync(join(dir, "config.json"), "{");
@@ -162,4 +171,25 @@ test("addCheckpointFiles: adds a file through the atomic swap, keeps every other
   );
   for (const [n, p] of model.params) assert.deepEqual(loadCheckpoint(dir).model.params.get(n)!.data, p.data);
   assert.throws(() => addCheckpointFiles(join(tempDir(), "none"), { x: "1" }), /internal: addCheckpointFiles/);
+});
+
+test("HF directories: a missing shard and a tokenizer larger than the embedding fail, nothing on disk changed", () => {
+  const dir = join(tempDir(), "sharded");
+  cpSync(join(fixtures, "tiny-llama3-sharded"), dir, { recursive: true });
+  const shard = join(dir, "model-00002-of-00002.safetensors"),
+    bytes = readFileSync(shard);
+  rmSync(shard);
+  unchanged(
+    dir,
+    () => loadCheckpoint(dir),
+    /shard model-00002-of-00002.safetensors listed in model.safetensors.index.json is missing/,
+  );
+  writeFileSync(shard, bytes);
+  assert.equal(loadCheckpoint(dir).model.config.head_dim, 8);
+  // 31 embedding rows; a tokenizer with ids up to 40 belongs to another model
+  writeFileSync(
+    join(dir, "tokenizer.json"),
+    JSON.stringify(CharTokenizer.fromChars("abcdefghijklmnopqrstuvwxyz0123").toJSON()),
+  );
+  unchanged(dir, () => loadModelDir(dir), /tokenizer.json has ids up to \d+ but the embedding has 31 rows/);
 });

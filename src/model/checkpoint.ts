@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 
 import { basename, dirname, join } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
 import type { AdamWState } from "../engine/index.js";
-import { parseModelConfig, type ModelConfig } from "./config.js";
+import { ARCHITECTURES, parseModelConfig, type ModelConfig } from "./config.js";
 import { encodeSafetensors, readSafetensors } from "./safetensors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { type Model, modelFromTensors } from "./transformer.js";
@@ -30,15 +30,13 @@ export interface Checkpoint {
   dir: string;
 }
 
-const ARCH: Record<string, string> = {
-  llama: "LlamaForCausalLM",
-  qwen2: "Qwen2ForCausalLM",
-  mistral: "MistralForCausalLM",
-};
+const ARCH = Object.fromEntries(Object.entries(ARCHITECTURES).map(([arch, type]) => [type, arch]));
 
 export interface SaveOptions {
   meta?: Omit<FrugalMeta, "format" | "version" | "createdAt">;
   tokenizer?: unknown;
+  /** a Hugging Face model's tokenizer_config.json (its chat template), kept with every checkpoint */
+  tokenizerConfig?: unknown;
   optimizer?: AdamWState;
   /** further files written into the same atomic directory (e.g. GRPO's reference policy) */
   extraFiles?: Record<string, string | Uint8Array>;
@@ -54,6 +52,41 @@ export function encodeWeights(model: Model): Buffer {
 /** A model of this config from a weights file written by encodeWeights (names and shapes checked). */
 export function readWeights(config: ModelConfig, file: string): Model {
   return modelFromTensors(config, new Map([...readSafetensors(file).tensors].map(([n, t]) => [n, t.data])), file);
+}
+
+/**
+ * The weight files of a directory: model.safetensors, or the shards its model.safetensors.index.json lists, each
+ * checked to exist (nothing is read but the index).
+ */
+export function weightFiles(dir: string): string[] {
+  const single = join(dir, "model.safetensors"),
+    index = join(dir, "model.safetensors.index.json");
+  if (existsSync(single)) return [single];
+  if (!existsSync(index))
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${dir}: no model.safetensors and no model.safetensors.index.json; expected the weights beside config.json`,
+    );
+  const map = (readJson(index) as { weight_map?: unknown }).weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new FrugalError("CHECKPOINT", `${index}: expected a "weight_map" object of tensor name → shard file`);
+  const shards = [...new Set(Object.values(map as Record<string, unknown>).map(String))];
+  const missing = shards.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length)
+    throw new FrugalError(
+      "CHECKPOINT",
+      `${dir}: shard${missing.length > 1 ? "s" : ""} ${missing.join(", ")} listed in model.safetensors.index.json ` +
+        `${missing.length > 1 ? "are" : "is"} missing; download the whole model directory again`,
+    );
+  return shards.map((f) => join(dir, f));
+}
+
+function readDirWeights(config: ModelConfig, dir: string): Model {
+  const files = weightFiles(dir);
+  if (files.length === 1) return readWeights(config, files[0]!);
+  const tensors = new Map<string, Float32Array>();
+  for (const f of files) for (const [n, t] of readSafetensors(f).tensors) tensors.set(n, t.data);
+  return modelFromTensors(config, tensors, join(dir, "model.safetensors.index.json"));
 }
 
 /**
@@ -101,6 +134,8 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
     );
     writeFileAtomic(join(tmp, "model.safetensors"), encodeWeights(model));
     if (opts.tokenizer !== undefined) writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(opts.tokenizer));
+    if (opts.tokenizerConfig !== undefined)
+      writeFileAtomic(join(tmp, "tokenizer_config.json"), JSON.stringify(opts.tokenizerConfig, null, 2));
     if (opts.meta)
       writeFileAtomic(
         join(tmp, "frugal.json"),
@@ -120,7 +155,7 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
   });
 }
 
-function readJson(file: string): unknown {
+export function readJson(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -134,7 +169,7 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Loads a frugal checkpoint or a Hugging Face Llama/Qwen2 directory. */
+/** Loads a frugal checkpoint or a Hugging Face Llama / Qwen2 / Qwen3 directory (one file or sharded). */
 export function loadCheckpoint(dir: string): Checkpoint {
   // a crash between the two renames of a save leaves only the .old copy: use it (read-only)
   const old = join(dirname(dir), `.${basename(dir)}.old`);
@@ -146,13 +181,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     );
   }
   const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
-  const stFile = join(dir, "model.safetensors");
-  if (!existsSync(stFile))
-    throw new FrugalError(
-      "CHECKPOINT",
-      `${dir}: no model.safetensors (sharded checkpoints are not supported; merge shards first)`,
-    );
-  const model = readWeights(config, stFile);
+  const model = readDirWeights(config, dir);
   const metaFile = join(dir, "frugal.json");
   const meta = existsSync(metaFile) ? (readJson(metaFile) as FrugalMeta) : null;
   if (meta && meta.format !== "frugal-checkpoint")

@@ -1,11 +1,29 @@
-// Model configuration under Hugging Face config.json names (Llama / Qwen2 / Mistral layout), validated.
+// Model configuration under Hugging Face config.json names (Llama 3 / Qwen2 / Qwen3 / Mistral layout), validated.
 // Reading a real HF config keeps the fields we use and ignores the rest (dtype, token ids, ...), but
-// refuses features this model does not implement (other activations, rope scaling, sliding windows).
+// refuses features this model does not implement (other activations, other rope scalings, sliding windows).
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 
+/** Llama 3's rope_scaling: long wavelengths slowed by `factor`, a smooth blend between the two cut-offs. */
+const Llama3RopeSchema = z.object({
+  rope_type: z.literal("llama3"),
+  factor: z.number().positive(),
+  low_freq_factor: z.number().positive(),
+  high_freq_factor: z.number().positive(),
+  original_max_position_embeddings: z.number().int().positive(),
+});
+
+/** The architectures frugal runs, by config.json's `architectures[0]`, with their model_type. */
+export const ARCHITECTURES = {
+  LlamaForCausalLM: "llama",
+  Qwen2ForCausalLM: "qwen2",
+  Qwen3ForCausalLM: "qwen3",
+  MistralForCausalLM: "mistral",
+} as const;
+const MODEL_TYPES = ["llama", "qwen2", "qwen3", "mistral"] as const;
+
 export const ModelConfigSchema = z.object({
-  model_type: z.enum(["llama", "qwen2", "mistral"]).default("llama"),
+  model_type: z.enum(MODEL_TYPES).default("llama"),
   hidden_size: z.number().int().positive(),
   num_hidden_layers: z.number().int().positive(),
   num_attention_heads: z.number().int().positive(),
@@ -18,6 +36,9 @@ export const ModelConfigSchema = z.object({
   tie_word_embeddings: z.boolean().default(false),
   /** Qwen2 puts biases on q/k/v projections; Llama has none. */
   attention_bias: z.boolean().default(false),
+  /** Per-head width when it is not hidden_size / heads (Qwen3, Llama 3.2). */
+  head_dim: z.number().int().positive().optional(),
+  rope_scaling: Llama3RopeSchema.optional(),
 });
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
@@ -38,7 +59,46 @@ export const referenceConfig: ModelConfig = {
 };
 
 export function headDim(c: ModelConfig): number {
-  return c.hidden_size / c.num_attention_heads;
+  return c.head_dim ?? c.hidden_size / c.num_attention_heads;
+}
+
+/** Qwen3 normalises each query and key head (RMSNorm over head_dim) before RoPE. */
+export function hasQkNorm(c: ModelConfig): boolean {
+  return c.model_type === "qwen3";
+}
+
+/** RoPE's inverse frequencies θ^(−2i/D), i < D/2, with Llama 3's scaling applied when the config has it. */
+export function ropeInvFreq(c: ModelConfig): Float64Array {
+  const D = headDim(c),
+    inv = Float64Array.from({ length: D / 2 }, (_, i) => Math.pow(c.rope_theta, (-2 * i) / D));
+  const s = c.rope_scaling;
+  if (!s) return inv;
+  const lowWavelen = s.original_max_position_embeddings / s.low_freq_factor,
+    highWavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / s.factor;
+    const smooth =
+      (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}
+
+/** config.json's rope_scaling: null/absent, or Llama 3's (older files spell rope_type as type). */
+function readRopeScaling(raw: unknown, source: string): unknown {
+  if (raw === undefined || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  if (type === "default") return undefined;
+  if (type !== "llama3")
+    throw new FrugalError(
+      "ARCH",
+      `${source}: rope_scaling type "${String(type)}" is not supported; frugal implements "llama3" only ` +
+        "(use a model without rope_scaling, or one with Llama 3's)",
+    );
+  const { type: _t, ...rest } = r;
+  return { ...rest, rope_type: "llama3" };
 }
 
 /** Validates a config object (ours or a Hugging Face config.json); `source` names the file in errors. */
@@ -46,11 +106,14 @@ export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
   if (typeof raw !== "object" || raw === null) throw new FrugalError("CONFIG", `${source}: expected a JSON object`);
   const r = { ...(raw as Record<string, unknown>) };
   const arch = Array.isArray(r.architectures) ? String(r.architectures[0]) : undefined;
-  if (r.model_type !== undefined && !["llama", "qwen2", "mistral"].includes(String(r.model_type))) {
+  const supported = Object.keys(ARCHITECTURES).join(", ");
+  if (arch !== undefined && !(arch in ARCHITECTURES))
+    throw new FrugalError("ARCH", `${source}: architecture ${arch} is not supported; frugal runs ${supported}`);
+  if (r.model_type !== undefined && !(MODEL_TYPES as readonly string[]).includes(String(r.model_type))) {
     throw new FrugalError(
       "ARCH",
-      `${source}: model_type "${String(r.model_type)}" is not supported; frugal loads the Llama layout (model_type llama, qwen2 or mistral)` +
-        (arch ? ` and this is ${arch}` : ""),
+      `${source}: model_type "${String(r.model_type)}" is not supported; frugal runs ${supported} ` +
+        `(model_type ${MODEL_TYPES.join(", ")})`,
     );
   }
   if (r.hidden_act !== undefined && r.hidden_act !== "silu")
@@ -58,8 +121,8 @@ export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
       "ARCH",
       `${source}: hidden_act "${String(r.hidden_act)}" is not supported (only silu / SwiGLU)`,
     );
-  if (r.rope_scaling)
-    throw new FrugalError("ARCH", `${source}: rope_scaling is not supported; remove it or use a model without it`);
+  r.rope_scaling = readRopeScaling(r.rope_scaling, source);
+  if (r.mlp_bias === true) throw new FrugalError("ARCH", `${source}: MLP biases (mlp_bias) are not supported`);
   if (r.use_sliding_window === true)
     throw new FrugalError("ARCH", `${source}: sliding-window attention is not supported`);
   if (r.model_type === "qwen2" && r.attention_bias === undefined) r.attention_bias = true;
@@ -72,7 +135,7 @@ export function parseModelConfig(raw: unknown, source = "config"): ModelConfig {
     throw new FrugalError("CONFIG", `${source}: ${issues}`);
   }
   const c = p.data;
-  if (c.hidden_size % c.num_attention_heads)
+  if (c.head_dim === undefined && c.hidden_size % c.num_attention_heads)
     throw new FrugalError(
       "CONFIG",
       `${source}: hidden_size ${c.hidden_size} must be divisible by num_attention_heads ${c.num_attention_heads}`,
@@ -105,6 +168,10 @@ export function paramShapes(c: ModelConfig): Map<string, number[]> {
       m.set(p + "self_attn.q_proj.bias", [H * D]);
       m.set(p + "self_attn.k_proj.bias", [KVH * D]);
       m.set(p + "self_attn.v_proj.bias", [KVH * D]);
+    }
+    if (hasQkNorm(c)) {
+      m.set(p + "self_attn.q_norm.weight", [D]);
+      m.set(p + "self_attn.k_norm.weight", [D]);
     }
     m.set(p + "self_attn.o_proj.weight", [C, H * D]);
     m.set(p + "post_attention_layernorm.weight", [C]);

@@ -1,5 +1,6 @@
-// "TENSOR OK": logits, loss and every parameter gradient of tiny HF-format models (fp32, bf16 Qwen2 with
-// biases and tied head, fp16) against values saved from PyTorch by python/golden.py.
+// "TENSOR OK": logits, loss, every parameter gradient and greedy tokens of tiny HF-format models (fp32, bf16 Qwen2
+// with biases and tied head, fp16, Llama 3 with rope_scaling in two shards, bf16 Qwen3 with q/k norms and an explicit
+// head_dim) against values saved from PyTorch by python/golden.py.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -8,6 +9,7 @@ import { fixtures } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { forward } from "./transformer.js";
+import { generate } from "./sampler.js";
 
 interface Golden {
   B: number;
@@ -17,6 +19,8 @@ interface Golden {
   logits: number[];
   loss: number;
   grads: Record<string, number[]>;
+  prompt: number[];
+  greedy: number[];
 }
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -26,8 +30,9 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-for (const name of ["tiny-llama-f32", "tiny-qwen2-bf16", "tiny-llama-f16"]) {
-  test(`${name}: logits, loss and all gradients match PyTorch`, () => {
+const MODELS = ["tiny-llama-f32", "tiny-qwen2-bf16", "tiny-llama-f16", "tiny-llama3-sharded", "tiny-qwen3-bf16"];
+for (const name of MODELS) {
+  test(`${name}: logits, loss, all gradients and greedy tokens match PyTorch`, () => {
     const dir = join(fixtures, name);
     const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as Golden;
     const { model } = loadCheckpoint(dir);
@@ -43,5 +48,20 @@ for (const name of ["tiny-llama-f32", "tiny-qwen2-bf16", "tiny-llama-f16"]) {
       p.zeroGrad();
     }
     E.endStep();
+    for (const fusedDecode of [true, false]) {
+      const [out] = generate(model, [g.prompt], [1], { temperature: 0, maxNewTokens: g.greedy.length, fusedDecode });
+      assert.deepEqual(out!.tokens, g.greedy, `greedy tokens (fused decode ${fusedDecode})`);
+    }
   });
 }
+
+test("Llama 3 rope_scaling changes the rotation of the slow frequencies only", () => {
+  const { model } = loadCheckpoint(join(fixtures, "tiny-llama3-sharded")),
+    plain = E.ropeTable(model.config.rope_theta, 8, 64),
+    half = 4,
+    pos = 50;
+  const changed = [0, 1, 2, 3].map(
+    (i) => Math.abs(model.rope.cos[pos * half + i]! - plain.cos[pos * half + i]!) > 1e-6,
+  );
+  assert.deepEqual(changed, [false, true, true, true]);
+});

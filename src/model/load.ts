@@ -1,7 +1,11 @@
 // The one loader for a model with its tokenizer: a checkpoint directory (frugal's or a Hugging Face one)
 // read by checkpoint.ts, its tokenizer.json turned into a Tokenizer. Every command and stage that needs
-// text in and out of a model loads it here. No training state (optimizer, RNG) here: see checkpoint.ts.
+// text in and out of a model loads it here; a tokenizer_config.json with a chat_template gives it the model's
+// own chat format. No training state (optimizer, RNG) here: see checkpoint.ts.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
+import { chatFormat } from "../tokenizer/template.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { loadCheckpoint, type FrugalMeta } from "./checkpoint.js";
 import type { Model } from "./transformer.js";
@@ -26,5 +30,27 @@ export function loadModelDir(dir: string, missingTokenizer?: (dir: string) => Fr
       missingTokenizer?.(dir) ??
       new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json; frugal needs one to turn text into tokens`)
     );
-  return { model: ck.model, tokenizer: loadTokenizer(ck.tokenizer), meta: ck.meta, dir: ck.dir };
+  const tokenizer = loadTokenizer(ck.tokenizer),
+    rows = ck.model.config.vocab_size;
+  if (tokenizer.vocabSize > rows)
+    throw new FrugalError(
+      "TOKENIZER",
+      `${ck.dir}: tokenizer.json has ids up to ${tokenizer.vocabSize - 1} but the embedding has ${rows} rows ` +
+        "(config.json vocab_size); the tokenizer belongs to another model",
+    );
+  const cfgFile = join(ck.dir, "tokenizer_config.json");
+  if (existsSync(cfgFile)) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(cfgFile, "utf8"));
+    } catch (e) {
+      throw new FrugalError("TOKENIZER", `${cfgFile} is not valid JSON: ${(e as Error).message}`);
+    }
+    const chat = chatFormat(raw, cfgFile);
+    if (chat) {
+      for (const t of [chat.endToken, chat.padToken]) tokenizer.tokenId(t); // both must be tokens of this vocabulary
+      tokenizer.chat = chat;
+    }
+  }
+  return { model: ck.model, tokenizer, meta: ck.meta, dir: ck.dir };
 }

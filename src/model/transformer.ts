@@ -6,7 +6,7 @@ import { FrugalError, internal } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
-import { type ModelConfig, headDim, paramShapes } from "./config.js";
+import { type ModelConfig, hasQkNorm, headDim, paramShapes, ropeInvFreq } from "./config.js";
 
 export interface Model {
   config: ModelConfig;
@@ -53,7 +53,11 @@ export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float
       "CHECKPOINT",
       `${source}: unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}; is this the Llama/Qwen2 layout?`,
     );
-  return { config, params, rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings) };
+  return {
+    config,
+    params,
+    rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings, ropeInvFreq(config)),
+  };
 }
 
 /** A parameter by its HF name; a missing one is frugal's bug (names come from paramShapes). */
@@ -99,8 +103,16 @@ function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn
     N = x.shape[0]!,
     D = headDim(c);
   const h = E.rmsnorm(x, w.ln1, c.rms_norm_eps);
-  const q = E.rope(proj(h, w.wq, w.bq).view([N, c.num_attention_heads, D]), pos, model.rope);
-  const k = E.rope(proj(h, w.wk, w.bk).view([N, c.num_key_value_heads, D]), pos, model.rope);
+  let q = proj(h, w.wq, w.bq).view([N, c.num_attention_heads, D]),
+    k = proj(h, w.wk, w.bk).view([N, c.num_key_value_heads, D]);
+  if (hasQkNorm(c)) {
+    // Qwen3: RMSNorm over each head's D values (rows of the (N·heads, D) view)
+    const at = `model.layers.${l}.self_attn.`;
+    q = E.rmsnorm(q, p(model, at + "q_norm.weight"), c.rms_norm_eps);
+    k = E.rmsnorm(k, p(model, at + "k_norm.weight"), c.rms_norm_eps);
+  }
+  q = E.rope(q, pos, model.rope);
+  k = E.rope(k, pos, model.rope);
   const v = proj(h, w.wv, w.bv).view([N, c.num_key_value_heads, D]);
   const x2 = E.add(x, E.linear(attn(q, k, v), w.wo));
   const h2 = E.rmsnorm(x2, w.ln2, c.rms_norm_eps);
@@ -201,7 +213,7 @@ export function forwardCached(
     }
     let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
     for (let l = 0; l < c.num_hidden_layers; l++) {
-      if (Tn === 1 && fused) {
+      if (Tn === 1 && fused && !hasQkNorm(c)) {
         // decoding: the whole block in one kernel call
         x = E.decodeBlock(
           x,

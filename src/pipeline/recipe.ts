@@ -10,6 +10,7 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { kindOf, StageSchema } from "./stages/index.js";
 import { stageName } from "./stages/shared.js";
+import { checkHfInput, isHfInput } from "./hf-input.js";
 
 export { StageSchema, type StageConfig } from "./stages/index.js";
 
@@ -82,6 +83,10 @@ export function parseRecipe(raw: unknown, source: string): Recipe {
     if (seen.has(s.name)) throw new FrugalError("RECIPE", `${source}: two stages are named "${s.name}"`);
     for (const input of kindOf(s).inputs(s)) {
       if (seen.has(input)) continue;
+      if (isHfInput(input)) {
+        checkHfInput(input, `${source}: stage "${s.name}"`);
+        continue;
+      }
       const earlier = [...seen].join(", ") || "none";
       throw new FrugalError(
         "RECIPE",

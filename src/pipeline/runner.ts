@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { progress } from "../common/progress.js";
 import { releasePool } from "../engine/index.js";
 import { FrugalError } from "../common/errors.js";
+import { hfDir, isHfInput } from "./hf-input.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
 import type { Forecast } from "../cost/forecast.js";
@@ -146,7 +147,9 @@ function runStage(
       return spend.check(st0);
     },
   };
-  const r = kindOf(s).run(s, io, { checkpointOf: (name: string) => join(stageDir(out, name), "checkpoint") });
+  const r = kindOf(s).run(s, io, {
+    checkpointOf: (name: string) => (isHfInput(name) ? hfDir(name) : join(stageDir(out, name), "checkpoint")),
+  });
   bar.stop();
   const u = r.usage;
   const entry = record(out, recipe, dev, s.name, "train", st0, cpu0, {

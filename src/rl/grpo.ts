@@ -14,8 +14,7 @@ import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { forward, modelFromTensors, type Model } from "../model/transformer.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
-import { promptIds } from "../tokenizer/chat.js";
-import { SPECIAL } from "../tokenizer/tokenizer.js";
+import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
@@ -113,7 +112,7 @@ function rollout<I>(
   stepSeed: number,
 ): Rollout & { prompts: number } {
   const items = src.draw(rng, cfg.promptsPerStep),
-    endId = t.tokenizer.tokenId(SPECIAL.end);
+    endToken = endId(t.tokenizer);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
   const all = prompts.flatMap((p) => Array.from({ length: cfg.groupSize }, () => p));
   const samples = generate(
@@ -124,9 +123,9 @@ function rollout<I>(
       maxNewTokens: cfg.maxNewTokens,
       temperature: cfg.temperature,
       topP: cfg.topP,
-      stopTokens: [endId],
+      stopTokens: [endToken],
       batch: 32,
-      decode: (ids) => t.tokenizer.decode(ids),
+      decode: (ids) => completionText(t.tokenizer, ids),
     },
   );
   const seqs: number[][] = [],
@@ -136,7 +135,7 @@ function rollout<I>(
     group = new Int32Array(samples.length);
   samples.forEach((s, i) => {
     const p = all[i]!,
-      done = s.finishReason === "stop" ? [endId] : [];
+      done = s.finishReason === "stop" ? [endToken] : [];
     const completion = [...s.tokens, ...done];
     seqs.push([...p, ...completion]);
     masks.push([...p.map(() => 0), ...completion.map(() => 1)]);
@@ -187,7 +186,7 @@ function policyUpdate(
   update: () => number,
 ): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
   const variant = VARIANTS[cfg.variant]!,
-    pad = t.tokenizer.tokenId(SPECIAL.pad);
+    pad = padId(t.tokenizer);
   const batch = makeBatch(
     keep.map((i) => ro.seqs[i]!),
     keep.map((i) => ro.masks[i]!),

@@ -8,8 +8,8 @@ import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { generate } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
-import { promptIds } from "../tokenizer/chat.js";
-import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { completionText, endId, promptIds } from "../tokenizer/chat.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./corpus.js";
 import { Gate } from "./gate.js";
@@ -107,8 +107,8 @@ export function replies(
       maxNewTokens,
       temperature: 0,
       batch: 32,
-      stopTokens: [tok.tokenId(SPECIAL.end)],
-      decode: (ids) => tok.decode(ids),
+      stopTokens: [endId(tok)],
+      decode: (ids) => completionText(tok, ids),
       onFinished,
     },
   );

@@ -13,7 +13,8 @@ import { refusalCompletion } from "../safety/policy.js";
 import type { Guard } from "../safety/guard.js";
 import { Gate } from "../safety/gate.js";
 import type { Steering } from "../safety/steer.js";
-import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { endId } from "../tokenizer/chat.js";
 import type { Model } from "../model/transformer.js";
 import { BatchEngine } from "./engine.js";
 import { splitReasoning } from "./reasoning.js";
@@ -188,7 +189,7 @@ async function prepare(c: Context, o: ServeOptions, gate: Gate): Promise<Prepare
     maxNewTokens: maxTokens - forcedN,
     temperature: req.temperature ?? 1,
     topP: req.top_p ?? 1,
-    stopTokens: [tok.tokenId(SPECIAL.end)],
+    stopTokens: [endId(tok)],
     stopStrings: stops,
   };
   const usage = (completion: number, computeS: number) => ({

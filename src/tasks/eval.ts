@@ -4,8 +4,8 @@
 // breakdown. Problems come from the task's test split or from a problem file.
 import type { Model } from "../model/transformer.js";
 import { generate, type Sample } from "../model/sampler.js";
-import { promptIds } from "../tokenizer/chat.js";
-import { SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
+import { completionText, endId, promptIds } from "../tokenizer/chat.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { accuracyReward, formatReward, parseCompletion, reflectionCount } from "./rewards.js";
 import { problems, type Problem, type Task } from "./task.js";
 
@@ -75,8 +75,8 @@ function sampleAll(
       temperature,
       topP: temperature > 0 ? o.topP : 1,
       batch: o.batch ?? 32,
-      stopTokens: [tok.tokenId(SPECIAL.end)],
-      decode: (ids) => tok.decode(ids),
+      stopTokens: [endId(tok)],
+      decode: (ids) => completionText(tok, ids),
       onFinished: (n) => o.onSampled?.(n),
     },
   );

@@ -5,6 +5,7 @@
 // Any tokenizer.json the library reads (e.g. a real Qwen2/Llama one) loads as a "json" tokenizer.
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { FrugalError } from "../common/errors.js";
+import type { ChatFormat } from "./template.js";
 
 /** Special tokens of the chat template; the reasoning tags are added tokens that decode to their text. */
 export const SPECIAL = {
@@ -24,6 +25,8 @@ export interface Tokenizer {
   /** id of a special token or tag, e.g. tokenId("<|end|>") */
   tokenId(token: string): number;
   toJSON(): object;
+  /** a Hugging Face model's own chat template (from tokenizer_config.json); frugal's format when absent */
+  chat?: ChatFormat;
 }
 
 interface AddedTokenJson {
@@ -54,6 +57,7 @@ export function addedTokens(): AddedTokenJson[] {
 class LibraryTokenizer implements Tokenizer {
   protected readonly hf: HfTokenizer;
   readonly vocabSize: number;
+  chat?: ChatFormat;
   constructor(
     readonly kind: "char" | "bpe" | "json",
     protected readonly json: Record<string, unknown>,

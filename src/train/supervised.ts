@@ -65,6 +65,7 @@ export function saveStage(
   saveCheckpoint(join(io.dir, "checkpoint"), t.model, {
     meta: { stage: io.name, step, config, ...extra },
     tokenizer: t.tokenizer.toJSON(),
+    tokenizerConfig: t.tokenizer.chat?.config,
     optimizer: opt ?? undefined,
     extraFiles,
   });

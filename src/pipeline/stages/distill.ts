@@ -12,6 +12,7 @@ import {
   modelOf,
   Sampling,
   stageName,
+  stageInput,
   trainOnVerified,
   verifiedForecast,
 } from "./shared.js";
@@ -19,7 +20,7 @@ import {
 export const Distill = SupervisedConfig.extend({
   type: z.literal("distill"),
   name: stageName,
-  teacher: stageName,
+  teacher: stageInput,
   student: ModelShape,
   task: z.string(),
   difficulties: difficultyList,

@@ -5,12 +5,12 @@ import { loadModelDir } from "../../model/load.js";
 import { GrpoConfig, trainGrpo } from "../../rl/grpo.js";
 import { getTask } from "../../tasks/index.js";
 import type { StageKind } from "./kind.js";
-import { difficultyList, grpoForecast, stageName, stageTraceLengths, taskSource } from "./shared.js";
+import { difficultyList, grpoForecast, stageInput, stageName, stageTraceLengths, taskSource } from "./shared.js";
 
 export const Grpo = GrpoConfig.extend({
   type: z.literal("grpo"),
   name: stageName,
-  from: stageName,
+  from: stageInput,
   task: z.string(),
   difficulties: difficultyList,
 }).strict();

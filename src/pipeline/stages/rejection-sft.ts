@@ -4,12 +4,12 @@ import { z } from "zod";
 import { loadModelDir } from "../../model/load.js";
 import { SupervisedConfig } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
-import { difficultyList, Sampling, stageName, trainOnVerified, verifiedForecast } from "./shared.js";
+import { difficultyList, Sampling, stageInput, stageName, trainOnVerified, verifiedForecast } from "./shared.js";
 
 export const RejectionSft = SupervisedConfig.extend({
   type: z.literal("rejection-sft"),
   name: stageName,
-  from: stageName,
+  from: stageInput,
   task: z.string(),
   difficulties: difficultyList,
   ...Sampling,

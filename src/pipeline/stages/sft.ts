@@ -9,6 +9,7 @@ import {
   difficultyMap,
   drawProblems,
   stageName,
+  stageInput,
   stageTraceLengths,
   supervisedForecast,
   taskList,
@@ -18,7 +19,7 @@ import {
 export const Sft = SupervisedConfig.extend({
   type: z.literal("sft"),
   name: stageName,
-  from: stageName,
+  from: stageInput,
   tasks: taskList,
   difficulties: difficultyMap,
   /** size of the cold-start set (R1 used thousands of long, well-formatted traces) */

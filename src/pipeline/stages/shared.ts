@@ -16,8 +16,15 @@ import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
 import { sampleBehaviour } from "../../tasks/eval.js";
 import { problems, type Problem, type Task } from "../../tasks/task.js";
 import { loadModelDir } from "../../model/load.js";
-import { promptIds, renderCompletion, sftExample, type SftExample } from "../../tokenizer/chat.js";
-import { CharTokenizer, SPECIAL } from "../../tokenizer/tokenizer.js";
+import {
+  completionText,
+  endId,
+  promptIds,
+  renderCompletion,
+  sftExample,
+  type SftExample,
+} from "../../tokenizer/chat.js";
+import { CharTokenizer } from "../../tokenizer/tokenizer.js";
 import type { PromptSource } from "../../rl/grpo.js";
 import type { StageIO } from "../../train/loop.js";
 import { trainSupervised, type SupervisedConfig, type Trainee } from "../../train/supervised.js";
@@ -39,6 +46,10 @@ export const ModelShape = z
 export const stageName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]*$/, "stage names are lower-case letters, digits and dashes");
+/** Where a stage starts: an earlier stage's name, or "hf:DIR", a local Hugging Face model directory. */
+export const stageInput = z
+  .string()
+  .regex(/^([a-z0-9][a-z0-9-]*|hf:.+)$/, "an earlier stage's name, or hf:DIR for a Hugging Face model directory");
 export const taskList = z.array(z.string()).min(1);
 export const difficultyMap = z.record(z.string(), z.array(z.number().int())).default({});
 export const difficultyList = z.array(z.number().int()).optional();
@@ -121,8 +132,8 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
       maxNewTokens: cfg.maxNewTokens,
       temperature: cfg.sampleTemperature,
       topP: 1,
-      stopTokens: [tok.tokenId(SPECIAL.end)],
-      decode: (ids) => tok.decode(ids),
+      stopTokens: [endId(tok)],
+      decode: (ids) => completionText(tok, ids),
       batch: 32,
     },
   );

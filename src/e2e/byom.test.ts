@@ -1,0 +1,152 @@
+// Bring your own model: a tiny Hugging Face Qwen3 directory (config, weights, tokenizer.json, tokenizer_config.json
+// with a chat template) rendered by its own template, then trained from "hf:DIR" by SFT and GRPO, each checkpoint
+// keeping the template. Also: a template that opens <think> (R1-Distill, Qwen3) and a bad hf: input.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "../common/testing.js";
+import { saveCheckpoint } from "../model/checkpoint.js";
+import { parseModelConfig } from "../model/config.js";
+import { loadModelDir } from "../model/load.js";
+import { initModel } from "../model/transformer.js";
+import { parseRecipe } from "../pipeline/recipe.js";
+import { runRecipe, stageDir } from "../pipeline/runner.js";
+import { parseCompletion } from "../tasks/rewards.js";
+import { completionText, endId, promptIds, sftExample } from "../tokenizer/chat.js";
+import { FORMAT_INSTRUCTION } from "../tokenizer/template.js";
+import { CharTokenizer } from "../tokenizer/tokenizer.js";
+
+// ChatML with a default system turn, as Qwen2.5-Instruct's template renders a single user message
+const CHATML =
+  "{%- if messages[0]['role'] != 'system' %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}" +
+  "{%- endif %}{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}" +
+  "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+// R1-Distill-style: the generation prompt opens the reasoning block
+const OPENS_THINK =
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '<｜User｜>' + m['content'] }}{% endif %}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}";
+
+/** A tiny Qwen3 directory whose tokenizer has ChatML's added tokens; `template` goes into tokenizer_config.json. */
+function hfDir(template: string, eos = "<|im_end|>"): string {
+  const chars = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("") + "\n｜";
+  const tok = CharTokenizer.fromChars(chars).toJSON() as {
+    added_tokens: { id: number; content: string }[];
+    model: { vocab: Record<string, number> };
+  };
+  let next = Math.max(...Object.values(tok.model.vocab)) + 1;
+  for (const content of ["<|im_start|>", "<|im_end|>", "<｜User｜>", "<｜Assistant｜>", "<｜begin▁of▁sentence｜>"]) {
+    tok.added_tokens.push({ ...tok.added_tokens[0]!, id: next, content });
+    tok.model.vocab[content] = next++;
+  }
+  const config = parseModelConfig({
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    hidden_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 16,
+    intermediate_size: 64,
+    vocab_size: next + 3, // real models pad the embedding past the tokenizer
+    max_position_embeddings: 512,
+    tie_word_embeddings: true,
+  });
+  const dir = join(tempDir(), "qwen3-tiny");
+  saveCheckpoint(dir, initModel(config, 7), { tokenizer: tok });
+  const cfg = { chat_template: template, eos_token: eos, bos_token: "<｜begin▁of▁sentence｜>", pad_token: null };
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(cfg));
+  return dir;
+}
+
+test("chat template: the model's own template renders task prompts; SFT masks the reply and its end token", () => {
+  const { tokenizer: tok } = loadModelDir(hfDir(CHATML));
+  const expected =
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" +
+    `<|im_start|>user\n12+34\n${FORMAT_INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n`;
+  assert.equal(tok.decode(promptIds(tok, "12+34")), expected);
+  assert.equal(tok.decode([endId(tok)]), "<|im_end|>");
+  const ex = sftExample(tok, "12+34", "<think>4+2=6</think><answer>46</answer>");
+  const reply = ex.ids.filter((_, i) => ex.mask[i] === 1);
+  assert.equal(tok.decode(reply), "<think>4+2=6</think><answer>46</answer><|im_end|>");
+  assert.equal(ex.mask.indexOf(1), promptIds(tok, "12+34").length);
+});
+
+test("chat template that opens <think>: the prompt ends inside the reasoning and completions are read with it", () => {
+  const { tokenizer: tok } = loadModelDir(hfDir(OPENS_THINK, "<｜Assistant｜>"));
+  assert.ok(tok.decode(promptIds(tok, "1+1")).endsWith("<｜Assistant｜><think>\n"));
+  assert.equal(tok.chat!.opened, "<think>\n");
+  const ex = sftExample(tok, "1+1", "<think>one and one</think><answer>2</answer>");
+  const reply = tok.decode(ex.ids.filter((_, i) => ex.mask[i] === 1));
+  assert.equal(reply, "one and one</think><answer>2</answer><｜Assistant｜>");
+  const sampled = tok.encode("one and one</think><answer>2</answer>");
+  assert.deepEqual(parseCompletion(completionText(tok, sampled)), {
+    wellFormed: true,
+    reasoning: "\none and one",
+    answer: "2",
+  });
+});
+
+test('"from": "hf:DIR": SFT then GRPO start from a Hugging Face directory and keep its chat template', () => {
+  const dir = hfDir(CHATML),
+    out = join(tempDir(), "run");
+  const recipe = parseRecipe(
+    {
+      name: "byom-tiny",
+      seed: 1,
+      checkpointEvery: 2,
+      stages: [
+        {
+          type: "sft",
+          name: "sft",
+          from: `hf:${dir}`,
+          tasks: ["addition"],
+          difficulties: { addition: [2] },
+          examples: 4,
+          steps: 2,
+          batchSize: 2,
+          maxLen: 512,
+        },
+        {
+          type: "grpo",
+          name: "grpo",
+          from: "sft",
+          task: "addition",
+          difficulties: [2],
+          steps: 1,
+          promptsPerStep: 1,
+          groupSize: 2,
+          maxNewTokens: 8,
+        },
+      ],
+    },
+    "byom-tiny",
+  );
+  const r = runRecipe(recipe, { outDir: out, resume: false, quiet: true });
+  assert.equal(r.stopped ?? null, null);
+  for (const s of ["sft", "grpo"]) {
+    const ck = join(stageDir(out, s), "checkpoint");
+    assert.equal(JSON.parse(readFileSync(join(ck, "config.json"), "utf8")).architectures[0], "Qwen3ForCausalLM");
+    assert.ok(existsSync(join(ck, "tokenizer_config.json")), `${s} kept tokenizer_config.json`);
+    assert.equal(loadModelDir(ck).tokenizer.chat?.endToken, "<|im_end|>");
+  }
+  const sftWeights = loadModelDir(join(stageDir(out, "sft"), "checkpoint")).model.params.get("model.norm.weight")!;
+  assert.ok(
+    sftWeights.data.some((x) => Math.abs(x - 1) > 1e-6),
+    "SFT moved the Qwen3 weights",
+  );
+});
+
+test("hf: inputs are checked when the recipe is read: a missing directory names the stage and what it expects", () => {
+  const stage = { type: "sft", name: "sft", tasks: ["addition"], steps: 1 };
+  assert.throws(
+    () => parseRecipe({ name: "x", stages: [{ ...stage, from: "hf:/no/such/model" }] }, "x.json"),
+    /x.json: stage "sft": "hf:\/no\/such\/model" has no config.json at \/no\/such\/model; expected a Hugging Face/,
+  );
+  const dir = hfDir(CHATML);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["GPTNeoXForCausalLM"] }));
+  assert.throws(
+    () => parseRecipe({ name: "x", stages: [{ ...stage, from: `hf:${dir}` }] }, "x.json"),
+    /architecture GPTNeoXForCausalLM is not supported; frugal runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM/,
+  );
+});

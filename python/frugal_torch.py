@@ -128,6 +128,39 @@ class CausalLM(nn.Module):
         return x @ (self.model.embed_tokens.weight if self.tied else self.lm_head.weight).T
 
 
+class LoraLinear(nn.Module):
+    """PEFT's LoRA on a frozen nn.Linear: base(x) + (alpha / r) * B(A(x)), no dropout."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base, self.scale = base, alpha / r
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+
+    def forward(self, x):
+        return self.base(x) + self.scale * self.lora_B(self.lora_A(x))
+
+
+def add_lora(model, r, alpha, modules):
+    """Wraps every linear named in modules; returns {PEFT tensor name: parameter} of the adapters."""
+    adapters = {}
+    for name, parent in list(model.named_modules()):
+        for child in modules:
+            if isinstance(getattr(parent, child, None), nn.Linear):
+                wrapped = LoraLinear(getattr(parent, child), r, alpha)
+                setattr(parent, child, wrapped)
+                stem = f"base_model.model.{name}.{child}"
+                adapters[f"{stem}.lora_A.weight"], adapters[f"{stem}.lora_B.weight"] = wrapped.lora_A.weight, wrapped.lora_B.weight
+    for p in model.model.embed_tokens.parameters():
+        p.requires_grad_(False)
+    for n, p in model.named_parameters():
+        if "lora_" not in n:
+            p.requires_grad_(False)
+    return adapters
+
+
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 

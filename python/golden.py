@@ -10,7 +10,7 @@ import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch.nn.functional as F
-from frugal_torch import CausalLM, save_safetensors
+from frugal_torch import CausalLM, add_lora, save_safetensors
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
 
@@ -107,5 +107,47 @@ def main():
         print(f"wrote {d}: loss {loss.item():.6f}")
 
 
+LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_golden():
+    """PEFT adapters (rank 4, alpha 8, all linear layers) on tiny-qwen3-bf16: logits, loss and adapter gradients."""
+    base = "tiny-qwen3-bf16"
+    with open(os.path.join(OUT, base, "config.json")) as f:
+        cfg = json.load(f)
+    torch.manual_seed(1234)
+    m = CausalLM(cfg)
+    with torch.no_grad():  # the same stored weights as the base fixture
+        for p in m.parameters():
+            p.normal_(0.0, 0.3)
+            p.copy_(p.to(torch.bfloat16).float())
+    adapters = add_lora(m, 4, 8, LORA_MODULES)
+    torch.manual_seed(99)
+    with torch.no_grad():  # B is zero after PEFT's init; random here so every gradient is exercised
+        for p in adapters.values():
+            p.normal_(0.0, 0.3)
+    d = os.path.join(OUT, "tiny-qwen3-lora")
+    os.makedirs(d, exist_ok=True)
+    save_safetensors(os.path.join(d, "adapter_model.safetensors"), {k: v.detach() for k, v in adapters.items()})
+    with open(os.path.join(d, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": f"../{base}", "r": 4,
+                   "lora_alpha": 8, "target_modules": LORA_MODULES, "lora_dropout": 0.0, "bias": "none",
+                   "fan_in_fan_out": False, "use_rslora": False, "modules_to_save": None}, f, indent=2)
+    B, T, V = 2, 7, cfg["vocab_size"]
+    g = torch.Generator().manual_seed(5)
+    ids, tgt = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+    logits = m(ids)
+    loss = F.cross_entropy(logits.view(-1, V), tgt.view(-1))
+    loss.backward()
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump({"B": B, "T": T, "ids": ids.flatten().tolist(), "targets": tgt.flatten().tolist(),
+                   "logits": logits.detach().flatten().tolist(), "loss": loss.item(),
+                   "grads": {k: p.grad.flatten().tolist() for k, p in adapters.items()},
+                   "prompt": ids[0, :4].tolist(), "greedy": greedy(m, ids[0, :4].tolist(), 8),
+                   "torch": torch.__version__}, f)
+    print(f"wrote {d}: loss {loss.item():.6f}")
+
+
 if __name__ == "__main__":
     main()
+    lora_golden()

@@ -1,6 +1,9 @@
 // `frugal export gguf --model DIR --out FILE.gguf`: a checkpoint as a GGUF file llama.cpp and Ollama load.
+// `frugal export merged --model DIR --out DIR2`: LoRA adapters folded in, a plain Hugging Face directory.
 import type { Command } from "commander";
+import { saveCheckpoint } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
+import { mergeLora } from "../model/lora.js";
 import { exportGguf } from "../serve/gguf.js";
 import { checkpointName } from "./serve.js";
 
@@ -14,8 +17,21 @@ export function registerExport(program: Command): void {
     .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")
     .action((o: { model: string; out: string; name?: string }) => {
       const t = loadModelDir(o.model);
+      mergeLora(t.model);
       const name = o.name ?? checkpointName(o.model);
       const r = exportGguf(t.model, t.tokenizer, o.out, name);
       console.log(`wrote ${o.out}: ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(2)} MB`);
+    });
+  exp
+    .command("merged")
+    .description("a Hugging Face directory with any LoRA adapters merged into the weights (float32)")
+    .requiredOption("--model <dir>", "model checkpoint or PEFT adapter directory")
+    .requiredOption("--out <dir>", "the directory to write (replaced atomically)")
+    .action((o: { model: string; out: string }) => {
+      const t = loadModelDir(o.model),
+        adapters = t.model.lora?.adapters.size ?? 0;
+      mergeLora(t.model);
+      saveCheckpoint(o.out, t.model, { tokenizer: t.tokenizer.toJSON(), tokenizerConfig: t.tokenizer.chat?.config });
+      console.log(`wrote ${o.out}: ${adapters ? `${adapters} adapters merged` : "no adapters to merge"}`);
     });
 }

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "GUARD",
   "INDEX",
   "INPUT",
+  "LORA",
   "INTERNAL",
   "NATIVE",
   "NONFINITE",

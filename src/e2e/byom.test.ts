@@ -1,15 +1,19 @@
 // Bring your own model: a tiny Hugging Face Qwen3 directory (config, weights, tokenizer.json, tokenizer_config.json
 // with a chat template) rendered by its own template, then trained from "hf:DIR" by SFT and GRPO, each checkpoint
-// keeping the template. Also: a template that opens <think> (R1-Distill, Qwen3) and a bad hf: input.
+// keeping the template; the same with LoRA (PEFT files, export merged). Also: a template that opens <think>
+// (R1-Distill, Qwen3), a bad hf: input and a LoRA target that names no module.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "../common/testing.js";
+import { spawnSync } from "node:child_process";
+import { repoRoot, tempDir } from "../common/testing.js";
+import * as E from "../engine/index.js";
+import { readSafetensors } from "../model/safetensors.js";
+import { forward, initModel } from "../model/transformer.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
 import { parseModelConfig } from "../model/config.js";
 import { loadModelDir } from "../model/load.js";
-import { initModel } from "../model/transformer.js";
 import { parseRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
 import { parseCompletion } from "../tasks/rewards.js";
@@ -26,6 +30,28 @@ const CHATML =
 const OPENS_THINK =
   "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '<｜User｜>' + m['content'] }}{% endif %}" +
   "{% endfor %}{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}";
+
+const SFT_STAGE = {
+  type: "sft",
+  name: "sft",
+  tasks: ["addition"],
+  difficulties: { addition: [2] },
+  examples: 4,
+  steps: 2,
+  batchSize: 2,
+  maxLen: 512,
+};
+const GRPO_STAGE = {
+  type: "grpo",
+  name: "grpo",
+  task: "addition",
+  difficulties: [2],
+  steps: 1,
+  promptsPerStep: 1,
+  groupSize: 2,
+  maxNewTokens: 8,
+};
+const cli = join(repoRoot, "dist/cli/main.js");
 
 /** A tiny Qwen3 directory whose tokenizer has ChatML's added tokens; `template` goes into tokenizer_config.json. */
 function hfDir(template: string, eos = "<|im_end|>"): string {
@@ -148,5 +174,69 @@ test("hf: inputs are checked when the recipe is read: a missing directory names 
   assert.throws(
     () => parseRecipe({ name: "x", stages: [{ ...stage, from: `hf:${dir}` }] }, "x.json"),
     /architecture GPTNeoXForCausalLM is not supported; frugal runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM/,
+  );
+});
+
+test("LoRA from hf:DIR: only adapters train, saved in PEFT's format; export merged folds them in", () => {
+  const dir = hfDir(CHATML),
+    out = join(tempDir(), "run");
+  const lora = { rank: 4, alpha: 8, targets: ["q_proj", "v_proj", "down_proj"] };
+  const recipe = parseRecipe(
+    {
+      name: "byom-lora",
+      seed: 2,
+      checkpointEvery: 2,
+      stages: [
+        { ...SFT_STAGE, from: `hf:${dir}`, lr: 0.01, lora },
+        { ...GRPO_STAGE, from: "sft", lora: { ...lora, targets: ["all-linear"] } },
+      ],
+    },
+    "byom-lora",
+  );
+  assert.equal(runRecipe(recipe, { outDir: out, resume: false, quiet: true }).stopped ?? null, null);
+  const sftDir = join(stageDir(out, "sft"), "checkpoint");
+  assert.equal(
+    readFileSync(join(sftDir, "model.safetensors")).equals(readFileSync(join(dir, "model.safetensors"))),
+    true,
+    "the base weights are saved unchanged",
+  );
+  const peft = JSON.parse(readFileSync(join(sftDir, "adapter_config.json"), "utf8"));
+  assert.deepEqual([peft.peft_type, peft.r, peft.lora_alpha, peft.target_modules], ["LORA", 4, 8, lora.targets]);
+  const tensors = readSafetensors(join(sftDir, "adapter_model.safetensors")).tensors;
+  assert.equal(tensors.size, 2 * 3); // one layer × three modules × (A, B)
+  const B = tensors.get("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight")!;
+  assert.deepEqual(B.shape, [64, 4]);
+  assert.ok(
+    B.data.some((x) => x !== 0),
+    "SFT trained lora_B away from its zero init",
+  );
+  // GRPO merged the SFT adapters into its base and trained fresh ones on every linear layer
+  const grpo = loadModelDir(join(stageDir(out, "grpo"), "checkpoint")).model;
+  assert.equal(grpo.lora!.adapters.size, 7);
+  // export merged: a plain directory computing what the adapted model computes
+  const merged = join(tempDir(), "merged"),
+    r = spawnSync(process.execPath, [cli, "export", "merged", "--model", sftDir, "--out", merged], {
+      encoding: "utf8",
+    });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /3 adapters merged/);
+  assert.ok(!existsSync(join(merged, "adapter_config.json")));
+  const ids = Int32Array.from([5, 9, 14, 3]),
+    a = E.noGrad(() => forward(loadModelDir(sftDir).model, ids, 1, 4)),
+    b = E.noGrad(() => forward(loadModelDir(merged).model, ids, 1, 4));
+  assert.ok(
+    a.data.every((x, i) => Math.abs(x - b.data[i]!) < 1e-5),
+    "merged logits equal adapted logits",
+  );
+});
+
+test("LoRA: a target that names no module fails when the recipe is read", () => {
+  assert.throws(
+    () =>
+      parseRecipe(
+        { name: "x", stages: [{ ...SFT_STAGE, from: `hf:${hfDir(CHATML)}`, lora: { targets: ["qkv"] } }] },
+        "x.json",
+      ),
+    /stages.0.lora.targets.0: Invalid option: expected one of "q_proj"\|"k_proj"/,
   );
 });

@@ -1,15 +1,16 @@
-// Checkpoint directories in the Hugging Face layout: config.json + model.safetensors (+ tokenizer.json),
+// Checkpoint directories in the Hugging Face layout: config.json + model.safetensors (+ tokenizer.json, PEFT adapters),
 // plus frugal.json (stage, step, stage config, RNG state) and optimizer.safetensors. A save builds the
 // whole directory beside the target and swaps it in, so a crash or full disk leaves the previous
 // checkpoint valid; a load only reads, and names the file and field that is wrong.
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
 import type { AdamWState } from "../engine/index.js";
 import { ARCHITECTURES, parseModelConfig, type ModelConfig } from "./config.js";
 import { encodeSafetensors, readSafetensors } from "./safetensors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { type Model, modelFromTensors } from "./transformer.js";
+import { attachPeft, peftFiles, trainableParams } from "./lora.js";
 
 export interface FrugalMeta {
   format: "frugal-checkpoint";
@@ -133,6 +134,12 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
       ),
     );
     writeFileAtomic(join(tmp, "model.safetensors"), encodeWeights(model));
+    if (model.lora) {
+      // the frozen base is model.safetensors beside it, hence base_model_name_or_path "."
+      const peft = peftFiles(model, ".");
+      writeFileAtomic(join(tmp, "adapter_config.json"), JSON.stringify(peft.config, null, 2));
+      writeFileAtomic(join(tmp, "adapter_model.safetensors"), encodeSafetensors(peft.tensors, { format: "pt" }));
+    }
     if (opts.tokenizer !== undefined) writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(opts.tokenizer));
     if (opts.tokenizerConfig !== undefined)
       writeFileAtomic(join(tmp, "tokenizer_config.json"), JSON.stringify(opts.tokenizerConfig, null, 2));
@@ -174,6 +181,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   // a crash between the two renames of a save leaves only the .old copy: use it (read-only)
   const old = join(dirname(dir), `.${basename(dir)}.old`);
   if (!existsSync(dir) && existsSync(old)) dir = old;
+  if (!existsSync(join(dir, "config.json")) && existsSync(join(dir, "adapter_config.json"))) return loadAdapterDir(dir);
   if (!existsSync(join(dir, "config.json"))) {
     throw new FrugalError(
       "CHECKPOINT",
@@ -182,6 +190,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   }
   const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
   const model = readDirWeights(config, dir);
+  if (existsSync(join(dir, "adapter_config.json"))) attachAdapters(model, dir);
   const metaFile = join(dir, "frugal.json");
   const meta = existsSync(metaFile) ? (readJson(metaFile) as FrugalMeta) : null;
   if (meta && meta.format !== "frugal-checkpoint")
@@ -193,6 +202,29 @@ export function loadCheckpoint(dir: string): Checkpoint {
   return { model, meta, tokenizer: existsSync(tokFile) ? readJson(tokFile) : null, dir };
 }
 
+function attachAdapters(model: Model, dir: string): void {
+  const file = join(dir, "adapter_model.safetensors");
+  if (!existsSync(file))
+    throw new FrugalError("LORA", `${dir}: adapter_config.json without adapter_model.safetensors; copy both files`);
+  attachPeft(model, readJson(join(dir, "adapter_config.json")), readSafetensors(file).tensors, dir);
+}
+
+/** A PEFT adapter directory on its own: the base model named by base_model_name_or_path (a local path), plus it. */
+function loadAdapterDir(dir: string): Checkpoint {
+  const base = (readJson(join(dir, "adapter_config.json")) as { base_model_name_or_path?: unknown })
+    .base_model_name_or_path;
+  const baseDir = typeof base === "string" ? resolve(dir, base) : "";
+  if (!baseDir || !existsSync(join(baseDir, "config.json")))
+    throw new FrugalError(
+      "LORA",
+      `${dir}: adapter_config.json's base_model_name_or_path "${String(base)}" is not a local model directory; ` +
+        "set it to the base model's path (absolute, or relative to the adapter directory)",
+    );
+  const ck = loadCheckpoint(baseDir);
+  attachAdapters(ck.model, dir);
+  return { ...ck, meta: null, dir };
+}
+
 /** Reads optimizer.safetensors back into AdamW state for a model with these parameters. */
 export function loadOptimizer(dir: string, model: Model): AdamWState | null {
   const file = join(dir, "optimizer.safetensors");
@@ -200,7 +232,7 @@ export function loadOptimizer(dir: string, model: Model): AdamWState | null {
   const st = readSafetensors(file);
   const m = new Map<string, Float32Array>(),
     v = new Map<string, Float32Array>();
-  for (const [name, p] of model.params) {
+  for (const [name, p] of trainableParams(model)) {
     const mt = st.tensors.get(`m.${name}`),
       vt = st.tensors.get(`v.${name}`);
     if (!mt || !vt || mt.data.length !== p.size || vt.data.length !== p.size)

@@ -10,6 +10,7 @@ import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { forward } from "./transformer.js";
 import { generate } from "./sampler.js";
+import { mergeLora, trainableParams } from "./lora.js";
 
 interface Golden {
   B: number;
@@ -64,4 +65,32 @@ test("Llama 3 rope_scaling changes the rotation of the slow frequencies only", (
     (i) => Math.abs(model.rope.cos[pos * half + i]! - plain.cos[pos * half + i]!) > 1e-6,
   );
   assert.deepEqual(changed, [false, true, true, true]);
+});
+
+test("PEFT LoRA adapters (all linear layers) on Qwen3: logits, loss, adapter gradients and greedy tokens match PyTorch", () => {
+  const dir = join(fixtures, "tiny-qwen3-lora");
+  const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as Golden;
+  const { model } = loadCheckpoint(dir); // adapter_config.json names ../tiny-qwen3-bf16 as the base
+  const logits = forward(model, Int32Array.from(g.ids), g.B, g.T);
+  assert.ok(maxDiff(logits.data, g.logits) < 2e-5, `logits maxdiff ${maxDiff(logits.data, g.logits)}`);
+  const loss = E.crossEntropy(logits, Int32Array.from(g.targets));
+  assert.ok(Math.abs(loss.item() - g.loss) < 1e-5, `loss ${loss.item()} vs ${g.loss}`);
+  E.backward(loss);
+  const trainable = trainableParams(model);
+  assert.deepEqual([...trainable.keys()].sort(), Object.keys(g.grads).sort());
+  for (const [pname, p] of trainable) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
+  assert.ok(
+    [...model.params.values()].every((p) => !p.requiresGrad),
+    "base weights are frozen",
+  );
+  E.endStep();
+  for (const fusedDecode of [true, false]) {
+    const [out] = generate(model, [g.prompt], [1], { temperature: 0, maxNewTokens: g.greedy.length, fusedDecode });
+    assert.deepEqual(out!.tokens, g.greedy, `greedy tokens (fused decode ${fusedDecode})`);
+  }
+  // merged into the base weights: the same function, no adapters left
+  mergeLora(model);
+  const merged = E.noGrad(() => forward(model, Int32Array.from(g.ids), g.B, g.T));
+  assert.ok(maxDiff(merged.data, g.logits) < 2e-5, `merged logits maxdiff ${maxDiff(merged.data, g.logits)}`);
+  assert.equal(model.lora, undefined);
 });

@@ -1,4 +1,4 @@
-// The transformer in the Llama/Qwen2 layout: embed → N × (RMSNorm → GQA attention with RoPE → residual,
+// The transformer in the Llama/Qwen2/Qwen3 layout: embed → N × (RMSNorm → GQA attention with RoPE → residual,
 // RMSNorm → SwiGLU → residual) → RMSNorm → LM head (tied or not). One definition serves training (full
 // causal forward) and sampling (forward against a KV cache). Reshapes that keep what a model computes live in
 // surgery.ts, the classifier's pooled reading in pooling.ts. No tokenization, no sampling policy here.
@@ -6,12 +6,15 @@ import { FrugalError, internal } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
+import { adapterOf, type Lora } from "./lora.js";
 import { type ModelConfig, hasQkNorm, headDim, paramShapes, ropeInvFreq } from "./config.js";
 
 export interface Model {
   config: ModelConfig;
   params: Map<string, Tensor>;
   rope: E.RopeTable;
+  /** LoRA adapters on some projections (lora.ts); the base weights are frozen while they are attached */
+  lora?: Lora;
 }
 
 /** Fresh weights: N(0, 0.02), residual output projections scaled by 1/√(2L), norm gains at 1. */
@@ -91,33 +94,36 @@ function blockWeights(model: Model, l: number): E.BlockWeights {
   };
 }
 
-/** x·Wᵀ, plus the bias where the layer has one. */
-function proj(x: Tensor, W: Tensor, bias?: Tensor): Tensor {
-  const y = E.linear(x, W);
-  return bias ? E.addBias(y, bias) : y;
+/** x·Wᵀ of the weight `name`, plus its bias where the layer has one and its LoRA adapter where it has one. */
+function lin(model: Model, name: string, x: Tensor, bias?: Tensor): Tensor {
+  let y = E.linear(x, p(model, name));
+  if (bias) y = E.addBias(y, bias);
+  const a = adapterOf(model, name);
+  return a ? E.add(y, E.scale(E.linear(E.linear(x, a.A), a.B), a.scale)) : y;
 }
 
 function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {
   const c = model.config,
     w = blockWeights(model, l),
     N = x.shape[0]!,
-    D = headDim(c);
+    D = headDim(c),
+    at = `model.layers.${l}.self_attn.`,
+    mlp = `model.layers.${l}.mlp.`;
   const h = E.rmsnorm(x, w.ln1, c.rms_norm_eps);
-  let q = proj(h, w.wq, w.bq).view([N, c.num_attention_heads, D]),
-    k = proj(h, w.wk, w.bk).view([N, c.num_key_value_heads, D]);
+  let q = lin(model, at + "q_proj.weight", h, w.bq).view([N, c.num_attention_heads, D]),
+    k = lin(model, at + "k_proj.weight", h, w.bk).view([N, c.num_key_value_heads, D]);
   if (hasQkNorm(c)) {
     // Qwen3: RMSNorm over each head's D values (rows of the (N·heads, D) view)
-    const at = `model.layers.${l}.self_attn.`;
     q = E.rmsnorm(q, p(model, at + "q_norm.weight"), c.rms_norm_eps);
     k = E.rmsnorm(k, p(model, at + "k_norm.weight"), c.rms_norm_eps);
   }
   q = E.rope(q, pos, model.rope);
   k = E.rope(k, pos, model.rope);
-  const v = proj(h, w.wv, w.bv).view([N, c.num_key_value_heads, D]);
-  const x2 = E.add(x, E.linear(attn(q, k, v), w.wo));
+  const v = lin(model, at + "v_proj.weight", h, w.bv).view([N, c.num_key_value_heads, D]);
+  const x2 = E.add(x, lin(model, at + "o_proj.weight", attn(q, k, v)));
   const h2 = E.rmsnorm(x2, w.ln2, c.rms_norm_eps);
-  const mlp = E.swiglu(E.linear(h2, w.wg), E.linear(h2, w.wu));
-  return E.add(x2, E.linear(mlp, w.wd));
+  const g = E.swiglu(lin(model, mlp + "gate_proj.weight", h2), lin(model, mlp + "up_proj.weight", h2));
+  return E.add(x2, lin(model, mlp + "down_proj.weight", g));
 }
 
 /** The final norm and the LM head: hidden states (N, C) → logits (N, V). */
@@ -213,7 +219,7 @@ export function forwardCached(
     }
     let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
     for (let l = 0; l < c.num_hidden_layers; l++) {
-      if (Tn === 1 && fused && !hasQkNorm(c)) {
+      if (Tn === 1 && fused && !hasQkNorm(c) && !model.lora) {
         // decoding: the whole block in one kernel call
         x = E.decodeBlock(
           x,

@@ -12,6 +12,7 @@ import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { forward, modelFromTensors, type Model } from "../model/transformer.js";
+import { LoraConfig, mergedTensors, prepareForTraining, trainableParams } from "../model/lora.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
@@ -40,6 +41,8 @@ export const GrpoConfig = OptimConfig.extend({
   overlongCache: z.number().int().nonnegative().default(16),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
   microBatch: z.number().int().positive().optional(),
+  /** train LoRA adapters instead of every weight */
+  lora: LoraConfig.optional(),
 }).extend({
   lr: z.number().positive().default(5e-5),
   warmup: z.number().int().nonnegative().default(5),
@@ -54,8 +57,9 @@ export interface PromptSource<I> {
   reward(completion: string, item: I): RewardResult;
 }
 
+/** The policy's weights now (adapters folded in), as a separate copy: the reference policy. */
 function copyParams(m: Model): Map<string, Float32Array> {
-  return new Map([...m.params].map(([n, t]) => [n, Float32Array.from(t.data)]));
+  return mergedTensors(m);
 }
 
 /** Per-token log-probs of `targets` (no gradient); with logits kept for entropy when asked. */
@@ -291,7 +295,8 @@ export function trainGrpo<I>(
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  const params = t.model.params,
+  if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
+  const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);
   const refFile = join(io.dir, "checkpoint", "ref.safetensors");

@@ -11,7 +11,8 @@ import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
 import { trainFlops } from "../model/flops.js";
 import type { Model } from "../model/transformer.js";
-import type { SftExample } from "../tokenizer/chat.js";
+import { LoraConfig, prepareForTraining, trainableParams } from "../model/lora.js";
+import { padId, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { lossAndBackward, lrAt, makeBatch } from "./batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
@@ -33,6 +34,8 @@ export const SupervisedConfig = OptimConfig.extend({
   /** micro-batches per step (gradient accumulation) */
   accumulate: z.number().int().positive().default(1),
   maxLen: z.number().int().positive().default(256),
+  /** train LoRA adapters instead of every weight */
+  lora: LoraConfig.optional(),
 });
 export type SupervisedConfig = z.infer<typeof SupervisedConfig>;
 
@@ -88,10 +91,11 @@ export function trainSupervised(
 ): LoopOutcome & { trainee: Trainee } {
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  const params = t.model.params,
+  if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
+  const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);
-  const pad = t.tokenizer.tokenId("<|pad|>");
+  const pad = padId(t.tokenizer);
   const out = runLoop(
     io,
     resumed?.step ?? 0,

@@ -43,6 +43,27 @@ export function findTorchPython(): string | null {
   return null;
 }
 
+const torchStepScript = join(dirname(fileURLToPath(import.meta.url)), "../../python/torch_step.py");
+
+/** One run of python/torch_step.py with OPENBLAS_CORETYPE as given (unset when undefined): its JSON, or why not. */
+export function runTorchStep(
+  py: string,
+  arg: string,
+  coretype: string | undefined,
+): { torchStepMs: number; torch: string } | string {
+  const env = { ...process.env };
+  if (coretype === undefined) delete env.OPENBLAS_CORETYPE;
+  else env.OPENBLAS_CORETYPE = coretype;
+  delete env.OPENBLAS_NUM_THREADS;
+  const r = spawnSync(py, [torchStepScript, arg], { encoding: "utf8", env, maxBuffer: 1 << 24 });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line) as { torchStepMs: number; torch: string };
+  } catch {
+    return `torch run failed: ${(r.stderr || line).slice(-300)}`;
+  }
+}
+
 export function benchEngine(opts: { steps: number; torch: boolean; batch?: number; seq?: number }): EngineBench {
   const config = referenceConfig,
     batch = opts.batch ?? 16,
@@ -63,8 +84,7 @@ export function benchEngine(opts: { steps: number; torch: boolean; batch?: numbe
   };
   if (!opts.torch) return out;
   const py = findTorchPython();
-  const script = join(dirname(fileURLToPath(import.meta.url)), "../../python/torch_step.py");
-  if (!py || !existsSync(script)) {
+  if (!py || !existsSync(torchStepScript)) {
     out.torchNote = "python3 with torch not found (Debian: apt-get install python3-torch); no ratio";
     return out;
   }
@@ -75,19 +95,7 @@ export function benchEngine(opts: { steps: number; torch: boolean; batch?: numbe
     steps: opts.steps,
     threads: Number(process.env.FRUGAL_THREADS) || 2,
   });
-  const runTorch = (coretype: string | undefined): { torchStepMs: number; torch: string } | string => {
-    const env = { ...process.env };
-    if (coretype === undefined) delete env.OPENBLAS_CORETYPE;
-    else env.OPENBLAS_CORETYPE = coretype;
-    delete env.OPENBLAS_NUM_THREADS;
-    const r = spawnSync(py, [script, arg], { encoding: "utf8", env });
-    const line = r.stdout.trim().split("\n").pop() ?? "";
-    try {
-      return JSON.parse(line) as { torchStepMs: number; torch: string };
-    } catch {
-      return `torch run failed: ${(r.stderr || line).slice(-300)}`;
-    }
-  };
+  const runTorch = (coretype: string | undefined) => runTorchStep(py, arg, coretype);
   const t = runTorch(machineCoretype);
   if (typeof t === "string") {
     out.torchNote = t;

@@ -7,11 +7,13 @@ import { benchSample } from "../bench/sample.js";
 import { benchVsLlamaCpp, llamaThreads } from "../bench/llama.js";
 import { benchServe } from "../bench/serve.js";
 import { loadModelDir } from "../model/load.js";
+import { benchByom, byomShapes } from "../bench/byom.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
   registerBenchSample(bench);
   registerBenchServe(bench);
+  registerBenchByom(bench);
   bench
     .command("engine")
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
@@ -110,4 +112,47 @@ export function positiveInt(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new FrugalError("ARG", `${flag} expects a positive integer, got "${v}"`);
   return n;
+}
+
+function registerBenchByom(bench: Command): void {
+  bench
+    .command("byom")
+    .description("a real HF shape (random weights): LoRA training and decoding speed, peak memory, vs PyTorch")
+    .option("--shape <name>", `one of ${[...byomShapes().keys()].join(", ")}`, "qwen2.5-0.5b")
+    .option("--batch <n>", "sequences per training micro-batch", "4")
+    .option("--seq <n>", "tokens per sequence", "160")
+    .option("--steps <n>", "timed training steps (after one warm-up)", "2")
+    .option("--new-tokens <n>", "tokens decoded per sequence", "16")
+    .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
+    .option("--no-torch", "skip the PyTorch comparison")
+    .option("--json", "print one JSON line")
+    .action((o: Record<string, string> & { torch: boolean; json?: boolean }) => {
+      const r = benchByom(
+        {
+          shape: o.shape!,
+          batch: positiveInt("--batch", o.batch!),
+          seq: positiveInt("--seq", o.seq!),
+          steps: positiveInt("--steps", o.steps!),
+          newTokens: positiveInt("--new-tokens", o.newTokens!),
+          rank: positiveInt("--rank", o.rank!),
+          torch: o.torch,
+        },
+        (m) => process.stderr.write(`[bench byom] ${m}\n`),
+      );
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`${r.shape}: ${(r.params / 1e6).toFixed(0)}M params, LoRA ${(r.loraParams / 1e6).toFixed(2)}M`);
+      console.log(`train (LoRA, ${r.batch} × ${r.seq} tokens): ${r.trainTokensPerSec.toFixed(1)} tokens/s`);
+      if (r.trainRatio !== undefined)
+        console.log(
+          `PyTorch ${r.torchVersion}: ${r.torchTrainTokensPerSec!.toFixed(1)} tokens/s → ${r.trainRatio.toFixed(2)}×`,
+        );
+      else if (r.torchNote) console.log(`PyTorch: ${r.torchNote}`);
+      console.log(
+        `decode: ${r.sampleTokensPerSecBatch1.toFixed(1)} tokens/s at batch 1, ${r.sampleTokensPerSecBatch16.toFixed(1)} at 16`,
+      );
+      console.log(`peak RSS: ${r.peakRssMb.toFixed(0)} MB`);
+    });
 }

@@ -4,7 +4,7 @@
 // (R1-Distill, Qwen3), a bad hf: input and a LoRA target that names no module.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { repoRoot, tempDir } from "../common/testing.js";
@@ -188,7 +188,7 @@ test("LoRA from hf:DIR: only adapters train, saved in PEFT's format; export merg
       checkpointEvery: 2,
       stages: [
         { ...SFT_STAGE, from: `hf:${dir}`, lr: 0.01, lora },
-        { ...GRPO_STAGE, from: "sft", lora: { ...lora, targets: ["all-linear"] } },
+        { ...GRPO_STAGE, from: "sft", lora: { ...lora, targets: ["all-linear"] }, activationCheckpointing: true },
       ],
     },
     "byom-lora",
@@ -213,6 +213,9 @@ test("LoRA from hf:DIR: only adapters train, saved in PEFT's format; export merg
   // GRPO merged the SFT adapters into its base and trained fresh ones on every linear layer
   const grpo = loadModelDir(join(stageDir(out, "grpo"), "checkpoint")).model;
   assert.equal(grpo.lora!.adapters.size, 7);
+  // its reference policy is saved as adapters over the shared base, not as a second copy of the model
+  const grpoFiles = readdirSync(join(stageDir(out, "grpo"), "checkpoint"));
+  assert.ok(grpoFiles.includes("ref-adapter.safetensors") && !grpoFiles.includes("ref.safetensors"), `${grpoFiles}`);
   // export merged: a plain directory computing what the adapted model computes
   const merged = join(tempDir(), "merged"),
     r = spawnSync(process.execPath, [cli, "export", "merged", "--model", sftDir, "--out", merged], {

@@ -44,6 +44,31 @@ export function scratch(n: number, zero = true): Float32Array {
   return view;
 }
 
+/** Where the step's buffers stand now: pass it to releaseSince to hand back everything allocated after it. */
+export function scratchMark(): number {
+  return live.length;
+}
+
+/**
+ * Hands the step-scoped buffers allocated since `mark` back to the pool before the step ends, except those
+ * under `keep`. Only for memory that nothing reads any more (activation checkpointing, chunked loss heads):
+ * a tensor on a released buffer is not caught by the stale-read check.
+ */
+export function releaseSince(mark: number, keep: readonly Float32Array[] = []): void {
+  const kept = new Set(keep.map((k) => k.buffer)),
+    stay: Float32Array[] = [];
+  for (const b of live.splice(mark)) {
+    if (kept.has(b.buffer)) {
+      stay.push(b);
+      continue;
+    }
+    let free = pool.get(b.length);
+    if (!free) pool.set(b.length, (free = []));
+    free.push(b);
+  }
+  live.push(...stay);
+}
+
 /** Ends the step: every step-scoped buffer returns to the pool; the tape is cleared. */
 export function endStep(): void {
   let stepFloats = 0;
@@ -187,6 +212,16 @@ export function noGrad<T>(fn: () => T): T {
     gradEnabled = prev;
   }
 }
+/** Tape entries recorded so far (activation checkpointing runs and trims its own stretch of the tape). */
+export function tapeLength(): number {
+  return tape.length;
+}
+/** Runs the tape entries from the end down to `from`, then drops them. */
+export function runTapeDownTo(from: number): void {
+  for (let i = tape.length - 1; i >= from; i--) tape[i]!();
+  tape.length = from;
+}
+
 /** Ops call this with their backward closure when any input needs a gradient. */
 export function record(backward: () => void): void {
   tape.push(backward);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fixtures } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
-import { forward } from "./transformer.js";
+import { forward, tokenLogprobs } from "./transformer.js";
 import { generate } from "./sampler.js";
 import { mergeLora, trainableParams } from "./lora.js";
 
@@ -93,4 +93,16 @@ test("PEFT LoRA adapters (all linear layers) on Qwen3: logits, loss, adapter gra
   const merged = E.noGrad(() => forward(model, Int32Array.from(g.ids), g.B, g.T));
   assert.ok(maxDiff(merged.data, g.logits) < 2e-5, `merged logits maxdiff ${maxDiff(merged.data, g.logits)}`);
   assert.equal(model.lora, undefined);
+});
+
+test("per-layer activation checkpointing and the chunked LM head give PyTorch's loss and LoRA gradients too", () => {
+  const dir = join(fixtures, "tiny-qwen3-lora");
+  const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as Golden;
+  const { model } = loadCheckpoint(dir);
+  model.checkpointLayers = true;
+  const loss = E.maskedMeanNeg(tokenLogprobs(model, Int32Array.from(g.ids), Int32Array.from(g.targets), g.B, g.T));
+  assert.ok(Math.abs(loss.item() - g.loss) < 1e-5, `loss ${loss.item()} vs ${g.loss}`);
+  E.backward(loss);
+  for (const [pname, p] of trainableParams(model)) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
+  E.endStep();
 });

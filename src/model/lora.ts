@@ -91,6 +91,28 @@ export function mergedTensors(model: Model): Map<string, Float32Array> {
   return out;
 }
 
+/**
+ * A frozen copy of the policy for GRPO's reference: with LoRA it shares the (frozen) base weights and copies only
+ * the adapters — from `saved` (trainableParams names) when resuming. Without LoRA, null: copy the weights instead.
+ */
+export function adapterSnapshot(model: Model, saved?: Map<string, { data: Float32Array }>): Model | null {
+  const lora = model.lora;
+  if (!lora) return null;
+  const names = trainableParams(model),
+    adapters = new Map<string, { A: Tensor; B: Tensor }>();
+  for (const [name, { A, B }] of lora.adapters) {
+    const stem = pefName(name);
+    const copy = (t: Tensor, key: string) => {
+      const data = saved ? saved.get(key)?.data : Float32Array.from(t.data);
+      if (!data || data.length !== t.size || !names.has(key))
+        throw new FrugalError("CHECKPOINT", `the saved reference adapters lack ${key} (or it has the wrong size)`);
+      return E.constant(t.shape, data);
+    };
+    adapters.set(name, { A: copy(A, `${stem}.lora_A.weight`), B: copy(B, `${stem}.lora_B.weight`) });
+  }
+  return { ...model, lora: { ...lora, adapters }, checkpointLayers: false };
+}
+
 /** What the optimizer updates: the adapters under PEFT's names when the model has LoRA, else every weight. */
 export function trainableParams(model: Model): Map<string, Tensor> {
   if (!model.lora) return model.params;

@@ -15,6 +15,8 @@ export interface Model {
   rope: E.RopeTable;
   /** LoRA adapters on some projections (lora.ts); the base weights are frozen while they are attached */
   lora?: Lora;
+  /** recompute each layer's activations in the backward instead of keeping them (training memory) */
+  checkpointLayers?: boolean;
 }
 
 /** Fresh weights: N(0, 0.02), residual output projections scaled by 1/√(2L), norm gains at 1. */
@@ -126,11 +128,30 @@ function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn
   return E.add(x2, lin(model, mlp + "down_proj.weight", g));
 }
 
+function headWeight(model: Model): Tensor {
+  return p(model, model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+}
+
 /** The final norm and the LM head: hidden states (N, C) → logits (N, V). */
 export function head(model: Model, x: Tensor): Tensor {
-  const c = model.config;
-  const h = E.rmsnorm(x, p(model, "model.norm.weight"), c.rms_norm_eps);
-  return E.linear(h, p(model, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"));
+  return E.linear(E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps), headWeight(model));
+}
+
+/**
+ * log p(target) at each of B·T positions (ids and targets row-major (B, T)), without the (B·T, V) logits: the
+ * LM head runs in row chunks. What training and RL need from a large-vocabulary model; `entropy` as headLogprobs.
+ */
+export function tokenLogprobs(
+  model: Model,
+  ids: Int32Array,
+  targets: Int32Array,
+  B: number,
+  T: number,
+  entropy?: { mask: Float32Array; out: Float32Array },
+): Tensor {
+  const x = trunk(model, ids, B, T, "tokenLogprobs"),
+    h = E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps);
+  return E.headLogprobs(h, headWeight(model), targets, entropy);
 }
 
 /** The blocks over B sequences of T tokens (ids row-major (B, T)) → final hidden states (B·T, C), before the norm. */
@@ -147,13 +168,15 @@ export function trunk(model: Model, ids: Int32Array, B: number, T: number, op: s
   let x = E.embedding(p(model, "model.embed_tokens.weight"), ids);
   const D = headDim(c);
   for (let l = 0; l < c.num_hidden_layers; l++) {
-    x = block(model, l, x, pos, (q, k, v) =>
-      E.attention(
-        q.view([B, T, c.num_attention_heads, D]),
-        k.view([B, T, c.num_key_value_heads, D]),
-        v.view([B, T, c.num_key_value_heads, D]),
-      ).view([B * T, c.num_attention_heads * D]),
-    );
+    const layer = (xi: Tensor) =>
+      block(model, l, xi, pos, (q, k, v) =>
+        E.attention(
+          q.view([B, T, c.num_attention_heads, D]),
+          k.view([B, T, c.num_key_value_heads, D]),
+          v.view([B, T, c.num_key_value_heads, D]),
+        ).view([B * T, c.num_attention_heads * D]),
+      );
+    x = model.checkpointLayers ? E.checkpoint(x, layer) : layer(x);
   }
   return x;
 }

@@ -11,8 +11,9 @@ import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
-import { forward, modelFromTensors, type Model } from "../model/transformer.js";
-import { LoraConfig, mergedTensors, prepareForTraining, trainableParams } from "../model/lora.js";
+import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
+import { adapterSnapshot, LoraConfig, mergedTensors, prepareForTraining, trainableParams } from "../model/lora.js";
+import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
@@ -21,7 +22,7 @@ import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { OptimConfig, adamw, resumePoint, saveStage, type Trainee } from "../train/supervised.js";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { VARIANTS, type LossInput } from "./losses.js";
 
 export const GrpoConfig = OptimConfig.extend({
@@ -43,6 +44,8 @@ export const GrpoConfig = OptimConfig.extend({
   microBatch: z.number().int().positive().optional(),
   /** train LoRA adapters instead of every weight */
   lora: LoraConfig.optional(),
+  /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
+  activationCheckpointing: z.boolean().default(false),
 }).extend({
   lr: z.number().positive().default(5e-5),
   warmup: z.number().int().nonnegative().default(5),
@@ -62,8 +65,8 @@ function copyParams(m: Model): Map<string, Float32Array> {
   return mergedTensors(m);
 }
 
-/** Per-token log-probs of `targets` (no gradient); with logits kept for entropy when asked. */
-function tokenLogprobs(
+/** Per-token log-probs of `targets` (no gradient), and the mean entropy over entropyMask's positions. */
+function chunkLogprobs(
   model: Model,
   ids: Int32Array,
   targets: Int32Array,
@@ -72,28 +75,16 @@ function tokenLogprobs(
   entropyMask?: Float32Array,
 ): { logp: Float32Array; entropy: number } {
   return E.noGrad(() => {
-    const logits = forward(model, ids, B, T);
-    const logp = Float32Array.from(E.logprobs(logits, targets).data);
+    const ent = entropyMask && { mask: entropyMask, out: new Float32Array(B * T) };
+    const logp = Float32Array.from(tokenLogprobs(model, ids, targets, B, T, ent).data);
     let entropy = 0,
       n = 0;
-    if (entropyMask) {
-      const V = model.config.vocab_size,
-        L = logits.data;
-      for (let r = 0; r < B * T; r++) {
-        if (!entropyMask[r]) continue;
-        let mx = -Infinity;
-        for (let v = 0; v < V; v++) mx = Math.max(mx, L[r * V + v]!);
-        let z = 0,
-          s = 0;
-        for (let v = 0; v < V; v++) {
-          const e = Math.exp(L[r * V + v]! - mx);
-          z += e;
-          s += e * (L[r * V + v]! - mx);
+    if (ent)
+      for (let r = 0; r < B * T; r++)
+        if (entropyMask![r]) {
+          entropy += ent.out[r]!;
+          n++;
         }
-        entropy += Math.log(z) - s / z;
-        n++;
-      }
-    }
     E.endStep();
     return { logp, entropy: n ? entropy / n : 0 };
   });
@@ -215,7 +206,7 @@ function policyUpdate(
     const logp = new Float32Array(B * T);
     let entropy = 0;
     for (const c of chunks) {
-      const o = tokenLogprobs(
+      const o = chunkLogprobs(
         m,
         rows(batch.ids, c),
         rows(batch.targets, c),
@@ -258,7 +249,7 @@ function policyUpdate(
   );
   for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
     chunks.forEach((c, k) => {
-      const lp = E.logprobs(forward(t.model, rows(batch.ids, c), c[1] - c[0], T), rows(batch.targets, c));
+      const lp = tokenLogprobs(t.model, rows(batch.ids, c), rows(batch.targets, c), c[1] - c[0], T);
       E.backward(
         E.scalarFn(lp, (all) => {
           for (const [r, j] of inChunk[k]!) inp.logp[j] = all[r]!;
@@ -296,14 +287,19 @@ export function trainGrpo<I>(
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
   if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
+  t.model.checkpointLayers = cfg.activationCheckpointing;
   const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);
-  const refFile = join(io.dir, "checkpoint", "ref.safetensors");
-  let ref: Model =
-    resumed && existsSync(refFile)
-      ? readWeights(t.model.config, refFile)
-      : modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+  // with LoRA the reference shares the frozen base and keeps its own adapters (ref-adapter.safetensors)
+  const refFile = join(io.dir, "checkpoint", t.model.lora ? "ref-adapter.safetensors" : "ref.safetensors");
+  const snapshot = (): Model =>
+    adapterSnapshot(t.model) ?? modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+  let ref: Model = snapshot();
+  if (resumed && existsSync(refFile))
+    ref = t.model.lora
+      ? adapterSnapshot(t.model, readSafetensors(refFile).tensors)!
+      : readWeights(t.model.config, refFile);
 
   const out = runLoop(
     io,
@@ -311,7 +307,7 @@ export function trainGrpo<I>(
     cfg.steps,
     (step) => {
       if (step > 0 && step % cfg.refreshRefEvery === 0)
-        ref = modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+        ref = snapshot();
       const rng = new Rng(io.seed * 1_000_003 + step),
         t0 = performance.now();
       const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
@@ -349,7 +345,10 @@ export function trainGrpo<I>(
     },
     (step) => {
       // the reference policy travels with the checkpoint so a resumed run continues identically
-      saveStage(io, t, step, stageConfig, opt, undefined, { "ref.safetensors": encodeWeights(ref) });
+      const refBytes = ref.lora
+        ? encodeSafetensors(new Map([...trainableParams(ref)].map(([n, x]) => [n, { shape: x.shape, data: x.data }])))
+        : encodeWeights(ref);
+      saveStage(io, t, step, stageConfig, opt, undefined, { [basename(refFile)]: refBytes });
     },
   );
   return { ...out, trainee: t };

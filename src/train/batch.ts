@@ -4,7 +4,7 @@
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
 import type { Model } from "../model/transformer.js";
-import { forward } from "../model/transformer.js";
+import { tokenLogprobs } from "../model/transformer.js";
 
 export interface Batch {
   ids: Int32Array;
@@ -44,8 +44,8 @@ export function makeBatch(
 
 /** Forward + masked cross-entropy + backward (gradients add into the parameters' .grad); returns the loss. */
 export function lossAndBackward(model: Model, batch: Batch, gradScale = 1): number {
-  const logits = forward(model, batch.ids, batch.B, batch.T);
-  const loss = E.crossEntropy(logits, batch.targets, batch.mask);
+  const logp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T);
+  const loss = E.maskedMeanNeg(logp, batch.mask);
   const value = loss.item();
   E.backward(loss, gradScale);
   E.endStep();

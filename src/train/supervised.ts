@@ -36,6 +36,8 @@ export const SupervisedConfig = OptimConfig.extend({
   maxLen: z.number().int().positive().default(256),
   /** train LoRA adapters instead of every weight */
   lora: LoraConfig.optional(),
+  /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
+  activationCheckpointing: z.boolean().default(false),
 });
 export type SupervisedConfig = z.infer<typeof SupervisedConfig>;
 
@@ -92,6 +94,7 @@ export function trainSupervised(
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
   if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
+  t.model.checkpointLayers = cfg.activationCheckpointing;
   const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);

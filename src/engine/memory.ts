@@ -1,0 +1,177 @@
+// Ops that trade compute for memory, for models whose activations or vocabulary outgrow a laptop:
+//  - checkpoint: a block's activations are dropped after its forward and recomputed in its backward;
+//  - headLogprobs: log p(target) of h·Wᵀ a chunk of rows at a time, never holding (rows × vocab) logits.
+// Both give the same numbers as the plain ops. No new kernels: they reuse gemm and the log-softmax kernels.
+import { FrugalError, shapeError } from "../common/errors.js";
+import { kernels } from "./backend.js";
+import {
+  isGradEnabled,
+  noGrad,
+  output,
+  record,
+  releaseSince,
+  runTapeDownTo,
+  scratch,
+  scratchMark,
+  tapeLength,
+  Tensor,
+} from "./tensor.js";
+
+const K = () => kernels().k;
+
+/**
+ * fn(x), keeping only x and the result: fn runs without a tape, its intermediates go back to the pool, and the
+ * backward runs fn again with the tape on to get x's and the parameters' gradients. fn must be deterministic.
+ */
+export function checkpoint(x: Tensor, fn: (x: Tensor) => Tensor): Tensor {
+  if (!isGradEnabled()) return fn(x);
+  const mark = scratchMark();
+  const y = noGrad(() => fn(x));
+  releaseSince(mark, [y.data]);
+  const out = new Tensor(y.shape, y.data, { persistent: false, requiresGrad: true });
+  record(() => {
+    const gx = x.requiresGrad ? x.grad : null; // allocated before the mark: it outlives the recompute
+    const m = scratchMark(),
+      t0 = tapeLength();
+    const xr = new Tensor(x.shape, x.data, { persistent: false, requiresGrad: x.requiresGrad });
+    const yr = fn(xr);
+    if (yr.requiresGrad) {
+      yr.grad.set(out.grad);
+      runTapeDownTo(t0);
+      if (gx) K().axpy(1, xr.grad, gx);
+    }
+    releaseSince(m);
+  });
+  return out;
+}
+
+/** Rows of h·Wᵀ per chunk: 128 rows of a 152K vocabulary are 78 MB of logits. */
+const HEAD_CHUNK_ROWS = 128;
+
+/**
+ * log p(targets[n]) under softmax(h[n]·Wᵀ) for h (N, C) and W (V, C), chunk rows at a time; the (N, V) logits
+ * never exist at once. `entropy`, when given, receives the entropy of each row whose mask is set (no gradient).
+ */
+export function headLogprobs(
+  h: Tensor,
+  W: Tensor,
+  targets: Int32Array,
+  entropy?: { mask: Float32Array; out: Float32Array },
+  chunk = HEAD_CHUNK_ROWS,
+): Tensor {
+  const [N, C] = h.shape as [number, number],
+    V = W.shape[0]!;
+  if (h.shape.length !== 2 || W.shape.length !== 2 || W.shape[1] !== C || targets.length !== N)
+    throw shapeError("headLogprobs", `h [${h.shape}], W [${W.shape}], ${targets.length} targets`, "(N, C), (V, C), N");
+  for (let i = 0; i < N; i++)
+    if (!(targets[i]! >= 0 && targets[i]! < V))
+      throw new FrugalError("INDEX", `headLogprobs: target ${targets[i]} at row ${i} is outside [0, ${V})`);
+  const tracks = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
+  const out = output([N], tracks),
+    lse = output([N], false);
+  const mark = scratchMark();
+  forChunks(N, chunk, V, (r0, n, logits) => {
+    K().gemm(0, 1, n, V, C, 1, h.data, r0 * C, C, 0, W.data, 0, C, 0, 0, logits, 0, V, 0, 1);
+    K().logsoftmaxGather(
+      logits,
+      targets.subarray(r0, r0 + n),
+      out.data.subarray(r0, r0 + n),
+      lse.data.subarray(r0, r0 + n),
+      n,
+      V,
+    );
+    if (entropy) rowEntropy(logits, lse.data, r0, n, V, entropy);
+  });
+  releaseSince(mark);
+  if (tracks) record(() => headBackward(h, W, targets, lse.data, out.grad, chunk));
+  return out;
+}
+
+/** Calls body(firstRow, rows, logitsBuffer) for each chunk of rows, with one reused (chunk × V) buffer. */
+function forChunks(N: number, chunk: number, V: number, body: (r0: number, n: number, logits: Float32Array) => void) {
+  const buf = scratch(Math.min(chunk, N) * V, false);
+  for (let r0 = 0; r0 < N; r0 += chunk) {
+    const n = Math.min(chunk, N - r0);
+    body(r0, n, buf.subarray(0, n * V));
+  }
+}
+
+/** −Σ p log p of each row of a chunk, from its logits and log-sum-exp. */
+function rowEntropy(
+  logits: Float32Array,
+  lse: Float32Array,
+  r0: number,
+  n: number,
+  V: number,
+  { mask, out }: { mask: Float32Array; out: Float32Array },
+) {
+  for (let r = 0; r < n; r++) {
+    if (!mask[r0 + r]) continue;
+    const m = lse[r0 + r]!;
+    let s = 0;
+    for (let v = 0; v < V; v++) {
+      const lp = logits[r * V + v]! - m;
+      s -= Math.exp(lp) * lp;
+    }
+    out[r0 + r] = s;
+  }
+}
+
+function headBackward(
+  h: Tensor,
+  W: Tensor,
+  targets: Int32Array,
+  lse: Float32Array,
+  dlogp: Float32Array,
+  chunk: number,
+) {
+  const [N, C] = h.shape as [number, number],
+    V = W.shape[0]!;
+  const dh = h.requiresGrad ? h.grad : null, // allocated before the mark: they outlive the chunks
+    dW = W.requiresGrad ? W.grad : null;
+  const mark = scratchMark(),
+    dlogits = scratch(Math.min(chunk, N) * V, false);
+  forChunks(N, chunk, V, (r0, n, logits) => {
+    const d = dlogits.subarray(0, n * V).fill(0);
+    K().gemm(0, 1, n, V, C, 1, h.data, r0 * C, C, 0, W.data, 0, C, 0, 0, logits, 0, V, 0, 1);
+    K().logsoftmaxGatherBwd(
+      logits,
+      lse.subarray(r0, r0 + n),
+      targets.subarray(r0, r0 + n),
+      dlogp.subarray(r0, r0 + n),
+      d,
+      n,
+      V,
+    );
+    if (dh) K().gemm(0, 0, n, C, V, 1, d, 0, V, 0, W.data, 0, C, 0, 1, dh, r0 * C, C, 0, 1);
+    if (dW) K().gemm(1, 0, V, C, n, 1, d, 0, V, 0, h.data, r0 * C, C, 0, 1, dW, 0, C, 0, 1);
+  });
+  releaseSince(mark);
+}
+
+/** The mean of −logp over rows whose mask is non-zero (mask weights rows): a loss from headLogprobs. */
+export function maskedMeanNeg(logp: Tensor, mask?: Float32Array): Tensor {
+  const N = logp.size;
+  if (mask && mask.length !== N) throw shapeError("maskedMeanNeg", `mask of ${mask.length}`, `a mask of ${N} values`);
+  let total = 0,
+    weight = 0;
+  for (let i = 0; i < N; i++) {
+    const m = mask ? mask[i]! : 1;
+    total -= m * logp.data[i]!;
+    weight += m;
+  }
+  if (weight <= 0)
+    throw new FrugalError(
+      "EMPTY",
+      "maskedMeanNeg: the loss mask selects no tokens; check the chat template's loss mask",
+    );
+  const out = output([1], isGradEnabled() && logp.requiresGrad);
+  out.data[0] = total / weight;
+  if (out.requiresGrad)
+    record(() => {
+      const g = out.grad[0]!,
+        d = logp.grad;
+      for (let i = 0; i < N; i++) d[i] = d[i]! - (g * (mask ? mask[i]! : 1)) / weight;
+    });
+  return out;
+}

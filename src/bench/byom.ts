@@ -1,19 +1,19 @@
-// `frugal bench byom --shape S`: a randomly initialised model of a real Hugging Face shape (byom-shapes.json) — a
-// LoRA training step (rank 16, all linear layers, frozen base) in tokens/s, decoding at batch 1 and 16, and the
-// peak resident memory; the same LoRA step in PyTorch in the same run for the ratio. Measures; asserts nothing.
+// `frugal bench byom --shape S`: a randomly initialised model of a real Hugging Face shape (byom-shapes.json) runs
+// one LoRA GRPO step (rank 16, every linear layer, frozen base, per-layer checkpointing, chunked LM head): its
+// time, training tokens/s, decoding at batch 1 and 16 and the peak resident memory; the same LoRA micro-batch
+// in PyTorch in the same run for the ratio. Measures; asserts nothing.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { median } from "../common/stats.js";
 import * as E from "../engine/index.js";
 import { machineCoretype } from "../engine/backend.js";
 import { countParams, parseModelConfig, type ModelConfig } from "../model/config.js";
 import { addLora, LORA_MODULES, mergeLora, trainableParams } from "../model/lora.js";
 import { generate } from "../model/sampler.js";
-import { forward, initModel, type Model } from "../model/transformer.js";
+import { initModel, tokenLogprobs, type Model } from "../model/transformer.js";
 import { findTorchPython, runTorchStep } from "./engine.js";
 
 const SHAPES_FILE = join(dirname(fileURLToPath(import.meta.url)), "../../src/bench/byom-shapes.json");
@@ -26,11 +26,13 @@ export function byomShapes(): Map<string, ModelConfig> {
 
 export interface ByomOptions {
   shape: string;
-  /** sequences × tokens of one training micro-batch */
-  batch: number;
-  seq: number;
-  steps: number;
+  /** the GRPO step: prompts × samples completions of newTokens tokens after a promptTokens-token prompt */
+  prompts: number;
+  samples: number;
   newTokens: number;
+  promptTokens: number;
+  /** sequences per forward/backward of the update */
+  micro: number;
   rank: number;
   torch: boolean;
 }
@@ -39,51 +41,35 @@ export interface ByomBench {
   shape: string;
   params: number;
   loraParams: number;
-  batch: number;
-  seq: number;
-  trainStepMs: number;
+  /** one LoRA GRPO step: sampling, then the old policy's log-probs and the update */
+  grpoStepS: number;
+  grpoSampleS: number;
+  grpoUpdateS: number;
+  sequences: number;
+  seqTokens: number;
+  micro: number;
+  /** positions per second of the update's forward + backward */
   trainTokensPerSec: number;
   sampleTokensPerSecBatch1: number;
   sampleTokensPerSecBatch16: number;
   peakRssMb: number;
   kernels: string;
   torchTrainTokensPerSec?: number;
-  /** frugal's training tokens/s over PyTorch's on the same LoRA step */
+  /** frugal's training tokens/s over PyTorch's on the same LoRA micro-batch */
   trainRatio?: number;
   torchVersion?: string;
   torchNote?: string;
 }
 
-const rssMb = () => process.resourceUsage().maxRSS / 1024;
+const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
-/** Median wall time of LoRA training steps (forward, cross-entropy on every position, backward, AdamW). */
-function timeLoraSteps(model: Model, o: ByomOptions, progress: (msg: string) => void): number {
-  const rng = new Rng(3),
-    V = model.config.vocab_size,
-    n = o.batch * o.seq;
-  const ids = Int32Array.from({ length: n }, () => rng.int(0, V - 1)),
-    targets = Int32Array.from({ length: n }, () => rng.int(0, V - 1));
-  const params = trainableParams(model),
-    opt = E.adamwInit(params),
-    times: number[] = [];
-  for (let s = 0; s < o.steps + 1; s++) {
-    const t0 = performance.now();
-    E.backward(E.crossEntropy(forward(model, ids, o.batch, o.seq), targets));
-    E.adamwUpdate(params, opt, E.defaultAdamW, 1e-4);
-    E.endStep();
-    const ms = performance.now() - t0;
-    if (s > 0) times.push(ms); // the first step warms the pool and page-faults the weights
-    progress(`train step ${s + 1}/${o.steps + 1}: ${(ms / 1000).toFixed(1)} s`);
-  }
-  return median(times);
+function randomPrompts(rng: Rng, n: number, len: number, V: number): number[][] {
+  return Array.from({ length: n }, () => Array.from({ length: len }, () => rng.int(0, V - 1)));
 }
 
 /** Decoding tokens/s at a batch size (16-token random prompts, sampling at temperature 1). */
 function sampleRate(model: Model, batch: number, newTokens: number): number {
-  const rng = new Rng(5),
-    prompts = Array.from({ length: batch }, () =>
-      Array.from({ length: 16 }, () => rng.int(0, model.config.vocab_size - 1)),
-    );
+  const prompts = randomPrompts(new Rng(5), batch, 16, model.config.vocab_size);
   const t0 = performance.now();
   const out = generate(
     model,
@@ -91,7 +77,56 @@ function sampleRate(model: Model, batch: number, newTokens: number): number {
     prompts.map((_, i) => i),
     { maxNewTokens: newTokens, temperature: 1, batch },
   );
-  return out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000);
+  return out.reduce((a, s) => a + s.tokens.length, 0) / seconds(t0);
+}
+
+/** The sampled sequences, each cut or padded to T + 1 tokens (inputs and shifted targets). */
+function sampledSequences(model: Model, o: ByomOptions, T: number): number[][] {
+  const prompts = randomPrompts(new Rng(3), o.prompts, o.promptTokens, model.config.vocab_size).flatMap((p) =>
+    Array.from({ length: o.samples }, () => p),
+  );
+  const samples = generate(
+    model,
+    prompts,
+    prompts.map((_, i) => i),
+    { maxNewTokens: o.newTokens, temperature: 1, batch: prompts.length },
+  );
+  return samples.map((s, i) => {
+    const seq = [...prompts[i]!, ...s.tokens].slice(0, T + 1);
+    while (seq.length < T + 1) seq.push(0);
+    return seq;
+  });
+}
+
+/**
+ * One GRPO step's work with LoRA: sample prompts × samples completions (adapters attached), then per micro-batch
+ * the old policy's log-probs without gradients and a forward + backward, then AdamW on the adapters.
+ */
+function grpoStep(model: Model, o: ByomOptions, progress: (msg: string) => void) {
+  const T = o.promptTokens + o.newTokens - 1;
+  progress(`sampling ${o.prompts} prompts × ${o.samples} samples × ${o.newTokens} tokens`);
+  let t0 = performance.now();
+  const seqs = sampledSequences(model, o, T);
+  const sampleS = seconds(t0);
+  progress(`old-policy log-probs and the update, ${o.micro} sequences at a time`);
+  const params = trainableParams(model),
+    opt = E.adamwInit(params);
+  t0 = performance.now();
+  let trainS = 0;
+  for (let b0 = 0; b0 < seqs.length; b0 += o.micro) {
+    const rows = seqs.slice(b0, b0 + o.micro),
+      B = rows.length;
+    const ids = Int32Array.from(rows.flatMap((r) => r.slice(0, T))),
+      targets = Int32Array.from(rows.flatMap((r) => r.slice(1)));
+    E.noGrad(() => tokenLogprobs(model, ids, targets, B, T));
+    E.endStep();
+    const t1 = performance.now();
+    E.backward(E.maskedMeanNeg(tokenLogprobs(model, ids, targets, B, T)));
+    E.endStep();
+    trainS += seconds(t1);
+  }
+  E.adamwUpdate(params, opt, E.defaultAdamW, 1e-5);
+  return { sampleS, updateS: seconds(t0), trainS, seqTokens: T, sequences: seqs.length };
 }
 
 export function benchByom(o: ByomOptions, progress: (msg: string) => void = () => {}): ByomBench {
@@ -102,21 +137,25 @@ export function benchByom(o: ByomOptions, progress: (msg: string) => void = () =
   progress(`initialising ${o.shape} (${(countParams(config) / 1e6).toFixed(0)}M parameters, random)`);
   const model = initModel(config, 1);
   addLora(model, { rank: o.rank, alpha: 2 * o.rank, targets: ["all-linear"] }, 2);
+  model.checkpointLayers = true;
   const loraParams = [...trainableParams(model).values()].reduce((a, t) => a + t.size, 0);
-  const trainStepMs = timeLoraSteps(model, o, progress);
-  mergeLora(model); // decoding serves the merged model
+  const g = grpoStep(model, o, progress);
+  mergeLora(model); // decoding as served: the merged model
   progress("decoding at batch 1 and 16");
   const out: ByomBench = {
     shape: o.shape,
     params: countParams(config),
     loraParams,
-    batch: o.batch,
-    seq: o.seq,
-    trainStepMs,
-    trainTokensPerSec: (o.batch * o.seq) / (trainStepMs / 1000),
-    sampleTokensPerSecBatch1: sampleRate(model, 1, o.newTokens),
-    sampleTokensPerSecBatch16: sampleRate(model, 16, o.newTokens),
-    peakRssMb: rssMb(),
+    grpoStepS: g.sampleS + g.updateS,
+    grpoSampleS: g.sampleS,
+    grpoUpdateS: g.updateS,
+    sequences: g.sequences,
+    seqTokens: g.seqTokens,
+    micro: o.micro,
+    trainTokensPerSec: (g.sequences * g.seqTokens) / g.trainS,
+    sampleTokensPerSecBatch1: sampleRate(model, 1, 32),
+    sampleTokensPerSecBatch16: sampleRate(model, 16, 32),
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
     kernels: E.kernels().description,
   };
   if (o.torch) torchReference(out, config, o, progress);
@@ -129,12 +168,12 @@ function torchReference(out: ByomBench, config: ModelConfig, o: ByomOptions, pro
     out.torchNote = "python3 with torch not found (Debian: apt-get install python3-torch); no ratio";
     return;
   }
-  progress("the same LoRA step in PyTorch");
+  progress("the same LoRA micro-batch step in PyTorch");
   const arg = JSON.stringify({
     ...config,
-    batch: o.batch,
-    seq: o.seq,
-    steps: o.steps,
+    batch: o.micro,
+    seq: out.seqTokens,
+    steps: 2,
     warmup: 1,
     threads: Number(process.env.FRUGAL_THREADS) || 2,
     lora: { r: o.rank, alpha: 2 * o.rank, modules: LORA_MODULES },
@@ -145,6 +184,6 @@ function torchReference(out: ByomBench, config: ModelConfig, o: ByomOptions, pro
     return;
   }
   out.torchVersion = t.torch;
-  out.torchTrainTokensPerSec = (o.batch * o.seq) / (t.torchStepMs / 1000);
+  out.torchTrainTokensPerSec = (o.micro * out.seqTokens) / (t.torchStepMs / 1000);
   out.trainRatio = out.trainTokensPerSec / out.torchTrainTokensPerSec;
 }

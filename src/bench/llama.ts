@@ -3,7 +3,7 @@
 // node-llama-cpp is an optional (dev) dependency: loaded on demand with a clear error when missing.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { FrugalError } from "../common/errors.js";
+import { FrugalError, internal } from "../common/errors.js";
 import { tempDir } from "../common/files.js";
 import { referenceConfig } from "../model/config.js";
 import { generate } from "../model/sampler.js";
@@ -29,6 +29,33 @@ export async function loadLlamaCpp(): Promise<LlamaModule> {
       "DEPENDENCY",
       `node-llama-cpp is not installed (${(e as Error).message.split("\n")[0]}); install it with \`npm i -E node-llama-cpp@3.21.1\``,
     );
+  }
+}
+
+/** llama.cpp's next-token distribution after each prefix of `ids` (dense, vocabulary-long rows), temperature 1. */
+export async function llamaNextProbs(file: string, ids: number[], V: number): Promise<Float64Array[]> {
+  const { getLlama } = await loadLlamaCpp();
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: file });
+  const ctx = await model.createContext({
+    contextSize: Math.min(model.trainContextSize, 4096),
+    threads: llamaThreads(),
+  });
+  try {
+    const options = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    const out = await ctx
+      .getSequence()
+      .controlledEvaluate(ids.map((t) => [t, { generateNext: { probabilities: true, options } }] as never));
+    return out.map((o, i) => {
+      const probs = (o as { next?: { probabilities?: Map<number, number> } } | undefined)?.next?.probabilities;
+      if (!probs) throw internal(`llama.cpp returned no probabilities at position ${i}`);
+      const row = new Float64Array(V);
+      for (const [t, p] of probs) row[t] = p;
+      return row;
+    });
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
   }
 }
 

@@ -117,24 +117,27 @@ export function positiveInt(flag: string, v: string): number {
 function registerBenchByom(bench: Command): void {
   bench
     .command("byom")
-    .description("a real HF shape (random weights): LoRA training and decoding speed, peak memory, vs PyTorch")
+    .description("a real HF shape (random weights): one LoRA GRPO step, decoding, peak memory, vs PyTorch")
     .option("--shape <name>", `one of ${[...byomShapes().keys()].join(", ")}`, "qwen2.5-0.5b")
-    .option("--batch <n>", "sequences per training micro-batch", "4")
-    .option("--seq <n>", "tokens per sequence", "160")
-    .option("--steps <n>", "timed training steps (after one warm-up)", "2")
-    .option("--new-tokens <n>", "tokens decoded per sequence", "16")
+    .option("--prompts <n>", "prompts in the GRPO step", "8")
+    .option("--samples <n>", "samples per prompt", "8")
+    .option("--new-tokens <n>", "tokens sampled per completion", "128")
+    .option("--prompt-tokens <n>", "tokens per prompt", "32")
+    .option("--micro <n>", "sequences per forward/backward of the update", "4")
     .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
     .option("--no-torch", "skip the PyTorch comparison")
     .option("--json", "print one JSON line")
     .action((o: Record<string, string> & { torch: boolean; json?: boolean }) => {
+      const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
       const r = benchByom(
         {
           shape: o.shape!,
-          batch: positiveInt("--batch", o.batch!),
-          seq: positiveInt("--seq", o.seq!),
-          steps: positiveInt("--steps", o.steps!),
-          newTokens: positiveInt("--new-tokens", o.newTokens!),
-          rank: positiveInt("--rank", o.rank!),
+          prompts: n("--prompts", "prompts"),
+          samples: n("--samples", "samples"),
+          newTokens: n("--new-tokens", "newTokens"),
+          promptTokens: n("--prompt-tokens", "promptTokens"),
+          micro: n("--micro", "micro"),
+          rank: n("--rank", "rank"),
           torch: o.torch,
         },
         (m) => process.stderr.write(`[bench byom] ${m}\n`),
@@ -143,8 +146,13 @@ function registerBenchByom(bench: Command): void {
         console.log(JSON.stringify(r));
         return;
       }
-      console.log(`${r.shape}: ${(r.params / 1e6).toFixed(0)}M params, LoRA ${(r.loraParams / 1e6).toFixed(2)}M`);
-      console.log(`train (LoRA, ${r.batch} × ${r.seq} tokens): ${r.trainTokensPerSec.toFixed(1)} tokens/s`);
+      const M = (x: number) => `${(x / 1e6).toFixed(x < 1e7 ? 2 : 0)}M`;
+      console.log(`${r.shape}: ${M(r.params)} params, LoRA ${M(r.loraParams)} (rank ${o.rank}, every linear layer)`);
+      console.log(
+        `GRPO step (${r.sequences} × ${r.seqTokens} tokens): ${r.grpoStepS.toFixed(0)} s ` +
+          `(sampling ${r.grpoSampleS.toFixed(0)} s, log-probs + update ${r.grpoUpdateS.toFixed(0)} s)`,
+      );
+      console.log(`train: ${r.trainTokensPerSec.toFixed(1)} tokens/s (${r.micro} sequences per micro-batch)`);
       if (r.trainRatio !== undefined)
         console.log(
           `PyTorch ${r.torchVersion}: ${r.torchTrainTokensPerSec!.toFixed(1)} tokens/s → ${r.trainRatio.toFixed(2)}×`,

@@ -1,4 +1,6 @@
-// GGUF export: header and metadata readable, the RoPE row permutation, Qwen2 refused with a reason, and
+// GGUF export: header and metadata readable, the RoPE row permutation, rope_scaling refused with a reason, the
+// Llama, Qwen2 and Qwen3 fixtures read by llama.cpp with frugal's next-token probabilities (F32) and greedy tokens
+// (F32 and F16), and
 // llama.cpp (node-llama-cpp 3.21.1) reproducing frugal's greedy tokens on the exported file of a
 // tiny base trained here, and tokenizing text as frugal's BPE policy tokenizer does.
 import { test } from "node:test";
@@ -13,11 +15,13 @@ import { runRecipe, stageDir } from "../pipeline/runner.js";
 import { loadModelDir } from "../model/load.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
-import { llamaGreedy, loadLlamaCpp } from "../bench/llama.js";
+import { llamaGreedy, llamaNextProbs, loadLlamaCpp } from "../bench/llama.js";
+import * as E from "../engine/index.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { parseModelConfig } from "../model/config.js";
-import { initModel } from "../model/transformer.js";
-import { exportGguf, permuteRope } from "../serve/gguf.js";
+import { forward, initModel } from "../model/transformer.js";
+import { exportGguf, permuteRope, toF16Bits } from "../serve/gguf.js";
+import { f16ToF32 } from "../model/safetensors.js";
 import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 
@@ -47,14 +51,62 @@ test("GGUF: header, tensor count and llama metadata are written", () => {
   );
 });
 
-test("GGUF: a Qwen2 checkpoint with q/k/v biases is refused with the reason", () => {
-  const ck = loadCheckpoint(join(fixtures, "tiny-qwen2-bf16"));
-  const tok = CharTokenizer.fromChars("ab");
+test("GGUF: a model with rope_scaling is refused with the reason", () => {
+  const ck = loadCheckpoint(join(fixtures, "tiny-llama3-sharded"));
   assert.throws(
-    () => exportGguf(ck.model, tok, join(tempDir(), "q.gguf"), "q"),
-    /Llama layout without attention biases/,
+    () => exportGguf(ck.model, CharTokenizer.fromChars("ab"), join(tempDir(), "q.gguf"), "q"),
+    /GGUF export does not write rope_scaling/,
   );
 });
+
+/** A char tokenizer whose ids cover exactly the fixture's embedding rows. */
+function fixtureTokenizer(rows: number): CharTokenizer {
+  return CharTokenizer.fromChars(Array.from({ length: rows - 9 }, (_, i) => String.fromCharCode(97 + i)).join(""));
+}
+
+for (const [name, dtype] of [
+  ["tiny-llama-f32", "f32"],
+  ["tiny-qwen2-bf16", "f32"],
+  ["tiny-qwen3-bf16", "f32"],
+  ["tiny-qwen2-bf16", "f16"],
+  ["tiny-qwen3-bf16", "f16"],
+] as const) {
+  test(`llama.cpp reproduces frugal's greedy tokens: ${name} as ${dtype.toUpperCase()} GGUF`, async () => {
+    const { model } = loadCheckpoint(join(fixtures, name)),
+      f = join(tempDir(), `${name}.gguf`);
+    const tok = fixtureTokenizer(model.config.vocab_size),
+      end = tok.tokenId("<|end|>"); // the file's eos: llama.cpp stops there
+    exportGguf(model, tok, f, name, dtype);
+    // frugal computes with the weights the file holds: rounded to f16 for an F16 file
+    if (dtype === "f16")
+      for (const t of model.params.values())
+        if (t.shape.length === 2) t.data.set(Float32Array.from(t.data, (x) => f16ToF32(toF16Bits(x))));
+    if (dtype === "f32") {
+      // the whole next-token distribution at every position, not only its argmax
+      const ids = [3, 17, 5, 11, 4, 9, 20, 1],
+        V = model.config.vocab_size,
+        theirs = await llamaNextProbs(f, ids, V);
+      const logits = E.noGrad(() => forward(model, Int32Array.from(ids), 1, ids.length)).data;
+      let worst = 0;
+      ids.forEach((_, t) => {
+        const row = logits.subarray(t * V, (t + 1) * V),
+          mx = Math.max(...row),
+          z = row.reduce((a, x) => a + Math.exp(x - mx), 0);
+        row.forEach((x, v) => (worst = Math.max(worst, Math.abs(Math.exp(x - mx) / z - theirs[t]![v]!))));
+      });
+      E.endStep();
+      assert.ok(worst < 1e-4, `next-token probabilities differ by up to ${worst}`);
+    }
+    for (const prompt of [
+      [1, 2, 3],
+      [7, 5, 11, 4, 2],
+    ]) {
+      const ours = generate(model, [prompt], [0], { maxNewTokens: 12, temperature: 0, stopTokens: [end] })[0]!.tokens;
+      const theirs = await llamaGreedy(f, prompt, 12, end);
+      assert.deepEqual(theirs.tokens, ours, `prompt ${prompt}`);
+    }
+  });
+}
 
 test("llama.cpp reproduces frugal's greedy tokens on the exported file", async () => {
   const r = readRecipe(join(repoRoot, "recipes/tiny.json")),

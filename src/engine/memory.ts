@@ -22,10 +22,16 @@ const K = () => kernels().k;
 /**
  * fn(x), keeping only x and the result: fn runs without a tape, its intermediates go back to the pool, and the
  * backward runs fn again with the tape on to get x's and the parameters' gradients. fn must be deterministic.
+ * Without a tape it is fn(x) with its intermediates handed back at once (a no-grad pass over many tokens).
  */
 export function checkpoint(x: Tensor, fn: (x: Tensor) => Tensor): Tensor {
-  if (!isGradEnabled()) return fn(x);
   const mark = scratchMark();
+  if (!isGradEnabled()) {
+    // nothing will read the intermediates: hand them back now rather than at the end of the step
+    const y = fn(x);
+    releaseSince(mark, [y.data]);
+    return y;
+  }
   const y = noGrad(() => fn(x));
   releaseSince(mark, [y.data]);
   const out = new Tensor(y.shape, y.data, { persistent: false, requiresGrad: true });

@@ -17,7 +17,7 @@ function bad(file: string, msg: string): FrugalError {
   return new FrugalError("SAFETENSORS", `${file}: ${msg}`);
 }
 
-function f16ToF32(h: number): number {
+export function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1,
     e = (h >> 10) & 0x1f,
     m = h & 0x3ff;

@@ -176,7 +176,8 @@ export function trunk(model: Model, ids: Int32Array, B: number, T: number, op: s
           v.view([B, T, c.num_key_value_heads, D]),
         ).view([B * T, c.num_attention_heads * D]),
       );
-    x = model.checkpointLayers ? E.checkpoint(x, layer) : layer(x);
+    // without a tape each layer's intermediates are freed as it ends; with checkpointing they are recomputed
+    x = model.checkpointLayers || !E.isGradEnabled() ? E.checkpoint(x, layer) : layer(x);
   }
   return x;
 }
@@ -259,20 +260,22 @@ export function forwardCached(
         );
         continue;
       }
-      x = block(model, l, x, positions, (q, k, v) => {
-        const kc = cache.k[l]!,
-          vc = cache.v[l]!;
-        for (let b = 0; b < B; b++) {
-          const dst = (slot[b]! * cache.Tmax + pos[b]!) * row,
-            src = b * Tn * row;
-          kc.set(k.data.subarray(src, src + Tn * row), dst);
-          vc.set(v.data.subarray(src, src + Tn * row), dst);
-        }
-        return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([
-          B * Tn,
-          c.num_attention_heads * D,
-        ]);
-      });
+      x = E.checkpoint(x, (xi) =>
+        block(model, l, xi, positions, (q, k, v) => {
+          const kc = cache.k[l]!,
+            vc = cache.v[l]!;
+          for (let b = 0; b < B; b++) {
+            const dst = (slot[b]! * cache.Tmax + pos[b]!) * row,
+              src = b * Tn * row;
+            kc.set(k.data.subarray(src, src + Tn * row), dst);
+            vc.set(v.data.subarray(src, src + Tn * row), dst);
+          }
+          return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([
+            B * Tn,
+            c.num_attention_heads * D,
+          ]);
+        }),
+      );
     }
     if (lastOnly && Tn > 1) {
       const C = c.hidden_size,

@@ -306,8 +306,7 @@ export function trainGrpo<I>(
     resumed?.step ?? 0,
     cfg.steps,
     (step) => {
-      if (step > 0 && step % cfg.refreshRefEvery === 0)
-        ref = snapshot();
+      if (step > 0 && step % cfg.refreshRefEvery === 0) ref = snapshot();
       const rng = new Rng(io.seed * 1_000_003 + step),
         t0 = performance.now();
       const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);

@@ -1,8 +1,9 @@
 // `frugal bench byom --shape S`: a randomly initialised model of a real Hugging Face shape (byom-shapes.json) runs
 // one LoRA GRPO step (rank 16, every linear layer, frozen base, per-layer checkpointing, chunked LM head): its
 // time, training tokens/s, decoding at batch 1 and 16 and the peak resident memory; the same LoRA micro-batch
-// in PyTorch in the same run for the ratio. Measures; asserts nothing.
-import { readFileSync } from "node:fs";
+// in PyTorch, and batch-1 decoding by llama.cpp of the same model as F16 GGUF, in the same run. Measures only.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -14,7 +15,10 @@ import { countParams, parseModelConfig, type ModelConfig } from "../model/config
 import { addLora, LORA_MODULES, mergeLora, trainableParams } from "../model/lora.js";
 import { generate } from "../model/sampler.js";
 import { initModel, tokenLogprobs, type Model } from "../model/transformer.js";
+import { exportGguf, roundToF16 } from "../serve/gguf.js";
+import { CharTokenizer } from "../tokenizer/tokenizer.js";
 import { findTorchPython, runTorchStep } from "./engine.js";
+import { llamaGreedy } from "./llama.js";
 
 const SHAPES_FILE = join(dirname(fileURLToPath(import.meta.url)), "../../src/bench/byom-shapes.json");
 
@@ -35,6 +39,7 @@ export interface ByomOptions {
   micro: number;
   rank: number;
   torch: boolean;
+  llamaCpp: boolean;
 }
 
 export interface ByomBench {
@@ -59,9 +64,16 @@ export interface ByomBench {
   trainRatio?: number;
   torchVersion?: string;
   torchNote?: string;
+  /** batch-1 greedy decoding of the same model exported to F16 GGUF: frugal (weights rounded to f16) vs llama.cpp */
+  llamaCpp?: { threads: number; frugalTokensPerSec: number; llamaCppTokensPerSec: number; sameTokens: boolean };
+  llamaCppNote?: string;
 }
 
+/** Sequences GRPO decodes at once (rl/grpo.ts's rollout). */
+const GRPO_SAMPLE_BATCH = 32;
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
+const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
+const gib = (mb: number) => (mb / 1024).toFixed(2);
 
 function randomPrompts(rng: Rng, n: number, len: number, V: number): number[][] {
   return Array.from({ length: n }, () => Array.from({ length: len }, () => rng.int(0, V - 1)));
@@ -89,7 +101,7 @@ function sampledSequences(model: Model, o: ByomOptions, T: number): number[][] {
     model,
     prompts,
     prompts.map((_, i) => i),
-    { maxNewTokens: o.newTokens, temperature: 1, batch: prompts.length },
+    { maxNewTokens: o.newTokens, temperature: 1, batch: GRPO_SAMPLE_BATCH },
   );
   return samples.map((s, i) => {
     const seq = [...prompts[i]!, ...s.tokens].slice(0, T + 1);
@@ -129,7 +141,41 @@ function grpoStep(model: Model, o: ByomOptions, progress: (msg: string) => void)
   return { sampleS, updateS: seconds(t0), trainS, seqTokens: T, sequences: seqs.length };
 }
 
-export function benchByom(o: ByomOptions, progress: (msg: string) => void = () => {}): ByomBench {
+/**
+ * The merged model exported to F16 GGUF and decoded greedily at batch 1 by frugal (its weights rounded to f16
+ * first, so both compute from the same numbers) and by llama.cpp with as many threads as frugal uses.
+ */
+async function vsLlamaCpp(out: ByomBench, model: Model, newTokens: number, progress: (m: string) => void) {
+  const dir = mkdtempSync(join(tmpdir(), "frugal-byom-")),
+    file = join(dir, "model.gguf"),
+    threads = Number(process.env.FRUGAL_THREADS) || 2;
+  try {
+    progress("exporting F16 GGUF for llama.cpp");
+    const tok = CharTokenizer.fromChars("abcdefghijklmnopqrstuvwxyz"); // ids only: the vocabulary is padded to the rows
+    exportGguf(model, tok, file, out.shape, "f16");
+    for (const t of model.params.values()) if (t.shape.length === 2) roundToF16(t.data);
+    const prompt = randomPrompts(new Rng(9), 1, 16, model.config.vocab_size)[0]!;
+    progress(`decoding ${newTokens} tokens at batch 1: frugal, then llama.cpp (${threads} threads)`);
+    const t0 = performance.now();
+    const ours = generate(model, [prompt], [0], { maxNewTokens: newTokens, temperature: 0 })[0]!.tokens;
+    const oursS = seconds(t0);
+    const theirs = await llamaGreedy(file, prompt, newTokens, undefined, threads);
+    out.llamaCpp = {
+      threads,
+      frugalTokensPerSec: ours.length / oursS,
+      llamaCppTokensPerSec: theirs.tokens.length / theirs.seconds,
+      sameTokens: JSON.stringify(ours) === JSON.stringify(theirs.tokens),
+    };
+  } catch (e) {
+    out.llamaCppNote = `llama.cpp comparison failed: ${(e as Error).message.slice(0, 300)}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchByom(o: ByomOptions, report: (msg: string) => void = () => {}): Promise<ByomBench> {
+  const progress = (m: string) =>
+    report(`${m} (resident ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB, peak ${gib(peakRssMb())} GiB)`);
   const shapes = byomShapes(),
     config = shapes.get(o.shape);
   if (!config)
@@ -155,10 +201,11 @@ export function benchByom(o: ByomOptions, progress: (msg: string) => void = () =
     trainTokensPerSec: (g.sequences * g.seqTokens) / g.trainS,
     sampleTokensPerSecBatch1: sampleRate(model, 1, 32),
     sampleTokensPerSecBatch16: sampleRate(model, 16, 32),
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    peakRssMb: peakRssMb(),
     kernels: E.kernels().description,
   };
   if (o.torch) torchReference(out, config, o, progress);
+  if (o.llamaCpp) await vsLlamaCpp(out, model, 32, progress);
   return out;
 }
 

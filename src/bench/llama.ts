@@ -65,13 +65,14 @@ export async function llamaGreedy(
   prompt: number[],
   n: number,
   stop?: number,
+  threads = llamaThreads(),
 ): Promise<{ tokens: number[]; seconds: number }> {
   const { getLlama } = await loadLlamaCpp();
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
   const model = await llama.loadModel({ modelPath: file });
   const ctx = await model.createContext({
     contextSize: Math.min(model.trainContextSize, 4096),
-    threads: llamaThreads(),
+    threads,
   });
   try {
     const seq = ctx.getSequence(),

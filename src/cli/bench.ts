@@ -126,10 +126,11 @@ function registerBenchByom(bench: Command): void {
     .option("--micro <n>", "sequences per forward/backward of the update", "4")
     .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
     .option("--no-torch", "skip the PyTorch comparison")
+    .option("--no-llama-cpp", "skip the llama.cpp decoding comparison")
     .option("--json", "print one JSON line")
-    .action((o: Record<string, string> & { torch: boolean; json?: boolean }) => {
+    .action(async (o: Record<string, string> & { torch: boolean; llamaCpp: boolean; json?: boolean }) => {
       const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
-      const r = benchByom(
+      const r = await benchByom(
         {
           shape: o.shape!,
           prompts: n("--prompts", "prompts"),
@@ -139,6 +140,7 @@ function registerBenchByom(bench: Command): void {
           micro: n("--micro", "micro"),
           rank: n("--rank", "rank"),
           torch: o.torch,
+          llamaCpp: o.llamaCpp,
         },
         (m) => process.stderr.write(`[bench byom] ${m}\n`),
       );
@@ -161,6 +163,14 @@ function registerBenchByom(bench: Command): void {
       console.log(
         `decode: ${r.sampleTokensPerSecBatch1.toFixed(1)} tokens/s at batch 1, ${r.sampleTokensPerSecBatch16.toFixed(1)} at 16`,
       );
-      console.log(`peak RSS: ${r.peakRssMb.toFixed(0)} MB`);
+      if (r.llamaCpp) {
+        const l = r.llamaCpp;
+        console.log(
+          `F16 GGUF, batch 1, ${l.threads} threads: frugal ${l.frugalTokensPerSec.toFixed(1)} tokens/s, llama.cpp ` +
+            `${l.llamaCppTokensPerSec.toFixed(1)} (${(l.frugalTokensPerSec / l.llamaCppTokensPerSec).toFixed(2)}×), ` +
+            `same greedy tokens: ${l.sameTokens ? "yes" : "no"}`,
+        );
+      } else if (r.llamaCppNote) console.log(r.llamaCppNote);
+      console.log(`peak RSS: ${r.peakRssMb.toFixed(0)} MB (before the GGUF export)`);
     });
 }

@@ -17,6 +17,10 @@ import { loadModelDir } from "../model/load.js";
 import { parseRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
 import { parseCompletion } from "../tasks/rewards.js";
+import { getTask } from "../tasks/index.js";
+import { taskSource } from "../pipeline/stages/shared.js";
+import { GrpoConfig, trainGrpo } from "../rl/grpo.js";
+import type { StageIO } from "../train/loop.js";
 import { completionText, endId, promptIds, sftExample } from "../tokenizer/chat.js";
 import { FORMAT_INSTRUCTION } from "../tokenizer/template.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
@@ -163,13 +167,19 @@ test('"from": "hf:DIR": SFT then GRPO start from a Hugging Face directory and ke
   );
 });
 
-test("hf: inputs are checked when the recipe is read: a missing directory names the stage and what it expects", () => {
+test("hf: inputs are checked when the recipe is read: a missing directory, a tokenizer too large, an unknown architecture", () => {
   const stage = { type: "sft", name: "sft", tasks: ["addition"], steps: 1 };
   assert.throws(
     () => parseRecipe({ name: "x", stages: [{ ...stage, from: "hf:/no/such/model" }] }, "x.json"),
     /x.json: stage "sft": "hf:\/no\/such\/model" has no config.json at \/no\/such\/model; expected a Hugging Face/,
   );
-  const dir = hfDir(CHATML);
+  const dir = hfDir(CHATML),
+    cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, vocab_size: 50 }));
+  assert.throws(
+    () => parseRecipe({ name: "x", stages: [{ ...stage, from: `hf:${dir}` }] }, "x.json"),
+    /tokenizer.json has ids up to \d+ but the embedding has 50 rows/,
+  );
   writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["GPTNeoXForCausalLM"] }));
   assert.throws(
     () => parseRecipe({ name: "x", stages: [{ ...stage, from: `hf:${dir}` }] }, "x.json"),
@@ -216,6 +226,15 @@ test("LoRA from hf:DIR: only adapters train, saved in PEFT's format; export merg
   // its reference policy is saved as adapters over the shared base, not as a second copy of the model
   const grpoFiles = readdirSync(join(stageDir(out, "grpo"), "checkpoint"));
   assert.ok(grpoFiles.includes("ref-adapter.safetensors") && !grpoFiles.includes("ref.safetensors"), `${grpoFiles}`);
+  // the CLI reads the adapted checkpoint (base + PEFT files) and prompts it through the model's template
+  const sample = spawnSync(
+    process.execPath,
+    [cli, "sample", "--model", sftDir, "--prompt", "12+34", "--max-tokens", "6", "--temperature", "0", "--json"],
+    { encoding: "utf8" },
+  );
+  assert.equal(sample.status, 0, sample.stderr);
+  const [one] = JSON.parse(sample.stdout) as { tokens: number; finishReason: string }[];
+  assert.ok(one!.tokens <= 6 && ["stop", "length"].includes(one!.finishReason), sample.stdout);
   // export merged: a plain directory computing what the adapted model computes
   const merged = join(tempDir(), "merged"),
     r = spawnSync(process.execPath, [cli, "export", "merged", "--model", sftDir, "--out", merged], {
@@ -242,4 +261,40 @@ test("LoRA: a target that names no module fails when the recipe is read", () => 
       ),
     /stages.0.lora.targets.0: Invalid option: expected one of "q_proj"\|"k_proj"/,
   );
+});
+
+test("LoRA GRPO stopped after two steps and resumed ends with the adapters of an uninterrupted run", () => {
+  const base = hfDir(CHATML),
+    cfg = GrpoConfig.parse({
+      steps: 4,
+      promptsPerStep: 2,
+      groupSize: 3,
+      maxNewTokens: 8,
+      refreshRefEvery: 3, // the reference moves once, after the resume point: it must come back from the checkpoint
+      lora: { rank: 4 },
+      activationCheckpointing: true,
+    });
+  const source = taskSource(getTask("addition"), [2]);
+  const io = (dir: string, stopAfter?: number): StageIO => {
+    let steps = 0;
+    return {
+      name: "grpo",
+      dir,
+      seed: 5,
+      checkpointEvery: 1,
+      progress: () => void steps++,
+      shouldStop: () => (stopAfter !== undefined && steps >= stopAfter ? "stopped for the test" : null),
+    };
+  };
+  const init = () => loadModelDir(base);
+  const full = join(tempDir(), "full"),
+    part = join(tempDir(), "part");
+  assert.equal(trainGrpo(io(full), init, source, cfg, cfg).stopped, null);
+  assert.equal(trainGrpo(io(part, 2), init, source, cfg, cfg).stopped, "stopped for the test");
+  assert.equal(trainGrpo(io(part), init, source, cfg, cfg).steps, 2, "the resumed run did the last two steps");
+  for (const f of ["adapter_model.safetensors", "ref-adapter.safetensors", "model.safetensors"])
+    assert.ok(
+      readFileSync(join(full, "checkpoint", f)).equals(readFileSync(join(part, "checkpoint", f))),
+      `${f} differs after the resume`,
+    );
 });

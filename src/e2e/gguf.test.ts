@@ -20,8 +20,7 @@ import * as E from "../engine/index.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import { parseModelConfig } from "../model/config.js";
 import { forward, initModel } from "../model/transformer.js";
-import { exportGguf, permuteRope, toF16Bits } from "../serve/gguf.js";
-import { f16ToF32 } from "../model/safetensors.js";
+import { exportGguf, permuteRope, roundToF16 } from "../serve/gguf.js";
 import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 
@@ -78,9 +77,7 @@ for (const [name, dtype] of [
       end = tok.tokenId("<|end|>"); // the file's eos: llama.cpp stops there
     exportGguf(model, tok, f, name, dtype);
     // frugal computes with the weights the file holds: rounded to f16 for an F16 file
-    if (dtype === "f16")
-      for (const t of model.params.values())
-        if (t.shape.length === 2) t.data.set(Float32Array.from(t.data, (x) => f16ToF32(toF16Bits(x))));
+    if (dtype === "f16") for (const t of model.params.values()) if (t.shape.length === 2) roundToF16(t.data);
     if (dtype === "f32") {
       // the whole next-token distribution at every position, not only its argmax
       const ids = [3, 17, 5, 11, 4, 9, 20, 1],

@@ -60,6 +60,9 @@ test("headLogprobs: chunked log-probs, entropy and gradients equal linear + logp
   });
   E.endStep();
   assert.throws(() => E.headLogprobs(h, W, Int32Array.of(1, 2)), /headLogprobs.*\(N, C\), \(V, C\), N/);
+  h.data[0] = NaN;
+  assert.throws(() => E.headLogprobs(h, W, targets), /headLogprobs: log-probabilities holds NaN/);
+  E.endStep();
 });
 
 test("checkpoint: the same gradients as keeping the activations, from less memory", () => {

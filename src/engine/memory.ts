@@ -4,6 +4,7 @@
 // Both give the same numbers as the plain ops. No new kernels: they reuse gemm and the log-softmax kernels.
 import { FrugalError, shapeError } from "../common/errors.js";
 import { kernels } from "./backend.js";
+import { assertFinite } from "./ops.js";
 import {
   isGradEnabled,
   noGrad,
@@ -89,6 +90,7 @@ export function headLogprobs(
     if (entropy) rowEntropy(logits, lse.data, r0, n, V, entropy);
   });
   releaseSince(mark);
+  assertFinite("headLogprobs", "log-probabilities", out.data);
   if (tracks) record(() => headBackward(h, W, targets, lse.data, out.grad, chunk));
   return out;
 }
@@ -173,6 +175,7 @@ export function maskedMeanNeg(logp: Tensor, mask?: Float32Array): Tensor {
     );
   const out = output([1], isGradEnabled() && logp.requiresGrad);
   out.data[0] = total / weight;
+  assertFinite("maskedMeanNeg", "loss", out.data);
   if (out.requiresGrad)
     record(() => {
       const g = out.grad[0]!,

@@ -63,12 +63,23 @@ export function addLora(model: Model, cfg: LoraConfig, seed: number): void {
   for (const p of model.params.values()) p.requiresGrad = false;
 }
 
-/** Folds the adapters into the base weights (W += scale·B·A) and makes every weight trainable again. */
+/** Folds the adapters into the base weights (W += scale·B·A) and makes every weight trainable; call between steps. */
 export function mergeLora(model: Model): void {
-  if (!model.lora) return;
-  for (const [name, data] of mergedTensors(model)) model.params.get(name)!.data.set(data);
+  const lora = model.lora;
+  if (!lora) return;
+  E.noGrad(() => {
+    for (const [name, { A, B }] of lora.adapters) {
+      addScaled(model.params.get(name)!.data, E.matmul(B, A).data, lora.alpha / lora.rank);
+      E.endStep(); // one weight's delta at a time
+    }
+  });
   model.lora = undefined;
   for (const p of model.params.values()) p.requiresGrad = true;
+}
+
+/** W += s·delta, elementwise. */
+function addScaled(W: Float32Array, delta: Float32Array, s: number): void {
+  for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * delta[i]!;
 }
 
 /** Readies a model for a stage: fresh adapters when the stage uses LoRA, else earlier adapters merged in. */
@@ -82,10 +93,8 @@ export function mergedTensors(model: Model): Map<string, Float32Array> {
   const out = new Map([...model.params].map(([n, t]) => [n, Float32Array.from(t.data)]));
   E.noGrad(() => {
     for (const [name, a] of model.lora?.adapters ?? []) {
-      const delta = E.matmul(a.B, a.A),
-        W = out.get(name)!,
-        s = model.lora!.alpha / model.lora!.rank;
-      for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * delta.data[i]!;
+      addScaled(out.get(name)!, E.matmul(a.B, a.A).data, model.lora!.alpha / model.lora!.rank);
+      E.endStep();
     }
   });
   return out;

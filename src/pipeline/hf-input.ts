@@ -1,11 +1,12 @@
 // A stage's starting point given as "hf:DIR": a local Hugging Face model directory instead of an earlier stage.
-// Checked when the recipe is read (config, weight files, tokenizer; no weights loaded), so a bad directory fails
+// Checked when the recipe is read (config, weight files, tokenizer and its size; no weights loaded), so a bad directory fails
 // before any stage runs. DIR is resolved against the working directory. No downloading.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { readJson, weightFiles } from "../model/checkpoint.js";
+import { loadTokenizer } from "../tokenizer/tokenizer.js";
 
 export const HF_PREFIX = "hf:";
 
@@ -31,5 +32,12 @@ export function checkHfInput(input: string, source: string): ModelConfig {
   weightFiles(dir);
   if (!existsSync(join(dir, "tokenizer.json")))
     throw new FrugalError("RECIPE", `${source}: "${input}" has no tokenizer.json at ${dir}; frugal needs one`);
+  const tok = loadTokenizer(readJson(join(dir, "tokenizer.json")));
+  if (tok.vocabSize > config.vocab_size)
+    throw new FrugalError(
+      "TOKENIZER",
+      `${source}: "${input}": tokenizer.json has ids up to ${tok.vocabSize - 1} but the embedding has ` +
+        `${config.vocab_size} rows (config.json vocab_size); the tokenizer belongs to another model`,
+    );
   return config;
 }

@@ -7,6 +7,7 @@
 import { FrugalError, internal } from "../common/errors.js";
 import { hasQkNorm, headDim } from "../model/config.js";
 import type { Model } from "../model/transformer.js";
+import { f16ToF32 } from "../model/safetensors.js";
 import { padId } from "../tokenizer/chat.js";
 import { writeFileAtomic } from "../common/files.js";
 import { bytesToUnicode } from "../tokenizer/bpe-train.js";
@@ -146,11 +147,11 @@ function vocab(tok: Tokenizer, rows: number): { tokens: string[]; types: number[
 }
 
 /** IEEE half precision bits of a float32, rounded to nearest even (as numpy / ggml convert). */
+const f32Scratch = new Float32Array(1),
+  u32Scratch = new Uint32Array(f32Scratch.buffer);
 export function toF16Bits(x: number): number {
-  const f = new Float32Array(1),
-    u = new Uint32Array(f.buffer);
-  f[0] = x;
-  const b = u[0]!,
+  f32Scratch[0] = x;
+  const b = u32Scratch[0]!,
     sign = (b >>> 16) & 0x8000,
     exp = (b >>> 23) & 0xff,
     man = b & 0x7fffff;
@@ -169,6 +170,23 @@ export function toF16Bits(x: number): number {
   const half = (e << 10) | (man >>> 13),
     rest = man & 0x1fff;
   return sign | (rest > 0x1000 || (rest === 0x1000 && half & 1) ? half + 1 : half);
+}
+
+/** A float32 array as IEEE half bits. */
+export function toF16Array(x: Float32Array): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = toF16Bits(x[i]!);
+  return out;
+}
+
+let halfTable: Float32Array | null = null;
+/** Rounds every value to the nearest half-precision number, in place (what an F16 file holds). */
+export function roundToF16(x: Float32Array): void {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = f16ToF32(h);
+  }
+  for (let i = 0; i < x.length; i++) x[i] = halfTable[toF16Bits(x[i]!)]!;
 }
 
 export type GgufDtype = "f32" | "f16";
@@ -292,7 +310,7 @@ function writeGguf(
   }
   w.pad(32);
   for (const t of tensors) {
-    if (half(t)) w.bytes(new Uint8Array(Uint16Array.from(t.data, toF16Bits).buffer));
+    if (half(t)) w.bytes(new Uint8Array(toF16Array(t.data).buffer));
     else w.bytes(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     w.pad(32);
   }

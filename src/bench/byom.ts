@@ -1,7 +1,7 @@
 // `frugal bench byom --shape S`: a randomly initialised model of a real Hugging Face shape (byom-shapes.json) runs
 // one LoRA GRPO step (rank 16, every linear layer, frozen base, per-layer checkpointing, chunked LM head): its
-// time, training tokens/s, decoding at batch 1 and 16 and the peak resident memory; the same LoRA micro-batch
-// in PyTorch, and batch-1 decoding by llama.cpp of the same model as F16 GGUF, in the same run. Measures only.
+// time, training tokens/s and peak resident memory; decoding (bf16 matrices) at batch 1 and 16; the same LoRA
+// micro-batch in PyTorch, and batch-1 decoding by llama.cpp of the same weights as GGUF, in the same run.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -15,7 +15,8 @@ import { countParams, parseModelConfig, type ModelConfig } from "../model/config
 import { addLora, LORA_MODULES, mergeLora, trainableParams } from "../model/lora.js";
 import { generate } from "../model/sampler.js";
 import { initModel, tokenLogprobs, type Model } from "../model/transformer.js";
-import { exportGguf, roundToF16 } from "../serve/gguf.js";
+import { useBf16Decoding } from "../model/half.js";
+import { exportGguf } from "../serve/gguf.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
 import { findTorchPython, runTorchStep } from "./engine.js";
 import { llamaGreedy } from "./llama.js";
@@ -64,8 +65,14 @@ export interface ByomBench {
   trainRatio?: number;
   torchVersion?: string;
   torchNote?: string;
-  /** batch-1 greedy decoding of the same model exported to F16 GGUF: frugal (weights rounded to f16) vs llama.cpp */
-  llamaCpp?: { threads: number; frugalTokensPerSec: number; llamaCppTokensPerSec: number; sameTokens: boolean };
+  /** batch-1 greedy decoding, bf16 weights: frugal vs llama.cpp on the same BF16 GGUF (and on an F16 one) */
+  llamaCpp?: {
+    threads: number;
+    frugalTokensPerSec: number;
+    llamaCppTokensPerSec: number;
+    llamaCppF16TokensPerSec: number;
+    sameTokens: boolean;
+  };
   llamaCppNote?: string;
 }
 
@@ -142,29 +149,36 @@ function grpoStep(model: Model, o: ByomOptions, progress: (msg: string) => void)
 }
 
 /**
- * The merged model exported to F16 GGUF and decoded greedily at batch 1 by frugal (its weights rounded to f16
- * first, so both compute from the same numbers) and by llama.cpp with as many threads as frugal uses.
+ * Batch-1 greedy decoding of the merged model, its matrices in bfloat16: frugal against llama.cpp on the same
+ * weights as BF16 GGUF (same numbers, so the same tokens are expected), and llama.cpp on an F16 export for
+ * its usual 16-bit speed; llama.cpp gets as many threads as frugal.
  */
 async function vsLlamaCpp(out: ByomBench, model: Model, newTokens: number, progress: (m: string) => void) {
   const dir = mkdtempSync(join(tmpdir(), "frugal-byom-")),
-    file = join(dir, "model.gguf"),
     threads = Number(process.env.FRUGAL_THREADS) || 2;
   try {
-    progress("exporting F16 GGUF for llama.cpp");
     const tok = CharTokenizer.fromChars("abcdefghijklmnopqrstuvwxyz"); // ids only: the vocabulary is padded to the rows
-    exportGguf(model, tok, file, out.shape, "f16");
-    for (const t of model.params.values()) if (t.shape.length === 2) roundToF16(t.data);
     const prompt = randomPrompts(new Rng(9), 1, 16, model.config.vocab_size)[0]!;
-    progress(`decoding ${newTokens} tokens at batch 1: frugal, then llama.cpp (${threads} threads)`);
+    progress(`decoding ${newTokens} tokens at batch 1 (frugal, bf16 weights)`);
     const t0 = performance.now();
     const ours = generate(model, [prompt], [0], { maxNewTokens: newTokens, temperature: 0 })[0]!.tokens;
     const oursS = seconds(t0);
-    const theirs = await llamaGreedy(file, prompt, newTokens, undefined, threads);
+    const rate = async (dtype: "bf16" | "f16") => {
+      progress(`exporting ${dtype.toUpperCase()} GGUF; llama.cpp decodes it (${threads} threads)`);
+      const file = join(dir, `model-${dtype}.gguf`);
+      exportGguf(model, tok, file, out.shape, dtype);
+      const r = await llamaGreedy(file, prompt, newTokens, undefined, threads);
+      rmSync(file);
+      return r;
+    };
+    const bf16 = await rate("bf16"),
+      f16 = await rate("f16");
     out.llamaCpp = {
       threads,
       frugalTokensPerSec: ours.length / oursS,
-      llamaCppTokensPerSec: theirs.tokens.length / theirs.seconds,
-      sameTokens: JSON.stringify(ours) === JSON.stringify(theirs.tokens),
+      llamaCppTokensPerSec: bf16.tokens.length / bf16.seconds,
+      llamaCppF16TokensPerSec: f16.tokens.length / f16.seconds,
+      sameTokens: JSON.stringify(ours) === JSON.stringify(bf16.tokens),
     };
   } catch (e) {
     out.llamaCppNote = `llama.cpp comparison failed: ${(e as Error).message.slice(0, 300)}`;
@@ -186,7 +200,8 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
   model.checkpointLayers = true;
   const loraParams = [...trainableParams(model).values()].reduce((a, t) => a + t.size, 0);
   const g = grpoStep(model, o, progress);
-  mergeLora(model); // decoding as served: the merged model
+  mergeLora(model); // decoding as served: the merged model, its matrices in bfloat16
+  useBf16Decoding(model);
   progress("decoding at batch 1 and 16");
   const out: ByomBench = {
     shape: o.shape,

@@ -166,9 +166,10 @@ function registerBenchByom(bench: Command): void {
       if (r.llamaCpp) {
         const l = r.llamaCpp;
         console.log(
-          `F16 GGUF, batch 1, ${l.threads} threads: frugal ${l.frugalTokensPerSec.toFixed(1)} tokens/s, llama.cpp ` +
-            `${l.llamaCppTokensPerSec.toFixed(1)} (${(l.frugalTokensPerSec / l.llamaCppTokensPerSec).toFixed(2)}×), ` +
-            `same greedy tokens: ${l.sameTokens ? "yes" : "no"}`,
+          `batch 1, bf16 weights, ${l.threads} threads: frugal ${l.frugalTokensPerSec.toFixed(1)} tokens/s, llama.cpp ` +
+            `${l.llamaCppTokensPerSec.toFixed(1)} on BF16 GGUF (${(l.frugalTokensPerSec / l.llamaCppTokensPerSec).toFixed(2)}×, ` +
+            `same greedy tokens: ${l.sameTokens ? "yes" : "no"}), ${l.llamaCppF16TokensPerSec.toFixed(1)} on F16 ` +
+            `(${(l.frugalTokensPerSec / l.llamaCppF16TokensPerSec).toFixed(2)}×)`,
         );
       } else if (r.llamaCppNote) console.log(r.llamaCppNote);
       console.log(`peak RSS: ${r.peakRssMb.toFixed(0)} MB (before the GGUF export)`);

@@ -12,14 +12,14 @@ export function registerExport(program: Command): void {
   const exp = program.command("export").description("export a checkpoint to other formats");
   exp
     .command("gguf")
-    .description("GGUF (llama, qwen2, qwen3; F32 or F16) for llama.cpp, Ollama, node-llama-cpp")
+    .description("GGUF (llama, qwen2, qwen3; F32, F16 or BF16) for llama.cpp, Ollama, node-llama-cpp")
     .requiredOption("--model <dir>", "model checkpoint directory")
     .requiredOption("--out <file>", "the .gguf file to write (atomically)")
     .option("--name <name>", "general.name in the file (default: the checkpoint's stage directory name)")
-    .option("--dtype <type>", "f32, or f16 for the 2-D weights (norms and biases stay f32)", "f32")
+    .option("--dtype <type>", "f32, or f16 / bf16 for the 2-D weights (norms and biases stay f32)", "f32")
     .action((o: { model: string; out: string; name?: string; dtype: string }) => {
-      if (o.dtype !== "f32" && o.dtype !== "f16")
-        throw new FrugalError("ARG", `--dtype ${o.dtype} is not supported; expected f32 or f16`);
+      if (o.dtype !== "f32" && o.dtype !== "f16" && o.dtype !== "bf16")
+        throw new FrugalError("ARG", `--dtype ${o.dtype} is not supported; expected f32, f16 or bf16`);
       const t = loadModelDir(o.model);
       mergeLora(t.model);
       const name = o.name ?? checkpointName(o.model);

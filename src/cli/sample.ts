@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
+import { useBf16Decoding } from "../model/half.js";
 import { generate } from "../model/sampler.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import { positiveInt } from "./bench.js";
@@ -26,10 +27,12 @@ export function registerSample(program: Command): void {
     .option("--top-k <k>", "keep the k most likely tokens (0 = off)", "0")
     .option("--max-tokens <n>", "maximum new tokens", "256")
     .option("--seed <s>", "seed of the first sample (sample i uses seed + i)", "0")
+    .option("--bf16", "decode from bfloat16 copies of the matrices (faster; rounds float32 weights)")
     .option("--json", "print JSON")
     .action((o: Record<string, string | boolean>) => {
       const ck = loadModelDir(String(o.model)),
         tok = ck.tokenizer;
+      if (o.bf16) useBf16Decoding(ck.model);
       const n = positiveInt("--n", String(o.n)),
         seed = num("--seed", String(o.seed), 0, 2 ** 31);
       const ids = promptIds(tok, String(o.prompt));

@@ -7,6 +7,7 @@ import { serve } from "@hono/node-server";
 import type { Command } from "commander";
 import { device, loadPrices } from "../cost/prices.js";
 import { loadModelDir } from "../model/load.js";
+import { useBf16Decoding } from "../model/half.js";
 import { Guard } from "../safety/guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { Hono } from "hono";
@@ -32,6 +33,10 @@ export function registerServe(program: Command): void {
     .option("--slots <n>", "sequences decoded together (KV-cache slots)", "16")
     .option("--name <id>", "model id clients ask for (default: the checkpoint's stage directory name)")
     .option("--runs <dir>", "also serve the run dashboard over this runs directory at /dashboard", "runs")
+    .option(
+      "--bf16",
+      "decode from bfloat16 copies of the matrices (about 1.7× faster at batch 1; rounds float32 weights)",
+    )
     .action(
       (o: {
         model: string;
@@ -41,9 +46,11 @@ export function registerServe(program: Command): void {
         slots: string;
         name?: string;
         runs: string;
+        bf16?: boolean;
       }) => {
-        const t = loadModelDir(o.model),
-          guard = o.guard ? Guard.load(o.guard) : undefined,
+        const t = loadModelDir(o.model);
+        if (o.bf16) useBf16Decoding(t.model);
+        const guard = o.guard ? Guard.load(o.guard) : undefined,
           steering = guard ? steeringFor(o.model, guard) : null;
         const cpu = device(loadPrices(), "cpu-vcpu"),
           cores = Math.min(2, cpus().length);

@@ -229,7 +229,20 @@ test("LoRA from hf:DIR: only adapters train, saved in PEFT's format; export merg
   // the CLI reads the adapted checkpoint (base + PEFT files) and prompts it through the model's template
   const sample = spawnSync(
     process.execPath,
-    [cli, "sample", "--model", sftDir, "--prompt", "12+34", "--max-tokens", "6", "--temperature", "0", "--json"],
+    [
+      cli,
+      "sample",
+      "--model",
+      sftDir,
+      "--prompt",
+      "12+34",
+      "--max-tokens",
+      "6",
+      "--temperature",
+      "0",
+      "--bf16",
+      "--json",
+    ],
     { encoding: "utf8" },
   );
   assert.equal(sample.status, 0, sample.stderr);

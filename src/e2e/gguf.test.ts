@@ -21,6 +21,7 @@ import { trainBpe } from "../tokenizer/bpe-train.js";
 import { parseModelConfig } from "../model/config.js";
 import { forward, initModel } from "../model/transformer.js";
 import { exportGguf, permuteRope, roundToF16 } from "../serve/gguf.js";
+import { useBf16Decoding } from "../model/half.js";
 import { getTask } from "../tasks/index.js";
 import { problems } from "../tasks/task.js";
 
@@ -69,6 +70,8 @@ for (const [name, dtype] of [
   ["tiny-qwen3-bf16", "f32"],
   ["tiny-qwen2-bf16", "f16"],
   ["tiny-qwen3-bf16", "f16"],
+  ["tiny-llama-f32", "bf16"],
+  ["tiny-qwen2-bf16", "bf16"],
 ] as const) {
   test(`llama.cpp reproduces frugal's greedy tokens: ${name} as ${dtype.toUpperCase()} GGUF`, async () => {
     const { model } = loadCheckpoint(join(fixtures, name)),
@@ -78,6 +81,7 @@ for (const [name, dtype] of [
     exportGguf(model, tok, f, name, dtype);
     // frugal computes with the weights the file holds: rounded to f16 for an F16 file
     if (dtype === "f16") for (const t of model.params.values()) if (t.shape.length === 2) roundToF16(t.data);
+    if (dtype === "bf16") useBf16Decoding(model); // and frugal decodes from the bfloat16 bits, as the file holds
     if (dtype === "f32") {
       // the whole next-token distribution at every position, not only its argmax
       const ids = [3, 17, 5, 11, 4, 9, 20, 1],

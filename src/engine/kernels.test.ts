@@ -361,3 +361,70 @@ test(
     assert.throws(() => N.decodeBlock(...args(qd * C, 0, slots)), /slot holds 5 at index 0, outside \[0, 5\)/);
   },
 );
+
+test(
+  "bfloat16 weights: linearBf16 and decodeBlockHalf agree with the reference and with float32 weights",
+  { skip },
+  () => {
+    const bits = (a: Float32Array) => Uint16Array.from(new Uint32Array(a.buffer), (u) => u >>> 16); // truncated
+    const widen = (h: Uint16Array) => new Float32Array(Uint32Array.from(h, (b) => b << 16).buffer);
+    const Nr = 3,
+      inF = 40,
+      outF = 24,
+      x = rnd(Nr * inF),
+      W16 = bits(rnd(outF * inF));
+    const y1 = rnd(Nr * outF),
+      y2 = y1.slice(),
+      y3 = y1.slice();
+    R.linearBf16(x, W16, y1, Nr, inF, outF, 0.5);
+    N.linearBf16(x, W16, y2, Nr, inF, outF, 0.5);
+    N.gemm(0, 1, Nr, outF, inF, 1, x, 0, inF, 0, widen(W16), 0, inF, 0, 0.5, y3, 0, outF, 0, 1);
+    close(y2, y1, 1e-5, "linearBf16 native vs reference");
+    close(y2, y3, 1e-5, "linearBf16 vs gemm on the widened weights");
+    const C = 32,
+      H = 4,
+      KVH = 2,
+      D = 8,
+      F = 48,
+      Tmax = 10,
+      qd = H * D,
+      kd = KVH * D,
+      e = new Float32Array(0);
+    const [wq, wk, wv, wo, wg, wu, wd] = [qd * C, kd * C, kd * C, C * qd, F * C, F * C, C * F].map((n) => bits(rnd(n)));
+    const cos = rnd((Tmax * D) / 2),
+      sin = rnd((Tmax * D) / 2),
+      pos = Int32Array.of(3, 9),
+      slot = Int32Array.of(1, 0),
+      ln1 = rnd(C),
+      ln2 = rnd(C);
+    const xs = rnd(2 * C),
+      kc = rnd(2 * Tmax * kd),
+      vc = rnd(2 * Tmax * kd);
+    const [xa, xb, ka, kb, va, vb] = [xs.slice(), xs.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
+    const dims = [pos, slot, 2, C, H, KVH, D, F, Tmax, 1e-5] as const;
+    N.decodeBlockHalf(xa, ln1, wq!, wk!, wv!, e, e, e, wo!, ln2, wg!, wu!, wd!, cos, sin, ka, va, ...dims);
+    N.decodeBlock(
+      xb,
+      ln1,
+      widen(wq!),
+      widen(wk!),
+      widen(wv!),
+      e,
+      e,
+      e,
+      widen(wo!),
+      ln2,
+      widen(wg!),
+      widen(wu!),
+      widen(wd!),
+      cos,
+      sin,
+      kb,
+      vb,
+      ...dims,
+    );
+    closeToScale(xa, xb, 1e-5, "decodeBlockHalf vs decodeBlock on the widened weights");
+    close(ka, kb, 1e-5, "decodeBlockHalf key cache");
+    assert.throws(() => N.linearBf16(x, W16.subarray(1), y2, Nr, inF, outF, 0), /W has 959 elements/);
+  },
+);

@@ -4,6 +4,7 @@
 
 export type F32 = Float32Array;
 export type I32 = Int32Array;
+export type U16 = Uint16Array;
 
 export interface Kernels {
   /** C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], row-major, op = transpose when the flag is 1. */
@@ -122,6 +123,38 @@ export interface Kernels {
     Tmax: number,
     eps: number,
   ): void;
+  /** decodeBlock with the seven projections as bfloat16 bits (the float32 layout, half the bytes). */
+  decodeBlockHalf(
+    x: F32,
+    ln1: F32,
+    wq: U16,
+    wk: U16,
+    wv: U16,
+    bq: F32,
+    bk: F32,
+    bv: F32,
+    wo: U16,
+    ln2: F32,
+    wg: U16,
+    wu: U16,
+    wd: U16,
+    cos: F32,
+    sin: F32,
+    kCache: F32,
+    vCache: F32,
+    pos: I32,
+    slot: I32,
+    N: number,
+    C: number,
+    H: number,
+    KVH: number,
+    D: number,
+    F: number,
+    Tmax: number,
+    eps: number,
+  ): void;
+  /** y (N, out) = beta·y + x (N, in) · Wᵀ with W (out, in) as bfloat16 bits; no gradient. */
+  linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number, beta: number): void;
   swigluFwd(g: F32, u: F32, out: F32): void;
   swigluBwd(dout: F32, g: F32, u: F32, dg: F32, du: F32): void;
   /** logp[n] = logits[n, tgt[n]] − logsumexp(logits[n]); lse saved for backward. */

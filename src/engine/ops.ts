@@ -86,6 +86,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
   return done("matmul", out);
 }
 
+/** x (N, in) · Wᵀ with W (out, in) given as bfloat16 bits → (N, out); inference only (no gradient). */
+export function linearHalf(x: Tensor, W: Uint16Array, outF: number): Tensor {
+  const inF = lastDim(x),
+    N = x.size / inF;
+  if (W.length !== outF * inF) throw shapeError("linearHalf", [W.length], `a (${outF}, ${inF}) bfloat16 weight`);
+  if (tracks(x)) throw internal("linearHalf has no backward; call it under noGrad()");
+  const out = output([N, outF], false);
+  K().linearBf16(x.data, W, out.data, N, inF, outF, 0);
+  return done("linearHalf", out);
+}
+
 /** x (N, in) · Wᵀ with W in the Hugging Face (out, in) layout → (N, out). */
 export function linear(x: Tensor, W: Tensor): Tensor {
   return matmul(x, W, { transB: true });
@@ -253,6 +264,8 @@ export interface BlockWeights {
   wg: Tensor;
   wu: Tensor;
   wd: Tensor;
+  /** bfloat16 bits of the seven projections: decoding reads these instead (half the bytes) */
+  half?: Record<"wq" | "wk" | "wv" | "wo" | "wg" | "wu" | "wd", Uint16Array>;
 }
 const none = new Float32Array(0);
 
@@ -292,35 +305,45 @@ export function decodeBlock(
   }
   const out = output([N, C], false);
   out.data.set(x.data);
-  K().decodeBlock(
-    out.data,
-    w.ln1.data,
-    w.wq.data,
-    w.wk.data,
-    w.wv.data,
-    w.bq?.data ?? none,
-    w.bk?.data ?? none,
-    w.bv?.data ?? none,
-    w.wo.data,
-    w.ln2.data,
-    w.wg.data,
-    w.wu.data,
-    w.wd.data,
-    table.cos,
-    table.sin,
-    kCache,
-    vCache,
-    pos,
-    slot,
-    N,
-    C,
-    H,
-    KVH,
-    D,
-    F,
-    Tmax,
-    eps,
-  );
+  const rest = [table.cos, table.sin, kCache, vCache, pos, slot, N, C, H, KVH, D, F, Tmax, eps] as const;
+  const bq = w.bq?.data ?? none,
+    bk = w.bk?.data ?? none,
+    bv = w.bv?.data ?? none,
+    h = w.half;
+  if (h)
+    K().decodeBlockHalf(
+      out.data,
+      w.ln1.data,
+      h.wq,
+      h.wk,
+      h.wv,
+      bq,
+      bk,
+      bv,
+      h.wo,
+      w.ln2.data,
+      h.wg,
+      h.wu,
+      h.wd,
+      ...rest,
+    );
+  else
+    K().decodeBlock(
+      out.data,
+      w.ln1.data,
+      w.wq.data,
+      w.wk.data,
+      w.wv.data,
+      bq,
+      bk,
+      bv,
+      w.wo.data,
+      w.ln2.data,
+      w.wg.data,
+      w.wu.data,
+      w.wd.data,
+      ...rest,
+    );
   return done("decodeBlock", out);
 }
 

@@ -1,7 +1,7 @@
 // Plain-TypeScript reference kernels: obviously correct loops, used by tests, gradient checks and as the
 // fallback when the native addon cannot load. Deliberately unoptimised: clarity over speed, float64
 // accumulators where a sum is long. Same contract as kernels.ts (backward kernels add into grads).
-import type { F32, I32, Kernels } from "./kernels.js";
+import type { F32, I32, Kernels, U16 } from "./kernels.js";
 
 function gemm(
   ta: number,
@@ -267,6 +267,18 @@ function logsoftmaxGatherBwd(
   }
 }
 
+/** bfloat16 bits → float32 values. */
+function widen(h: U16): F32 {
+  const out = new Float32Array(h.length),
+    u = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; i++) u[i] = h[i]! << 16;
+  return out;
+}
+
+function linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number, beta: number): void {
+  gemm(0, 1, N, outF, inF, 1, x, 0, inF, 0, widen(W), 0, inF, 0, beta, y, 0, outF, 0, 1);
+}
+
 /** The block as the sequence of the kernels above (the op-by-op path, with the residual adds fused). */
 const decodeBlock: Kernels["decodeBlock"] = (
   x,
@@ -359,6 +371,24 @@ export const referenceKernels: Kernels = {
   attnBwd,
   attnCached,
   decodeBlock,
+  decodeBlockHalf: (x, ln1, wq, wk, wv, bq, bk, bv, wo, ln2, wg, wu, wd, ...rest) =>
+    decodeBlock(
+      x,
+      ln1,
+      widen(wq),
+      widen(wk),
+      widen(wv),
+      bq,
+      bk,
+      bv,
+      widen(wo),
+      ln2,
+      widen(wg),
+      widen(wu),
+      widen(wd),
+      ...rest,
+    ),
+  linearBf16,
   swigluFwd,
   swigluBwd: (dout, g, u, dg, du) => {
     for (let i = 0; i < g.length; i++) {

@@ -11,6 +11,7 @@ import { loadCheckpoint } from "./checkpoint.js";
 import { forward, tokenLogprobs } from "./transformer.js";
 import { generate } from "./sampler.js";
 import { mergeLora, trainableParams } from "./lora.js";
+import { useBf16Decoding } from "./half.js";
 
 interface Golden {
   B: number;
@@ -105,4 +106,19 @@ test("per-layer activation checkpointing and the chunked LM head give PyTorch's 
   E.backward(loss);
   for (const [pname, p] of trainableParams(model)) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
   E.endStep();
+});
+
+test("bfloat16 decoding (fused block and op by op) keeps PyTorch's greedy tokens on the bf16 checkpoints", () => {
+  for (const name of ["tiny-qwen2-bf16", "tiny-qwen3-bf16"]) {
+    const g = JSON.parse(readFileSync(join(fixtures, name, "golden.json"), "utf8")) as Golden;
+    const { model } = loadCheckpoint(join(fixtures, name));
+    const before = model.params.get("model.layers.0.mlp.up_proj.weight")!.data.slice();
+    useBf16Decoding(model);
+    assert.deepEqual(model.params.get("model.layers.0.mlp.up_proj.weight")!.data, before, "bf16 values unchanged");
+    assert.equal(model.half!.size, 7 * model.config.num_hidden_layers + 1);
+    for (const fusedDecode of [true, false]) {
+      const [out] = generate(model, [g.prompt], [1], { temperature: 0, maxNewTokens: g.greedy.length, fusedDecode });
+      assert.deepEqual(out!.tokens, g.greedy, `${name}: greedy tokens (fused decode ${fusedDecode})`);
+    }
+  }
 });

@@ -17,6 +17,8 @@ export interface Model {
   lora?: Lora;
   /** recompute each layer's activations in the backward instead of keeping them (training memory) */
   checkpointLayers?: boolean;
+  /** bfloat16 bits of the projections and LM head that decoding reads (half.ts); float32 values equal them */
+  half?: Map<string, Uint16Array>;
 }
 
 /** Fresh weights: N(0, 0.02), residual output projections scaled by 1/√(2L), norm gains at 1. */
@@ -93,12 +95,30 @@ function blockWeights(model: Model, l: number): E.BlockWeights {
     wg: w("mlp.gate_proj"),
     wu: w("mlp.up_proj"),
     wd: w("mlp.down_proj"),
+    half: model.half && halfBlock(model.half, pre),
   };
+}
+
+/** The bfloat16 bits of one layer's projections, when the model decodes from them. */
+function halfBlock(half: Map<string, Uint16Array>, pre: string): E.BlockWeights["half"] {
+  const h = (n: string) => half.get(`${pre}${n}.weight`);
+  const parts = {
+    wq: h("self_attn.q_proj"),
+    wk: h("self_attn.k_proj"),
+    wv: h("self_attn.v_proj"),
+    wo: h("self_attn.o_proj"),
+    wg: h("mlp.gate_proj"),
+    wu: h("mlp.up_proj"),
+    wd: h("mlp.down_proj"),
+  };
+  return Object.values(parts).every(Boolean) ? (parts as E.BlockWeights["half"]) : undefined;
 }
 
 /** x·Wᵀ of the weight `name`, plus its bias where the layer has one and its LoRA adapter where it has one. */
 function lin(model: Model, name: string, x: Tensor, bias?: Tensor): Tensor {
-  let y = E.linear(x, p(model, name));
+  const W = p(model, name),
+    half = E.isGradEnabled() ? undefined : model.half?.get(name);
+  let y = half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
   if (bias) y = E.addBias(y, bias);
   const a = adapterOf(model, name);
   return a ? E.add(y, E.scale(E.linear(E.linear(x, a.A), a.B), a.scale)) : y;
@@ -128,13 +148,19 @@ function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn
   return E.add(x2, lin(model, mlp + "down_proj.weight", g));
 }
 
+function headName(model: Model): string {
+  return model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+}
 function headWeight(model: Model): Tensor {
-  return p(model, model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  return p(model, headName(model));
 }
 
 /** The final norm and the LM head: hidden states (N, C) → logits (N, V). */
 export function head(model: Model, x: Tensor): Tensor {
-  return E.linear(E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps), headWeight(model));
+  const h = E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps),
+    W = headWeight(model),
+    half = E.isGradEnabled() ? undefined : model.half?.get(headName(model));
+  return half ? E.linearHalf(h, half, W.shape[0]!) : E.linear(h, W);
 }
 
 /**

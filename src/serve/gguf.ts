@@ -1,12 +1,13 @@
 // GGUF export (v3) for llama.cpp of the llama (and mistral), qwen2 (q/k/v biases) and qwen3 (q/k norms) layouts:
 // architecture metadata, the tokenizer as a "gpt2"-model vocabulary (char tokens mapped through GPT-2's
 // byte→unicode table so llama.cpp detokenizes them; byte-level BPE and added tokens kept; padded to the embedding
-// rows), F32 or F16 tensors with llama.cpp's names (norms and biases stay F32). For llama, Q and K rows are permuted
+// rows), F32, F16 or BF16 tensors with llama.cpp's names (norms and biases stay F32). For llama, Q and K rows are permuted
 // from Hugging Face's rotate-half RoPE to llama.cpp's interleaved one, as llama.cpp's converter does; qwen2/qwen3
 // use NeoX RoPE there and keep HF's order. Not here: quantisation, rope_scaling, reading GGUF.
 import { FrugalError, internal } from "../common/errors.js";
 import { hasQkNorm, headDim } from "../model/config.js";
 import type { Model } from "../model/transformer.js";
+import { bf16Bits } from "../model/half.js";
 import { f16ToF32 } from "../model/safetensors.js";
 import { padId } from "../tokenizer/chat.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -14,7 +15,7 @@ import { bytesToUnicode } from "../tokenizer/bpe-train.js";
 import { addedTokens, type Tokenizer } from "../tokenizer/tokenizer.js";
 
 const T = { U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9 } as const;
-const GGML = { F32: 0, F16: 1 } as const;
+const GGML = { F32: 0, F16: 1, BF16: 30 } as const;
 type Meta =
   [string, "u32" | "f32" | "str" | "bool", number | string] | [string, "strs", string[]] | [string, "i32s", number[]];
 
@@ -179,6 +180,14 @@ export function toF16Array(x: Float32Array): Uint16Array {
   return out;
 }
 
+/** A float32 array as bfloat16 bits, rounded to nearest even. */
+export function toBf16Array(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length),
+    out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = bf16Bits(u[i]!);
+  return out;
+}
+
 let halfTable: Float32Array | null = null;
 /** Rounds every value to the nearest half-precision number, in place (what an F16 file holds). */
 export function roundToF16(x: Float32Array): void {
@@ -189,7 +198,7 @@ export function roundToF16(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] = halfTable[toF16Bits(x[i]!)]!;
 }
 
-export type GgufDtype = "f32" | "f16";
+export type GgufDtype = "f32" | "f16" | "bf16";
 const ARCH_OF: Record<string, string> = { llama: "llama", mistral: "llama", qwen2: "qwen2", qwen3: "qwen3" };
 
 /** The architecture name and metadata of a model for llama.cpp; refuses what llama.cpp would compute differently. */
@@ -210,7 +219,7 @@ function archMeta(model: Model, tok: Tokenizer, name: string, dtype: GgufDtype):
   const meta: Meta[] = [
     ["general.architecture", "str", arch],
     ["general.name", "str", name],
-    ["general.file_type", "u32", dtype === "f16" ? 1 : 0],
+    ["general.file_type", "u32", { f32: 0, f16: 1, bf16: 32 }[dtype]],
     ["general.alignment", "u32", 32],
     [`${arch}.context_length`, "u32", c.max_position_embeddings],
     [`${arch}.embedding_length`, "u32", c.hidden_size],
@@ -292,7 +301,8 @@ function writeGguf(
   tensors: { name: string; shape: number[]; data: Float32Array }[],
   dtype: GgufDtype,
 ): { bytes: number; tensors: number } {
-  const half = (t: { shape: number[] }) => dtype === "f16" && t.shape.length === 2;
+  const half = (t: { shape: number[] }) => dtype !== "f32" && t.shape.length === 2;
+  const halfType = dtype === "bf16" ? GGML.BF16 : GGML.F16;
   const w = new Writer();
   w.bytes(new TextEncoder().encode("GGUF"));
   w.u32(3);
@@ -304,13 +314,13 @@ function writeGguf(
     w.str(t.name);
     w.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) w.u64(d); // GGUF lists the fastest-moving dimension first
-    w.u32(half(t) ? GGML.F16 : GGML.F32);
+    w.u32(half(t) ? halfType : GGML.F32);
     w.u64(offset);
     offset += Math.ceil((t.data.length * (half(t) ? 2 : 4)) / 32) * 32;
   }
   w.pad(32);
   for (const t of tensors) {
-    if (half(t)) w.bytes(new Uint8Array(toF16Array(t.data).buffer));
+    if (half(t)) w.bytes(new Uint8Array((dtype === "bf16" ? toBf16Array : toF16Array)(t.data).buffer));
     else w.bytes(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     w.pad(32);
   }

@@ -9,7 +9,7 @@
 
 typedef struct {
   napi_env env;
-  napi_value argv[32];
+  napi_value argv[40];
   size_t argc;
   int i;
   const char *op;
@@ -45,7 +45,8 @@ static void *arr(Args *a, const char *name, napi_typedarray_type want, size_t *l
   if (t != want) {
     fail(a, "ERR_FRUGAL_TYPE",
          want == napi_float32_array ? "argument %s must be a Float32Array"
-                                    : "argument %s must be an Int32Array",
+         : want == napi_uint16_array ? "argument %s must be a Uint16Array (bfloat16 bits)"
+                                     : "argument %s must be an Int32Array",
          name);
     return NULL;
   }
@@ -56,6 +57,9 @@ static float *f32(Args *a, const char *name, size_t *len) {
 }
 static int32_t *i32(Args *a, const char *name, size_t *len) {
   return (int32_t *)arr(a, name, napi_int32_array, len);
+}
+static uint16_t *u16(Args *a, const char *name, size_t *len) {
+  return (uint16_t *)arr(a, name, napi_uint16_array, len);
 }
 static double num(Args *a, const char *name) {
   napi_value v = a->i < (int)a->argc ? a->argv[a->i] : NULL;
@@ -83,7 +87,7 @@ static void ids_in(Args *a, const char *name, const int32_t *ids, size_t n, long
 }
 
 #define BEGIN(name)                                                              \
-  Args A = {env, {0}, 32, 0, name, 0};                                           \
+  Args A = {env, {0}, 40, 0, name, 0};                                           \
   napi_get_cb_info(env, info, &A.argc, A.argv, NULL, NULL);                      \
   Args *a = &A;
 #define DONE                                                                     \
@@ -309,12 +313,20 @@ static const float *opt_vec(Args *a, const char *name, float *p, size_t len, lon
   need(a, name, len, (double)n);
   return p;
 }
-static napi_value decode_block(napi_env env, napi_callback_info info) {
-  BEGIN("decode_block");
+/* decodeBlock and decodeBlockHalf: the same arguments, the seven projections as Float32Array or as Uint16Array
+ * (bfloat16 bits) */
+static napi_value decode_block_args(napi_env env, napi_callback_info info, int half) {
+  BEGIN(half ? "decode_block_half" : "decode_block");
   size_t nx, n1, nq, nk, nv, nbq, nbk, nbv, no, n2, ng, nu, nd, nc, ns, nkc, nvc, np, nsl;
-  float *x = f32(a, "x", &nx), *ln1 = f32(a, "ln1", &n1), *wq = f32(a, "wq", &nq), *wk = f32(a, "wk", &nk), *wv = f32(a, "wv", &nv);
+  const void *W[7];
+  size_t *nW[7] = {&nq, &nk, &nv, &no, &ng, &nu, &nd};
+  const char *names[7] = {"wq", "wk", "wv", "wo", "wg", "wu", "wd"};
+  float *x = f32(a, "x", &nx), *ln1 = f32(a, "ln1", &n1);
+  for (int j = 0; j < 3; j++) W[j] = half ? (const void *)u16(a, names[j], nW[j]) : (const void *)f32(a, names[j], nW[j]);
   float *bq0 = f32(a, "bq", &nbq), *bk0 = f32(a, "bk", &nbk), *bv0 = f32(a, "bv", &nbv);
-  float *wo = f32(a, "wo", &no), *ln2 = f32(a, "ln2", &n2), *wg = f32(a, "wg", &ng), *wu = f32(a, "wu", &nu), *wd = f32(a, "wd", &nd);
+  W[3] = half ? (const void *)u16(a, "wo", &no) : (const void *)f32(a, "wo", &no);
+  float *ln2 = f32(a, "ln2", &n2);
+  for (int j = 4; j < 7; j++) W[j] = half ? (const void *)u16(a, names[j], nW[j]) : (const void *)f32(a, names[j], nW[j]);
   float *cs = f32(a, "cos", &nc), *sn = f32(a, "sin", &ns), *kc = f32(a, "kCache", &nkc), *vc = f32(a, "vCache", &nvc);
   int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &nsl);
   long N = dim(a, "N"), C = dim(a, "C"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), F = dim(a, "F"), Tmax = dim(a, "Tmax");
@@ -336,9 +348,33 @@ static napi_value decode_block(napi_env env, napi_callback_info info) {
   ids_in(a, "pos", pos, N, Tmax);
   if (D) ids_in(a, "pos", pos, N, (long)(nc < ns ? nc : ns) / (D / 2));
   DONE;
-  FrBlock w = {ln1, wq, wk, wv, bq, bk, bv, wo, ln2, wg, wu, wd, (int)C, (int)H, (int)KVH, (int)D, (int)F, eps};
+  const float *f[7] = {0};
+  const uint16_t *h[7] = {0};
+  for (int j = 0; j < 7; j++) {
+    if (half) h[j] = (const uint16_t *)W[j];
+    else f[j] = (const float *)W[j];
+  }
+  FrBlock w = {ln1, f[0], f[1], f[2], bq, bk, bv, f[3], ln2, f[4], f[5], f[6],
+               h[0], h[1], h[2], h[3], h[4], h[5], h[6], (int)C, (int)H, (int)KVH, (int)D, (int)F, eps};
   if (N && fr_decode_block(&w, x, (int)N, pos, slot, cs, sn, kc, vc, (int)Tmax))
     fail(a, "ERR_FRUGAL_MEMORY", "out of memory for the scratch of %ld rows", N);
+  return NULL;
+}
+static napi_value decode_block(napi_env env, napi_callback_info info) { return decode_block_args(env, info, 0); }
+static napi_value decode_block_half(napi_env env, napi_callback_info info) { return decode_block_args(env, info, 1); }
+
+static napi_value linear_bf16(napi_env env, napi_callback_info info) {
+  BEGIN("linear_bf16");
+  size_t nx, nw, ny;
+  float *x = f32(a, "x", &nx);
+  uint16_t *W = u16(a, "W", &nw);
+  float *y = f32(a, "y", &ny);
+  long N = dim(a, "N"), in = dim(a, "in"), out = dim(a, "out");
+  float beta = (float)num(a, "beta");
+  DONE;
+  need(a, "x", nx, (double)N * in); need(a, "W", nw, (double)out * in); need(a, "y", ny, (double)N * out);
+  DONE;
+  fr_linear_bf16(x, W, y, N, (int)in, (int)out, beta);
   return NULL;
 }
 
@@ -435,6 +471,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("embeddingFwd", embedding_fwd), FN("embeddingBwd", embedding_bwd),
       FN("rmsnormFwd", rmsnorm_fwd), FN("rmsnormBwd", rmsnorm_bwd), FN("rope", rope),
       FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnCached", attn_cached), FN("decodeBlock", decode_block),
+      FN("decodeBlockHalf", decode_block_half), FN("linearBf16", linear_bf16),
       FN("swigluFwd", swiglu_fwd), FN("swigluBwd", swiglu_bwd),
       FN("logsoftmaxGather", lsm_gather), FN("logsoftmaxGatherBwd", lsm_gather_bwd),
       FN("adamw", adamw), FN("setThreads", set_threads), FN("info", info_fn),

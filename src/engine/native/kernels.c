@@ -336,6 +336,38 @@ static void add_bias_rows(float *y, const float *bias, int N, int n) {
     for (int r = 0; r < N; r++)
       for (int i = 0; i < n; i++) y[(long)r * n + i] += bias[i];
 }
+/* ---- linear with bfloat16 weights: a bf16 value is the top half of a float32 ---- */
+static inline float bf16_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+CLONES static void lin16_r(long lo, long hi, const float *x, const uint16_t *W, float *y, long N, int in,
+                           int out, float beta) {
+  for (long o = lo; o < hi; o++) {
+    const uint16_t *w = W + o * (long)in;
+    for (long n = 0; n < N; n++) {
+      const float *xn = x + n * (long)in;
+      float acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int i = 0; i < in; i++) acc += xn[i] * bf16_f32(w[i]);
+      float *yo = y + n * (long)out + o;
+      *yo = beta == 0 ? acc : beta * *yo + acc;
+    }
+  }
+}
+void fr_linear_bf16(const float *x, const uint16_t *W, float *y, long N, int in, int out, float beta) {
+  PAR_RANGE(out, (long)in * N, lin16_r, x, W, y, N, in, out, beta);
+}
+
+/* y (N, out) = beta*y + x (N, in) · Wᵀ from the float32 or the bfloat16 copy of a block's weight */
+static void blk_lin(int N, int out, int in, const float *x, const float *w, const uint16_t *h, float beta,
+                    float *y) {
+  if (h) fr_linear_bf16(x, h, y, N, in, out, beta);
+  else fr_gemm(0, 1, N, out, in, 1, x, in, 0, w, in, 0, beta, y, out, 0, 1);
+}
+
 int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
                     const float *cosT, const float *sinT, float *kc, float *vc, int Tmax) {
   int C = w->C, H = w->H, KVH = w->KVH, D = w->D, F = w->F, qd = H * D, kd = KVH * D;
@@ -344,9 +376,9 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
   float *h = buf, *q = h + (long)N * C, *qr = q + (long)N * qd, *k = qr + (long)N * qd, *v = k + (long)N * kd;
   float *att = v + (long)N * kd, *g = att + (long)N * qd, *u = g + (long)N * F, *rstd = u + (long)N * F;
   fr_rmsnorm_fwd(x, w->ln1, h, rstd, N, C, w->eps);
-  fr_gemm(0, 1, N, qd, C, 1, h, C, 0, w->wq, C, 0, 0, q, qd, 0, 1);
-  fr_gemm(0, 1, N, kd, C, 1, h, C, 0, w->wk, C, 0, 0, k, kd, 0, 1);
-  fr_gemm(0, 1, N, kd, C, 1, h, C, 0, w->wv, C, 0, 0, v, kd, 0, 1);
+  blk_lin(N, qd, C, h, w->wq, w->hq, 0, q);
+  blk_lin(N, kd, C, h, w->wk, w->hk, 0, k);
+  blk_lin(N, kd, C, h, w->wv, w->hv, 0, v);
   add_bias_rows(q, w->bq, N, qd); add_bias_rows(k, w->bk, N, kd); add_bias_rows(v, w->bv, N, kd);
   fr_rope(q, qr, pos, cosT, sinT, N, H, D, 0);
   fr_rope(k, att, pos, cosT, sinT, N, KVH, D, 0); /* att is free until the attention: rotated keys */
@@ -356,12 +388,12 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
     memcpy(vc + dst, v + (long)b * kd, sizeof(float) * kd);
   }
   fr_attn_cached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));
-  fr_gemm(0, 1, N, C, qd, 1, att, qd, 0, w->wo, qd, 0, 1, x, C, 0, 1); /* x += att Wo^T */
+  blk_lin(N, C, qd, att, w->wo, w->ho, 1, x); /* x += att Wo^T */
   fr_rmsnorm_fwd(x, w->ln2, h, rstd, N, C, w->eps);
-  fr_gemm(0, 1, N, F, C, 1, h, C, 0, w->wg, C, 0, 0, g, F, 0, 1);
-  fr_gemm(0, 1, N, F, C, 1, h, C, 0, w->wu, C, 0, 0, u, F, 0, 1);
+  blk_lin(N, F, C, h, w->wg, w->hg, 0, g);
+  blk_lin(N, F, C, h, w->wu, w->hu, 0, u);
   fr_swiglu_fwd(g, u, g, (long)N * F);
-  fr_gemm(0, 1, N, C, F, 1, g, F, 0, w->wd, F, 0, 1, x, C, 0, 1); /* x += mlp Wd^T */
+  blk_lin(N, C, F, g, w->wd, w->hd, 1, x); /* x += mlp Wd^T */
   free(buf);
   return 0;
 }

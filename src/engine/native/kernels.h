@@ -37,11 +37,16 @@ void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out
  * one call, so decoding pays one N-API crossing per layer instead of fourteen. */
 typedef struct {
   const float *ln1, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *ln2, *wg, *wu, *wd;
+  /* the seven projections in bfloat16 instead (then the float pointers are unused), or NULL */
+  const uint16_t *hq, *hk, *hv, *ho, *hg, *hu, *hd;
   int C, H, KVH, D, F;
   float eps;
 } FrBlock;
 int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
                     const float *cosT, const float *sinT, float *kc, float *vc, int Tmax);
+/* y[n, o] = beta * y[n, o] + sum_i x[n, i] * W[o, i] with W (out, in) in bfloat16: each weight is read once
+ * for all N rows, so decoding streams half the bytes of float32 weights. */
+void fr_linear_bf16(const float *x, const uint16_t *W, float *y, long N, int in, int out, float beta);
 void fr_swiglu_fwd(const float *g, const float *u, float *out, long n);
 void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n);
 void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V);

@@ -1,0 +1,33 @@
+// bfloat16 copies of a model's matrices for decoding: every projection and the LM head rounded to bfloat16
+// (nearest even) in place, with the bits kept beside them; decoding without a tape reads the bits, half the
+// bytes of float32, and everything else reads the float32 values, which are the same numbers. Training is
+// unchanged (it reads float32). Not here: dropping the float32 copy.
+import type { Model } from "./transformer.js";
+
+/** bfloat16 bits of a float32 value, rounded to nearest even (NaN stays NaN). */
+export function bf16Bits(u: number): number {
+  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return (u >>> 16) | 0x40;
+  return (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+}
+
+/** The matrices decoding reads: the seven projections of every layer and the LM head. */
+function decodedMatrices(model: Model): string[] {
+  const head = model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  return [...model.params.keys()].filter((n) => /_proj\.weight$/.test(n) || n === head);
+}
+
+/** Rounds the decoded matrices to bfloat16 in place and keeps their bits in model.half. */
+export function useBf16Decoding(model: Model): void {
+  const half = new Map<string, Uint16Array>();
+  for (const name of decodedMatrices(model)) {
+    const data = model.params.get(name)!.data,
+      u = new Uint32Array(data.buffer, data.byteOffset, data.length),
+      h = new Uint16Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      h[i] = bf16Bits(u[i]!);
+      u[i] = h[i]! << 16;
+    }
+    half.set(name, h);
+  }
+  model.half = half;
+}

@@ -368,19 +368,24 @@ test(
   () => {
     const bits = (a: Float32Array) => Uint16Array.from(new Uint32Array(a.buffer), (u) => u >>> 16); // truncated
     const widen = (h: Uint16Array) => new Float32Array(Uint32Array.from(h, (b) => b << 16).buffer);
-    const Nr = 3,
-      inF = 40,
+    const inF = 40,
       outF = 24,
-      x = rnd(Nr * inF),
       W16 = bits(rnd(outF * inF));
-    const y1 = rnd(Nr * outF),
-      y2 = y1.slice(),
-      y3 = y1.slice();
-    R.linearBf16(x, W16, y1, Nr, inF, outF, 0.5);
-    N.linearBf16(x, W16, y2, Nr, inF, outF, 0.5);
-    N.gemm(0, 1, Nr, outF, inF, 1, x, 0, inF, 0, widen(W16), 0, inF, 0, 0.5, y3, 0, outF, 0, 1);
-    close(y2, y1, 1e-5, "linearBf16 native vs reference");
-    close(y2, y3, 1e-5, "linearBf16 vs gemm on the widened weights");
+    // one row (the explicit AVX code), a few (4 × 4 tiles and leftovers), many (widened, then sgemm)
+    for (const Nr of [1, 3, 6, 20]) {
+      const x = rnd(Nr * inF),
+        y1 = rnd(Nr * outF),
+        y2 = y1.slice(),
+        y3 = y1.slice();
+      R.linearBf16(x, W16, y1, Nr, inF, outF, 0.5);
+      N.linearBf16(x, W16, y2, Nr, inF, outF, 0.5);
+      N.gemm(0, 1, Nr, outF, inF, 1, x, 0, inF, 0, widen(W16), 0, inF, 0, 0.5, y3, 0, outF, 0, 1);
+      close(y2, y1, 1e-5, `linearBf16 native vs reference, ${Nr} rows`);
+      close(y2, y3, 1e-5, `linearBf16 vs gemm on the widened weights, ${Nr} rows`);
+    }
+    const Nr = 3,
+      x = rnd(Nr * inF),
+      y2 = rnd(Nr * outF);
     const C = 32,
       H = 4,
       KVH = 2,

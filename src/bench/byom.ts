@@ -51,6 +51,8 @@ export interface ByomBench {
   grpoStepS: number;
   grpoSampleS: number;
   grpoUpdateS: number;
+  /** peak resident memory up to the end of the GRPO step (before the bf16 decoding copies) */
+  grpoPeakRssMb: number;
   sequences: number;
   seqTokens: number;
   micro: number;
@@ -199,7 +201,8 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
   addLora(model, { rank: o.rank, alpha: 2 * o.rank, targets: ["all-linear"] }, 2);
   model.checkpointLayers = true;
   const loraParams = [...trainableParams(model).values()].reduce((a, t) => a + t.size, 0);
-  const g = grpoStep(model, o, progress);
+  const g = grpoStep(model, o, progress),
+    grpoPeakRssMb = peakRssMb();
   mergeLora(model); // decoding as served: the merged model, its matrices in bfloat16
   useBf16Decoding(model);
   progress("decoding at batch 1 and 16");
@@ -210,6 +213,7 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
     grpoStepS: g.sampleS + g.updateS,
     grpoSampleS: g.sampleS,
     grpoUpdateS: g.updateS,
+    grpoPeakRssMb,
     sequences: g.sequences,
     seqTokens: g.seqTokens,
     micro: o.micro,

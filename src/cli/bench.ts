@@ -172,6 +172,9 @@ function registerBenchByom(bench: Command): void {
             `(${(l.frugalTokensPerSec / l.llamaCppF16TokensPerSec).toFixed(2)}×)`,
         );
       } else if (r.llamaCppNote) console.log(r.llamaCppNote);
-      console.log(`peak RSS: ${r.peakRssMb.toFixed(0)} MB (before the GGUF export)`);
+      console.log(
+        `peak RSS: ${r.grpoPeakRssMb.toFixed(0)} MB through the GRPO step, ${r.peakRssMb.toFixed(0)} MB with the ` +
+          "bf16 decoding copies (before the GGUF exports)",
+      );
     });
 }

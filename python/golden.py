@@ -76,35 +76,46 @@ def greedy(m, prompt, n):
     return ids[len(prompt):]
 
 
+def stored_model(cfg, dtype):
+    """The fixture's model: seeded N(0, 0.3) weights rounded to dtype, computed in float32 from exactly those."""
+    torch.manual_seed(1234)
+    m = CausalLM(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0.0, 0.3)
+            p.copy_(p.to(dtype).float())
+    return m
+
+
+def write_golden(d, m, V, params):
+    """golden.json: ids, targets, logits, mean cross-entropy, the gradients of `params` ({name: parameter}), greedy."""
+    B, T = 2, 7
+    g = torch.Generator().manual_seed(5)
+    ids, tgt = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+    logits = m(ids)
+    loss = F.cross_entropy(logits.view(-1, V), tgt.view(-1))
+    loss.backward()
+    golden = {
+        "B": B, "T": T, "ids": ids.flatten().tolist(), "targets": tgt.flatten().tolist(),
+        "logits": logits.detach().flatten().tolist(), "loss": loss.item(),
+        "grads": {k: p.grad.flatten().tolist() for k, p in params.items()},
+        "prompt": ids[0, :4].tolist(), "greedy": greedy(m, ids[0, :4].tolist(), 8),
+        "torch": torch.__version__,
+    }
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(golden, f)
+    print(f"wrote {d}: loss {loss.item():.6f}")
+
+
 def main():
     for name, (dtype, cfg) in MODELS.items():
-        torch.manual_seed(1234)
-        m = CausalLM(cfg)
-        with torch.no_grad():
-            for p in m.parameters():
-                p.normal_(0.0, 0.3)
-                p.copy_(p.to(dtype).float())  # compute from exactly the stored (rounded) weights
+        m = stored_model(cfg, dtype)
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         save_weights(d, name, {k: v.to(dtype) for k, v in m.state_dict().items()})
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
-        B, T, V = 2, 7, cfg["vocab_size"]
-        g = torch.Generator().manual_seed(5)
-        ids, tgt = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
-        logits = m(ids)
-        loss = F.cross_entropy(logits.view(-1, V), tgt.view(-1))
-        loss.backward()
-        golden = {
-            "B": B, "T": T, "ids": ids.flatten().tolist(), "targets": tgt.flatten().tolist(),
-            "logits": logits.detach().flatten().tolist(), "loss": loss.item(),
-            "grads": {k: p.grad.flatten().tolist() for k, p in m.named_parameters()},
-            "prompt": ids[0, :4].tolist(), "greedy": greedy(m, ids[0, :4].tolist(), 8),
-            "torch": torch.__version__,
-        }
-        with open(os.path.join(d, "golden.json"), "w") as f:
-            json.dump(golden, f)
-        print(f"wrote {d}: loss {loss.item():.6f}")
+        write_golden(d, m, cfg["vocab_size"], dict(m.named_parameters()))
 
 
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -115,12 +126,7 @@ def lora_golden():
     base = "tiny-qwen3-bf16"
     with open(os.path.join(OUT, base, "config.json")) as f:
         cfg = json.load(f)
-    torch.manual_seed(1234)
-    m = CausalLM(cfg)
-    with torch.no_grad():  # the same stored weights as the base fixture
-        for p in m.parameters():
-            p.normal_(0.0, 0.3)
-            p.copy_(p.to(torch.bfloat16).float())
+    m = stored_model(cfg, torch.bfloat16)  # the same stored weights as the base fixture
     adapters = add_lora(m, 4, 8, LORA_MODULES)
     torch.manual_seed(99)
     with torch.no_grad():  # B is zero after PEFT's init; random here so every gradient is exercised
@@ -133,19 +139,7 @@ def lora_golden():
         json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": f"../{base}", "r": 4,
                    "lora_alpha": 8, "target_modules": LORA_MODULES, "lora_dropout": 0.0, "bias": "none",
                    "fan_in_fan_out": False, "use_rslora": False, "modules_to_save": None}, f, indent=2)
-    B, T, V = 2, 7, cfg["vocab_size"]
-    g = torch.Generator().manual_seed(5)
-    ids, tgt = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
-    logits = m(ids)
-    loss = F.cross_entropy(logits.view(-1, V), tgt.view(-1))
-    loss.backward()
-    with open(os.path.join(d, "golden.json"), "w") as f:
-        json.dump({"B": B, "T": T, "ids": ids.flatten().tolist(), "targets": tgt.flatten().tolist(),
-                   "logits": logits.detach().flatten().tolist(), "loss": loss.item(),
-                   "grads": {k: p.grad.flatten().tolist() for k, p in adapters.items()},
-                   "prompt": ids[0, :4].tolist(), "greedy": greedy(m, ids[0, :4].tolist(), 8),
-                   "torch": torch.__version__}, f)
-    print(f"wrote {d}: loss {loss.item():.6f}")
+    write_golden(d, m, cfg["vocab_size"], adapters)
 
 
 if __name__ == "__main__":

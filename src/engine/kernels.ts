@@ -6,6 +6,37 @@ export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U16 = Uint16Array;
 
+/** decodeBlock's arguments, the seven projections of type W (float32, or bfloat16 bits). */
+export type DecodeBlockArgs<W> = [
+  x: F32,
+  ln1: F32,
+  wq: W,
+  wk: W,
+  wv: W,
+  bq: F32,
+  bk: F32,
+  bv: F32,
+  wo: W,
+  ln2: F32,
+  wg: W,
+  wu: W,
+  wd: W,
+  cos: F32,
+  sin: F32,
+  kCache: F32,
+  vCache: F32,
+  pos: I32,
+  slot: I32,
+  N: number,
+  C: number,
+  H: number,
+  KVH: number,
+  D: number,
+  F: number,
+  Tmax: number,
+  eps: number,
+];
+
 export interface Kernels {
   /** C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], row-major, op = transpose when the flag is 1. */
   gemm(
@@ -94,65 +125,9 @@ export interface Kernels {
    * slot[b]): x += attn(rmsnorm(x)); x += swiglu-mlp(rmsnorm(x)), in place; writes the new key (after
    * RoPE) and value into the caches. Biases may be empty (none). Weights are (out, in) as in linear().
    */
-  decodeBlock(
-    x: F32,
-    ln1: F32,
-    wq: F32,
-    wk: F32,
-    wv: F32,
-    bq: F32,
-    bk: F32,
-    bv: F32,
-    wo: F32,
-    ln2: F32,
-    wg: F32,
-    wu: F32,
-    wd: F32,
-    cos: F32,
-    sin: F32,
-    kCache: F32,
-    vCache: F32,
-    pos: I32,
-    slot: I32,
-    N: number,
-    C: number,
-    H: number,
-    KVH: number,
-    D: number,
-    F: number,
-    Tmax: number,
-    eps: number,
-  ): void;
+  decodeBlock(...args: DecodeBlockArgs<F32>): void;
   /** decodeBlock with the seven projections as bfloat16 bits (the float32 layout, half the bytes). */
-  decodeBlockHalf(
-    x: F32,
-    ln1: F32,
-    wq: U16,
-    wk: U16,
-    wv: U16,
-    bq: F32,
-    bk: F32,
-    bv: F32,
-    wo: U16,
-    ln2: F32,
-    wg: U16,
-    wu: U16,
-    wd: U16,
-    cos: F32,
-    sin: F32,
-    kCache: F32,
-    vCache: F32,
-    pos: I32,
-    slot: I32,
-    N: number,
-    C: number,
-    H: number,
-    KVH: number,
-    D: number,
-    F: number,
-    Tmax: number,
-    eps: number,
-  ): void;
+  decodeBlockHalf(...args: DecodeBlockArgs<U16>): void;
   /** y (N, out) = beta·y + x (N, in) · Wᵀ with W (out, in) as bfloat16 bits; no gradient. */
   linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number, beta: number): void;
   swigluFwd(g: F32, u: F32, out: F32): void;

@@ -4,7 +4,7 @@
 // Both give the same numbers as the plain ops. No new kernels: they reuse gemm and the log-softmax kernels.
 import { FrugalError, shapeError } from "../common/errors.js";
 import { kernels } from "./backend.js";
-import { assertFinite } from "./ops.js";
+import { assertFinite, maskedNegSum } from "./ops.js";
 import {
   isGradEnabled,
   noGrad,
@@ -161,18 +161,7 @@ function headBackward(
 export function maskedMeanNeg(logp: Tensor, mask?: Float32Array): Tensor {
   const N = logp.size;
   if (mask && mask.length !== N) throw shapeError("maskedMeanNeg", `mask of ${mask.length}`, `a mask of ${N} values`);
-  let total = 0,
-    weight = 0;
-  for (let i = 0; i < N; i++) {
-    const m = mask ? mask[i]! : 1;
-    total -= m * logp.data[i]!;
-    weight += m;
-  }
-  if (weight <= 0)
-    throw new FrugalError(
-      "EMPTY",
-      "maskedMeanNeg: the loss mask selects no tokens; check the chat template's loss mask",
-    );
+  const { total, weight } = maskedNegSum("maskedMeanNeg", logp.data, mask);
   const out = output([1], isGradEnabled() && logp.requiresGrad);
   out.data[0] = total / weight;
   assertFinite("maskedMeanNeg", "loss", out.data);

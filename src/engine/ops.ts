@@ -380,6 +380,20 @@ export function logprobs(logits: Tensor, targets: Int32Array): Tensor {
   return out;
 }
 
+/** Σ −mask·logp and Σ mask over rows (mask weights rows; default all ones); a mask selecting nothing is an error. */
+export function maskedNegSum(op: string, logp: Float32Array, mask?: Float32Array): { total: number; weight: number } {
+  let total = 0,
+    weight = 0;
+  for (let i = 0; i < logp.length; i++) {
+    const m = mask ? mask[i]! : 1;
+    total -= m * logp[i]!;
+    weight += m;
+  }
+  if (weight <= 0)
+    throw new FrugalError("EMPTY", `${op}: the loss mask selects no tokens; check the chat template's loss mask`);
+  return { total, weight };
+}
+
 /** Mean of −log p(target) over rows whose mask is non-zero (mask weights rows; default all ones). */
 export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32Array): Tensor {
   const [N, V] = checkTargets("crossEntropy", logits, targets);
@@ -387,18 +401,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32
   const logp = output([N], false),
     lse = output([N], false);
   K().logsoftmaxGather(logits.data, targets, logp.data, lse.data, N, V);
-  let total = 0,
-    weight = 0;
-  for (let i = 0; i < N; i++) {
-    const m = mask ? mask[i]! : 1;
-    total -= m * logp.data[i]!;
-    weight += m;
-  }
-  if (weight <= 0)
-    throw new FrugalError(
-      "EMPTY",
-      "crossEntropy: the loss mask selects no tokens; check the chat template's loss mask",
-    );
+  const { total, weight } = maskedNegSum("crossEntropy", logp.data, mask);
   const out = output([1], tracks(logits));
   out.data[0] = total / weight;
   assertFinite("crossEntropy", "loss", out.data);

@@ -19,6 +19,16 @@ export interface LoadedModel {
   dir: string;
 }
 
+/** Throws when the tokenizer has ids past the embedding's rows; `where` names the directory in the error. */
+export function checkTokenizerFits(tokenizer: Tokenizer, rows: number, where: string): void {
+  if (tokenizer.vocabSize > rows)
+    throw new FrugalError(
+      "TOKENIZER",
+      `${where}: tokenizer.json has ids up to ${tokenizer.vocabSize - 1} but the embedding has ${rows} rows ` +
+        "(config.json vocab_size); the tokenizer belongs to another model",
+    );
+}
+
 /**
  * A model directory with its tokenizer. A directory without tokenizer.json is a CHECKPOINT error, or the
  * caller's own error when it passes `missingTokenizer` (a guard says what a guard checkpoint needs).
@@ -30,14 +40,8 @@ export function loadModelDir(dir: string, missingTokenizer?: (dir: string) => Fr
       missingTokenizer?.(dir) ??
       new FrugalError("CHECKPOINT", `${ck.dir} has no tokenizer.json; frugal needs one to turn text into tokens`)
     );
-  const tokenizer = loadTokenizer(ck.tokenizer),
-    rows = ck.model.config.vocab_size;
-  if (tokenizer.vocabSize > rows)
-    throw new FrugalError(
-      "TOKENIZER",
-      `${ck.dir}: tokenizer.json has ids up to ${tokenizer.vocabSize - 1} but the embedding has ${rows} rows ` +
-        "(config.json vocab_size); the tokenizer belongs to another model",
-    );
+  const tokenizer = loadTokenizer(ck.tokenizer);
+  checkTokenizerFits(tokenizer, ck.model.config.vocab_size, ck.dir);
   const cfgFile = join(ck.dir, "tokenizer_config.json");
   if (existsSync(cfgFile)) {
     let raw: unknown;

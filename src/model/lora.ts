@@ -65,21 +65,23 @@ export function addLora(model: Model, cfg: LoraConfig, seed: number): void {
 
 /** Folds the adapters into the base weights (W += scale·B·A) and makes every weight trainable; call between steps. */
 export function mergeLora(model: Model): void {
-  const lora = model.lora;
-  if (!lora) return;
-  E.noGrad(() => {
-    for (const [name, { A, B }] of lora.adapters) {
-      addScaled(model.params.get(name)!.data, E.matmul(B, A).data, lora.alpha / lora.rank);
-      E.endStep(); // one weight's delta at a time
-    }
-  });
+  if (!model.lora) return;
+  foldAdapters(model.lora, (name) => model.params.get(name)!.data);
   model.lora = undefined;
   for (const p of model.params.values()) p.requiresGrad = true;
 }
 
-/** W += s·delta, elementwise. */
-function addScaled(W: Float32Array, delta: Float32Array, s: number): void {
-  for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * delta[i]!;
+/** Adds scale·B·A of every adapter into the array `into(name)` gives for its base weight, one weight at a time. */
+function foldAdapters(lora: Lora, into: (weightName: string) => Float32Array): void {
+  const s = lora.alpha / lora.rank;
+  E.noGrad(() => {
+    for (const [name, { A, B }] of lora.adapters) {
+      const W = into(name),
+        delta = E.matmul(B, A).data;
+      for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * delta[i]!;
+      E.endStep(); // the delta's memory back before the next one
+    }
+  });
 }
 
 /** Readies a model for a stage: fresh adapters when the stage uses LoRA, else earlier adapters merged in. */
@@ -91,12 +93,7 @@ export function prepareForTraining(model: Model, cfg: LoraConfig | undefined, se
 /** Every weight with the adapters folded in, as fresh arrays (the model is unchanged): GRPO's reference policy. */
 export function mergedTensors(model: Model): Map<string, Float32Array> {
   const out = new Map([...model.params].map(([n, t]) => [n, Float32Array.from(t.data)]));
-  E.noGrad(() => {
-    for (const [name, a] of model.lora?.adapters ?? []) {
-      addScaled(out.get(name)!, E.matmul(a.B, a.A).data, model.lora!.alpha / model.lora!.rank);
-      E.endStep();
-    }
-  });
+  if (model.lora) foldAdapters(model.lora, (name) => out.get(name)!);
   return out;
 }
 
@@ -107,13 +104,12 @@ export function mergedTensors(model: Model): Map<string, Float32Array> {
 export function adapterSnapshot(model: Model, saved?: Map<string, { data: Float32Array }>): Model | null {
   const lora = model.lora;
   if (!lora) return null;
-  const names = trainableParams(model),
-    adapters = new Map<string, { A: Tensor; B: Tensor }>();
+  const adapters = new Map<string, { A: Tensor; B: Tensor }>();
   for (const [name, { A, B }] of lora.adapters) {
     const stem = pefName(name);
     const copy = (t: Tensor, key: string) => {
       const data = saved ? saved.get(key)?.data : Float32Array.from(t.data);
-      if (!data || data.length !== t.size || !names.has(key))
+      if (!data || data.length !== t.size)
         throw new FrugalError("CHECKPOINT", `the saved reference adapters lack ${key} (or it has the wrong size)`);
       return E.constant(t.shape, data);
     };

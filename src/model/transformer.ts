@@ -116,9 +116,7 @@ function halfBlock(half: Map<string, Uint16Array>, pre: string): E.BlockWeights[
 
 /** x·Wᵀ of the weight `name`, plus its bias where the layer has one and its LoRA adapter where it has one. */
 function lin(model: Model, name: string, x: Tensor, bias?: Tensor): Tensor {
-  const W = p(model, name),
-    half = E.isGradEnabled() ? undefined : model.half?.get(name);
-  let y = half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
+  let y = project(model, name, x);
   if (bias) y = E.addBias(y, bias);
   const a = adapterOf(model, name);
   return a ? E.add(y, E.scale(E.linear(E.linear(x, a.A), a.B), a.scale)) : y;
@@ -151,16 +149,21 @@ function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn
 function headName(model: Model): string {
   return model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
 }
-function headWeight(model: Model): Tensor {
-  return p(model, headName(model));
-}
 
 /** The final norm and the LM head: hidden states (N, C) → logits (N, V). */
 export function head(model: Model, x: Tensor): Tensor {
-  const h = E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps),
-    W = headWeight(model),
-    half = E.isGradEnabled() ? undefined : model.half?.get(headName(model));
-  return half ? E.linearHalf(h, half, W.shape[0]!) : E.linear(h, W);
+  return project(model, headName(model), finalNorm(model, x));
+}
+
+/** x·Wᵀ of the weight `name`: from its bfloat16 bits when the model decodes from them and no tape runs. */
+function project(model: Model, name: string, x: Tensor): Tensor {
+  const W = p(model, name),
+    half = E.isGradEnabled() ? undefined : model.half?.get(name);
+  return half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
+}
+
+function finalNorm(model: Model, x: Tensor): Tensor {
+  return E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps);
 }
 
 /**
@@ -175,9 +178,8 @@ export function tokenLogprobs(
   T: number,
   entropy?: { mask: Float32Array; out: Float32Array },
 ): Tensor {
-  const x = trunk(model, ids, B, T, "tokenLogprobs"),
-    h = E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps);
-  return E.headLogprobs(h, headWeight(model), targets, entropy);
+  const h = finalNorm(model, trunk(model, ids, B, T, "tokenLogprobs"));
+  return E.headLogprobs(h, p(model, headName(model)), targets, entropy);
 }
 
 /** The blocks over B sequences of T tokens (ids row-major (B, T)) → final hidden states (B·T, C), before the norm. */

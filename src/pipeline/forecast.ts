@@ -7,7 +7,7 @@ import type { ModelConfig } from "../model/config.js";
 import type { Recipe } from "./recipe.js";
 import { kindOf, type ForecastContext } from "./stages/index.js";
 import { traceLengths } from "./stages/shared.js";
-import { checkHfInput, isHfInput } from "./hf-input.js";
+import { hfConfig, isHfInput } from "./hf-input.js";
 
 export function forecastRecipe(
   recipe: Recipe,
@@ -21,7 +21,7 @@ export function forecastRecipe(
     calibration: new Calibration(),
   };
   for (const s of recipe.stages)
-    for (const input of kindOf(s).inputs(s)) if (isHfInput(input)) ctx.configs.set(input, checkHfInput(input, s.name));
+    for (const input of kindOf(s).inputs(s)) if (isHfInput(input)) ctx.configs.set(input, hfConfig(input, s.name));
   const stages = recipe.stages.map((s) => kindOf(s).forecast(s, ctx));
   let evalSeconds = 0;
   if (recipe.eval) {

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { readJson, weightFiles } from "../model/checkpoint.js";
+import { checkTokenizerFits } from "../model/load.js";
 import { loadTokenizer } from "../tokenizer/tokenizer.js";
 
 export const HF_PREFIX = "hf:";
@@ -19,8 +20,8 @@ export function hfDir(input: string): string {
   return resolve(input.slice(HF_PREFIX.length));
 }
 
-/** The model config of an "hf:DIR" input, after checking the directory holds a whole model; `source` for errors. */
-export function checkHfInput(input: string, source: string): ModelConfig {
+/** The model config of an "hf:DIR" input (config.json only); `source` names the stage in errors. */
+export function hfConfig(input: string, source: string): ModelConfig {
   const dir = hfDir(input);
   if (!existsSync(join(dir, "config.json")))
     throw new FrugalError(
@@ -28,16 +29,16 @@ export function checkHfInput(input: string, source: string): ModelConfig {
       `${source}: "${input}" has no config.json at ${dir}; expected a Hugging Face model directory ` +
         "(config.json, model.safetensors or its shards, tokenizer.json)",
     );
-  const config = parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
+  return parseModelConfig(readJson(join(dir, "config.json")), join(dir, "config.json"));
+}
+
+/** hfConfig, after checking the directory holds a whole model: weight files, a tokenizer that fits. */
+export function checkHfInput(input: string, source: string): ModelConfig {
+  const dir = hfDir(input),
+    config = hfConfig(input, source);
   weightFiles(dir);
   if (!existsSync(join(dir, "tokenizer.json")))
     throw new FrugalError("RECIPE", `${source}: "${input}" has no tokenizer.json at ${dir}; frugal needs one`);
-  const tok = loadTokenizer(readJson(join(dir, "tokenizer.json")));
-  if (tok.vocabSize > config.vocab_size)
-    throw new FrugalError(
-      "TOKENIZER",
-      `${source}: "${input}": tokenizer.json has ids up to ${tok.vocabSize - 1} but the embedding has ` +
-        `${config.vocab_size} rows (config.json vocab_size); the tokenizer belongs to another model`,
-    );
+  checkTokenizerFits(loadTokenizer(readJson(join(dir, "tokenizer.json"))), config.vocab_size, `${source}: "${input}"`);
   return config;
 }

@@ -12,7 +12,7 @@ import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
-import { adapterSnapshot, LoraConfig, mergedTensors, prepareForTraining, trainableParams } from "../model/lora.js";
+import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
 import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
 import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
@@ -20,7 +20,15 @@ import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
-import { OptimConfig, adamw, resumePoint, saveStage, type Trainee } from "../train/supervised.js";
+import {
+  OptimConfig,
+  TrainedWeights,
+  adamw,
+  readyForStage,
+  resumePoint,
+  saveStage,
+  type Trainee,
+} from "../train/supervised.js";
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { VARIANTS, type LossInput } from "./losses.js";
@@ -42,10 +50,7 @@ export const GrpoConfig = OptimConfig.extend({
   overlongCache: z.number().int().nonnegative().default(16),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
   microBatch: z.number().int().positive().optional(),
-  /** train LoRA adapters instead of every weight */
-  lora: LoraConfig.optional(),
-  /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
-  activationCheckpointing: z.boolean().default(false),
+  ...TrainedWeights,
 }).extend({
   lr: z.number().positive().default(5e-5),
   warmup: z.number().int().nonnegative().default(5),
@@ -58,11 +63,6 @@ export interface PromptSource<I> {
   draw(rng: Rng, n: number): I[];
   prompt(item: I): string;
   reward(completion: string, item: I): RewardResult;
-}
-
-/** The policy's weights now (adapters folded in), as a separate copy: the reference policy. */
-function copyParams(m: Model): Map<string, Float32Array> {
-  return mergedTensors(m);
 }
 
 /** Per-token log-probs of `targets` (no gradient), and the mean entropy over entropyMask's positions. */
@@ -286,15 +286,14 @@ export function trainGrpo<I>(
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
-  t.model.checkpointLayers = cfg.activationCheckpointing;
+  readyForStage(t, cfg, resumed !== null, io.seed);
   const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);
   // with LoRA the reference shares the frozen base and keeps its own adapters (ref-adapter.safetensors)
   const refFile = join(io.dir, "checkpoint", t.model.lora ? "ref-adapter.safetensors" : "ref.safetensors");
   const snapshot = (): Model =>
-    adapterSnapshot(t.model) ?? modelFromTensors(t.model.config, copyParams(t.model), "reference policy");
+    adapterSnapshot(t.model) ?? modelFromTensors(t.model.config, mergedTensors(t.model), "reference policy");
   let ref: Model = snapshot();
   if (resumed && existsSync(refFile))
     ref = t.model.lora

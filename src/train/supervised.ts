@@ -28,16 +28,35 @@ export const OptimConfig = z.object({
 });
 export type OptimConfig = z.infer<typeof OptimConfig>;
 
+/** What a stage trains and keeps in memory: the fields of every training stage's config. */
+export const TrainedWeights = {
+  /** train LoRA adapters instead of every weight */
+  lora: LoraConfig.optional(),
+  /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
+  activationCheckpointing: z.boolean().default(false),
+};
+
+/**
+ * Readies the model a stage trains: a fresh start gets the stage's LoRA adapters (or earlier ones merged in); a
+ * resumed one keeps what its checkpoint holds. Checkpointing follows the stage's config either way.
+ */
+export function readyForStage(
+  t: Trainee,
+  cfg: { lora?: LoraConfig; activationCheckpointing: boolean },
+  resumed: boolean,
+  seed: number,
+): void {
+  if (!resumed) prepareForTraining(t.model, cfg.lora, seed);
+  t.model.checkpointLayers = cfg.activationCheckpointing;
+}
+
 export const SupervisedConfig = OptimConfig.extend({
   steps: z.number().int().positive(),
   batchSize: z.number().int().positive().default(32),
   /** micro-batches per step (gradient accumulation) */
   accumulate: z.number().int().positive().default(1),
   maxLen: z.number().int().positive().default(256),
-  /** train LoRA adapters instead of every weight */
-  lora: LoraConfig.optional(),
-  /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
-  activationCheckpointing: z.boolean().default(false),
+  ...TrainedWeights,
 });
 export type SupervisedConfig = z.infer<typeof SupervisedConfig>;
 
@@ -93,8 +112,7 @@ export function trainSupervised(
 ): LoopOutcome & { trainee: Trainee } {
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
-  if (!resumed) prepareForTraining(t.model, cfg.lora, io.seed);
-  t.model.checkpointLayers = cfg.activationCheckpointing;
+  readyForStage(t, cfg, resumed !== null, io.seed);
   const params = trainableParams(t.model),
     opt = resumed?.opt ?? E.adamwInit(params),
     ac = adamw(cfg);

@@ -7,6 +7,7 @@ import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, type RunResult } from "../pipeline/runner.js";
 import { decisionLine, intervalNote, withGuardLine } from "../safety/report.js";
 import { num } from "./sample.js";
+import { exitTogether, isMain } from "../engine/dist.js";
 
 export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
 
@@ -51,9 +52,13 @@ function action(
   const out = o.out ?? join("runs", recipe.name);
   const budgetUsd = o.budgetUsd === undefined ? undefined : num("--budget-usd", o.budgetUsd, 0, 1e12);
   const r = runRecipe(recipe, { outDir: out, resume: !!o.resume, budgetUsd, prices: o.prices, quiet: !!o.quiet });
+  if (r.stopped) {
+    process.exitCode = 3;
+    exitTogether(3); // every rank took the same stop decision
+  }
+  if (!isMain()) return; // rank 0 reports for the job
   printTable(r);
   console.log(`run directory: ${out} (frugal bill ${out})`);
-  if (r.stopped) process.exitCode = 3;
 }
 
 export function registerRun(program: Command): void {

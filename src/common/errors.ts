@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   "OPTIMIZER",
   "POLICY",
   "PRICES",
+  "RANKS",
   "RECIPE",
   "REQUEST",
   "RUN",

@@ -2,6 +2,9 @@
 // and sampling tokens/s, each measured once and cached), and the sum of stage forecasts priced on the recipe's
 // device and projected by FLOPs onto other hardware at a stated utilisation. What a stage costs in steps,
 // batches and tokens is each stage kind's own forecast (pipeline/stages/); this file knows no stage.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 import { Rng } from "../common/rng.js";
 import { median } from "../common/stats.js";
 import type { ModelConfig } from "../model/config.js";
@@ -23,6 +26,8 @@ export interface Forecast {
   costUsd: number;
   device: string;
   count: number;
+  /** MPI ranks, each with `count` devices */
+  ranks?: number;
   projection?: { device: string; count: number; utilisation: number; seconds: number; costUsd: number };
 }
 
@@ -69,13 +74,14 @@ export function priceForecast(
   stages: StageForecast[],
   evalSeconds: number,
   prices: PriceTable,
-  here: { kind: string; count: number },
+  here: { kind: string; count: number; ranks?: number },
   project?: { device: string; count: number; utilisation: number },
 ): Forecast {
   const dev = lookup(prices, here.kind);
   const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0) + evalSeconds;
-  const costUsd = (totalSeconds / 3600) * dev.usdPerHour * here.count;
-  const f: Forecast = { stages, evalSeconds, totalSeconds, costUsd, device: here.kind, count: here.count };
+  const ranks = here.ranks ?? 1,
+    costUsd = (totalSeconds / 3600) * dev.usdPerHour * here.count * ranks;
+  const f: Forecast = { stages, evalSeconds, totalSeconds, costUsd, device: here.kind, count: here.count, ranks };
   if (project) {
     const d = lookup(prices, project.device),
       flops = stages.reduce((a, s) => a + s.flops, 0);
@@ -83,4 +89,42 @@ export function priceForecast(
     f.projection = { ...project, seconds, costUsd: (seconds / 3600) * d.usdPerHour * project.count };
   }
   return f;
+}
+
+/** An all-reduce's cost over one transport: ms = latencyMs per hop + bytes / (gbPerS · 1e6). */
+export interface AllreduceFit {
+  latencyMs: number;
+  gbPerS: number;
+  measuredOn?: string;
+}
+/** 10 Gb/s Ethernet with ~50 µs per hop: the assumption used where nothing was measured. */
+export const TEN_GBE: AllreduceFit = { latencyMs: 0.05, gbPerS: 1.25, measuredOn: "assumed: 10 Gb/s Ethernet" };
+
+/** A ring all-reduce of `bytes` over `ranks` ranks: 2(N−1) hops' latency shared in two phases, 2(N−1)/N of the bytes. */
+export function allreduceModelMs(fit: AllreduceFit, bytes: number, ranks: number): number {
+  if (ranks <= 1) return 0;
+  return (ranks - 1) * fit.latencyMs + (2 * (ranks - 1) * bytes) / ranks / (fit.gbPerS * 1e6);
+}
+
+const fitFile = () => join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "frugal", "allreduce.json");
+
+/** Keeps the all-reduce cost `frugal bench mpi` measured, for `frugal forecast --ranks`. */
+export function saveAllreduceFit(fit: AllreduceFit): void {
+  try {
+    mkdirSync(dirname(fitFile()), { recursive: true });
+    writeFileSync(fitFile(), JSON.stringify(fit));
+  } catch {
+    /* a read-only home: the forecast falls back to the stated assumption */
+  }
+}
+
+/** The measured all-reduce cost, or TEN_GBE when `frugal bench mpi` has not run on this machine. */
+export function loadAllreduceFit(): AllreduceFit {
+  try {
+    const f = JSON.parse(readFileSync(fitFile(), "utf8")) as AllreduceFit;
+    if (f.latencyMs >= 0 && f.gbPerS > 0) return f;
+  } catch {
+    /* none measured */
+  }
+  return TEN_GBE;
 }

@@ -1,6 +1,7 @@
 // The ledger: one append-only JSONL file per run; every stage (and every evaluation) appends the facts it
-// measured — wall and CPU seconds, device kind and count, tokens, analytic FLOPs — and the dollars that
-// follow from measured time × price. Reading skips exactly the damaged lines (a crash mid-write) and says so.
+// measured — wall and CPU seconds, device kind and count, MPI ranks and their time in collectives, tokens,
+// analytic FLOPs — and the dollars that follow from measured time × devices × ranks × price. Reading skips
+// exactly the damaged lines (a crash mid-write) and says so.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "./prices.js";
@@ -13,6 +14,10 @@ export interface LedgerEntry {
   cpuS: number;
   device: string;
   count: number;
+  /** MPI ranks, each holding `count` devices (1 without MPI) */
+  ranks?: number;
+  /** seconds this rank spent in collectives (all-reduce, gather), waiting for slower ranks included */
+  commS?: number;
   tokens: { prompt: number; generated: number; trained: number };
   flops: number;
   achievedFlops: number;
@@ -35,13 +40,16 @@ export function makeEntry(e: {
   deviceKind: string;
   device: Device;
   count: number;
+  ranks?: number;
+  commS?: number;
   tokens: LedgerEntry["tokens"];
   flops: number;
   forecastS?: number;
   stopped?: string | null;
   config?: unknown;
 }): LedgerEntry {
-  const deviceHours = (e.wallS / 3600) * e.count;
+  const units = e.count * (e.ranks ?? 1),
+    deviceHours = (e.wallS / 3600) * units;
   const achieved = e.wallS > 0 ? e.flops / e.wallS : 0;
   return {
     ts: new Date().toISOString(),
@@ -51,10 +59,12 @@ export function makeEntry(e: {
     cpuS: e.cpuS,
     device: e.deviceKind,
     count: e.count,
+    ranks: e.ranks ?? 1,
+    commS: e.commS ?? 0,
     tokens: e.tokens,
     flops: e.flops,
     achievedFlops: achieved,
-    utilisation: achieved / (e.device.peakFlops * e.count),
+    utilisation: achieved / (e.device.peakFlops * units),
     deviceHours,
     costUsd: deviceHours * e.device.usdPerHour,
     usdPerHour: e.device.usdPerHour,

@@ -2,13 +2,14 @@
 // the TS reference, announced once on stderr with the fix. FRUGAL_KERNELS=reference|native forces one.
 // Before loading, blas-probe.ts decides (with proof, cached) whether OpenBLAS may use its AVX-512 sgemm.
 import { createRequire } from "node:module";
-import { availableParallelism } from "node:os";
+import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { FrugalError } from "../common/errors.js";
 import type { KernelSet, Kernels } from "./kernels.js";
 import { referenceKernels } from "./reference.js";
 import { chooseCoretype } from "./blas-probe.js";
+import { localRanks } from "./dist.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const addonPath = join(here, "../../build/Release/frugal_native.node");
@@ -28,19 +29,34 @@ export function blasReason(): string {
 }
 let native: KernelSet | null | undefined;
 
+/**
+ * Kernel threads of this process: FRUGAL_THREADS, else the cores it may run on. MPI ranks bound to cores see only
+ * theirs; unbound ranks on one machine (all cores visible) share the machine's cores evenly.
+ */
+export function threadsPerProcess(): number {
+  const set = Number(process.env.FRUGAL_THREADS);
+  if (Number.isInteger(set) && set > 0) return set;
+  const seen = availableParallelism(),
+    all = cpus().length,
+    local = localRanks();
+  return local > 1 && seen >= all ? Math.max(1, Math.floor(all / local)) : seen;
+}
+
 /** Loads the addon once; null when it is missing or broken (the reason is kept for the warning). */
 function loadNative(): { set: KernelSet | null; why: string } {
   // One thread inside OpenBLAS: our own OpenMP threads split the work, so the two never compete.
   process.env.OPENBLAS_NUM_THREADS ??= "1";
   // libgomp's default spin before sleeping is tiny on this VM, so every parallel region paid a futex
   // wake-up (sampling ran 10× slower); spin ~100k iterations, then sleep (an idle server burns nothing).
-  process.env.GOMP_SPINCOUNT ??= "100000";
+  // With more threads than cores on the machine (MPI ranks unbound), spinning threads starve the other ranks
+  // (a GRPO step ran 30× slower, docs/log.md 2026-12-03), so they sleep at once instead.
+  const threads = threadsPerProcess();
+  process.env.GOMP_SPINCOUNT ??= threads * localRanks() > cpus().length ? "0" : "100000";
   try {
     const verdict = chooseCoretype(addonPath);
     if (verdict.coretype) process.env.OPENBLAS_CORETYPE = verdict.coretype;
     blasVerdict = verdict.reason;
     const addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
-    const threads = Math.max(1, Number(process.env.FRUGAL_THREADS) || availableParallelism());
     addon.setThreads(threads);
     const info = addon.info();
     const core = process.env.OPENBLAS_CORETYPE ?? "auto";

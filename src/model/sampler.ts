@@ -6,6 +6,7 @@
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
+import { allgather, shareOf, world } from "../engine/dist.js";
 import { type Model, KVCache, forwardCached } from "./transformer.js";
 
 export interface SampleOptions {
@@ -334,4 +335,25 @@ export function generate(
     collect();
   }
   return results;
+}
+
+/**
+ * generate() with the prompts split across the MPI ranks in contiguous blocks of `unit` (a GRPO group stays on
+ * one rank) and the samples gathered back: every rank returns all of them, the same as one process would.
+ */
+export function generateShared(
+  model: Model,
+  prompts: readonly (readonly number[])[],
+  seeds: readonly number[],
+  opts: Parameters<typeof generate>[3] & { unit?: number } = {},
+): Sample[] {
+  const w = world();
+  if (w.size <= 1) return generate(model, prompts, seeds, opts);
+  const [i0, i1] = shareOf(prompts.length, opts.unit ?? 1, w),
+    scale = prompts.length / Math.max(1, i1 - i0);
+  const mine = generate(model, prompts.slice(i0, i1), seeds.slice(i0, i1), {
+    ...opts,
+    onFinished: (n) => opts.onFinished?.(Math.min(prompts.length, Math.round(n * scale))),
+  });
+  return allgather(mine).flat();
 }

@@ -1,11 +1,14 @@
 // Runs a recipe: one directory per stage (checkpoint/, metrics.jsonl, done.json), a ledger entry per
 // stage and per evaluation, progress bars, a budget cap checked before every step, and --resume, which
 // skips finished stages and continues an interrupted one from its last checkpoint. Evaluations of every
-// stage's checkpoint on held-out problems end the run, as one table.
+// stage's checkpoint on held-out problems end the run, as one table. Under MPI every rank runs this file,
+// rank 0's view of the run directory decides what is done, and rank 0 alone writes.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { progress } from "../common/progress.js";
 import { releasePool } from "../engine/index.js";
+import { barrier, commMilliseconds, fromMain, isMain, world } from "../engine/dist.js";
+import { checkRanksAgree } from "./ranks.js";
 import { FrugalError } from "../common/errors.js";
 import { hfDir, isHfInput } from "./hf-input.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
@@ -54,7 +57,21 @@ export interface RunResult {
 
 export const stageDir = (out: string, name: string) => join(out, "stages", name);
 
+/** Rank 0 checks and claims the run directory; the other ranks take its verdict (an error stops them all). */
 function prepareDir(out: string, recipe: Recipe, resume: boolean): void {
+  let why: string | null = null;
+  if (isMain())
+    try {
+      claimDir(out, recipe, resume);
+    } catch (e) {
+      if (!(e instanceof FrugalError)) throw e;
+      why = e.message;
+    }
+  why = fromMain(why);
+  if (why) throw new FrugalError("RUN", why);
+}
+
+function claimDir(out: string, recipe: Recipe, resume: boolean): void {
   const saved = join(out, "recipe.json");
   if (existsSync(out) && readdirSync(out).length > 0) {
     if (!resume)
@@ -127,10 +144,10 @@ function runStage(
 ): { summary: StageSummary } | { stopped: string } {
   const dir = stageDir(out, s.name),
     done = join(dir, "done.json");
-  if (existsSync(done)) return { summary: JSON.parse(readFileSync(done, "utf8")) as StageSummary };
+  if (fromMain(existsSync(done))) return { summary: JSON.parse(readFileSync(done, "utf8")) as StageSummary };
   const bar = progress(s.name, { quiet: !!opts.quiet });
   const st0 = performance.now(),
-    cpu0 = process.cpuUsage();
+    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
   let stepStart = performance.now();
   const io: StageIO = {
     name: s.name,
@@ -165,7 +182,8 @@ function runStage(
     return { stopped: `${s.name}: ${r.stopped}; ${where}` };
   }
   const summary = { name: s.name, wallS: entry.wallS, steps: r.steps, ...(r.notes ?? {}) };
-  writeFileAtomic(done, JSON.stringify(summary));
+  if (isMain()) writeFileAtomic(done, JSON.stringify(summary));
+  barrier(); // the next stage reads this one's checkpoint, which rank 0 wrote
   if (!opts.quiet) console.log(`${s.name}: done in ${entry.wallS.toFixed(1)} s`);
   return { summary };
 }
@@ -184,25 +202,28 @@ function billOverhead(out: string, recipe: Recipe, dev: Device, wallS: number, c
     deviceKind: recipe.device.kind,
     device: dev,
     count: recipe.device.count,
+    ranks: world().size,
     tokens: noTokens,
     flops: 0,
   });
-  appendEntry(out, overhead);
+  if (isMain()) appendEntry(out, overhead);
   return overhead.costUsd;
 }
 
-export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
+export function runRecipe(recipe: Recipe, options: RunOptions): RunResult {
   const t0 = performance.now(),
     cpuRun0 = process.cpuUsage(),
-    out = opts.outDir;
+    out = options.outDir,
+    opts = isMain() ? options : { ...options, quiet: true };
+  checkRanksAgree(JSON.stringify(recipe, null, 2));
   prepareDir(out, recipe, opts.resume);
   const entriesBefore = readLedger(out).entries.length;
   const prices = loadPrices(opts.prices),
     dev = lookupDevice(prices, recipe.device.kind);
-  const usdPerS = (dev.usdPerHour * recipe.device.count) / 3600;
+  const usdPerS = (dev.usdPerHour * recipe.device.count * world().size) / 3600;
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
-  const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
+  const forecast = opts.noForecast || !forecastFits || !isMain() ? null : forecastOnce(recipe, out, prices, dev, opts);
   releasePool(); // the calibration's buffers, sized for every stage's shapes, are not the next stage's
   const closed = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
     spend = new Spend(closed, usdPerS, opts.budgetUsd);
@@ -223,7 +244,11 @@ export function runRecipe(recipe: Recipe, opts: RunOptions): RunResult {
   const wallS = (performance.now() - t0) / 1000,
     cpuRun = process.cpuUsage(cpuRun0);
   spend.closedUsd += billOverhead(out, recipe, dev, wallS, (cpuRun.user + cpuRun.system) / 1e6, entriesBefore);
-  writeFileAtomic(join(out, "run.json"), JSON.stringify({ wallS, stopped, finishedAt: new Date().toISOString() }));
+  if (isMain())
+    writeFileAtomic(
+      join(out, "run.json"),
+      JSON.stringify({ wallS, stopped, ranks: world().size, finishedAt: new Date().toISOString() }),
+    );
   return { stopped, evals, safety, wallS, totalUsd: spend.closedUsd, stages };
 }
 
@@ -241,9 +266,9 @@ function runSafetyEval(
   const se = recipe.safetyEval;
   if (!se) return null;
   const f = join(out, "safety.json");
-  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
+  if (fromMain(existsSync(f))) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
   const t0 = performance.now(),
-    cpu0 = process.cpuUsage();
+    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
   const modelDir = join(stageDir(out, se.model), "checkpoint"),
     t = loadModelDir(modelDir),
     guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
@@ -263,7 +288,7 @@ function runSafetyEval(
   bar.stop();
   const entry = record(out, recipe, dev, `safety-eval:${se.model}`, "eval", t0, cpu0, {});
   add(entry.costUsd);
-  writeFileAtomic(f, JSON.stringify(report));
+  if (isMain()) writeFileAtomic(f, JSON.stringify(report));
   if (!opts.quiet)
     console.log(
       `safety eval ${se.model}: harmful refused ${(100 * report.harmfulRefusalRate).toFixed(1)}%, benign refused ${(100 * report.benignRefusalRate).toFixed(1)}% (${entry.wallS.toFixed(1)} s)`,
@@ -271,7 +296,7 @@ function runSafetyEval(
   return report;
 }
 
-/** Appends the ledger entry of work that started at (t0, cpu0): measured wall and CPU time, priced. */
+/** The ledger entry of work that started at (t0, cpu0): measured wall, CPU and collective time, priced; rank 0 appends it. */
 function record(
   out: string,
   recipe: Recipe,
@@ -279,7 +304,7 @@ function record(
   stage: string,
   kind: LedgerEntry["kind"],
   t0: number,
-  cpu0: NodeJS.CpuUsage,
+  cpu0: NodeJS.CpuUsage & { commMs: number },
   facts: Partial<Pick<Parameters<typeof makeEntry>[0], "tokens" | "flops" | "forecastS" | "stopped" | "config">>,
 ): LedgerEntry {
   const cpu = process.cpuUsage(cpu0);
@@ -291,11 +316,13 @@ function record(
     deviceKind: recipe.device.kind,
     device: dev,
     count: recipe.device.count,
+    ranks: world().size,
+    commS: (commMilliseconds() - cpu0.commMs) / 1000,
     tokens: noTokens,
     flops: 0,
     ...facts,
   });
-  appendEntry(out, entry);
+  if (isMain()) appendEntry(out, entry);
   return entry;
 }
 
@@ -304,7 +331,7 @@ function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Devi
   const f = join(out, "forecast.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
   const t0 = performance.now(),
-    cpu0 = process.cpuUsage();
+    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
   const fc = forecastRecipe(recipe, prices);
   const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
   writeFileAtomic(f, JSON.stringify(fc));
@@ -326,12 +353,12 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
   for (const s of recipe.stages) {
     if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
     const f = join(stageDir(out, s.name), "eval.json");
-    if (existsSync(f)) {
+    if (fromMain(existsSync(f))) {
       rows.push(JSON.parse(readFileSync(f, "utf8")) as EvalRow);
       continue;
     }
     const t0 = performance.now(),
-      cpu0 = process.cpuUsage();
+      cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
     const t = loadModelDir(join(stageDir(out, s.name), "checkpoint"));
     const bar = progress(`eval:${s.name}`, { quiet: !!opts.quiet, unit: "sample" });
     const report = evaluate(t.model, t.tokenizer, task, {
@@ -361,7 +388,7 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
       evalWallS: wallS,
       report,
     };
-    writeFileAtomic(f, JSON.stringify(row));
+    if (isMain()) writeFileAtomic(f, JSON.stringify(row));
     rows.push(row);
     if (!opts.quiet) console.log(`eval ${s.name}: pass@1 ${(100 * report.pass1).toFixed(1)}% (${wallS.toFixed(1)} s)`);
   }

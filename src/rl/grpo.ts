@@ -10,11 +10,12 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
+import { allreduceGrads, allreduceSum, shareOf } from "../engine/dist.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
 import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
 import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { generate, type Sample } from "../model/sampler.js";
+import { generateShared, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
@@ -110,11 +111,12 @@ function rollout<I>(
     endToken = endId(t.tokenizer);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
   const all = prompts.flatMap((p) => Array.from({ length: cfg.groupSize }, () => p));
-  const samples = generate(
+  const samples = generateShared(
     t.model,
     all,
     all.map((_, i) => stepSeed * 4096 + i),
     {
+      unit: cfg.groupSize,
       maxNewTokens: cfg.maxNewTokens,
       temperature: cfg.temperature,
       topP: cfg.topP,
@@ -166,6 +168,14 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
   return { keep, zeroVarFrac: flat / nGroups };
 }
 
+/** Every rank's freshly computed entries of the policy log-probs (its chunks'), so all ranks hold all of them. */
+function shareLogp(logp: Float32Array, inChunk: (readonly (readonly [number, number])[])[]): void {
+  const mine = new Float32Array(logp.length);
+  for (const c of inChunk) for (const [, j] of c) mine[j] = logp[j]!;
+  allreduceSum(mine);
+  logp.set(mine);
+}
+
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /**
@@ -197,9 +207,13 @@ function policyUpdate(
         sel.push(b * T + x);
         seq.push(b);
       }
-  // sequences go through the model `mb` at a time (activations grow with B·T², attention's share with T²)
-  const mb = Math.min(B, cfg.microBatch ?? B),
-    chunks = Array.from({ length: Math.ceil(B / mb) }, (_, c) => [c * mb, Math.min(B, (c + 1) * mb)] as const);
+  // each MPI rank takes a contiguous share of the sequences; they go through the model `mb` at a time
+  // (activations grow with B·T², attention's share with T²)
+  const [r0, r1] = shareOf(B),
+    mb = Math.max(1, Math.min(r1 - r0, cfg.microBatch ?? B));
+  const chunks = Array.from({ length: Math.ceil((r1 - r0) / mb) }, (_, c) => {
+    return [r0 + c * mb, Math.min(r1, r0 + (c + 1) * mb)] as const;
+  });
   const rows = <A extends Int32Array | Float32Array>(a: A, [b0, b1]: readonly [number, number]) =>
     a.subarray(b0 * T, b1 * T) as A;
   const lpOf = (m: Model, withEntropy: boolean) => {
@@ -217,7 +231,11 @@ function policyUpdate(
       logp.set(o.logp, c[0] * T);
       if (withEntropy) entropy += o.entropy * rows(batch.mask, c).reduce((a, x) => a + (x ? 1 : 0), 0); // mean → sum
     }
-    return { logp, entropy: entropy / Math.max(1, sel.length) };
+    // the other ranks' rows are zeros here: the sum over ranks is the whole batch's
+    const sums = Float64Array.of(entropy);
+    allreduceSum(logp);
+    allreduceSum(sums);
+    return { logp, entropy: sums[0]! / Math.max(1, sel.length) };
   };
   const old = lpOf(t.model, true);
   const refLp = lpOf(ref, false);
@@ -261,6 +279,7 @@ function policyUpdate(
       );
       E.endStep();
     });
+    shareLogp(inp.logp, inChunk);
     const o = variant.loss(inp, params);
     loss = o.loss;
     clipFrac = o.metrics.clipFrac;
@@ -329,9 +348,10 @@ export function trainGrpo<I>(
       let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens),
         trainedPositions = 0;
       if (keep.length > 0) {
-        const u = policyUpdate(t, ref, ro, keep, cfg, () =>
-          E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac)),
-        );
+        const u = policyUpdate(t, ref, ro, keep, cfg, () => {
+          allreduceGrads(params);
+          return E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac));
+        });
         Object.assign(metrics, u.metrics);
         trainedPositions = u.trainedPositions;
         flops += u.flops;

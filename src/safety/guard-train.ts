@@ -9,6 +9,7 @@ import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
+import { isMain } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
@@ -212,7 +213,7 @@ function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
         .slice(0, 1500)
         .map((r) => r.prompt);
       const scored = scoreSource(g, source, otherSafe);
-      writeFileSync(result, JSON.stringify(scored, null, 1));
+      if (isMain()) writeFileSync(result, JSON.stringify(scored, null, 1));
       rows.push(...scored);
     } finally {
       restore();
@@ -225,7 +226,7 @@ function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
     pooled: pooledRates(rows),
     wallMs: Date.now() - t0,
   };
-  writeFileSync(join(io.dir, "checkpoint", LOSO_FILE), JSON.stringify(report, null, 1));
+  if (isMain()) writeFileSync(join(io.dir, "checkpoint", LOSO_FILE), JSON.stringify(report, null, 1));
   return { steps, usage, stopped: null, report };
 }
 

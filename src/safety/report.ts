@@ -6,7 +6,7 @@
 // Rates only; no training here.
 import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
-import { generate } from "../model/sampler.js";
+import { generateShared } from "../model/sampler.js";
 import type { Model } from "../model/transformer.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -99,7 +99,7 @@ export function replies(
       "CONFIG",
       `safety eval: prompts of up to ${promptChars} characters leave ${room} tokens of the ${model.config.max_position_embeddings}-token context, fewer than the ${maxNewTokens} a reasoning + refusal needs; lower promptChars`,
     );
-  const out = generate(
+  const out = generateShared(
     model,
     prompts,
     prompts.map((_, i) => i),

@@ -3,7 +3,7 @@
 // truncation rate, reflection words per completion, search behaviour (search tasks) and a per-difficulty
 // breakdown. Problems come from the task's test split or from a problem file.
 import type { Model } from "../model/transformer.js";
-import { generate, type Sample } from "../model/sampler.js";
+import { generateShared, type Sample } from "../model/sampler.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { accuracyReward, formatReward, parseCompletion, reflectionCount } from "./rewards.js";
@@ -66,7 +66,7 @@ function sampleAll(
   const prompts = ps.flatMap((p) => Array.from({ length: k }, () => promptIds(tok, task.prompt(p))));
   // never ask for more tokens than the context has room for after the longest prompt
   const room = model.config.max_position_embeddings - Math.max(...prompts.map((p) => p.length));
-  return generate(
+  return generateShared(
     model,
     prompts,
     prompts.map((_, i) => o.seed + i),

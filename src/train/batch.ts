@@ -42,6 +42,21 @@ export function makeBatch(
   return { ids, targets, mask, B, T, tokens };
 }
 
+/** Rows [b0, b1) of a batch (views, not copies), with their own token count; T stays the batch's. */
+export function sliceRows(batch: Batch, b0: number, b1: number): Batch {
+  if (b0 === 0 && b1 === batch.B) return batch;
+  const T = batch.T,
+    mask = batch.mask.subarray(b0 * T, b1 * T);
+  return {
+    ids: batch.ids.subarray(b0 * T, b1 * T),
+    targets: batch.targets.subarray(b0 * T, b1 * T),
+    mask,
+    B: b1 - b0,
+    T,
+    tokens: mask.reduce((a, x) => a + (x > 0 ? 1 : 0), 0),
+  };
+}
+
 /** Forward + masked cross-entropy + backward (gradients add into the parameters' .grad); returns the loss. */
 export function lossAndBackward(model: Model, batch: Batch, gradScale = 1): number {
   const logp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T);

@@ -1,10 +1,12 @@
 // The step loop every training stage shares: resume from the stage's last checkpoint, run steps, log one
 // JSON line of metrics per step, checkpoint every N steps, stop cleanly at a step boundary when the budget
 // says so, and on a non-finite loss or gradient stop and keep the last good checkpoint. It knows nothing
-// of what a step does (supervised or RL) or of prices; the runner supplies those through StageIO.
+// of what a step does (supervised or RL) or of prices; the runner supplies those through StageIO. Under MPI
+// every rank runs the loop, rank 0's stop decision holds for all, and rank 0 alone writes metrics and checkpoints.
 import { existsSync, readFileSync, writeFileSync, appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
+import { barrier, commMilliseconds, fromMain, isMain } from "../engine/dist.js";
 
 export interface Usage {
   promptTokens: number;
@@ -50,7 +52,7 @@ const metricsFile = (io: StageIO) => join(io.dir, "metrics.jsonl");
 /** Drops metric lines at or after `fromStep` (a resumed stage rewrites them identically). */
 export function truncateMetrics(io: StageIO, fromStep: number): void {
   const f = metricsFile(io);
-  if (!existsSync(f)) return;
+  if (!isMain() || !existsSync(f)) return;
   const keep = readFileSync(f, "utf8")
     .split("\n")
     .filter((l) => {
@@ -77,9 +79,11 @@ export function runLoop(
     stopped: string | null = null,
     s = startStep;
   for (; s < totalSteps; s++) {
-    stopped = io.shouldStop();
+    // ranks see slightly different clocks; a budget stop must be taken by all of them at the same step
+    stopped = fromMain(io.shouldStop());
     if (stopped) break;
-    const t0 = performance.now();
+    const t0 = performance.now(),
+      comm0 = commMilliseconds();
     let r: StepResult;
     try {
       r = step(s);
@@ -93,11 +97,12 @@ export function runLoop(
       throw e;
     }
     usage = addUsage(usage, r.usage);
-    const metrics = { ...r.metrics, wallMs: performance.now() - t0 };
-    appendFileSync(metricsFile(io), JSON.stringify({ step: s, ...metrics }) + "\n");
+    const metrics = { ...r.metrics, wallMs: performance.now() - t0, commMs: commMilliseconds() - comm0 };
+    if (isMain()) appendFileSync(metricsFile(io), JSON.stringify({ step: s, ...metrics }) + "\n");
     io.progress(s + 1, totalSteps, metrics, io.name);
     if ((s + 1) % io.checkpointEvery === 0 && s + 1 < totalSteps) save(s + 1);
   }
   save(s);
+  barrier(); // the next stage (or eval) on every rank reads what rank 0 just wrote
   return { steps: s - startStep, stopped, usage };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
+import { allreduceGrads, allreduceSum, isMain, shareOf } from "../engine/dist.js";
 import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
 import { trainFlops } from "../model/flops.js";
@@ -14,7 +15,7 @@ import type { Model } from "../model/transformer.js";
 import { LoraConfig, prepareForTraining, trainableParams } from "../model/lora.js";
 import { padId, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { lossAndBackward, lrAt, makeBatch } from "./batch.js";
+import { lossAndBackward, lrAt, makeBatch, sliceRows } from "./batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
 
 export const OptimConfig = z.object({
@@ -86,6 +87,7 @@ export function saveStage(
   extra?: Record<string, unknown>,
   extraFiles?: Record<string, Uint8Array>,
 ): void {
+  if (!isMain()) return;
   saveCheckpoint(join(io.dir, "checkpoint"), t.model, {
     meta: { stage: io.name, step, config, ...extra },
     tokenizer: t.tokenizer.toJSON(),
@@ -135,11 +137,22 @@ export function trainSupervised(
           cfg.maxLen,
           pad,
         );
-        loss += lossAndBackward(t.model, batch, 1 / cfg.accumulate) / cfg.accumulate;
+        // every rank builds the whole batch (cheap) and trains its share of the rows; weighting each share's
+        // mean by its share of the tokens makes the summed gradients those of the whole batch's mean
+        const mine = sliceRows(batch, ...shareOf(batch.B)),
+          weight = (b: typeof batch) => b.mask.reduce((a, x) => a + x, 0);
+        if (mine.tokens > 0) {
+          const w = mine === batch ? 1 / cfg.accumulate : weight(mine) / weight(batch) / cfg.accumulate;
+          loss += lossAndBackward(t.model, mine, w) * w;
+        }
         tokens += batch.tokens;
         positions += batch.B * batch.T;
         T = Math.max(T, batch.T);
       }
+      const sums = Float64Array.of(loss);
+      allreduceSum(sums);
+      loss = sums[0]!;
+      allreduceGrads(params);
       const lr = lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac);
       const gradNorm = E.adamwUpdate(params, opt, ac, lr);
       return {

@@ -1,0 +1,194 @@
+// Data parallelism over MPI, end to end with `mpirun -np 2` on the tiny recipe: two ranks reproduce the one-process
+// run (samples, rewards and evaluations exactly; losses and weights up to the order of float sums), a rank killed
+// with SIGKILL ends the job and --resume finishes it with the weights of an uninterrupted two-rank run, ranks that
+// disagree stop at start, and a missing binding says how to install it. Needs Open MPI (.ci/run installs it).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot, tempDir } from "../common/testing.js";
+import { allreduceModelMs } from "../cost/forecast.js";
+import { readLedger } from "../cost/ledger.js";
+import { device, loadPrices } from "../cost/prices.js";
+import { mpiAddonPath } from "../engine/dist.js";
+import { readSafetensors } from "../model/safetensors.js";
+import { forecastRecipe } from "../pipeline/forecast.js";
+import { readRecipe } from "../pipeline/recipe.js";
+import { runRecipe, stageDir } from "../pipeline/runner.js";
+
+const cli = join(repoRoot, "dist/cli/main.js"),
+  tiny = join(repoRoot, "recipes/tiny.json");
+const later = ["sft", "grpo", "rs-sft", "distill"];
+const mpiArgs = ["--allow-run-as-root", "--oversubscribe"];
+
+function needMpi(): void {
+  const v = spawnSync("mpirun", ["--version"], { encoding: "utf8" });
+  assert.equal(v.status, 0, "mpirun is missing: apt-get install -y openmpi-bin libopenmpi-dev, then npm rebuild");
+  assert.ok(existsSync(mpiAddonPath), `${mpiAddonPath} is missing: npm rebuild (mpicc must be on PATH)`);
+}
+const run2 = (args: string[]) =>
+  spawnSync("mpirun", [...mpiArgs, "-np", "2", process.execPath, cli, ...args], { encoding: "utf8" });
+const metrics = (out: string, stage: string) =>
+  readFileSync(join(stageDir(out, stage), "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, number>);
+const weightsHash = (out: string, stage: string) =>
+  createHash("sha256")
+    .update(readFileSync(join(stageDir(out, stage), "checkpoint/model.safetensors")))
+    .digest("hex");
+/** Counts and sampled quantities must match exactly; losses, norms and KL up to float-sum order. */
+const EXACT = ["step", "tokens", "lr", "reward", "accuracy", "format", "lenMean", "lenMax", "truncated", "zeroVarFrac"];
+const TIMING = ["wallMs", "commMs", "tokensPerSec"];
+
+test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exactly; losses and weights closely", () => {
+  needMpi();
+  const a = join(tempDir(), "one"),
+    b = join(tempDir(), "two");
+  runRecipe(readRecipe(tiny), { outDir: a, resume: false, quiet: true });
+  // both start the later stages from the same base: 500 pretraining steps would amplify float-order differences
+  mkdirSync(join(b, "stages"), { recursive: true });
+  cpSync(join(a, "recipe.json"), join(b, "recipe.json"));
+  cpSync(stageDir(a, "base"), stageDir(b, "base"), { recursive: true });
+  const r = run2(["run", tiny, "--out", b, "--resume", "--quiet"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.match(/^stage +pass@1/gm)?.length, 1, "only rank 0 prints the table");
+  for (const s of later) {
+    const ma = metrics(a, s),
+      mb = metrics(b, s);
+    assert.equal(mb.length, ma.length, `${s}: one metrics line per step (rank 0 alone writes)`);
+    ma.forEach((x, i) => {
+      for (const k of Object.keys(x)) {
+        if (TIMING.includes(k)) continue;
+        const u = x[k]!,
+          v = mb[i]![k]!;
+        if (EXACT.includes(k)) assert.equal(v, u, `${s} step ${i} ${k}`);
+        else assert.ok(Math.abs(u - v) <= 1e-3 * Math.max(Math.abs(u), Math.abs(v)) + 1e-6, `${s} step ${i} ${k}`);
+      }
+    });
+    const wa = readSafetensors(join(stageDir(a, s), "checkpoint/model.safetensors")).tensors,
+      wb = readSafetensors(join(stageDir(b, s), "checkpoint/model.safetensors")).tensors;
+    for (const [name, t] of wa) {
+      const u = wb.get(name)!.data;
+      let d = 0;
+      t.data.forEach((x, j) => (d = Math.max(d, Math.abs(x - u[j]!))));
+      assert.ok(d < 1e-4, `${s} ${name}: weights differ by ${d}`);
+    }
+    const ea = JSON.parse(readFileSync(join(stageDir(a, s), "eval.json"), "utf8")),
+      eb = JSON.parse(readFileSync(join(stageDir(b, s), "eval.json"), "utf8"));
+    for (const k of ["pass1", "greedyAccuracy", "formatRate", "meanLength"]) assert.equal(eb[k], ea[k], `${s} ${k}`);
+  }
+  const grpo = metrics(b, "grpo");
+  assert.ok(
+    grpo.some((m) => m.gradNorm! > 0),
+    "some GRPO step had a gradient to all-reduce",
+  );
+  const entries = readLedger(b).entries.filter((e) => e.kind === "train");
+  assert.equal(entries.length, later.length);
+  for (const e of entries) {
+    assert.equal(e.ranks, 2);
+    assert.ok(e.commS! > 0, `${e.stage} records its time in collectives`);
+    assert.ok(Math.abs(e.deviceHours - (e.wallS / 3600) * e.count * 2) < 1e-12, "device-hours count both ranks");
+  }
+});
+
+/** Child processes of `pid` (the ranks mpirun started), from /proc. */
+function children(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test("a rank killed with SIGKILL ends the job (no hang); --resume ends with an uninterrupted run's weights", async () => {
+  needMpi();
+  const whole = join(tempDir(), "whole"),
+    cut = join(tempDir(), "cut");
+  assert.equal(run2(["run", tiny, "--out", whole, "--quiet"]).status, 0);
+  const child = spawn("mpirun", [...mpiArgs, "-np", "2", process.execPath, cli, "run", tiny, "--out", cut, "--quiet"]);
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  const killed = await new Promise<number | null>((resolve) => {
+    const timer = setInterval(() => {
+      const m = join(stageDir(cut, "base"), "metrics.jsonl");
+      if (existsSync(m) && readFileSync(m, "utf8").split("\n").length > 120) {
+        clearInterval(timer);
+        const ranks = children(child.pid!);
+        if (ranks.length === 0) return resolve(null);
+        process.kill(Math.max(...ranks), "SIGKILL");
+        resolve(Math.max(...ranks));
+      }
+    }, 20);
+    exited.then(() => (clearInterval(timer), resolve(null)));
+  });
+  assert.ok(killed, "the run finished before a rank could be killed");
+  const t0 = Date.now(),
+    code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("hang"), 60_000).unref())]);
+  assert.notEqual(code, "hang", "the surviving rank hung after its peer died");
+  assert.notEqual(code, 0);
+  assert.ok(Date.now() - t0 < 60_000);
+  assert.ok(!existsSync(join(stageDir(cut, "base"), "done.json")), "killed inside the first stage");
+  const resumed = run2(["run", tiny, "--out", cut, "--resume", "--quiet"]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  for (const s of ["base", ...later]) assert.equal(weightsHash(cut, s), weightsHash(whole, s), `${s} weights`);
+});
+
+test("ranks that disagree on the recipe stop at start and name the difference", () => {
+  needMpi();
+  const dir = tempDir(),
+    other = join(dir, "other.json");
+  writeFileSync(other, JSON.stringify({ ...JSON.parse(readFileSync(tiny, "utf8")), seed: 4 }));
+  const r = spawnSync(
+    "mpirun",
+    [...mpiArgs, "-np", "1", process.execPath, cli, "run", tiny, "--out", join(dir, "run"), "--quiet"].concat([
+      ":",
+      "-np",
+      "1",
+      process.execPath,
+      cli,
+      "run",
+      other,
+      "--out",
+      join(dir, "run"),
+      "--quiet",
+    ]),
+    { encoding: "utf8" },
+  );
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /the 2 MPI ranks disagree, so none started:\n\s+rank 1 \(.*\) has recipe [0-9a-f]+, rank 0/);
+  assert.ok(!existsSync(join(dir, "run", "stages")), "no stage started");
+});
+
+test("started as an MPI rank without the binding: one line that says how to install it", () => {
+  const r = spawnSync(process.execPath, [cli, "run", tiny, "--out", join(tempDir(), "run")], {
+    encoding: "utf8",
+    env: { ...process.env, OMPI_COMM_WORLD_SIZE: "2", FRUGAL_MPI_ADDON: "/nonexistent/frugal_mpi.node" },
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /started as one of 2 MPI ranks, but frugal's MPI binding did not load/);
+  assert.match(r.stderr, /apt-get install -y openmpi-bin libopenmpi-dev/);
+});
+
+test("forecast on N ranks: data-parallel stages split N ways plus an all-reduce per step; billed N times", () => {
+  assert.equal(allreduceModelMs({ latencyMs: 1, gbPerS: 1 }, 1e6, 1), 0);
+  assert.equal(allreduceModelMs({ latencyMs: 1, gbPerS: 1 }, 1e6, 2), 1 + 1);
+  assert.equal(allreduceModelMs({ latencyMs: 0, gbPerS: 2 }, 4e6, 4), (2 * 3 * 4e6) / 4 / 2e6);
+  const recipe = readRecipe(tiny),
+    prices = loadPrices();
+  const f = forecastRecipe(recipe, prices, undefined, { ranks: 2, fit: { latencyMs: 1000, gbPerS: 1e9 } });
+  assert.equal(f.ranks, 2);
+  recipe.stages.forEach((s, i) => {
+    const st = f.stages[i]!;
+    assert.match(st.detail, /2 ranks, all-reduce/);
+    assert.ok(st.seconds >= s.steps, `${s.name}: ${s.steps} all-reduces of ≥ 1 s each`);
+  });
+  const usdPerHour = device(prices, recipe.device.kind).usdPerHour;
+  assert.ok(Math.abs(f.costUsd - (f.totalSeconds / 3600) * usdPerHour * recipe.device.count * 2) < 1e-9);
+});

@@ -8,12 +8,14 @@ import { benchVsLlamaCpp, llamaThreads } from "../bench/llama.js";
 import { benchServe } from "../bench/serve.js";
 import { loadModelDir } from "../model/load.js";
 import { benchByom, byomShapes } from "../bench/byom.js";
+import { benchMpi, mpiWorker } from "../bench/mpi.js";
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
   registerBenchSample(bench);
   registerBenchServe(bench);
   registerBenchByom(bench);
+  registerBenchMpi(bench);
   bench
     .command("engine")
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
@@ -176,5 +178,57 @@ function registerBenchByom(bench: Command): void {
         `peak RSS: ${r.grpoPeakRssMb.toFixed(0)} MB through the GRPO step, ${r.peakRssMb.toFixed(0)} MB with the ` +
           "bf16 decoding copies (before the GGUF exports)",
       );
+    });
+}
+
+function registerBenchMpi(bench: Command): void {
+  bench
+    .command("mpi")
+    .description("GRPO steps of the reference config in one process and on N MPI ranks: the all-reduce's share")
+    .option("--ranks <n>", "MPI ranks to launch with mpirun", "2")
+    .option("--steps <n>", "timed GRPO steps (after one warm-up step)", "3")
+    .option("--prompts <n>", "prompts per step", "8")
+    .option("--samples <n>", "samples per prompt", "8")
+    .option("--new-tokens <n>", "tokens sampled per completion", "128")
+    .option("--fight", "also time unbound ranks whose OpenMP threads spin (slow: shows what frugal avoids)")
+    .option("--worker", "(internal) run inside each rank and print rank 0's measurement")
+    .option("--json", "print one JSON line")
+    .action((o: Record<string, string> & { worker?: boolean; json?: boolean; fight?: boolean }) => {
+      const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
+      const opts = {
+        ranks: n("--ranks", "ranks"),
+        steps: n("--steps", "steps"),
+        prompts: n("--prompts", "prompts"),
+        samples: n("--samples", "samples"),
+        newTokens: n("--new-tokens", "newTokens"),
+        fight: !!o.fight,
+      };
+      if (o.worker) {
+        const r = mpiWorker(opts);
+        if (r) console.log(JSON.stringify(r));
+        return;
+      }
+      const r = benchMpi(opts, (m) => process.stderr.write(`[bench mpi] ${m}\n`));
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      const c = r.config;
+      console.log(
+        `reference config ${(c.params / 1e6).toFixed(2)}M params; GRPO step = ${c.prompts} × ${c.samples} samples of ${c.newTokens} tokens`,
+      );
+      for (const x of r.runs)
+        console.log(
+          `${x.label.padEnd(40)} step ${x.stepMs.toFixed(0).padStart(6)} ms (${x.speedup.toFixed(2)}×), all-reduce ` +
+            `${x.allreduceMs.toFixed(2)} ms, in collectives ${x.commMs.toFixed(1)} ms`,
+        );
+      console.log(
+        `gradient all-reduce share of a step on ${opts.ranks} bound ranks: ${(100 * r.allreduceShare).toFixed(2)}%`,
+      );
+      console.log(`all-reduce here: ${r.fit.latencyMs.toFixed(3)} ms + bytes at ${r.fit.gbPerS.toFixed(2)} GB/s`);
+      for (const m of r.model)
+        console.log(
+          `  ${String(m.ranks).padStart(2)} machines: ${m.stepMs.toFixed(0).padStart(6)} ms/step here, ${m.stepMs10GbE.toFixed(0).padStart(6)} ms over 10 GbE`,
+        );
     });
 }

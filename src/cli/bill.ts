@@ -7,6 +7,7 @@ import { exampleBill, makeBill, renderBill } from "../cost/bill.js";
 import { forecastRecipe } from "../pipeline/forecast.js";
 import { readLedger } from "../cost/ledger.js";
 import { loadPrices } from "../cost/prices.js";
+import { loadAllreduceFit } from "../cost/forecast.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { positiveInt } from "./bench.js";
 import { num } from "./sample.js";
@@ -46,15 +47,31 @@ export function registerBill(program: Command): void {
     .option("--count <n>", "how many of them", "8")
     .option("--utilisation <u>", "assumed fraction of peak FLOP/s", "0.4")
     .option("--prices <file>", "extra price table")
+    .option("--ranks <n>", "MPI ranks (machines like the recipe's device), data-parallel", "1")
+    .option("--link-gbps <x>", "all-reduce bandwidth, GB/s (default: measured by `frugal bench mpi`, else 10 GbE)")
+    .option("--link-latency-ms <x>", "all-reduce latency per hop, ms (with --link-gbps)", "0.05")
     .option("--json", "print JSON")
     .action((file: string, o: Record<string, string | boolean>) => {
       const recipe = readRecipe(file),
         prices = loadPrices(o.prices ? String(o.prices) : undefined);
-      const f = forecastRecipe(recipe, prices, {
-        device: String(o.device),
-        count: positiveInt("--count", String(o.count)),
-        utilisation: num("--utilisation", String(o.utilisation), 1e-6, 1),
-      });
+      const ranks = positiveInt("--ranks", String(o.ranks));
+      const fit = o.linkGbps
+        ? {
+            gbPerS: num("--link-gbps", String(o.linkGbps), 1e-6, 1e6),
+            latencyMs: num("--link-latency-ms", String(o.linkLatencyMs), 0, 1e6),
+            measuredOn: "given on the command line",
+          }
+        : loadAllreduceFit();
+      const f = forecastRecipe(
+        recipe,
+        prices,
+        {
+          device: String(o.device),
+          count: positiveInt("--count", String(o.count)),
+          utilisation: num("--utilisation", String(o.utilisation), 1e-6, 1),
+        },
+        { ranks, fit },
+      );
       if (o.json) {
         console.log(JSON.stringify(f));
         return;
@@ -64,7 +81,12 @@ export function registerBill(program: Command): void {
           `${s.name.padEnd(16)} ${s.seconds.toFixed(0).padStart(6)} s   ${(s.flops / 1e12).toFixed(2)} TFLOP   ${s.detail}`,
         );
       console.log(`${"evaluation".padEnd(16)} ${f.evalSeconds.toFixed(0).padStart(6)} s`);
-      console.log(`total on ${f.count}×${f.device}: ${(f.totalSeconds / 60).toFixed(1)} min, $${f.costUsd.toFixed(4)}`);
+      const on = ranks > 1 ? `${ranks} ranks × ${f.count}×${f.device}` : `${f.count}×${f.device}`;
+      console.log(`total on ${on}: ${(f.totalSeconds / 60).toFixed(1)} min, $${f.costUsd.toFixed(4)}`);
+      if (ranks > 1)
+        console.log(
+          `all-reduce: ${fit.latencyMs} ms per hop + ${fit.gbPerS.toFixed(2)} GB/s (${fit.measuredOn ?? "measured"})`,
+        );
       const p = f.projection!;
       console.log(
         `on ${p.count}×${p.device} at ${(100 * p.utilisation).toFixed(0)}% utilisation: ${p.seconds < 1 ? `${(p.seconds * 1000).toFixed(1)} ms` : `${p.seconds.toFixed(1)} s`} of compute, $${p.costUsd.toFixed(6)}`,

@@ -6,7 +6,7 @@ import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
-import { paramShapes } from "./config.js";
+import { headDim, paramShapes, type ModelConfig } from "./config.js";
 import type { Model } from "./transformer.js";
 
 export const LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
@@ -31,6 +31,24 @@ export interface Lora {
   modules: string[];
   /** by the base weight's name (model.layers.0.self_attn.q_proj.weight): A (rank, in), B (out, rank) */
   adapters: Map<string, { A: Tensor; B: Tensor }>;
+}
+
+/** Parameters of the adapters `cfg` adds to a model of shape `c` (what a LoRA stage trains and all-reduces). */
+export function loraParamCount(c: ModelConfig, cfg: LoraConfig): number {
+  const hd = headDim(c),
+    H = c.hidden_size,
+    I = c.intermediate_size;
+  const dims: Record<string, [number, number]> = {
+    q_proj: [H, c.num_attention_heads * hd],
+    k_proj: [H, c.num_key_value_heads * hd],
+    v_proj: [H, c.num_key_value_heads * hd],
+    o_proj: [c.num_attention_heads * hd, H],
+    gate_proj: [H, I],
+    up_proj: [H, I],
+    down_proj: [I, H],
+  };
+  const perLayer = loraModules(cfg.targets).reduce((a, m) => a + cfg.rank * (dims[m]![0] + dims[m]![1]), 0);
+  return perLayer * c.num_hidden_layers;
 }
 
 export function loraModules(targets: readonly string[]): string[] {

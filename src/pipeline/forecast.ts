@@ -1,7 +1,17 @@
 // Forecast of a recipe's time and cost before running it: each stage kind's own forecast (its steps, batch
 // and sequence lengths at speeds measured now on this machine), the evaluation's sampling, priced on the
-// recipe's device by cost/forecast.ts and optionally projected onto other hardware by FLOPs.
-import { Calibration, priceForecast, type Forecast } from "../cost/forecast.js";
+// recipe's device by cost/forecast.ts and optionally projected onto other hardware by FLOPs; on N MPI ranks,
+// data-parallel stages split N ways plus their gradient all-reduces (the cost `frugal bench mpi` measured).
+import {
+  allreduceModelMs,
+  Calibration,
+  priceForecast,
+  type AllreduceFit,
+  type Forecast,
+  type StageForecast,
+} from "../cost/forecast.js";
+import { countParams } from "../model/config.js";
+import { loraParamCount } from "../model/lora.js";
 import type { PriceTable } from "../cost/prices.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Recipe } from "./recipe.js";
@@ -9,10 +19,17 @@ import { kindOf, type ForecastContext } from "./stages/index.js";
 import { traceLengths } from "./stages/shared.js";
 import { hfConfig, isHfInput } from "./hf-input.js";
 
+/** Data parallelism to forecast: ranks (machines like the recipe's device) and their all-reduce cost. */
+export interface RanksForecast {
+  ranks: number;
+  fit: AllreduceFit;
+}
+
 export function forecastRecipe(
   recipe: Recipe,
   prices: PriceTable,
   project?: { device: string; count: number; utilisation: number },
+  dp?: RanksForecast,
 ): Forecast {
   const ctx: ForecastContext = {
     seed: recipe.seed,
@@ -22,7 +39,8 @@ export function forecastRecipe(
   };
   for (const s of recipe.stages)
     for (const input of kindOf(s).inputs(s)) if (isHfInput(input)) ctx.configs.set(input, hfConfig(input, s.name));
-  const stages = recipe.stages.map((s) => kindOf(s).forecast(s, ctx));
+  let stages = recipe.stages.map((s) => kindOf(s).forecast(s, ctx));
+  if (dp && dp.ranks > 1) stages = stages.map((f, i) => onRanks(f, recipe.stages[i]!, ctx.configs, dp));
   let evalSeconds = 0;
   if (recipe.eval) {
     const ev = recipe.eval,
@@ -33,5 +51,29 @@ export function forecastRecipe(
       evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / c.tokPerS;
     }
   }
-  return priceForecast(stages, evalSeconds, prices, recipe.device, project);
+  if (dp && dp.ranks > 1) evalSeconds /= dp.ranks; // eval splits its samples across ranks
+  return priceForecast(stages, evalSeconds, prices, { ...recipe.device, ranks: dp?.ranks ?? 1 }, project);
+}
+
+/**
+ * A stage on N ranks: a data-parallel stage's compute split N ways plus one gradient all-reduce per step (of its
+ * trainable parameters, fp32); a stage that every rank runs whole (the guard) takes as long as on one.
+ */
+function onRanks(
+  f: StageForecast,
+  s: Recipe["stages"][number],
+  configs: Map<string, ModelConfig>,
+  dp: RanksForecast,
+): StageForecast {
+  const config = configs.get(s.name);
+  if (!kindOf(s).dataParallel || !config || !("steps" in s)) return { ...f, detail: `${f.detail}; every rank runs it` };
+  const lora = "lora" in s ? s.lora : undefined,
+    params = lora ? loraParamCount(config, lora) : countParams(config);
+  const steps = s.steps * ("members" in s && s.members ? s.members : 1); // an ensemble trains each member in turn
+  const commS = (steps * allreduceModelMs(dp.fit, 4 * params, dp.ranks)) / 1000;
+  return {
+    ...f,
+    seconds: f.seconds / dp.ranks + commS,
+    detail: `${f.detail}; ${dp.ranks} ranks, all-reduce ${commS.toFixed(commS < 10 ? 2 : 0)} s`,
+  };
 }

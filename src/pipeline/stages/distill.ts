@@ -33,6 +33,7 @@ export const distill: StageKind<Distill> = {
   schema: Distill,
   inputs: (s) => [s.teacher],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     const teacherDir = env.checkpointOf(s.teacher);
     const init = (): Trainee => {

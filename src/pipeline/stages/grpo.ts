@@ -21,6 +21,7 @@ export const grpo: StageKind<Grpo> = {
   schema: Grpo,
   inputs: (s) => [s.from],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     const source = taskSource(getTask(s.task), s.difficulties);
     return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);

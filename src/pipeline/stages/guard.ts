@@ -17,6 +17,7 @@ export const guard: StageKind<GuardStage> = {
   schema: GuardStage,
   inputs: () => [],
   evaluated: false,
+  dataParallel: false,
   run: (s, io) => trainGuard(io, s),
   forecast(s, ctx) {
     // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)

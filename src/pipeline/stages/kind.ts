@@ -31,6 +31,8 @@ export interface StageKind<S extends { type: string; name: string }> {
   inputs(s: S): string[];
   /** whether the recipe's eval evaluates its checkpoint on the task (a guard is not a policy) */
   evaluated: boolean;
+  /** whether MPI ranks split its batches (and all-reduce its gradients), or each rank runs all of it */
+  dataParallel: boolean;
   run(s: S, io: StageIO, env: StageEnv): StageOutcome;
   /** seconds and FLOPs on this machine; also records in ctx.configs the model the stage hands on */
   forecast(s: S, ctx: ForecastContext): StageForecast;

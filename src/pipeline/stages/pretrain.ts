@@ -77,6 +77,7 @@ export const pretrain: StageKind<Pretrain> = {
   schema: Pretrain,
   inputs: () => [],
   evaluated: true,
+  dataParallel: true,
   run(s, io) {
     const init = (): Trainee => {
       const tokenizer = policyTokenizer(s, io.seed);

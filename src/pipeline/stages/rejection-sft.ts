@@ -21,6 +21,7 @@ export const rejectionSft: StageKind<RejectionSft> = {
   schema: RejectionSft,
   inputs: (s) => [s.from],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     const from = env.checkpointOf(s.from);
     return trainOnVerified(s, io, from, () => loadModelDir(from));

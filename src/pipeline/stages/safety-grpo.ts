@@ -37,6 +37,7 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   schema: SafetyGrpo,
   inputs: (s) => [s.from, s.guard],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     const guard = Guard.load(env.checkpointOf(s.guard));
     const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);

@@ -114,6 +114,7 @@ export const safetySft: StageKind<SafetySft> = {
   schema: SafetySft,
   inputs: (s) => [s.from],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     // the task half replays the source model's own verified completions (as R1 mixed its rejection-sampled
     // data into safety training); reference traces instead undid GRPO's gains

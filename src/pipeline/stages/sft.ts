@@ -32,6 +32,7 @@ export const sft: StageKind<Sft> = {
   schema: Sft,
   inputs: (s) => [s.from],
   evaluated: true,
+  dataParallel: true,
   run(s, io, env) {
     const set = drawProblems(s.tasks, s.difficulties, new Rng(io.seed ^ 0xc01d), s.examples);
     return trainSupervised(

@@ -6,11 +6,12 @@ import { join } from "node:path";
 import { z } from "zod";
 import { FrugalError } from "../../common/errors.js";
 import { writeFileAtomic } from "../../common/files.js";
+import { isMain } from "../../engine/dist.js";
 import { Rng } from "../../common/rng.js";
 import type { StageForecast } from "../../cost/forecast.js";
 import { parseModelConfig, type ModelConfig } from "../../model/config.js";
 import { generateFlops, trainFlops } from "../../model/flops.js";
-import { generate } from "../../model/sampler.js";
+import { generateShared } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
 import { sampleBehaviour } from "../../tasks/eval.js";
@@ -124,7 +125,7 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
   const ps = problems(task, "train", cfg.prompts, seed, cfg.difficulties ?? task.difficulties);
   const tok = teacher.tokenizer;
   const prompts = ps.flatMap((p) => Array.from({ length: cfg.samplesPerPrompt }, () => promptIds(tok, task.prompt(p))));
-  const out = generate(
+  const out = generateShared(
     teacher.model,
     prompts,
     prompts.map((_, i) => seed * 7919 + i),
@@ -162,8 +163,10 @@ export function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
       "DATA",
       `${io.name}: no sampled completion was both correct and well formed; train the source stage longer or sample more (prompts, samplesPerPrompt)`,
     );
-  mkdirSync(io.dir, { recursive: true });
-  writeFileAtomic(f, JSON.stringify(traces));
+  if (isMain()) {
+    mkdirSync(io.dir, { recursive: true });
+    writeFileAtomic(f, JSON.stringify(traces));
+  }
   return traces;
 }
 

@@ -119,6 +119,8 @@ export interface MpiBench {
   /** step time on N machines like this one: the one-process step split N ways plus the ring all-reduce, over
    * the transport measured here and over 10 Gb/s Ethernet (an assumption, not a measurement) */
   model: { ranks: number; stepMs: number; stepMs10GbE: number }[];
+  /** the model on this machine: N bound one-thread ranks, predicted from the one-thread process, and measured */
+  check: { predictedMs: number; measuredMs: number };
 }
 
 function launch(l: Launch, o: MpiBenchOptions): MpiWorkerResult {
@@ -160,6 +162,7 @@ export function benchMpi(o: MpiBenchOptions, log: (m: string) => void = () => {}
   const base = ["--allow-run-as-root", "--oversubscribe", "-np", String(o.ranks)];
   const launches: Launch[] = [
     { label: `1 process × ${cores} threads`, mpirun: null, env: {} },
+    { label: "1 process × 1 thread", mpirun: null, env: { FRUGAL_THREADS: "1" } },
     { label: `${o.ranks} ranks, bound to cores`, mpirun: base, env: {} },
     { label: `${o.ranks} ranks, unbound`, mpirun: [...base, "--bind-to", "none"], env: {} },
     {
@@ -181,7 +184,8 @@ export function benchMpi(o: MpiBenchOptions, log: (m: string) => void = () => {}
     return { ...r, label: l.label };
   });
   const one = results[0]!,
-    bound = results[1]!;
+    single = results[1]!,
+    bound = results[2]!;
   const fit = fitLine(bound.sizes);
   // one rank's compute on all cores, split N ways; the ring all-reduce moves 2(N−1)/N of the gradient per rank
   const computeMs = one.stepMs;
@@ -190,6 +194,11 @@ export function benchMpi(o: MpiBenchOptions, log: (m: string) => void = () => {}
     stepMs: computeMs / ranks + allreduceModelMs(fit, bound.allreduceBytes, ranks),
     stepMs10GbE: computeMs / ranks + allreduceModelMs(TEN_GBE, bound.allreduceBytes, ranks),
   }));
+  // the model checked where it can be here: N one-core ranks against one one-core process split N ways
+  const check = {
+    predictedMs: single.stepMs / o.ranks + allreduceModelMs(fit, bound.allreduceBytes, o.ranks),
+    measuredMs: bound.stepMs,
+  };
   saveAllreduceFit({ ...fit, measuredOn: `${bound.library}, ${o.ranks} ranks on one machine` });
   return {
     config: {
@@ -203,5 +212,6 @@ export function benchMpi(o: MpiBenchOptions, log: (m: string) => void = () => {}
     allreduceShare: bound.allreduceMs / bound.stepMs,
     fit,
     model,
+    check,
   };
 }

@@ -225,6 +225,10 @@ function registerBenchMpi(bench: Command): void {
       console.log(
         `gradient all-reduce share of a step on ${opts.ranks} bound ranks: ${(100 * r.allreduceShare).toFixed(2)}%`,
       );
+      console.log(
+        `model check: ${opts.ranks} one-thread ranks predicted ${r.check.predictedMs.toFixed(0)} ms/step from one ` +
+          `one-thread process, measured ${r.check.measuredMs.toFixed(0)} ms`,
+      );
       console.log(`all-reduce here: ${r.fit.latencyMs.toFixed(3)} ms + bytes at ${r.fit.gbPerS.toFixed(2)} GB/s`);
       for (const m of r.model)
         console.log(

@@ -1,6 +1,7 @@
 // `frugal eval` (R1-protocol evaluation of a checkpoint on a task's held-out split) and
 // `frugal tasks sample` (what the model is asked, with reference traces).
 import type { Command } from "commander";
+import { isMain } from "../engine/dist.js";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { loadModelDir } from "../model/load.js";
@@ -50,7 +51,7 @@ export function registerEval(program: Command): void {
       const fromFile = o.problems ? readProblemFile(String(o.problems), task) : undefined;
       const n = o.nProblems ? positiveInt("--n-problems", String(o.nProblems)) : (fromFile?.length ?? 100);
       const ck = loadModelDir(String(o.model));
-      const bar = progress("eval", { stream: process.stderr, unit: "sample" });
+      const bar = progress("eval", { stream: process.stderr, unit: "sample", quiet: !isMain() });
       const r = evaluate(ck.model, ck.tokenizer, task, {
         problems: fromFile?.slice(0, n),
         progress: (done, total) => bar.update(done, total, ""),
@@ -63,6 +64,7 @@ export function registerEval(program: Command): void {
         difficulties: o.difficulty ? String(o.difficulty).split(",").map(Number) : undefined,
       });
       bar.stop();
+      if (!isMain()) return; // under mpirun the ranks split the samples; rank 0 reports
       if (o.json) console.log(JSON.stringify(r));
       else printReport(r);
     });

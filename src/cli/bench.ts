@@ -116,14 +116,20 @@ export function positiveInt(flag: string, v: string): number {
   return n;
 }
 
-function registerBenchByom(bench: Command): void {
-  bench
-    .command("byom")
-    .description("a real HF shape (random weights): one LoRA GRPO step, decoding, peak memory, vs PyTorch")
-    .option("--shape <name>", `one of ${[...byomShapes().keys()].join(", ")}`, "qwen2.5-0.5b")
+/** The GRPO step's shape, shared by the benchmarks that time one. */
+const grpoStepOptions = (c: Command) =>
+  c
     .option("--prompts <n>", "prompts in the GRPO step", "8")
     .option("--samples <n>", "samples per prompt", "8")
-    .option("--new-tokens <n>", "tokens sampled per completion", "128")
+    .option("--new-tokens <n>", "tokens sampled per completion", "128");
+
+function registerBenchByom(bench: Command): void {
+  grpoStepOptions(
+    bench
+      .command("byom")
+      .description("a real HF shape (random weights): one LoRA GRPO step, decoding, peak memory, vs PyTorch")
+      .option("--shape <name>", `one of ${[...byomShapes().keys()].join(", ")}`, "qwen2.5-0.5b"),
+  )
     .option("--prompt-tokens <n>", "tokens per prompt", "32")
     .option("--micro <n>", "sequences per forward/backward of the update", "4")
     .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
@@ -182,14 +188,13 @@ function registerBenchByom(bench: Command): void {
 }
 
 function registerBenchMpi(bench: Command): void {
-  bench
-    .command("mpi")
-    .description("GRPO steps of the reference config in one process and on N MPI ranks: the all-reduce's share")
-    .option("--ranks <n>", "MPI ranks to launch with mpirun", "2")
-    .option("--steps <n>", "timed GRPO steps (after one warm-up step)", "3")
-    .option("--prompts <n>", "prompts per step", "8")
-    .option("--samples <n>", "samples per prompt", "8")
-    .option("--new-tokens <n>", "tokens sampled per completion", "128")
+  grpoStepOptions(
+    bench
+      .command("mpi")
+      .description("GRPO steps of the reference config in one process and on N MPI ranks: the all-reduce's share")
+      .option("--ranks <n>", "MPI ranks to launch with mpirun", "2")
+      .option("--steps <n>", "timed GRPO steps (after one warm-up step)", "3"),
+  )
     .option("--fight", "also time unbound ranks whose OpenMP threads spin (slow: shows what frugal avoids)")
     .option("--worker", "(internal) run inside each rank and print rank 0's measurement")
     .option("--json", "print one JSON line")

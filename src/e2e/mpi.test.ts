@@ -1,5 +1,6 @@
-// Data parallelism over MPI, end to end with `mpirun -np 2` on the tiny recipe: two ranks reproduce the one-process
-// run (samples, rewards and evaluations exactly; losses and weights up to the order of float sums), a rank killed
+// Data parallelism over MPI, end to end with `mpirun -np 2` on the tiny recipes: two ranks reproduce the one-process
+// run (samples, rewards, evaluations and the safety report exactly; losses and weights up to the order of float
+// sums), a rank killed
 // with SIGKILL ends the job and --resume finishes it with the weights of an uninterrupted two-rank run, ranks that
 // disagree stop at start, and a missing binding says how to install it. Needs Open MPI (.ci/run installs it).
 import { test } from "node:test";
@@ -43,16 +44,17 @@ const weightsHash = (out: string, stage: string) =>
 const EXACT = ["step", "tokens", "lr", "reward", "accuracy", "format", "lenMean", "lenMax", "truncated", "zeroVarFrac"];
 const TIMING = ["wallMs", "commMs", "tokensPerSec"];
 
-test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exactly; losses and weights closely", () => {
+/** Runs `recipe` in one process, then its later stages on two ranks from the same first stages; compares them. */
+function reproduces(recipe: string, first: string[], later: string[]): { a: string; b: string } {
   needMpi();
   const a = join(tempDir(), "one"),
     b = join(tempDir(), "two");
-  runRecipe(readRecipe(tiny), { outDir: a, resume: false, quiet: true });
-  // both start the later stages from the same base: 500 pretraining steps would amplify float-order differences
+  runRecipe(readRecipe(recipe), { outDir: a, resume: false, quiet: true });
+  // the later stages start from the same base: hundreds of pretraining steps would amplify float-order differences
   mkdirSync(join(b, "stages"), { recursive: true });
   cpSync(join(a, "recipe.json"), join(b, "recipe.json"));
-  cpSync(stageDir(a, "base"), stageDir(b, "base"), { recursive: true });
-  const r = run2(["run", tiny, "--out", b, "--resume", "--quiet"]);
+  for (const s of first) cpSync(stageDir(a, s), stageDir(b, s), { recursive: true });
+  const r = run2(["run", recipe, "--out", b, "--resume", "--quiet"]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.match(/^stage +pass@1/gm)?.length, 1, "only rank 0 prints the table");
   for (const s of later) {
@@ -76,15 +78,7 @@ test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exact
       t.data.forEach((x, j) => (d = Math.max(d, Math.abs(x - u[j]!))));
       assert.ok(d < 1e-4, `${s} ${name}: weights differ by ${d}`);
     }
-    const ea = JSON.parse(readFileSync(join(stageDir(a, s), "eval.json"), "utf8")),
-      eb = JSON.parse(readFileSync(join(stageDir(b, s), "eval.json"), "utf8"));
-    for (const k of ["pass1", "greedyAccuracy", "formatRate", "meanLength"]) assert.equal(eb[k], ea[k], `${s} ${k}`);
   }
-  const grpo = metrics(b, "grpo");
-  assert.ok(
-    grpo.some((m) => m.gradNorm! > 0),
-    "some GRPO step had a gradient to all-reduce",
-  );
   const entries = readLedger(b).entries.filter((e) => e.kind === "train");
   assert.equal(entries.length, later.length);
   for (const e of entries) {
@@ -92,6 +86,30 @@ test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exact
     assert.ok(e.commS! > 0, `${e.stage} records its time in collectives`);
     assert.ok(Math.abs(e.deviceHours - (e.wallS / 3600) * e.count * 2) < 1e-12, "device-hours count both ranks");
   }
+  return { a, b };
+}
+
+test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exactly; losses and weights closely", () => {
+  const { a, b } = reproduces(tiny, ["base"], later);
+  for (const s of later) {
+    const ea = JSON.parse(readFileSync(join(stageDir(a, s), "eval.json"), "utf8")),
+      eb = JSON.parse(readFileSync(join(stageDir(b, s), "eval.json"), "utf8"));
+    for (const k of ["pass1", "greedyAccuracy", "formatRate", "meanLength"]) assert.equal(eb[k], ea[k], `${s} ${k}`);
+  }
+  assert.ok(
+    metrics(b, "grpo").some((m) => m.gradNorm! > 0),
+    "some GRPO step had a gradient to all-reduce",
+  );
+});
+
+test("mpirun -np 2 reproduces the Safe stages: safety SFT members, safety GRPO, the safety report", () => {
+  const { a, b } = reproduces(join(repoRoot, "recipes/tiny-safe.json"), ["base", "guard"], ["safe-sft", "safe"]);
+  const report = (d: string) => {
+    const r = JSON.parse(readFileSync(join(d, "safety.json"), "utf8"));
+    delete r.wallMs;
+    return r;
+  };
+  assert.deepEqual(report(b), report(a));
 });
 
 /** Child processes of `pid` (the ranks mpirun started), from /proc. */

@@ -13,7 +13,7 @@ import { FrugalError } from "../common/errors.js";
 import { hfDir, isHfInput } from "./hf-input.js";
 import { appendEntry, makeEntry, readLedger, type LedgerEntry } from "../cost/ledger.js";
 import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/prices.js";
-import type { Forecast } from "../cost/forecast.js";
+import { loadAllreduceFit, type Forecast } from "../cost/forecast.js";
 import { forecastRecipe } from "./forecast.js";
 import { repoRoot, writeFileAtomic } from "../common/files.js";
 import { Guard } from "../safety/guard.js";
@@ -332,12 +332,12 @@ function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Devi
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
   const t0 = performance.now(),
     cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
-  const fc = forecastRecipe(recipe, prices);
+  const fc = forecastRecipe(recipe, prices, undefined, { ranks: world().size, fit: loadAllreduceFit() });
   const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
   writeFileAtomic(f, JSON.stringify(fc));
   if (!opts.quiet)
     console.log(
-      `forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`,
+      `forecast: ${(fc.totalSeconds / 60).toFixed(1)} min on ${(fc.ranks ?? 1) > 1 ? `${fc.ranks} ranks × ` : ""}${fc.count}×${fc.device}, $${fc.costUsd.toFixed(4)} (calibrated in ${wallS.toFixed(1)} s)`,
     );
   return fc;
 }

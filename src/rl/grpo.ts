@@ -10,12 +10,12 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
-import { allreduceGrads, allreduceSum, shareOf } from "../engine/dist.js";
+import { allgather, allreduceGrads, allreduceSum, shareOf } from "../engine/dist.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
 import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
 import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { generateShared, type Sample } from "../model/sampler.js";
+import { generate, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
@@ -111,38 +111,33 @@ function rollout<I>(
     endToken = endId(t.tokenizer);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
   const all = prompts.flatMap((p) => Array.from({ length: cfg.groupSize }, () => p));
-  const samples = generateShared(
-    t.model,
-    all,
-    all.map((_, i) => stepSeed * 4096 + i),
-    {
-      unit: cfg.groupSize,
-      maxNewTokens: cfg.maxNewTokens,
-      temperature: cfg.temperature,
-      topP: cfg.topP,
-      stopTokens: [endToken],
-      batch: 32,
-      decode: (ids) => completionText(t.tokenizer, ids),
-    },
-  );
+  // each MPI rank samples and scores whole groups (a contiguous share), then every rank gathers all of them
+  const [i0, i1] = shareOf(all.length, cfg.groupSize),
+    shaping = VARIANTS[cfg.variant]!.overlong;
+  const mine = generate(t.model, all.slice(i0, i1), all.map((_, i) => stepSeed * 4096 + i).slice(i0, i1), {
+    maxNewTokens: cfg.maxNewTokens,
+    temperature: cfg.temperature,
+    topP: cfg.topP,
+    stopTokens: [endToken],
+    batch: 32,
+    decode: (ids) => completionText(t.tokenizer, ids),
+  }).map((sample, k) => {
+    const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
+    const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
+    return { sample, reward: r.reward + shaped, metrics: { ...r.metrics, reflections: reflectionCount(sample.text) } };
+  });
+  const scored = allgather(mine).flat(),
+    samples = scored.map((x) => x.sample),
+    metrics = scored.map((x) => x.metrics);
   const seqs: number[][] = [],
-    masks: number[][] = [],
-    metrics: Record<string, number>[] = [];
-  const rewards = new Float32Array(samples.length),
-    group = new Int32Array(samples.length);
+    masks: number[][] = [];
+  const rewards = Float32Array.from(scored.map((x) => x.reward)),
+    group = Int32Array.from(scored.map((_, i) => Math.floor(i / cfg.groupSize)));
   samples.forEach((s, i) => {
     const p = all[i]!,
-      done = s.finishReason === "stop" ? [endToken] : [];
-    const completion = [...s.tokens, ...done];
+      completion = [...s.tokens, ...(s.finishReason === "stop" ? [endToken] : [])];
     seqs.push([...p, ...completion]);
     masks.push([...p.map(() => 0), ...completion.map(() => 1)]);
-    const r = src.reward(s.text, items[Math.floor(i / cfg.groupSize)]!);
-    const shaped = VARIANTS[cfg.variant]!.overlong
-      ? overlongPenalty(s.tokens.length, cfg.maxNewTokens, cfg.overlongCache)
-      : 0;
-    rewards[i] = r.reward + shaped;
-    group[i] = Math.floor(i / cfg.groupSize);
-    metrics.push({ ...r.metrics, reflections: reflectionCount(s.text) });
   });
   return {
     seqs,

@@ -1,8 +1,8 @@
 // Data parallelism over MPI, end to end with `mpirun -np 2` on the tiny recipes: two ranks reproduce the one-process
 // run (samples, rewards, evaluations and the safety report exactly; losses and weights up to the order of float
-// sums), a rank killed
-// with SIGKILL ends the job and --resume finishes it with the weights of an uninterrupted two-rank run, ranks that
-// disagree stop at start, and a missing binding says how to install it. Needs Open MPI (.ci/run installs it).
+// sums), a rank killed with SIGKILL ends the job and --resume finishes it with the weights of an uninterrupted
+// two-rank run, ranks that disagree stop at start, and a missing binding says how to install it. Needs Open MPI
+// (.ci/run installs it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";

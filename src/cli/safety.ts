@@ -5,7 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
-import { Guard } from "../safety/guard.js";
+import { loadGuard } from "../safety/hf-guard.js";
+import type { SafetyJudge } from "../safety/guard.js";
 import { progress } from "../common/progress.js";
 import {
   guardLabelledEval,
@@ -25,10 +26,10 @@ const DEFAULT_GUARD = "runs/mini-r1/stages/guard/checkpoint";
 
 export function guardDir(given?: string): string {
   const dir = given ?? process.env.FRUGAL_GUARD ?? DEFAULT_GUARD;
-  if (!existsSync(dir))
+  if (!existsSync(dir.replace(/^hf:/, "")))
     throw new FrugalError(
       "GUARD",
-      `no guard at ${dir}; pass --guard DIR (a guard stage's checkpoint) or train one with \`npm run speedrun\``,
+      `no guard at ${dir}; pass --guard DIR (a guard stage's checkpoint, or hf:DIR for Llama Guard 3 or Qwen3Guard-Gen) or train one with \`npm run speedrun\``,
     );
   return dir;
 }
@@ -48,7 +49,8 @@ export function registerSafety(program: Command): void {
   program
     .command("guard [text]")
     .description("classify a prompt (or a completion) as safe or unsafe with its hazard category")
-    .option("--guard <dir>", "guard checkpoint directory", undefined)
+    .option("--guard <dir>", "guard checkpoint directory, or hf:DIR (Llama Guard 3, Qwen3Guard-Gen)", undefined)
+    .option("--model <dir>", "the same as --guard (a brought guard: --model hf:DIR)")
     .option("--file <f>", "read the text from a file (the whole file is one text)")
     .option("--lines", "with --file: one text per line")
     .option("--completion", "judge a completion (reasoning + answer) rather than a prompt")
@@ -83,6 +85,7 @@ export function registerSafety(program: Command): void {
 
 interface GuardFlags {
   guard?: string;
+  model?: string;
   file?: string;
   lines?: boolean;
   completion?: boolean;
@@ -92,6 +95,9 @@ interface GuardFlags {
 
 /** `frugal guard`: one text, a file (or its lines), or a labelled CSV. */
 function guardAction(text: string | undefined, o: GuardFlags): void {
+  if (o.model !== undefined && o.guard !== undefined)
+    throw new FrugalError("INPUT", "--model and --guard name the same thing; give one of them");
+  o.guard ??= o.model;
   if ([text, o.file, o.prompts].filter((x) => x !== undefined).length !== 1)
     throw new FrugalError("INPUT", "give one of TEXT, --file F or --prompts F.csv");
   if (o.prompts !== undefined) {
@@ -102,7 +108,7 @@ function guardAction(text: string | undefined, o: GuardFlags): void {
       );
     checkPrompts(o.prompts);
     const dir = guardDir(o.guard),
-      r = guardLabelledEval(Guard.load(dir), o.prompts),
+      r = guardLabelledEval(loadGuard(dir), o.prompts),
       loso = readLoso(dir);
     if (o.json) console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
     else for (const line of [...guardLabelledLines(r), ...losoLines(loso)]) console.log(line);
@@ -110,7 +116,7 @@ function guardAction(text: string | undefined, o: GuardFlags): void {
   }
   const raw = o.file !== undefined ? readInput(o.file) : text!;
   const texts = o.lines ? raw.split(/\r?\n/).filter((l) => l.trim() !== "") : [raw];
-  const g = Guard.load(guardDir(o.guard)),
+  const g = loadGuard(guardDir(o.guard)),
     t0 = performance.now();
   const verdicts = g.classify(texts, o.completion ? "completion" : "prompt");
   const msPerText = (performance.now() - t0) / Math.max(1, texts.length);
@@ -156,7 +162,7 @@ function safetyEvalAction(o: SafetyEvalFlags, cmd: Command): void {
     );
   if (o.prompts !== undefined) checkPrompts(o.prompts, o.maxRows); // before loading models: a bad file fails fast
   const t = loadModelDir(o.model),
-    guard = o.guard ? Guard.load(o.guard) : undefined;
+    guard = o.guard ? loadGuard(guardDir(o.guard)) : undefined;
   let capabilityDelta: number | null = null;
   if (o.baseline) {
     const task = getTask(o.task),
@@ -228,7 +234,7 @@ function checkPrompts(file: string, maxRows?: string): void {
 function labelledCommand(
   file: string,
   t: ReturnType<typeof loadModelDir>,
-  guard: Guard | undefined,
+  guard: SafetyJudge | undefined,
   o: { model: string; promptChars: string; maxNewTokens: string; maxRows?: string; json?: boolean },
   capabilityDelta: number | null,
   loso: LosoReport | null,

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { device, loadPrices } from "../cost/prices.js";
 import { loadModelDir } from "../model/load.js";
 import { useBf16Decoding } from "../model/half.js";
-import { Guard } from "../safety/guard.js";
+import { loadGuard } from "../safety/hf-guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { Hono } from "hono";
 import { createApp } from "../serve/app.js";
@@ -50,7 +50,7 @@ export function registerServe(program: Command): void {
       }) => {
         const t = loadModelDir(o.model);
         if (o.bf16) useBf16Decoding(t.model);
-        const guard = o.guard ? Guard.load(o.guard) : undefined,
+        const guard = o.guard ? loadGuard(o.guard) : undefined,
           steering = guard ? steeringFor(o.model, guard) : null;
         const cpu = device(loadPrices(), "cpu-vcpu"),
           cores = Math.min(2, cpus().length);

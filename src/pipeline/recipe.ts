@@ -9,7 +9,7 @@ import { readProblemFile } from "../tasks/problem-file.js";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { kindOf, StageSchema } from "./stages/index.js";
-import { stageName } from "./stages/shared.js";
+import { stageInput, stageName } from "./stages/shared.js";
 import { checkHfInput, isHfInput } from "./hf-input.js";
 
 export { StageSchema, type StageConfig } from "./stages/index.js";
@@ -40,7 +40,8 @@ export const SafetyEvalSchema = z
   .object({
     model: name,
     baseline: name,
-    guard: name,
+    /** a guard stage, or hf:DIR for a brought generative guard */
+    guard: stageInput,
     /** benign test prompts to measure over-refusal on */
     maxBenign: z.number().int().positive().default(300),
     /** cap on every other held-out set (tests use a small one; reports use all) */

@@ -16,7 +16,7 @@ import { device as lookupDevice, loadPrices, type PriceTable } from "../cost/pri
 import { loadAllreduceFit, type Forecast } from "../cost/forecast.js";
 import { forecastRecipe } from "./forecast.js";
 import { repoRoot, writeFileAtomic } from "../common/files.js";
-import { Guard } from "../safety/guard.js";
+import { loadGuard } from "../safety/hf-guard.js";
 import { steeringFor } from "../safety/steer.js";
 import { safetyEval, type SafetyReport } from "../safety/report.js";
 import { getTask } from "../tasks/index.js";
@@ -271,7 +271,7 @@ function runSafetyEval(
     cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
   const modelDir = join(stageDir(out, se.model), "checkpoint"),
     t = loadModelDir(modelDir),
-    guard = Guard.load(join(stageDir(out, se.guard), "checkpoint"));
+    guard = loadGuard(isHfInput(se.guard) ? se.guard : join(stageDir(out, se.guard), "checkpoint"));
   const m = evals.find((e) => e.stage === se.model),
     b = evals.find((e) => e.stage === se.baseline);
   const bar = progress(`safety-eval:${se.model}`, { quiet: !!opts.quiet, unit: "prompt" });

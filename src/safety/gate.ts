@@ -7,7 +7,7 @@ import type { Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { SafetyItem } from "./corpus.js";
-import type { Guard } from "./guard.js";
+import type { SafetyJudge } from "./guard.js";
 import {
   decisionsOfIds,
   decisionTokens,
@@ -31,7 +31,7 @@ export class Gate {
   constructor(
     readonly model: Model,
     readonly tok: Tokenizer,
-    readonly guard?: Guard,
+    readonly guard?: SafetyJudge,
     readonly steering: Steering | null = null,
   ) {}
 

@@ -29,6 +29,15 @@ export interface GuardVerdict {
   /** views × windows classified; truncated when a huge input was sampled rather than read whole */
   windows: number;
   truncated: boolean;
+  /** a brought guard's categories that frugal's policy leaves out (politics, elections, copyright): never flagged */
+  outOfPolicy?: string[];
+}
+
+/** What every user of a guard reads: frugal's own (Guard) or a brought generative one (hf-guard.ts). */
+export interface SafetyJudge {
+  /** P(unsafe) at or above which a text is flagged */
+  readonly threshold: number;
+  classify(texts: readonly string[], mode?: GuardMode): GuardVerdict[];
 }
 
 /** Adds the label tokens to a frugal BPE tokenizer.json (ids after the existing vocabulary). */
@@ -122,7 +131,7 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
  * label probabilities that are averaged — measured to flag more held-out harm at the same benign rate than
  * any one member, because members err on different prompts.
  */
-export class Guard {
+export class Guard implements SafetyJudge {
   readonly labelIds: number[];
   readonly models: readonly Model[];
   constructor(

@@ -8,7 +8,7 @@ import type { Model } from "../model/transformer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { loadSafetyRows } from "./rows.js";
 import { type SafetyItem } from "./corpus.js";
-import type { Guard } from "./guard.js";
+import type { SafetyJudge } from "./guard.js";
 import { ciText, clusterInterval, decisionLine, replies, rocSummary, type SafetyReport } from "./report.js";
 import { guardScores, itemDecisions, type Steering } from "./steer.js";
 import { Gate } from "./gate.js";
@@ -64,7 +64,7 @@ export interface LabelledOptions {
   promptChars: number;
   maxNewTokens: number;
   maxRows?: number;
-  guard?: Guard;
+  guard?: SafetyJudge;
   steering?: Steering | null;
   capabilityDelta?: number | null;
   /** called after every block of replies (a progress bar) */
@@ -247,7 +247,7 @@ export interface GuardLabelledReport {
   msPerPrompt: number;
 }
 
-export function guardLabelledEval(guard: Guard, file: string, maxRows?: number): GuardLabelledReport {
+export function guardLabelledEval(guard: SafetyJudge, file: string, maxRows?: number): GuardLabelledReport {
   const items = labelledItems(file, maxRows),
     t0 = performance.now(),
     v = guard.classify(

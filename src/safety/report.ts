@@ -15,7 +15,7 @@ import { heldOutSets, type SafetyItem } from "./corpus.js";
 import { Gate } from "./gate.js";
 import { itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
-import type { Guard } from "./guard.js";
+import type { SafetyJudge } from "./guard.js";
 import { isRefusal } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -223,7 +223,7 @@ export interface SafetyEvalOptions {
   maxBenign: number;
   maxPerSet?: number;
   maxNewTokens: number;
-  guard?: Guard;
+  guard?: SafetyJudge;
   capabilityDelta?: number | null;
   /** the model's steering by this guard (steering.json); without it the guarded decision is the union */
   steering?: Steering | null;

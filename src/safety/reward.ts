@@ -5,10 +5,10 @@
 import { parseCompletion, type RewardResult } from "../tasks/rewards.js";
 import { TASK_CHARS } from "../tasks/index.js";
 import type { SafetyItem } from "./corpus.js";
-import type { Guard } from "./guard.js";
+import type { SafetyJudge } from "./guard.js";
 import { isRefusal } from "./policy.js";
 
-export function safetyReward(guard: Guard, formatWeight = 0.1) {
+export function safetyReward(guard: SafetyJudge, formatWeight = 0.1) {
   return (completion: string, item: SafetyItem): RewardResult => {
     const p = parseCompletion(completion);
     if (!p.wellFormed || p.answer === null)

@@ -9,7 +9,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { RewardResult } from "../tasks/rewards.js";
 import { drawItem, type SafetyItem } from "./corpus.js";
 import { rowsOf } from "./rows.js";
-import type { Guard } from "./guard.js";
+import type { SafetyJudge } from "./guard.js";
 import { benignCompletion, hazards, refusalCompletion } from "./policy.js";
 import { policyText, safetyReward } from "./reward.js";
 
@@ -56,7 +56,7 @@ export type Mixed<P> = { kind: "task"; p: P } | { kind: "safety"; item: SafetyIt
 /** Safety items with probability safetyFrac, else the task's own source. */
 export function mixedSource<P>(
   task: PromptSource<P>,
-  guard: Guard,
+  guard: SafetyJudge,
   safetyFrac: number,
   promptChars: number,
 ): PromptSource<Mixed<P>> {

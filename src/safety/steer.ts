@@ -14,7 +14,7 @@ import { forward, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
-import { packGuard, type Guard } from "./guard.js";
+import { packGuard, type SafetyJudge } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -159,7 +159,7 @@ export const STEERING_FILE = "steering.json";
 const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1 - p, 1e-6));
 
 /** The guard on each prompt: log-odds that it is unsafe, and whether it flags it at its own threshold. */
-export function guardScores(guard: Guard, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
+export function guardScores(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
   const v = guard.classify(texts, "prompt");
   return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
 }
@@ -196,7 +196,7 @@ export function steeringDevPrompts(seed: number, devItems = STEERING_DEV_DRAWS):
 export function tuneSteering(
   model: Model,
   tok: Tokenizer,
-  guard: Guard,
+  guard: SafetyJudge,
   promptChars: number,
   seed: number,
   devItems = STEERING_DEV_DRAWS,
@@ -246,7 +246,7 @@ export function loadSteering(modelDir: string): Steering | null {
  * The steering to use with this guard: the saved one when it was tuned with a guard of the same threshold, else null
  * (plain union).
  */
-export function steeringFor(modelDir: string, guard: Guard): Steering | null {
+export function steeringFor(modelDir: string, guard: SafetyJudge): Steering | null {
   const st = loadSteering(modelDir);
   return st && Math.abs(st.guardThreshold - guard.threshold) < 1e-6 ? st : null;
 }

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { defaultSampleOptions } from "../model/sampler.js";
 import { refusalCompletion } from "../safety/policy.js";
-import type { Guard } from "../safety/guard.js";
+import type { SafetyJudge } from "../safety/guard.js";
 import { Gate } from "../safety/gate.js";
 import type { Steering } from "../safety/steer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -23,7 +23,7 @@ export interface ServeOptions {
   model: Model;
   tokenizer: Tokenizer;
   modelName: string;
-  guard?: Guard;
+  guard?: SafetyJudge;
   usdPerSecond: number;
   slots: number;
   /** with a guard: steer the policy's refuse-or-not token by it (steer.ts) instead of blocking what the guard flags */

@@ -12,6 +12,8 @@ export const FORMAT_INSTRUCTION =
 export interface ChatFormat {
   /** the prompt as the model expects it, ending where the assistant's reply starts */
   render(prompt: string): string;
+  /** any conversation through the template (a brought guard's prompt and reply) */
+  renderMessages(messages: { role: string; content: unknown }[], addGenerationPrompt: boolean): string;
   /** the token that ends the assistant's turn (eos_token, e.g. <|im_end|> or <|eot_id|>) */
   endToken: string;
   /** padding: pad_token, else the end token */
@@ -58,7 +60,7 @@ export function chatFormat(raw: unknown, source: string): ChatFormat | null {
     throw new FrugalError("TOKENIZER", `${source}: chat_template does not parse: ${(e as Error).message}`);
   }
   const vars = { bos_token: tokenText(cfg.bos_token) ?? "", eos_token: endToken, pad_token: tokenText(cfg.pad_token) };
-  const renderMessages = (messages: { role: string; content: string }[], addGenerationPrompt: boolean): string => {
+  const renderMessages = (messages: { role: string; content: unknown }[], addGenerationPrompt: boolean): string => {
     try {
       return template.render({ ...vars, messages, add_generation_prompt: addGenerationPrompt });
     } catch (e) {
@@ -69,6 +71,7 @@ export function chatFormat(raw: unknown, source: string): ChatFormat | null {
     renderMessages([{ role: "user", content: `${prompt}\n${FORMAT_INSTRUCTION}` }], true);
   return {
     render,
+    renderMessages,
     endToken,
     padToken: tokenText(cfg.pad_token) ?? endToken,
     opened: openedText(render("x")),

@@ -7,7 +7,7 @@ import { addCheckpointFiles } from "../../model/checkpoint.js";
 import { loadModelDir } from "../../model/load.js";
 import { biasChannelConfig } from "../../model/surgery.js";
 import { GrpoConfig, trainGrpo } from "../../rl/grpo.js";
-import { Guard } from "../../safety/guard.js";
+import { loadGuard } from "../../safety/hf-guard.js";
 import { mixedSource } from "../../safety/source.js";
 import { calibrateDecision, STEERING_FILE, tuneSteering, type DecisionCalibration } from "../../safety/steer.js";
 import { getTask } from "../../tasks/index.js";
@@ -15,13 +15,14 @@ import { saveStage } from "../../train/supervised.js";
 import { join } from "node:path";
 import type { StageKind } from "./kind.js";
 import { mixShapes, SafetyMix, safetyDrawTokens, steeringForecast } from "./safety-mix.js";
-import { grpoForecast, stageName, taskSource } from "./shared.js";
+import { grpoForecast, stageInput, stageName, taskSource } from "./shared.js";
 
 export const SafetyGrpo = GrpoConfig.extend({
   type: z.literal("safety-grpo"),
   name: stageName,
   ...SafetyMix,
-  guard: stageName,
+  /** a guard stage, or hf:DIR for a brought generative guard (Llama Guard 3, Qwen3Guard-Gen) */
+  guard: stageInput,
   /**
    * after training, set the policy's refusal prior in its weights (a logit bias on the refusal token right
    * after <think>, addBiasChannel) so that it refuses this share of the benign dev prompts (the CSV's dev
@@ -39,7 +40,7 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   evaluated: true,
   dataParallel: true,
   run(s, io, env) {
-    const guard = Guard.load(env.checkpointOf(s.guard));
+    const guard = loadGuard(env.checkpointOf(s.guard));
     const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
     const init = () => {
       const t = loadModelDir(env.checkpointOf(s.from)),

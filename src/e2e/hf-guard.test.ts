@@ -2,6 +2,7 @@
 // templates, fine-tuned here to emit their formats, then read as frugal's guard: verdicts, P(unsafe), categories
 // mapped onto the policy (elections and politics never flagged, jailbreaks flagged), completions, the CLI, and the
 // errors for a model that is no guard.
+import { tinyLlamaConfig } from "../model/testing.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -216,19 +217,7 @@ test("frugal guard --model hf:DIR prints the brought guard's verdict; a model th
 
 test("serve with a brought guard: a flagged prompt ends with content_filter, an ordinary one is answered", async () => {
   const tokenizer = CharTokenizer.fromChars(TASK_CHARS);
-  const config = parseModelConfig(
-    {
-      model_type: "llama",
-      hidden_size: 16,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 2,
-      intermediate_size: 32,
-      max_position_embeddings: 128,
-      vocab_size: tokenizer.vocabSize,
-    },
-    "test",
-  );
+  const config = tinyLlamaConfig(tokenizer.vocabSize, 128);
   const { app } = createApp({
     model: initModel(config, 3),
     tokenizer,

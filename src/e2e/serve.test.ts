@@ -2,6 +2,7 @@
 // provider, streaming and not, reading reasoning and answer; 64 concurrent streams; malformed requests
 // (each a 4xx OpenAI error, the server still serving); a client vanishing mid-stream frees its slot; the
 // guard blocking with finish_reason content_filter. The model is a tiny base trained here in seconds.
+import { tinyLlamaConfig } from "../model/testing.js";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -10,7 +11,6 @@ import OpenAI from "openai";
 import { createDeepSeek } from "@ai-sdk/deepseek";
 import { generateText, streamText } from "ai";
 import { repoRoot, tempDir } from "../common/testing.js";
-import { parseModelConfig } from "../model/config.js";
 import { forward, initModel } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { readRecipe } from "../pipeline/recipe.js";
@@ -50,20 +50,7 @@ before(async () => {
   engine = made.engine;
   [server, base] = await listen(made.app);
   const gt = withLabelTokens(trainBpe(["a b c"], 300));
-  const gc = parseModelConfig(
-    {
-      model_type: "llama",
-      hidden_size: 16,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 2,
-      intermediate_size: 32,
-      max_position_embeddings: 32,
-      vocab_size: gt.vocabSize,
-      tie_word_embeddings: true,
-    },
-    "test",
-  );
+  const gc = tinyLlamaConfig(gt.vocabSize, 32);
   [guarded, guardedBase] = await listen(
     createApp({
       model: t.model,
@@ -216,20 +203,7 @@ test("guard steering: a deciding policy's refuse-or-not token is forced by margi
     tok = t.tokenizer,
     { refuse, answer } = decisionTokens(tok);
   const gt = withLabelTokens(trainBpe(["a b c"], 300));
-  const gc = parseModelConfig(
-    {
-      model_type: "llama",
-      hidden_size: 16,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 2,
-      intermediate_size: 32,
-      max_position_embeddings: 32,
-      vocab_size: gt.vocabSize,
-      tie_word_embeddings: true,
-    },
-    "test",
-  );
+  const gc = tinyLlamaConfig(gt.vocabSize, 32);
   const guard = new Guard(initModel(gc, 1), gt, 1.01),
     opened: ServerType[] = []; // flags nothing: only the steering acts
   // a copy whose output rows for the two decision tokens outscore its favourite first token, so it is deciding (and

@@ -3,29 +3,16 @@
 // growVocab: a model over an extended vocabulary reads old ids exactly as before. widenModel: a wider model
 // computes the same logits, and one step's gradients reach every weight it added. mergeModels: members side by
 // side; addBiasChannel/setLogitBias: one token's logit moves right after the carrier token and nowhere else.
+import { tinyLlamaConfig } from "./testing.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import { randn, Rng } from "../common/rng.js";
-import { parseModelConfig } from "./config.js";
 import { addBiasChannel, biasChannel, growVocab, mergeModels, setLogitBias, widenModel } from "./surgery.js";
 import { argmaxMask, forwardPooled, POOLINGS } from "./pooling.js";
 import { forward, initModel } from "./transformer.js";
 
-const config = parseModelConfig(
-  {
-    model_type: "llama",
-    hidden_size: 16,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 2,
-    intermediate_size: 32,
-    max_position_embeddings: 16,
-    vocab_size: 20,
-    tie_word_embeddings: true,
-  },
-  "test",
-);
+const config = tinyLlamaConfig(20, 16);
 
 test("argmaxMask: one 1 per sequence and channel, at the largest value among the first lengths[b] positions", () => {
   // B = 2, T = 3, C = 2; sequence 1 has length 2, so its third position (value 9) is padding

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { allreduceModelMs } from "../cost/forecast.js";
@@ -182,6 +182,37 @@ test("ranks that disagree on the recipe stop at start and name the difference", 
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /the 2 MPI ranks disagree, so none started:\n\s+rank 1 \(.*\) has recipe [0-9a-f]+, rank 0/);
   assert.ok(!existsSync(join(dir, "run", "stages")), "no stage started");
+});
+
+test("ranks whose checkpoints differ (no shared filesystem) stop before the first step and say so", () => {
+  needMpi();
+  const dir = tempDir(),
+    stale = join(dir, "stale");
+  runRecipe(
+    { ...readRecipe(tiny), stages: readRecipe(tiny).stages.slice(0, 1) },
+    { outDir: stale, resume: false, quiet: true, noForecast: true },
+  );
+  rmSync(join(stageDir(stale, "base"), "done.json")); // rank 1 finds a finished base checkpoint to resume from
+  const r = spawnSync(
+    "mpirun",
+    [...mpiArgs, "-np", "1", process.execPath, cli, "run", tiny, "--out", join(dir, "fresh"), "--quiet"].concat([
+      ":",
+      "-np",
+      "1",
+      process.execPath,
+      cli,
+      "run",
+      tiny,
+      "--out",
+      stale,
+      "--resume",
+      "--quiet",
+    ]),
+    { encoding: "utf8" },
+  );
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /rank 1 holds other starting weights than rank 0: every rank must read the same checkpoint/);
+  assert.ok(!existsSync(join(dir, "fresh", "stages", "base", "metrics.jsonl")), "no step ran");
 });
 
 test("started as an MPI rank without the binding: one line that says how to install it", () => {

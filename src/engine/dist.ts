@@ -119,6 +119,21 @@ export function barrier(): void {
   if (world().size > 1) timed(() => addon!.barrier());
 }
 
+/**
+ * Stops every rank, naming the ranks that differ from rank 0, unless all hold the same `fingerprint` of `what`
+ * (ranks that read different files — no shared filesystem, a stale copy — would otherwise train apart).
+ */
+export function checkSameOnAllRanks(what: string, fingerprint: () => string, fix: string): void {
+  if (world().size <= 1) return;
+  const all = allgather(fingerprint()),
+    odd = all.map((f, r) => (f === all[0] ? -1 : r)).filter((r) => r >= 0);
+  if (odd.length)
+    throw new FrugalError(
+      "RANKS",
+      `rank ${odd.join(", ")} ${odd.length > 1 ? "hold" : "holds"} other ${what} than rank 0: ${fix}`,
+    );
+}
+
 /** Rank `rank`'s contiguous share [start, end) of n items in `unit`-sized blocks (a GRPO group stays whole). */
 export function shareOf(n: number, unit = 1, w: Pick<World, "rank" | "size"> = world()): [number, number] {
   const blocks = Math.ceil(n / unit),

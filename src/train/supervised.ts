@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
-import { allreduceGrads, allreduceSum, isMain, shareOf } from "../engine/dist.js";
+import { allreduceGrads, allreduceSum, checkSameOnAllRanks, isMain, shareOf } from "../engine/dist.js";
 import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
 import { trainFlops } from "../model/flops.js";
@@ -49,6 +49,17 @@ export function readyForStage(
 ): void {
   if (!resumed) prepareForTraining(t.model, cfg.lora, seed);
   t.model.checkpointLayers = cfg.activationCheckpointing;
+  checkSameOnAllRanks(
+    "starting weights",
+    () => weightsFingerprint(t.model),
+    "every rank must read the same checkpoint; put the run directory and hf: models on a shared filesystem",
+  );
+}
+
+/** A cheap fingerprint of every weight (name, sum of squares, first and last value): equal on equal weights. */
+export function weightsFingerprint(model: Model): string {
+  const sumsq = E.kernels().k.sumsq;
+  return [...model.params].map(([n, p]) => `${n}:${sumsq(p.data)}:${p.data[0]}:${p.data[p.size - 1]}`).join("|");
 }
 
 export const SupervisedConfig = OptimConfig.extend({

@@ -39,6 +39,8 @@ export interface ByomOptions {
   /** sequences per forward/backward of the update */
   micro: number;
   rank: number;
+  /** the rollouts' KV cache in bfloat16 (a GRPO stage's kvCacheBf16) */
+  kvBf16: boolean;
   torch: boolean;
   llamaCpp: boolean;
 }
@@ -49,6 +51,8 @@ export interface ByomBench {
   loraParams: number;
   /** one LoRA GRPO step: sampling, then the old policy's log-probs and the update */
   grpoStepS: number;
+  /** the rollouts' KV cache: "bf16" or "f32" */
+  kvCache: string;
   grpoSampleS: number;
   grpoUpdateS: number;
   /** peak resident memory up to the end of the GRPO step (before the bf16 decoding copies) */
@@ -110,7 +114,7 @@ function sampledSequences(model: Model, o: ByomOptions, T: number): number[][] {
     model,
     prompts,
     prompts.map((_, i) => i),
-    { maxNewTokens: o.newTokens, temperature: 1, batch: GRPO_SAMPLE_BATCH },
+    { maxNewTokens: o.newTokens, temperature: 1, batch: GRPO_SAMPLE_BATCH, kvBf16: o.kvBf16 },
   );
   return samples.map((s, i) => {
     const seq = [...prompts[i]!, ...s.tokens].slice(0, T + 1);
@@ -211,6 +215,7 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
     params: countParams(config),
     loraParams,
     grpoStepS: g.sampleS + g.updateS,
+    kvCache: o.kvBf16 ? "bf16" : "f32",
     grpoSampleS: g.sampleS,
     grpoUpdateS: g.updateS,
     grpoPeakRssMb,

@@ -133,58 +133,62 @@ function registerBenchByom(bench: Command): void {
     .option("--prompt-tokens <n>", "tokens per prompt", "32")
     .option("--micro <n>", "sequences per forward/backward of the update", "4")
     .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
+    .option("--kv-f32", "the GRPO step's rollouts keep a float32 KV cache (default bfloat16: kvCacheBf16)")
     .option("--no-torch", "skip the PyTorch comparison")
     .option("--no-llama-cpp", "skip the llama.cpp decoding comparison")
     .option("--json", "print one JSON line")
-    .action(async (o: Record<string, string> & { torch: boolean; llamaCpp: boolean; json?: boolean }) => {
-      const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
-      const r = await benchByom(
-        {
-          shape: o.shape!,
-          prompts: n("--prompts", "prompts"),
-          samples: n("--samples", "samples"),
-          newTokens: n("--new-tokens", "newTokens"),
-          promptTokens: n("--prompt-tokens", "promptTokens"),
-          micro: n("--micro", "micro"),
-          rank: n("--rank", "rank"),
-          torch: o.torch,
-          llamaCpp: o.llamaCpp,
-        },
-        (m) => process.stderr.write(`[bench byom] ${m}\n`),
-      );
-      if (o.json) {
-        console.log(JSON.stringify(r));
-        return;
-      }
-      const M = (x: number) => `${(x / 1e6).toFixed(x < 1e7 ? 2 : 0)}M`;
-      console.log(`${r.shape}: ${M(r.params)} params, LoRA ${M(r.loraParams)} (rank ${o.rank}, every linear layer)`);
-      console.log(
-        `GRPO step (${r.sequences} × ${r.seqTokens} tokens): ${r.grpoStepS.toFixed(0)} s ` +
-          `(sampling ${r.grpoSampleS.toFixed(0)} s, log-probs + update ${r.grpoUpdateS.toFixed(0)} s)`,
-      );
-      console.log(`train: ${r.trainTokensPerSec.toFixed(1)} tokens/s (${r.micro} sequences per micro-batch)`);
-      if (r.trainRatio !== undefined)
-        console.log(
-          `PyTorch ${r.torchVersion}: ${r.torchTrainTokensPerSec!.toFixed(1)} tokens/s → ${r.trainRatio.toFixed(2)}×`,
+    .action(
+      async (o: Record<string, string> & { torch: boolean; llamaCpp: boolean; json?: boolean; kvF32?: boolean }) => {
+        const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
+        const r = await benchByom(
+          {
+            shape: o.shape!,
+            prompts: n("--prompts", "prompts"),
+            samples: n("--samples", "samples"),
+            newTokens: n("--new-tokens", "newTokens"),
+            promptTokens: n("--prompt-tokens", "promptTokens"),
+            micro: n("--micro", "micro"),
+            rank: n("--rank", "rank"),
+            kvBf16: !o.kvF32,
+            torch: o.torch,
+            llamaCpp: o.llamaCpp,
+          },
+          (m) => process.stderr.write(`[bench byom] ${m}\n`),
         );
-      else if (r.torchNote) console.log(`PyTorch: ${r.torchNote}`);
-      console.log(
-        `decode: ${r.sampleTokensPerSecBatch1.toFixed(1)} tokens/s at batch 1, ${r.sampleTokensPerSecBatch16.toFixed(1)} at 16`,
-      );
-      if (r.llamaCpp) {
-        const l = r.llamaCpp;
+        if (o.json) {
+          console.log(JSON.stringify(r));
+          return;
+        }
+        const M = (x: number) => `${(x / 1e6).toFixed(x < 1e7 ? 2 : 0)}M`;
+        console.log(`${r.shape}: ${M(r.params)} params, LoRA ${M(r.loraParams)} (rank ${o.rank}, every linear layer)`);
         console.log(
-          `batch 1, bf16 weights, ${l.threads} threads: frugal ${l.frugalTokensPerSec.toFixed(1)} tokens/s, llama.cpp ` +
-            `${l.llamaCppTokensPerSec.toFixed(1)} on BF16 GGUF (${(l.frugalTokensPerSec / l.llamaCppTokensPerSec).toFixed(2)}×, ` +
-            `same greedy tokens: ${l.sameTokens ? "yes" : "no"}), ${l.llamaCppF16TokensPerSec.toFixed(1)} on F16 ` +
-            `(${(l.frugalTokensPerSec / l.llamaCppF16TokensPerSec).toFixed(2)}×)`,
+          `GRPO step (${r.sequences} × ${r.seqTokens} tokens): ${r.grpoStepS.toFixed(0)} s ` +
+            `(sampling ${r.grpoSampleS.toFixed(0)} s, log-probs + update ${r.grpoUpdateS.toFixed(0)} s)`,
         );
-      } else if (r.llamaCppNote) console.log(r.llamaCppNote);
-      console.log(
-        `peak RSS: ${r.grpoPeakRssMb.toFixed(0)} MB through the GRPO step, ${r.peakRssMb.toFixed(0)} MB with the ` +
-          "bf16 decoding copies (before the GGUF exports)",
-      );
-    });
+        console.log(`train: ${r.trainTokensPerSec.toFixed(1)} tokens/s (${r.micro} sequences per micro-batch)`);
+        if (r.trainRatio !== undefined)
+          console.log(
+            `PyTorch ${r.torchVersion}: ${r.torchTrainTokensPerSec!.toFixed(1)} tokens/s → ${r.trainRatio.toFixed(2)}×`,
+          );
+        else if (r.torchNote) console.log(`PyTorch: ${r.torchNote}`);
+        console.log(
+          `decode: ${r.sampleTokensPerSecBatch1.toFixed(1)} tokens/s at batch 1, ${r.sampleTokensPerSecBatch16.toFixed(1)} at 16`,
+        );
+        if (r.llamaCpp) {
+          const l = r.llamaCpp;
+          console.log(
+            `batch 1, bf16 weights, ${l.threads} threads: frugal ${l.frugalTokensPerSec.toFixed(1)} tokens/s, llama.cpp ` +
+              `${l.llamaCppTokensPerSec.toFixed(1)} on BF16 GGUF (${(l.frugalTokensPerSec / l.llamaCppTokensPerSec).toFixed(2)}×, ` +
+              `same greedy tokens: ${l.sameTokens ? "yes" : "no"}), ${l.llamaCppF16TokensPerSec.toFixed(1)} on F16 ` +
+              `(${(l.frugalTokensPerSec / l.llamaCppF16TokensPerSec).toFixed(2)}×)`,
+          );
+        } else if (r.llamaCppNote) console.log(r.llamaCppNote);
+        console.log(
+          `peak RSS: ${r.grpoPeakRssMb.toFixed(0)} MB through the GRPO step, ${r.peakRssMb.toFixed(0)} MB with the ` +
+            "bf16 decoding copies (before the GGUF exports)",
+        );
+      },
+    );
 }
 
 function registerBenchMpi(bench: Command): void {

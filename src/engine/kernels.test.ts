@@ -6,6 +6,7 @@ import { nativeKernels } from "./backend.js";
 import { referenceKernels as R } from "./reference.js";
 import { randn, Rng } from "../common/rng.js";
 import type { Kernels } from "./kernels.js";
+import { bf16Value, storeBf16 } from "./bf16.js";
 
 const nat = nativeKernels();
 const skip = nat ? false : "native addon not built";
@@ -359,6 +360,65 @@ test(
     );
     assert.throws(() => N.decodeBlock(...args(qd * C, Tmax, 0)), /pos holds 20/);
     assert.throws(() => N.decodeBlock(...args(qd * C, 0, slots)), /slot holds 5 at index 0, outside \[0, 5\)/);
+  },
+);
+
+test(
+  "bfloat16 KV cache: attnCached and decodeBlock read and write bf16 keys and values as the reference does",
+  { skip },
+  () => {
+    const C = 48,
+      H = 4,
+      KVH = 2,
+      D = 12,
+      F = 80,
+      Tmax = 20,
+      slots = 5,
+      qd = H * D,
+      kd = KVH * D,
+      n = slots * Tmax * kd;
+    const toBf16 = (a: Float32Array) => {
+      const h = new Uint16Array(a.length);
+      storeBf16(h, a, 0);
+      return h;
+    };
+    const widen = (h: Uint16Array) => Float32Array.from(h, (x) => bf16Value(x));
+    const kc = rnd(n),
+      vc = rnd(n),
+      kh = toBf16(kc),
+      vh = toBf16(vc);
+    const pos = Int32Array.of(0, 7, 19),
+      slot = Int32Array.of(4, 0, 2),
+      q = rnd(3 * H * D),
+      sc = 1 / Math.sqrt(D);
+    const [o1, o2, o3] = [rnd(3 * H * D), rnd(3 * H * D), rnd(3 * H * D)];
+    R.attnCached(q, kh, vh, o1, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
+    N.attnCached(q, kh, vh, o2, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
+    N.attnCached(q, widen(kh), widen(vh), o3, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
+    close(o2, o1, 1e-5, "attnCached, bf16 cache: native vs reference");
+    close(o2, o3, 1e-5, "attnCached: a bf16 cache reads as its widened float32 values");
+    const none = new Float32Array(0),
+      w = [rnd(C), rnd(qd * C), rnd(kd * C), rnd(kd * C), none, none, none] as const;
+    const rest = [
+      rnd(C * qd),
+      rnd(C),
+      rnd(F * C),
+      rnd(F * C),
+      rnd(C * F),
+      rnd((Tmax * D) / 2),
+      rnd((Tmax * D) / 2),
+    ] as const;
+    const x = rnd(3 * C),
+      [x1, x2] = [x.slice(), x.slice()],
+      [k1, k2, v1, v2] = [kh.slice(), kh.slice(), vh.slice(), vh.slice()];
+    R.decodeBlock(x1, ...w, ...rest, k1, v1, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5);
+    N.decodeBlock(x2, ...w, ...rest, k2, v2, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5);
+    closeToScale(x2, x1, 1e-5, "decodeBlock x, bf16 cache");
+    const differ = (a: Uint16Array, b: Uint16Array) => a.reduce((m, v, i) => m + (Math.abs(v - b[i]!) > 1 ? 1 : 0), 0);
+    assert.equal(differ(k2, k1), 0, "native and reference store the same bf16 keys (±1 ulp of rounding)");
+    assert.equal(differ(v2, v1), 0, "and values");
+    assert.ok(differ(k1, kh) > 0 && differ(k1, kh) <= 3 * kd, "only the new positions were written");
+    assert.throws(() => N.attnCached(q, kh, vc, o2, pos, slot, 3, 1, H, KVH, D, Tmax, sc), /must be of one type/);
   },
 );
 

@@ -5,6 +5,8 @@
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U16 = Uint16Array;
+/** a KV cache: float32, or bfloat16 bits (half the bytes per position) */
+export type KV = F32 | U16;
 
 /** decodeBlock's arguments, the seven projections of type W (float32, or bfloat16 bits). */
 export type DecodeBlockArgs<W> = [
@@ -23,8 +25,8 @@ export type DecodeBlockArgs<W> = [
   wd: W,
   cos: F32,
   sin: F32,
-  kCache: F32,
-  vCache: F32,
+  kCache: KV,
+  vCache: KV,
   pos: I32,
   slot: I32,
   N: number,
@@ -107,8 +109,8 @@ export interface Kernels {
    */
   attnCached(
     q: F32,
-    kCache: F32,
-    vCache: F32,
+    kCache: KV,
+    vCache: KV,
     out: F32,
     pos: I32,
     slot: I32,

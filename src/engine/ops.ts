@@ -3,6 +3,7 @@
 // Ops never loop over numbers themselves (kernels do) and never keep state between steps.
 import { FrugalError, shapeError, internal } from "../common/errors.js";
 import { kernels } from "./backend.js";
+import type { KV } from "./kernels.js";
 import { constant, isGradEnabled, output, record, Tensor } from "./tensor.js";
 
 const K = () => kernels().k;
@@ -227,8 +228,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
  */
 export function attentionCached(
   q: Tensor,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KV,
+  vCache: KV,
   pos: Int32Array,
   slot: Int32Array,
   KVH: number,
@@ -278,8 +279,8 @@ export function decodeBlock(
   x: Tensor,
   w: BlockWeights,
   table: RopeTable,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KV,
+  vCache: KV,
   pos: Int32Array,
   slot: Int32Array,
   Tmax: number,

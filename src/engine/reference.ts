@@ -1,7 +1,8 @@
 // Plain-TypeScript reference kernels: obviously correct loops, used by tests, gradient checks and as the
 // fallback when the native addon cannot load. Deliberately unoptimised: clarity over speed, float64
 // accumulators where a sum is long. Same contract as kernels.ts (backward kernels add into grads).
-import type { F32, I32, Kernels, U16 } from "./kernels.js";
+import type { F32, I32, Kernels, KV, U16 } from "./kernels.js";
+import { bf16Value, storeBf16 } from "./bf16.js";
 
 function gemm(
   ta: number,
@@ -195,8 +196,8 @@ function attnBwd(
 
 function attnCached(
   q: F32,
-  kc: F32,
-  vc: F32,
+  kc: KV,
+  vc: KV,
   out: F32,
   pos: I32,
   slot: I32,
@@ -208,7 +209,9 @@ function attnCached(
   Tmax: number,
   scale: number,
 ): void {
-  const rep = H / KVH;
+  const rep = H / KVH,
+    half = kc instanceof Uint16Array,
+    at = (c: KV, i: number) => (half ? bf16Value(c[i]!) : c[i]!);
   for (let b = 0; b < B; b++)
     for (let t = 0; t < Tn; t++)
       for (let h = 0; h < H; h++) {
@@ -219,7 +222,7 @@ function attnCached(
         let mx = -Infinity;
         for (let j = 0; j < n; j++) {
           let d = 0;
-          for (let c = 0; c < D; c++) d += q[q0 + c]! * kc[((slot[b]! * Tmax + j) * KVH + kh) * D + c]!;
+          for (let c = 0; c < D; c++) d += q[q0 + c]! * at(kc, ((slot[b]! * Tmax + j) * KVH + kh) * D + c);
           s[j] = d * scale;
           mx = Math.max(mx, s[j]!);
         }
@@ -230,7 +233,7 @@ function attnCached(
         }
         for (let c = 0; c < D; c++) {
           let o = 0;
-          for (let j = 0; j < n; j++) o += (s[j]! / sum) * vc[((slot[b]! * Tmax + j) * KVH + kh) * D + c]!;
+          for (let j = 0; j < n; j++) o += (s[j]! / sum) * at(vc, ((slot[b]! * Tmax + j) * KVH + kh) * D + c);
           out[q0 + c] = o;
         }
       }
@@ -330,8 +333,13 @@ const decodeBlock: Kernels["decodeBlock"] = (
   rope(k, kr, pos, cos, sin, N, KVH, D, 0);
   for (let b = 0; b < N; b++) {
     const dst = (slot[b]! * Tmax + pos[b]!) * kd;
-    kc.set(kr.subarray(b * kd, (b + 1) * kd), dst);
-    vc.set(v.subarray(b * kd, (b + 1) * kd), dst);
+    if (kc instanceof Uint16Array) {
+      storeBf16(kc, kr.subarray(b * kd, (b + 1) * kd), dst);
+      storeBf16(vc as U16, v.subarray(b * kd, (b + 1) * kd), dst);
+    } else {
+      kc.set(kr.subarray(b * kd, (b + 1) * kd), dst);
+      (vc as F32).set(v.subarray(b * kd, (b + 1) * kd), dst);
+    }
   }
   attnCached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, 1 / Math.sqrt(D));
   gemm(0, 1, N, C, qd, 1, att, 0, qd, 0, wo, 0, qd, 0, 1, x, 0, C, 0, 1);

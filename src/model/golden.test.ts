@@ -9,7 +9,7 @@ import { fixtures } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { forward, tokenLogprobs } from "./transformer.js";
-import { generate } from "./sampler.js";
+import { Decoder, generate } from "./sampler.js";
 import { mergeLora, trainableParams } from "./lora.js";
 import { useBf16Decoding } from "./half.js";
 
@@ -108,7 +108,7 @@ test("per-layer activation checkpointing and the chunked LM head give PyTorch's 
   E.endStep();
 });
 
-test("bfloat16 decoding (fused block and op by op) keeps PyTorch's greedy tokens on the bf16 checkpoints", () => {
+test("bfloat16 decoding (bf16 weights and KV cache, fused and op by op) keeps PyTorch's greedy tokens", () => {
   for (const name of ["tiny-qwen2-bf16", "tiny-qwen3-bf16"]) {
     const g = JSON.parse(readFileSync(join(fixtures, name, "golden.json"), "utf8")) as Golden;
     const { model } = loadCheckpoint(join(fixtures, name));
@@ -116,6 +116,8 @@ test("bfloat16 decoding (fused block and op by op) keeps PyTorch's greedy tokens
     useBf16Decoding(model);
     assert.deepEqual(model.params.get("model.layers.0.mlp.up_proj.weight")!.data, before, "bf16 values unchanged");
     assert.equal(model.half!.size, 7 * model.config.num_hidden_layers + 1);
+    const cache = new Decoder(model, 2, 16).cache;
+    assert.ok(cache.k[0] instanceof Uint16Array && cache.v[0] instanceof Uint16Array, "the KV cache holds bf16 bits");
     for (const fusedDecode of [true, false]) {
       const [out] = generate(model, [g.prompt], [1], { temperature: 0, maxNewTokens: g.greedy.length, fusedDecode });
       assert.deepEqual(out!.tokens, g.greedy, `${name}: greedy tokens (fused decode ${fusedDecode})`);

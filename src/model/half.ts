@@ -2,13 +2,10 @@
 // (nearest even) in place, with the bits kept beside them; decoding without a tape reads the bits, half the
 // bytes of float32, and everything else reads the float32 values, which are the same numbers. Training is
 // unchanged (it reads float32). Not here: dropping the float32 copy.
+import { bf16Bits } from "../engine/bf16.js";
 import type { Model } from "./transformer.js";
 
-/** bfloat16 bits of a float32 value, rounded to nearest even (NaN stays NaN). */
-export function bf16Bits(u: number): number {
-  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return (u >>> 16) | 0x40;
-  return (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-}
+export { bf16Bits };
 
 /** The matrices decoding reads: the seven projections of every layer and the LM head. */
 function decodedMatrices(model: Model): string[] {

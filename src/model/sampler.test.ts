@@ -197,3 +197,27 @@ test("onFinished counts finished completions up to every prompt, and does not ch
     `strictly growing: ${seen.join(",")}`,
   );
 });
+
+test("bf16 KV cache: half the bytes, logits within bf16 rounding of the float32 cache's, prefill and decode", () => {
+  const m = model(),
+    V = m.config.vocab_size,
+    ids = [5, 9, 3, 7, 1, 2];
+  const run = (bf16: boolean) => {
+    const cache = new KVCache(m.config, 1, 16, bf16),
+      z = Int32Array.of(0);
+    const out = [forwardCached(m, cache, Int32Array.from(ids.slice(0, 4)), z, z, 4, true).data.slice()];
+    for (let t = 4; t < ids.length; t++)
+      out.push(forwardCached(m, cache, Int32Array.of(ids[t]!), Int32Array.of(t), z, 1, true).data.slice());
+    return { cache, out };
+  };
+  const f = run(false),
+    h = run(true);
+  assert.ok(h.cache.k[0] instanceof Uint16Array && h.cache.k[0].byteLength * 2 === f.cache.k[0]!.byteLength);
+  const scale = Math.max(...f.out.flatMap((o) => [...o].map(Math.abs)));
+  f.out.forEach((o, i) => {
+    let d = 0;
+    for (let v = 0; v < V; v++) d = Math.max(d, Math.abs(o[v]! - h.out[i]![v]!));
+    assert.ok(d < 2e-2 * scale, `step ${i}: logits differ by ${d} (scale ${scale})`);
+    assert.ok(i === 0 || d > 0, "the decode steps read the rounded keys and values");
+  });
+});

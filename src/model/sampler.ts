@@ -146,14 +146,18 @@ export class Decoder {
   readonly cache: KVCache;
   private readonly live = new Map<number, Slot>();
   private readonly free: number[];
-  /** fusedDecode false: decode op by op (the benchmark's reference); the tokens are the same. */
+  /**
+   * fusedDecode false: decode op by op (the benchmark's reference); the tokens are the same. kvBf16: keep keys and
+   * values as bfloat16 (half the cache's bytes); by default when the model decodes from bfloat16 weights (--bf16).
+   */
   constructor(
     readonly model: Model,
     slots: number,
     readonly maxContext: number,
     readonly fusedDecode = true,
+    kvBf16 = model.half !== undefined,
   ) {
-    this.cache = new KVCache(model.config, slots, maxContext);
+    this.cache = new KVCache(model.config, slots, maxContext, kvBf16);
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
   get active(): number {
@@ -297,6 +301,8 @@ export function generate(
     batch?: number;
     decode?: (ids: number[]) => string;
     fusedDecode?: boolean;
+    /** the KV cache in bfloat16 (default: when the model decodes from bfloat16 weights) */
+    kvBf16?: boolean;
     onFinished?: (done: number) => void;
   } = {},
 ): Sample[] {
@@ -310,6 +316,7 @@ export function generate(
     Math.max(1, Math.min(opts.batch ?? 16, prompts.length)),
     ctx,
     opts.fusedDecode ?? true,
+    opts.kvBf16,
   );
   const results: Sample[] = new Array(prompts.length);
   const slotOf = new Map<number, number>();

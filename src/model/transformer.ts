@@ -6,6 +6,7 @@ import { FrugalError, internal } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
+import { storeBf16 } from "../engine/bf16.js";
 import { adapterOf, type Lora } from "./lora.js";
 import { type ModelConfig, hasQkNorm, headDim, paramShapes, ropeInvFreq } from "./config.js";
 
@@ -215,14 +216,18 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
   return head(model, trunk(model, ids, B, T, "forward"));
 }
 
-/** Per-layer key/value caches: `slots` sequences of up to Tmax positions each (persistent memory). */
+/**
+ * Per-layer key/value caches: `slots` sequences of up to Tmax positions each (persistent memory), in float32 or,
+ * with `bf16`, as bfloat16 bits: half the bytes, each key and value rounded to nearest even as it is stored.
+ */
 export class KVCache {
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
+  readonly k: (Float32Array | Uint16Array)[];
+  readonly v: (Float32Array | Uint16Array)[];
   constructor(
     readonly config: ModelConfig,
     readonly slots: number,
     readonly Tmax: number,
+    readonly bf16 = false,
   ) {
     if (Tmax > config.max_position_embeddings)
       throw new FrugalError(
@@ -230,8 +235,9 @@ export class KVCache {
         `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`,
       );
     const n = slots * Tmax * config.num_key_value_heads * headDim(config);
-    this.k = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
-    this.v = Array.from({ length: config.num_hidden_layers }, () => new Float32Array(n));
+    const make = () => (bf16 ? new Uint16Array(n) : new Float32Array(n));
+    this.k = Array.from({ length: config.num_hidden_layers }, make);
+    this.v = Array.from({ length: config.num_hidden_layers }, make);
   }
 }
 
@@ -295,8 +301,13 @@ export function forwardCached(
           for (let b = 0; b < B; b++) {
             const dst = (slot[b]! * cache.Tmax + pos[b]!) * row,
               src = b * Tn * row;
-            kc.set(k.data.subarray(src, src + Tn * row), dst);
-            vc.set(v.data.subarray(src, src + Tn * row), dst);
+            if (kc instanceof Uint16Array) {
+              storeBf16(kc, k.data.subarray(src, src + Tn * row), dst);
+              storeBf16(vc as Uint16Array, v.data.subarray(src, src + Tn * row), dst);
+            } else {
+              kc.set(k.data.subarray(src, src + Tn * row), dst);
+              (vc as Float32Array).set(v.data.subarray(src, src + Tn * row), dst);
+            }
           }
           return E.attentionCached(q.view([B, Tn, c.num_attention_heads, D]), kc, vc, pos, slot, KVH, cache.Tmax).view([
             B * Tn,

@@ -51,6 +51,8 @@ export const GrpoConfig = OptimConfig.extend({
   overlongCache: z.number().int().nonnegative().default(16),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
   microBatch: z.number().int().positive().optional(),
+  /** rollouts keep their KV cache in bfloat16: half its memory (π_old is recomputed in float32 either way) */
+  kvCacheBf16: z.boolean().default(false),
   ...TrainedWeights,
 }).extend({
   lr: z.number().positive().default(5e-5),
@@ -121,6 +123,7 @@ function rollout<I>(
     stopTokens: [endToken],
     batch: 32,
     decode: (ids) => completionText(t.tokenizer, ids),
+    kvBf16: cfg.kvCacheBf16,
   }).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
     const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;

@@ -52,6 +52,18 @@ static void *arr(Args *a, const char *name, napi_typedarray_type want, size_t *l
   }
   return data;
 }
+/* a KV cache: a Float32Array, or a Uint16Array of bfloat16 bits (*half = 1) */
+static void *kv(Args *a, const char *name, size_t *len, int *half) {
+  napi_value v = a->i < (int)a->argc ? a->argv[a->i] : NULL;
+  bool is = false;
+  napi_typedarray_type t = napi_float32_array;
+  if (v && !a->failed) {
+    napi_is_typedarray(a->env, v, &is);
+    if (is) napi_get_typedarray_info(a->env, v, &t, NULL, NULL, NULL, NULL);
+  }
+  *half = t == napi_uint16_array;
+  return arr(a, name, *half ? napi_uint16_array : napi_float32_array, len);
+}
 static float *f32(Args *a, const char *name, size_t *len) {
   return (float *)arr(a, name, napi_float32_array, len);
 }
@@ -286,7 +298,10 @@ static napi_value attn_bwd(napi_env env, napi_callback_info info) {
 static napi_value attn_cached(napi_env env, napi_callback_info info) {
   BEGIN("attn_cached");
   size_t nq, nk, nv, no, np, ns;
-  float *q = f32(a, "q", &nq), *kc = f32(a, "kCache", &nk), *vc = f32(a, "vCache", &nv), *o = f32(a, "out", &no);
+  int hk = 0, hv = 0;
+  float *q = f32(a, "q", &nq);
+  void *kc = kv(a, "kCache", &nk, &hk), *vc = kv(a, "vCache", &nv, &hv);
+  float *o = f32(a, "out", &no);
   int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &ns);
   long B = dim(a, "B"), Tn = dim(a, "Tn"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), Tmax = dim(a, "Tmax");
   float scale = (float)num(a, "scale");
@@ -303,7 +318,9 @@ static napi_value attn_cached(napi_env env, napi_callback_info info) {
     if (pos[b] < 0 || pos[b] + Tn > Tmax)
       fail(a, "ERR_FRUGAL_INDEX", "pos: sequence %ld at position %d + %ld new tokens runs past the cache length %ld", b, (int)pos[b], Tn, Tmax);
   DONE;
-  if (B && Tn) fr_attn_cached(q, kc, vc, o, pos, slot, (int)B, (int)Tn, (int)H, (int)KVH, (int)D, (int)Tmax, scale);
+  if (hk != hv) fail(a, "ERR_FRUGAL_TYPE", "kCache and vCache must be of one type (Float32Array or Uint16Array)");
+  DONE;
+  if (B && Tn) fr_attn_cached(q, kc, vc, hk, o, pos, slot, (int)B, (int)Tn, (int)H, (int)KVH, (int)D, (int)Tmax, scale);
   return NULL;
 }
 
@@ -327,13 +344,16 @@ static napi_value decode_block_args(napi_env env, napi_callback_info info, int h
   W[3] = half ? (const void *)u16(a, "wo", &no) : (const void *)f32(a, "wo", &no);
   float *ln2 = f32(a, "ln2", &n2);
   for (int j = 4; j < 7; j++) W[j] = half ? (const void *)u16(a, names[j], nW[j]) : (const void *)f32(a, names[j], nW[j]);
-  float *cs = f32(a, "cos", &nc), *sn = f32(a, "sin", &ns), *kc = f32(a, "kCache", &nkc), *vc = f32(a, "vCache", &nvc);
+  int hk = 0, hv = 0;
+  float *cs = f32(a, "cos", &nc), *sn = f32(a, "sin", &ns);
+  void *kc = kv(a, "kCache", &nkc, &hk), *vc = kv(a, "vCache", &nvc, &hv);
   int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &nsl);
   long N = dim(a, "N"), C = dim(a, "C"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), F = dim(a, "F"), Tmax = dim(a, "Tmax");
   float eps = (float)num(a, "eps");
   DONE;
   if (!attn_shape(a, N, 1, H, KVH, D)) return NULL;
   if (D % 2) fail(a, "ERR_FRUGAL_SHAPE", "head dim D must be even, got %ld", D);
+  if (hk != hv) fail(a, "ERR_FRUGAL_TYPE", "kCache and vCache must be of one type (Float32Array or Uint16Array)");
   long qd = H * D, kd = KVH * D;
   need(a, "x", nx, (double)N * C); need(a, "ln1", n1, (double)C); need(a, "ln2", n2, (double)C);
   need(a, "wq", nq, (double)qd * C); need(a, "wk", nk, (double)kd * C); need(a, "wv", nv, (double)kd * C);
@@ -356,7 +376,7 @@ static napi_value decode_block_args(napi_env env, napi_callback_info info, int h
   }
   FrBlock w = {ln1, f[0], f[1], f[2], bq, bk, bv, f[3], ln2, f[4], f[5], f[6],
                h[0], h[1], h[2], h[3], h[4], h[5], h[6], (int)C, (int)H, (int)KVH, (int)D, (int)F, eps};
-  if (N && fr_decode_block(&w, x, (int)N, pos, slot, cs, sn, kc, vc, (int)Tmax))
+  if (N && fr_decode_block(&w, x, (int)N, pos, slot, cs, sn, kc, vc, hk, (int)Tmax))
     fail(a, "ERR_FRUGAL_MEMORY", "out of memory for the scratch of %ld rows", N);
   return NULL;
 }

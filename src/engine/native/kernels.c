@@ -289,7 +289,22 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
   }
 }
 
-CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *kc, const float *vc,
+static inline float bf16_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+/* float32 → bfloat16 bits, rounded to nearest even (NaN stays NaN), as half.ts's bf16Bits */
+static inline uint16_t f32_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu)) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* the cache holds float32, or bfloat16 bits (kvHalf): half the bytes per position */
+CLONES static void attn_cached_r(long lo, long hi, const float *q, const void *kc, const void *vc, int kvHalf,
                                   float *out, const int32_t *pos, const int32_t *slot, int Tn, int H,
                                   int KVH, int D, int Tmax, float scale) {
   int rep = H / KVH, ks = KVH * D;
@@ -298,13 +313,20 @@ CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *
     int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
     int kh = h / rep, n = pos[b] + t + 1;
     const float *qi = q + (((long)b * Tn + t) * H + h) * D;
-    const float *kb = kc + (long)slot[b] * Tmax * ks + kh * D, *vb = vc + (long)slot[b] * Tmax * ks + kh * D;
+    long base = (long)slot[b] * Tmax * ks + kh * D;
     float mx = -INFINITY, sum = 0;
     for (int j = 0; j < n; j++) {
-      const float *kj = kb + (long)j * ks;
+      long off = base + (long)j * ks;
       float d = 0;
+      if (kvHalf) {
+        const uint16_t *kj = (const uint16_t *)kc + off;
 #pragma omp simd reduction(+ : d)
-      for (int c = 0; c < D; c++) d += qi[c] * kj[c];
+        for (int c = 0; c < D; c++) d += qi[c] * bf16_f32(kj[c]);
+      } else {
+        const float *kj = (const float *)kc + off;
+#pragma omp simd reduction(+ : d)
+        for (int c = 0; c < D; c++) d += qi[c] * kj[c];
+      }
       s[j] = d * scale;
       mx = s[j] > mx ? s[j] : mx;
     }
@@ -313,9 +335,16 @@ CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *
     float *o = out + (((long)b * Tn + t) * H + h) * D, inv = 1.0f / sum;
     for (int c = 0; c < D; c++) o[c] = 0;
     for (int j = 0; j < n; j++) {
-      const float *vj = vb + (long)j * ks;
+      long off = base + (long)j * ks;
       float p = s[j] * inv;
-      for (int c = 0; c < D; c++) o[c] += p * vj[c];
+      if (kvHalf) {
+        const uint16_t *vj = (const uint16_t *)vc + off;
+#pragma omp simd
+        for (int c = 0; c < D; c++) o[c] += p * bf16_f32(vj[c]);
+      } else {
+        const float *vj = (const float *)vc + off;
+        for (int c = 0; c < D; c++) o[c] += p * vj[c];
+      }
     }
   }
   free(s);
@@ -324,11 +353,12 @@ CLONES static void attn_cached_r(long lo, long hi, const float *q, const float *
 /* Attention of Tn new queries per sequence against a KV cache (slots, Tmax, KVH, D); query t of sequence
  * b reads cache slot slot[b], sits at position pos[b] + t and sees positions 0..pos[b]+t. Used for
  * prefill and decoding; the slot map lets a server decode any subset of its slots in one call. */
-void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
+void fr_attn_cached(const float *q, const void *kc, const void *vc, int kvHalf, float *out, const int32_t *pos,
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
   long tasks = (long)B * Tn * H, work = 0;
   for (int b = 0; b < B; b++) work += pos[b] + Tn;
-  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, out, pos, slot, Tn, H, KVH, D, Tmax, scale);
+  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, kvHalf, out, pos, slot, Tn, H, KVH, D, Tmax,
+            scale);
 }
 
 /* ---- one decoder block for one new token per sequence (see kernels.h); returns -1 when out of memory */
@@ -337,13 +367,7 @@ static void add_bias_rows(float *y, const float *bias, int N, int n) {
     for (int r = 0; r < N; r++)
       for (int i = 0; i < n; i++) y[(long)r * n + i] += bias[i];
 }
-/* ---- linear with bfloat16 weights: a bf16 value is the top half of a float32 ---- */
-static inline float bf16_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+/* ---- linear with bfloat16 weights: a bf16 value is the top half of a float32 (bf16_f32 above) ---- */
 /* y[n, o] for n < N and o in [lo, hi): four weight rows are widened into tmp at a time, then each block of
  * four rows of x meets them in a 4 × 4 tile of dot products (16 accumulators), so every loaded value is used four
  * times; the leftover rows and columns go one dot product at a time */
@@ -486,7 +510,7 @@ static void blk_lin(int N, int out, int in, const float *x, const float *w, cons
 }
 
 int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
-                    const float *cosT, const float *sinT, float *kc, float *vc, int Tmax) {
+                    const float *cosT, const float *sinT, void *kc, void *vc, int kvHalf, int Tmax) {
   int C = w->C, H = w->H, KVH = w->KVH, D = w->D, F = w->F, qd = H * D, kd = KVH * D;
   float *buf = malloc(sizeof(float) * ((size_t)N * (C + 3 * (size_t)qd + 2 * (size_t)kd + 2 * (size_t)F) + N));
   if (!buf) return -1;
@@ -501,10 +525,17 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
   fr_rope(k, att, pos, cosT, sinT, N, KVH, D, 0); /* att is free until the attention: rotated keys */
   for (int b = 0; b < N; b++) {
     long dst = ((long)slot[b] * Tmax + pos[b]) * kd;
-    memcpy(kc + dst, att + (long)b * kd, sizeof(float) * kd);
-    memcpy(vc + dst, v + (long)b * kd, sizeof(float) * kd);
+    if (kvHalf)
+      for (int c = 0; c < kd; c++) {
+        ((uint16_t *)kc)[dst + c] = f32_bf16(att[(long)b * kd + c]);
+        ((uint16_t *)vc)[dst + c] = f32_bf16(v[(long)b * kd + c]);
+      }
+    else {
+      memcpy((float *)kc + dst, att + (long)b * kd, sizeof(float) * kd);
+      memcpy((float *)vc + dst, v + (long)b * kd, sizeof(float) * kd);
+    }
   }
-  fr_attn_cached(qr, kc, vc, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));
+  fr_attn_cached(qr, kc, vc, kvHalf, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));
   blk_lin(N, C, qd, att, w->wo, w->ho, 1, x); /* x += att Wo^T */
   fr_rmsnorm_fwd(x, w->ln2, h, rstd, N, C, w->eps);
   blk_lin(N, F, C, h, w->wg, w->hg, 0, g);

@@ -29,7 +29,8 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
                  int H, int KVH, int D, float scale);
 void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
                  float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
-void fr_attn_cached(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
+/* kc, vc: float32, or bfloat16 bits when kvHalf */
+void fr_attn_cached(const float *q, const void *kc, const void *vc, int kvHalf, float *out, const int32_t *pos,
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
 /* One decoder block for N sequences decoding one token each (row b of x sits at pos[b] in cache slot
  * slot[b]): x += attn(rmsnorm(x)); x += mlp(rmsnorm(x)), updating x in place and writing the new keys
@@ -43,7 +44,7 @@ typedef struct {
   float eps;
 } FrBlock;
 int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
-                    const float *cosT, const float *sinT, float *kc, float *vc, int Tmax);
+                    const float *cosT, const float *sinT, void *kc, void *vc, int kvHalf, int Tmax);
 /* y[n, o] = beta * y[n, o] + sum_i x[n, i] * W[o, i] with W (out, in) in bfloat16: each weight is read once
  * for all N rows, so decoding streams half the bytes of float32 weights. */
 void fr_linear_bf16(const float *x, const uint16_t *W, float *y, long N, int in, int out, float beta);

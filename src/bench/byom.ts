@@ -2,7 +2,7 @@
 // one LoRA GRPO step (rank 16, every linear layer, frozen base, per-layer checkpointing, chunked LM head): its
 // time, training tokens/s and peak resident memory; decoding (bf16 matrices) at batch 1 and 16; the same LoRA
 // micro-batch in PyTorch, and batch-1 decoding by llama.cpp of the same weights as GGUF, in the same run.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +15,9 @@ import { countParams, parseModelConfig, type ModelConfig } from "../model/config
 import { addLora, LORA_MODULES, mergeLora, trainableParams } from "../model/lora.js";
 import { generate } from "../model/sampler.js";
 import { initModel, tokenLogprobs, type Model } from "../model/transformer.js";
-import { useBf16Decoding } from "../model/half.js";
+import { keepBaseInBf16, useBf16Decoding } from "../model/half.js";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { exportGguf } from "../serve/gguf.js";
 import { CharTokenizer } from "../tokenizer/tokenizer.js";
 import { findTorchPython, runTorchStep } from "./engine.js";
@@ -41,6 +43,8 @@ export interface ByomOptions {
   rank: number;
   /** the rollouts' KV cache in bfloat16 (a GRPO stage's kvCacheBf16) */
   kvBf16: boolean;
+  /** the frozen base's projections in bfloat16 only (a LoRA stage's bf16Base) */
+  bf16Base: boolean;
   torch: boolean;
   llamaCpp: boolean;
 }
@@ -53,6 +57,8 @@ export interface ByomBench {
   grpoStepS: number;
   /** the rollouts' KV cache: "bf16" or "f32" */
   kvCache: string;
+  /** the frozen projections during the step: "bf16" (bf16Base) or "f32" */
+  base: string;
   grpoSampleS: number;
   grpoUpdateS: number;
   /** peak resident memory up to the end of the GRPO step (before the bf16 decoding copies) */
@@ -85,7 +91,27 @@ export interface ByomBench {
 /** Sequences GRPO decodes at once (rl/grpo.ts's rollout). */
 const GRPO_SAMPLE_BATCH = 32;
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
-const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
+/** Peak resident memory since the last resetPeak (Linux: VmHWM), else since the process started. */
+function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    /* not Linux */
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Collects garbage and restarts the peak (Linux), so a step's peak is its own, not the model's initialisation. */
+function resetPeak(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+  } catch {
+    /* the peak then counts from the process start */
+  }
+}
 const gib = (mb: number) => (mb / 1024).toFixed(2);
 
 function randomPrompts(rng: Rng, n: number, len: number, V: number): number[][] {
@@ -203,7 +229,9 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
   progress(`initialising ${o.shape} (${(countParams(config) / 1e6).toFixed(0)}M parameters, random)`);
   const model = initModel(config, 1);
   addLora(model, { rank: o.rank, alpha: 2 * o.rank, targets: ["all-linear"] }, 2);
+  if (o.bf16Base) keepBaseInBf16(model);
   model.checkpointLayers = true;
+  resetPeak();
   const loraParams = [...trainableParams(model).values()].reduce((a, t) => a + t.size, 0);
   const g = grpoStep(model, o, progress),
     grpoPeakRssMb = peakRssMb();
@@ -216,6 +244,7 @@ export async function benchByom(o: ByomOptions, report: (msg: string) => void = 
     loraParams,
     grpoStepS: g.sampleS + g.updateS,
     kvCache: o.kvBf16 ? "bf16" : "f32",
+    base: o.bf16Base ? "bf16" : "f32",
     grpoSampleS: g.sampleS,
     grpoUpdateS: g.updateS,
     grpoPeakRssMb,

@@ -134,11 +134,20 @@ function registerBenchByom(bench: Command): void {
     .option("--micro <n>", "sequences per forward/backward of the update", "4")
     .option("--rank <n>", "LoRA rank (alpha = 2 × rank, every linear layer)", "16")
     .option("--kv-f32", "the GRPO step's rollouts keep a float32 KV cache (default bfloat16: kvCacheBf16)")
+    .option("--bf16-base", "keep the frozen base's projections in bfloat16 only during the step (bf16Base)")
     .option("--no-torch", "skip the PyTorch comparison")
     .option("--no-llama-cpp", "skip the llama.cpp decoding comparison")
     .option("--json", "print one JSON line")
     .action(
-      async (o: Record<string, string> & { torch: boolean; llamaCpp: boolean; json?: boolean; kvF32?: boolean }) => {
+      async (
+        o: Record<string, string> & {
+          torch: boolean;
+          llamaCpp: boolean;
+          json?: boolean;
+          kvF32?: boolean;
+          bf16Base?: boolean;
+        },
+      ) => {
         const n = (flag: string, key: string) => positiveInt(flag, o[key]!);
         const r = await benchByom(
           {
@@ -150,6 +159,7 @@ function registerBenchByom(bench: Command): void {
             micro: n("--micro", "micro"),
             rank: n("--rank", "rank"),
             kvBf16: !o.kvF32,
+            bf16Base: !!o.bf16Base,
             torch: o.torch,
             llamaCpp: o.llamaCpp,
           },

@@ -266,6 +266,7 @@ test("LoRA GRPO stopped after two steps and resumed ends with the adapters of an
       refreshRefEvery: 3, // the reference moves once, after the resume point: it must come back from the checkpoint
       lora: { rank: 4 },
       activationCheckpointing: true,
+      bf16Base: true, // the frozen projections in bfloat16 only: saved as BF16, kept exactly through the resume
     });
   const source = taskSource(getTask("addition"), [2]);
   const io = (dir: string, stopAfter?: number): StageIO => {
@@ -290,4 +291,14 @@ test("LoRA GRPO stopped after two steps and resumed ends with the adapters of an
       readFileSync(join(full, "checkpoint", f)).equals(readFileSync(join(part, "checkpoint", f))),
       `${f} differs after the resume`,
     );
+  const file = readFileSync(join(full, "checkpoint", "model.safetensors")),
+    header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString("utf8"));
+  assert.equal(header["model.layers.0.mlp.down_proj.weight"].dtype, "BF16", "the bf16 base is saved as BF16");
+  assert.equal(header["model.norm.weight"].dtype, "F32", "norms stay float32");
+  const widened = loadModelDir(join(full, "checkpoint")).model.params.get("model.layers.0.mlp.down_proj.weight")!;
+  const original = loadModelDir(base).model.params.get("model.layers.0.mlp.down_proj.weight")!;
+  assert.ok(
+    widened.data.every((x, i) => Math.abs(x - original.data[i]!) <= Math.abs(original.data[i]!) / 256),
+    "the saved base is the loaded one rounded to bfloat16",
+  );
 });

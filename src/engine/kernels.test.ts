@@ -363,6 +363,33 @@ test(
   },
 );
 
+const N_matmul = (dy: Float32Array, W: Uint16Array, dx: Float32Array, n: number, i: number, o: number) =>
+  N.matmulBf16(dy, W, dx, n, i, o, 1);
+
+test(
+  "matmulBf16 (a frozen bf16 linear's input gradient) agrees with the reference and gemm on widened W",
+  { skip },
+  () => {
+    for (const [n, inF, outF] of [
+      [1, 24, 40],
+      [7, 48, 33],
+      [70, 96, 130],
+    ] as const) {
+      const W = new Uint16Array(outF * inF);
+      storeBf16(W, rnd(outF * inF), 0);
+      const Wf = Float32Array.from(W, (h) => bf16Value(h)),
+        dy = rnd(n * outF),
+        init = rnd(n * inF);
+      const [a, b, c] = [init.slice(), init.slice(), init.slice()];
+      N_matmul(dy, W, a, n, inF, outF);
+      R.matmulBf16(dy, W, b, n, inF, outF, 1);
+      R.gemm(0, 0, n, inF, outF, 1, dy, 0, outF, 0, Wf, 0, inF, 0, 1, c, 0, inF, 0, 1);
+      close(a, b, 1e-5, `matmulBf16 ${n}×${inF}×${outF}: native vs reference`);
+      close(a, c, 1e-5, `matmulBf16 ${n}×${inF}×${outF}: vs gemm, accumulating into dx`);
+    }
+  },
+);
+
 test(
   "bfloat16 KV cache: attnCached and decodeBlock read and write bf16 keys and values as the reference does",
   { skip },

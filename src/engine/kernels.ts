@@ -130,6 +130,8 @@ export interface Kernels {
   decodeBlock(...args: DecodeBlockArgs<F32>): void;
   /** decodeBlock with the seven projections as bfloat16 bits (the float32 layout, half the bytes). */
   decodeBlockHalf(...args: DecodeBlockArgs<U16>): void;
+  /** dx (N, in) = beta·dx + dy (N, out) · W with W (out, in) as bfloat16 bits: a frozen bf16 linear's input gradient. */
+  matmulBf16(dy: F32, W: U16, dx: F32, N: number, inF: number, outF: number, beta: number): void;
   /** y (N, out) = beta·y + x (N, in) · Wᵀ with W (out, in) as bfloat16 bits; no gradient. */
   linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number, beta: number): void;
   swigluFwd(g: F32, u: F32, out: F32): void;

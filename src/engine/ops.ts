@@ -87,14 +87,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
   return done("matmul", out);
 }
 
-/** x (N, in) · Wᵀ with W (out, in) given as bfloat16 bits → (N, out); inference only (no gradient). */
+/** x (N, in) · Wᵀ with W (out, in) given as bfloat16 bits → (N, out); W is frozen, the gradient reaches x only. */
 export function linearHalf(x: Tensor, W: Uint16Array, outF: number): Tensor {
   const inF = lastDim(x),
     N = x.size / inF;
   if (W.length !== outF * inF) throw shapeError("linearHalf", [W.length], `a (${outF}, ${inF}) bfloat16 weight`);
-  if (tracks(x)) throw internal("linearHalf has no backward; call it under noGrad()");
-  const out = output([N, outF], false);
+  const out = output([N, outF], tracks(x));
   K().linearBf16(x.data, W, out.data, N, inF, outF, 0);
+  // W is frozen: only the input's gradient flows back, dx += dy · W
+  if (out.requiresGrad) record(() => K().matmulBf16(out.grad, W, x.grad, N, inF, outF, 1));
   return done("linearHalf", out);
 }
 

@@ -282,6 +282,10 @@ function linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number
   gemm(0, 1, N, outF, inF, 1, x, 0, inF, 0, widen(W), 0, inF, 0, beta, y, 0, outF, 0, 1);
 }
 
+function matmulBf16(dy: F32, W: U16, dx: F32, N: number, inF: number, outF: number, beta: number): void {
+  gemm(0, 0, N, inF, outF, 1, dy, 0, outF, 0, widen(W), 0, inF, 0, beta, dx, 0, inF, 0, 1);
+}
+
 /** The block as the sequence of the kernels above (the op-by-op path, with the residual adds fused). */
 const decodeBlock: Kernels["decodeBlock"] = (
   x,
@@ -397,6 +401,7 @@ export const referenceKernels: Kernels = {
       ...rest,
     ),
   linearBf16,
+  matmulBf16,
   swigluFwd,
   swigluBwd: (dout, g, u, dg, du) => {
     for (let i = 0; i < g.length; i++) {

@@ -6,7 +6,7 @@
 // size classes, and free memory beyond a cap is released least-recently-used first. Parameters (param()), their
 // gradients, optimizer state and KV caches are *persistent* and never pooled. Reading a step-scoped
 // tensor after endStep() throws instead of returning reused memory: copy out (toArray) what you keep.
-import { FrugalError, shapeError } from "../common/errors.js";
+import { FrugalError, internal, shapeError } from "../common/errors.js";
 
 const pool = new Map<number, Float32Array[]>();
 const lastUse = new Map<number, number>();
@@ -116,6 +116,7 @@ export class Tensor {
   requiresGrad: boolean;
   private buf: Float32Array;
   private gbuf: Float32Array | null = null;
+  private bits: Uint16Array | null = null;
   private readonly born: number;
 
   constructor(shape: readonly number[], data: Float32Array, opts: { persistent: boolean; requiresGrad: boolean }) {
@@ -140,7 +141,26 @@ export class Tensor {
   }
   get data(): Float32Array {
     this.check();
+    if (this.bits) throw internal(`tensor [${this.shape.join(", ")}] is kept as bfloat16 bits only; read .bf16`);
     return this.buf;
+  }
+  /** The bfloat16 bits of a frozen tensor kept in bfloat16 only (keepBf16), else null. */
+  get bf16(): Uint16Array | null {
+    return this.bits;
+  }
+  /** Keeps only `bits` (its values rounded to bfloat16): half the memory; `data` is unavailable until widen(). */
+  keepBf16(bits: Uint16Array): void {
+    if (bits.length !== this.size) throw shapeError("keepBf16", [bits.length], `${this.size} bfloat16 values`);
+    this.bits = bits;
+    this.buf = new Float32Array(0);
+  }
+  /** Float32 values again from the bfloat16 bits (exactly their values). */
+  widen(): void {
+    if (!this.bits) return;
+    const u = new Uint32Array(this.size);
+    for (let i = 0; i < this.size; i++) u[i] = this.bits[i]! << 16;
+    this.buf = new Float32Array(u.buffer);
+    this.bits = null;
   }
   /** The gradient buffer, created zeroed on first use. */
   get grad(): Float32Array {

@@ -45,9 +45,13 @@ export interface SaveOptions {
 
 /** A model's parameters as safetensors bytes (model.safetensors, or a second model saved beside it). */
 export function encodeWeights(model: Model): Buffer {
-  return encodeSafetensors(new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
-    format: "pt",
-  });
+  // weights kept in bfloat16 only (a bf16 base under LoRA) are written as BF16, their exact values
+  return encodeSafetensors(
+    new Map([...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.bf16 ?? t.data }])),
+    {
+      format: "pt",
+    },
+  );
 }
 
 /** A model of this config from a weights file written by encodeWeights (names and shapes checked). */

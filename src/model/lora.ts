@@ -84,7 +84,12 @@ export function addLora(model: Model, cfg: LoraConfig, seed: number): void {
 /** Folds the adapters into the base weights (W += scale·B·A) and makes every weight trainable; call between steps. */
 export function mergeLora(model: Model): void {
   if (!model.lora) return;
-  foldAdapters(model.lora, (name) => model.params.get(name)!.data);
+  foldAdapters(model.lora, (name) => {
+    const W = model.params.get(name)!;
+    W.widen(); // a bf16-only base weight becomes float32 again: merging changes it
+    model.half?.delete(name);
+    return W.data;
+  });
   model.lora = undefined;
   for (const p of model.params.values()) p.requiresGrad = true;
 }

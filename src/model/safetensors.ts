@@ -1,6 +1,6 @@
 // safetensors read/write: 8-byte little-endian header length, a JSON header of
 // {name: {dtype, shape, data_offsets}} (+ optional __metadata__), then the raw little-endian data.
-// Reads F32, F16 and BF16 (widened to float32); writes F32. Every field is checked before use and
+// Reads F32, F16 and BF16 (widened to float32); writes F32, and BF16 for data given as bfloat16 bits. Every field is checked before use and
 // errors name the file, the tensor and the fix. No file I/O policy here (common/files.ts writes).
 import { readFileSync } from "node:fs";
 import { FrugalError } from "../common/errors.js";
@@ -115,15 +115,19 @@ export function readSafetensors(file: string): SafeTensors {
 
 /** Serialises float32 tensors (header padded to 8 bytes, as the reference implementation does). */
 export function encodeSafetensors(
-  tensors: Map<string, { shape: readonly number[]; data: Float32Array }>,
+  tensors: Map<string, { shape: readonly number[]; data: Float32Array | Uint16Array }>,
   metadata: Record<string, string> = {},
 ): Buffer {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let off = 0;
   for (const [name, t] of tensors) {
-    header[name] = { dtype: "F32", shape: t.shape, data_offsets: [off, off + t.data.length * 4] };
-    off += t.data.length * 4;
+    header[name] = {
+      dtype: t.data instanceof Uint16Array ? "BF16" : "F32",
+      shape: t.shape,
+      data_offsets: [off, off + t.data.byteLength],
+    };
+    off += t.data.byteLength;
   }
   let h = JSON.stringify(header);
   h += " ".repeat((8 - (Buffer.byteLength(h) % 8)) % 8);

@@ -156,10 +156,13 @@ export function head(model: Model, x: Tensor): Tensor {
   return project(model, headName(model), finalNorm(model, x));
 }
 
-/** x·Wᵀ of the weight `name`: from its bfloat16 bits when the model decodes from them and no tape runs. */
+/**
+ * x·Wᵀ of the weight `name`: from its bfloat16 bits when the model has them and W gets no gradient (decoding, or a
+ * frozen bf16 base under LoRA, whose gradient then reaches x only).
+ */
 function project(model: Model, name: string, x: Tensor): Tensor {
   const W = p(model, name),
-    half = E.isGradEnabled() ? undefined : model.half?.get(name);
+    half = E.isGradEnabled() && W.requiresGrad ? undefined : model.half?.get(name);
   return half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
 }
 

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { Rng } from "../common/rng.js";
+import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
 import { allreduceGrads, allreduceSum, checkSameOnAllRanks, isMain, shareOf } from "../engine/dist.js";
 import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
@@ -13,6 +14,7 @@ import { loadModelDir } from "../model/load.js";
 import { trainFlops } from "../model/flops.js";
 import type { Model } from "../model/transformer.js";
 import { LoraConfig, prepareForTraining, trainableParams } from "../model/lora.js";
+import { keepBaseInBf16 } from "../model/half.js";
 import { padId, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { lossAndBackward, lrAt, makeBatch, sliceRows } from "./batch.js";
@@ -35,6 +37,8 @@ export const TrainedWeights = {
   lora: LoraConfig.optional(),
   /** recompute each layer's activations in the backward instead of keeping them: less memory, ~⅓ more compute */
   activationCheckpointing: z.boolean().default(false),
+  /** with lora: keep the frozen base's projections in bfloat16 only (half their memory; read by bf16 kernels) */
+  bf16Base: z.boolean().default(false),
 };
 
 /**
@@ -43,11 +47,17 @@ export const TrainedWeights = {
  */
 export function readyForStage(
   t: Trainee,
-  cfg: { lora?: LoraConfig; activationCheckpointing: boolean },
+  cfg: { lora?: LoraConfig; activationCheckpointing: boolean; bf16Base: boolean },
   resumed: boolean,
   seed: number,
 ): void {
+  if (cfg.bf16Base && !cfg.lora)
+    throw new FrugalError(
+      "CONFIG",
+      '"bf16Base": true keeps a frozen base in bfloat16, so it needs "lora"; full fine-tuning trains every weight in float32',
+    );
   if (!resumed) prepareForTraining(t.model, cfg.lora, seed);
+  if (cfg.bf16Base) keepBaseInBf16(t.model);
   t.model.checkpointLayers = cfg.activationCheckpointing;
   checkSameOnAllRanks(
     "starting weights",
@@ -59,7 +69,11 @@ export function readyForStage(
 /** A cheap fingerprint of every weight (name, sum of squares, first and last value): equal on equal weights. */
 export function weightsFingerprint(model: Model): string {
   const sumsq = E.kernels().k.sumsq;
-  return [...model.params].map(([n, p]) => `${n}:${sumsq(p.data)}:${p.data[0]}:${p.data[p.size - 1]}`).join("|");
+  const one = (p: E.Tensor) =>
+    p.bf16
+      ? `bf16 ${p.bf16.reduce((h, x) => (Math.imul(h, 31) + x) >>> 0, 0)}`
+      : `${sumsq(p.data)}:${p.data[0]}:${p.data[p.size - 1]}`;
+  return [...model.params].map(([n, p]) => `${n}:${one(p)}`).join("|");
 }
 
 export const SupervisedConfig = OptimConfig.extend({

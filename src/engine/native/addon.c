@@ -398,6 +398,22 @@ static napi_value linear_bf16(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value matmul_bf16(napi_env env, napi_callback_info info) {
+  BEGIN("matmul_bf16");
+  size_t ny, nw, nx;
+  float *dy = f32(a, "dy", &ny);
+  uint16_t *W = u16(a, "W", &nw);
+  float *dx = f32(a, "dx", &nx);
+  long N = dim(a, "N"), in = dim(a, "in"), out = dim(a, "out");
+  float beta = (float)num(a, "beta");
+  DONE;
+  need(a, "dy", ny, (double)N * out); need(a, "W", nw, (double)out * in); need(a, "dx", nx, (double)N * in);
+  DONE;
+  if (N && fr_matmul_bf16(dy, W, dx, N, (int)in, (int)out, beta))
+    fail(a, "ERR_FRUGAL_MEMORY", "out of memory widening a %ld x %ld bfloat16 matrix", out, in);
+  return NULL;
+}
+
 static napi_value swiglu_fwd(napi_env env, napi_callback_info info) {
   BEGIN("swiglu_fwd");
   size_t ng, nu, no;
@@ -491,7 +507,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("embeddingFwd", embedding_fwd), FN("embeddingBwd", embedding_bwd),
       FN("rmsnormFwd", rmsnorm_fwd), FN("rmsnormBwd", rmsnorm_bwd), FN("rope", rope),
       FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnCached", attn_cached), FN("decodeBlock", decode_block),
-      FN("decodeBlockHalf", decode_block_half), FN("linearBf16", linear_bf16),
+      FN("decodeBlockHalf", decode_block_half), FN("linearBf16", linear_bf16), FN("matmulBf16", matmul_bf16),
       FN("swigluFwd", swiglu_fwd), FN("swigluBwd", swiglu_bwd),
       FN("logsoftmaxGather", lsm_gather), FN("logsoftmaxGatherBwd", lsm_gather_bwd),
       FN("adamw", adamw), FN("setThreads", set_threads), FN("info", info_fn),

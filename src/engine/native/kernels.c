@@ -502,6 +502,17 @@ void fr_linear_bf16(const float *x, const uint16_t *W, float *y, long N, int in,
   else PAR_RANGE(out, (long)in * N, lin16_r, x, W, y, N, in, out, beta);
 }
 
+/* dx (N, in) = beta*dx + dy (N, out) · W (out, in) with W in bfloat16: the input gradient of a frozen bf16 linear.
+ * W is widened once per call (a transient float32 copy of one matrix) and multiplied by sgemm. */
+int fr_matmul_bf16(const float *dy, const uint16_t *W, float *dx, long N, int in, int out, float beta) {
+  float *Wf = malloc(sizeof(float) * (size_t)out * in);
+  if (!Wf) return -1;
+  PAR_RANGE((long)out * in, 1, widen16_r, W, Wf);
+  fr_gemm(0, 0, (int)N, in, out, 1, dy, out, 0, Wf, in, 0, beta, dx, in, 0, 1);
+  free(Wf);
+  return 0;
+}
+
 /* y (N, out) = beta*y + x (N, in) · Wᵀ from the float32 or the bfloat16 copy of a block's weight */
 static void blk_lin(int N, int out, int in, const float *x, const float *w, const uint16_t *h, float beta,
                     float *y) {

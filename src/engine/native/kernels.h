@@ -48,6 +48,8 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
 /* y[n, o] = beta * y[n, o] + sum_i x[n, i] * W[o, i] with W (out, in) in bfloat16: each weight is read once
  * for all N rows, so decoding streams half the bytes of float32 weights. */
 void fr_linear_bf16(const float *x, const uint16_t *W, float *y, long N, int in, int out, float beta);
+/* dx[n, i] = beta * dx[n, i] + sum_o dy[n, o] * W[o, i], W (out, in) in bfloat16; -1 when out of memory */
+int fr_matmul_bf16(const float *dy, const uint16_t *W, float *dx, long N, int in, int out, float beta);
 void fr_swiglu_fwd(const float *g, const float *u, float *out, long n);
 void fr_swiglu_bwd(const float *dout, const float *g, const float *u, float *dg, float *du, long n);
 void fr_logsoftmax_gather(const float *logits, const int32_t *tgt, float *logp, float *lse, long N, int V);

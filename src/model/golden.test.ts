@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fixtures } from "../common/testing.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
-import { forward, tokenLogprobs } from "./transformer.js";
+import { forward, tokenLogprobs, type Model } from "./transformer.js";
 import { Decoder, generate } from "./sampler.js";
 import { mergeLora, trainableParams } from "./lora.js";
 import { keepBaseInBf16, useBf16Decoding } from "./half.js";
@@ -96,6 +96,16 @@ test("PEFT LoRA adapters (all linear layers) on Qwen3: logits, loss, adapter gra
   assert.equal(model.lora, undefined);
 });
 
+/** With per-layer checkpointing and the chunked head: PyTorch's loss and LoRA gradients on the fixture's batch. */
+function checkedLoraStep(model: Model, g: Golden): void {
+  model.checkpointLayers = true;
+  const loss = E.maskedMeanNeg(tokenLogprobs(model, Int32Array.from(g.ids), Int32Array.from(g.targets), g.B, g.T));
+  assert.ok(Math.abs(loss.item() - g.loss) < 1e-5, `loss ${loss.item()} vs ${g.loss}`);
+  E.backward(loss);
+  for (const [pname, p] of trainableParams(model)) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
+  E.endStep();
+}
+
 test("a bf16-only frozen base (bf16Base) gives PyTorch's loss and LoRA gradients on the bf16 checkpoint", () => {
   const dir = join(fixtures, "tiny-qwen3-lora");
   const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as Golden;
@@ -104,12 +114,7 @@ test("a bf16-only frozen base (bf16Base) gives PyTorch's loss and LoRA gradients
   const q = model.params.get("model.layers.0.self_attn.q_proj.weight")!;
   assert.ok(q.bf16 && q.bf16.length === q.size, "the projections keep bfloat16 bits only");
   assert.throws(() => q.data, /kept as bfloat16 bits only/);
-  model.checkpointLayers = true;
-  const loss = E.maskedMeanNeg(tokenLogprobs(model, Int32Array.from(g.ids), Int32Array.from(g.targets), g.B, g.T));
-  assert.ok(Math.abs(loss.item() - g.loss) < 1e-5, `loss ${loss.item()} vs ${g.loss}`);
-  E.backward(loss);
-  for (const [pname, p] of trainableParams(model)) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
-  E.endStep();
+  checkedLoraStep(model, g);
   mergeLora(model); // widens the base again to fold the adapters in
   const merged = E.noGrad(() => forward(model, Int32Array.from(g.ids), g.B, g.T));
   assert.ok(maxDiff(merged.data, g.logits) < 2e-5, `merged logits maxdiff ${maxDiff(merged.data, g.logits)}`);
@@ -119,12 +124,7 @@ test("per-layer activation checkpointing and the chunked LM head give PyTorch's 
   const dir = join(fixtures, "tiny-qwen3-lora");
   const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as Golden;
   const { model } = loadCheckpoint(dir);
-  model.checkpointLayers = true;
-  const loss = E.maskedMeanNeg(tokenLogprobs(model, Int32Array.from(g.ids), Int32Array.from(g.targets), g.B, g.T));
-  assert.ok(Math.abs(loss.item() - g.loss) < 1e-5, `loss ${loss.item()} vs ${g.loss}`);
-  E.backward(loss);
-  for (const [pname, p] of trainableParams(model)) assert.ok(maxDiff(p.grad, g.grads[pname]!) < 2e-5, `${pname} grad`);
-  E.endStep();
+  checkedLoraStep(model, g);
 });
 
 test("bfloat16 decoding (bf16 weights and KV cache, fused and op by op) keeps PyTorch's greedy tokens", () => {

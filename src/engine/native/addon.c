@@ -383,36 +383,28 @@ static napi_value decode_block_args(napi_env env, napi_callback_info info, int h
 static napi_value decode_block(napi_env env, napi_callback_info info) { return decode_block_args(env, info, 0); }
 static napi_value decode_block_half(napi_env env, napi_callback_info info) { return decode_block_args(env, info, 1); }
 
-static napi_value linear_bf16(napi_env env, napi_callback_info info) {
-  BEGIN("linear_bf16");
-  size_t nx, nw, ny;
-  float *x = f32(a, "x", &nx);
+/* linearBf16 (y = beta*y + x Wᵀ) and matmulBf16 (dx = beta*dx + dy W): the same arguments, W (out, in) in bfloat16;
+ * the input has `in` columns forward and `out` backward */
+static napi_value bf16_args(napi_env env, napi_callback_info info, int backward) {
+  BEGIN(backward ? "matmul_bf16" : "linear_bf16");
+  size_t na, nw, nb;
+  float *src = f32(a, backward ? "dy" : "x", &na);
   uint16_t *W = u16(a, "W", &nw);
-  float *y = f32(a, "y", &ny);
+  float *dst = f32(a, backward ? "dx" : "y", &nb);
   long N = dim(a, "N"), in = dim(a, "in"), out = dim(a, "out");
   float beta = (float)num(a, "beta");
   DONE;
-  need(a, "x", nx, (double)N * in); need(a, "W", nw, (double)out * in); need(a, "y", ny, (double)N * out);
+  long srcCols = backward ? out : in, dstCols = backward ? in : out;
+  need(a, backward ? "dy" : "x", na, (double)N * srcCols); need(a, "W", nw, (double)out * in);
+  need(a, backward ? "dx" : "y", nb, (double)N * dstCols);
   DONE;
-  fr_linear_bf16(x, W, y, N, (int)in, (int)out, beta);
-  return NULL;
-}
-
-static napi_value matmul_bf16(napi_env env, napi_callback_info info) {
-  BEGIN("matmul_bf16");
-  size_t ny, nw, nx;
-  float *dy = f32(a, "dy", &ny);
-  uint16_t *W = u16(a, "W", &nw);
-  float *dx = f32(a, "dx", &nx);
-  long N = dim(a, "N"), in = dim(a, "in"), out = dim(a, "out");
-  float beta = (float)num(a, "beta");
-  DONE;
-  need(a, "dy", ny, (double)N * out); need(a, "W", nw, (double)out * in); need(a, "dx", nx, (double)N * in);
-  DONE;
-  if (N && fr_matmul_bf16(dy, W, dx, N, (int)in, (int)out, beta))
+  if (!backward) fr_linear_bf16(src, W, dst, N, (int)in, (int)out, beta);
+  else if (N && fr_matmul_bf16(src, W, dst, N, (int)in, (int)out, beta))
     fail(a, "ERR_FRUGAL_MEMORY", "out of memory widening a %ld x %ld bfloat16 matrix", out, in);
   return NULL;
 }
+static napi_value linear_bf16(napi_env env, napi_callback_info info) { return bf16_args(env, info, 0); }
+static napi_value matmul_bf16(napi_env env, napi_callback_info info) { return bf16_args(env, info, 1); }
 
 static napi_value swiglu_fwd(napi_env env, napi_callback_info info) {
   BEGIN("swiglu_fwd");

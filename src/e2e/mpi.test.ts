@@ -158,26 +158,22 @@ test("a rank killed with SIGKILL ends the job (no hang); --resume ends with an u
   for (const s of ["base", ...later]) assert.equal(weightsHash(cut, s), weightsHash(whole, s), `${s} weights`);
 });
 
+/** One mpirun job of two ranks running frugal with different arguments (MPMD: rank 0 `a`, rank 1 `b`). */
+const twoApps = (a: string[], b: string[]) =>
+  spawnSync(
+    "mpirun",
+    [...mpiArgs, "-np", "1", process.execPath, cli, ...a, ":", "-np", "1", process.execPath, cli, ...b],
+    { encoding: "utf8" },
+  );
+
 test("ranks that disagree on the recipe stop at start and name the difference", () => {
   needMpi();
   const dir = tempDir(),
     other = join(dir, "other.json");
   writeFileSync(other, JSON.stringify({ ...JSON.parse(readFileSync(tiny, "utf8")), seed: 4 }));
-  const r = spawnSync(
-    "mpirun",
-    [...mpiArgs, "-np", "1", process.execPath, cli, "run", tiny, "--out", join(dir, "run"), "--quiet"].concat([
-      ":",
-      "-np",
-      "1",
-      process.execPath,
-      cli,
-      "run",
-      other,
-      "--out",
-      join(dir, "run"),
-      "--quiet",
-    ]),
-    { encoding: "utf8" },
+  const r = twoApps(
+    ["run", tiny, "--out", join(dir, "run"), "--quiet"],
+    ["run", other, "--out", join(dir, "run"), "--quiet"],
   );
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /the 2 MPI ranks disagree, so none started:\n\s+rank 1 \(.*\) has recipe [0-9a-f]+, rank 0/);
@@ -193,22 +189,9 @@ test("ranks whose checkpoints differ (no shared filesystem) stop before the firs
     { outDir: stale, resume: false, quiet: true, noForecast: true },
   );
   rmSync(join(stageDir(stale, "base"), "done.json")); // rank 1 finds a finished base checkpoint to resume from
-  const r = spawnSync(
-    "mpirun",
-    [...mpiArgs, "-np", "1", process.execPath, cli, "run", tiny, "--out", join(dir, "fresh"), "--quiet"].concat([
-      ":",
-      "-np",
-      "1",
-      process.execPath,
-      cli,
-      "run",
-      tiny,
-      "--out",
-      stale,
-      "--resume",
-      "--quiet",
-    ]),
-    { encoding: "utf8" },
+  const r = twoApps(
+    ["run", tiny, "--out", join(dir, "fresh"), "--quiet"],
+    ["run", tiny, "--out", stale, "--resume", "--quiet"],
   );
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /rank 1 holds other starting weights than rank 0: every rank must read the same checkpoint/);

@@ -277,19 +277,14 @@ test("native side rejects bad arguments with errors that name the kernel", { ski
   assert.throws(() => N.rope(f(8), f(8), Int32Array.of(100), f(8), f(8), 1, 1, 8, 0), /pos holds 100/);
 });
 
+/** The decoder block the decodeBlock tests use: GQA (4 query heads on 2 key/value heads), 5 cache slots of 20. */
+const BLOCK = { C: 48, H: 4, KVH: 2, D: 12, F: 80, Tmax: 20, slots: 5, qd: 48, kd: 24 };
+
 test(
   "decodeBlock: native and reference agree (GQA, with and without biases, scattered slots and positions)",
   { skip },
   () => {
-    const C = 48,
-      H = 4,
-      KVH = 2,
-      D = 12,
-      F = 80,
-      Tmax = 20,
-      slots = 5,
-      qd = H * D,
-      kd = KVH * D;
+    const { C, H, KVH, D, F, Tmax, slots, qd, kd } = BLOCK;
     const cos = rnd((Tmax * D) / 2),
       sin = rnd((Tmax * D) / 2);
     const pos = Int32Array.of(0, 7, 19),
@@ -394,15 +389,7 @@ test(
   "bfloat16 KV cache: attnCached and decodeBlock read and write bf16 keys and values as the reference does",
   { skip },
   () => {
-    const C = 48,
-      H = 4,
-      KVH = 2,
-      D = 12,
-      F = 80,
-      Tmax = 20,
-      slots = 5,
-      qd = H * D,
-      kd = KVH * D,
+    const { C, H, KVH, D, F, Tmax, slots, qd, kd } = BLOCK,
       n = slots * Tmax * kd;
     const toBf16 = (a: Float32Array) => {
       const h = new Uint16Array(a.length);

@@ -22,7 +22,8 @@ import { runRecipe, stageDir } from "../pipeline/runner.js";
 const cli = join(repoRoot, "dist/cli/main.js"),
   tiny = join(repoRoot, "recipes/tiny.json");
 const later = ["sft", "grpo", "rs-sft", "distill"];
-const mpiArgs = ["--allow-run-as-root", "--oversubscribe"];
+// no single-copy (CMA) transfers: containers without ptrace rights would fail them
+const mpiArgs = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", "none"];
 
 function needMpi(): void {
   const v = spawnSync("mpirun", ["--version"], { encoding: "utf8" });

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
 import { loadGuard } from "../safety/hf-guard.js";
+import { isMain } from "../engine/dist.js";
 import type { SafetyJudge } from "../safety/guard.js";
 import { progress } from "../common/progress.js";
 import {
@@ -184,6 +185,7 @@ function safetyEvalAction(o: SafetyEvalFlags, cmd: Command): void {
     steering: guard ? steeringFor(o.model, guard) : null,
     capabilityDelta,
   });
+  if (!isMain()) return; // under mpirun the ranks split the prompts; rank 0 reports
   if (o.json) {
     console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
     return;
@@ -239,7 +241,7 @@ function labelledCommand(
   capabilityDelta: number | null,
   loso: LosoReport | null,
 ): void {
-  const bar = progress("safety-eval", { stream: process.stderr, unit: "prompt" });
+  const bar = progress("safety-eval", { stream: process.stderr, unit: "prompt", quiet: !isMain() });
   const r = labelledEval(t.model, t.tokenizer, file, {
     promptChars: positiveInt("--prompt-chars", o.promptChars),
     maxNewTokens: positiveInt("--max-new-tokens", o.maxNewTokens),
@@ -250,6 +252,7 @@ function labelledCommand(
     progress: (done, total) => bar.update(done, total, ""),
   });
   bar.stop();
+  if (!isMain()) return;
   if (o.json) {
     console.log(JSON.stringify({ ...r, leaveOneSourceOut: loso }));
     return;

@@ -9,6 +9,9 @@ export interface BillStage {
   kind: string;
   device: string;
   count: number;
+  /** MPI ranks (each with `count` devices) and seconds rank 0 spent in collectives */
+  ranks: number;
+  commS: number;
   wallS: number;
   deviceHours: number;
   costUsd: number;
@@ -34,6 +37,8 @@ export function makeBill(entries: LedgerEntry[], skipped: Bill["skipped"] = [], 
     kind: e.kind,
     device: e.device,
     count: e.count,
+    ranks: e.ranks ?? 1,
+    commS: e.commS ?? 0,
     wallS: e.wallS,
     deviceHours: e.deviceHours,
     costUsd: e.costUsd,
@@ -68,6 +73,8 @@ export function exampleBill(name: string): Bill {
     kind: "train",
     device: "h800",
     count: 512,
+    ranks: 1,
+    commS: 0,
     wallS: (s.gpuHours / 512) * 3600,
     deviceHours: s.gpuHours,
     costUsd: s.gpuHours * 2,
@@ -104,7 +111,7 @@ export function renderBill(b: Bill): string {
   for (const s of b.stages) {
     const fc = s.forecastS ? `${s.forecastS.toFixed(0)} s (${((s.wallS / s.forecastS - 1) * 100).toFixed(0)}%)` : "";
     lines.push(
-      `${s.name.padEnd(21)} ${`${s.count}×${s.device}`.padEnd(13)} ${hours(s.deviceHours).padStart(12)} ${money(s.costUsd).padStart(13)} ${s.wallS.toFixed(1).padStart(11)} ${`${count(s.tokens.generated)}/${count(s.tokens.trained)}`.padStart(20)} ${Number.isFinite(s.utilisation) ? `${(100 * s.utilisation).toFixed(1)}%` : "—".padStart(5)}   ${fc}${s.stopped ? "  (stopped: budget)" : ""}`,
+      `${s.name.padEnd(21)} ${`${s.ranks > 1 ? `${s.ranks}×` : ""}${s.count}×${s.device}`.padEnd(13)} ${hours(s.deviceHours).padStart(12)} ${money(s.costUsd).padStart(13)} ${s.wallS.toFixed(1).padStart(11)} ${`${count(s.tokens.generated)}/${count(s.tokens.trained)}`.padStart(20)} ${Number.isFinite(s.utilisation) ? `${(100 * s.utilisation).toFixed(1)}%` : "—".padStart(5)}   ${fc}${s.stopped ? "  (stopped: budget)" : ""}`,
     );
   }
   lines.push(
@@ -113,6 +120,12 @@ export function renderBill(b: Bill): string {
   if (b.runWallS)
     lines.push(
       `measured run wall time ${b.runWallS.toFixed(1)} s; ledger stages cover ${((100 * b.totalWallS) / b.runWallS).toFixed(1)}% of it`,
+    );
+  const ranks = Math.max(...b.stages.map((s) => s.ranks)),
+    commS = b.stages.reduce((a, s) => a + s.commS, 0);
+  if (ranks > 1)
+    lines.push(
+      `${ranks} MPI ranks: device-hours count every rank; ${commS.toFixed(1)} s of rank 0's wall time was in collectives (all-reduce, gathers, waiting)`,
     );
   if (b.note) lines.push(b.note);
   for (const s of b.skipped) lines.push(`warning: ledger line ${s.line} skipped (${s.reason})`);

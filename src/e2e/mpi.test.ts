@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { repoRoot, tempDir } from "../common/testing.js";
 import { allreduceModelMs } from "../cost/forecast.js";
 import { readLedger } from "../cost/ledger.js";
+import { makeBill, renderBill } from "../cost/bill.js";
 import { device, loadPrices } from "../cost/prices.js";
 import { mpiAddonPath } from "../engine/dist.js";
 import { readSafetensors } from "../model/safetensors.js";
@@ -87,6 +88,9 @@ function reproduces(recipe: string, first: string[], later: string[]): { a: stri
     assert.ok(e.commS! > 0, `${e.stage} records its time in collectives`);
     assert.ok(Math.abs(e.deviceHours - (e.wallS / 3600) * e.count * 2) < 1e-12, "device-hours count both ranks");
   }
+  const bill = renderBill(makeBill(readLedger(b).entries));
+  assert.match(bill, /2 MPI ranks: device-hours count every rank; [0-9.]+ s of rank 0's wall time was in collectives/);
+  assert.match(bill, /\n\S+ +2×2×cpu-vcpu /, "each stage's device column shows ranks × devices");
   return { a, b };
 }
 

@@ -120,7 +120,9 @@ function lin(model: Model, name: string, x: Tensor, bias?: Tensor): Tensor {
   let y = project(model, name, x);
   if (bias) y = E.addBias(y, bias);
   const a = adapterOf(model, name);
-  return a ? E.add(y, E.scale(E.linear(E.linear(x, a.A), a.B), a.scale)) : y;
+  // the adapter's scale goes on the rank-wide x·Aᵀ (N, r), not on the output (N, out): the same product, with the
+  // scaling loop r/out as long (an eighth of a Qwen3 LoRA step went to it); alpha = 2·rank scales exactly either way
+  return a ? E.add(y, E.linear(E.scale(E.linear(x, a.A), a.scale), a.B)) : y;
 }
 
 function block(model: Model, l: number, x: Tensor, pos: Int32Array, attn: AttnFn): Tensor {

@@ -16,6 +16,21 @@ export function bf16Value(h: number): number {
   return f[0]!;
 }
 
+/** A float32 array as bfloat16 bits, rounded to nearest even. */
+export function toBf16Array(x: Float32Array): Uint16Array {
+  const out = new Uint16Array(x.length);
+  storeBf16(out, x, 0);
+  return out;
+}
+
+/** bfloat16 bits as float32 values (exactly theirs). */
+export function widenBf16(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length),
+    u = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; i++) u[i] = h[i]! << 16;
+  return out;
+}
+
 /** Rounds src into dst (bfloat16 bits) from element `at` on, as a KV cache stores a new position. */
 export function storeBf16(dst: Uint16Array, src: Float32Array, at: number): void {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);

@@ -6,7 +6,7 @@ import { nativeKernels } from "./backend.js";
 import { referenceKernels as R } from "./reference.js";
 import { randn, Rng } from "../common/rng.js";
 import type { Kernels } from "./kernels.js";
-import { bf16Value, storeBf16 } from "./bf16.js";
+import { toBf16Array, widenBf16 } from "./bf16.js";
 
 const nat = nativeKernels();
 const skip = nat ? false : "native addon not built";
@@ -370,9 +370,8 @@ test(
       [7, 48, 33],
       [70, 96, 130],
     ] as const) {
-      const W = new Uint16Array(outF * inF);
-      storeBf16(W, rnd(outF * inF), 0);
-      const Wf = Float32Array.from(W, (h) => bf16Value(h)),
+      const W = toBf16Array(rnd(outF * inF)),
+        Wf = widenBf16(W),
         dy = rnd(n * outF),
         init = rnd(n * inF);
       const [a, b, c] = [init.slice(), init.slice(), init.slice()];
@@ -391,16 +390,10 @@ test(
   () => {
     const { C, H, KVH, D, F, Tmax, slots, qd, kd } = BLOCK,
       n = slots * Tmax * kd;
-    const toBf16 = (a: Float32Array) => {
-      const h = new Uint16Array(a.length);
-      storeBf16(h, a, 0);
-      return h;
-    };
-    const widen = (h: Uint16Array) => Float32Array.from(h, (x) => bf16Value(x));
     const kc = rnd(n),
       vc = rnd(n),
-      kh = toBf16(kc),
-      vh = toBf16(vc);
+      kh = toBf16Array(kc),
+      vh = toBf16Array(vc);
     const pos = Int32Array.of(0, 7, 19),
       slot = Int32Array.of(4, 0, 2),
       q = rnd(3 * H * D),
@@ -408,7 +401,7 @@ test(
     const [o1, o2, o3] = [rnd(3 * H * D), rnd(3 * H * D), rnd(3 * H * D)];
     R.attnCached(q, kh, vh, o1, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
     N.attnCached(q, kh, vh, o2, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
-    N.attnCached(q, widen(kh), widen(vh), o3, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
+    N.attnCached(q, widenBf16(kh), widenBf16(vh), o3, pos, slot, 3, 1, H, KVH, D, Tmax, sc);
     close(o2, o1, 1e-5, "attnCached, bf16 cache: native vs reference");
     close(o2, o3, 1e-5, "attnCached: a bf16 cache reads as its widened float32 values");
     const none = new Float32Array(0),
@@ -441,7 +434,6 @@ test(
   { skip },
   () => {
     const bits = (a: Float32Array) => Uint16Array.from(new Uint32Array(a.buffer), (u) => u >>> 16); // truncated
-    const widen = (h: Uint16Array) => new Float32Array(Uint32Array.from(h, (b) => b << 16).buffer);
     const inF = 40,
       outF = 24,
       W16 = bits(rnd(outF * inF));
@@ -453,7 +445,7 @@ test(
         y3 = y1.slice();
       R.linearBf16(x, W16, y1, Nr, inF, outF, 0.5);
       N.linearBf16(x, W16, y2, Nr, inF, outF, 0.5);
-      N.gemm(0, 1, Nr, outF, inF, 1, x, 0, inF, 0, widen(W16), 0, inF, 0, 0.5, y3, 0, outF, 0, 1);
+      N.gemm(0, 1, Nr, outF, inF, 1, x, 0, inF, 0, widenBf16(W16), 0, inF, 0, 0.5, y3, 0, outF, 0, 1);
       close(y2, y1, 1e-5, `linearBf16 native vs reference, ${Nr} rows`);
       close(y2, y3, 1e-5, `linearBf16 vs gemm on the widened weights, ${Nr} rows`);
     }
@@ -485,17 +477,17 @@ test(
     N.decodeBlock(
       xb,
       ln1,
-      widen(wq!),
-      widen(wk!),
-      widen(wv!),
+      widenBf16(wq!),
+      widenBf16(wk!),
+      widenBf16(wv!),
       e,
       e,
       e,
-      widen(wo!),
+      widenBf16(wo!),
       ln2,
-      widen(wg!),
-      widen(wu!),
-      widen(wd!),
+      widenBf16(wg!),
+      widenBf16(wu!),
+      widenBf16(wd!),
       cos,
       sin,
       kb,

@@ -2,7 +2,7 @@
 // fallback when the native addon cannot load. Deliberately unoptimised: clarity over speed, float64
 // accumulators where a sum is long. Same contract as kernels.ts (backward kernels add into grads).
 import type { F32, I32, Kernels, KV, U16 } from "./kernels.js";
-import { bf16Value, storeBf16 } from "./bf16.js";
+import { bf16Value, storeBf16, widenBf16 } from "./bf16.js";
 
 function gemm(
   ta: number,
@@ -270,20 +270,12 @@ function logsoftmaxGatherBwd(
   }
 }
 
-/** bfloat16 bits → float32 values. */
-function widen(h: U16): F32 {
-  const out = new Float32Array(h.length),
-    u = new Uint32Array(out.buffer);
-  for (let i = 0; i < h.length; i++) u[i] = h[i]! << 16;
-  return out;
-}
-
 function linearBf16(x: F32, W: U16, y: F32, N: number, inF: number, outF: number, beta: number): void {
-  gemm(0, 1, N, outF, inF, 1, x, 0, inF, 0, widen(W), 0, inF, 0, beta, y, 0, outF, 0, 1);
+  gemm(0, 1, N, outF, inF, 1, x, 0, inF, 0, widenBf16(W), 0, inF, 0, beta, y, 0, outF, 0, 1);
 }
 
 function matmulBf16(dy: F32, W: U16, dx: F32, N: number, inF: number, outF: number, beta: number): void {
-  gemm(0, 0, N, inF, outF, 1, dy, 0, outF, 0, widen(W), 0, inF, 0, beta, dx, 0, inF, 0, 1);
+  gemm(0, 0, N, inF, outF, 1, dy, 0, outF, 0, widenBf16(W), 0, inF, 0, beta, dx, 0, inF, 0, 1);
 }
 
 /** The block as the sequence of the kernels above (the op-by-op path, with the residual adds fused). */
@@ -387,17 +379,17 @@ export const referenceKernels: Kernels = {
     decodeBlock(
       x,
       ln1,
-      widen(wq),
-      widen(wk),
-      widen(wv),
+      widenBf16(wq),
+      widenBf16(wk),
+      widenBf16(wv),
       bq,
       bk,
       bv,
-      widen(wo),
+      widenBf16(wo),
       ln2,
-      widen(wg),
-      widen(wu),
-      widen(wd),
+      widenBf16(wg),
+      widenBf16(wu),
+      widenBf16(wd),
       ...rest,
     ),
   linearBf16,

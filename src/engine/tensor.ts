@@ -7,6 +7,7 @@
 // gradients, optimizer state and KV caches are *persistent* and never pooled. Reading a step-scoped
 // tensor after endStep() throws instead of returning reused memory: copy out (toArray) what you keep.
 import { FrugalError, internal, shapeError } from "../common/errors.js";
+import { widenBf16 } from "./bf16.js";
 
 const pool = new Map<number, Float32Array[]>();
 const lastUse = new Map<number, number>();
@@ -157,9 +158,7 @@ export class Tensor {
   /** Float32 values again from the bfloat16 bits (exactly their values). */
   widen(): void {
     if (!this.bits) return;
-    const u = new Uint32Array(this.size);
-    for (let i = 0; i < this.size; i++) u[i] = this.bits[i]! << 16;
-    this.buf = new Float32Array(u.buffer);
+    this.buf = widenBf16(this.bits);
     this.bits = null;
   }
   /** The gradient buffer, created zeroed on first use. */

@@ -3,7 +3,7 @@
 // bytes of float32, and everything else reads the float32 values, which are the same numbers. Training reads
 // float32, except that keepBaseInBf16 drops the float32 copy of a LoRA stage's frozen projections.
 import { internal } from "../common/errors.js";
-import { bf16Bits } from "../engine/bf16.js";
+import { bf16Bits, toBf16Array } from "../engine/bf16.js";
 import type { Model } from "./transformer.js";
 
 export { bf16Bits };
@@ -45,12 +45,7 @@ export function keepBaseInBf16(model: Model): void {
   for (const name of [...model.params.keys()].filter((n) => /_proj\.weight$/.test(n))) {
     const t = model.params.get(name)!;
     if (t.requiresGrad) throw internal(`keepBaseInBf16: ${name} is trained; only a frozen (LoRA) base can be bf16`);
-    if (!t.bf16) {
-      const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.size),
-        h = new Uint16Array(t.size);
-      for (let i = 0; i < t.size; i++) h[i] = bf16Bits(u[i]!);
-      t.keepBf16(h);
-    }
+    if (!t.bf16) t.keepBf16(toBf16Array(t.data));
     half.set(name, t.bf16!);
   }
   model.half = half;

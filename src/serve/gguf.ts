@@ -7,7 +7,7 @@
 import { FrugalError, internal } from "../common/errors.js";
 import { hasQkNorm, headDim } from "../model/config.js";
 import type { Model } from "../model/transformer.js";
-import { bf16Bits } from "../model/half.js";
+import { toBf16Array } from "../engine/bf16.js";
 import { f16ToF32 } from "../model/safetensors.js";
 import { padId } from "../tokenizer/chat.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -177,14 +177,6 @@ export function toF16Bits(x: number): number {
 export function toF16Array(x: Float32Array): Uint16Array {
   const out = new Uint16Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = toF16Bits(x[i]!);
-  return out;
-}
-
-/** A float32 array as bfloat16 bits, rounded to nearest even. */
-export function toBf16Array(x: Float32Array): Uint16Array {
-  const u = new Uint32Array(x.buffer, x.byteOffset, x.length),
-    out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = bf16Bits(u[i]!);
   return out;
 }
 

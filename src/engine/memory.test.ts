@@ -2,20 +2,13 @@
 // crossEntropy, values and gradients; checkpoint against the same function on the tape, with less pool memory.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randn, Rng } from "../common/rng.js";
+import { Rng } from "../common/rng.js";
 import * as E from "./index.js";
+import { randomParam } from "./testing.js";
 import type { Tensor } from "./tensor.js";
 
 const rng = new Rng(11);
-const P = (shape: number[], std = 1) =>
-  E.param(
-    shape,
-    randn(
-      rng,
-      shape.reduce((a, b) => a * b, 1),
-      std,
-    ),
-  );
+const P = (shape: number[], std = 1) => randomParam(rng, shape, std);
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));

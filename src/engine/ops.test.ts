@@ -3,20 +3,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "./index.js";
+import { randomParam } from "./testing.js";
 import { nativeKernels, referenceSet, useKernels } from "./backend.js";
 import { randn, Rng } from "../common/rng.js";
 import type { Tensor } from "./tensor.js";
 
 const rng = new Rng(3);
-const P = (shape: number[], std = 1) =>
-  E.param(
-    shape,
-    randn(
-      rng,
-      shape.reduce((a, b) => a * b, 1),
-      std,
-    ),
-  );
+const P = (shape: number[], std = 1) => randomParam(rng, shape, std);
 
 /** Checks d(Σ r·f(inputs))/d(input) against central differences at a sample of coordinates. */
 function gradcheck(name: string, inputs: Tensor[], f: () => Tensor, tol = 2e-2): void {

@@ -66,12 +66,11 @@ export function rankDifferences(all: RankFacts[]): string[] {
   return out;
 }
 
-/** Stops every rank when the ranks disagree; returns the facts of all ranks (rank 0 first). */
-export function checkRanksAgree(recipe: string): RankFacts[] {
-  if (world().size <= 1) return [rankFacts(recipe)];
+/** Stops every rank when the ranks disagree; one process has nothing to compare (and hashes nothing). */
+export function checkRanksAgree(recipe: string): void {
+  if (world().size <= 1) return;
   const all = allgather(rankFacts(recipe)),
     diff = rankDifferences(all);
   if (diff.length)
     throw new FrugalError("RANKS", `the ${all.length} MPI ranks disagree, so none started:\n  ${diff.join("\n  ")}`);
-  return all;
 }

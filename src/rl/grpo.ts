@@ -10,7 +10,7 @@ import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
-import { allgather, allreduceGrads, allreduceSum, shareOf } from "../engine/dist.js";
+import { allgather, allreduceGrads, allreduceSum, shareOf, world } from "../engine/dist.js";
 import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
 import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
@@ -168,6 +168,7 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
 
 /** Every rank's freshly computed entries of the policy log-probs (its chunks'), so all ranks hold all of them. */
 function shareLogp(logp: Float32Array, inChunk: (readonly (readonly [number, number])[])[]): void {
+  if (world().size <= 1) return; // one process computed every entry
   const mine = new Float32Array(logp.length);
   for (const c of inChunk) for (const [, j] of c) mine[j] = logp[j]!;
   allreduceSum(mine);

@@ -147,7 +147,7 @@ function runStage(
   if (fromMain(existsSync(done))) return { summary: JSON.parse(readFileSync(done, "utf8")) as StageSummary };
   const bar = progress(s.name, { quiet: !!opts.quiet });
   const st0 = performance.now(),
-    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
+    cpu0 = usageNow();
   let stepStart = performance.now();
   const io: StageIO = {
     name: s.name,
@@ -268,7 +268,7 @@ function runSafetyEval(
   const f = join(out, "safety.json");
   if (fromMain(existsSync(f))) return JSON.parse(readFileSync(f, "utf8")) as SafetyReport;
   const t0 = performance.now(),
-    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
+    cpu0 = usageNow();
   const modelDir = join(stageDir(out, se.model), "checkpoint"),
     t = loadModelDir(modelDir),
     guard = loadGuard(isHfInput(se.guard) ? se.guard : join(stageDir(out, se.guard), "checkpoint"));
@@ -296,7 +296,13 @@ function runSafetyEval(
   return report;
 }
 
-/** The ledger entry of work that started at (t0, cpu0): measured wall, CPU and collective time, priced; rank 0 appends it. */
+/** CPU time and time in collectives so far: where a ledger entry's work starts (with performance.now()). */
+const usageNow = () => ({ ...process.cpuUsage(), commMs: commMilliseconds() });
+
+/**
+ * The ledger entry of work that started at (t0, cpu0): measured wall, CPU and collective time, priced; rank 0
+ * appends it.
+ */
 function record(
   out: string,
   recipe: Recipe,
@@ -304,7 +310,7 @@ function record(
   stage: string,
   kind: LedgerEntry["kind"],
   t0: number,
-  cpu0: NodeJS.CpuUsage & { commMs: number },
+  cpu0: ReturnType<typeof usageNow>,
   facts: Partial<Pick<Parameters<typeof makeEntry>[0], "tokens" | "flops" | "forecastS" | "stopped" | "config">>,
 ): LedgerEntry {
   const cpu = process.cpuUsage(cpu0);
@@ -331,7 +337,7 @@ function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Devi
   const f = join(out, "forecast.json");
   if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
   const t0 = performance.now(),
-    cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
+    cpu0 = usageNow();
   const fc = forecastRecipe(recipe, prices, undefined, { ranks: world().size, fit: loadAllreduceFit() });
   const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
   writeFileAtomic(f, JSON.stringify(fc));
@@ -358,7 +364,7 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
       continue;
     }
     const t0 = performance.now(),
-      cpu0 = { ...process.cpuUsage(), commMs: commMilliseconds() };
+      cpu0 = usageNow();
     const t = loadModelDir(join(stageDir(out, s.name), "checkpoint"));
     const bar = progress(`eval:${s.name}`, { quiet: !!opts.quiet, unit: "sample" });
     const report = evaluate(t.model, t.tokenizer, task, {

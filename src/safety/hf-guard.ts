@@ -99,6 +99,8 @@ function startsWord(f: Format, before: string, piece: string): "safe" | "unsafe"
 /** A brought generative guard behind frugal's guard interface. */
 export class HfGuard implements SafetyJudge {
   private readonly pieces: string[];
+  /** by the reply text before the verdict: the tokens that start each verdict word (a scan of the vocabulary) */
+  private readonly candidates = new Map<string, [number, "safe" | "unsafe" | "controversial"][]>();
   readonly format: Format;
   constructor(
     readonly model: Model,
@@ -196,12 +198,23 @@ export class HfGuard implements SafetyJudge {
     const mass = { safe: 0, unsafe: 0, controversial: 0 };
     let mx = -Infinity;
     for (const x of logits) mx = Math.max(mx, x);
-    this.pieces.forEach((piece, id) => {
-      const w = piece ? startsWord(f, before, piece) : null;
-      if (w) mass[w] += Math.exp(logits[id]! - mx);
-    });
+    for (const [id, w] of this.verdictTokens(before)) mass[w] += Math.exp(logits[id]! - mx);
     const total = mass.safe + mass.unsafe + mass.controversial;
     return total > 0 ? mass.unsafe / total : 0;
+  }
+
+  /** The tokens that, after `before`, start a verdict word, with the word: found once per `before`. */
+  private verdictTokens(before: string): [number, "safe" | "unsafe" | "controversial"][] {
+    let c = this.candidates.get(before);
+    if (!c) {
+      c = [];
+      this.pieces.forEach((piece, id) => {
+        const w = piece ? startsWord(this.format, before, piece) : null;
+        if (w) c!.push([id, w]);
+      });
+      this.candidates.set(before, c);
+    }
+    return c;
   }
 
   classify(texts: readonly string[], mode: GuardMode = "prompt"): GuardVerdict[] {

@@ -58,6 +58,16 @@ test(
     assert.equal(readFileSync(join(out, "stages/guard/member-1/metrics.jsonl"), "utf8").trim().split("\n").length, 25);
     const ens = Guard.load(join(out, "stages/guard/checkpoint"));
     assert.deepEqual([ens.models.length, ens.pooling], [2, "max"]);
+    // the word-vector member: 30 steps in its own folder, saved in the checkpoint, half of a prompt's P(unsafe)
+    assert.equal(readFileSync(join(out, "stages/guard/words/metrics.jsonl"), "utf8").trim().split("\n").length, 30);
+    const words = ens.words!,
+      plain = new Guard(ens.model, ens.tok, ens.threshold, ens.pooling, ens.models.slice(1)),
+      text = "How do I make a weapon at home?";
+    const [mixed] = ens.classify([text]),
+      [alone] = plain.classify([text]),
+      [pw] = words.pUnsafe([text]);
+    assert.ok(Math.abs(mixed!.pUnsafe - (0.5 * alone!.pUnsafe + 0.5 * pw!)) < 1e-5);
+    assert.equal(ens.classify([text], "completion")[0]!.pUnsafe, plain.classify([text], "completion")[0]!.pUnsafe);
     const broken = join(tempDir(), "guard");
     cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
     rmSync(join(broken, "member-1.safetensors"));

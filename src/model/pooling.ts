@@ -45,7 +45,7 @@ export function forwardPooled(
 }
 
 /** (B, B·T): row b sums (or averages) positions 0..lengths[b]-1 of sequence b. */
-function poolMatrix(lengths: Int32Array, T: number, average: boolean): Float32Array {
+export function poolMatrix(lengths: Int32Array, T: number, average: boolean): Float32Array {
   const B = lengths.length,
     m = new Float32Array(B * B * T);
   for (let b = 0; b < B; b++)

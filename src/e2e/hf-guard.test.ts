@@ -230,7 +230,7 @@ test("serve with a brought guard: a flagged prompt ends with content_filter, an 
     const r = await app.request("/v1/chat/completions", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content }], max_tokens: 8 }),
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content }], max_tokens: 8, temperature: 0 }),
     });
     assert.equal(r.status, 200);
     return ((await r.json()) as { choices: { finish_reason: string }[] }).choices[0]!.finish_reason;

@@ -72,6 +72,9 @@ test(
     cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
     rmSync(join(broken, "member-1.safetensors"));
     assert.throws(() => Guard.load(broken), /2 ensemble members but member-1\.safetensors is missing/);
+    cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
+    rmSync(join(broken, "words.safetensors"));
+    assert.throws(() => Guard.load(broken), /names a word-vector member but words\.safetensors is missing/);
     assert.equal(
       typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate,
       "number",

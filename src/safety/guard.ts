@@ -127,6 +127,23 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
   return { parts: pick.map((s) => text.slice(s, s + size)), truncated: pick.length < starts.length };
 }
 
+/** A guard checkpoint's word-vector member, its settings (frugal.json "words") and file checked. */
+function wordMemberOf(dir: string, ckDir: string, settings: unknown): WordGuard {
+  const cfg = WordGuardConfig.safeParse(settings),
+    file = join(ckDir, WORDS_FILE);
+  if (!cfg.success)
+    throw new FrugalError(
+      "GUARD",
+      `${dir}: frugal.json words is ${JSON.stringify(settings).slice(0, 120)}, not word-vector settings (${cfg.error.issues[0]?.message}); retrain the guard`,
+    );
+  if (!existsSync(file))
+    throw new FrugalError(
+      "GUARD",
+      `${dir}: frugal.json names a word-vector member but ${WORDS_FILE} is missing; copy the whole checkpoint directory or retrain the guard`,
+    );
+  return WordGuard.load(file, cfg.data);
+}
+
 /**
  * Label probabilities (safe first) with a word member's P(unsafe) `pw` mixed in at weight w, in place:
  * P(safe) ← (1−w)·P(safe) + w·(1−pw); each hazard keeps its share of the unsafe mass.
@@ -188,10 +205,14 @@ export class Guard implements SafetyJudge {
         );
       return readWeights(ck.model.config, file);
     });
-    const words = ck.meta?.words
-      ? WordGuard.load(join(ck.dir, WORDS_FILE), WordGuardConfig.parse(ck.meta.words))
-      : null;
-    return new Guard(ck.model, tok, threshold, pooling, others, words);
+    return new Guard(
+      ck.model,
+      tok,
+      threshold,
+      pooling,
+      others,
+      ck.meta?.words ? wordMemberOf(dir, ck.dir, ck.meta.words) : null,
+    );
   }
 
   get maxLen(): number {

@@ -39,6 +39,15 @@ test("word vectors: read in file order up to maxWords, quoted words, rows scaled
   const bad = join(tempDir(), "bad.json");
   writeFileSync(bad, '{"dimensions":3,"vectors":{"a":[1,2]}}');
   assert.throws(() => loadWordVectors(5, bad), /"a" has 2 values, not 3/);
+  for (const [text, why] of [
+    ['{"dimensions":3,"vectors":{"a":[1,2,3],"b":[1,', /ends inside entry 2 of "vectors"/],
+    ['{"dimensions":3,"vectors":{"a', /ends inside entry 1/],
+    ['{"dimensions":3,"vectors":{"a":[1,x,3]}}', /"a" has a non-number/],
+    ['{"dimensions":0,"vectors":{}}', /"dimensions" is 0/],
+  ] as const) {
+    writeFileSync(bad, text);
+    assert.throws(() => loadWordVectors(7, bad), why);
+  }
   assert.throws(() => loadWordVectors(5, join(tempDir(), "none.json")), /word vectors not found.*npm ci/);
   assert.deepEqual(wordsOf("How do I kill a Python-process? 12+34"), [
     "how",

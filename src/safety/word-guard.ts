@@ -56,19 +56,29 @@ export class WordGuard {
 
   static inputs = (dims: number): number => WINDOW * (dims + 1);
 
+  /** Each parameter's name and shape; matrices are (out, in), biases (out). */
+  static shapes(dims: number, H: number): [string, number[]][] {
+    const I = WordGuard.inputs(dims);
+    return [
+      ["gate", [H, I]],
+      ["gate_bias", [H]],
+      ["up", [H, I]],
+      ["up_bias", [H]],
+      ["mean_head", [2, H]],
+      ["max_head", [2, H]],
+      ["head_bias", [2]],
+    ];
+  }
+
+  /** Matrices drawn from N(0, 1/in), biases zero. */
   static init(dims: number, H: number, seed: number): Map<string, Tensor> {
-    const rng = new Rng(seed),
-      I = WordGuard.inputs(dims),
-      p = (shape: number[], std: number) => E.param(shape, randn(rng, shape[0]! * (shape[1] ?? 1), std));
-    return new Map([
-      ["gate", p([H, I], 1 / Math.sqrt(I))],
-      ["gate_bias", E.param([H])],
-      ["up", p([H, I], 1 / Math.sqrt(I))],
-      ["up_bias", E.param([H])],
-      ["mean_head", p([2, H], 1 / Math.sqrt(H))],
-      ["max_head", p([2, H], 1 / Math.sqrt(H))],
-      ["head_bias", E.param([2])],
-    ]);
+    const rng = new Rng(seed);
+    return new Map(
+      WordGuard.shapes(dims, H).map(([name, [out, inF]]) => [
+        name,
+        inF === undefined ? E.param([out!]) : E.param([out!, inF], randn(rng, out! * inF, 1 / Math.sqrt(inF))),
+      ]),
+    );
   }
 
   /**
@@ -133,17 +143,16 @@ export class WordGuard {
   /** A trained member from WORDS_FILE bytes on disk, its vectors loaded as `cfg` says (shapes checked). */
   static load(file: string, cfg: WordGuardConfig): WordGuard {
     const v = loadWordVectors(cfg.maxWords, cfg.file),
-      want = WordGuard.init(v.dims, cfg.hidden, 1),
       got = readSafetensors(file).tensors;
     const params = new Map(
-      [...want].map(([name, t]) => {
+      WordGuard.shapes(v.dims, cfg.hidden).map(([name, shape]) => {
         const r = got.get(name);
-        if (!r || r.shape.join() !== t.shape.join())
+        if (!r || r.shape.join() !== shape.join())
           throw new FrugalError(
             "GUARD",
-            `${file}: ${name} should have shape [${t.shape.join(", ")}] for ${v.dims}-dimensional vectors and ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the word vectors or wordVectors settings differ from the ones it was trained with`,
+            `${file}: ${name} should have shape [${shape.join(", ")}] for ${v.dims}-dimensional vectors and ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the word vectors or wordVectors settings differ from the ones it was trained with`,
           );
-        return [name, E.param(t.shape, r.data)] as const;
+        return [name, E.param(shape, r.data)] as const;
       }),
     );
     return new WordGuard(v, cfg, params);

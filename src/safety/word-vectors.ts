@@ -72,6 +72,7 @@ function scanVectors(buf: Buffer, maxWords: number, file: string): Omit<WordVect
   if (!dimsMatch) throw badFormat(file, 'no "dimensions" near its start');
   const dims = Number(dimsMatch[1]),
     start = buf.indexOf('"vectors":{');
+  if (dims < 1) throw badFormat(file, `"dimensions" is ${dims}`);
   if (start < 0) throw badFormat(file, 'no "vectors" object');
   const index = new Map<string, number>(),
     data = new Float32Array(maxWords * dims);
@@ -79,14 +80,20 @@ function scanVectors(buf: Buffer, maxWords: number, file: string): Omit<WordVect
     n = 0;
   while (n < maxWords && buf[i] === 0x22 /* " */) {
     let j = i + 1;
-    while (buf[j] !== 0x22) j += buf[j] === 0x5c /* \ */ ? 2 : 1;
+    while (j < buf.length && buf[j] !== 0x22) j += buf[j] === 0x5c /* \ */ ? 2 : 1;
+    const end = buf.indexOf(0x5d /* ] */, j);
+    if (end < 0) throw badFormat(file, `it ends inside entry ${n + 1} of "vectors" (a truncated file?)`);
     const word = JSON.parse(buf.toString("utf8", i, j + 1)) as string;
     i = j + 1;
     if (buf[i] !== 0x3a || buf[i + 1] !== 0x5b) throw badFormat(file, `no [values] after ${JSON.stringify(word)}`);
-    const end = buf.indexOf(0x5d /* ] */, i),
-      values = buf.toString("latin1", i + 2, end).split(",");
+    const values = buf
+      .toString("latin1", i + 2, end)
+      .split(",")
+      .map(Number);
     if (values.length < dims) throw badFormat(file, `${JSON.stringify(word)} has ${values.length} values, not ${dims}`);
-    for (let d = 0; d < dims; d++) data[n * dims + d] = Number(values[d]);
+    if (!values.slice(0, dims).every(Number.isFinite))
+      throw badFormat(file, `${JSON.stringify(word)} has a non-number`);
+    data.set(values.slice(0, dims), n * dims);
     if (!index.has(word)) index.set(word, n++);
     i = end + 1;
     if (buf[i] === 0x2c /* , */) i++;

@@ -23,6 +23,9 @@ export interface EngineBench {
   gflops: number;
   kernels: string;
   blas: string;
+  /** With the webgpu kernels: the same steps on the CPU kernels in the same run, and CPU/webgpu step time. */
+  cpuStepMs?: number;
+  speedupVsCpu?: number;
   /** PyTorch under the machine's own environment (OPENBLAS_CORETYPE as set), and frugal/PyTorch. */
   torchStepMs?: number;
   torchVersion?: string;
@@ -82,6 +85,12 @@ export function benchEngine(opts: { steps: number; torch: boolean; batch?: numbe
     kernels: E.kernels().description,
     blas: blasReason(),
   };
+  if (E.kernels().name === "webgpu") {
+    const gpu = E.useKernels(E.nativeKernels() ?? E.referenceSet);
+    out.cpuStepMs = median(timeTrainSteps(config, batch, seq, opts.steps));
+    out.speedupVsCpu = out.cpuStepMs / stepMs;
+    E.useKernels(gpu);
+  }
   if (!opts.torch) return out;
   const py = findTorchPython();
   if (!py || !existsSync(torchStepScript)) {

@@ -10,6 +10,14 @@ import { loadModelDir } from "../model/load.js";
 import { benchByom, byomShapes } from "../bench/byom.js";
 import { benchMpi, mpiWorker } from "../bench/mpi.js";
 
+/** --kernels: which kernel set the measurement runs on (the same as FRUGAL_KERNELS, checked here). */
+function chooseKernels(set: string | undefined): void {
+  if (set === undefined) return;
+  if (!["native", "reference", "webgpu"].includes(set))
+    throw new FrugalError("ARG", `--kernels must be native, reference or webgpu, got "${set}"`);
+  process.env.FRUGAL_KERNELS = set;
+}
+
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("measure engine and sampler speed");
   registerBenchSample(bench);
@@ -21,8 +29,10 @@ export function registerBench(program: Command): void {
     .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
     .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
     .option("--no-torch", "skip the PyTorch comparison")
+    .option("--kernels <set>", "native, reference or webgpu (webgpu is also timed against the CPU kernels)")
     .option("--json", "print one JSON line")
-    .action((o: { steps: string; torch: boolean; json?: boolean }) => {
+    .action((o: { steps: string; torch: boolean; json?: boolean; kernels?: string }) => {
+      chooseKernels(o.kernels);
       const r = benchEngine({ steps: positiveInt("--steps", o.steps), torch: o.torch });
       if (o.json) {
         console.log(JSON.stringify(r));
@@ -32,6 +42,10 @@ export function registerBench(program: Command): void {
       console.log(`kernels:      ${r.kernels}`);
       if (r.blas) console.log(`OpenBLAS:     ${r.blas}`);
       console.log(`step:         ${r.stepMs.toFixed(1)} ms (median of ${r.steps})`);
+      if (r.cpuStepMs !== undefined)
+        console.log(
+          `CPU kernels:  ${r.cpuStepMs.toFixed(1)} ms/step → webgpu is ${r.speedupVsCpu!.toFixed(2)}× the CPU`,
+        );
       console.log(`throughput:   ${Math.round(r.tokensPerSec)} tokens/s, ${r.gflops.toFixed(1)} GFLOP/s achieved`);
       if (r.torchStepMs !== undefined) {
         console.log(
@@ -51,11 +65,13 @@ export function registerBenchSample(bench: Command): void {
     .command("sample")
     .description("sampling tokens/s with the KV cache at batch 1 and 16 on the reference config")
     .option("--json", "print one JSON line")
+    .option("--kernels <set>", "native, reference or webgpu")
     .option(
       "--vs-llama-cpp",
       "also decode the same exported GGUF with llama.cpp (node-llama-cpp) at batch 1, side by side",
     )
-    .action(async (o: { json?: boolean; vsLlamaCpp?: boolean }) => {
+    .action(async (o: { json?: boolean; vsLlamaCpp?: boolean; kernels?: string }) => {
+      chooseKernels(o.kernels);
       if (o.vsLlamaCpp) {
         const v = await benchVsLlamaCpp();
         if (o.json) {

@@ -14,6 +14,15 @@ import { registerExport } from "./export.js";
 const program = new Command("frugal").description(
   "train small reasoning models with the DeepSeek-R1 recipe on a CPU, with the bill",
 );
+program
+  .option("--device <kind>", "cpu (native or reference kernels) or webgpu (FRUGAL_KERNELS=webgpu)")
+  .hook("preAction", (cmd) => {
+    const d = (cmd.opts() as { device?: string }).device;
+    if (d === undefined) return;
+    if (d !== "cpu" && d !== "webgpu") throw new FrugalError("ARG", `--device must be "cpu" or "webgpu", got "${d}"`);
+    if (d === "webgpu") process.env.FRUGAL_KERNELS = "webgpu";
+    else if (process.env.FRUGAL_KERNELS === "webgpu") delete process.env.FRUGAL_KERNELS;
+  });
 registerBench(program);
 registerSample(program);
 registerEval(program);

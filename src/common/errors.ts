@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   "CONTEXT",
   "DATA",
   "DEPENDENCY",
+  "DEVICE",
   "EMPTY",
   "EXPORT",
   "GUARD",

@@ -1,5 +1,6 @@
 // Chooses the kernel set: the native addon (OpenBLAS + AVX loops + OpenMP) when it loads, otherwise
-// the TS reference, announced once on stderr with the fix. FRUGAL_KERNELS=reference|native forces one.
+// the TS reference, announced once on stderr with the fix. FRUGAL_KERNELS=reference|native|webgpu forces one;
+// webgpu without an adapter says which drivers to install and runs on the CPU kernels instead.
 // Before loading, blas-probe.ts decides (with proof, cached) whether OpenBLAS may use its AVX-512 sgemm.
 import { createRequire } from "node:module";
 import { availableParallelism, cpus } from "node:os";
@@ -10,6 +11,9 @@ import type { KernelSet, Kernels } from "./kernels.js";
 import { referenceKernels } from "./reference.js";
 import { chooseCoretype } from "./blas-probe.js";
 import { localRanks } from "./dist.js";
+import { setResidency } from "./tensor.js";
+import { Gpu } from "./webgpu/bridge.js";
+import { webgpuKernelsOn } from "./webgpu/kernels.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const addonPath = join(here, "../../build/Release/frugal_native.node");
@@ -93,24 +97,72 @@ export const referenceSet: KernelSet = {
   description: "reference: plain TypeScript loops",
 };
 
+let gpuSet: { set: KernelSet | null; gpu: Gpu | null; why: string } | undefined;
+const residency = {
+  active: false,
+  track: (a: Float32Array | Uint16Array) => gpuSet?.gpu?.track(a),
+  toHost: (a: Float32Array | Uint16Array) => gpuSet?.gpu?.toHost(a),
+  fresh: (a: Float32Array) => gpuSet?.gpu?.fresh(a),
+  zero: (a: Float32Array) => gpuSet?.gpu?.zero(a),
+};
+
+/** What to install when Dawn finds no adapter (Linux: Mesa's GL or Vulkan drivers run it on the CPU). */
+export const GPU_DRIVER_FIX =
+  "install a GPU driver with Vulkan (NVIDIA/AMD), or Mesa for a CPU device: " +
+  "apt-get install -y libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri (or mesa-vulkan-drivers)";
+
+/** The WebGPU kernel set (Dawn in a worker thread), opened once; null with the reason when there is no GPU. */
+export function webgpuKernels(): { set: KernelSet | null; gpu: Gpu | null; why: string } {
+  if (gpuSet) return gpuSet;
+  let opened: Gpu | string;
+  try {
+    opened = Gpu.open();
+  } catch (e) {
+    opened = (e as Error).message.split("\n")[0] ?? String(e);
+  }
+  if (typeof opened === "string") return (gpuSet = { set: null, gpu: null, why: opened });
+  setResidency(residency);
+  const set: KernelSet = { name: "webgpu", k: webgpuKernelsOn(opened), description: `webgpu: ${opened.adapter}` };
+  return (gpuSet = { set, gpu: opened, why: "" });
+}
+
+function activate(set: KernelSet): KernelSet {
+  residency.active = set.name === "webgpu";
+  return (active = set);
+}
+
 /** The kernel set every op uses. */
 export function kernels(): KernelSet {
   if (active) return active;
   const want = process.env.FRUGAL_KERNELS;
-  if (want && want !== "native" && want !== "reference") {
-    throw new FrugalError("CONFIG", `FRUGAL_KERNELS must be "native" or "reference", got "${want}"`);
+  if (want && want !== "native" && want !== "reference" && want !== "webgpu") {
+    throw new FrugalError("CONFIG", `FRUGAL_KERNELS must be "native", "reference" or "webgpu", got "${want}"`);
   }
-  if (want === "reference") return (active = referenceSet);
+  if (want === "reference") return activate(referenceSet);
+  if (want === "webgpu") {
+    const g = webgpuKernels();
+    if (g.set) return activate(g.set);
+    const cpu = nativeKernels() ?? referenceSet;
+    process.stderr.write(
+      `frugal: no WebGPU device (${g.why}); using the ${cpu.name} CPU kernels.\n  Fix: ${GPU_DRIVER_FIX}\n`,
+    );
+    return activate(cpu);
+  }
   const n = nativeKernels();
   if (!n && want === "native") {
     throw new FrugalError("NATIVE", "FRUGAL_KERNELS=native but the addon did not load; run `npm rebuild frugal`");
   }
-  return (active = n ?? referenceSet);
+  return activate(n ?? referenceSet);
+}
+
+/** Waits until the active kernels have finished all work queued so far (GPU kernels run asynchronously). */
+export function syncKernels(): void {
+  if (active?.name === "webgpu") gpuSet?.gpu?.sync();
 }
 
 /** Switch kernel sets (tests compare them); returns the previous one. */
 export function useKernels(set: KernelSet): KernelSet {
   const prev = kernels();
-  active = set;
+  activate(set);
   return prev;
 }

@@ -3,5 +3,5 @@ export * from "./tensor.js";
 export * from "./ops.js";
 export * from "./memory.js";
 export * from "./optim.js";
-export { kernels, useKernels, nativeKernels, referenceSet } from "./backend.js";
+export { kernels, useKernels, nativeKernels, referenceSet, syncKernels, webgpuKernels } from "./backend.js";
 export type { Kernels, KernelSet } from "./kernels.js";

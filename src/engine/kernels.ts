@@ -1,4 +1,4 @@
-// The kernel interface: the only thing a backend (TS reference, native C, later CUDA/WebGPU) implements.
+// The kernel interface: the only thing a backend (TS reference, native C, WebGPU) implements.
 // Kernels are flat functions over Float32Array/Int32Array buffers with explicit sizes; they know nothing
 // of tensors, tapes or models. Rule: forward kernels overwrite outputs, backward kernels ADD into grads.
 
@@ -156,7 +156,7 @@ export interface Kernels {
 }
 
 export interface KernelSet {
-  name: "native" | "reference";
+  name: "native" | "reference" | "webgpu";
   /** e.g. "native: OpenBLAS sgemm (coretype Haswell), avx512 loops, 2 threads" */
   description: string;
   k: Kernels;

@@ -6,7 +6,10 @@ import { FrugalError, shapeError } from "../common/errors.js";
 import { kernels } from "./backend.js";
 import { assertFinite, maskedNegSum } from "./ops.js";
 import {
+  fillZero,
   isGradEnabled,
+  onDevice,
+  onHost,
   noGrad,
   output,
   record,
@@ -30,22 +33,22 @@ export function checkpoint(x: Tensor, fn: (x: Tensor) => Tensor): Tensor {
   if (!isGradEnabled()) {
     // nothing will read the intermediates: hand them back now rather than at the end of the step
     const y = fn(x);
-    releaseSince(mark, [y.data]);
+    releaseSince(mark, [y.dev]);
     return y;
   }
   const y = noGrad(() => fn(x));
-  releaseSince(mark, [y.data]);
-  const out = new Tensor(y.shape, y.data, { persistent: false, requiresGrad: true });
+  releaseSince(mark, [y.dev]);
+  const out = new Tensor(y.shape, y.dev, { persistent: false, requiresGrad: true });
   record(() => {
-    const gx = x.requiresGrad ? x.grad : null; // allocated before the mark: it outlives the recompute
+    const gx = x.requiresGrad ? x.gdev : null; // allocated before the mark: it outlives the recompute
     const m = scratchMark(),
       t0 = tapeLength();
-    const xr = new Tensor(x.shape, x.data, { persistent: false, requiresGrad: x.requiresGrad });
+    const xr = new Tensor(x.shape, x.dev, { persistent: false, requiresGrad: x.requiresGrad });
     const yr = fn(xr);
     if (yr.requiresGrad) {
-      yr.grad.set(out.grad);
+      K().axpy(1, out.gdev, yr.gdev);
       runTapeDownTo(t0);
-      if (gx) K().axpy(1, xr.grad, gx);
+      if (gx) K().axpy(1, xr.gdev, gx);
     }
     releaseSince(m);
   });
@@ -78,26 +81,26 @@ export function headLogprobs(
     lse = output([N], false);
   const mark = scratchMark();
   forChunks(N, chunk, V, (r0, n, logits) => {
-    K().gemm(0, 1, n, V, C, 1, h.data, r0 * C, C, 0, W.data, 0, C, 0, 0, logits, 0, V, 0, 1);
+    K().gemm(0, 1, n, V, C, 1, h.dev, r0 * C, C, 0, W.dev, 0, C, 0, 0, logits, 0, V, 0, 1);
     K().logsoftmaxGather(
       logits,
       targets.subarray(r0, r0 + n),
-      out.data.subarray(r0, r0 + n),
-      lse.data.subarray(r0, r0 + n),
+      out.dev.subarray(r0, r0 + n),
+      lse.dev.subarray(r0, r0 + n),
       n,
       V,
     );
-    if (entropy) rowEntropy(logits, lse.data, r0, n, V, entropy);
+    if (entropy) rowEntropy(onHost(logits), lse.data, r0, n, V, entropy);
   });
   releaseSince(mark);
   assertFinite("headLogprobs", "log-probabilities", out.data);
-  if (tracks) record(() => headBackward(h, W, targets, lse.data, out.grad, chunk));
+  if (tracks) record(() => headBackward(h, W, targets, lse.dev, out.gdev, chunk));
   return out;
 }
 
 /** Calls body(firstRow, rows, logitsBuffer) for each chunk of rows, with one reused (chunk × V) buffer. */
 function forChunks(N: number, chunk: number, V: number, body: (r0: number, n: number, logits: Float32Array) => void) {
-  const buf = scratch(Math.min(chunk, N) * V, false);
+  const buf = onDevice(scratch(Math.min(chunk, N) * V, false));
   for (let r0 = 0; r0 < N; r0 += chunk) {
     const n = Math.min(chunk, N - r0);
     body(r0, n, buf.subarray(0, n * V));
@@ -135,13 +138,13 @@ function headBackward(
 ) {
   const [N, C] = h.shape as [number, number],
     V = W.shape[0]!;
-  const dh = h.requiresGrad ? h.grad : null, // allocated before the mark: they outlive the chunks
-    dW = W.requiresGrad ? W.grad : null;
+  const dh = h.requiresGrad ? h.gdev : null, // allocated before the mark: they outlive the chunks
+    dW = W.requiresGrad ? W.gdev : null;
   const mark = scratchMark(),
-    dlogits = scratch(Math.min(chunk, N) * V, false);
+    dlogits = onDevice(scratch(Math.min(chunk, N) * V, false));
   forChunks(N, chunk, V, (r0, n, logits) => {
-    const d = dlogits.subarray(0, n * V).fill(0);
-    K().gemm(0, 1, n, V, C, 1, h.data, r0 * C, C, 0, W.data, 0, C, 0, 0, logits, 0, V, 0, 1);
+    const d = fillZero(dlogits.subarray(0, n * V));
+    K().gemm(0, 1, n, V, C, 1, h.dev, r0 * C, C, 0, W.dev, 0, C, 0, 0, logits, 0, V, 0, 1);
     K().logsoftmaxGatherBwd(
       logits,
       lse.subarray(r0, r0 + n),
@@ -151,8 +154,8 @@ function headBackward(
       n,
       V,
     );
-    if (dh) K().gemm(0, 0, n, C, V, 1, d, 0, V, 0, W.data, 0, C, 0, 1, dh, r0 * C, C, 0, 1);
-    if (dW) K().gemm(1, 0, V, C, n, 1, d, 0, V, 0, h.data, r0 * C, C, 0, 1, dW, 0, C, 0, 1);
+    if (dh) K().gemm(0, 0, n, C, V, 1, d, 0, V, 0, W.dev, 0, C, 0, 1, dh, r0 * C, C, 0, 1);
+    if (dW) K().gemm(1, 0, V, C, n, 1, d, 0, V, 0, h.dev, r0 * C, C, 0, 1, dW, 0, C, 0, 1);
   });
   releaseSince(mark);
 }

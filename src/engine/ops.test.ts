@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "./index.js";
 import { randomParam } from "./testing.js";
-import { nativeKernels, referenceSet, useKernels } from "./backend.js";
+import { nativeKernels, referenceSet, useKernels, webgpuKernels } from "./backend.js";
 import { randn, Rng } from "../common/rng.js";
 import type { Tensor } from "./tensor.js";
 
@@ -104,6 +104,16 @@ test("gradient checks, reference kernels", () => {
 
 test("gradient checks, native kernels", { skip: nativeKernels() ? false : "no native addon" }, () => {
   const prev = useKernels(nativeKernels()!);
+  try {
+    allOps();
+  } finally {
+    useKernels(prev);
+  }
+});
+
+const gpu = webgpuKernels().set;
+test("gradient checks, webgpu kernels (tensors kept on the device)", { skip: gpu ? false : "no WebGPU device" }, () => {
+  const prev = useKernels(gpu!);
   try {
     allOps();
   } finally {

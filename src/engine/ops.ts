@@ -4,7 +4,7 @@
 import { FrugalError, shapeError, internal } from "../common/errors.js";
 import { kernels } from "./backend.js";
 import type { KV } from "./kernels.js";
-import { constant, isGradEnabled, output, record, Tensor } from "./tensor.js";
+import { constant, fillZero, isGradEnabled, output, record, Tensor } from "./tensor.js";
 
 const K = () => kernels().k;
 const tracks = (...ts: Tensor[]) => isGradEnabled() && ts.some((t) => t.requiresGrad);
@@ -70,17 +70,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOpts = {}): Tensor {
   const sA = ar * ac,
     sB = br * bc,
     sC = M * N;
-  K().gemm(ta, tb, M, N, Ka, 1, a.data, 0, ac, sA, b.data, 0, bc, sB, 0, out.data, 0, N, sC, batch);
+  K().gemm(ta, tb, M, N, Ka, 1, a.dev, 0, ac, sA, b.dev, 0, bc, sB, 0, out.dev, 0, N, sC, batch);
   if (out.requiresGrad) {
     record(() => {
-      const dC = out.grad;
+      const dC = out.gdev;
       if (a.requiresGrad) {
-        if (!ta) K().gemm(0, 1 - tb, M, Ka, N, 1, dC, 0, N, sC, b.data, 0, bc, sB, 1, a.grad, 0, ac, sA, batch);
-        else K().gemm(tb, 1, Ka, M, N, 1, b.data, 0, bc, sB, dC, 0, N, sC, 1, a.grad, 0, ac, sA, batch);
+        if (!ta) K().gemm(0, 1 - tb, M, Ka, N, 1, dC, 0, N, sC, b.dev, 0, bc, sB, 1, a.gdev, 0, ac, sA, batch);
+        else K().gemm(tb, 1, Ka, M, N, 1, b.dev, 0, bc, sB, dC, 0, N, sC, 1, a.gdev, 0, ac, sA, batch);
       }
       if (b.requiresGrad) {
-        if (!tb) K().gemm(1 - ta, 0, Ka, N, M, 1, a.data, 0, ac, sA, dC, 0, N, sC, 1, b.grad, 0, bc, sB, batch);
-        else K().gemm(1, ta, N, Ka, M, 1, dC, 0, N, sC, a.data, 0, ac, sA, 1, b.grad, 0, bc, sB, batch);
+        if (!tb) K().gemm(1 - ta, 0, Ka, N, M, 1, a.dev, 0, ac, sA, dC, 0, N, sC, 1, b.gdev, 0, bc, sB, batch);
+        else K().gemm(1, ta, N, Ka, M, 1, dC, 0, N, sC, a.dev, 0, ac, sA, 1, b.gdev, 0, bc, sB, batch);
       }
     });
   }
@@ -93,9 +93,9 @@ export function linearHalf(x: Tensor, W: Uint16Array, outF: number): Tensor {
     N = x.size / inF;
   if (W.length !== outF * inF) throw shapeError("linearHalf", [W.length], `a (${outF}, ${inF}) bfloat16 weight`);
   const out = output([N, outF], tracks(x));
-  K().linearBf16(x.data, W, out.data, N, inF, outF, 0);
+  K().linearBf16(x.dev, W, out.dev, N, inF, outF, 0);
   // W is frozen: only the input's gradient flows back, dx += dy · W
-  if (out.requiresGrad) record(() => K().matmulBf16(out.grad, W, x.grad, N, inF, outF, 1));
+  if (out.requiresGrad) record(() => K().matmulBf16(out.gdev, W, x.gdev, N, inF, outF, 1));
   return done("linearHalf", out);
 }
 
@@ -112,12 +112,12 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
     throw shapeError("addBias", bias.shape, `a bias of ${C} values for input [${x.shape.join(", ")}]`);
   const out = output(x.shape, tracks(x, bias));
   const ones = output([N], false).data.fill(1);
-  out.data.set(x.data);
-  K().gemm(0, 0, N, C, 1, 1, ones, 0, 1, 0, bias.data, 0, C, 0, 1, out.data, 0, C, 0, 1);
+  K().gemm(0, 0, N, C, 1, 1, ones, 0, 1, 0, bias.dev, 0, C, 0, 0, out.dev, 0, C, 0, 1);
+  K().axpy(1, x.dev, out.dev);
   if (out.requiresGrad)
     record(() => {
-      if (x.requiresGrad) K().axpy(1, out.grad, x.grad);
-      if (bias.requiresGrad) K().gemm(1, 0, 1, C, N, 1, ones, 0, 1, 0, out.grad, 0, C, 0, 1, bias.grad, 0, C, 0, 1);
+      if (x.requiresGrad) K().axpy(1, out.gdev, x.gdev);
+      if (bias.requiresGrad) K().gemm(1, 0, 1, C, N, 1, ones, 0, 1, 0, out.gdev, 0, C, 0, 1, bias.gdev, 0, C, 0, 1);
     });
   return done("addBias", out);
 }
@@ -132,8 +132,8 @@ export function embedding(W: Tensor, ids: Int32Array): Tensor {
       );
   }
   const out = output([ids.length, C], tracks(W));
-  K().embeddingFwd(W.data, ids, out.data, C);
-  if (out.requiresGrad) record(() => K().embeddingBwd(out.grad, ids, W.grad, C));
+  K().embeddingFwd(W.dev, ids, out.dev, C);
+  if (out.requiresGrad) record(() => K().embeddingBwd(out.gdev, ids, W.gdev, C));
   return done("embedding", out);
 }
 
@@ -143,8 +143,8 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   if (w.size !== C) throw shapeError("rmsnorm", w.shape, `a weight of ${C} values for input [${x.shape.join(", ")}]`);
   const out = output(x.shape, tracks(x, w));
   const rstd = output([rows], false);
-  K().rmsnormFwd(x.data, w.data, out.data, rstd.data, rows, C, eps);
-  if (out.requiresGrad) record(() => K().rmsnormBwd(out.grad, x.data, w.data, rstd.data, x.grad, w.grad, rows, C));
+  K().rmsnormFwd(x.dev, w.dev, out.dev, rstd.dev, rows, C, eps);
+  if (out.requiresGrad) record(() => K().rmsnormBwd(out.gdev, x.dev, w.dev, rstd.dev, x.gdev, w.gdev, rows, C));
   return done("rmsnorm", out);
 }
 
@@ -189,8 +189,8 @@ export function rope(x: Tensor, pos: Int32Array, table: RopeTable): Tensor {
       );
   }
   const out = output(x.shape, tracks(x));
-  K().rope(x.data, out.data, pos, table.cos, table.sin, N, H, D, 0);
-  if (out.requiresGrad) record(() => K().rope(out.grad, x.grad, pos, table.cos, table.sin, N, H, D, 1));
+  K().rope(x.dev, out.dev, pos, table.cos, table.sin, N, H, D, 0);
+  if (out.requiresGrad) record(() => K().rope(out.gdev, x.gdev, pos, table.cos, table.sin, N, H, D, 1));
   return done("rope", out);
 }
 
@@ -216,9 +216,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const scale = 1 / Math.sqrt(D);
   const out = output(q.shape, tracks(q, k, v));
   const P = output([B, H, T, T], false);
-  K().attnFwd(q.data, k.data, v.data, out.data, P.data, B, T, H, KVH, D, scale);
+  K().attnFwd(q.dev, k.dev, v.dev, out.dev, P.dev, B, T, H, KVH, D, scale);
   if (out.requiresGrad) {
-    record(() => K().attnBwd(out.grad, q.data, k.data, v.data, P.data, q.grad, k.grad, v.grad, B, T, H, KVH, D, scale));
+    record(() => K().attnBwd(out.gdev, q.dev, k.dev, v.dev, P.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale));
   }
   return done("attention", out);
 }
@@ -248,7 +248,7 @@ export function attentionCached(
       throw new FrugalError("INDEX", `attention: slot ${slot[b]} outside the cache's ${slots} slots`);
   }
   const out = output(q.shape, false);
-  K().attnCached(q.data, kCache, vCache, out.data, pos, slot, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
+  K().attnCached(q.dev, kCache, vCache, out.dev, pos, slot, B, Tn, H, KVH, D, Tmax, 1 / Math.sqrt(D));
   return done("attentionCached", out);
 }
 
@@ -306,44 +306,29 @@ export function decodeBlock(
       throw new FrugalError("INDEX", `decodeBlock: slot ${slot[b]} outside the cache's ${slots} slots`);
   }
   const out = output([N, C], false);
-  out.data.set(x.data);
+  K().axpy(1, x.dev, fillZero(out.dev));
   const rest = [table.cos, table.sin, kCache, vCache, pos, slot, N, C, H, KVH, D, F, Tmax, eps] as const;
-  const bq = w.bq?.data ?? none,
-    bk = w.bk?.data ?? none,
-    bv = w.bv?.data ?? none,
+  const bq = w.bq?.dev ?? none,
+    bk = w.bk?.dev ?? none,
+    bv = w.bv?.dev ?? none,
     h = w.half;
   if (h)
-    K().decodeBlockHalf(
-      out.data,
-      w.ln1.data,
-      h.wq,
-      h.wk,
-      h.wv,
-      bq,
-      bk,
-      bv,
-      h.wo,
-      w.ln2.data,
-      h.wg,
-      h.wu,
-      h.wd,
-      ...rest,
-    );
+    K().decodeBlockHalf(out.dev, w.ln1.dev, h.wq, h.wk, h.wv, bq, bk, bv, h.wo, w.ln2.dev, h.wg, h.wu, h.wd, ...rest);
   else
     K().decodeBlock(
-      out.data,
-      w.ln1.data,
-      w.wq.data,
-      w.wk.data,
-      w.wv.data,
+      out.dev,
+      w.ln1.dev,
+      w.wq.dev,
+      w.wk.dev,
+      w.wv.dev,
       bq,
       bk,
       bv,
-      w.wo.data,
-      w.ln2.data,
-      w.wg.data,
-      w.wu.data,
-      w.wd.data,
+      w.wo.dev,
+      w.ln2.dev,
+      w.wg.dev,
+      w.wu.dev,
+      w.wd.dev,
       ...rest,
     );
   return done("decodeBlock", out);
@@ -353,8 +338,8 @@ export function decodeBlock(
 export function swiglu(g: Tensor, u: Tensor): Tensor {
   sameShape("swiglu", g, u);
   const out = output(g.shape, tracks(g, u));
-  K().swigluFwd(g.data, u.data, out.data);
-  if (out.requiresGrad) record(() => K().swigluBwd(out.grad, g.data, u.data, g.grad, u.grad));
+  K().swigluFwd(g.dev, u.dev, out.dev);
+  if (out.requiresGrad) record(() => K().swigluBwd(out.gdev, g.dev, u.dev, g.gdev, u.gdev));
   return done("swiglu", out);
 }
 
@@ -375,10 +360,10 @@ export function logprobs(logits: Tensor, targets: Int32Array): Tensor {
   const [N, V] = checkTargets("logprobs", logits, targets);
   const out = output([N], tracks(logits));
   const lse = output([N], false);
-  K().logsoftmaxGather(logits.data, targets, out.data, lse.data, N, V);
+  K().logsoftmaxGather(logits.dev, targets, out.dev, lse.dev, N, V);
   assertFinite("logprobs", "log-probabilities", out.data);
   if (out.requiresGrad)
-    record(() => K().logsoftmaxGatherBwd(logits.data, lse.data, targets, out.grad, logits.grad, N, V));
+    record(() => K().logsoftmaxGatherBwd(logits.dev, lse.dev, targets, out.gdev, logits.gdev, N, V));
   return out;
 }
 
@@ -402,7 +387,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32
   if (mask && mask.length !== N) throw shapeError("crossEntropy", `mask of ${mask.length}`, `a mask of ${N} values`);
   const logp = output([N], false),
     lse = output([N], false);
-  K().logsoftmaxGather(logits.data, targets, logp.data, lse.data, N, V);
+  K().logsoftmaxGather(logits.dev, targets, logp.dev, lse.dev, N, V);
   const { total, weight } = maskedNegSum("crossEntropy", logp.data, mask);
   const out = output([1], tracks(logits));
   out.data[0] = total / weight;
@@ -412,7 +397,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32
       const g = out.grad[0]!,
         dlogp = output([N], false).data;
       for (let i = 0; i < N; i++) dlogp[i] = (-g * (mask ? mask[i]! : 1)) / weight;
-      K().logsoftmaxGatherBwd(logits.data, lse.data, targets, dlogp, logits.grad, N, V);
+      K().logsoftmaxGatherBwd(logits.dev, lse.dev, targets, dlogp, logits.gdev, N, V);
     });
   }
   return out;
@@ -421,11 +406,11 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, mask?: Float32
 export function add(a: Tensor, b: Tensor): Tensor {
   sameShape("add", a, b);
   const out = output(a.shape, tracks(a, b));
-  K().add(a.data, b.data, out.data);
+  K().add(a.dev, b.dev, out.dev);
   if (out.requiresGrad)
     record(() => {
-      if (a.requiresGrad) K().axpy(1, out.grad, a.grad);
-      if (b.requiresGrad) K().axpy(1, out.grad, b.grad);
+      if (a.requiresGrad) K().axpy(1, out.gdev, a.gdev);
+      if (b.requiresGrad) K().axpy(1, out.gdev, b.gdev);
     });
   return done("add", out);
 }
@@ -433,17 +418,17 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   sameShape("mul", a, b);
   const out = output(a.shape, tracks(a, b));
-  K().mul(a.data, b.data, out.data);
+  K().mul(a.dev, b.dev, out.dev);
   if (out.requiresGrad)
     record(() => {
-      const tmp = output(a.shape, false).data;
+      const tmp = output(a.shape, false).dev;
       if (a.requiresGrad) {
-        K().mul(out.grad, b.data, tmp);
-        K().axpy(1, tmp, a.grad);
+        K().mul(out.gdev, b.dev, tmp);
+        K().axpy(1, tmp, a.gdev);
       }
       if (b.requiresGrad) {
-        K().mul(out.grad, a.data, tmp);
-        K().axpy(1, tmp, b.grad);
+        K().mul(out.gdev, a.dev, tmp);
+        K().axpy(1, tmp, b.gdev);
       }
     });
   return done("mul", out);
@@ -451,9 +436,8 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 
 export function scale(a: Tensor, s: number): Tensor {
   const out = output(a.shape, tracks(a));
-  out.data.set(a.data);
-  for (let i = 0; i < out.size; i++) out.data[i]! *= s;
-  if (out.requiresGrad) record(() => K().axpy(s, out.grad, a.grad));
+  K().axpy(s, a.dev, fillZero(out.dev));
+  if (out.requiresGrad) record(() => K().axpy(s, out.gdev, a.gdev));
   return done("scale", out);
 }
 
@@ -467,7 +451,7 @@ export function scalarFn(x: Tensor, fn: (x: Float32Array) => { value: number; gr
   const out = output([1], tracks(x));
   out.data[0] = value;
   assertFinite("scalarFn", "value", out.data);
-  if (out.requiresGrad) record(() => K().axpy(out.grad[0]!, grad, x.grad));
+  if (out.requiresGrad) record(() => K().axpy(out.gdev[0]!, grad, x.gdev));
   return out;
 }
 

@@ -2,7 +2,7 @@
 // named parameters. Schedules (warmup, cosine) live in train/, not here: update() takes the lr it is given.
 import { FrugalError } from "../common/errors.js";
 import { kernels } from "./backend.js";
-import type { Tensor } from "./tensor.js";
+import { onDevice, type Tensor } from "./tensor.js";
 
 export interface AdamWConfig {
   beta1: number;
@@ -13,6 +13,7 @@ export interface AdamWConfig {
 }
 export const defaultAdamW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0 };
 
+/** m and v may live on a GPU between updates: read them through onHost() (checkpoints do). */
 export interface AdamWState {
   step: number;
   m: Map<string, Float32Array>;
@@ -33,7 +34,7 @@ export function adamwInit(params: Map<string, Tensor>): AdamWState {
 export function gradNorm(params: Map<string, Tensor>): number {
   let total = 0;
   for (const [name, p] of params) {
-    const s = kernels().k.sumsq(p.grad);
+    const s = kernels().k.sumsq(p.gdev);
     if (!Number.isFinite(s)) {
       throw new FrugalError(
         "NONFINITE",
@@ -65,7 +66,20 @@ export function adamwUpdate(params: Map<string, Tensor>, state: AdamWState, cfg:
         `optimizer state has no entry for parameter ${name}; was adamwInit called with the same parameters?`,
       );
     const wd = p.shape.length >= 2 ? cfg.weightDecay : 0;
-    kernels().k.adamw(p.data, p.grad, m, v, lr, cfg.beta1, cfg.beta2, cfg.eps, wd, bc1, bc2, gradScale);
+    kernels().k.adamw(
+      p.dev,
+      p.gdev,
+      onDevice(m),
+      onDevice(v),
+      lr,
+      cfg.beta1,
+      cfg.beta2,
+      cfg.eps,
+      wd,
+      bc1,
+      bc2,
+      gradScale,
+    );
     p.zeroGrad();
   }
   return norm;

@@ -9,6 +9,39 @@
 import { FrugalError, internal, shapeError } from "../common/errors.js";
 import { widenBf16 } from "./bf16.js";
 
+/**
+ * Where a GPU kernel set keeps copies of the engine's arrays (webgpu/bridge.ts). The host touches a tensor's
+ * values only through .data/.grad, which bring the GPU copy home first; kernels get .dev/.gdev, which do not.
+ */
+export interface Residency {
+  /** true while the GPU kernels are the active set (otherwise .dev is .data) */
+  active: boolean;
+  track(a: Float32Array | Uint16Array): void;
+  toHost(a: Float32Array | Uint16Array): void;
+  fresh(a: Float32Array): void;
+  zero(a: Float32Array): void;
+}
+let res: Residency | null = null;
+export function setResidency(r: Residency | null): void {
+  res = r;
+}
+/** Zeroes a (host and device copies): for step buffers that kernels then add into. */
+export function fillZero(a: Float32Array): Float32Array {
+  a.fill(0);
+  res?.zero(a);
+  return a;
+}
+/** a as the host sees it after every kernel so far (for raw step buffers the host reads after kernels wrote them). */
+export function onHost<T extends Float32Array | Uint16Array>(a: T): T {
+  res?.toHost(a);
+  return a;
+}
+/** a kept on the device between kernels (raw step buffers only kernels touch). */
+export function onDevice<T extends Float32Array | Uint16Array>(a: T): T {
+  if (res?.active) res.track(a);
+  return a;
+}
+
 const pool = new Map<number, Float32Array[]>();
 const lastUse = new Map<number, number>();
 let live: Float32Array[] = [];
@@ -41,7 +74,7 @@ export function scratch(n: number, zero = true): Float32Array {
   lastUse.set(cls, epoch);
   live.push(buf);
   const view = buf.subarray(0, n);
-  if (zero) view.fill(0);
+  if (zero) fillZero(view);
   return view;
 }
 
@@ -143,6 +176,15 @@ export class Tensor {
   get data(): Float32Array {
     this.check();
     if (this.bits) throw internal(`tensor [${this.shape.join(", ")}] is kept as bfloat16 bits only; read .bf16`);
+    res?.toHost(this.buf);
+    return this.buf;
+  }
+  /** The values for a kernel: on a GPU kernel set, its device copy stays where it is (no transfer). */
+  get dev(): Float32Array {
+    if (!res?.active) return this.data;
+    this.check();
+    if (this.bits) throw internal(`tensor [${this.shape.join(", ")}] is kept as bfloat16 bits only; read .bf16`);
+    res.track(this.buf);
     return this.buf;
   }
   /** The bfloat16 bits of a frozen tensor kept in bfloat16 only (keepBf16), else null. */
@@ -152,6 +194,7 @@ export class Tensor {
   /** Keeps only `bits` (its values rounded to bfloat16): half the memory; `data` is unavailable until widen(). */
   keepBf16(bits: Uint16Array): void {
     if (bits.length !== this.size) throw shapeError("keepBf16", [bits.length], `${this.size} bfloat16 values`);
+    res?.track(bits); // never written again: uploaded once
     this.bits = bits;
     this.buf = new Float32Array(0);
   }
@@ -163,6 +206,18 @@ export class Tensor {
   }
   /** The gradient buffer, created zeroed on first use. */
   get grad(): Float32Array {
+    const g = this.gradBuf(); // outside res?.(): optional chaining would skip creating it
+    res?.toHost(g);
+    return g;
+  }
+  /** The gradient for a kernel (see dev). */
+  get gdev(): Float32Array {
+    if (!res?.active) return this.grad;
+    const g = this.gradBuf();
+    res.track(g);
+    return g;
+  }
+  private gradBuf(): Float32Array {
     this.check();
     if (!this.gbuf) this.gbuf = this.persistent ? new Float32Array(this.size) : scratch(this.size);
     return this.gbuf;
@@ -171,7 +226,7 @@ export class Tensor {
     return this.gbuf !== null;
   }
   zeroGrad(): void {
-    this.gbuf?.fill(0);
+    if (this.gbuf) fillZero(this.gbuf);
   }
   toArray(): number[] {
     return Array.from(this.data);
@@ -182,8 +237,9 @@ export class Tensor {
   }
   /** Same buffer, new shape (no copy); shares the gradient too. */
   view(shape: readonly number[]): Tensor {
-    const t = new Tensor(shape, this.data, { persistent: this.persistent, requiresGrad: this.requiresGrad });
-    if (this.requiresGrad) t.gbuf = this.grad;
+    this.check();
+    const t = new Tensor(shape, this.buf, { persistent: this.persistent, requiresGrad: this.requiresGrad });
+    if (this.requiresGrad) t.gbuf = this.gradBuf();
     return t;
   }
 }
@@ -204,14 +260,12 @@ export function constant(shape: readonly number[], data: Float32Array): Tensor {
  * rule), so clearing it first would only cost memory bandwidth. Gradients (Tensor.grad) are zeroed.
  */
 export function output(shape: readonly number[], requiresGrad: boolean): Tensor {
-  return new Tensor(
-    shape,
-    scratch(
-      shape.reduce((a, b) => a * b, 1),
-      false,
-    ),
-    { persistent: false, requiresGrad },
+  const buf = scratch(
+    shape.reduce((a, b) => a * b, 1),
+    false,
   );
+  res?.fresh(buf);
+  return new Tensor(shape, buf, { persistent: false, requiresGrad });
 }
 
 // ---- the tape ----

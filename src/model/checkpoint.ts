@@ -5,7 +5,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
-import type { AdamWState } from "../engine/index.js";
+import { onHost, type AdamWState } from "../engine/index.js";
 import { ARCHITECTURES, parseModelConfig, type ModelConfig } from "./config.js";
 import { encodeSafetensors, readSafetensors } from "./safetensors.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -158,8 +158,8 @@ export function saveCheckpoint(dir: string, model: Model, opts: SaveOptions): vo
       );
     if (opts.optimizer) {
       const o = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-      for (const [n, m] of opts.optimizer.m) o.set(`m.${n}`, { shape: [m.length], data: m });
-      for (const [n, v] of opts.optimizer.v) o.set(`v.${n}`, { shape: [v.length], data: v });
+      for (const [n, m] of opts.optimizer.m) o.set(`m.${n}`, { shape: [m.length], data: onHost(m) });
+      for (const [n, v] of opts.optimizer.v) o.set(`v.${n}`, { shape: [v.length], data: onHost(v) });
       writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(o, { step: String(opts.optimizer.step) }));
     }
     for (const [name, data] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, name), data);

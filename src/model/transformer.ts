@@ -288,8 +288,8 @@ export function forwardCached(
           x,
           blockWeights(model, l),
           model.rope,
-          cache.k[l]!,
-          cache.v[l]!,
+          E.onDevice(cache.k[l]!),
+          E.onDevice(cache.v[l]!),
           pos,
           slot,
           cache.Tmax,
@@ -301,8 +301,9 @@ export function forwardCached(
       }
       x = E.checkpoint(x, (xi) =>
         block(model, l, xi, positions, (q, k, v) => {
-          const kc = cache.k[l]!,
-            vc = cache.v[l]!;
+          // the host writes the new keys and values: a GPU copy comes home first
+          const kc = E.onHost(cache.k[l]!),
+            vc = E.onHost(cache.v[l]!);
           for (let b = 0; b < B; b++) {
             const dst = (slot[b]! * cache.Tmax + pos[b]!) * row,
               src = b * Tn * row;

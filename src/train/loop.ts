@@ -94,6 +94,12 @@ export function runLoop(
           `${io.name}: step ${s} produced a non-finite value (${e.message}). The last good checkpoint (before step ${s}) is kept in ${io.dir}; lower the learning rate and rerun with --resume.`,
         );
       }
+      if (e instanceof FrugalError && e.code === "DEVICE") {
+        throw new FrugalError(
+          "DEVICE",
+          `${io.name}: step ${s} lost the GPU (${e.message}). The last checkpoint (before step ${s}) is kept in ${io.dir}; rerun with --resume, on the GPU or the CPU.`,
+        );
+      }
       throw e;
     }
     usage = addUsage(usage, r.usage);

@@ -17,6 +17,7 @@ export function timeTrainSteps(config: ModelConfig, batch: number, seq: number, 
     E.backward(E.crossEntropy(forward(model, ids, batch, seq), tgt));
     E.adamwUpdate(model.params, opt, E.defaultAdamW, 1e-3);
     E.endStep();
+    E.syncKernels();
     if (s >= 2) times.push(performance.now() - t0);
   }
   return times;

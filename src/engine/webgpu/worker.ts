@@ -1,0 +1,238 @@
+// The GPU thread: owns Dawn's device and every GPU buffer, and executes the main thread's commands in order
+// (allocate, upload, clear, run a shader, read back). Reads answer through a SharedArrayBuffer and
+// Atomics.notify, so the main thread can wait synchronously. It never decides what to upload: bridge.ts does.
+import { parentPort } from "node:worker_threads";
+import { bufList, SHADERS, wgsl } from "./shaders.js";
+
+export type Command =
+  | { t: "init"; sab: SharedArrayBuffer; backend: string }
+  | { t: "staging"; sab: SharedArrayBuffer }
+  | { t: "alloc"; id: number; bytes: number }
+  | { t: "free"; id: number }
+  | { t: "write"; id: number; off: number; data: Uint8Array }
+  | { t: "clear"; id: number; off: number; bytes: number }
+  | { t: "run"; k: string; ids: number[]; u: ArrayBuffer; n: [number, number, number] }
+  | { t: "read"; id: number; off: number; bytes: number }
+  | { t: "lose" };
+
+/** Answer flags in ctrl[0]: the main thread waits while it is PENDING. */
+export const PENDING = 0,
+  OK = 1,
+  FAILED = 2;
+
+let gpuRoot: GPU | null = null; // Dawn crashes if the object create() returned is collected: keep it for life
+let device: GPUDevice;
+let ctrl: Int32Array, payload: Uint8Array;
+const buffers = new Map<number, GPUBuffer>();
+const pipelines = new Map<string, GPUComputePipeline>();
+let enc: GPUCommandEncoder | null = null,
+  pass: GPUComputePassEncoder | null = null,
+  pending = 0,
+  flushQueued = false,
+  firstError = "",
+  lost = "";
+let trash: GPUBuffer[] = [];
+
+function answer(flag: number, text = ""): void {
+  const bytes = new TextEncoder().encode(text);
+  payload.set(bytes.subarray(0, payload.length));
+  ctrl[1] = Math.min(bytes.length, payload.length);
+  Atomics.store(ctrl, 0, flag);
+  Atomics.notify(ctrl, 0);
+}
+
+async function init(cmd: { sab: SharedArrayBuffer; backend: string }): Promise<void> {
+  ctrl = new Int32Array(cmd.sab, 0, 4);
+  payload = new Uint8Array(cmd.sab, 16);
+  try {
+    const { create, globals } = await import("webgpu");
+    Object.assign(globalThis, globals);
+    const tries: [string[], GPURequestAdapterOptions][] =
+      cmd.backend === "opengles"
+        ? [[["backend=opengles"], { featureLevel: "compatibility" }]]
+        : cmd.backend === "vulkan"
+          ? [[["backend=vulkan"], {}]]
+          : [
+              [[], {}],
+              [["backend=opengles"], { featureLevel: "compatibility" }],
+            ];
+    let adapter: GPUAdapter | null = null;
+    for (const [flags, opts] of tries) {
+      gpuRoot = create(flags);
+      adapter = await gpuRoot.requestAdapter(opts);
+      if (adapter) break;
+    }
+    if (!adapter) return answer(FAILED, "no WebGPU adapter");
+    const l = adapter.limits;
+    device = await adapter.requestDevice({
+      requiredLimits: {
+        maxComputeInvocationsPerWorkgroup: Math.min(256, l.maxComputeInvocationsPerWorkgroup),
+        maxComputeWorkgroupSizeX: Math.min(256, l.maxComputeWorkgroupSizeX),
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+      },
+    });
+    device.onuncapturederror = (e) => {
+      firstError ||= e.error.message;
+    };
+    void device.lost.then((info) => {
+      lost = info.message || "the device was lost";
+    });
+    const info = adapter.info;
+    answer(OK, `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.replace(/\s+/g, " ").trim());
+  } catch (e) {
+    answer(FAILED, (e as Error).message.split("\n")[0] ?? String(e));
+  }
+}
+
+function pipeline(k: string): GPUComputePipeline {
+  let p = pipelines.get(k);
+  if (!p) {
+    const module = device.createShaderModule({ code: wgsl(k) });
+    p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    pipelines.set(k, p);
+  }
+  return p;
+}
+
+function encoder(): GPUCommandEncoder {
+  return (enc ??= device.createCommandEncoder());
+}
+function endPass(): void {
+  pass?.end();
+  pass = null;
+}
+function submit(): void {
+  endPass();
+  if (enc) device.queue.submit([enc.finish()]);
+  enc = null;
+  pending = 0;
+  for (const b of trash) b.destroy();
+  trash = [];
+}
+function queueFlush(): void {
+  if (flushQueued) return;
+  flushQueued = true;
+  setImmediate(() => {
+    flushQueued = false;
+    submit();
+  });
+}
+
+/** A temporary copy of buffer `id` (a read binding aliasing a written one, which WebGPU forbids). */
+function copyOf(id: number): GPUBuffer {
+  const src = buffers.get(id)!;
+  const tmp = device.createBuffer({ size: src.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  endPass();
+  encoder().copyBufferToBuffer(src, 0, tmp, 0, src.size);
+  trash.push(tmp);
+  return tmp;
+}
+
+function run(cmd: { k: string; ids: number[]; u: ArrayBuffer; n: [number, number, number] }): void {
+  const p = pipeline(cmd.k),
+    bufs = bufList(SHADERS[cmd.k]!);
+  const written = new Set(cmd.ids.filter((_, i) => bufs[i]![2]));
+  const uni = device.createBuffer({ size: cmd.u.byteLength, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+  new Uint8Array(uni.getMappedRange()).set(new Uint8Array(cmd.u));
+  uni.unmap();
+  trash.push(uni);
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uni } }];
+  cmd.ids.forEach((id, i) => {
+    const b = !bufs[i]![2] && written.has(id) ? copyOf(id) : buffers.get(id)!;
+    entries.push({ binding: i + 1, resource: { buffer: b } });
+  });
+  const group = device.createBindGroup({ layout: p.getBindGroupLayout(0), entries });
+  pass ??= encoder().beginComputePass();
+  pass.setPipeline(p);
+  pass.setBindGroup(0, group);
+  pass.dispatchWorkgroups(...cmd.n);
+  if (++pending >= 64) submit();
+  else queueFlush();
+}
+
+async function read(cmd: { id: number; off: number; bytes: number }): Promise<void> {
+  const size = Math.ceil(cmd.bytes / 4) * 4;
+  if (size > payload.length) return answer(FAILED, `internal: read of ${size} bytes exceeds the staging area`);
+  const dst = device.createBuffer({
+    size: Math.max(4, size),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  endPass();
+  if (size > 0) encoder().copyBufferToBuffer(buffers.get(cmd.id)!, cmd.off, dst, 0, size);
+  submit();
+  try {
+    await dst.mapAsync(GPUMapMode.READ);
+  } catch (e) {
+    return answer(FAILED, lost || firstError || (e as Error).message);
+  }
+  if (lost || firstError) {
+    dst.destroy();
+    return answer(FAILED, lost ? `device lost: ${lost}` : firstError);
+  }
+  payload.set(new Uint8Array(dst.getMappedRange(), 0, size));
+  dst.unmap();
+  dst.destroy();
+  answer(OK);
+}
+
+function handle(cmd: Command): void {
+  switch (cmd.t) {
+    case "init":
+      void init(cmd);
+      return;
+    case "staging":
+      payload = new Uint8Array(cmd.sab, 16);
+      ctrl = new Int32Array(cmd.sab, 0, 4);
+      return;
+    case "alloc":
+      buffers.set(
+        cmd.id,
+        device.createBuffer({
+          size: Math.max(16, Math.ceil(cmd.bytes / 4) * 4),
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        }),
+      );
+      return;
+    case "free": {
+      const b = buffers.get(cmd.id);
+      buffers.delete(cmd.id);
+      if (b) trash.push(b);
+      return;
+    }
+    case "write": {
+      const size = Math.ceil(cmd.data.length / 4) * 4;
+      const st = device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Uint8Array(st.getMappedRange()).set(cmd.data);
+      st.unmap();
+      endPass();
+      encoder().copyBufferToBuffer(st, 0, buffers.get(cmd.id)!, cmd.off, size);
+      trash.push(st);
+      queueFlush();
+      return;
+    }
+    case "clear":
+      endPass();
+      encoder().clearBuffer(buffers.get(cmd.id)!, cmd.off, cmd.bytes);
+      queueFlush();
+      return;
+    case "run":
+      run(cmd);
+      return;
+    case "read":
+      void read(cmd);
+      return;
+    case "lose":
+      device.destroy(); // tests: what a lost device does to a run
+      return;
+  }
+}
+
+parentPort?.on("message", (cmd: Command) => {
+  try {
+    handle(cmd);
+  } catch (e) {
+    firstError ||= (e as Error).message;
+  }
+});

@@ -76,7 +76,8 @@ export function registerServe(program: Command): void {
   program
     .command("dashboard [runs]")
     .description(
-      "the run dashboard alone: curves, bill, eval table and samples of every run in RUNS (default runs/), live",
+      "the run dashboard alone: curves, bill, eval table and samples of every run in RUNS (default runs/), live; " +
+        "and /webgpu, the tiny recipe trained in the browser on WebGPU",
     )
     .option("--port <p>", "port", "8001")
     .option("--host <h>", "interface to listen on", "127.0.0.1")
@@ -84,7 +85,10 @@ export function registerServe(program: Command): void {
       const app = new Hono();
       mountDashboard(app, runs ?? "runs");
       serve({ fetch: app.fetch, port: positiveInt("--port", o.port), hostname: o.host }, (info) =>
-        console.log(`frugal: dashboard of ${runs ?? "runs"} at http://${o.host}:${info.port}/dashboard`),
+        console.log(
+          `frugal: dashboard of ${runs ?? "runs"} at http://${o.host}:${info.port}/dashboard; ` +
+            `the tiny recipe trained on WebGPU in the browser at http://${o.host}:${info.port}/webgpu`,
+        ),
       );
     });
 }

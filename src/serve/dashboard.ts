@@ -8,6 +8,7 @@ import type { Hono } from "hono";
 import { makeBill } from "../cost/bill.js";
 import { readLedger } from "../cost/ledger.js";
 import { PAGE } from "./dashboard-page.js";
+import { mountWebgpuPage } from "./webgpu-page.js";
 
 const MAX_POINTS = 600;
 const readJson = (f: string): unknown => {
@@ -94,6 +95,7 @@ export function mountDashboard(app: Hono, root: string): void {
   app.get("/dashboard", (c) => c.html(PAGE));
   app.get("/dashboard/uplot.js", (c) => c.body(uplotJs, 200, { "content-type": "text/javascript" }));
   app.get("/dashboard/uplot.css", (c) => c.body(uplotCss, 200, { "content-type": "text/css" }));
+  mountWebgpuPage(app);
   app.get("/api/runs", (c) => c.json(listRuns(root)));
   app.get("/api/runs/:name", (c) => {
     const v = runView(root, c.req.param("name"));

@@ -5,7 +5,7 @@
 import { Worker } from "node:worker_threads";
 import { FrugalError, internal } from "../../common/errors.js";
 import { bufList, paramList, SHADERS } from "./shaders.js";
-import { FAILED, PENDING, type Command } from "./worker.js";
+import { FAILED, PENDING, type Command } from "./protocol.js";
 
 type Arr = Float32Array | Int32Array | Uint16Array;
 /** host: the host copy is newer; gpu: the GPU copy is newer; both: they agree. */

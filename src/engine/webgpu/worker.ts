@@ -1,24 +1,10 @@
-// The GPU thread: owns Dawn's device and every GPU buffer, and executes the main thread's commands in order
+// The GPU thread: owns the WebGPU device and every GPU buffer, and executes the engine thread's commands in order
 // (allocate, upload, clear, run a shader, read back). Reads answer through a SharedArrayBuffer and
-// Atomics.notify, so the main thread can wait synchronously. It never decides what to upload: bridge.ts does.
+// Atomics.notify, so the engine can wait synchronously. It never decides what to upload: bridge.ts does.
+// In Node the device is Dawn's (npm webgpu); in a browser the bundler maps "webgpu" to navigator.gpu.
 import { parentPort } from "node:worker_threads";
+import { FAILED, OK, type Command } from "./protocol.js";
 import { bufList, SHADERS, wgsl } from "./shaders.js";
-
-export type Command =
-  | { t: "init"; sab: SharedArrayBuffer; backend: string }
-  | { t: "staging"; sab: SharedArrayBuffer }
-  | { t: "alloc"; id: number; bytes: number }
-  | { t: "free"; id: number }
-  | { t: "write"; id: number; off: number; data: Uint8Array }
-  | { t: "clear"; id: number; off: number; bytes: number }
-  | { t: "run"; k: string; ids: number[]; u: ArrayBuffer; n: [number, number, number] }
-  | { t: "read"; id: number; off: number; bytes: number }
-  | { t: "lose" };
-
-/** Answer flags in ctrl[0]: the main thread waits while it is PENDING. */
-export const PENDING = 0,
-  OK = 1,
-  FAILED = 2;
 
 let gpuRoot: GPU | null = null; // Dawn crashes if the object create() returned is collected: keep it for life
 let device: GPUDevice;
@@ -32,6 +18,8 @@ let enc: GPUCommandEncoder | null = null,
   firstError = "",
   lost = "";
 let trash: GPUBuffer[] = [];
+/** after the messages already queued (a browser worker has no setImmediate) */
+const later: (f: () => void) => void = globalThis.setImmediate ?? ((f) => setTimeout(f, 0));
 
 function answer(flag: number, text = ""): void {
   const bytes = new TextEncoder().encode(text);
@@ -114,7 +102,7 @@ function submit(): void {
 function queueFlush(): void {
   if (flushQueued) return;
   flushQueued = true;
-  setImmediate(() => {
+  later(() => {
     flushQueued = false;
     submit();
   });

@@ -26,6 +26,8 @@ export interface EngineBench {
   /** With the webgpu kernels: the same steps on the CPU kernels in the same run, and CPU/webgpu step time. */
   cpuStepMs?: number;
   speedupVsCpu?: number;
+  /** with FRUGAL_WEBGPU_PROFILE=1: GPU wall time per shader over the timed run, largest first */
+  gpuProfile?: { shader: string; calls: number; ms: number }[];
   /** PyTorch under the machine's own environment (OPENBLAS_CORETYPE as set), and frugal/PyTorch. */
   torchStepMs?: number;
   torchVersion?: string;
@@ -85,6 +87,9 @@ export function benchEngine(opts: { steps: number; torch: boolean; batch?: numbe
     kernels: E.kernels().description,
     blas: blasReason(),
   };
+  const profile = E.webgpuKernels().gpu?.profile;
+  if (E.kernels().name === "webgpu" && profile)
+    out.gpuProfile = [...profile].map(([shader, p]) => ({ shader, ...p })).sort((a, b) => b.ms - a.ms);
   if (E.kernels().name === "webgpu") {
     const gpu = E.useKernels(E.nativeKernels() ?? E.referenceSet);
     out.cpuStepMs = median(timeTrainSteps(config, batch, seq, opts.steps));

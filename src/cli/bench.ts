@@ -44,7 +44,11 @@ export function registerBench(program: Command): void {
       console.log(`step:         ${r.stepMs.toFixed(1)} ms (median of ${r.steps})`);
       if (r.cpuStepMs !== undefined)
         console.log(
-          `CPU kernels:  ${r.cpuStepMs.toFixed(1)} ms/step → webgpu is ${r.speedupVsCpu!.toFixed(2)}× the CPU`,
+          `CPU kernels:  ${r.cpuStepMs.toFixed(1)} ms/step → webgpu runs at ${r.speedupVsCpu!.toPrecision(2)}× the CPU's speed`,
+        );
+      for (const p of r.gpuProfile?.slice(0, 8) ?? [])
+        console.log(
+          `  ${p.shader.padEnd(20)} ${String(p.calls).padStart(5)} dispatches ${p.ms.toFixed(0).padStart(7)} ms`,
         );
       console.log(`throughput:   ${Math.round(r.tokensPerSec)} tokens/s, ${r.gflops.toFixed(1)} GFLOP/s achieved`);
       if (r.torchStepMs !== undefined) {

@@ -4,6 +4,7 @@
 // device lost mid-run keeps the last checkpoint and --resume finishes the run on the CPU.
 // Skips without a WebGPU adapter, unless FRUGAL_REQUIRE_WEBGPU=1 (CI installs Mesa's GL driver for one).
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,26 @@ import * as E from "../engine/index.js";
 import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
 import type { Recipe } from "../pipeline/recipe.js";
+
+const cli = join(repoRoot, "dist/cli/main.js");
+
+test("no WebGPU adapter: a message naming the drivers to install, and the CPU kernels run", () => {
+  // Dawn has no D3D12 on Linux: as a machine without a GPU driver would be
+  const r = spawnSync(
+    process.execPath,
+    [cli, "--device", "webgpu", "bench", "engine", "--steps", "1", "--no-torch", "--json"],
+    {
+      encoding: "utf8",
+      env: { ...process.env, FRUGAL_WEBGPU_BACKEND: "d3d12" },
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /no WebGPU device \(no WebGPU adapter\); using the (native|reference) CPU kernels/);
+  assert.match(r.stderr, /apt-get install -y libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri/);
+  const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { kernels: string; cpuStepMs?: number };
+  assert.match(out.kernels, /^(native|reference):/);
+  assert.equal(out.cpuStepMs, undefined, "no webgpu, so no CPU comparison");
+});
 
 const gpu = E.webgpuKernels();
 const skip = gpu.set ? false : `no WebGPU device (${gpu.why})`;

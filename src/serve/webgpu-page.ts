@@ -92,7 +92,7 @@ export function browserBundles(): Promise<{ engine: string; worker: string }> {
       });
       return r.outputFiles[0]!.text;
     };
-    return { engine: await build("browser/train-worker.js"), worker: await build("../engine/webgpu/worker.js") };
+    return { engine: await build("../pipeline/browser-worker.js"), worker: await build("../engine/webgpu/worker.js") };
   })();
   return bundles;
 }

@@ -28,6 +28,9 @@ const WAIT_MS = Number(process.env.FRUGAL_WEBGPU_TIMEOUT_MS ?? 120_000);
 export class Gpu {
   readonly adapter: string;
   readonly stats: GpuStats = { uploads: 0, uploadBytes: 0, reads: 0, readBytes: 0, dispatches: 0 };
+  /** FRUGAL_WEBGPU_PROFILE=1: each dispatch waits for the GPU, and its wall time is summed here per shader. */
+  readonly profile =
+    process.env.FRUGAL_WEBGPU_PROFILE === "1" ? new Map<string, { calls: number; ms: number }>() : null;
   /** Fault injection for tests: the device is destroyed at this dispatch count, as a driver reset would. */
   loseAt = -1;
   private worker: Worker;
@@ -99,9 +102,9 @@ export class Gpu {
 
   /** Waits until the GPU has run every command so far; throws if any failed or the device was lost. */
   sync(): void {
-    const s = this.slot(new Float32Array(4));
-    this.readRaw(s.id, 0, 0, new Uint8Array(0));
+    this.readRaw(this.slot(this.syncArray).id, 0, 0, new Uint8Array(0));
   }
+  private readonly syncArray = new Float32Array(4);
 
   private slot(a: Arr): Slot {
     let s = this.slots.get(a.buffer as ArrayBuffer);
@@ -180,6 +183,7 @@ export class Gpu {
       u32 = new Uint32Array(u),
       f32 = new Float32Array(u);
     names.forEach(([, isF], i) => (isF ? (f32[i] = values[i]!) : (u32[i] = values[i]! >>> 0)));
+    const t0 = this.profile ? performance.now() : 0;
     this.post({ t: "run", k, ids: slots.map((s) => s.id), u, n: groups }, [u]);
     if (++this.stats.dispatches === this.loseAt) this.post({ t: "lose" });
     arrays.forEach((a, i) => {
@@ -188,6 +192,11 @@ export class Gpu {
       if (s.tracked) s.state = "gpu";
       else this.readBack(s, a);
     });
+    if (this.profile) {
+      this.sync();
+      const p = this.profile.get(k) ?? { calls: 0, ms: 0 };
+      this.profile.set(k, { calls: p.calls + 1, ms: p.ms + performance.now() - t0 });
+    }
   }
 
   private readBack(s: Slot, a: Arr): void {

@@ -49,7 +49,7 @@ export function webgpuKernelsOn(gpu: Gpu): Kernels {
   const k: Kernels = {
     gemm(ta, tb, M, N, K, alpha, A, offA, lda, sA, B, offB, ldb, sB, beta, C, offC, ldc, sC, batch) {
       if (M * N * batch === 0) return;
-      const g: G3 = [Math.ceil(N / 16), Math.ceil(M / 16), batch];
+      const g: G3 = [Math.ceil(N / 64), Math.ceil(M / 64), batch];
       run("gemm", [A, B, C], [ta, tb, M, N, K, alpha, lda, sA, ldb, sB, beta, ldc, sC], g, [offA, offB, offC]);
     },
     add: (a, b, out) => void (a.length && run("add", [a, b, out], [a.length], lin(a.length))),

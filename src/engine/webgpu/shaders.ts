@@ -85,33 +85,51 @@ const cachedBody = `
 const cachedParams = "B Tn H KVH D Tmax scale:f oq okc ovc oo opos oslot";
 
 export const SHADERS: Record<string, ShaderDef> = {
+  /** 64×64 tiles of C per 16×16 workgroup, 4×4 per thread, through workgroup memory in steps of 16 along K. */
   gemm: {
     params: "ta tb M N K alpha:f lda sA ldb sB beta:f ldc sC oA oB oC",
     bufs: "A:f:r B:f:r C:f:w",
     wg: [16, 16],
     body: `
-  let b = w.z; let rowi = w.y * 16u + l.y; let col = w.x * 16u + l.x;
-  var acc = 0.0;
+  let b = w.z; let tid = l.y * 16u + l.x; let row0 = w.y * 64u; let col0 = w.x * 64u;
+  let a0 = p.oA + b * p.sA; let b0 = p.oB + b * p.sB;
+  var acc: array<f32, 16>;
   for (var k0 = 0u; k0 < p.K; k0 += 16u) {
-    let ka = k0 + l.x; var av = 0.0;
-    if (rowi < p.M && ka < p.K) {
-      let a0 = p.oA + b * p.sA;
-      av = select(A[a0 + rowi * p.lda + ka], A[a0 + ka * p.lda + rowi], p.ta == 1u);
+    for (var e = 0u; e < 4u; e++) {
+      let idx = tid + e * 256u;
+      let r = row0 + idx / 16u; let ka = k0 + idx % 16u;
+      var av = 0.0;
+      if (r < p.M && ka < p.K) {
+        if (p.ta == 1u) { av = A[a0 + ka * p.lda + r]; } else { av = A[a0 + r * p.lda + ka]; }
+      }
+      ta_[idx] = av;
+      let kb = k0 + idx / 64u; let c = col0 + idx % 64u;
+      var bv = 0.0;
+      if (kb < p.K && c < p.N) {
+        if (p.tb == 1u) { bv = B[b0 + c * p.ldb + kb]; } else { bv = B[b0 + kb * p.ldb + c]; }
+      }
+      tb_[idx] = bv;
     }
-    ta_[l.y][l.x] = av;
-    let kb = k0 + l.y; var bv = 0.0;
-    if (kb < p.K && col < p.N) {
-      let b0 = p.oB + b * p.sB;
-      bv = select(B[b0 + kb * p.ldb + col], B[b0 + col * p.ldb + kb], p.tb == 1u);
-    }
-    tb_[l.y][l.x] = bv;
     workgroupBarrier();
-    for (var k = 0u; k < 16u; k++) { acc += ta_[l.y][k] * tb_[k][l.x]; }
+    for (var k = 0u; k < 16u; k++) {
+      var av: array<f32, 4>; var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { av[i] = ta_[(l.y * 4u + i) * 16u + k]; bv[i] = tb_[k * 64u + l.x * 4u + i]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += av[i] * bv[j]; }
+      }
+    }
     workgroupBarrier();
   }
-  if (rowi < p.M && col < p.N) {
-    let ci = p.oC + b * p.sC + rowi * p.ldc + col;
-    if (p.beta == 0.0) { C[ci] = p.alpha * acc; } else { C[ci] = p.alpha * acc + p.beta * C[ci]; }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + l.y * 4u + i;
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + l.x * 4u + j;
+      if (r < p.M && c < p.N) {
+        let ci = p.oC + b * p.sC + r * p.ldc + c;
+        if (p.beta == 0.0) { C[ci] = p.alpha * acc[i * 4u + j]; }
+        else { C[ci] = p.alpha * acc[i * 4u + j] + p.beta * C[ci]; }
+      }
+    }
   }`,
   },
   add: ew("oa ob oo", "a:f:r b:f:r o:f:w", "o[p.oo + i] = a[p.oa + i] + b[p.ob + i];"),
@@ -367,10 +385,7 @@ export function wgsl(name: string): string {
 fn vv(k: u32) -> f32 { let e = p.ovc + k; return half(vc[e >> 1u], e); }`
     : `fn kk(k: u32) -> f32 { return kc[p.okc + k]; }
 fn vv(k: u32) -> f32 { return vc[p.ovc + k]; }`;
-  const tiles =
-    name === "gemm"
-      ? "var<workgroup> ta_: array<array<f32, 16>, 16>;\nvar<workgroup> tb_: array<array<f32, 16>, 16>;"
-      : "";
+  const tiles = name === "gemm" ? "var<workgroup> ta_: array<f32, 1024>;\nvar<workgroup> tb_: array<f32, 1024>;" : "";
   return `struct Params { ${fields} }
 @group(0) @binding(0) var<uniform> p: Params;
 ${bindings}

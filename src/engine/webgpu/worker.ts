@@ -35,15 +35,16 @@ async function init(cmd: { sab: SharedArrayBuffer; backend: string }): Promise<v
   try {
     const { create, globals } = await import("webgpu");
     Object.assign(globalThis, globals);
+    // auto: the platform's native API (Vulkan, Metal, D3D12), then OpenGL ES (Mesa on a machine without a GPU);
+    // FRUGAL_WEBGPU_BACKEND=vulkan|opengles|metal|d3d12 asks for one
+    const compat: GPURequestAdapterOptions = { featureLevel: "compatibility" };
     const tries: [string[], GPURequestAdapterOptions][] =
-      cmd.backend === "opengles"
-        ? [[["backend=opengles"], { featureLevel: "compatibility" }]]
-        : cmd.backend === "vulkan"
-          ? [[["backend=vulkan"], {}]]
-          : [
-              [[], {}],
-              [["backend=opengles"], { featureLevel: "compatibility" }],
-            ];
+      cmd.backend === "auto"
+        ? [
+            [[], {}],
+            [["backend=opengles"], compat],
+          ]
+        : [[[`backend=${cmd.backend}`], cmd.backend === "opengles" ? compat : {}]];
     let adapter: GPUAdapter | null = null;
     for (const [flags, opts] of tries) {
       gpuRoot = create(flags);

@@ -1,9 +1,9 @@
 // The browser's training thread (a Web Worker, bundled by serve/webgpu-page.ts): runs the tiny recipe's
 // pretraining stage with the webgpu kernels, the same code as `frugal run`, and posts each step to the page.
 // It keeps no checkpoint (a tab has no run directory): the stage ends by stopping after its last step.
-import * as E from "../../engine/index.js";
-import { pretrain } from "../../pipeline/stages/pretrain.js";
-import type { StageIO } from "../../train/loop.js";
+import * as E from "../engine/index.js";
+import { pretrain } from "./stages/pretrain.js";
+import type { StageIO } from "../train/loop.js";
 
 export type PageMessage =
   | { type: "kernels"; name: string; description: string }

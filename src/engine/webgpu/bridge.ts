@@ -57,7 +57,7 @@ export class Gpu {
     const worker = new Worker(new URL("./worker.js", import.meta.url));
     worker.unref();
     const ctrl = new Int32Array(sab, 0, 4);
-    worker.postMessage({ t: "init", sab, backend } satisfies Command);
+    worker.postMessage([{ t: "init", sab, backend } satisfies Command]);
     const r = Atomics.wait(ctrl, 0, PENDING, WAIT_MS);
     const text = new TextDecoder().decode(new Uint8Array(sab, 16, ctrl[1]!).slice());
     if (r === "timed-out" || ctrl[0] === FAILED) {
@@ -67,9 +67,21 @@ export class Gpu {
     return new Gpu(worker, sab, text);
   }
 
+  /** Commands go in batches (one postMessage costs ~10 µs): flushed at 32, before a read, or when JS goes idle. */
+  private batch: Command[] = [];
+  private transfers: ArrayBuffer[] = [];
   private post(cmd: Command, transfer: ArrayBuffer[] = []): void {
     if (this.dead) return;
-    this.worker.postMessage(cmd, transfer);
+    if (this.batch.length === 0) queueMicrotask(() => this.flush());
+    this.batch.push(cmd);
+    this.transfers.push(...transfer);
+    if (this.batch.length >= 32) this.flush();
+  }
+  private flush(): void {
+    if (!this.batch.length || this.dead) return;
+    this.worker.postMessage(this.batch, this.transfers);
+    this.batch = [];
+    this.transfers = [];
   }
 
   /** Reads `bytes` at byte `off` of GPU buffer `id` into `into`, waiting for every command before it. */
@@ -83,6 +95,7 @@ export class Gpu {
     }
     Atomics.store(this.ctrl, 0, PENDING);
     this.post({ t: "read", id, off, bytes: need });
+    this.flush();
     const r = Atomics.wait(this.ctrl, 0, PENDING, WAIT_MS);
     if (r === "timed-out" || this.ctrl[0] === FAILED) {
       const why =

@@ -355,17 +355,30 @@ export const SHADERS: Record<string, ShaderDef> = {
 
 const wgslType = { f: "array<f32>", i: "array<i32>", h: "array<u32>", H: "array<atomic<u32>>" } as const;
 
-/** Parses a def's parameter list: [name, isFloat] in uniform order. */
-export function paramList(def: ShaderDef): [string, boolean][] {
-  return def.params.split(/\s+/).map((s) => [s.replace(":f", ""), s.endsWith(":f")]);
+const parsed = new Map<ShaderDef, { params: [string, boolean][]; bufs: [string, keyof typeof wgslType, boolean][] }>();
+function parse(def: ShaderDef) {
+  let p = parsed.get(def);
+  if (!p) {
+    p = {
+      params: def.params.split(/\s+/).map((s): [string, boolean] => [s.replace(":f", ""), s.endsWith(":f")]),
+      bufs: def.bufs.split(/\s+/).map((s): [string, keyof typeof wgslType, boolean] => {
+        const [n, t, a] = s.split(":") as [string, keyof typeof wgslType, string];
+        return [n, t, a === "w"];
+      }),
+    };
+    parsed.set(def, p);
+  }
+  return p;
 }
 
-/** Parses a def's buffers: [name, type letter, writable]. */
+/** A def's parameters: [name, isFloat] in uniform order. */
+export function paramList(def: ShaderDef): [string, boolean][] {
+  return parse(def).params;
+}
+
+/** A def's buffers: [name, type letter, writable]. */
 export function bufList(def: ShaderDef): [string, keyof typeof wgslType, boolean][] {
-  return def.bufs.split(/\s+/).map((s) => {
-    const [n, t, a] = s.split(":") as [string, keyof typeof wgslType, string];
-    return [n, t, a === "w"];
-  });
+  return parse(def).bufs;
 }
 
 /** The full WGSL module of one shader. */

@@ -92,8 +92,31 @@ function endPass(): void {
   pass?.end();
   pass = null;
 }
+/** One mapped uniform buffer per submission, a 256-byte slot per dispatch (not a buffer per dispatch). */
+const SLOT_BYTES = 256,
+  SLOTS = 64;
+let arena: { buf: GPUBuffer; bytes: Uint8Array; used: number } | null = null;
+function uniformSlot(u: ArrayBuffer): GPUBufferBinding {
+  if (!arena) {
+    const buf = device.createBuffer({
+      size: SLOTS * SLOT_BYTES,
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+    });
+    arena = { buf, bytes: new Uint8Array(buf.getMappedRange()), used: 0 };
+  }
+  const offset = arena.used++ * SLOT_BYTES;
+  arena.bytes.set(new Uint8Array(u), offset);
+  return { buffer: arena.buf, offset, size: u.byteLength };
+}
+
 function submit(): void {
   endPass();
+  if (arena) {
+    arena.buf.unmap(); // its slots are bound by this submission's dispatches
+    trash.push(arena.buf);
+    arena = null;
+  }
   if (enc) device.queue.submit([enc.finish()]);
   enc = null;
   pending = 0;
@@ -123,11 +146,7 @@ function run(cmd: { k: string; ids: number[]; u: ArrayBuffer; n: [number, number
   const p = pipeline(cmd.k),
     bufs = bufList(SHADERS[cmd.k]!);
   const written = new Set(cmd.ids.filter((_, i) => bufs[i]![2]));
-  const uni = device.createBuffer({ size: cmd.u.byteLength, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-  new Uint8Array(uni.getMappedRange()).set(new Uint8Array(cmd.u));
-  uni.unmap();
-  trash.push(uni);
-  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uni } }];
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: uniformSlot(cmd.u) }];
   cmd.ids.forEach((id, i) => {
     const b = !bufs[i]![2] && written.has(id) ? copyOf(id) : buffers.get(id)!;
     entries.push({ binding: i + 1, resource: { buffer: b } });
@@ -137,7 +156,7 @@ function run(cmd: { k: string; ids: number[]; u: ArrayBuffer; n: [number, number
   pass.setPipeline(p);
   pass.setBindGroup(0, group);
   pass.dispatchWorkgroups(...cmd.n);
-  if (++pending >= 64) submit();
+  if (++pending >= SLOTS) submit();
   else queueFlush();
 }
 
@@ -218,10 +237,12 @@ function handle(cmd: Command): void {
   }
 }
 
-parentPort?.on("message", (cmd: Command) => {
-  try {
-    handle(cmd);
-  } catch (e) {
-    firstError ||= (e as Error).message;
+parentPort?.on("message", (cmds: Command[]) => {
+  for (const cmd of cmds) {
+    try {
+      handle(cmd);
+    } catch (e) {
+      firstError ||= (e as Error).message;
+    }
   }
 });

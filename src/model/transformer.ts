@@ -224,6 +224,7 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
 /**
  * Per-layer key/value caches: `slots` sequences of up to Tmax positions each (persistent memory), in float32 or,
  * with `bf16`, as bfloat16 bits: half the bytes, each key and value rounded to nearest even as it is stored.
+ * On a GPU kernel set they live on the device between tokens: read one on the host through E.onHost(cache.k[l]).
  */
 export class KVCache {
   readonly k: (Float32Array | Uint16Array)[];

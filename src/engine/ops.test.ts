@@ -88,6 +88,12 @@ function allOps(): void {
   gradcheck("add", [g, u], () => E.add(g, u));
   gradcheck("mul", [g, u], () => E.mul(g, u));
   gradcheck("scale", [g], () => E.scale(g, -1.5));
+  // a custom loss whose upstream gradient a kernel wrote (on a GPU set it must be read from the device)
+  const cube = (v: Float32Array) => ({
+    value: v.reduce((a, x) => a + x ** 3, 0),
+    grad: v.map((x) => 3 * x * x),
+  });
+  gradcheck("scalarFn under add", [g], () => E.add(E.scalarFn(g, cube), E.scale(E.scalarFn(g, cube), 2)));
   gradcheck("view + chain", [x, w], () =>
     E.rmsnorm(E.mul(x, x).view([3, 16]), E.param([16], new Float32Array(16).fill(1)), 1e-5),
   );

@@ -451,7 +451,7 @@ export function scalarFn(x: Tensor, fn: (x: Float32Array) => { value: number; gr
   const out = output([1], tracks(x));
   out.data[0] = value;
   assertFinite("scalarFn", "value", out.data);
-  if (out.requiresGrad) record(() => K().axpy(out.gdev[0]!, grad, x.gdev));
+  if (out.requiresGrad) record(() => K().axpy(out.grad[0]!, grad, x.gdev));
   return out;
 }
 

@@ -26,7 +26,9 @@ export class Worker {
   terminate() { return Promise.resolve(0); }
 }
 export const parentPort = { on(_, f) {
-  globalThis.addEventListener("message", (e) => { if (e.data && e.data.gpuPort) e.data.gpuPort.onmessage = (m) => f(m.data); });
+  globalThis.addEventListener("message", (e) => {
+    if (e.data && e.data.gpuPort) e.data.gpuPort.onmessage = (m) => f(m.data);
+  });
 } };
 export const isMainThread = false;`;
 const WEBGPU = `export function create() { return navigator.gpu; }\nexport const globals = {};`;
@@ -50,7 +52,8 @@ const SHIPPED = `export function readShippedJson(url, schema) {
 }`;
 const PROCESS = `globalThis.process ??= { env: {}, argv: [], platform: "browser", versions: {},
   stderr: { write: (s) => console.warn(s) }, stdout: { write: (s) => console.log(s) },
-  cwd: () => "/", cpuUsage: () => ({ user: 0, system: 0 }), memoryUsage: () => ({ rss: 0, heapUsed: 0 }) };
+  cwd: () => "/", cpuUsage: () => ({ user: 0, system: 0 }), memoryUsage: () => ({ rss: 0, heapUsed: 0 }),
+  once() {} };
 globalThis.Buffer ??= { from: (a) => Uint8Array.from(a), alloc: (n) => new Uint8Array(n), isBuffer: () => false };`;
 
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -129,7 +132,8 @@ w.onmessage = ({ data: m }) => {
   if (m.type === "kernels") { state.kernels = m; say("kernels", "kernels: " + m.description); }
   if (m.type === "step") {
     xs.push(m.step); state.losses.push(m.loss); state.wallMs.push(m.wallMs); plot.setData([xs, state.losses]);
-    say("status", "step " + m.step + " of " + m.total + ": loss " + m.loss.toFixed(4) + ", " + m.wallMs.toFixed(0) + " ms");
+    say("status", "step " + m.step + " of " + m.total + ": loss " + m.loss.toFixed(4) + ", " +
+      m.wallMs.toFixed(0) + " ms");
   }
   if (m.type === "done") { state.done = true; say("status", document.getElementById("status").textContent +
     " — done (" + m.dispatches + " GPU dispatches)"); }

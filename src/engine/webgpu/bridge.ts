@@ -6,6 +6,7 @@ import { Worker } from "node:worker_threads";
 import { FrugalError, internal } from "../../common/errors.js";
 import { bufList, paramList, SHADERS } from "./shaders.js";
 import { FAILED, PENDING, type Command } from "./protocol.js";
+import type { Residency } from "../tensor.js";
 
 type Arr = Float32Array | Int32Array | Uint16Array;
 /** host: the host copy is newer; gpu: the GPU copy is newer; both: they agree. */
@@ -25,8 +26,10 @@ export interface GpuStats {
 
 const WAIT_MS = Number(process.env.FRUGAL_WEBGPU_TIMEOUT_MS ?? 120_000);
 
-export class Gpu {
+export class Gpu implements Residency {
   readonly adapter: string;
+  /** whether the webgpu kernels are the active set (then tensors' .dev skips the host copy) */
+  active = false;
   readonly stats: GpuStats = { uploads: 0, uploadBytes: 0, reads: 0, readBytes: 0, dispatches: 0 };
   /** FRUGAL_WEBGPU_PROFILE=1: each dispatch waits for the GPU, and its wall time is summed here per shader. */
   readonly profile =
@@ -64,7 +67,16 @@ export class Gpu {
       void worker.terminate();
       return r === "timed-out" ? `the GPU worker did not start within ${WAIT_MS} ms` : text;
     }
-    return new Gpu(worker, sab, text);
+    const gpu = new Gpu(worker, sab, text);
+    // Node ends a worker mid-call at exit, and Dawn aborts the process if that call was a GPU one: let it go idle
+    process.once("exit", () => {
+      try {
+        gpu.sync();
+      } catch {
+        // a lost device has nothing left to finish
+      }
+    });
+    return gpu;
   }
 
   /** Commands go in batches (one postMessage costs ~10 µs): flushed at 32, before a read, or when JS goes idle. */
@@ -164,13 +176,10 @@ export class Gpu {
   }
 
   /** The host zeroed a (a view of a tracked array): zero the same range on the GPU. */
-  zero(a: Arr): void {
+  zero(a: Float32Array): void {
     const s = this.slots.get(a.buffer as ArrayBuffer);
     if (!s?.tracked || s.state === "host" || a.byteLength === 0) return;
-    const lo = a.byteOffset & ~3,
-      hi = (a.byteOffset + a.byteLength + 3) & ~3;
-    if (a.byteOffset !== lo || a.byteOffset + a.byteLength !== hi) return this.toHost(a);
-    this.post({ t: "clear", id: s.id, off: lo, bytes: hi - lo });
+    this.post({ t: "clear", id: s.id, off: a.byteOffset, bytes: a.byteLength }); // float32 views are word-aligned
   }
 
   /**
@@ -181,7 +190,7 @@ export class Gpu {
     const def = SHADERS[k]!,
       bufs = bufList(def),
       names = paramList(def);
-    const slots = arrays.map((a, i) => {
+    const slots = arrays.map((a) => {
       const s = this.slot(a);
       if (s.tracked) {
         if (s.state === "host") (this.upload(s, a, 0, a.buffer.byteLength), (s.state = "both"));

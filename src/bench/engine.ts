@@ -87,10 +87,9 @@ export function benchEngine(opts: { steps: number; torch: boolean; batch?: numbe
     kernels: E.kernels().description,
     blas: blasReason(),
   };
-  const profile = E.webgpuKernels().gpu?.profile;
-  if (E.kernels().name === "webgpu" && profile)
-    out.gpuProfile = [...profile].map(([shader, p]) => ({ shader, ...p })).sort((a, b) => b.ms - a.ms);
   if (E.kernels().name === "webgpu") {
+    const profile = E.webgpuKernels().gpu?.profile;
+    if (profile) out.gpuProfile = [...profile].map(([shader, p]) => ({ shader, ...p })).sort((a, b) => b.ms - a.ms);
     const gpu = E.useKernels(E.nativeKernels() ?? E.referenceSet);
     out.cpuStepMs = median(timeTrainSteps(config, batch, seq, opts.steps));
     out.speedupVsCpu = out.cpuStepMs / stepMs;

@@ -98,13 +98,6 @@ export const referenceSet: KernelSet = {
 };
 
 let gpuSet: { set: KernelSet | null; gpu: Gpu | null; why: string } | undefined;
-const residency = {
-  active: false,
-  track: (a: Float32Array | Uint16Array) => gpuSet?.gpu?.track(a),
-  toHost: (a: Float32Array | Uint16Array) => gpuSet?.gpu?.toHost(a),
-  fresh: (a: Float32Array) => gpuSet?.gpu?.fresh(a),
-  zero: (a: Float32Array) => gpuSet?.gpu?.zero(a),
-};
 
 /** What to install when Dawn finds no adapter (Linux: Mesa's GL or Vulkan drivers run it on the CPU). */
 export const GPU_DRIVER_FIX =
@@ -121,13 +114,13 @@ export function webgpuKernels(): { set: KernelSet | null; gpu: Gpu | null; why: 
     opened = (e as Error).message.split("\n")[0] ?? String(e);
   }
   if (typeof opened === "string") return (gpuSet = { set: null, gpu: null, why: opened });
-  setResidency(residency);
+  setResidency(opened);
   const set: KernelSet = { name: "webgpu", k: webgpuKernelsOn(opened), description: `webgpu: ${opened.adapter}` };
   return (gpuSet = { set, gpu: opened, why: "" });
 }
 
 function activate(set: KernelSet): KernelSet {
-  residency.active = set.name === "webgpu";
+  if (gpuSet?.gpu) gpuSet.gpu.active = set.name === "webgpu";
   return (active = set);
 }
 

@@ -512,8 +512,8 @@ function suite(label: string, N: Kernels, skip: string | false): void {
 
 const nat = nativeKernels();
 suite("native", nat?.k as Kernels, nat ? false : "native addon not built");
-const gpu = process.env.FRUGAL_KERNELS_TEST_WEBGPU === "0" ? null : webgpuKernels();
-suite("webgpu", gpu?.set?.k as Kernels, gpu?.set ? false : `no WebGPU device (${gpu?.why ?? "disabled"})`);
+const gpu = webgpuKernels();
+suite("webgpu", gpu.set?.k as Kernels, gpu.set ? false : `no WebGPU device (${gpu.why})`);
 nodeTest("a WebGPU device is present when CI requires one", { skip: process.env.FRUGAL_REQUIRE_WEBGPU !== "1" }, () => {
-  assert.ok(gpu?.set, `FRUGAL_REQUIRE_WEBGPU=1 but: ${gpu?.why}`);
+  assert.ok(gpu.set, `FRUGAL_REQUIRE_WEBGPU=1 but: ${gpu.why}`);
 });

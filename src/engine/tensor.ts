@@ -173,19 +173,23 @@ export class Tensor {
       );
     }
   }
-  get data(): Float32Array {
+  /** The float32 values wherever they are: no transfer (data and dev decide that). */
+  private values(): Float32Array {
     this.check();
     if (this.bits) throw internal(`tensor [${this.shape.join(", ")}] is kept as bfloat16 bits only; read .bf16`);
-    res?.toHost(this.buf);
     return this.buf;
+  }
+  get data(): Float32Array {
+    const v = this.values();
+    res?.toHost(v);
+    return v;
   }
   /** The values for a kernel: on a GPU kernel set, its device copy stays where it is (no transfer). */
   get dev(): Float32Array {
     if (!res?.active) return this.data;
-    this.check();
-    if (this.bits) throw internal(`tensor [${this.shape.join(", ")}] is kept as bfloat16 bits only; read .bf16`);
-    res.track(this.buf);
-    return this.buf;
+    const v = this.values();
+    res.track(v);
+    return v;
   }
   /** The bfloat16 bits of a frozen tensor kept in bfloat16 only (keepBf16), else null. */
   get bf16(): Uint16Array | null {
@@ -237,8 +241,7 @@ export class Tensor {
   }
   /** Same buffer, new shape (no copy); shares the gradient too. */
   view(shape: readonly number[]): Tensor {
-    this.check();
-    const t = new Tensor(shape, this.buf, { persistent: this.persistent, requiresGrad: this.requiresGrad });
+    const t = new Tensor(shape, this.values(), { persistent: this.persistent, requiresGrad: this.requiresGrad });
     if (this.requiresGrad) t.gbuf = this.gradBuf();
     return t;
   }

@@ -19,17 +19,13 @@ function within(kernel: string, name: string, a: Int32Array, limit: number): voi
       throw new FrugalError("INDEX", `${kernel}: ${name} holds ${v} at index ${i}, outside [0, ${limit})`);
   });
 }
-/** n threads of 256 per workgroup, as a 2-D grid (65,535 groups per dimension at most). */
-function lin(n: number): G3 {
-  const g = Math.ceil(n / 256),
-    x = Math.min(g, 65535);
-  return [Math.max(1, x), Math.max(1, Math.ceil(g / x)), 1];
-}
-/** one workgroup per row */
+/** n workgroups as a 2-D grid (65,535 per dimension at most): one per row of a row kernel. */
 function rows(n: number): G3 {
   const x = Math.min(n, 65535);
   return [Math.max(1, x), Math.max(1, Math.ceil(n / x)), 1];
 }
+/** n threads, 256 per workgroup */
+const lin = (n: number): G3 => rows(Math.ceil(n / 256));
 
 export function webgpuKernelsOn(gpu: Gpu): Kernels {
   const temps = new Map<string, Float32Array>();

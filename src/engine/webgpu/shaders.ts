@@ -339,7 +339,9 @@ export const SHADERS: Record<string, ShaderDef> = {
     "x:f:r W:h:r y:f:w",
     `let o = i % p.outF; let r = i / p.outF;
      var acc = 0.0;
-     for (var k = 0u; k < p.inF; k++) { let e = p.oW + o * p.inF + k; acc += x[p.ox + r * p.inF + k] * half(W[e >> 1u], e); }
+     for (var k = 0u; k < p.inF; k++) {
+       let e = p.oW + o * p.inF + k; acc += x[p.ox + r * p.inF + k] * half(W[e >> 1u], e);
+     }
      if (p.beta == 0.0) { y[p.oy + i] = acc; } else { y[p.oy + i] = p.beta * y[p.oy + i] + acc; }`,
   ),
   /** dx (N, in) = beta·dx + dy (N, out) · W, W (out, in) as bfloat16. */
@@ -348,7 +350,9 @@ export const SHADERS: Record<string, ShaderDef> = {
     "dy:f:r W:h:r dx:f:w",
     `let c = i % p.inF; let r = i / p.inF;
      var acc = 0.0;
-     for (var o = 0u; o < p.outF; o++) { let e = p.oW + o * p.inF + c; acc += dy[p.ody + r * p.outF + o] * half(W[e >> 1u], e); }
+     for (var o = 0u; o < p.outF; o++) {
+       let e = p.oW + o * p.inF + c; acc += dy[p.ody + r * p.outF + o] * half(W[e >> 1u], e);
+     }
      if (p.beta == 0.0) { dx[p.odx + i] = acc; } else { dx[p.odx + i] = p.beta * dx[p.odx + i] + acc; }`,
   ),
 };

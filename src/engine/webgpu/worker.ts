@@ -13,7 +13,6 @@ const buffers = new Map<number, GPUBuffer>();
 const pipelines = new Map<string, GPUComputePipeline>();
 let enc: GPUCommandEncoder | null = null,
   pass: GPUComputePassEncoder | null = null,
-  pending = 0,
   flushQueued = false,
   firstError = "",
   lost = "";
@@ -119,7 +118,6 @@ function submit(): void {
   }
   if (enc) device.queue.submit([enc.finish()]);
   enc = null;
-  pending = 0;
   for (const b of trash) b.destroy();
   trash = [];
 }
@@ -156,7 +154,7 @@ function run(cmd: { k: string; ids: number[]; u: ArrayBuffer; n: [number, number
   pass.setPipeline(p);
   pass.setBindGroup(0, group);
   pass.dispatchWorkgroups(...cmd.n);
-  if (++pending >= SLOTS) submit();
+  if (arena!.used >= SLOTS) submit();
   else queueFlush();
 }
 

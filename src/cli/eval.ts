@@ -26,6 +26,10 @@ export function printReport(r: EvalReport): void {
     console.log(
       `  search: ${b.candidates!.toFixed(1)} candidates, ${b.backtracks!.toFixed(2)} backtracks, ${b.verifications!.toFixed(2)} checks per completion; ${pct(b.solvedWithBacktrack!)} of solved ones backtrack`,
     );
+    if (b.miscalculated !== undefined)
+      console.log(
+        `  true to its steps: ${pct(b.miscalculated)} of steps miscalculated, ${pct(b.strayStates ?? null)} of states stray, ${pct(b.falseYes ?? null)} of "yes" false`,
+      );
   }
   for (const [d, b] of Object.entries(r.byDifficulty))
     console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);

@@ -21,7 +21,7 @@ export const PAGE = `<!doctype html>
 <body><nav><b>runs</b><div id="runs" class="muted">loading…</div></nav><main id="main"><p class="muted">choose a run</p></main>
 <script src="/dashboard/uplot.js"></script>
 <script>
-const CURVES = [["reward", "reward"], ["accuracy", "accuracy"], ["lenMean", "response length (tokens)"], ["candidates", "candidates tried"], ["backtracks", "backtracks"], ["verifications", "checks"], ["solvedWithBacktrack", "solved with a backtrack"], ["truncated", "truncated"], ["kl", "KL to reference"], ["clipFrac", "clip fraction"], ["loss", "loss"]];
+const CURVES = [["reward", "reward"], ["accuracy", "accuracy"], ["lenMean", "response length (tokens)"], ["candidates", "candidates tried"], ["backtracks", "backtracks"], ["verifications", "checks"], ["solvedWithBacktrack", "solved with a backtrack"], ["miscalculated", "steps miscalculated"], ["falseYes", "“yes” that is false"], ["truncated", "truncated"], ["kl", "KL to reference"], ["clipFrac", "clip fraction"], ["loss", "loss"]];
 let current = null, timer = null;
 window.__charts = [];
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
@@ -41,8 +41,8 @@ function render(v) {
   let h = "<h2>" + esc(v.name) + (v.finished ? "" : ' <span class="muted">(in progress)</span>') + "</h2>";
   const evals = v.stages.filter((s) => s.eval);
   if (evals.length) {
-    h += "<h3>evaluation</h3><table><tr><th>stage</th><th>pass@1</th><th>greedy</th><th>format</th><th>mean len</th><th>truncated</th><th>candidates</th><th>backtracks</th><th>checks</th><th>solved with backtrack</th></tr>" +
-      evals.map((s) => { const b = s.eval.behaviour, f = (k, d) => (b && b[k] != null ? b[k].toFixed(d) : "—"); return "<tr><td>" + esc(s.name) + "</td><td>" + pct(s.eval.pass1) + "</td><td>" + pct(s.eval.greedyAccuracy) + "</td><td>" + pct(s.eval.formatRate) + "</td><td>" + s.eval.meanLength.toFixed(1) + "</td><td>" + pct(s.eval.truncationRate) + "</td><td>" + f("candidates", 1) + "</td><td>" + f("backtracks", 2) + "</td><td>" + f("verifications", 2) + "</td><td>" + (b ? pct(b.solvedWithBacktrack) : "—") + "</td></tr>"; }).join("") + "</table>";
+    h += "<h3>evaluation</h3><table><tr><th>stage</th><th>pass@1</th><th>greedy</th><th>format</th><th>mean len</th><th>truncated</th><th>candidates</th><th>backtracks</th><th>checks</th><th>solved with backtrack</th><th>steps miscalculated</th></tr>" +
+      evals.map((s) => { const b = s.eval.behaviour, f = (k, d) => (b && b[k] != null ? b[k].toFixed(d) : "—"); return "<tr><td>" + esc(s.name) + "</td><td>" + pct(s.eval.pass1) + "</td><td>" + pct(s.eval.greedyAccuracy) + "</td><td>" + pct(s.eval.formatRate) + "</td><td>" + s.eval.meanLength.toFixed(1) + "</td><td>" + pct(s.eval.truncationRate) + "</td><td>" + f("candidates", 1) + "</td><td>" + f("backtracks", 2) + "</td><td>" + f("verifications", 2) + "</td><td>" + (b ? pct(b.solvedWithBacktrack) : "—") + "</td><td>" + (b && b.miscalculated != null ? pct(b.miscalculated) : "—") + "</td></tr>"; }).join("") + "</table>";
   }
   if (v.safety) {
     const s = v.safety;

@@ -164,3 +164,63 @@ export function behaviourOf(reasoning: string): Behaviour {
     verifications: (text.match(/\bcheck\b/g) ?? []).length,
   };
 }
+
+export interface Faithfulness {
+  /** share of written steps ("a op b=c", the final check's too) whose result is wrong */
+  miscalculated?: number;
+  /** share of written states "(… to t)" that are not the state they extend with the step applied */
+  strayStates?: number;
+  /** share of "yes" leaves whose written result is not the target */
+  falseYes?: number;
+}
+
+const STEP = /(\d+)([-+*/])(\d+)=(-?\d+)(?: \(([\d ]+) to (\d+)\)| (yes|no))?|\bback\b/g;
+const exact = (a: number, op: string, b: number) =>
+  op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : b !== 0 && a % b === 0 ? a / b : NaN;
+const sameBag = (x: number[], y: number[]) =>
+  x.length === y.length && [...x].sort((a, b) => a - b).join() === [...y].sort((a, b) => a - b).join();
+
+/**
+ * Whether the written search is true to its own rules: its arithmetic, the states it writes (replayed from
+ * the problem's numbers, stepping back on "back" and after each leaf) and its "yes" claims. A share is left
+ * out when the text has nothing it applies to.
+ */
+export function faithfulnessOf(reasoning: string, nums: readonly number[], target: number): Faithfulness {
+  const stack: number[][] = [[...nums]];
+  let steps = 0,
+    wrong = 0,
+    states = 0,
+    stray = 0,
+    yes = 0,
+    falseYes = 0;
+  for (const m of reasoning.slice(0, 20_000).matchAll(STEP)) {
+    if (m[0] === "back") {
+      if (stack.length > 1) stack.pop();
+      continue;
+    }
+    const [a, op, b, c] = [Number(m[1]), m[2]!, Number(m[3]), Number(m[4])];
+    steps++;
+    if (exact(a, op, b) !== c) wrong++;
+    if (m[7]) {
+      if (m[7] === "yes" && (yes++, c !== target)) falseYes++;
+      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
+    } else if (m[5] !== undefined) {
+      const parent = [...stack[stack.length - 1]!],
+        take = (x: number) => {
+          const i = parent.indexOf(x);
+          return i >= 0 && parent.splice(i, 1).length === 1;
+        };
+      const written = m[5].trim().split(/ +/).map(Number);
+      states++;
+      if (!(take(a) && take(b) && sameBag(written, [...parent, c]) && Number(m[6]) === target)) stray++;
+      stack.push(written);
+    }
+  }
+  const share = (x: number, n: number) => (n > 0 ? x / n : undefined);
+  const out: Faithfulness = {
+    miscalculated: share(wrong, steps),
+    strayStates: share(stray, states),
+    falseYes: share(falseYes, yes),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}

@@ -9,7 +9,7 @@ import { repoRoot } from "../common/files.js";
 import { tempDir } from "../common/testing.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { countdown, countdownProblem, countdownSubset } from "./countdown.js";
-import { behaviourOf, reachable, searchTrace } from "./countdown-search.js";
+import { behaviourOf, faithfulnessOf, reachable, searchTrace } from "./countdown-search.js";
 import { problemFileText, readProblemFile } from "./problem-file.js";
 import { r1Reward } from "./rewards.js";
 import { problems, splitOf } from "./task.js";
@@ -105,6 +105,46 @@ test("behaviour counts candidates outside the check, backtracks and checks", () 
     "80-12=68 (5 37 68) 68-5=63 (37 63) 63-37=26 no back 37-5=32 (68 32) 68-32=36 yes check 37-5=32 68-32=36 ok";
   assert.deepEqual(behaviourOf(text), { candidates: 5, backtracks: 1, verifications: 1 });
   assert.deepEqual(behaviourOf("I give up"), { candidates: 0, backtracks: 0, verifications: 0 });
+});
+
+test("faithfulness: the solver's own searches are true to their steps; each kind of slip is counted", () => {
+  const rng = new Rng(5);
+  for (const q of problems(countdown, "train", 150, 6)) {
+    const t = countdown.trace!(q, rng, { exploratoryShare: 0.8 });
+    const f = faithfulnessOf(t.reasoning, q.data.nums, q.data.target);
+    assert.equal(f.miscalculated, 0, t.reasoning);
+    assert.ok((f.strayStates ?? 0) === 0 && (f.falseYes ?? 0) === 0, t.reasoning);
+  }
+  // 25 4 63 12 to 79: one wrong sum (63-12=50), one state that drops 4 instead of 25 (its parent: 25 4 50),
+  // one leaf claimed "yes" at 71; "back" returns to the start, so the last state is checked against it
+  const text =
+    "63-12=50 (25 4 50 to 79) 50+25=75 (4 75 to 79) 75-4=71 yes 50+4=54 (4 54 to 79) 54+25=79 yes back " +
+    "25-12=13 (4 63 13 to 79) 63+13=76 (4 76 to 79) 76+4=80 no";
+  assert.deepEqual(faithfulnessOf(text, [25, 4, 63, 12], 79), {
+    miscalculated: 1 / 8,
+    strayStates: 1 / 5,
+    falseYes: 1 / 2,
+  });
+  assert.deepEqual(faithfulnessOf("I give up", [1, 2, 3], 6), {});
+  const byTask = countdown.behaviour!(text, countdownProblem("countdown", [25, 4, 63, 12], 79));
+  assert.equal(byTask.falseYes, 0.5);
+  assert.equal(countdown.behaviour!(text).falseYes, undefined, "without the problem, only counts");
+});
+
+test("drills: 24 of the traces' own steps, every one right, the same for the same seed", () => {
+  const a = countdown.drill!(new Rng(3)),
+    steps = a.split(" ");
+  assert.equal(steps.length, 24);
+  for (const step of steps) {
+    const m = /^(\d+)([-+*/])(\d+)=(\d+)$/.exec(step);
+    assert.ok(m, step);
+    const [x, y, z] = [Number(m[1]), Number(m[3]), Number(m[4])];
+    const v = m[2] === "+" ? x + y : m[2] === "-" ? x - y : m[2] === "*" ? x * y : x / y;
+    assert.equal(v, z, step);
+  }
+  assert.equal(countdown.drill!(new Rng(3)), a);
+  assert.notEqual(countdown.drill!(new Rng(4)), a);
+  assert.ok(new Set(steps.map((x) => x.replace(/[^-+*/]/g, ""))).size >= 2, "more than one operation");
 });
 
 test("problem files: a round trip, and a bad line fails naming its line", () => {

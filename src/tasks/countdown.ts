@@ -7,8 +7,8 @@ import { Rng as SeededRng } from "../common/rng.js";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { fnv1a } from "../common/hash.js";
-import { behaviourOf, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
-import type { Problem, Task, TraceOptions } from "./task.js";
+import { behaviourOf, faithfulnessOf, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
+import { problems, type Problem, type Task, type TraceOptions } from "./task.js";
 
 export interface CountdownData {
   nums: number[];
@@ -115,9 +115,13 @@ const BUDGET = [4, 16] as const,
   REFERENCE_BUDGET = 16,
   SHUFFLE = [0.1, 0.8] as const;
 
+/** Steps per drill text, and what a step looks like. */
+const DRILL_LINES = 24,
+  STEP_LINE = /\d+[-+*/]\d+=\d+/g;
+
 function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> {
   const rule = exactlyOnce ? "exactly" : "at most";
-  return {
+  const task: Task<CountdownData> = {
     name,
     description: `reach the target (1–100) with + - * / using each of 3–4 numbers (1–99) ${rule} once`,
     difficulties: [3, 4],
@@ -147,7 +151,20 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       const s = searchTrace(p.data.nums, p.data.target, style, rng);
       return { reasoning: s.reasoning, answer: s.answer };
     },
-    behaviour: (reasoning) => ({ ...behaviourOf(reasoning) }),
+    drill(rng) {
+      // the steps of exploratory searches over train problems, shuffled: the arithmetic without the search
+      const lines: string[] = [];
+      while (lines.length < DRILL_LINES) {
+        const p = problems(task, "train", 1, rng.nextU32(), [rng.pick(task.difficulties)])[0]!;
+        const style: SearchStyle = { budget: rng.int(...BUDGET), shuffle: SHUFFLE[1], pathOnly: false };
+        lines.push(...(searchTrace(p.data.nums, p.data.target, style, rng).reasoning.match(STEP_LINE) ?? []));
+      }
+      return rng.shuffle(lines).slice(0, DRILL_LINES).join(" ");
+    },
+    behaviour: (reasoning, p) => ({
+      ...behaviourOf(reasoning),
+      ...(p ? faithfulnessOf(reasoning, p.data.nums, p.data.target) : {}),
+    }),
     fromData(data, where) {
       const r = ProblemData.safeParse(data);
       if (!r.success)
@@ -167,6 +184,7 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       );
     },
   };
+  return task;
 }
 
 export const countdown = makeCountdown("countdown", true);

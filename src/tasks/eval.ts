@@ -86,17 +86,27 @@ function sampleAll(
  * One completion's behaviour counts (search tasks; null for others), with solvedWithBacktrack only when it is
  * correct: averaged over the samples that carry it, that is the share of solved ones that backtrack.
  */
-export function sampleBehaviour(task: Task, text: string, correct: boolean): Record<string, number> | null {
+export function sampleBehaviour(
+  task: Task,
+  text: string,
+  correct: boolean,
+  p?: Problem,
+): Record<string, number> | null {
   if (!task.behaviour) return null;
-  const b = task.behaviour(parseCompletion(text).reasoning || text);
+  const b = task.behaviour(parseCompletion(text).reasoning || text, p);
   if (correct) b.solvedWithBacktrack = (b.backtracks ?? 0) > 0 ? 1 : 0;
   return b;
 }
 
 /** Mean behaviour counts over completions, each over the completions that carry it (0 when none does). */
-export function behaviourSummary(task: Task, samples: Sample[], acc: number[]): Record<string, number> | null {
+export function behaviourSummary(
+  task: Task,
+  samples: Sample[],
+  acc: number[],
+  problemOf: (i: number) => Problem | undefined = () => undefined,
+): Record<string, number> | null {
   if (!task.behaviour) return null;
-  const bs = samples.map((s, i) => sampleBehaviour(task, s.text, acc[i] === 1)!);
+  const bs = samples.map((s, i) => sampleBehaviour(task, s.text, acc[i] === 1, problemOf(i))!);
   const out: Record<string, number> = {};
   for (const k of new Set(bs.flatMap((b) => Object.keys(b)))) out[k] = mean(bs.filter((b) => k in b).map((b) => b[k]!));
   out.solvedWithBacktrack ??= 0; // no solved completion
@@ -132,7 +142,7 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
     meanLength: mean(samples.map((s) => s.tokens.length)),
     truncationRate: mean(samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
     reflectionsPerCompletion: mean(samples.map((s) => reflectionCount(s.text))),
-    behaviour: behaviourSummary(task, samples, acc),
+    behaviour: behaviourSummary(task, samples, acc, (i) => ps[Math.floor(i / o.k)]),
     byDifficulty,
     examples: samples
       .slice(0, 8)

@@ -31,8 +31,13 @@ export interface Task<D = unknown> {
   solve(p: Problem<D>): { reasoning: string; answer: string };
   /** A varied trace for pretraining a searcher (search tasks only); solve() is the fixed reference. */
   trace?(p: Problem<D>, rng: Rng, o: TraceOptions): { reasoning: string; answer: string };
-  /** Counts of reasoning behaviours (candidates tried, backtracks, checks) in any reasoning text. */
-  behaviour?(reasoning: string): Record<string, number>;
+  /** Practice text of the steps a trace writes (search tasks: its arithmetic), drawn from train problems. */
+  drill?(rng: Rng): string;
+  /**
+   * Counts of reasoning behaviours (candidates tried, backtracks, checks) in any reasoning text; given the
+   * problem, also how true the text is to its own steps (shares of miscalculated steps, stray states, false "yes").
+   */
+  behaviour?(reasoning: string, p?: Problem<D>): Record<string, number>;
   /** A problem from one line of a problem file (its data shape); throws a TASK error naming `where`. */
   fromData?(data: unknown, where: string): Problem<D>;
   /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */

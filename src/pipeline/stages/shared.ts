@@ -105,7 +105,7 @@ export function taskSource(task: Task, diffs: readonly number[] | undefined): Pr
     prompt: (p) => task.prompt(p),
     reward: (text, p) => {
       const r = reward(text, { task, problem: p });
-      const b = sampleBehaviour(task, text, r.metrics.accuracy === 1);
+      const b = sampleBehaviour(task, text, r.metrics.accuracy === 1, p);
       return b ? { reward: r.reward, metrics: { ...r.metrics, ...b } } : r;
     },
   };

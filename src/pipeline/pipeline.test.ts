@@ -91,18 +91,41 @@ test("tiny countdown recipe: search pretraining, GRPO logging behaviour, eval on
   const grpo = metrics(out, "grpo");
   for (const k of ["candidates", "backtracks", "verifications", "truncated", "lenMean"])
     assert.ok(typeof grpo[0][k] === "number" && grpo[0][k] >= 0, `GRPO logs ${k}: ${JSON.stringify(grpo[0])}`);
+  const shares = grpo.map((m) => m.miscalculated).filter((x) => x !== undefined);
+  assert.ok(shares.length > 0 && shares.every((x) => x >= 0 && x <= 1), `GRPO logs miscalculated: ${shares}`);
   assert.equal(r.evals.length, 2);
   for (const e of r.evals) {
     assert.equal(e.report.nProblems, 8, "the first 8 problems of the file");
     assert.equal(e.report.greedyAccuracy, null);
-    assert.deepEqual(Object.keys(e.report.behaviour ?? {}).sort(), [
-      "backtracks",
-      "candidates",
-      "solvedWithBacktrack",
-      "verifications",
-    ]);
+    const keys = Object.keys(e.report.behaviour ?? {});
+    for (const k of ["backtracks", "candidates", "solvedWithBacktrack", "verifications", "miscalculated"])
+      assert.ok(keys.includes(k), `${k} in ${keys}`);
+    assert.deepEqual(
+      keys.filter((k) => !["backtracks", "candidates", "solvedWithBacktrack", "verifications"].includes(k)),
+      keys.filter((k) => ["miscalculated", "strayStates", "falseYes"].includes(k)),
+    );
   }
   assert.equal(r.evals[0]!.report.examples[0]!.prompt, "79 80 53 to 54", "the pinned file's first problem");
+});
+
+test("pretraining with drills: drill steps first, then a share of drill micro-batches; saved with the checkpoint", () => {
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  const run = (drills: Record<string, number>) => {
+    const r = structuredClone(recipe);
+    r.stages = [{ ...r.stages[0], steps: 8, ...drills }];
+    const out = join(tempDir(), "run");
+    runRecipe(parseRecipe(r, "tiny-countdown.json"), { outDir: out, resume: false, quiet: true });
+    return { out, m: metrics(out, "base") };
+  };
+  const plain = run({}),
+    drilled = run({ drillSteps: 3, drillShare: 0.5 });
+  assert.equal(drilled.m.length, 8);
+  // a drill is 24 steps of 5-12 characters; a 3-number trace with its prompt and template is longer or shorter,
+  // but never the same batch: the first steps' token counts differ from the plain run's
+  for (let i = 0; i < 3; i++) assert.notEqual(drilled.m[i].tokens, plain.m[i].tokens, `step ${i} trained on drills`);
+  const saved = JSON.parse(readFileSync(join(stageDir(drilled.out, "base"), "checkpoint/frugal.json"), "utf8"));
+  assert.deepEqual([saved.config.drillSteps, saved.config.drillShare], [3, 0.5]);
 });
 
 test("GRPO micro-batches: the same updates as one batch, up to the order of float sums", () => {
@@ -287,6 +310,16 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
     }),
     /stages.0.tokenizer.vocabSize/,
   );
+  assert.throws(
+    bad((r) => {
+      r.stages[0].drillSteps = 5;
+    }),
+    /stages.0.drillSteps: drills need a task that has them \(countdown\)/,
+    "addition has no drills",
+  );
+  const cd = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  cd.stages[0].drillSteps = cd.stages[0].steps;
+  assert.throws(() => parseRecipe(cd, "c.json"), /stages.0.drillSteps: drillSteps must be fewer than steps/);
   const guard = JSON.parse(readFileSync(join(repoRoot, "recipes/guard.json"), "utf8"));
   for (const [k, v] of [
     ["maxLen", 128],

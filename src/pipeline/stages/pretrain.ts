@@ -1,6 +1,7 @@
-// pretrain: a fresh policy trained on whole chat-formatted task traces (loss on every token), with its
-// tokenizer made here: one token per character of the tasks' alphabet, or a byte-level BPE fitted on task
-// traces and the safety split's English with digits kept single. No loading of an earlier stage.
+// pretrain: a fresh policy trained on whole chat-formatted task traces (loss on every token), optionally with
+// drills of the traces' steps (plain text), and with its tokenizer made here: one token per character of the
+// tasks' alphabet, or a byte-level BPE fitted on task traces and the safety split's English with digits kept
+// single. No loading of an earlier stage.
 import { z } from "zod";
 import { Rng } from "../../common/rng.js";
 import { parseModelConfig } from "../../model/config.js";
@@ -52,7 +53,17 @@ export const Pretrain = SupervisedConfig.extend({
   exploratoryShare: z.number().min(0).max(1).default(0.8),
   /** one difficulty per batch (drawn per step), so short problems are not padded to long ones' length */
   bucketByDifficulty: z.boolean().default(false),
-}).strict();
+  /** tasks with drills: the first drillSteps steps train on the traces' steps alone (their arithmetic) */
+  drillSteps: z.number().int().min(0).default(0),
+  /** after the drill steps, the share of micro-batches that are drills (whole ones: no trace is padded to a drill) */
+  drillShare: z.number().min(0).max(1).default(0),
+})
+  .strict()
+  .refine((s) => s.drillSteps < s.steps, { message: "drillSteps must be fewer than steps", path: ["drillSteps"] })
+  .refine((s) => (s.drillSteps === 0 && s.drillShare === 0) || s.tasks.some((t) => getTask(t).drill), {
+    message: "drills need a task that has them (countdown); set drillSteps and drillShare to 0",
+    path: ["drillSteps"],
+  });
 export type Pretrain = z.infer<typeof Pretrain>;
 
 /** The pretrained policy's tokenizer: chars of the tasks, or BPE over task traces + the safety split's English. */
@@ -87,17 +98,46 @@ export const pretrain: StageKind<Pretrain> = {
       );
       return { model: initModel(config, io.seed), tokenizer };
     };
-    const data = (_step: number, rng: Rng, t: Trainee) =>
-      drawProblems(s.tasks, bucketed(s, rng), rng, s.batchSize).map(({ task, p }) => {
+    const drillers = s.tasks.map(getTask).filter((task) => task.drill);
+    // micro-batch `micro` of the run: drills before drillSteps, then a drillShare of micro-batches
+    const data = (micro: number, rng: Rng, t: Trainee) => {
+      const drills =
+        micro < s.drillSteps * s.accumulate || (s.drillShare > 0 && rng.next() < s.drillShare) ? s.batchSize : 0;
+      const out = drawProblems(s.tasks, bucketed(s, rng), rng, s.batchSize - drills).map(({ task, p }) => {
         const trace = task.trace?.(p, rng, { exploratoryShare: s.exploratoryShare });
         return traceExample(t.tokenizer, task, p, true, trace);
       });
+      for (let i = 0; i < drills; i++) {
+        const ids = t.tokenizer.encode(rng.pick(drillers).drill!(rng));
+        out.push({ ids, mask: ids.map(() => 1) });
+      }
+      return out;
+    };
     return trainSupervised(io, init, data, s, s);
   },
   forecast(s, ctx) {
     const L = stageTraceLengths(s.tasks[0]!, s.difficulties);
     const config = modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize);
     ctx.configs.set(s.name, config);
-    return supervisedForecast(s, config, L.maxPrompt + L.maxCompletion, ctx);
+    // drill micro-batches: the first drillSteps steps, then drillShare of the rest
+    const drillSteps = Math.round(s.drillSteps + (s.steps - s.drillSteps) * s.drillShare);
+    const traces = supervisedForecast(
+      { ...s, steps: s.steps - drillSteps },
+      config,
+      L.maxPrompt + L.maxCompletion,
+      ctx,
+    );
+    if (drillSteps === 0) return traces;
+    // a drill's length in characters bounds its tokens (digits are single tokens)
+    const rng = new Rng(1),
+      drillTask = s.tasks.map(getTask).find((t) => t.drill)!,
+      drillT = Math.max(...Array.from({ length: 16 }, () => drillTask.drill!(rng).length));
+    const drills = supervisedForecast({ ...s, steps: drillSteps }, config, drillT, ctx);
+    return {
+      name: s.name,
+      seconds: drills.seconds + traces.seconds,
+      flops: drills.flops + traces.flops,
+      detail: `${drills.detail} of drills + ${traces.detail}`,
+    };
   },
 };

@@ -152,7 +152,8 @@ export interface Behaviour {
   verifications: number;
 }
 
-const OP_LINE = /\d+[-+*/]\d+=\d+/g;
+/** A written step, "a op b=c". */
+export const OP_LINE = /\d+[-+*/]\d+=\d+/g;
 /** Counts the search behaviours in a reasoning text (any text: a model's or the solver's). */
 export function behaviourOf(reasoning: string): Behaviour {
   const text = reasoning.slice(0, 20_000);
@@ -202,13 +203,17 @@ export function faithfulnessOf(reasoning: string, nums: readonly number[], targe
     steps++;
     if (exact(a, op, b) !== c) wrong++;
     if (m[7]) {
-      if (m[7] === "yes" && (yes++, c !== target)) falseYes++;
+      if (m[7] === "yes") {
+        yes++;
+        if (c !== target) falseYes++;
+      }
       if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
     } else if (m[5] !== undefined) {
       const parent = [...stack[stack.length - 1]!],
         take = (x: number) => {
           const i = parent.indexOf(x);
-          return i >= 0 && parent.splice(i, 1).length === 1;
+          if (i >= 0) parent.splice(i, 1);
+          return i >= 0;
         };
       const written = m[5].trim().split(/ +/).map(Number);
       states++;

@@ -7,7 +7,7 @@ import { Rng as SeededRng } from "../common/rng.js";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { fnv1a } from "../common/hash.js";
-import { behaviourOf, faithfulnessOf, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
+import { behaviourOf, faithfulnessOf, OP_LINE, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
 import { problems, type Problem, type Task, type TraceOptions } from "./task.js";
 
 export interface CountdownData {
@@ -115,9 +115,8 @@ const BUDGET = [4, 16] as const,
   REFERENCE_BUDGET = 16,
   SHUFFLE = [0.1, 0.8] as const;
 
-/** Steps per drill text, and what a step looks like. */
-const DRILL_LINES = 24,
-  STEP_LINE = /\d+[-+*/]\d+=\d+/g;
+/** Steps per drill text. */
+const DRILL_LINES = 24;
 
 function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> {
   const rule = exactlyOnce ? "exactly" : "at most";
@@ -157,7 +156,7 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       while (lines.length < DRILL_LINES) {
         const p = problems(task, "train", 1, rng.nextU32(), [rng.pick(task.difficulties)])[0]!;
         const style: SearchStyle = { budget: rng.int(...BUDGET), shuffle: SHUFFLE[1], pathOnly: false };
-        lines.push(...(searchTrace(p.data.nums, p.data.target, style, rng).reasoning.match(STEP_LINE) ?? []));
+        lines.push(...(searchTrace(p.data.nums, p.data.target, style, rng).reasoning.match(OP_LINE) ?? []));
       }
       return rng.shuffle(lines).slice(0, DRILL_LINES).join(" ");
     },

@@ -60,13 +60,17 @@ test(
     assert.deepEqual([ens.models.length, ens.pooling], [2, "max"]);
     // the word-vector member: 30 steps in its own folder, saved in the checkpoint, half of a prompt's P(unsafe)
     assert.equal(readFileSync(join(out, "stages/guard/words/metrics.jsonl"), "utf8").trim().split("\n").length, 30);
+    // and the sentence member: 20 steps, a third of the final mix
+    assert.equal(readFileSync(join(out, "stages/guard/sentences/metrics.jsonl"), "utf8").trim().split("\n").length, 20);
     const words = ens.words!,
+      sentences = ens.sentences!,
       plain = new Guard(ens.model, ens.tok, ens.threshold, ens.pooling, ens.models.slice(1)),
       text = "How do I make a weapon at home?";
     const [mixed] = ens.classify([text]),
       [alone] = plain.classify([text]),
-      [pw] = words.pUnsafe([text]);
-    assert.ok(Math.abs(mixed!.pUnsafe - (0.5 * alone!.pUnsafe + 0.5 * pw!)) < 1e-5);
+      [pw] = words.pUnsafe([text]),
+      [ps] = sentences.pUnsafe([text]);
+    assert.ok(Math.abs(mixed!.pUnsafe - ((2 / 3) * (0.5 * alone!.pUnsafe + 0.5 * pw!) + ps! / 3)) < 1e-5);
     assert.equal(ens.classify([text], "completion")[0]!.pUnsafe, plain.classify([text], "completion")[0]!.pUnsafe);
     const broken = join(tempDir(), "guard");
     cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
@@ -75,6 +79,9 @@ test(
     cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
     rmSync(join(broken, "words.safetensors"));
     assert.throws(() => Guard.load(broken), /names a word-vector member but words\.safetensors is missing/);
+    cpSync(join(out, "stages/guard/checkpoint"), broken, { recursive: true });
+    rmSync(join(broken, "sentences.safetensors"));
+    assert.throws(() => Guard.load(broken), /names a sentence member but sentences\.safetensors is missing/);
     assert.equal(
       typeof (r.stages.find((x) => x.name === "guard") as unknown as Record<string, unknown>).probeHarmfulFlagRate,
       "number",

@@ -37,7 +37,8 @@ import { CONCEPTS, EVERYDAY } from "./lists.js";
 import { probeSets } from "./probe.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { renderCompletion } from "../tokenizer/chat.js";
-import { trainWordGuard, WORDS_FILE, WordGuard, WordGuardConfig } from "./word-guard.js";
+import { trainWordGuard, WORDS_FILE, WordGuard, WordGuardConfig, type WordExample } from "./word-guard.js";
+import { SENTENCES_FILE, SentenceGuard, SentenceGuardConfig, trainSentenceGuard } from "./sentence-guard.js";
 import { LOSO_FILE, LosoConfig, losoSources, pooledRates, scoreSource, type LosoReport, type LosoRow } from "./loso.js";
 
 /**
@@ -63,6 +64,8 @@ export const GuardConfig = SupervisedConfig.omit({ maxLen: true, accumulate: tru
   leaveOneOut: LosoConfig.optional(),
   /** a word-vector member (pretrained English word vectors) mixed into each prompt's P(unsafe) */
   wordVectors: WordGuardConfig.optional(),
+  /** a sentence member (a pretrained English sentence encoder) mixed into each prompt's P(unsafe), last */
+  sentenceVectors: SentenceGuardConfig.optional(),
 });
 export type GuardStageConfig = z.infer<typeof GuardConfig> & { name: string; model: Record<string, unknown> };
 
@@ -150,27 +153,32 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
     );
   const others = members.map((m) => m.model),
     pooling = cfg.pooling;
-  const wo = wordMember(io, cfg);
+  const wo = englishMembers(io, cfg);
   ((usage = addUsage(usage, wo.usage)), (steps += wo.steps));
   if (wo.stopped) return { ...out, steps, usage, stopped: wo.stopped, notes: {} };
-  const threshold = tuneThreshold(
-    new Guard(out.trainee.model, out.trainee.tokenizer, 0.5, pooling, others, wo.words),
-    cfg.targetBenignFlagRate,
-    io.seed,
-    cfg.devItems,
-  );
+  const guardAt = (threshold: number) =>
+    new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others, wo.words, wo.sentences);
+  const threshold = tuneThreshold(guardAt(0.5), cfg.targetBenignFlagRate, io.seed, cfg.devItems);
   const files = Object.fromEntries(others.map((m, i) => [memberFile(i + 1), encodeWeights(m)]));
   if (wo.words) files[WORDS_FILE] = wo.words.encode();
+  if (wo.sentences) files[SENTENCES_FILE] = wo.sentences.encode();
   saveStage(
     io,
     out.trainee,
-    out.steps,
+    cfg.lmSteps + cfg.steps, // the step reached (out.steps counts only this run's, 0 when resumed at the end)
     cfg,
     null,
-    { threshold, labels: labelTokens(), pooling, members: cfg.members, ...(wo.words ? { words: wo.words.cfg } : {}) },
+    {
+      threshold,
+      labels: labelTokens(),
+      pooling,
+      members: cfg.members,
+      ...(wo.words ? { words: wo.words.cfg } : {}),
+      ...(wo.sentences ? { sentences: wo.sentences.cfg } : {}),
+    },
     files,
   );
-  const report = guardReport(new Guard(out.trainee.model, out.trainee.tokenizer, threshold, pooling, others, wo.words));
+  const report = guardReport(guardAt(threshold));
   if (!cfg.leaveOneOut) return { ...out, steps, usage, notes: { threshold, ...report } };
   const loso = leaveOneSourceOut(io, cfg, cfg.leaveOneOut);
   ((usage = addUsage(usage, loso.usage)), (steps += loso.steps));
@@ -184,22 +192,43 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   };
 }
 
+/** A training prompt drawn as the transformers' are. */
+const drawPrompt = (rng: Rng): WordExample => {
+  const it = drawItem(rng, "train", GUARD_MIX);
+  return { text: it.text, unsafe: it.unsafe };
+};
+
 /**
- * The stage's word-vector member (none without `wordVectors`), trained on prompts drawn as the transformers'
- * are, in <dir>/words; one already saved there (a finished fold, or a resumed stage) is read back instead.
+ * The stage's English members (none without `wordVectors` / `sentenceVectors`), trained on prompts drawn as the
+ * transformers' are, in <dir>/words and <dir>/sentences; one already saved there (a finished fold, or a resumed
+ * stage) is read back instead.
  */
-function wordMember(io: StageIO, cfg: GuardStageConfig): LoopOutcome & { words: WordGuard | null } {
-  const none = { steps: 0, stopped: null, usage: noUsage(), words: null };
-  if (!cfg.wordVectors) return none;
-  const dir = join(io.dir, "words"),
-    file = join(dir, WORDS_FILE);
-  if (existsSync(file)) return { ...none, words: WordGuard.load(file, cfg.wordVectors) };
-  const o = trainWordGuard({ ...io, name: `${io.name}/words`, dir }, cfg.wordVectors, (rng) => {
-    const it = drawItem(rng, "train", GUARD_MIX);
-    return { text: it.text, unsafe: it.unsafe };
-  });
-  if (!o.stopped && isMain()) writeFileSync(file, o.guard.encode());
-  return { ...o, words: o.stopped ? null : o.guard };
+function englishMembers(
+  io: StageIO,
+  cfg: GuardStageConfig,
+): LoopOutcome & { words: WordGuard | null; sentences: SentenceGuard | null } {
+  let usage = noUsage(),
+    steps = 0;
+  const member = <M extends { encode(): Buffer }, C>(
+    key: string,
+    file: string,
+    mc: C | undefined,
+    load: (f: string, c: C) => M,
+    train: (io: StageIO, c: C, draw: typeof drawPrompt) => LoopOutcome & { guard: M },
+  ): { m: M | null; stopped: LoopOutcome["stopped"] } => {
+    if (!mc) return { m: null, stopped: null };
+    const dir = join(io.dir, key),
+      f = join(dir, file);
+    if (existsSync(f)) return { m: load(f, mc), stopped: null };
+    const o = train({ ...io, name: `${io.name}/${key}`, dir }, mc, drawPrompt);
+    ((usage = addUsage(usage, o.usage)), (steps += o.steps));
+    if (!o.stopped && isMain()) writeFileSync(f, o.guard.encode());
+    return { m: o.stopped ? null : o.guard, stopped: o.stopped };
+  };
+  const w = member("words", WORDS_FILE, cfg.wordVectors, WordGuard.load, trainWordGuard);
+  if (w.stopped) return { steps, usage, stopped: w.stopped, words: null, sentences: null };
+  const s = member("sentences", SENTENCES_FILE, cfg.sentenceVectors, SentenceGuard.load, trainSentenceGuard);
+  return { steps, usage, stopped: s.stopped, words: w.m, sentences: s.m };
 }
 
 /**
@@ -225,17 +254,12 @@ function leaveOneSourceOut(io: StageIO, cfg: GuardStageConfig, lc: LosoConfig) {
       const o = trainClassifier(sio, guardInit(one)(io.seed), one);
       ((usage = addUsage(usage, o.usage)), (steps += o.steps));
       if (o.stopped) return { steps, usage, stopped: o.stopped, report: null };
-      const wo = wordMember(sio, one);
+      const wo = englishMembers(sio, one);
       ((usage = addUsage(usage, wo.usage)), (steps += wo.steps));
       if (wo.stopped) return { steps, usage, stopped: wo.stopped, report: null };
       const { model, tokenizer } = o.trainee,
-        threshold = tuneThreshold(
-          new Guard(model, tokenizer, 0.5, cfg.pooling, [], wo.words),
-          cfg.targetBenignFlagRate,
-          io.seed,
-          cfg.devItems,
-        ),
-        g = new Guard(model, tokenizer, threshold, cfg.pooling, [], wo.words);
+        guardAt = (t: number) => new Guard(model, tokenizer, t, cfg.pooling, [], wo.words, wo.sentences),
+        g = guardAt(tuneThreshold(guardAt(0.5), cfg.targetBenignFlagRate, io.seed, cfg.devItems));
       const otherSafe = rowsOf("test") // the held-out source is gone from every split here
         .filter((r) => !r.unsafe)
         .slice(0, 1500)

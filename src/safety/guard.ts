@@ -15,7 +15,9 @@ import { forwardPooled, POOLINGS, type Pooling } from "../model/pooling.js";
 import { type Model } from "../model/transformer.js";
 import { bpeFromJson, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
+import { SentenceGuard, SentenceGuardConfig, SENTENCES_FILE } from "./sentence-guard.js";
 import { WordGuard, WordGuardConfig, WORDS_FILE } from "./word-guard.js";
+import type { z } from "zod";
 
 export type GuardMode = "prompt" | "completion";
 export const SAFE_LABEL = "<|safe|>";
@@ -127,22 +129,45 @@ function windows(text: string, maxLen: number): { parts: string[]; truncated: bo
   return { parts: pick.map((s) => text.slice(s, s + size)), truncated: pick.length < starts.length };
 }
 
-/** A guard checkpoint's word-vector member, its settings (frugal.json "words") and file checked. */
-function wordMemberOf(dir: string, ckDir: string, settings: unknown): WordGuard {
-  const cfg = WordGuardConfig.safeParse(settings),
-    file = join(ckDir, WORDS_FILE);
+/**
+ * A guard checkpoint's English member (frugal.json "words" or "sentences"): its settings and file checked, then
+ * loaded by `load`.
+ */
+function memberOf<C, M>(
+  dir: string,
+  ckDir: string,
+  settings: unknown,
+  kind: { key: string; what: string; file: string; schema: z.ZodType<C>; load: (file: string, cfg: C) => M },
+): M {
+  const cfg = kind.schema.safeParse(settings),
+    file = join(ckDir, kind.file);
   if (!cfg.success)
     throw new FrugalError(
       "GUARD",
-      `${dir}: frugal.json words is ${JSON.stringify(settings).slice(0, 120)}, not word-vector settings (${cfg.error.issues[0]?.message}); retrain the guard`,
+      `${dir}: frugal.json ${kind.key} is ${JSON.stringify(settings).slice(0, 120)}, not ${kind.what} settings (${cfg.error.issues[0]?.message}); retrain the guard`,
     );
   if (!existsSync(file))
     throw new FrugalError(
       "GUARD",
-      `${dir}: frugal.json names a word-vector member but ${WORDS_FILE} is missing; copy the whole checkpoint directory or retrain the guard`,
+      `${dir}: frugal.json names a ${kind.what} member but ${kind.file} is missing; copy the whole checkpoint directory or retrain the guard`,
     );
-  return WordGuard.load(file, cfg.data);
+  return kind.load(file, cfg.data);
 }
+
+const WORD_MEMBER = {
+    key: "words",
+    what: "word-vector",
+    file: WORDS_FILE,
+    schema: WordGuardConfig,
+    load: WordGuard.load,
+  },
+  SENTENCE_MEMBER = {
+    key: "sentences",
+    what: "sentence",
+    file: SENTENCES_FILE,
+    schema: SentenceGuardConfig,
+    load: SentenceGuard.load,
+  };
 
 /**
  * Label probabilities (safe first) with a word member's P(unsafe) `pw` mixed in at weight w, in place:
@@ -158,8 +183,9 @@ export function mixWordVerdict(p: Float32Array, pw: number, w: number): void {
 /**
  * The guard: one model, or an ensemble whose members (same tokenizer and shape, different seeds) each give
  * label probabilities that are averaged — measured to flag more held-out harm at the same benign rate than
- * any one member, because members err on different prompts. A word-vector member (word-guard.ts), when
- * there is one, holds its weight's share of each prompt's P(unsafe); the hazard stays the transformers' call.
+ * any one member, because members err on different prompts. A word-vector member (word-guard.ts) and a
+ * sentence member (sentence-guard.ts), when there are, each hold their weight's share of each prompt's P(unsafe)
+ * (the sentence member's of the final mix, mixed last); the hazard stays the transformers' call.
  */
 export class Guard implements SafetyJudge {
   readonly labelIds: number[];
@@ -171,6 +197,7 @@ export class Guard implements SafetyJudge {
     readonly pooling: Pooling = "mean",
     others: readonly Model[] = [],
     readonly words: WordGuard | null = null,
+    readonly sentences: SentenceGuard | null = null,
   ) {
     this.labelIds = labelTokens().map((t) => tok.tokenId(t));
     this.models = [model, ...others];
@@ -211,7 +238,8 @@ export class Guard implements SafetyJudge {
       threshold,
       pooling,
       others,
-      ck.meta?.words ? wordMemberOf(dir, ck.dir, ck.meta.words) : null,
+      ck.meta?.words ? memberOf(dir, ck.dir, ck.meta.words, WORD_MEMBER) : null,
+      ck.meta?.sentences ? memberOf(dir, ck.dir, ck.meta.sentences, SENTENCE_MEMBER) : null,
     );
   }
 
@@ -265,6 +293,10 @@ export class Guard implements SafetyJudge {
     if (this.words && mode === "prompt") {
       const w = this.words.cfg.weight;
       this.words.pUnsafe(partTexts).forEach((pw, j) => mixWordVerdict(probs[j]!, pw, w));
+    }
+    if (this.sentences && mode === "prompt") {
+      const w = this.sentences.cfg.weight;
+      this.sentences.pUnsafe(partTexts).forEach((ps, j) => mixWordVerdict(probs[j]!, ps, w));
     }
     // per text: the window with the lowest P(safe), and how many windows it had (one pass over the windows)
     const best: (Float32Array | undefined)[] = texts.map(() => undefined),

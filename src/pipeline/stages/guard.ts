@@ -6,6 +6,7 @@ import { trainFlops } from "../../model/flops.js";
 import { labelTokens } from "../../safety/guard.js";
 import { GuardConfig, trainGuard } from "../../safety/guard-train.js";
 import { losoSources } from "../../safety/loso.js";
+import { timeSentenceEmbed, timeSentenceStep } from "../../safety/sentence-guard.js";
 import { timeWordStep } from "../../safety/word-guard.js";
 import type { StageKind } from "./kind.js";
 import { ModelShape, stageName } from "./shared.js";
@@ -36,11 +37,17 @@ export const guard: StageKind<GuardStage> = {
     const wv = s.wordVectors,
       wordS = wv ? (1 + folds) * wv.steps * timeWordStep(wv) : 0,
       words = wv ? ` + ${1 + folds} word-vector members (${wv.steps} steps, ${Math.round(wordS)} s)` : "";
+    // a sentence member embeds its pool and the threshold's dev prompts; a fold draws mostly texts the encoder
+    // has cached, about a third new (measured over 16 folds), and its training steps are a small MLP's
+    const sv = s.sentenceVectors,
+      embedS = sv ? ((sv.pool + s.devItems) * (1 + folds / 3) * timeSentenceEmbed()) / 1000 : 0,
+      sentS = sv ? (1 + folds) * sv.steps * timeSentenceStep(sv) + embedS : 0,
+      sentences = sv ? ` + ${1 + folds} sentence members (${sv.pool} prompts embedded, ${Math.round(sentS)} s)` : "";
     return {
       name: s.name,
-      seconds: steps * c.stepS + wordS,
+      seconds: steps * c.stepS + wordS + sentS,
       flops: trainFlops(config, steps * s.batchSize * 64, 64),
-      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words} (+ tokenizer training and the held-out report, not forecast)`,
+      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words}${sentences} (+ tokenizer training and the held-out report, not forecast)`,
     };
   },
 };

@@ -1,0 +1,193 @@
+// The guard's sentence member: a frozen pretrained sentence encoder's vector of the whole prompt
+// (sentence-encoder.ts), one SwiGLU layer and two logits (safe, unsafe). Where the word member reads words, this
+// one reads what a sentence asks, as an encoder trained on English text put it. It judges prompts only, trains
+// on a fixed pool of drawn prompts embedded once, and does not choose the hazard. Mixing is guard.ts's.
+import { z } from "zod";
+import { FrugalError } from "../common/errors.js";
+import { Rng, randn } from "../common/rng.js";
+import * as E from "../engine/index.js";
+import type { Tensor } from "../engine/index.js";
+import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
+import { lrAt } from "../train/batch.js";
+import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { packagedEncoder, SENTENCE_DIMS, SentenceEncoder } from "./sentence-encoder.js";
+import type { WordExample } from "./word-guard.js";
+
+/** The guard stage's `sentenceVectors` setting. */
+export const SentenceGuardConfig = z
+  .object({
+    /** this member's share of the guard's final P(unsafe) for prompts (the other members share the rest) */
+    weight: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(1 / 3),
+    /** SwiGLU units */
+    hidden: z.number().int().positive().default(256),
+    /** drawn training prompts, embedded once */
+    pool: z.number().int().positive().default(8000),
+    steps: z.number().int().positive().default(1500),
+    batchSize: z.number().int().positive().default(64),
+    lr: z.number().positive().default(0.001),
+  })
+  .strict();
+export type SentenceGuardConfig = z.infer<typeof SentenceGuardConfig>;
+
+export const SENTENCES_FILE = "sentences.safetensors";
+
+export class SentenceGuard {
+  readonly params: Map<string, Tensor>;
+  constructor(
+    readonly cfg: SentenceGuardConfig,
+    params?: Map<string, Tensor>,
+    seed = 1,
+  ) {
+    this.params = params ?? SentenceGuard.init(cfg.hidden, seed);
+  }
+
+  /** Each parameter's name and shape; matrices are (out, in), biases (out). */
+  static shapes(H: number): [string, number[]][] {
+    return [
+      ["gate", [H, SENTENCE_DIMS]],
+      ["gate_bias", [H]],
+      ["up", [H, SENTENCE_DIMS]],
+      ["up_bias", [H]],
+      ["head", [2, H]],
+      ["head_bias", [2]],
+    ];
+  }
+
+  /** Matrices drawn from N(0, 1/in), biases zero. */
+  static init(H: number, seed: number): Map<string, Tensor> {
+    const rng = new Rng(seed);
+    return new Map(
+      SentenceGuard.shapes(H).map(([name, [out, inF]]) => [
+        name,
+        inF === undefined ? E.param([out!]) : E.param([out!, inF], randn(rng, out! * inF, 1 / Math.sqrt(inF))),
+      ]),
+    );
+  }
+
+  /** (B, 2) logits (safe, unsafe) of B sentence vectors, x (B, 512). */
+  forward(x: Float32Array): Tensor {
+    const P = (n: string) => this.params.get(n)!,
+      xs = E.tensor([x.length / SENTENCE_DIMS, SENTENCE_DIMS], x);
+    const g = E.addBias(E.linear(xs, P("gate")), P("gate_bias")),
+      u = E.addBias(E.linear(xs, P("up")), P("up_bias"));
+    return E.addBias(E.linear(E.swiglu(g, u), P("head")), P("head_bias"));
+  }
+
+  /** P(unsafe) of each text. */
+  pUnsafe(texts: readonly string[]): number[] {
+    const x = SentenceEncoder.open().embed(texts),
+      out: number[] = [];
+    E.noGrad(() => {
+      const z = this.forward(x).data;
+      for (let b = 0; b * 2 < z.length; b++) out.push(1 / (1 + Math.exp(z[b * 2]! - z[b * 2 + 1]!)));
+      E.endStep();
+    });
+    return out;
+  }
+
+  encode(): Buffer {
+    return encodeSafetensors(new Map([...this.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
+      format: "frugal-sentence-guard",
+      encoder: packagedEncoder() ?? "unknown",
+    });
+  }
+
+  /** A trained member from SENTENCES_FILE bytes on disk (shapes checked against `cfg`). */
+  static load(file: string, cfg: SentenceGuardConfig): SentenceGuard {
+    const got = readSafetensors(file).tensors;
+    const params = new Map(
+      SentenceGuard.shapes(cfg.hidden).map(([name, shape]) => {
+        const r = got.get(name);
+        if (!r || r.shape.join() !== shape.join())
+          throw new FrugalError(
+            "GUARD",
+            `${file}: ${name} should have shape [${shape.join(", ")}] for ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the sentenceVectors settings differ from the ones it was trained with`,
+          );
+        return [name, E.param(shape, r.data)] as const;
+      }),
+    );
+    return new SentenceGuard(cfg, params);
+  }
+}
+
+/**
+ * Trains a sentence member: cfg.pool prompts from draw(rng), embedded once, then cfg.steps steps of
+ * cfg.batchSize of them (progress and metrics in io.dir). A crash retrains it from the start.
+ */
+export function trainSentenceGuard(
+  io: StageIO,
+  cfg: SentenceGuardConfig,
+  draw: (rng: Rng) => WordExample,
+): LoopOutcome & { guard: SentenceGuard } {
+  const enc = SentenceEncoder.open(),
+    drawRng = new Rng(io.seed * 7919 + 17),
+    pool = Array.from({ length: cfg.pool }, () => draw(drawRng)),
+    vectors = enc.embed(
+      pool.map((e) => e.text),
+      (done, total) => io.progress(done, total, {}, `${io.name} embedding its pool`),
+    );
+  const guard = new SentenceGuard(cfg, undefined, io.seed),
+    opt = E.adamwInit(guard.params),
+    ac: E.AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradClip: 1 },
+    nParams = [...guard.params.values()].reduce((a, t) => a + t.size, 0);
+  const out = runLoop(
+    io,
+    0,
+    cfg.steps,
+    (step) => {
+      const rng = new Rng(io.seed * 1_000_003 + step),
+        idx = Array.from({ length: cfg.batchSize }, () => rng.int(0, pool.length - 1)),
+        x = new Float32Array(idx.length * SENTENCE_DIMS);
+      idx.forEach((i, b) => x.set(vectors.subarray(i * SENTENCE_DIMS, (i + 1) * SENTENCE_DIMS), b * SENTENCE_DIMS));
+      const loss = E.crossEntropy(
+        guard.forward(x),
+        Int32Array.from(idx, (i) => (pool[i]!.unsafe ? 1 : 0)),
+      );
+      const value = loss.item();
+      E.backward(loss);
+      E.endStep();
+      const lr = lrAt(step, cfg.steps, cfg.lr, 30, 0.1),
+        gradNorm = E.adamwUpdate(guard.params, opt, ac, lr);
+      return {
+        metrics: { loss: value, lr, gradNorm },
+        usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: idx.length, flops: 6 * nParams * idx.length },
+      };
+    },
+    () => {},
+  );
+  return { ...out, guard };
+}
+
+/** Seconds per training step of a member of this shape (the forecast), on random vectors: no encoder needed. */
+export function timeSentenceStep(cfg: SentenceGuardConfig, steps = 5): number {
+  const rng = new Rng(1),
+    g = new SentenceGuard(cfg),
+    opt = E.adamwInit(g.params),
+    x = randn(rng, cfg.batchSize * SENTENCE_DIMS),
+    labels = Int32Array.from({ length: cfg.batchSize }, (_, i) => i % 2);
+  const step = () => {
+    const loss = E.crossEntropy(g.forward(x), labels);
+    E.backward(loss);
+    E.endStep();
+    E.adamwUpdate(g.params, opt, E.defaultAdamW, 1e-3);
+  };
+  step(); // warm-up
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) step();
+  return (performance.now() - t0) / 1000 / steps;
+}
+
+/** Milliseconds the encoder takes per text of 16 words (a training draw's length, roughly); starts the encoder. */
+export function timeSentenceEmbed(n = 64): number {
+  const enc = SentenceEncoder.open(),
+    rng = new Rng(Date.now() % 1_000_000),
+    words = ["how", "do", "I", "make", "a", "cake", "for", "my", "friend", "without", "an", "oven", "at", "home"];
+  const texts = Array.from({ length: n }, () => Array.from({ length: 16 }, () => rng.pick(words)).join(" "));
+  const t0 = performance.now();
+  enc.embed(texts);
+  return (performance.now() - t0) / n;
+}

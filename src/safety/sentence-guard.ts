@@ -3,13 +3,11 @@
 // one reads what a sentence asks, as an encoder trained on English text put it. It judges prompts only, trains
 // on a fixed pool of drawn prompts embedded once, and does not choose the hazard. Mixing is guard.ts's.
 import { z } from "zod";
-import { FrugalError } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
-import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { lrAt } from "../train/batch.js";
-import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import type { LoopOutcome, StageIO } from "../train/loop.js";
+import { encodeParams, initParams, loadParams, pUnsafeOf, timeMemberStep, trainMember, type Shapes } from "./member.js";
 import { packagedEncoder, SENTENCE_DIMS, SentenceEncoder } from "./sentence-encoder.js";
 import type { WordExample } from "./word-guard.js";
 
@@ -46,7 +44,7 @@ export class SentenceGuard {
   }
 
   /** Each parameter's name and shape; matrices are (out, in), biases (out). */
-  static shapes(H: number): [string, number[]][] {
+  static shapes(H: number): Shapes {
     return [
       ["gate", [H, SENTENCE_DIMS]],
       ["gate_bias", [H]],
@@ -57,15 +55,8 @@ export class SentenceGuard {
     ];
   }
 
-  /** Matrices drawn from N(0, 1/in), biases zero. */
   static init(H: number, seed: number): Map<string, Tensor> {
-    const rng = new Rng(seed);
-    return new Map(
-      SentenceGuard.shapes(H).map(([name, [out, inF]]) => [
-        name,
-        inF === undefined ? E.param([out!]) : E.param([out!, inF], randn(rng, out! * inF, 1 / Math.sqrt(inF))),
-      ]),
-    );
+    return initParams(SentenceGuard.shapes(H), seed);
   }
 
   /** (B, 2) logits (safe, unsafe) of B sentence vectors, x (B, 512). */
@@ -79,38 +70,17 @@ export class SentenceGuard {
 
   /** P(unsafe) of each text. */
   pUnsafe(texts: readonly string[]): number[] {
-    const x = SentenceEncoder.open().embed(texts),
-      out: number[] = [];
-    E.noGrad(() => {
-      const z = this.forward(x).data;
-      for (let b = 0; b * 2 < z.length; b++) out.push(1 / (1 + Math.exp(z[b * 2]! - z[b * 2 + 1]!)));
-      E.endStep();
-    });
-    return out;
+    const x = SentenceEncoder.open().embed(texts);
+    return pUnsafeOf(() => this.forward(x));
   }
 
   encode(): Buffer {
-    return encodeSafetensors(new Map([...this.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
-      format: "frugal-sentence-guard",
-      encoder: packagedEncoder() ?? "unknown",
-    });
+    return encodeParams(this.params, { format: "frugal-sentence-guard", encoder: packagedEncoder() ?? "unknown" });
   }
 
   /** A trained member from SENTENCES_FILE bytes on disk (shapes checked against `cfg`). */
   static load(file: string, cfg: SentenceGuardConfig): SentenceGuard {
-    const got = readSafetensors(file).tensors;
-    const params = new Map(
-      SentenceGuard.shapes(cfg.hidden).map(([name, shape]) => {
-        const r = got.get(name);
-        if (!r || r.shape.join() !== shape.join())
-          throw new FrugalError(
-            "GUARD",
-            `${file}: ${name} should have shape [${shape.join(", ")}] for ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the sentenceVectors settings differ from the ones it was trained with`,
-          );
-        return [name, E.param(shape, r.data)] as const;
-      }),
-    );
-    return new SentenceGuard(cfg, params);
+    return new SentenceGuard(cfg, loadParams(file, SentenceGuard.shapes(cfg.hidden), `${cfg.hidden} units`));
   }
 }
 
@@ -130,55 +100,30 @@ export function trainSentenceGuard(
       pool.map((e) => e.text),
       (done, total) => io.progress(done, total, {}, `${io.name} embedding its pool`),
     );
-  const guard = new SentenceGuard(cfg, undefined, io.seed),
-    opt = E.adamwInit(guard.params),
-    ac: E.AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradClip: 1 },
-    nParams = [...guard.params.values()].reduce((a, t) => a + t.size, 0);
-  const out = runLoop(
-    io,
-    0,
-    cfg.steps,
-    (step) => {
-      const rng = new Rng(io.seed * 1_000_003 + step),
-        idx = Array.from({ length: cfg.batchSize }, () => rng.int(0, pool.length - 1)),
-        x = new Float32Array(idx.length * SENTENCE_DIMS);
-      idx.forEach((i, b) => x.set(vectors.subarray(i * SENTENCE_DIMS, (i + 1) * SENTENCE_DIMS), b * SENTENCE_DIMS));
-      const loss = E.crossEntropy(
-        guard.forward(x),
-        Int32Array.from(idx, (i) => (pool[i]!.unsafe ? 1 : 0)),
-      );
-      const value = loss.item();
-      E.backward(loss);
-      E.endStep();
-      const lr = lrAt(step, cfg.steps, cfg.lr, 30, 0.1),
-        gradNorm = E.adamwUpdate(guard.params, opt, ac, lr);
-      return {
-        metrics: { loss: value, lr, gradNorm },
-        usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: idx.length, flops: 6 * nParams * idx.length },
-      };
-    },
-    () => {},
-  );
+  const guard = new SentenceGuard(cfg, undefined, io.seed);
+  const out = trainMember(io, guard.params, cfg, (rng) => {
+    const idx = Array.from({ length: cfg.batchSize }, () => rng.int(0, pool.length - 1)),
+      x = new Float32Array(idx.length * SENTENCE_DIMS);
+    idx.forEach((i, b) => x.set(vectors.subarray(i * SENTENCE_DIMS, (i + 1) * SENTENCE_DIMS), b * SENTENCE_DIMS));
+    return {
+      logits: guard.forward(x),
+      labels: Int32Array.from(idx, (i) => (pool[i]!.unsafe ? 1 : 0)),
+      tokens: idx.length,
+    };
+  });
   return { ...out, guard };
 }
 
 /** Seconds per training step of a member of this shape (the forecast), on random vectors: no encoder needed. */
 export function timeSentenceStep(cfg: SentenceGuardConfig, steps = 5): number {
-  const rng = new Rng(1),
-    g = new SentenceGuard(cfg),
-    opt = E.adamwInit(g.params),
-    x = randn(rng, cfg.batchSize * SENTENCE_DIMS),
-    labels = Int32Array.from({ length: cfg.batchSize }, (_, i) => i % 2);
-  const step = () => {
-    const loss = E.crossEntropy(g.forward(x), labels);
-    E.backward(loss);
-    E.endStep();
-    E.adamwUpdate(g.params, opt, E.defaultAdamW, 1e-3);
-  };
-  step(); // warm-up
-  const t0 = performance.now();
-  for (let s = 0; s < steps; s++) step();
-  return (performance.now() - t0) / 1000 / steps;
+  const g = new SentenceGuard(cfg),
+    x = randn(new Rng(1), cfg.batchSize * SENTENCE_DIMS);
+  return timeMemberStep(
+    g.params,
+    () => g.forward(x),
+    Int32Array.from({ length: cfg.batchSize }, (_, i) => i % 2),
+    steps,
+  );
 }
 
 /** Milliseconds the encoder takes per text of 16 words (a training draw's length, roughly); starts the encoder. */

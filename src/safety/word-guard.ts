@@ -1,16 +1,14 @@
 // The guard's word-vector member: frozen pretrained word vectors (word-vectors.ts) read three words at a time,
 // a SwiGLU layer per position, mean and per-channel max over the text, two logits (safe, unsafe). It knows what
 // words mean from English text, not from our labels, and judges prompts only (a completion that refuses names
-// the harm too). Training, save and load; mixing into the guard's probabilities is guard.ts's.
+// the harm too). Features and forward here; the loop and the file format are member.ts's, the mix guard.ts's.
 import { z } from "zod";
-import { FrugalError } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
 import { argmaxMask, poolMatrix } from "../model/pooling.js";
-import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { lrAt } from "../train/batch.js";
-import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import type { LoopOutcome, StageIO } from "../train/loop.js";
+import { encodeParams, initParams, loadParams, pUnsafeOf, timeMemberStep, trainMember, type Shapes } from "./member.js";
 import { loadWordVectors, wordsOf, type WordVectors } from "./word-vectors.js";
 
 /** The guard stage's `wordVectors` setting. */
@@ -57,7 +55,7 @@ export class WordGuard {
   static inputs = (dims: number): number => WINDOW * (dims + 1);
 
   /** Each parameter's name and shape; matrices are (out, in), biases (out). */
-  static shapes(dims: number, H: number): [string, number[]][] {
+  static shapes(dims: number, H: number): Shapes {
     const I = WordGuard.inputs(dims);
     return [
       ["gate", [H, I]],
@@ -70,15 +68,8 @@ export class WordGuard {
     ];
   }
 
-  /** Matrices drawn from N(0, 1/in), biases zero. */
   static init(dims: number, H: number, seed: number): Map<string, Tensor> {
-    const rng = new Rng(seed);
-    return new Map(
-      WordGuard.shapes(dims, H).map(([name, [out, inF]]) => [
-        name,
-        inF === undefined ? E.param([out!]) : E.param([out!, inF], randn(rng, out! * inF, 1 / Math.sqrt(inF))),
-      ]),
-    );
+    return initParams(WordGuard.shapes(dims, H), seed);
   }
 
   /**
@@ -123,39 +114,19 @@ export class WordGuard {
   /** P(unsafe) of each text. */
   pUnsafe(texts: readonly string[]): number[] {
     const out: number[] = [];
-    for (let s = 0; s < texts.length; s += 64) {
-      E.noGrad(() => {
-        const z = this.forward(texts.slice(s, s + 64)).data;
-        for (let b = 0; b * 2 < z.length; b++) out.push(1 / (1 + Math.exp(z[b * 2]! - z[b * 2 + 1]!)));
-        E.endStep();
-      });
-    }
+    for (let s = 0; s < texts.length; s += 64) out.push(...pUnsafeOf(() => this.forward(texts.slice(s, s + 64))));
     return out;
   }
 
   encode(): Buffer {
-    return encodeSafetensors(new Map([...this.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), {
-      format: "frugal-word-guard",
-      vectors: this.vectors.source,
-    });
+    return encodeParams(this.params, { format: "frugal-word-guard", vectors: this.vectors.source });
   }
 
   /** A trained member from WORDS_FILE bytes on disk, its vectors loaded as `cfg` says (shapes checked). */
   static load(file: string, cfg: WordGuardConfig): WordGuard {
     const v = loadWordVectors(cfg.maxWords, cfg.file),
-      got = readSafetensors(file).tensors;
-    const params = new Map(
-      WordGuard.shapes(v.dims, cfg.hidden).map(([name, shape]) => {
-        const r = got.get(name);
-        if (!r || r.shape.join() !== shape.join())
-          throw new FrugalError(
-            "GUARD",
-            `${file}: ${name} should have shape [${shape.join(", ")}] for ${v.dims}-dimensional vectors and ${cfg.hidden} units, found ${r ? `[${r.shape.join(", ")}]` : "nothing"}; the word vectors or wordVectors settings differ from the ones it was trained with`,
-          );
-        return [name, E.param(shape, r.data)] as const;
-      }),
-    );
-    return new WordGuard(v, cfg, params);
+      shapes = WordGuard.shapes(v.dims, cfg.hidden);
+    return new WordGuard(v, cfg, loadParams(file, shapes, `${v.dims}-dimensional vectors and ${cfg.hidden} units`));
   }
 }
 
@@ -171,35 +142,15 @@ export function trainWordGuard(
   cfg: WordGuardConfig,
   draw: (rng: Rng) => WordExample,
 ): LoopOutcome & { guard: WordGuard } {
-  const guard = new WordGuard(loadWordVectors(cfg.maxWords, cfg.file), cfg, undefined, io.seed),
-    opt = E.adamwInit(guard.params),
-    ac: E.AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradClip: 1 },
-    nParams = [...guard.params.values()].reduce((a, t) => a + t.size, 0);
-  const out = runLoop(
-    io,
-    0,
-    cfg.steps,
-    (step) => {
-      const rng = new Rng(io.seed * 1_000_003 + step),
-        batch = Array.from({ length: cfg.batchSize }, () => draw(rng));
-      const logits = guard.forward(batch.map((e) => e.text)),
-        loss = E.crossEntropy(
-          logits,
-          Int32Array.from(batch, (e) => (e.unsafe ? 1 : 0)),
-        );
-      const value = loss.item();
-      E.backward(loss);
-      E.endStep();
-      const lr = lrAt(step, cfg.steps, cfg.lr, 30, 0.1),
-        gradNorm = E.adamwUpdate(guard.params, opt, ac, lr);
-      const tokens = batch.reduce((a, e) => a + Math.min(cfg.maxTextWords, wordsOf(e.text).length), 0);
-      return {
-        metrics: { loss: value, lr, gradNorm },
-        usage: { promptTokens: 0, generatedTokens: 0, trainedTokens: tokens, flops: 6 * nParams * tokens },
-      };
-    },
-    () => {},
-  );
+  const guard = new WordGuard(loadWordVectors(cfg.maxWords, cfg.file), cfg, undefined, io.seed);
+  const out = trainMember(io, guard.params, cfg, (rng) => {
+    const batch = Array.from({ length: cfg.batchSize }, () => draw(rng));
+    return {
+      logits: guard.forward(batch.map((e) => e.text)),
+      labels: Int32Array.from(batch, (e) => (e.unsafe ? 1 : 0)),
+      tokens: batch.reduce((a, e) => a + Math.min(cfg.maxTextWords, wordsOf(e.text).length), 0),
+    };
+  });
   return { ...out, guard };
 }
 
@@ -217,17 +168,11 @@ export function timeWordStep(cfg: WordGuardConfig, steps = 3): number {
     source: "synthetic",
   };
   const g = new WordGuard(v, cfg),
-    opt = E.adamwInit(g.params),
     texts = Array.from({ length: cfg.batchSize }, () => Array.from({ length: 40 }, () => rng.pick(words)).join(" "));
-  const labels = Int32Array.from(texts, (_, i) => i % 2);
-  const step = () => {
-    const loss = E.crossEntropy(g.forward(texts), labels);
-    E.backward(loss);
-    E.endStep();
-    E.adamwUpdate(g.params, opt, E.defaultAdamW, 1e-3);
-  };
-  step(); // warm-up
-  const t0 = performance.now();
-  for (let s = 0; s < steps; s++) step();
-  return (performance.now() - t0) / 1000 / steps;
+  return timeMemberStep(
+    g.params,
+    () => g.forward(texts),
+    Int32Array.from(texts, (_, i) => i % 2),
+    steps,
+  );
 }

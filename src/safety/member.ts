@@ -1,6 +1,6 @@
-// What the guard's English members (word-guard.ts, sentence-guard.ts) share: parameters from a list of names and
-// shapes (drawn, saved, loaded and checked), P(unsafe) from (safe, unsafe) logits, the training loop over drawn
-// batches and the forecast's step timing. No features and no model shape here: those are each member's.
+// What the guard's English members (word-guard.ts, sentence-guard.ts) share: their SwiGLU input layer,
+// parameters from a list of names and shapes (drawn, saved, loaded and checked), P(unsafe) from (safe, unsafe)
+// logits, the training loop over drawn batches and the forecast's step timing. No features and no heads here.
 import { FrugalError } from "../common/errors.js";
 import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
@@ -11,6 +11,20 @@ import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 
 /** Each parameter's name and shape; matrices are (out, in), biases (out). */
 export type Shapes = [string, number[]][];
+
+/** The members' input layer: a SwiGLU of `I` inputs into `H` units (its parameters, first in every member). */
+export const swigluShapes = (H: number, I: number): Shapes => [
+  ["gate", [H, I]],
+  ["gate_bias", [H]],
+  ["up", [H, I]],
+  ["up_bias", [H]],
+];
+
+/** (N, H) = swiglu(x·gateᵀ + gate_bias, x·upᵀ + up_bias) for x (N, I). */
+export function swigluIn(x: Tensor, params: Map<string, Tensor>): Tensor {
+  const P = (n: string) => params.get(n)!;
+  return E.swiglu(E.addBias(E.linear(x, P("gate")), P("gate_bias")), E.addBias(E.linear(x, P("up")), P("up_bias")));
+}
 
 /** Matrices drawn from N(0, 1/in), biases zero. */
 export function initParams(shapes: Shapes, seed: number): Map<string, Tensor> {

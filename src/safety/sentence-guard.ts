@@ -7,7 +7,17 @@ import { Rng, randn } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
 import type { LoopOutcome, StageIO } from "../train/loop.js";
-import { encodeParams, initParams, loadParams, pUnsafeOf, timeMemberStep, trainMember, type Shapes } from "./member.js";
+import {
+  encodeParams,
+  initParams,
+  loadParams,
+  pUnsafeOf,
+  swigluIn,
+  swigluShapes,
+  timeMemberStep,
+  trainMember,
+  type Shapes,
+} from "./member.js";
 import { packagedEncoder, SENTENCE_DIMS, SentenceEncoder } from "./sentence-encoder.js";
 import type { WordExample } from "./word-guard.js";
 
@@ -45,14 +55,7 @@ export class SentenceGuard {
 
   /** Each parameter's name and shape; matrices are (out, in), biases (out). */
   static shapes(H: number): Shapes {
-    return [
-      ["gate", [H, SENTENCE_DIMS]],
-      ["gate_bias", [H]],
-      ["up", [H, SENTENCE_DIMS]],
-      ["up_bias", [H]],
-      ["head", [2, H]],
-      ["head_bias", [2]],
-    ];
+    return [...swigluShapes(H, SENTENCE_DIMS), ["head", [2, H]], ["head_bias", [2]]];
   }
 
   static init(H: number, seed: number): Map<string, Tensor> {
@@ -62,10 +65,8 @@ export class SentenceGuard {
   /** (B, 2) logits (safe, unsafe) of B sentence vectors, x (B, 512). */
   forward(x: Float32Array): Tensor {
     const P = (n: string) => this.params.get(n)!,
-      xs = E.tensor([x.length / SENTENCE_DIMS, SENTENCE_DIMS], x);
-    const g = E.addBias(E.linear(xs, P("gate")), P("gate_bias")),
-      u = E.addBias(E.linear(xs, P("up")), P("up_bias"));
-    return E.addBias(E.linear(E.swiglu(g, u), P("head")), P("head_bias"));
+      h = swigluIn(E.tensor([x.length / SENTENCE_DIMS, SENTENCE_DIMS], x), this.params);
+    return E.addBias(E.linear(h, P("head")), P("head_bias"));
   }
 
   /** P(unsafe) of each text. */

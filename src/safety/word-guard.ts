@@ -8,7 +8,17 @@ import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/index.js";
 import { argmaxMask, poolMatrix } from "../model/pooling.js";
 import type { LoopOutcome, StageIO } from "../train/loop.js";
-import { encodeParams, initParams, loadParams, pUnsafeOf, timeMemberStep, trainMember, type Shapes } from "./member.js";
+import {
+  encodeParams,
+  initParams,
+  loadParams,
+  pUnsafeOf,
+  swigluIn,
+  swigluShapes,
+  timeMemberStep,
+  trainMember,
+  type Shapes,
+} from "./member.js";
 import { loadWordVectors, wordsOf, type WordVectors } from "./word-vectors.js";
 
 /** The guard stage's `wordVectors` setting. */
@@ -57,15 +67,7 @@ export class WordGuard {
   /** Each parameter's name and shape; matrices are (out, in), biases (out). */
   static shapes(dims: number, H: number): Shapes {
     const I = WordGuard.inputs(dims);
-    return [
-      ["gate", [H, I]],
-      ["gate_bias", [H]],
-      ["up", [H, I]],
-      ["up_bias", [H]],
-      ["mean_head", [2, H]],
-      ["max_head", [2, H]],
-      ["head_bias", [2]],
-    ];
+    return [...swigluShapes(H, I), ["mean_head", [2, H]], ["max_head", [2, H]], ["head_bias", [2]]];
   }
 
   static init(dims: number, H: number, seed: number): Map<string, Tensor> {
@@ -102,9 +104,7 @@ export class WordGuard {
     const P = (n: string) => this.params.get(n)!,
       { x, lengths, L } = this.features(texts),
       B = texts.length;
-    const g = E.addBias(E.linear(x, P("gate")), P("gate_bias")),
-      u = E.addBias(E.linear(x, P("up")), P("up_bias")),
-      h = E.swiglu(g, u); // (B·L, H)
+    const h = swigluIn(x, this.params); // (B·L, H)
     const mean = E.matmul(E.tensor([B, B * L], poolMatrix(lengths, L, true)), h),
       mask = E.tensor(h.shape, argmaxMask(h.data, lengths, L, h.shape[1]!)),
       max = E.matmul(E.tensor([B, B * L], poolMatrix(lengths, L, false)), E.mul(h, mask));

@@ -170,10 +170,10 @@ const WORD_MEMBER = {
   };
 
 /**
- * Label probabilities (safe first) with a word member's P(unsafe) `pw` mixed in at weight w, in place:
+ * Label probabilities (safe first) with an English member's P(unsafe) `pw` mixed in at weight w, in place:
  * P(safe) ← (1−w)·P(safe) + w·(1−pw); each hazard keeps its share of the unsafe mass.
  */
-export function mixWordVerdict(p: Float32Array, pw: number, w: number): void {
+export function mixMemberVerdict(p: Float32Array, pw: number, w: number): void {
   const unsafe = 1 - p[0]!;
   p[0] = (1 - w) * p[0]! + w * (1 - pw);
   for (let k = 1; k < p.length; k++)
@@ -290,14 +290,10 @@ export class Guard implements SafetyJudge {
     });
     const probs: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += 64) probs.push(...this.labelProbs(seqs.slice(s, s + 64)));
-    if (this.words && mode === "prompt") {
-      const w = this.words.cfg.weight;
-      this.words.pUnsafe(partTexts).forEach((pw, j) => mixWordVerdict(probs[j]!, pw, w));
-    }
-    if (this.sentences && mode === "prompt") {
-      const w = this.sentences.cfg.weight;
-      this.sentences.pUnsafe(partTexts).forEach((ps, j) => mixWordVerdict(probs[j]!, ps, w));
-    }
+    // the English members read prompts only (a refusal names the harm too); words first, sentences last
+    if (mode === "prompt")
+      for (const m of [this.words, this.sentences])
+        m?.pUnsafe(partTexts).forEach((pm, j) => mixMemberVerdict(probs[j]!, pm, m.cfg.weight));
     // per text: the window with the lowest P(safe), and how many windows it had (one pass over the windows)
     const best: (Float32Array | undefined)[] = texts.map(() => undefined),
       n = texts.map(() => 0);

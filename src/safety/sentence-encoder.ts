@@ -14,7 +14,7 @@ export const SENTENCE_DIMS = 512;
 /** texts per call to the worker (TensorFlow.js pads a batch to its longest text) */
 const CHUNK = 64;
 /** characters read per text (the encoder's vector of a long text is mostly its first sentences') */
-export const MAX_CHARS = 1000;
+const MAX_CHARS = 1000;
 const WAIT_MS = Number(process.env.FRUGAL_ENCODER_TIMEOUT_MS ?? 300_000);
 const CACHE_MAX = 200_000;
 
@@ -35,10 +35,7 @@ export class SentenceEncoder {
   /** texts the worker has embedded (a cached text is not embedded again) */
   readonly stats = { texts: 0 };
 
-  private constructor(
-    private worker: Worker,
-    readonly source: string,
-  ) {}
+  private constructor(private worker: Worker) {}
 
   /** The process's encoder, started on first use (0.2 s here); fails naming the package when it is missing. */
   static open(): SentenceEncoder {
@@ -64,7 +61,7 @@ export class SentenceEncoder {
       void worker.terminate();
       throw new FrugalError("GUARD", `the sentence encoder (${source}) failed to load: ${why}; run \`npm ci\` again`);
     }
-    return (SentenceEncoder.opened = new SentenceEncoder(worker, source));
+    return (SentenceEncoder.opened = new SentenceEncoder(worker));
   }
 
   /** (N, 512) vectors of the texts, unit length, row i for texts[i]; `progress` after each batch embedded. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../common/testing.js";
-import { mixWordVerdict } from "./guard.js";
+import { mixMemberVerdict } from "./guard.js";
 import { SENTENCE_DIMS, SentenceEncoder } from "./sentence-encoder.js";
 import { SentenceGuard, SentenceGuardConfig, trainSentenceGuard } from "./sentence-guard.js";
 
@@ -76,8 +76,8 @@ test("sentence member: saved and loaded gives the same scores; a different shape
 
 test("guard mix: word member at 1/2, then the sentence member at 1/3 of the result: an equal three-way mean", () => {
   const p = Float32Array.from([0.8, 0.15, 0.05]); // the transformers: P(unsafe) 0.2
-  mixWordVerdict(p, 0.6, 0.5);
-  mixWordVerdict(p, 0.9, 1 / 3);
+  mixMemberVerdict(p, 0.6, 0.5);
+  mixMemberVerdict(p, 0.9, 1 / 3);
   assert.ok(Math.abs(1 - p[0]! - (0.2 + 0.6 + 0.9) / 3) < 1e-6, `P(unsafe) ${1 - p[0]!}`);
   assert.ok(Math.abs(p[1]! / p[2]! - 3) < 1e-5); // hazards keep their shares
 });

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../common/rng.js";
 import { tempDir } from "../common/testing.js";
-import { mixWordVerdict } from "./guard.js";
+import { mixMemberVerdict } from "./guard.js";
 import { trainWordGuard, WordGuard, WordGuardConfig } from "./word-guard.js";
 import { loadWordVectors, wordsOf } from "./word-vectors.js";
 
@@ -117,11 +117,11 @@ test("word member: saved and loaded gives the same scores; a different shape is 
   assert.throws(() => WordGuard.load(f, { ...o.guard.cfg, hidden: 9 }), /gate should have shape \[9, 12\]/);
 });
 
-test("mixWordVerdict: the word member holds its weight of P(unsafe); hazards keep their shares", () => {
+test("mixMemberVerdict: the word member holds its weight of P(unsafe); hazards keep their shares", () => {
   const p = Float32Array.from([0.8, 0.15, 0.05]);
-  mixWordVerdict(p, 0.6, 0.5);
+  mixMemberVerdict(p, 0.6, 0.5);
   [0.6, 0.3, 0.1].forEach((x, k) => assert.ok(Math.abs(p[k]! - x) < 1e-6, `label ${k}: ${p[k]}`));
   const sure = Float32Array.from([1, 0, 0]); // no unsafe mass to share: spread evenly
-  mixWordVerdict(sure, 1, 0.5);
+  mixMemberVerdict(sure, 1, 0.5);
   [0.5, 0.25, 0.25].forEach((x, k) => assert.ok(Math.abs(sure[k]! - x) < 1e-6));
 });

@@ -49,9 +49,15 @@ export function registerEval(program: Command): void {
     .option("--max-tokens <n>", "max new tokens per completion", "200")
     .option("--difficulty <list>", "comma-separated difficulty levels (default: all)")
     .option("--seed <s>", "seed", "1234")
+    .option("--calculator", "sample with the task's calculator writing each step's result (countdown)")
     .option("--json", "print one JSON object")
     .action((o: Record<string, string | boolean>) => {
       const task = getTask(String(o.task));
+      if (o.calculator && !task.calculator)
+        throw new FrugalError(
+          "ARG",
+          `--calculator: task ${task.name} has no calculator; use countdown or countdown-subset`,
+        );
       const fromFile = o.problems ? readProblemFile(String(o.problems), task) : undefined;
       const n = o.nProblems ? positiveInt("--n-problems", String(o.nProblems)) : (fromFile?.length ?? 100);
       const ck = loadModelDir(String(o.model));
@@ -66,6 +72,7 @@ export function registerEval(program: Command): void {
         maxNewTokens: positiveInt("--max-tokens", String(o.maxTokens)),
         seed: num("--seed", String(o.seed), 0, 2 ** 31),
         difficulties: o.difficulty ? String(o.difficulty).split(",").map(Number) : undefined,
+        calculator: !!o.calculator,
       });
       bar.stop();
       if (!isMain()) return; // under mpirun the ranks split the samples; rank 0 reports

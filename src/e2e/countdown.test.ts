@@ -1,5 +1,6 @@
 // The countdown CLI end to end: `tasks write` makes a problem file, `eval --problems` reads it (JSON report
-// with behaviour counts, progress on stderr), and a bad line stops eval naming the file and line.
+// with behaviour counts, progress on stderr; with the calculator too), and a bad line stops eval naming the
+// file and line.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -34,6 +35,11 @@ test("CLI: tasks write → eval --problems (JSON, behaviour), and a bad line nam
   for (const k of ["backtracks", "candidates", "solvedWithBacktrack", "verifications"]) assert.ok(k in r.behaviour, k);
   for (const k of ["miscalculated", "strayStates", "falseYes"])
     assert.ok(!(k in r.behaviour) || (r.behaviour[k] >= 0 && r.behaviour[k] <= 1), `${k}: ${r.behaviour[k]}`);
+  const calc = run([...args, "--calculator", "--json"]);
+  assert.equal(calc.status, 0, calc.stderr);
+  assert.equal(JSON.parse(calc.stdout).nProblems, 6);
+  const noCalc = run(["eval", "--model", model, "--task", "addition", "--calculator"]);
+  assert.match(noCalc.stderr, /task addition has no calculator/);
   appendFileSync(f, '{"nums":[1,2,3],"target":6}\n{"nums":[1,"2"],"target":3}\n');
   const bad = run(args);
   assert.notEqual(bad.status, 0);

@@ -221,3 +221,18 @@ test("bf16 KV cache: half the bytes, logits within bf16 rounding of the float32 
     assert.ok(i === 0 || d > 0, "the decode steps read the rounded keys and values");
   });
 });
+
+test("a tool's tokens are appended as they are, marked forced, and read by the model like its own", () => {
+  const m = model();
+  const tool = () => [3, 4]; // asked after each token the model picks (not after forced ones)
+  const [s] = generate(m, [[1, 5, 7]], [11], { maxNewTokens: 10, temperature: 1, intervene: () => tool });
+  assert.equal(s!.tokens.length, 10);
+  assert.deepEqual(s!.forced, [1, 2, 4, 5, 7, 8]);
+  for (const i of s!.forced!) assert.equal(s!.tokens[i], i % 3 === 1 ? 3 : 4);
+  // greedy: the model's pick after the forced text is the pick with that text in the prompt
+  const [g] = generate(m, [[1, 5, 7]], [11], { maxNewTokens: 4, temperature: 0, intervene: () => tool });
+  const [ref] = generate(m, [[1, 5, 7, ...g!.tokens.slice(0, 3)]], [1], { maxNewTokens: 1, temperature: 0 });
+  assert.equal(g!.tokens[3], ref!.tokens[0]);
+  const [plain] = generate(m, [[1, 5, 7]], [11], { maxNewTokens: 10, temperature: 1 });
+  assert.equal(plain!.forced, undefined);
+});

@@ -32,7 +32,15 @@ export interface Sample {
   logprobs: number[];
   finishReason: FinishReason;
   text: string;
+  /** indices into tokens that a tool wrote (Intervene), not the model: RL leaves them out of its loss */
+  forced?: number[];
 }
+
+/**
+ * A tool in the loop: told the tokens sampled so far after each one, it returns tokens to append as they are
+ * (a calculator writing a result), or null. The model reads forced tokens like its own; it does not pick them.
+ */
+export type Intervene = (tokens: readonly number[]) => number[] | null;
 
 let probBuf = new Float64Array(0);
 
@@ -136,6 +144,9 @@ interface Slot {
   pos: number;
   next: number;
   decode?: (ids: number[]) => string;
+  intervene?: Intervene;
+  /** tokens the tool wrote that are still to be fed */
+  queue: number[];
 }
 
 /**
@@ -168,8 +179,14 @@ export class Decoder {
   }
 
   /** Prefills a prompt into a free slot and samples its first token; returns the slot id. */
-  add(prompt: readonly number[], opts: SampleOptions, seed: number, decode?: (ids: number[]) => string): number {
-    return this.addMany([{ prompt, opts, seed, decode }])[0]!;
+  add(
+    prompt: readonly number[],
+    opts: SampleOptions,
+    seed: number,
+    decode?: (ids: number[]) => string,
+    intervene?: Intervene,
+  ): number {
+    return this.addMany([{ prompt, opts, seed, decode, intervene }])[0]!;
   }
 
   /**
@@ -182,6 +199,7 @@ export class Decoder {
       opts: SampleOptions;
       seed: number;
       decode?: (ids: number[]) => string;
+      intervene?: Intervene;
     }[],
   ): number[] {
     for (const r of reqs) {
@@ -212,6 +230,8 @@ export class Decoder {
         pos: r.prompt.length,
         next: -1,
         decode: r.decode,
+        intervene: r.intervene,
+        queue: [],
       };
       this.live.set(slots[b]!, s);
       const row = B === 1 ? 0 : b * Tn + r.prompt.length - 1;
@@ -224,10 +244,13 @@ export class Decoder {
   /** Records the token picked from logits; finishes the slot on a stop or at the length limit. */
   private accept(id: number, s: Slot, logits: Float32Array): void {
     if (s.opts.maxNewTokens === 0) return this.finish(id, "length");
-    const [tok, lp] = pickToken(logits, s.opts, s.rng);
-    if (s.opts.stopTokens.includes(tok)) return this.finish(id, "stop");
+    const forced = s.queue.length > 0;
+    const [tok, lp] = forced ? [s.queue.shift()!, NaN] : pickToken(logits, s.opts, s.rng);
+    if (!forced && s.opts.stopTokens.includes(tok)) return this.finish(id, "stop");
+    if (forced) (s.out.forced ??= []).push(s.out.tokens.length);
     s.out.tokens.push(tok);
     s.out.logprobs.push(lp);
+    if (!forced && s.intervene) s.queue.push(...(s.intervene(s.out.tokens) ?? []));
     if (s.opts.stopStrings.length && s.decode) {
       const text = s.decode(s.out.tokens);
       const hit = s.opts.stopStrings.find((x) => x && text.includes(x));
@@ -304,6 +327,8 @@ export function generate(
     /** the KV cache in bfloat16 (default: when the model decodes from bfloat16 weights) */
     kvBf16?: boolean;
     onFinished?: (done: number) => void;
+    /** a tool for prompt i (see Intervene), or undefined */
+    intervene?: (i: number) => Intervene | undefined;
   } = {},
 ): Sample[] {
   const o: SampleOptions = { ...defaultSampleOptions, ...opts };
@@ -334,7 +359,7 @@ export function generate(
     while (dec.capacity > 0 && nextPrompt < prompts.length) {
       const i = nextPrompt++;
       // record the mapping before add(): a prompt can finish during its own prefill
-      const slot = dec.add(prompts[i]!, o, seeds[i]!, opts.decode);
+      const slot = dec.add(prompts[i]!, o, seeds[i]!, opts.decode, opts.intervene?.(i));
       slotOf.set(slot, i);
       collect();
     }
@@ -360,6 +385,7 @@ export function generateShared(
     scale = prompts.length / Math.max(1, i1 - i0);
   const mine = generate(model, prompts.slice(i0, i1), seeds.slice(i0, i1), {
     ...opts,
+    intervene: opts.intervene && ((i) => opts.intervene!(i + i0)),
     onFinished: (n) => opts.onFinished?.(Math.min(prompts.length, Math.round(n * scale))),
   });
   return allgather(mine).flat();

@@ -378,6 +378,7 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
       maxNewTokens: ev.maxNewTokens,
       difficulties: ev.difficulties,
       seed: recipe.seed,
+      calculator: ev.calculator,
     });
     bar.stop();
     const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, {

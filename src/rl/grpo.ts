@@ -15,10 +15,12 @@ import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
 import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
 import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { generate, type Sample } from "../model/sampler.js";
+import { generate, type Intervene, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
+import { toolOf } from "../tasks/eval.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { makeBatch, lrAt } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import {
@@ -66,6 +68,8 @@ export interface PromptSource<I> {
   draw(rng: Rng, n: number): I[];
   prompt(item: I): string;
   reward(completion: string, item: I): RewardResult;
+  /** a tool writing into the item's completions as they are sampled (Task.calculator); its tokens are not trained */
+  calculator?(item: I): ((text: string) => string | null) | undefined;
 }
 
 /** Per-token log-probs of `targets` (no gradient), and the mean entropy over entropyMask's positions. */
@@ -102,6 +106,27 @@ interface Rollout {
   metrics: Record<string, number>[];
 }
 
+/** 1 where a sequence's token is trained: the completion's, except those a tool wrote (forced, completion indices). */
+export function lossMask(promptLen: number, completionLen: number, forced: readonly number[] = []): number[] {
+  const mask = [...new Array<number>(promptLen).fill(0), ...new Array<number>(completionLen).fill(1)];
+  for (const j of forced) mask[promptLen + j] = 0;
+  return mask;
+}
+
+/** The source's tool for the completion at local index i of this rank's share (groups of groupSize per item). */
+function toolFor<I>(
+  tok: Tokenizer,
+  src: PromptSource<I>,
+  items: I[],
+  i0: number,
+  groupSize: number,
+): (i: number) => Intervene | undefined {
+  return (i) => {
+    const calc = src.calculator?.(items[Math.floor((i0 + i) / groupSize)]!);
+    return calc && toolOf(tok, calc);
+  };
+}
+
 function rollout<I>(
   t: Trainee,
   src: PromptSource<I>,
@@ -124,6 +149,7 @@ function rollout<I>(
     batch: 32,
     decode: (ids) => completionText(t.tokenizer, ids),
     kvBf16: cfg.kvCacheBf16,
+    intervene: src.calculator && toolFor(t.tokenizer, src, items, i0, cfg.groupSize),
   }).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
     const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
@@ -140,7 +166,7 @@ function rollout<I>(
     const p = all[i]!,
       completion = [...s.tokens, ...(s.finishReason === "stop" ? [endToken] : [])];
     seqs.push([...p, ...completion]);
-    masks.push([...p.map(() => 0), ...completion.map(() => 1)]);
+    masks.push(lossMask(p.length, completion.length, s.forced));
   });
   return {
     seqs,

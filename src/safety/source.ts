@@ -69,6 +69,7 @@ export function mixedSource<P>(
         return { kind: "safety", item, text: policyText(item.text, promptChars) };
       }),
     prompt: (m) => (m.kind === "task" ? task.prompt(m.p) : m.text),
+    calculator: task.calculator && ((m) => (m.kind === "task" ? task.calculator!(m.p) : undefined)),
     reward: (completion, m): RewardResult => {
       const r = m.kind === "task" ? task.reward(completion, m.p) : reward(completion, m.item);
       return { reward: r.reward, metrics: { ...r.metrics, safetyItem: m.kind === "safety" ? 1 : 0 } };

@@ -181,6 +181,17 @@ const exact = (a: number, op: string, b: number) =>
 const sameBag = (x: number[], y: number[]) =>
   x.length === y.length && [...x].sort((a, b) => a - b).join() === [...y].sort((a, b) => a - b).join();
 
+/** The state a move leaves: `state` without a and b, then c; null when a or b is not in it. */
+function after(state: readonly number[], a: number, b: number, c: number): number[] | null {
+  const rest = [...state];
+  for (const x of [a, b]) {
+    const i = rest.indexOf(x);
+    if (i < 0) return null;
+    rest.splice(i, 1);
+  }
+  return [...rest, c];
+}
+
 /**
  * Whether the written search is true to its own rules: its arithmetic, the states it writes (replayed from
  * the problem's numbers, stepping back on "back" and after each leaf) and its "yes" claims. A share is left
@@ -209,15 +220,9 @@ export function faithfulnessOf(reasoning: string, nums: readonly number[], targe
       }
       if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
     } else if (m[5] !== undefined) {
-      const parent = [...stack[stack.length - 1]!],
-        take = (x: number) => {
-          const i = parent.indexOf(x);
-          if (i >= 0) parent.splice(i, 1);
-          return i >= 0;
-        };
       const written = m[5].trim().split(/ +/).map(Number);
       states++;
-      if (!(take(a) && take(b) && sameBag(written, [...parent, c]) && Number(m[6]) === target)) stray++;
+      if (!(sameBag(written, after(stack[stack.length - 1]!, a, b, c) ?? []) && Number(m[6]) === target)) stray++;
       stack.push(written);
     }
   }
@@ -228,4 +233,57 @@ export function faithfulnessOf(reasoning: string, nums: readonly number[], targe
     falseYes: share(falseYes, yes),
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The calculator of a search in progress: when the text ends in a step's "a op b=", the exact result and what
+ * follows it — the state it leaves ("c (… to t)"), or at a pair's leaf the verdict ("c yes" / "c no"), or in the
+ * final check the result alone. Null when the text does not end so, or the step is not exact (a number not in
+ * the state, a division with a remainder). It replays the text's own states, as faithfulnessOf does. When the
+ * text ends in "<answer>", the answer that the last check's steps spell (checkedAnswer).
+ */
+export function calculatorStep(text: string, nums: readonly number[], target: number): string | null {
+  if (text.endsWith("<answer>")) return checkedAnswer(text, nums, target);
+  const m = /(?<!\d)(\d+)([-+*/])(\d+)=$/.exec(text);
+  if (!m) return null;
+  const [a, op, b] = [Number(m[1]), m[2]!, Number(m[3])],
+    c = exact(a, op, b);
+  if (!Number.isSafeInteger(c) || c < 0) return null;
+  const checkAt = text.lastIndexOf("check");
+  if (checkAt >= 0) return String(c);
+  const stack: number[][] = [[...nums]];
+  for (const s of text.slice(0, m.index).matchAll(STEP)) {
+    if (s[0] === "back") {
+      if (stack.length > 1) stack.pop();
+    } else if (s[7]) {
+      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop();
+    } else if (s[5] !== undefined) stack.push(s[5].trim().split(/ +/).map(Number));
+  }
+  const next = after(stack[stack.length - 1]!, a, b, c);
+  if (!next) return null;
+  return next.length === 1 ? `${c} ${c === target ? "yes" : "no"}` : `${c} (${next.join(" ")} to ${target})`;
+}
+
+/**
+ * The expression that the last check's steps spell, when they start from the problem's numbers, use each
+ * number (or a result before them) once, compute exactly and end at the target with every number used; else
+ * null. So a search that reached the target and checked its path has its answer written as the path says.
+ */
+export function checkedAnswer(text: string, nums: readonly number[], target: number): string | null {
+  const at = text.lastIndexOf("check");
+  if (at < 0) return null;
+  const pool: { value: number; expr: string }[] = nums.map((n) => ({ value: n, expr: String(n) }));
+  const take = (v: number) => {
+    const i = pool.findIndex((x) => x.value === v);
+    return i < 0 ? null : pool.splice(i, 1)[0]!.expr;
+  };
+  for (const m of text.slice(at).matchAll(/(\d+)([-+*/])(\d+)=(\d+)/g)) {
+    const [a, op, b, c] = [Number(m[1]), m[2]!, Number(m[3]), Number(m[4])];
+    if (exact(a, op, b) !== c) return null;
+    const [x, y] = [take(a), take(b)];
+    if (x === null || y === null) return null;
+    pool.push({ value: c, expr: `(${x}${op}${y})` });
+  }
+  const last = pool.length === 1 && pool[0]!.value === target ? pool[0]!.expr : null;
+  return last && last.startsWith("(") ? last.slice(1, -1) : last;
 }

@@ -9,7 +9,7 @@ import { repoRoot } from "../common/files.js";
 import { tempDir } from "../common/testing.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { countdown, countdownProblem, countdownSubset } from "./countdown.js";
-import { behaviourOf, faithfulnessOf, reachable, searchTrace } from "./countdown-search.js";
+import { behaviourOf, calculatorStep, faithfulnessOf, reachable, searchTrace } from "./countdown-search.js";
 import { problemFileText, readProblemFile } from "./problem-file.js";
 import { r1Reward } from "./rewards.js";
 import { problems, splitOf } from "./task.js";
@@ -129,6 +129,60 @@ test("faithfulness: the solver's own searches are true to their steps; each kind
   const byTask = countdown.behaviour!(text, countdownProblem("countdown", [25, 4, 63, 12], 79));
   assert.equal(byTask.falseYes, 0.5);
   assert.equal(countdown.behaviour!(text).falseYes, undefined, "without the problem, only counts");
+});
+
+test("calculator: at every '=' of the solver's searches it writes what the solver wrote next; answers verify", () => {
+  const rng = new Rng(9);
+  let calls = 0,
+    solved = 0;
+  for (const q of problems(countdown, "train", 100, 4)) {
+    const t = countdown.trace!(q, rng, { exploratoryShare: 1 });
+    const calc = countdown.calculator!(q);
+    for (const m of t.reasoning.matchAll(/=/g)) {
+      const head = t.reasoning.slice(0, m.index + 1),
+        wrote = calc("<think>" + head);
+      calls++;
+      assert.ok(wrote !== null, head);
+      const rest = t.reasoning.slice(m.index + 1);
+      assert.ok(rest.startsWith(wrote) && /^( |$)/.test(rest.slice(wrote.length)), `${head} → ${wrote} | ${rest}`);
+    }
+    // the answer it writes from the check verifies exactly when the search found the target
+    const answer = calc(`<think>${t.reasoning}</think><answer>`);
+    assert.equal(answer !== null && countdown.verify(q, answer), countdown.verify(q, t.answer), t.reasoning);
+    solved += answer !== null ? 1 : 0;
+  }
+  assert.ok(calls > 1000 && solved > 30, `${calls} calls, ${solved} answers`);
+});
+
+test("calculator: leaves, the check, and no help for a step that is not exact or not a step", () => {
+  const [n, t] = [[70, 30, 52, 28], 64];
+  assert.equal(calculatorStep("70-52=", n, t), "18 (30 28 18 to 64)");
+  assert.equal(calculatorStep("70-52=18 (30 28 18 to 64) 30+28=58 (18 58 to 64) 58+18=", n, t), "76 no");
+  // after a leaf the search is back at (30 28 18); after "back", at the start
+  assert.equal(
+    calculatorStep("70-52=18 (30 28 18 to 64) 30+28=58 (18 58 to 64) 58+18=76 no 30+18=", n, t),
+    "48 (28 48 to 64)",
+  );
+  assert.equal(calculatorStep("70-52=18 (30 28 18 to 64) back 52-30=", n, t), "22 (70 28 22 to 64)");
+  assert.equal(calculatorStep("52-30=22 (70 28 22 to 64) 70-28=42 (22 42 to 64) 42+22=", n, t), "64 yes");
+  assert.equal(calculatorStep("42+22=64 yes check 52-30=", n, t), "22", "in the check, the result alone");
+  assert.equal(calculatorStep("70-99=", n, t), null, "99 is not in the state");
+  assert.equal(calculatorStep("70-52=18 (30 28 18 to 64) 70-30=", n, t), null, "70 was used");
+  assert.equal(calculatorStep("30-70=", n, t), null, "negative");
+  assert.equal(calculatorStep("70/28=", n, t), null, "a remainder");
+  assert.equal(calculatorStep("70-52", n, t), null);
+  assert.equal(calculatorStep("170-52=", n, t), null, "170 is not 70");
+  // the answer is the last check's path, nested; a check that misquotes, misses the target or a number: none
+  const done = "42+22=64 yes check 52-30=22 70-28=42 42+22=64 ok</think><answer>";
+  assert.equal(calculatorStep(done, n, t), "(70-28)+(52-30)");
+  assert.equal(calculatorStep("check 52-30=22 22+28=50 70-50=20 ok</think><answer>", n, t), null, "ends at 20");
+  assert.equal(calculatorStep("check 52-30=22 70-28=42 42+22=65 ok</think><answer>", n, t), null, "a wrong result");
+  assert.equal(calculatorStep("check 52-31=21 70-28=42 42+21=63 ok</think><answer>", n, t), null, "31 is not given");
+  assert.equal(calculatorStep("check 70-30=40 40+28=68 ok</think><answer>", [70, 30, 28, 4], 68), null, "4 unused");
+  assert.equal(calculatorStep("no check here</think><answer>", n, t), null);
+  // a result equal to a given number: either may be used, the answer still uses each number once
+  const same = calculatorStep("check 5-2=3 3*3=9 9+1=10 ok</think><answer>", [3, 5, 2, 1], 10)!;
+  assert.ok(countdown.verify(countdownProblem("countdown", [3, 5, 2, 1], 10), same), same);
 });
 
 test("drills: 24 of the traces' own steps, every one right, the same for the same seed", () => {

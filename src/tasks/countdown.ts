@@ -7,7 +7,15 @@ import { Rng as SeededRng } from "../common/rng.js";
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
 import { fnv1a } from "../common/hash.js";
-import { behaviourOf, faithfulnessOf, OP_LINE, reachable, searchTrace, type SearchStyle } from "./countdown-search.js";
+import {
+  behaviourOf,
+  calculatorStep,
+  faithfulnessOf,
+  OP_LINE,
+  reachable,
+  searchTrace,
+  type SearchStyle,
+} from "./countdown-search.js";
 import { problems, type Problem, type Task, type TraceOptions } from "./task.js";
 
 export interface CountdownData {
@@ -164,6 +172,7 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       ...behaviourOf(reasoning),
       ...(p ? faithfulnessOf(reasoning, p.data.nums, p.data.target) : {}),
     }),
+    calculator: (p) => (text) => calculatorStep(text, p.data.nums, p.data.target),
     fromData(data, where) {
       const r = ProblemData.safeParse(data);
       if (!r.success)

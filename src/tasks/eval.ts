@@ -3,7 +3,7 @@
 // truncation rate, reflection words per completion, search behaviour (search tasks) and a per-difficulty
 // breakdown. Problems come from the task's test split or from a problem file.
 import type { Model } from "../model/transformer.js";
-import { generateShared, type Sample } from "../model/sampler.js";
+import { generateShared, type Intervene, type Sample } from "../model/sampler.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { accuracyReward, formatReward, parseCompletion, reflectionCount } from "./rewards.js";
@@ -21,6 +21,8 @@ export interface EvalOptions {
   greedy?: boolean;
   /** evaluate on these problems (a problem file) instead of drawing nProblems from the test split */
   problems?: Problem[];
+  /** sample with the task's calculator in the loop (search tasks; see Task.calculator) */
+  calculator?: boolean;
   /** told how many completions are done of all the eval samples (k per problem, + 1 greedy) */
   progress?: (done: number, total: number) => void;
 }
@@ -52,6 +54,24 @@ export interface EvalReport {
   wallMs: number;
 }
 
+/**
+ * The task's calculator for one problem as a sampler tool (see toolOf). Undefined when the task has none.
+ */
+export function calculatorFor(task: Task, tok: Tokenizer, p: Problem): Intervene | undefined {
+  const calc = task.calculator?.(p);
+  return calc && toolOf(tok, calc);
+}
+
+/** A text-level tool (text so far → text to write, or null) as a sampler tool; it looks after "=" or ">" only. */
+export function toolOf(tok: Tokenizer, calc: (text: string) => string | null): Intervene {
+  return (ids) => {
+    const last = tok.decode(ids.slice(-1));
+    if (!last.endsWith("=") && !last.endsWith(">")) return null;
+    const text = calc(completionText(tok, ids));
+    return text === null ? null : tok.encode(text);
+  };
+}
+
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 function sampleAll(
@@ -78,6 +98,7 @@ function sampleAll(
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
       onFinished: (n) => o.onSampled?.(n),
+      intervene: o.calculator ? (i) => calculatorFor(task, tok, ps[Math.floor(i / k)]!) : undefined,
     },
   );
 }

@@ -38,6 +38,11 @@ export interface Task<D = unknown> {
    * problem, also how true the text is to its own steps (shares of miscalculated steps, stray states, false "yes").
    */
   behaviour?(reasoning: string, p?: Problem<D>): Record<string, number>;
+  /**
+   * A tool for sampling (search tasks): given the reasoning written so far, the text an exact calculator writes
+   * next (a step's result and the state it leaves), or null. The model chooses the steps; the tool computes them.
+   */
+  calculator?(p: Problem<D>): (text: string) => string | null;
   /** A problem from one line of a problem file (its data shape); throws a TASK error naming `where`. */
   fromData?(data: unknown, where: string): Problem<D>;
   /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */

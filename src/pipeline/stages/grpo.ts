@@ -13,6 +13,8 @@ export const Grpo = GrpoConfig.extend({
   from: stageInput,
   task: z.string(),
   difficulties: difficultyList,
+  /** sample with the task's calculator writing each step's result (search tasks); its tokens are not trained */
+  calculator: z.boolean().default(false),
 }).strict();
 export type Grpo = z.infer<typeof Grpo>;
 
@@ -23,7 +25,7 @@ export const grpo: StageKind<Grpo> = {
   evaluated: true,
   dataParallel: true,
   run(s, io, env) {
-    const source = taskSource(getTask(s.task), s.difficulties);
+    const source = taskSource(getTask(s.task), s.difficulties, s.calculator);
     return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);
   },
   forecast(s, ctx) {

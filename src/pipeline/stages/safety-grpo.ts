@@ -30,6 +30,8 @@ export const SafetyGrpo = GrpoConfig.extend({
    * targetBenignFlagRate; unset = leave the decision where training put it
    */
   decisionBenignRate: z.number().gt(0).lt(0.5).optional(),
+  /** the task's prompts are sampled with its calculator (as in the grpo stage); safety prompts never are */
+  calculator: z.boolean().default(false),
 }).strict();
 export type SafetyGrpo = z.infer<typeof SafetyGrpo>;
 
@@ -41,7 +43,12 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   dataParallel: true,
   run(s, io, env) {
     const guard = loadGuard(env.checkpointOf(s.guard));
-    const src = mixedSource(taskSource(getTask(s.task), s.difficulties), guard, s.safetyFrac, s.promptChars);
+    const src = mixedSource(
+      taskSource(getTask(s.task), s.difficulties, s.calculator),
+      guard,
+      s.safetyFrac,
+      s.promptChars,
+    );
     const init = () => {
       const t = loadModelDir(env.checkpointOf(s.from)),
         ctx = t.model.config.max_position_embeddings;

@@ -14,7 +14,7 @@ import { generateFlops, trainFlops } from "../../model/flops.js";
 import { generateShared } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
-import { sampleBehaviour } from "../../tasks/eval.js";
+import { calculatorFor, sampleBehaviour } from "../../tasks/eval.js";
 import { problems, type Problem, type Task } from "../../tasks/task.js";
 import { loadModelDir } from "../../model/load.js";
 import {
@@ -61,6 +61,8 @@ export const Sampling = {
   samplesPerPrompt: z.number().int().positive().default(4),
   sampleTemperature: z.number().min(0).default(1),
   maxNewTokens: z.number().int().positive().default(128),
+  /** sample with the task's calculator writing each step's result (search tasks) */
+  calculator: z.boolean().default(false),
 };
 
 export function levels(task: Task, d: Record<string, number[]> | number[] | undefined): readonly number[] {
@@ -98,9 +100,16 @@ export function drawProblems(
 }
 
 /** A train-split problem source for GRPO with R1's rule reward; search tasks add their behaviour counts. */
-export function taskSource(task: Task, diffs: readonly number[] | undefined): PromptSource<Problem> {
+export function taskSource(
+  task: Task,
+  diffs: readonly number[] | undefined,
+  calculator = false,
+): PromptSource<Problem> {
   const reward = r1Reward(0.1);
+  if (calculator && !task.calculator)
+    throw new FrugalError("RECIPE", `"calculator": true, but task ${task.name} has none; use countdown or drop it`);
   return {
+    calculator: calculator ? (p) => task.calculator?.(p) : undefined,
     draw: (rng, n) => problems(task, "train", n, rng.nextU32(), diffs ?? task.difficulties),
     prompt: (p) => task.prompt(p),
     reward: (text, p) => {
@@ -118,6 +127,7 @@ export interface SamplingConfig {
   sampleTemperature: number;
   maxNewTokens: number;
   difficulties?: number[];
+  calculator?: boolean;
 }
 
 /** Samples completions and keeps those that are correct and well formed (deduplicated). */
@@ -136,6 +146,9 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
       batch: 32,
+      intervene: cfg.calculator
+        ? (i) => calculatorFor(task, tok, ps[Math.floor(i / cfg.samplesPerPrompt)]!)
+        : undefined,
     },
   );
   const seen = new Set<string>(),

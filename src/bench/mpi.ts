@@ -3,6 +3,7 @@
 // barrier) and its share of the step, all-reduce times at three sizes (fitted to latency + bytes/bandwidth),
 // and the same ranks unbound with spinning OpenMP threads, to show what binding buys. It asserts nothing.
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { FrugalError } from "../common/errors.js";
@@ -62,16 +63,22 @@ export function mpiWorker(o: MpiBenchOptions): MpiWorkerResult | null {
     microBatch: 8,
   });
   const steps: { wallMs: number; commMs: number }[] = [];
+  const scratch = tempDir("frugal-bench-mpi-");
   const io: StageIO = {
     name: "bench-mpi",
-    dir: join(tempDir("frugal-bench-mpi-"), "grpo"),
+    dir: join(scratch, "grpo"),
     seed: 1,
     checkpointEvery: 1 << 30,
     progress: (_s, _t, m) => steps.push({ wallMs: m.wallMs!, commMs: m.commMs! }),
     shouldStop: () => null,
   };
   const source = taskSource(getTask("addition"), undefined);
-  const out = trainGrpo(io, () => ({ model: initModel(config, 7), tokenizer }), source, cfg, cfg);
+  let out: ReturnType<typeof trainGrpo>;
+  try {
+    out = trainGrpo(io, () => ({ model: initModel(config, 7), tokenizer }), source, cfg, cfg);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true }); // its checkpoints are not wanted
+  }
   const params = trainableParams(out.trainee.model);
   const timeIt = (f: () => void, reps = 5) =>
     median(

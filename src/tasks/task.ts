@@ -39,7 +39,7 @@ export interface Task<D = unknown> {
    */
   behaviour?(reasoning: string, p?: Problem<D>): Record<string, number>;
   /**
-   * A tool for sampling (search tasks): given the reasoning written so far, the text an exact calculator writes
+   * A tool for sampling (search tasks): given the completion written so far, the text an exact calculator writes
    * next (a step's result and the state it leaves), or null. The model chooses the steps; the tool computes them.
    */
   calculator?(p: Problem<D>): (text: string) => string | null;

@@ -193,39 +193,54 @@ function after(state: readonly number[], a: number, b: number, c: number): numbe
 }
 
 /**
+ * Replays a written search from the problem's numbers: each step is shown with the state it extends (onStep),
+ * "back" returns to the state above, a leaf closes its two-number state, a written state is entered as written.
+ * Returns the state the text ends in.
+ */
+function replay(
+  text: string,
+  nums: readonly number[],
+  onStep: (m: RegExpMatchArray, state: readonly number[]) => void = () => {},
+): number[] {
+  const stack: number[][] = [[...nums]];
+  for (const m of text.matchAll(STEP)) {
+    if (m[0] === "back") {
+      if (stack.length > 1) stack.pop();
+      continue;
+    }
+    onStep(m, stack[stack.length - 1]!);
+    if (m[7]) {
+      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
+    } else if (m[5] !== undefined) stack.push(m[5].trim().split(/ +/).map(Number));
+  }
+  return stack[stack.length - 1]!;
+}
+
+/**
  * Whether the written search is true to its own rules: its arithmetic, the states it writes (replayed from
  * the problem's numbers, stepping back on "back" and after each leaf) and its "yes" claims. A share is left
  * out when the text has nothing it applies to.
  */
 export function faithfulnessOf(reasoning: string, nums: readonly number[], target: number): Faithfulness {
-  const stack: number[][] = [[...nums]];
   let steps = 0,
     wrong = 0,
     states = 0,
     stray = 0,
     yes = 0,
     falseYes = 0;
-  for (const m of reasoning.slice(0, 20_000).matchAll(STEP)) {
-    if (m[0] === "back") {
-      if (stack.length > 1) stack.pop();
-      continue;
-    }
+  replay(reasoning.slice(0, 20_000), nums, (m, state) => {
     const [a, op, b, c] = [Number(m[1]), m[2]!, Number(m[3]), Number(m[4])];
     steps++;
     if (exact(a, op, b) !== c) wrong++;
-    if (m[7]) {
-      if (m[7] === "yes") {
-        yes++;
-        if (c !== target) falseYes++;
-      }
-      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
-    } else if (m[5] !== undefined) {
+    if (m[7] === "yes") {
+      yes++;
+      if (c !== target) falseYes++;
+    } else if (!m[7] && m[5] !== undefined) {
       const written = m[5].trim().split(/ +/).map(Number);
       states++;
-      if (!(sameBag(written, after(stack[stack.length - 1]!, a, b, c) ?? []) && Number(m[6]) === target)) stray++;
-      stack.push(written);
+      if (!(sameBag(written, after(state, a, b, c) ?? []) && Number(m[6]) === target)) stray++;
     }
-  }
+  });
   const share = (x: number, n: number) => (n > 0 ? x / n : undefined);
   const out: Faithfulness = {
     miscalculated: share(wrong, steps),
@@ -249,17 +264,8 @@ export function calculatorStep(text: string, nums: readonly number[], target: nu
   const [a, op, b] = [Number(m[1]), m[2]!, Number(m[3])],
     c = exact(a, op, b);
   if (!Number.isSafeInteger(c) || c < 0) return null;
-  const checkAt = text.lastIndexOf("check");
-  if (checkAt >= 0) return String(c);
-  const stack: number[][] = [[...nums]];
-  for (const s of text.slice(0, m.index).matchAll(STEP)) {
-    if (s[0] === "back") {
-      if (stack.length > 1) stack.pop();
-    } else if (s[7]) {
-      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop();
-    } else if (s[5] !== undefined) stack.push(s[5].trim().split(/ +/).map(Number));
-  }
-  const next = after(stack[stack.length - 1]!, a, b, c);
+  if (text.includes("check")) return String(c);
+  const next = after(replay(text.slice(0, m.index), nums), a, b, c);
   if (!next) return null;
   return next.length === 1 ? `${c} ${c === target ? "yes" : "no"}` : `${c} (${next.join(" ")} to ${target})`;
 }

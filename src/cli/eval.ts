@@ -21,6 +21,8 @@ export function printReport(r: EvalReport): void {
   console.log(
     `  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`,
   );
+  if (r.refusedPerCompletion !== undefined)
+    console.log(`  the calculator's referee refused ${r.refusedPerCompletion.toFixed(2)} picks per completion`);
   if (r.behaviour) {
     const b = r.behaviour;
     console.log(
@@ -49,7 +51,10 @@ export function registerEval(program: Command): void {
     .option("--max-tokens <n>", "max new tokens per completion", "200")
     .option("--difficulty <list>", "comma-separated difficulty levels (default: all)")
     .option("--seed <s>", "seed", "1234")
-    .option("--calculator", "sample with the task's calculator writing each step's result (countdown)")
+    .option(
+      "--calculator",
+      "sample with the task's calculator: it writes each step's result, the model may write legal moves only (countdown)",
+    )
     .option("--json", "print one JSON object")
     .action((o: Record<string, string | boolean>) => {
       const task = getTask(String(o.task));

@@ -1,6 +1,6 @@
 // The countdown CLI end to end: `tasks write` makes a problem file, `eval --problems` reads it (JSON report
 // with behaviour counts, progress on stderr; with the calculator too), and a bad line stops eval naming the
-// file and line.
+// file and line. With the calculator, every step the model writes is exact.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -37,7 +37,12 @@ test("CLI: tasks write → eval --problems (JSON, behaviour), and a bad line nam
     assert.ok(!(k in r.behaviour) || (r.behaviour[k] >= 0 && r.behaviour[k] <= 1), `${k}: ${r.behaviour[k]}`);
   const calc = run([...args, "--calculator", "--json"]);
   assert.equal(calc.status, 0, calc.stderr);
-  assert.equal(JSON.parse(calc.stdout).nProblems, 6);
+  const withTool = JSON.parse(calc.stdout);
+  assert.equal(withTool.nProblems, 6);
+  assert.ok(withTool.refusedPerCompletion >= 0 && !("refusedPerCompletion" in r));
+  // the referee lets the model write legal moves only, and the tool computes each: every written step is exact
+  for (const k of ["miscalculated", "strayStates", "falseYes"])
+    assert.ok(!(k in withTool.behaviour) || withTool.behaviour[k] === 0, `${k}: ${withTool.behaviour[k]}`);
   const noCalc = run(["eval", "--model", model, "--task", "addition", "--calculator"]);
   assert.match(noCalc.stderr, /task addition has no calculator/);
   appendFileSync(f, '{"nums":[1,2,3],"target":6}\n{"nums":[1,"2"],"target":3}\n');

@@ -224,7 +224,7 @@ test("bf16 KV cache: half the bytes, logits within bf16 rounding of the float32 
 
 test("a tool's tokens are appended as they are, marked forced, and read by the model like its own", () => {
   const m = model();
-  const tool = () => [3, 4]; // asked after each token the model picks (not after forced ones)
+  const tool = { write: () => [3, 4] }; // asked after each token the model picks (not after forced ones)
   const [s] = generate(m, [[1, 5, 7]], [11], { maxNewTokens: 10, temperature: 1, intervene: () => tool });
   assert.equal(s!.tokens.length, 10);
   assert.deepEqual(s!.forced, [1, 2, 4, 5, 7, 8]);
@@ -235,4 +235,32 @@ test("a tool's tokens are appended as they are, marked forced, and read by the m
   assert.equal(g!.tokens[3], ref!.tokens[0]);
   const [plain] = generate(m, [[1, 5, 7]], [11], { maxNewTokens: 10, temperature: 1 });
   assert.equal(plain!.forced, undefined);
+  assert.equal(s!.refused, undefined, "a tool's own tokens are not refusals");
+});
+
+test("a tool's allows vets the model's picks: refused tokens are drawn again, never written, marked forced", () => {
+  const m = model(),
+    V = m.config.vocab_size;
+  const even = { write: () => null, allows: (_: readonly number[], next: number) => next % 2 === 0 };
+  for (const temperature of [0, 1]) {
+    const [s] = generate(m, [[1, 5, 7]], [3], { maxNewTokens: 25, temperature, intervene: () => even });
+    assert.equal(s!.tokens.length, 25);
+    assert.ok(
+      s!.tokens.every((t) => t % 2 === 0),
+      `T ${temperature}: ${s!.tokens.join(" ")}`,
+    );
+  }
+  // greedy with a vetting tool picks the best allowed token: the argmax over even ids of the plain logits
+  const [g] = generate(m, [[1, 5, 7]], [3], { maxNewTokens: 1, temperature: 0, intervene: () => even });
+  const [p] = generate(m, [[1, 5, 7]], [3], { maxNewTokens: 1, temperature: 0 });
+  if (p!.tokens[0]! % 2 === 0) assert.equal(g!.tokens[0], p!.tokens[0]);
+  // only one token allowed: it is written every time, however unlikely
+  const only = { write: () => null, allows: (_: readonly number[], next: number) => next === V - 1 };
+  const [o] = generate(m, [[1, 5, 7]], [3], { maxNewTokens: 5, temperature: 1, intervene: () => only });
+  assert.deepEqual(o!.tokens, [V - 1, V - 1, V - 1, V - 1, V - 1]);
+  // picks the referee changed are not the model's free samples: marked like a tool's tokens, left out of RL's loss
+  assert.deepEqual(o!.forced, [0, 1, 2, 3, 4]);
+  assert.deepEqual(o!.refused, [0, 1, 2, 3, 4]);
+  if (p!.tokens[0]! % 2 === 0) assert.equal(g!.forced, undefined, "the first pick stood");
+  else assert.deepEqual(g!.forced, [0]);
 });

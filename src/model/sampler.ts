@@ -32,15 +32,24 @@ export interface Sample {
   logprobs: number[];
   finishReason: FinishReason;
   text: string;
-  /** indices into tokens that a tool wrote (Intervene), not the model: RL leaves them out of its loss */
+  /**
+   * indices into tokens the model did not pick freely: a tool wrote them (Intervene.write), or its referee refused
+   * the model's first pick (Intervene.allows). RL leaves them out of its loss: they are not the policy's samples.
+   */
   forced?: number[];
+  /** of those, the picks the referee changed (Intervene.allows refused the model's first pick) */
+  refused?: number[];
 }
 
 /**
- * A tool in the loop: told the tokens sampled so far after each one, it returns tokens to append as they are
- * (a calculator writing a result), or null. The model reads forced tokens like its own; it does not pick them.
+ * A tool in the loop. After each token the model picks, write is told the tokens so far and returns tokens to
+ * append as they are (a calculator writing a result), or null; the model reads forced tokens like its own, it does
+ * not pick them. allows, when given, vets each pick: a refused token is drawn again without it (legal moves only).
  */
-export type Intervene = (tokens: readonly number[]) => number[] | null;
+export interface Intervene {
+  write(tokens: readonly number[]): number[] | null;
+  allows?(tokens: readonly number[], next: number): boolean;
+}
 
 let probBuf = new Float64Array(0);
 
@@ -123,6 +132,32 @@ function pickTruncated(
   }
   const last = order[order.length - 1]!;
   return [last, lp(last)];
+}
+
+/** Draws this many times, each without the refused tokens, before looking through every token in logit order. */
+const REDRAWS = 8;
+
+/**
+ * A pick the slot's tool allows (pickToken when it vets nothing), and whether it was the model's first, free pick.
+ * A redrawn pick's log-prob is under the distribution without the refused tokens. When the tool refuses every
+ * token, the model's own pick stands.
+ */
+function pickAllowed(logits: Float32Array, s: Slot): [number, number, boolean] {
+  const allows = s.intervene?.allows?.bind(s.intervene);
+  const [first, firstLp] = pickToken(logits, s.opts, s.rng);
+  if (!allows || allows(s.out.tokens, first)) return [first, firstLp, true];
+  const masked = Float32Array.from(logits);
+  masked[first] = -Infinity;
+  for (let k = 1; k < REDRAWS; k++) {
+    const [tok, lp] = pickToken(masked, s.opts, s.rng);
+    if (allows(s.out.tokens, tok)) return [tok, lp, false];
+    masked[tok] = -Infinity;
+  }
+  const order = Array.from(masked.keys())
+    .filter((v) => masked[v]! > -Infinity)
+    .sort((a, b) => masked[b]! - masked[a]!);
+  const ok = order.find((v) => allows(s.out.tokens, v));
+  return ok === undefined ? [first, firstLp, false] : [ok, 0, false];
 }
 
 function checkOptions(o: SampleOptions): void {
@@ -245,12 +280,13 @@ export class Decoder {
   private accept(id: number, s: Slot, logits: Float32Array): void {
     if (s.opts.maxNewTokens === 0) return this.finish(id, "length");
     const forced = s.queue.length > 0;
-    const [tok, lp] = forced ? [s.queue.shift()!, NaN] : pickToken(logits, s.opts, s.rng);
+    const [tok, lp, free] = forced ? [s.queue.shift()!, NaN, false] : pickAllowed(logits, s);
     if (!forced && s.opts.stopTokens.includes(tok)) return this.finish(id, "stop");
-    if (forced) (s.out.forced ??= []).push(s.out.tokens.length);
+    if (!free) (s.out.forced ??= []).push(s.out.tokens.length);
+    if (!free && !forced) (s.out.refused ??= []).push(s.out.tokens.length);
     s.out.tokens.push(tok);
     s.out.logprobs.push(lp);
-    if (!forced && s.intervene) s.queue.push(...(s.intervene(s.out.tokens) ?? []));
+    if (!forced && s.intervene) s.queue.push(...(s.intervene.write(s.out.tokens) ?? []));
     if (s.opts.stopStrings.length && s.decode) {
       const text = s.decode(s.out.tokens);
       const hit = s.opts.stopStrings.find((x) => x && text.includes(x));

@@ -89,7 +89,7 @@ test("tiny countdown recipe: search pretraining, GRPO logging behaviour, eval on
   });
   assert.equal(r.stopped, null);
   const grpo = metrics(out, "grpo");
-  for (const k of ["candidates", "backtracks", "verifications", "truncated", "lenMean"])
+  for (const k of ["candidates", "backtracks", "verifications", "truncated", "lenMean", "refused"])
     assert.ok(typeof grpo[0][k] === "number" && grpo[0][k] >= 0, `GRPO logs ${k}: ${JSON.stringify(grpo[0])}`);
   const shares = grpo.map((m) => m.miscalculated).filter((x) => x !== undefined);
   assert.ok(shares.length > 0 && shares.every((x) => x >= 0 && x <= 1), `GRPO logs miscalculated: ${shares}`);
@@ -97,6 +97,7 @@ test("tiny countdown recipe: search pretraining, GRPO logging behaviour, eval on
   for (const e of r.evals) {
     assert.equal(e.report.nProblems, 8, "the first 8 problems of the file");
     assert.equal(e.report.greedyAccuracy, null);
+    assert.ok(e.report.refusedPerCompletion! >= 0, "sampled with the calculator and its referee");
     const keys = Object.keys(e.report.behaviour ?? {});
     for (const k of ["backtracks", "candidates", "solvedWithBacktrack", "verifications", "miscalculated"])
       assert.ok(keys.includes(k), `${k} in ${keys}`);

@@ -30,7 +30,7 @@ export const EvalSchema = z
     difficulties: z.array(z.number().int()).optional(),
     /** also decode each problem greedily (one more completion per problem) */
     greedy: z.boolean().default(true),
-    /** sample with the task's calculator writing each step's result (search tasks) */
+    /** sample with the task's calculator: it writes each step's result and admits legal moves only (search tasks) */
     calculator: z.boolean().default(false),
     /** stages to evaluate (default: all) */
     stages: z.array(name).optional(),

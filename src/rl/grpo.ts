@@ -19,6 +19,7 @@ import { generate, type Intervene, type Sample } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { toolOf } from "../tasks/eval.js";
+import type { Calculator } from "../tasks/task.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { makeBatch, lrAt } from "../train/batch.js";
@@ -69,7 +70,7 @@ export interface PromptSource<I> {
   prompt(item: I): string;
   reward(completion: string, item: I): RewardResult;
   /** a tool writing into the item's completions as they are sampled (Task.calculator); its tokens are not trained */
-  calculator?(item: I): ((text: string) => string | null) | undefined;
+  calculator?(item: I): Calculator | undefined;
 }
 
 /** Per-token log-probs of `targets` (no gradient), and the mean entropy over entropyMask's positions. */
@@ -153,7 +154,12 @@ function rollout<I>(
   }).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
     const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
-    return { sample, reward: r.reward + shaped, metrics: { ...r.metrics, reflections: reflectionCount(sample.text) } };
+    const refused: Record<string, number> = src.calculator ? { refused: sample.refused?.length ?? 0 } : {}; // the referee's
+    return {
+      sample,
+      reward: r.reward + shaped,
+      metrics: { ...r.metrics, reflections: reflectionCount(sample.text), ...refused },
+    };
   });
   const scored = allgather(mine).flat(),
     samples = scored.map((x) => x.sample),

@@ -192,26 +192,36 @@ function after(state: readonly number[], a: number, b: number, c: number): numbe
   return [...rest, c];
 }
 
+/** A state of a written search and the moves written from it so far (a+b and b+a are one move). */
+interface Frame {
+  state: number[];
+  tried: Set<string>;
+}
+const moveKey = (a: number, op: string, b: number) =>
+  (op === "+" || op === "*") && a < b ? `${b}${op}${a}` : `${a}${op}${b}`;
+
 /**
  * Replays a written search from the problem's numbers: each step is shown with the state it extends (onStep),
  * "back" returns to the state above, a leaf closes its two-number state, a written state is entered as written.
- * Returns the state the text ends in.
+ * Returns the state the text ends in, with the moves already written from it.
  */
 function replay(
   text: string,
   nums: readonly number[],
   onStep: (m: RegExpMatchArray, state: readonly number[]) => void = () => {},
-): number[] {
-  const stack: number[][] = [[...nums]];
+): Frame {
+  const stack: Frame[] = [{ state: [...nums], tried: new Set() }];
   for (const m of text.matchAll(STEP)) {
     if (m[0] === "back") {
       if (stack.length > 1) stack.pop();
       continue;
     }
-    onStep(m, stack[stack.length - 1]!);
+    const top = stack[stack.length - 1]!;
+    onStep(m, top.state);
+    top.tried.add(moveKey(Number(m[1]), m[2]!, Number(m[3])));
     if (m[7]) {
-      if (stack.length > 1 && stack[stack.length - 1]!.length === 2) stack.pop(); // a leaf closes its state
-    } else if (m[5] !== undefined) stack.push(m[5].trim().split(/ +/).map(Number));
+      if (stack.length > 1 && top.state.length === 2) stack.pop(); // a leaf closes its state
+    } else if (m[5] !== undefined) stack.push({ state: m[5].trim().split(/ +/).map(Number), tried: new Set() });
   }
   return stack[stack.length - 1]!;
 }
@@ -228,7 +238,10 @@ export function faithfulnessOf(reasoning: string, nums: readonly number[], targe
     stray = 0,
     yes = 0,
     falseYes = 0;
-  replay(reasoning.slice(0, 20_000), nums, (m, state) => {
+  const text = reasoning.slice(0, 20_000).trimEnd();
+  replay(text, nums, (m, state) => {
+    // a last step with nothing after its result may be cut short (a completion that ran out of tokens)
+    if (m.index! + m[0].length === text.length && m[5] === undefined && !m[7]) return;
     const [a, op, b, c] = [Number(m[1]), m[2]!, Number(m[3]), Number(m[4])];
     steps++;
     if (exact(a, op, b) !== c) wrong++;
@@ -265,7 +278,7 @@ export function calculatorStep(text: string, nums: readonly number[], target: nu
     c = exact(a, op, b);
   if (!Number.isSafeInteger(c) || c < 0) return null;
   if (text.includes("check")) return String(c);
-  const next = after(replay(text.slice(0, m.index), nums), a, b, c);
+  const next = after(replay(text.slice(0, m.index), nums).state, a, b, c);
   if (!next) return null;
   return next.length === 1 ? `${c} ${c === target ? "yes" : "no"}` : `${c} (${next.join(" ")} to ${target})`;
 }
@@ -278,18 +291,75 @@ export function calculatorStep(text: string, nums: readonly number[], target: nu
 export function checkedAnswer(text: string, nums: readonly number[], target: number): string | null {
   const at = text.lastIndexOf("check");
   if (at < 0) return null;
-  const pool: { value: number; expr: string }[] = nums.map((n) => ({ value: n, expr: String(n) }));
+  const pool = checkPool(text.slice(at), nums);
+  const last = pool?.length === 1 && pool[0]!.value === target ? pool[0]!.expr : null;
+  return last && last.startsWith("(") ? last.slice(1, -1) : last;
+}
+
+/**
+ * The numbers a check has to work with after its steps so far: the problem's numbers, less those its steps
+ * used, plus their results. Null when a step is not exact or uses a number the pool does not hold.
+ */
+function checkPool(check: string, nums: readonly number[]): { value: number; expr: string }[] | null {
+  const pool = nums.map((n) => ({ value: n, expr: String(n) }));
   const take = (v: number) => {
     const i = pool.findIndex((x) => x.value === v);
     return i < 0 ? null : pool.splice(i, 1)[0]!.expr;
   };
-  for (const m of text.slice(at).matchAll(/(\d+)([-+*/])(\d+)=(\d+)/g)) {
+  for (const m of check.matchAll(/(\d+)([-+*/])(\d+)=(\d+)/g)) {
     const [a, op, b, c] = [Number(m[1]), m[2]!, Number(m[3]), Number(m[4])];
     if (exact(a, op, b) !== c) return null;
     const [x, y] = [take(a), take(b)];
     if (x === null || y === null) return null;
     pool.push({ value: c, expr: `(${x}${op}${y})` });
   }
-  const last = pool.length === 1 && pool[0]!.value === target ? pool[0]!.expr : null;
-  return last && last.startsWith("(") ? last.slice(1, -1) : last;
+  return pool;
+}
+
+/** The moves the solver could write from the state ("a op b=", see moves), less those in `tried`. */
+function legalMoves(state: readonly number[], tried: ReadonlySet<string>): string[] {
+  const items = state.map((v) => ({ v, expr: "" }));
+  return [...new Set(moves(items).map((m) => m.line.slice(0, m.line.indexOf("=") + 1)))].filter((line) => {
+    const [, a, op, b] = /^(\d+)([-+*/])(\d+)=$/.exec(line)!;
+    return !tried.has(moveKey(Number(a), op!, Number(b)));
+  });
+}
+
+/** The words besides moves that the model writes in its reasoning (the tool writes results, states, verdicts). */
+const WORDS = ["back", "give", "up", "check", "ok"];
+
+/**
+ * The calculator's referee, for one problem: whether the model may write `next` after `text`. Inside the
+ * reasoning, each word the model writes is a move the solver could write from the state the search is in
+ * ("a op b=", see moves), not yet written from that state, or back, give up, check, ok; in the final check, a move
+ * over the numbers and results the check holds. Words are one space apart. Outside the reasoning, anything goes.
+ * Keeps the moves of the word in progress, so the search is replayed once per word, not per token.
+ */
+export function legalMoveReferee(nums: readonly number[]): (text: string, next: string) => boolean {
+  let wordAt = -1,
+    legal: string[] = [];
+  return (text, next) => {
+    const think = text.indexOf("<think>");
+    if (think < 0 || text.includes("</think>") || next === "</think>") return true;
+    if (next.includes("<") || (text.slice(-1) + next).includes("  ")) return false; // no other tag, no double space
+    // a word ends only when complete: a move at its "=" (the tool then writes), one of WORDS, or the tool's text
+    const last = text.slice(Math.max(text.lastIndexOf(" "), text.lastIndexOf(">")) + 1);
+    if (/[ >]/.test(next) && !(last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last))) return false;
+    const full = text + next,
+      at = Math.max(full.lastIndexOf(" "), full.lastIndexOf(">")) + 1,
+      word = full.slice(at);
+    if (word === "") return true;
+    if (!/^\d/.test(word)) return WORDS.some((w) => w.startsWith(word));
+    if (at !== wordAt) {
+      const before = full.slice(think + 7, at),
+        check = before.lastIndexOf("check");
+      if (check >= 0) legal = legalMoves(checkPool(before.slice(check), nums)?.map((x) => x.value) ?? [], new Set());
+      else {
+        const f = replay(before, nums);
+        legal = legalMoves(f.state, f.tried);
+      }
+      wordAt = at;
+    }
+    return legal.some((m) => m.startsWith(word));
+  };
 }

@@ -9,7 +9,14 @@ import { repoRoot } from "../common/files.js";
 import { tempDir } from "../common/testing.js";
 import { renderCompletion } from "../tokenizer/chat.js";
 import { countdown, countdownProblem, countdownSubset } from "./countdown.js";
-import { behaviourOf, calculatorStep, faithfulnessOf, reachable, searchTrace } from "./countdown-search.js";
+import {
+  behaviourOf,
+  calculatorStep,
+  faithfulnessOf,
+  legalMoveReferee,
+  reachable,
+  searchTrace,
+} from "./countdown-search.js";
 import { problemFileText, readProblemFile } from "./problem-file.js";
 import { r1Reward } from "./rewards.js";
 import { problems, splitOf } from "./task.js";
@@ -126,6 +133,12 @@ test("faithfulness: the solver's own searches are true to their steps; each kind
     falseYes: 1 / 2,
   });
   assert.deepEqual(faithfulnessOf("I give up", [1, 2, 3], 6), {});
+  // a completion cut short inside a result: its last step is not counted, one in the middle is
+  assert.deepEqual(faithfulnessOf("70-52=18 (30 28 18 to 64) 30+28=5", [70, 30, 52, 28], 64), {
+    miscalculated: 0,
+    strayStates: 0,
+  });
+  assert.equal(faithfulnessOf("70-52=1 (30 28 1 to 64) back", [70, 30, 52, 28], 64).miscalculated, 1);
   const byTask = countdown.behaviour!(text, countdownProblem("countdown", [25, 4, 63, 12], 79));
   assert.equal(byTask.falseYes, 0.5);
   assert.equal(countdown.behaviour!(text).falseYes, undefined, "without the problem, only counts");
@@ -140,14 +153,14 @@ test("calculator: at every '=' of the solver's searches it writes what the solve
     const calc = countdown.calculator!(q);
     for (const m of t.reasoning.matchAll(/=/g)) {
       const head = t.reasoning.slice(0, m.index + 1),
-        wrote = calc("<think>" + head);
+        wrote = calc.write("<think>" + head);
       calls++;
       assert.ok(wrote !== null, head);
       const rest = t.reasoning.slice(m.index + 1);
       assert.ok(rest.startsWith(wrote) && /^( |$)/.test(rest.slice(wrote.length)), `${head} → ${wrote} | ${rest}`);
     }
     // the answer it writes from the check verifies exactly when the search found the target
-    const answer = calc(`<think>${t.reasoning}</think><answer>`);
+    const answer = calc.write(`<think>${t.reasoning}</think><answer>`);
     assert.equal(answer !== null && countdown.verify(q, answer), countdown.verify(q, t.answer), t.reasoning);
     solved += answer !== null ? 1 : 0;
   }
@@ -183,6 +196,71 @@ test("calculator: leaves, the check, and no help for a step that is not exact or
   // a result equal to a given number: either may be used, the answer still uses each number once
   const same = calculatorStep("check 5-2=3 3*3=9 9+1=10 ok</think><answer>", [3, 5, 2, 1], 10)!;
   assert.ok(countdown.verify(countdownProblem("countdown", [3, 5, 2, 1], 10), same), same);
+});
+
+test("referee: lets through every word the solver writes itself, refusing only a repeat of a line it wrote", () => {
+  const rng = new Rng(5);
+  let checked = 0,
+    repeats = 0;
+  for (const q of problems(countdown, "train", 200, 6)) {
+    const t = countdown.trace!(q, rng, { exploratoryShare: 1 }),
+      calc = countdown.calculator!(q),
+      text = `<think>${t.reasoning}</think><answer>${t.answer}</answer>`;
+    // the model writes everything but what the calculator writes after each "="
+    let i = 0;
+    while (i < text.length) {
+      const head = text.slice(0, i);
+      const wrote = head.endsWith("=") ? calc.write(head) : null;
+      if (wrote) {
+        i += wrote.length;
+        continue;
+      }
+      checked++;
+      const next = text.startsWith("</think>", i) ? "</think>" : text[i]!; // one token
+      if (!calc.allows!(head, next)) {
+        // the solver may try one line twice from a state that holds a number twice, e.g. (5 5 3): 5+3 and 5+3
+        const from = Math.max(head.lastIndexOf(" "), head.lastIndexOf(">")) + 1;
+        const whole = /^\d+[-+*/]\d+=\d+( \([\d ]+ to \d+\)| yes| no)/.exec(text.slice(from))?.[0];
+        assert.ok(whole && text.slice(0, from).includes(whole), `${head} ← ${next} (${whole})`);
+        repeats++;
+        i = from + whole.length; // skip the repeated line
+        continue;
+      }
+      i += next.length;
+    }
+  }
+  assert.ok(checked > 20_000 && repeats < checked / 500, `${checked} characters, ${repeats} repeats`);
+});
+
+test("referee: refuses numbers not in the state, inexact or unseen moves, repeats, junk; the answer is free", () => {
+  const ok = (text: string, next: string) => legalMoveReferee([70, 30, 52, 28])("<think>" + text, next);
+  assert.ok(ok("", "7") && ok("7", "0") && ok("70", "-") && ok("70-", "5") && ok("70-5", "2") && ok("70-52", "="));
+  assert.ok(!ok("", "9"), "no number in the state starts with 9");
+  assert.ok(!ok("70-", "7"), "70 is not there twice");
+  assert.ok(!ok("30-", "5"), "30-52 is negative");
+  assert.ok(!ok("70/", "3"), "70/30 has a remainder");
+  assert.ok(!ok("52*", "2"), "52*28 = 1456: over the solver's 1000");
+  assert.ok(ok("70-52=18 (30 28 18 to 64) ", "3") && !ok("70-52=18 (30 28 18 to 64) 70", "-"), "70 was used");
+  // a move already written from the same state, either way round for + and *, is refused; after "back", too
+  const leaf = "70-52=18 (30 28 18 to 64) 30+28=58 (18 58 to 64) 58+18=76 no ";
+  assert.ok(!ok(leaf + "30+2", "8") && !ok(leaf + "28+3", "0") && ok(leaf + "30-2", "8"));
+  assert.ok(!ok("70-52=18 (30 28 18 to 64) back 70-5", "2") && ok("70-52=18 (30 28 18 to 64) back 52-3", "0"));
+  // words: back, give up, check, ok, one space apart; the tool's own words and tags are not the model's to write
+  for (const w of ["back", "give up", "check", "ok"])
+    assert.ok(
+      [...w].every((c, k) => ok(leaf + w.slice(0, k), c)),
+      w,
+    );
+  assert.ok(
+    !ok(leaf, "yes") && !ok(leaf, "(") && !ok(leaf.trimEnd(), "4") && !ok(leaf, " ") && !ok(leaf, " back"),
+    "no junk, no double space",
+  );
+  assert.ok(!ok(leaf, "<|assistant|>") && ok(leaf, "</think>"));
+  assert.ok(!ok(leaf + "30+2", " ") && !ok(leaf + "ba", " ") && ok(leaf + "back", " "), "a word ends when complete");
+  // in the check: moves over the check's own numbers; repeating a search move is fine there
+  const check = "70-52=18 (30 28 18 to 64) 30+28=58 (18 58 to 64) 58+18=76 no check 70-52=18 ";
+  assert.ok(ok(check + "30+2", "8") && !ok(check + "70-3", "0"));
+  assert.ok(ok("x</think><answer>", "9") && legalMoveReferee([1, 2])("no think yet", "("), "the answer is free");
 });
 
 test("drills: 24 of the traces' own steps, every one right, the same for the same seed", () => {

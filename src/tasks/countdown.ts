@@ -11,6 +11,7 @@ import {
   behaviourOf,
   calculatorStep,
   faithfulnessOf,
+  legalMoveReferee,
   OP_LINE,
   reachable,
   searchTrace,
@@ -172,7 +173,10 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       ...behaviourOf(reasoning),
       ...(p ? faithfulnessOf(reasoning, p.data.nums, p.data.target) : {}),
     }),
-    calculator: (p) => (text) => calculatorStep(text, p.data.nums, p.data.target),
+    calculator: (p) => ({
+      write: (text) => calculatorStep(text, p.data.nums, p.data.target),
+      allows: legalMoveReferee(p.data.nums),
+    }),
     fromData(data, where) {
       const r = ProblemData.safeParse(data);
       if (!r.success)

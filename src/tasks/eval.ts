@@ -7,7 +7,7 @@ import { generateShared, type Intervene, type Sample } from "../model/sampler.js
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { accuracyReward, formatReward, parseCompletion, reflectionCount } from "./rewards.js";
-import { problems, type Problem, type Task } from "./task.js";
+import { problems, type Calculator, type Problem, type Task } from "./task.js";
 
 export interface EvalOptions {
   nProblems: number;
@@ -46,6 +46,8 @@ export interface EvalReport {
   meanLength: number;
   truncationRate: number;
   reflectionsPerCompletion: number;
+  /** with the calculator: the model's picks its referee refused (an illegal move begun), per completion */
+  refusedPerCompletion?: number;
   /** search tasks: behaviour counts per completion, and the share of solved ones whose reasoning backtracks */
   behaviour: Record<string, number> | null;
   byDifficulty: Record<string, { n: number; pass1: number; greedyAccuracy: number | null }>;
@@ -62,13 +64,28 @@ export function calculatorFor(task: Task, tok: Tokenizer, p: Problem): Intervene
   return calc && toolOf(tok, calc);
 }
 
-/** A text-level tool (text so far → text to write, or null) as a sampler tool; it looks after "=" or ">" only. */
-export function toolOf(tok: Tokenizer, calc: (text: string) => string | null): Intervene {
-  return (ids) => {
-    const last = tok.decode(ids.slice(-1));
-    if (!last.endsWith("=") && !last.endsWith(">")) return null;
-    const text = calc(completionText(tok, ids));
-    return text === null ? null : tok.encode(text);
+/**
+ * A text-level tool as a sampler tool: write looks after a token ending in "=" or ">" only; allows decodes the
+ * completion once per token (appending each token's text: ASCII tool languages).
+ */
+export function toolOf(tok: Tokenizer, calc: Calculator): Intervene {
+  let decoded = 0,
+    text = "";
+  const textOf = (ids: readonly number[]) => {
+    if (ids.length < decoded) [decoded, text] = [0, ""];
+    if (decoded === 0) text = completionText(tok, []);
+    for (; decoded < ids.length; decoded++) text += tok.decode([ids[decoded]!]);
+    return text;
+  };
+  const allows = calc.allows;
+  return {
+    write(ids) {
+      const last = tok.decode(ids.slice(-1));
+      if (!last.endsWith("=") && !last.endsWith(">")) return null;
+      const out = calc.write(completionText(tok, ids));
+      return out === null ? null : tok.encode(out);
+    },
+    allows: allows && ((ids, next) => allows(textOf(ids), tok.decode([next]))),
   };
 }
 
@@ -163,6 +180,7 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
     meanLength: mean(samples.map((s) => s.tokens.length)),
     truncationRate: mean(samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
     reflectionsPerCompletion: mean(samples.map((s) => reflectionCount(s.text))),
+    ...(o.calculator ? { refusedPerCompletion: mean(samples.map((s) => s.refused?.length ?? 0)) } : {}),
     behaviour: behaviourSummary(task, samples, acc, (i) => ps[Math.floor(i / o.k)]),
     byDifficulty,
     examples: samples

@@ -38,11 +38,8 @@ export interface Task<D = unknown> {
    * problem, also how true the text is to its own steps (shares of miscalculated steps, stray states, false "yes").
    */
   behaviour?(reasoning: string, p?: Problem<D>): Record<string, number>;
-  /**
-   * A tool for sampling (search tasks): given the completion written so far, the text an exact calculator writes
-   * next (a step's result and the state it leaves), or null. The model chooses the steps; the tool computes them.
-   */
-  calculator?(p: Problem<D>): (text: string) => string | null;
+  /** A tool for sampling (search tasks): the model chooses the steps; the tool computes them. See Calculator. */
+  calculator?(p: Problem<D>): Calculator;
   /** A problem from one line of a problem file (its data shape); throws a TASK error naming `where`. */
   fromData?(data: unknown, where: string): Problem<D>;
   /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */
@@ -50,6 +47,14 @@ export interface Task<D = unknown> {
 }
 
 /** FNV-1a over the key; ~10% of keys are held out for testing. */
+/** A search task's tool for one problem. Both read the completion written so far (from "<think>" on). */
+export interface Calculator {
+  /** the text an exact calculator writes next (a step's result and the state it leaves), or null */
+  write(text: string): string | null;
+  /** whether the model may write `next` after `text`: only legal moves (absent: anything) */
+  allows?(text: string, next: string): boolean;
+}
+
 export function splitOf(key: string): Split {
   return fnv1a(key) % 10 === 0 ? "test" : "train";
 }

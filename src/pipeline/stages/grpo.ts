@@ -13,7 +13,7 @@ export const Grpo = GrpoConfig.extend({
   from: stageInput,
   task: z.string(),
   difficulties: difficultyList,
-  /** sample with the task's calculator writing each step's result (search tasks); its tokens are not trained */
+  /** sample with the task's calculator (results written, legal moves only); its tokens are not trained */
   calculator: z.boolean().default(false),
 }).strict();
 export type Grpo = z.infer<typeof Grpo>;

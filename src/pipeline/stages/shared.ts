@@ -61,7 +61,7 @@ export const Sampling = {
   samplesPerPrompt: z.number().int().positive().default(4),
   sampleTemperature: z.number().min(0).default(1),
   maxNewTokens: z.number().int().positive().default(128),
-  /** sample with the task's calculator writing each step's result (search tasks) */
+  /** sample with the task's calculator: it writes each step's result and admits legal moves only (search tasks) */
   calculator: z.boolean().default(false),
 };
 

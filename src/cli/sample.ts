@@ -1,5 +1,6 @@
 // `frugal sample --model DIR --prompt TEXT`: wraps the prompt in the chat template, samples n completions
-// and prints them (reasoning and answer as generated), one block per sample.
+// and prints them (reasoning and answer as generated), one block per sample; with --calculator, the task's
+// calculator and referee write into them as in eval.
 import type { Command } from "commander";
 import { FrugalError } from "../common/errors.js";
 import { loadModelDir } from "../model/load.js";
@@ -7,12 +8,34 @@ import { useBf16Decoding } from "../model/half.js";
 import { generate } from "../model/sampler.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
 import { positiveInt } from "./bench.js";
+import { Rng } from "../common/rng.js";
+import type { Intervene } from "../model/sampler.js";
+import { getTask } from "../tasks/index.js";
+import { calculatorFor } from "../tasks/eval.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 
 export function num(flag: string, v: string, lo: number, hi: number): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < lo || n > hi)
     throw new FrugalError("ARG", `${flag} expects a number in [${lo}, ${hi}], got "${v}"`);
   return n;
+}
+
+/** A fresh calculator tool per sample for the problem the prompt states; ARG errors name what to pass instead. */
+function calculatorOf(name: string, prompt: string, tok: Tokenizer): () => Intervene {
+  const task = getTask(name);
+  if (!task.calculator)
+    throw new FrugalError(
+      "ARG",
+      `--calculator: task ${task.name} has no calculator; use countdown or countdown-subset`,
+    );
+  const p = task.fromPrompt?.(prompt);
+  if (!p)
+    throw new FrugalError(
+      "ARG",
+      `--calculator ${task.name}: the prompt must state a problem as the task writes it, e.g. "${task.prompt(task.generate(new Rng(1), task.difficulties[0]!))}"; got "${prompt.slice(0, 60)}"`,
+    );
+  return () => calculatorFor(task, tok, p)!;
 }
 
 export function registerSample(program: Command): void {
@@ -28,6 +51,10 @@ export function registerSample(program: Command): void {
     .option("--max-tokens <n>", "maximum new tokens", "256")
     .option("--seed <s>", "seed of the first sample (sample i uses seed + i)", "0")
     .option("--bf16", "decode from bfloat16 copies of the matrices (faster; rounds float32 weights)")
+    .option(
+      "--calculator <task>",
+      'the task\'s calculator and referee in the loop; the prompt states its problem ("61 75 65 20 to 63")',
+    )
     .option("--json", "print JSON")
     .action((o: Record<string, string | boolean>) => {
       const ck = loadModelDir(String(o.model)),
@@ -35,7 +62,8 @@ export function registerSample(program: Command): void {
       if (o.bf16) useBf16Decoding(ck.model);
       const n = positiveInt("--n", String(o.n)),
         seed = num("--seed", String(o.seed), 0, 2 ** 31);
-      const ids = promptIds(tok, String(o.prompt));
+      const ids = promptIds(tok, String(o.prompt)),
+        tool = o.calculator ? calculatorOf(String(o.calculator), String(o.prompt), tok) : undefined;
       const maxNew = Math.min(
         positiveInt("--max-tokens", String(o.maxTokens)),
         ck.model.config.max_position_embeddings - ids.length,
@@ -56,11 +84,19 @@ export function registerSample(program: Command): void {
           topK: num("--top-k", String(o.topK), 0, 1e9),
           stopTokens: [endId(tok)],
           decode: (t) => completionText(tok, t),
+          intervene: tool && (() => tool()),
         },
       );
       if (o.json) {
         console.log(
-          JSON.stringify(out.map((s) => ({ text: s.text, tokens: s.tokens.length, finishReason: s.finishReason }))),
+          JSON.stringify(
+            out.map((s) => ({
+              text: s.text,
+              tokens: s.tokens.length,
+              finishReason: s.finishReason,
+              ...(tool ? { toolTokens: s.forced?.length ?? 0, refused: s.refused?.length ?? 0 } : {}),
+            })),
+          ),
         );
         return;
       }

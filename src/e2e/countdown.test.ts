@@ -1,6 +1,6 @@
 // The countdown CLI end to end: `tasks write` makes a problem file, `eval --problems` reads it (JSON report
 // with behaviour counts, progress on stderr; with the calculator too), and a bad line stops eval naming the
-// file and line. With the calculator, every step the model writes is exact.
+// file and line. With the calculator (eval and sample), every step the model writes is exact.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -43,6 +43,21 @@ test("CLI: tasks write → eval --problems (JSON, behaviour), and a bad line nam
   // the referee lets the model write legal moves only, and the tool computes each: every written step is exact
   for (const k of ["miscalculated", "strayStates", "falseYes"])
     assert.ok(!(k in withTool.behaviour) || withTool.behaviour[k] === 0, `${k}: ${withTool.behaviour[k]}`);
+  // sample with the tool: a problem read from the prompt, every step the model writes computed exactly
+  const sample = run(["sample", "--model", model, "--prompt", "49 16 12 to 53", "--calculator", "countdown"]);
+  assert.equal(sample.status, 0, sample.stderr);
+  const sj = run(["sample", "--model", model, "--prompt", "49 16 12 to 53", "--calculator", "countdown", "--json"]);
+  const [one] = JSON.parse(sj.stdout);
+  assert.ok(one.toolTokens > 0 && one.refused >= 0, sj.stdout);
+  const reasoning = String(one.text).split("</think>")[0]!;
+  for (const [, a, op, b, c] of reasoning.matchAll(/(\d+)([-+*/])(\d+)=(\d+)(?=[ <])/g))
+    assert.equal(
+      op === "+" ? +a! + +b! : op === "-" ? +a! - +b! : op === "*" ? +a! * +b! : +a! / +b!,
+      +c!,
+      `${a}${op}${b}=${c}`,
+    );
+  const badPrompt = run(["sample", "--model", model, "--prompt", "add 2 and 3", "--calculator", "countdown"]);
+  assert.match(badPrompt.stderr, /the prompt must state a problem as the task writes it, e\.g\. "\d+( \d+)+ to \d+"/);
   const noCalc = run(["eval", "--model", model, "--task", "addition", "--calculator"]);
   assert.match(noCalc.stderr, /task addition has no calculator/);
   appendFileSync(f, '{"nums":[1,2,3],"target":6}\n{"nums":[1,"2"],"target":3}\n');

@@ -186,6 +186,11 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
         );
       return countdownProblem(name, r.data.nums, r.data.target);
     },
+    fromPrompt(prompt) {
+      const m = /^\s*(\d+(?: +\d+)+) +to +(\d+)\s*$/.exec(prompt);
+      const data = m && { nums: m[1]!.split(/ +/).map(Number), target: Number(m[2]) };
+      return data && ProblemData.safeParse(data).success ? countdownProblem(name, data.nums, data.target) : null;
+    },
     verify(p, answer) {
       const r = evaluate(answer);
       return (

@@ -42,6 +42,8 @@ export interface Task<D = unknown> {
   calculator?(p: Problem<D>): Calculator;
   /** A problem from one line of a problem file (its data shape); throws a TASK error naming `where`. */
   fromData?(data: unknown, where: string): Problem<D>;
+  /** The problem a prompt of this task states (the inverse of prompt), or null when it states none. */
+  fromPrompt?(prompt: string): Problem<D> | null;
   /** Exact check of a final answer string (already extracted from <answer>…</answer>). Never throws. */
   verify(p: Problem<D>, answer: string): boolean;
 }

@@ -2,7 +2,9 @@
 // move whose numbers then sum nearest the target first) and writes every candidate it tries, each dead end
 // ("no"), each step back from a deeper state ("back") and a final check of the
 // path it answers with, under a budget of leaves. Order and budget vary per trace (seeded), so a model
-// pretrained on these is a real but imperfect searcher. Also: counting those behaviours in any text.
+// pretrained on these is a real but imperfect searcher. Also: counting those behaviours in any text, and the
+// calculator that writes a search's results while the model samples, with its referee (legal moves only); neither
+// picks a move for the model.
 import type { Rng } from "../common/rng.js";
 
 /** Intermediate values above this are never written (the generator keeps to the same rule). */

@@ -13,7 +13,7 @@ import { problemFileText, readProblemFile } from "../tasks/problem-file.js";
 import { writeFileAtomic } from "../common/files.js";
 import { progress } from "../common/progress.js";
 import { positiveInt } from "./bench.js";
-import { num } from "./sample.js";
+import { needCalculator, num } from "./sample.js";
 
 export function printReport(r: EvalReport): void {
   const pct = (x: number | null) => (x === null ? "—" : `${(100 * x).toFixed(1)}%`);
@@ -58,11 +58,7 @@ export function registerEval(program: Command): void {
     .option("--json", "print one JSON object")
     .action((o: Record<string, string | boolean>) => {
       const task = getTask(String(o.task));
-      if (o.calculator && !task.calculator)
-        throw new FrugalError(
-          "ARG",
-          `--calculator: task ${task.name} has no calculator; use countdown or countdown-subset`,
-        );
+      if (o.calculator) needCalculator(task);
       const fromFile = o.problems ? readProblemFile(String(o.problems), task) : undefined;
       const n = o.nProblems ? positiveInt("--n-problems", String(o.nProblems)) : (fromFile?.length ?? 100);
       const ck = loadModelDir(String(o.model));

@@ -12,6 +12,7 @@ import { Rng } from "../common/rng.js";
 import type { Intervene } from "../model/sampler.js";
 import { getTask } from "../tasks/index.js";
 import { calculatorFor } from "../tasks/eval.js";
+import type { Task } from "../tasks/task.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 
 export function num(flag: string, v: string, lo: number, hi: number): number {
@@ -21,14 +22,19 @@ export function num(flag: string, v: string, lo: number, hi: number): number {
   return n;
 }
 
-/** A fresh calculator tool per sample for the problem the prompt states; ARG errors name what to pass instead. */
-function calculatorOf(name: string, prompt: string, tok: Tokenizer): () => Intervene {
-  const task = getTask(name);
+/** --calculator needs a task that has one (eval and sample). */
+export function needCalculator(task: Task): void {
   if (!task.calculator)
     throw new FrugalError(
       "ARG",
       `--calculator: task ${task.name} has no calculator; use countdown or countdown-subset`,
     );
+}
+
+/** A fresh calculator tool per sample for the problem the prompt states; ARG errors name what to pass instead. */
+function calculatorOf(name: string, prompt: string, tok: Tokenizer): () => Intervene {
+  const task = getTask(name);
+  needCalculator(task);
   const p = task.fromPrompt?.(prompt);
   if (!p)
     throw new FrugalError(
@@ -84,7 +90,7 @@ export function registerSample(program: Command): void {
           topK: num("--top-k", String(o.topK), 0, 1e9),
           stopTokens: [endId(tok)],
           decode: (t) => completionText(tok, t),
-          intervene: tool && (() => tool()),
+          intervene: tool,
         },
       );
       if (o.json) {

@@ -154,7 +154,8 @@ function rollout<I>(
   }).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
     const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
-    const refused: Record<string, number> = src.calculator ? { refused: sample.refused?.length ?? 0 } : {}; // the referee's
+    // the picks the calculator's referee changed, logged when a calculator samples
+    const refused: Record<string, number> = src.calculator ? { refused: sample.refused?.length ?? 0 } : {};
     return {
       sample,
       reward: r.reward + shaped,

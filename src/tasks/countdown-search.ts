@@ -318,13 +318,13 @@ function checkPool(check: string, nums: readonly number[]): { value: number; exp
   return pool;
 }
 
-/** The moves the solver could write from the state ("a op b=", see moves), less those in `tried`. */
+/**
+ * The moves the solver could write from the state ("a op b=", see moves), less those in `tried`. moves writes the
+ * larger operand first, so a line's "a op b" is already its moveKey.
+ */
 function legalMoves(state: readonly number[], tried: ReadonlySet<string>): string[] {
-  const items = state.map((v) => ({ v, expr: "" }));
-  return [...new Set(moves(items).map((m) => m.line.slice(0, m.line.indexOf("=") + 1)))].filter((line) => {
-    const [, a, op, b] = /^(\d+)([-+*/])(\d+)=$/.exec(line)!;
-    return !tried.has(moveKey(Number(a), op!, Number(b)));
-  });
+  const keys = new Set(moves(state.map((v) => ({ v, expr: "" }))).map((m) => m.line.slice(0, m.line.indexOf("="))));
+  return [...keys].filter((k) => !tried.has(k)).map((k) => `${k}=`);
 }
 
 /** The words besides moves that the model writes in its reasoning (the tool writes results, states, verdicts). */

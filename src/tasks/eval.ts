@@ -65,8 +65,8 @@ export function calculatorFor(task: Task, tok: Tokenizer, p: Problem): Intervene
 }
 
 /**
- * A text-level tool as a sampler tool: write looks after a token ending in "=" or ">" only; allows decodes the
- * completion once per token (appending each token's text: ASCII tool languages).
+ * A text-level tool as a sampler tool: write looks after a token ending in "=" or ">" only. Both read the
+ * completion decoded once per token (appending each token's text: ASCII tool languages).
  */
 export function toolOf(tok: Tokenizer, calc: Calculator): Intervene {
   let decoded = 0,
@@ -82,7 +82,7 @@ export function toolOf(tok: Tokenizer, calc: Calculator): Intervene {
     write(ids) {
       const last = tok.decode(ids.slice(-1));
       if (!last.endsWith("=") && !last.endsWith(">")) return null;
-      const out = calc.write(completionText(tok, ids));
+      const out = calc.write(textOf(ids));
       return out === null ? null : tok.encode(out);
     },
     allows: allows && ((ids, next) => allows(textOf(ids), tok.decode([next]))),

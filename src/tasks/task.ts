@@ -48,7 +48,6 @@ export interface Task<D = unknown> {
   verify(p: Problem<D>, answer: string): boolean;
 }
 
-/** FNV-1a over the key; ~10% of keys are held out for testing. */
 /** A search task's tool for one problem. Both read the completion written so far (from "<think>" on). */
 export interface Calculator {
   /** the text an exact calculator writes next (a step's result and the state it leaves), or null */
@@ -57,6 +56,7 @@ export interface Calculator {
   allows?(text: string, next: string): boolean;
 }
 
+/** FNV-1a over the key; ~10% of keys are held out for testing. */
 export function splitOf(key: string): Split {
   return fnv1a(key) % 10 === 0 ? "test" : "train";
 }

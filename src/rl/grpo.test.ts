@@ -1,10 +1,83 @@
-// GRPO's loss mask: the prompt and the tokens a tool wrote into a completion are not trained.
+// GRPO's loss mask (the prompt and the tokens a tool wrote are not trained), and its policy update's shortcuts
+// against one full batch.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { lossMask } from "./grpo.js";
+import * as E from "../engine/index.js";
+import { Rng } from "../common/rng.js";
+import { initModel, tokenLogprobs } from "../model/transformer.js";
+import { trainableParams } from "../model/lora.js";
+import { tinyLlamaConfig } from "../model/testing.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { makeBatch } from "../train/batch.js";
+import { GrpoConfig, lossMask, policyUpdate } from "./grpo.js";
+import { VARIANTS } from "./losses.js";
 
 test("loss mask: prompt 0, completion 1, a tool's forced tokens 0", () => {
   assert.deepEqual(lossMask(2, 3), [0, 0, 1, 1, 1]);
   assert.deepEqual(lossMask(2, 5, [1, 2]), [0, 0, 1, 0, 0, 1, 1]);
   assert.deepEqual(lossMask(0, 2, []), [1, 1]);
+});
+
+test("policy update: length-sorted micro-batches, μ = 1 and β = 0 shortcuts give one full batch's gradient", () => {
+  const model = initModel(tinyLlamaConfig(12, 16), 3),
+    tokenizer = { tokenId: () => 0 } as unknown as Tokenizer;
+  const rng = new Rng(5),
+    lens = [9, 4, 12, 6, 7, 3, 10, 5];
+  const seqs = lens.map((n) => Array.from({ length: n }, () => rng.int(1, 11)));
+  const masks = seqs.map((s) => lossMask(2, s.length - 2, s.length > 6 ? [3] : []));
+  // groups of 2; group 2 is flat (equal rewards): it is left out, its gradient being zero
+  const rewards = Float32Array.of(1, 0, 0.1, 1, 0.5, 0.5, 0, 1),
+    group = Int32Array.of(0, 0, 1, 1, 2, 2, 3, 3);
+  const cfg = GrpoConfig.parse({ steps: 1, beta: 0, ppoEpochs: 1, microBatch: 2, promptsPerStep: 4, groupSize: 2 });
+  const params = trainableParams(model),
+    grads = () => [...params.values()].map((p) => Float32Array.from(p.grad));
+  let fast: Float32Array[] = [];
+  const u = policyUpdate(
+    { model, tokenizer },
+    model,
+    { seqs, masks, rewards, group },
+    [0, 1, 2, 3, 6, 7],
+    4,
+    cfg,
+    () => {
+      fast = grads();
+      for (const p of params.values()) p.grad.fill(0);
+      return 0;
+    },
+  );
+  // the reference: every completion in one padded batch, π_old from the same weights, all four groups
+  const batch = makeBatch(seqs, masks, 16, 0),
+    sel = [...batch.mask.keys()].filter((r) => batch.mask[r]);
+  const seq = Int32Array.from(sel.map((r) => Math.floor(r / batch.T))),
+    seqLen = new Int32Array(8);
+  for (const b of seq) seqLen[b]!++;
+  const lp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T);
+  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
+  const inp = { logp: now, oldLogp: now, refLogp: now, seq, seqLen, group, nGroups: 4 };
+  const o = VARIANTS.grpo!.loss(
+    { ...inp, advantages: VARIANTS.grpo!.advantages(rewards, group, 4) },
+    {
+      eps: 0.2,
+      epsHigh: 0.28,
+      beta: 0,
+      maxLen: 129,
+    },
+  );
+  E.backward(
+    E.scalarFn(lp, () => {
+      const grad = new Float32Array(lp.data.length);
+      sel.forEach((r, j) => (grad[r] = o.grad[j]!));
+      return { value: o.loss, grad };
+    }),
+  );
+  const full = grads();
+  E.endStep();
+  full.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - fast[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
+  assert.ok(
+    full.some((g) => g.some((x) => Math.abs(x) > 1e-4)),
+    "the gradient is not zero",
+  );
+  assert.ok(Math.abs(u.metrics.loss! - o.loss) < 1e-6);
+  assert.equal(u.metrics.kl, undefined, "β = 0 runs no π_ref forward, so it reports no KL");
+  assert.ok(u.metrics.entropy! > 0);
 });

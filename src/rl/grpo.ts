@@ -22,7 +22,7 @@ import { toolOf } from "../tasks/eval.js";
 import type { Calculator } from "../tasks/task.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { makeBatch, lrAt } from "../train/batch.js";
+import { makeBatch, lrAt, type Batch } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import {
   OptimConfig,
@@ -35,7 +35,7 @@ import {
 } from "../train/supervised.js";
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
-import { VARIANTS, type LossInput } from "./losses.js";
+import { VARIANTS, type LossInput, type LossOutput } from "./losses.js";
 
 export const GrpoConfig = OptimConfig.extend({
   steps: z.number().int().positive(),
@@ -199,130 +199,164 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
   return { keep, zeroVarFrac: flat / nGroups };
 }
 
-/** Every rank's freshly computed entries of the policy log-probs (its chunks'), so all ranks hold all of them. */
-function shareLogp(logp: Float32Array, inChunk: (readonly (readonly [number, number])[])[]): void {
+/** Kept completions padded to their own longest, and where their trained tokens sit: [row-major position, token j]. */
+interface Chunk {
+  batch: Batch;
+  at: (readonly [number, number])[];
+}
+
+/**
+ * The kept completions as micro-batches of up to `mb`, longest first so that each pads only to its own longest,
+ * and the loss's token index: token j belongs to kept completion seq[j] (its index in `keep`).
+ */
+export function chunked(
+  seqs: readonly (readonly number[])[],
+  masks: readonly (readonly number[])[],
+  keep: readonly number[],
+  mb: number,
+  maxT: number,
+  pad: number,
+): { chunks: Chunk[]; seq: Int32Array; seqLen: Int32Array } {
+  const order = keep.map((i, k) => ({ i, k })).sort((a, b) => seqs[b.i]!.length - seqs[a.i]!.length);
+  const chunks: Chunk[] = [],
+    seq: number[] = [],
+    seqLen = new Int32Array(keep.length);
+  for (let c0 = 0; c0 < order.length; c0 += mb) {
+    const part = order.slice(c0, c0 + mb);
+    const batch = makeBatch(
+      part.map((x) => seqs[x.i]!),
+      part.map((x) => masks[x.i]!),
+      maxT,
+      pad,
+    );
+    const at: (readonly [number, number])[] = [];
+    part.forEach(({ k }, b) => {
+      for (let x = 0; x < batch.T; x++)
+        if (batch.mask[b * batch.T + x]) {
+          at.push([b * batch.T + x, seq.length]);
+          seq.push(k);
+          seqLen[k]!++;
+        }
+    });
+    chunks.push({ batch, at });
+  }
+  return { chunks, seq: Int32Array.from(seq), seqLen };
+}
+
+/** The entries of `arr` at the tokens of this rank's chunks, summed over ranks so that every rank holds all of them. */
+function shareEntries(arr: Float32Array, mine: readonly Chunk[]): void {
   if (world().size <= 1) return; // one process computed every entry
-  const mine = new Float32Array(logp.length);
-  for (const c of inChunk) for (const [, j] of c) mine[j] = logp[j]!;
-  allreduceSum(mine);
-  logp.set(mine);
+  const part = new Float32Array(arr.length);
+  for (const c of mine) for (const [, j] of c.at) part[j] = arr[j]!;
+  allreduceSum(part);
+  arr.set(part);
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
+/** Per-token log-probs of every chunk's trained tokens under model m (this rank computes its chunks), and entropy. */
+function logprobsOf(m: Model, chunks: readonly Chunk[], mine: readonly Chunk[], N: number, withEntropy: boolean) {
+  const logp = new Float32Array(N),
+    sums = new Float64Array(1);
+  for (const c of mine) {
+    const { ids, targets, mask, B, T } = c.batch;
+    const o = chunkLogprobs(m, ids, targets, B, T, withEntropy ? mask : undefined);
+    for (const [r, j] of c.at) logp[j] = o.logp[r]!;
+    sums[0] += o.entropy * c.at.length; // mean → sum
+  }
+  // the other ranks' entries are zeros here: the sum over ranks is the whole batch's
+  allreduceSum(logp);
+  allreduceSum(sums);
+  return { logp, entropy: sums[0]! / Math.max(1, N) };
+}
+
 /**
  * π_old and π_ref log-probs of the kept completions, then μ = cfg.ppoEpochs policy-gradient updates with
- * the variant's loss; `update` applies one optimizer step and returns the gradient norm.
+ * the variant's loss; `update` applies one optimizer step and returns the gradient norm. Exact shortcuts: with
+ * μ = 1 the first update's own forward is π_old (the ratio is 1), and with β = 0 no π_ref forward is run.
+ * `nGroups` is the loss's group count (kept groups are a subset when flat groups, whose gradient is zero, are left out).
  */
-function policyUpdate(
+export function policyUpdate(
   t: Trainee,
   ref: Model,
-  ro: Rollout,
+  ro: Pick<Rollout, "seqs" | "masks" | "rewards" | "group">,
   keep: number[],
+  nGroups: number,
   cfg: GrpoConfig,
   update: () => number,
 ): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
   const variant = VARIANTS[cfg.variant]!,
-    pad = padId(t.tokenizer);
-  const batch = makeBatch(
-    keep.map((i) => ro.seqs[i]!),
-    keep.map((i) => ro.masks[i]!),
-    t.model.config.max_position_embeddings,
-    pad,
-  );
-  const { B, T } = batch,
-    sel: number[] = [],
-    seq: number[] = [];
-  for (let b = 0; b < B; b++)
-    for (let x = 0; x < T; x++)
-      if (batch.mask[b * T + x]) {
-        sel.push(b * T + x);
-        seq.push(b);
-      }
-  // each MPI rank takes a contiguous share of the sequences; they go through the model `mb` at a time
-  // (activations grow with B·T², attention's share with T²)
-  const [r0, r1] = shareOf(B),
-    mb = Math.max(1, Math.min(r1 - r0, cfg.microBatch ?? B));
-  const chunks = Array.from({ length: Math.ceil((r1 - r0) / mb) }, (_, c) => {
-    return [r0 + c * mb, Math.min(r1, r0 + (c + 1) * mb)] as const;
-  });
-  const rows = <A extends Int32Array | Float32Array>(a: A, [b0, b1]: readonly [number, number]) =>
-    a.subarray(b0 * T, b1 * T) as A;
-  const lpOf = (m: Model, withEntropy: boolean) => {
-    const logp = new Float32Array(B * T);
-    let entropy = 0;
-    for (const c of chunks) {
-      const o = chunkLogprobs(
-        m,
-        rows(batch.ids, c),
-        rows(batch.targets, c),
-        c[1] - c[0],
-        T,
-        withEntropy ? rows(batch.mask, c) : undefined,
-      );
-      logp.set(o.logp, c[0] * T);
-      if (withEntropy) entropy += o.entropy * rows(batch.mask, c).reduce((a, x) => a + (x ? 1 : 0), 0); // mean → sum
-    }
-    // the other ranks' rows are zeros here: the sum over ranks is the whole batch's
-    const sums = Float64Array.of(entropy);
-    allreduceSum(logp);
-    allreduceSum(sums);
-    return { logp, entropy: sums[0]! / Math.max(1, sel.length) };
-  };
-  const old = lpOf(t.model, true);
-  const refLp = lpOf(ref, false);
+    w = world();
+  const mb = Math.max(1, Math.min(cfg.microBatch ?? Infinity, Math.ceil(keep.length / w.size))); // every rank gets one
+  const maxT = t.model.config.max_position_embeddings;
+  const { chunks, seq, seqLen } = chunked(ro.seqs, ro.masks, keep, mb, maxT, padId(t.tokenizer));
+  const N = seq.length,
+    mine = chunks.filter((_, c) => c % w.size === w.rank); // chunks go round the ranks
+  const fused = cfg.ppoEpochs === 1;
+  const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, chunks, mine, N, true);
   const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],
     gIndex = new Map(groupsKept.map((g, j) => [g, j]));
   const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)),
     groupOf = Int32Array.from(keep.map((i) => gIndex.get(ro.group[i]!)!));
-  const seqLen = new Int32Array(B);
-  for (const b of seq) seqLen[b]!++;
   const inp: LossInput = {
-    logp: new Float32Array(sel.length),
-    oldLogp: Float32Array.from(sel.map((r) => old.logp[r]!)),
-    refLogp: Float32Array.from(sel.map((r) => refLp.logp[r]!)),
-    seq: Int32Array.from(seq),
+    logp: new Float32Array(N),
+    oldLogp: old.logp,
+    refLogp: cfg.beta > 0 ? logprobsOf(ref, chunks, mine, N, false).logp : old.logp,
+    seq,
     seqLen,
     group: groupOf,
     advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length),
-    nGroups: groupsKept.length,
+    nGroups: Math.max(nGroups, groupsKept.length),
   };
   const params = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
-  let loss = 0,
-    clipFrac = 0,
-    kl = 0,
+  let entropySum = 0,
+    o: Pick<LossOutput, "loss" | "metrics"> = { loss: 0, metrics: { clipFrac: 0, kl: 0 } },
     gradNorm = 0;
-  // every variant's gradient at a token depends only on its own sequence's log-probs, so a micro-batch's
-  // gradients are exact with the other sequences' entries not yet refreshed; gradients add up across chunks
-  const inChunk = chunks.map(([b0, b1]) =>
-    sel.map((r, j) => [r - b0 * T, j] as const).filter(([, j]) => seq[j]! >= b0 && seq[j]! < b1),
-  );
   for (let epoch = 0; epoch < cfg.ppoEpochs; epoch++) {
-    chunks.forEach((c, k) => {
-      const lp = tokenLogprobs(t.model, rows(batch.ids, c), rows(batch.targets, c), c[1] - c[0], T);
+    for (const c of mine) {
+      const { ids, targets, mask, B, T } = c.batch;
+      const ent = fused ? { mask, out: new Float32Array(B * T) } : undefined;
+      const lp = tokenLogprobs(t.model, ids, targets, B, T, ent);
+      // a token's gradient depends only on its own sequence's log-probs, so a chunk's gradient is exact with the
+      // other chunks' entries not yet refreshed; gradients add up across chunks
       E.backward(
         E.scalarFn(lp, (all) => {
-          for (const [r, j] of inChunk[k]!) inp.logp[j] = all[r]!;
-          const o = variant.loss(inp, params),
+          for (const [r, j] of c.at) inp.logp[j] = all[r]!;
+          if (fused) for (const [r, j] of c.at) inp.oldLogp[j] = all[r]!;
+          const out = variant.loss(inp, params),
             grad = new Float32Array(all.length);
-          for (const [r, j] of inChunk[k]!) grad[r] = o.grad[j]!;
-          return { value: o.loss, grad };
+          for (const [r, j] of c.at) grad[r] = out.grad[j]!;
+          return { value: out.loss, grad };
         }),
       );
+      if (ent) for (const [r] of c.at) entropySum += ent.out[r]!;
       E.endStep();
-    });
-    shareLogp(inp.logp, inChunk);
-    const o = variant.loss(inp, params);
-    loss = o.loss;
-    clipFrac = o.metrics.clipFrac;
-    kl = o.metrics.kl;
+    }
+    shareEntries(inp.logp, mine);
+    if (fused) shareEntries(inp.oldLogp, mine);
+    o = variant.loss(inp, params);
     gradNorm = update();
   }
-  const trainedPositions = B * T * cfg.ppoEpochs;
+  if (fused) {
+    const sums = Float64Array.of(entropySum);
+    allreduceSum(sums);
+    old.entropy = sums[0]! / Math.max(1, N);
+  }
+  const positions = chunks.reduce((a, c) => a + c.batch.B * c.batch.T, 0),
+    T = Math.max(...chunks.map((c) => c.batch.T));
+  const forwards = (fused ? 0 : 1) + (cfg.beta > 0 ? 1 : 0);
+  const metrics: Record<string, number> = {
+    loss: o.loss,
+    clipFrac: o.metrics.clipFrac,
+    gradNorm,
+    entropy: old.entropy,
+  };
+  if (cfg.beta > 0) metrics.kl = o.metrics.kl; // with β = 0 no π_ref forward is run, so no KL is measured
   return {
-    metrics: { loss, kl, clipFrac, gradNorm, entropy: old.entropy },
-    trainedPositions,
-    flops: 2 * generateFlops(t.model.config, B * T, T) + trainFlops(t.model.config, trainedPositions, T),
+    metrics,
+    trainedPositions: positions * cfg.ppoEpochs,
+    flops:
+      forwards * generateFlops(t.model.config, positions, T) + trainFlops(t.model.config, positions * cfg.ppoEpochs, T),
   };
 }
 
@@ -363,7 +397,9 @@ export function trainGrpo<I>(
       const genMs = performance.now() - t0;
       const flat = dropFlatGroups(ro, cfg.promptsPerStep),
         zeroVarFrac = flat.zeroVarFrac;
-      const keep = variant.dynamicSampling ? flat.keep : [...ro.rewards.keys()];
+      // flat groups' advantages are 0: without a KL term their gradient is exactly zero, so they are left out
+      const keep = variant.dynamicSampling || cfg.beta === 0 ? flat.keep : [...ro.rewards.keys()],
+        nGroups = variant.dynamicSampling ? 0 : cfg.promptsPerStep;
       const lens = ro.samples.map((s) => s.tokens.length);
       const metrics: Record<string, number> = {
         reward: mean([...ro.rewards]),
@@ -380,7 +416,7 @@ export function trainGrpo<I>(
       let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens),
         trainedPositions = 0;
       if (keep.length > 0) {
-        const u = policyUpdate(t, ref, ro, keep, cfg, () => {
+        const u = policyUpdate(t, ref, ro, keep, nGroups, cfg, () => {
           allreduceGrads(params);
           return E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac));
         });

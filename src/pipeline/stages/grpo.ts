@@ -1,4 +1,4 @@
-// grpo: R1-Zero-style RL on a task with the rule reward (accuracy + 0.1 format), from an earlier stage.
+// grpo: R1-Zero-style RL on a task with the rule reward (accuracy + format, 0.1 by default), from an earlier stage.
 // The algorithm and its variants live in rl/; this module only wires the task's prompts to it.
 import { z } from "zod";
 import { loadModelDir } from "../../model/load.js";
@@ -15,6 +15,8 @@ export const Grpo = GrpoConfig.extend({
   difficulties: difficultyList,
   /** sample with the task's calculator (results written, legal moves only); its tokens are not trained */
   calculator: z.boolean().default(false),
+  /** weight of R1's format reward beside accuracy (1 for a correct answer) */
+  formatWeight: z.number().min(0).default(0.1),
 }).strict();
 export type Grpo = z.infer<typeof Grpo>;
 
@@ -25,7 +27,7 @@ export const grpo: StageKind<Grpo> = {
   evaluated: true,
   dataParallel: true,
   run(s, io, env) {
-    const source = taskSource(getTask(s.task), s.difficulties, s.calculator);
+    const source = taskSource(getTask(s.task), s.difficulties, s.calculator, s.formatWeight);
     return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);
   },
   forecast(s, ctx) {

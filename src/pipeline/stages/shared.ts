@@ -104,8 +104,9 @@ export function taskSource(
   task: Task,
   diffs: readonly number[] | undefined,
   calculator = false,
+  formatWeight = 0.1,
 ): PromptSource<Problem> {
-  const reward = r1Reward(0.1);
+  const reward = r1Reward(formatWeight);
   if (calculator && !task.calculator)
     throw new FrugalError("RECIPE", `"calculator": true, but task ${task.name} has none; use countdown or drop it`);
   return {

@@ -209,7 +209,7 @@ interface Chunk {
  * The kept completions as micro-batches of up to `mb`, longest first so that each pads only to its own longest,
  * and the loss's token index: token j belongs to kept completion seq[j] (its index in `keep`).
  */
-export function chunked(
+function chunked(
   seqs: readonly (readonly number[])[],
   masks: readonly (readonly number[])[],
   keep: readonly number[],
@@ -255,7 +255,7 @@ function shareEntries(arr: Float32Array, mine: readonly Chunk[]): void {
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /** Per-token log-probs of every chunk's trained tokens under model m (this rank computes its chunks), and entropy. */
-function logprobsOf(m: Model, chunks: readonly Chunk[], mine: readonly Chunk[], N: number, withEntropy: boolean) {
+function logprobsOf(m: Model, mine: readonly Chunk[], N: number, withEntropy: boolean) {
   const logp = new Float32Array(N),
     sums = new Float64Array(1);
   for (const c of mine) {
@@ -274,7 +274,7 @@ function logprobsOf(m: Model, chunks: readonly Chunk[], mine: readonly Chunk[], 
  * π_old and π_ref log-probs of the kept completions, then μ = cfg.ppoEpochs policy-gradient updates with
  * the variant's loss; `update` applies one optimizer step and returns the gradient norm. Exact shortcuts: with
  * μ = 1 the first update's own forward is π_old (the ratio is 1), and with β = 0 no π_ref forward is run.
- * `nGroups` is the loss's group count (kept groups are a subset when flat groups, whose gradient is zero, are left out).
+ * `nGroups` is the loss's group count: the prompts' when flat groups (zero gradient) are left out only to save work.
  */
 export function policyUpdate(
   t: Trainee,
@@ -293,7 +293,7 @@ export function policyUpdate(
   const N = seq.length,
     mine = chunks.filter((_, c) => c % w.size === w.rank); // chunks go round the ranks
   const fused = cfg.ppoEpochs === 1;
-  const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, chunks, mine, N, true);
+  const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, mine, N, true);
   const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],
     gIndex = new Map(groupsKept.map((g, j) => [g, j]));
   const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)),
@@ -301,12 +301,12 @@ export function policyUpdate(
   const inp: LossInput = {
     logp: new Float32Array(N),
     oldLogp: old.logp,
-    refLogp: cfg.beta > 0 ? logprobsOf(ref, chunks, mine, N, false).logp : old.logp,
+    refLogp: cfg.beta > 0 ? logprobsOf(ref, mine, N, false).logp : old.logp,
     seq,
     seqLen,
     group: groupOf,
     advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length),
-    nGroups: Math.max(nGroups, groupsKept.length),
+    nGroups,
   };
   const params = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
   let entropySum = 0,
@@ -399,7 +399,7 @@ export function trainGrpo<I>(
         zeroVarFrac = flat.zeroVarFrac;
       // flat groups' advantages are 0: without a KL term their gradient is exactly zero, so they are left out
       const keep = variant.dynamicSampling || cfg.beta === 0 ? flat.keep : [...ro.rewards.keys()],
-        nGroups = variant.dynamicSampling ? 0 : cfg.promptsPerStep;
+        nGroups = variant.dynamicSampling ? keep.length / cfg.groupSize : cfg.promptsPerStep;
       const lens = ro.samples.map((s) => s.tokens.length);
       const metrics: Record<string, number> = {
         reward: mean([...ro.rewards]),

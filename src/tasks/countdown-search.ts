@@ -335,33 +335,110 @@ const WORDS = ["back", "give", "up", "check", "ok"];
  * reasoning, each word the model writes is a move the solver could write from the state the search is in
  * ("a op b=", see moves), not yet written from that state, or back, give up, check, ok; in the final check, a move
  * over the numbers and results the check holds. Words are one space apart. Outside the reasoning, anything goes.
- * Keeps the moves of the word in progress, so the search is replayed once per word, not per token.
+ * Reads one growing completion: the moves of each word are worked out once.
  */
 export function legalMoveReferee(nums: readonly number[]): (text: string, next: string) => boolean {
-  let wordAt = -1,
-    legal: string[] = [];
-  return (text, next) => {
-    const think = text.indexOf("<think>");
-    if (think < 0 || text.includes("</think>") || next === "</think>") return true;
+  return referee(nums).allows;
+}
+
+/**
+ * The referee (see legalMoveReferee) as `allows`, one token's verdict, and `legal`, every token of a vocabulary
+ * at once (1 where allowed), which reads the text once and sorts out most tokens by their first character.
+ */
+export function referee(nums: readonly number[]): {
+  allows(text: string, next: string): boolean;
+  legal(text: string, vocab: readonly string[]): Uint8Array;
+} {
+  const cache = new Map<string, string[]>();
+  const movesAt = (full: string, think: number, at: number, textLen: number): string[] => {
+    // the text before `at` grows by appending only, so `at` and the part of `next` before it name it
+    const key = `${at}|${at > textLen ? full.slice(textLen, at) : ""}`;
+    let legal = cache.get(key);
+    if (legal) return legal;
+    const before = full.slice(think + 7, at),
+      check = before.lastIndexOf("check");
+    if (check >= 0) legal = legalMoves(checkPool(before.slice(check), nums)?.map((x) => x.value) ?? [], new Set());
+    else {
+      const f = replay(before, nums);
+      legal = legalMoves(f.state, f.tried);
+    }
+    if (cache.size > 64) cache.clear();
+    cache.set(key, legal);
+    return legal;
+  };
+  // next's verdict inside the reasoning: think is where "<think>" starts, last the text's last word
+  const inside = (text: string, think: number, last: string, next: string): boolean => {
+    if (next === "</think>") return true;
     if (next.includes("<") || (text.slice(-1) + next).includes("  ")) return false; // no other tag, no double space
     // a word ends only when complete: a move at its "=" (the tool then writes), one of WORDS, or the tool's text
-    const last = text.slice(Math.max(text.lastIndexOf(" "), text.lastIndexOf(">")) + 1);
     if (/[ >]/.test(next) && !(last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last))) return false;
     const full = text + next,
       at = Math.max(full.lastIndexOf(" "), full.lastIndexOf(">")) + 1,
       word = full.slice(at);
     if (word === "") return true;
     if (!/^\d/.test(word)) return WORDS.some((w) => w.startsWith(word));
-    if (at !== wordAt) {
-      const before = full.slice(think + 7, at),
-        check = before.lastIndexOf("check");
-      if (check >= 0) legal = legalMoves(checkPool(before.slice(check), nums)?.map((x) => x.value) ?? [], new Set());
-      else {
-        const f = replay(before, nums);
-        legal = legalMoves(f.state, f.tried);
-      }
-      wordAt = at;
-    }
-    return legal.some((m) => m.startsWith(word));
+    return movesAt(full, think, at, text.length).some((m) => m.startsWith(word));
   };
+  const thinkAt = (text: string) => {
+    const think = text.indexOf("<think>");
+    return think < 0 || text.includes("</think>") ? -1 : think;
+  };
+  const lastWord = (text: string) => text.slice(Math.max(text.lastIndexOf(" "), text.lastIndexOf(">")) + 1);
+  return {
+    allows(text, next) {
+      const think = thinkAt(text);
+      return think < 0 || inside(text, think, lastWord(text), next);
+    },
+    legal(text, vocab) {
+      const out = new Uint8Array(vocab.length),
+        think = thinkAt(text);
+      if (think < 0) return out.fill(1);
+      const last = lastWord(text),
+        { plain, other } = vocabIndexOf(vocab),
+        judge = (v: number) => (out[v] = inside(text, think, last, vocab[v]!) ? 1 : 0);
+      // a token without a space, "<" or ">" extends the last word: it is a piece of a legal word after `last`
+      const here = [
+        ...WORDS,
+        ...(last === "" || /^\d/.test(last) ? movesAt(text, think, text.length, text.length) : []),
+      ];
+      for (const w of here) piecesOf(w, last, "", plain, judge);
+      // one space then such text starts a word after a complete one
+      if (!text.endsWith(" ") && (last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last)))
+        for (const w of [...WORDS, ...movesAt(text + " ", think, text.length + 1, text.length)])
+          piecesOf(w, "", " ", plain, judge);
+      other.forEach(judge);
+      return out;
+    },
+  };
+}
+
+/** Calls judge on every token that is `lead` + a piece of `word` just after `last` (word must start with last). */
+function piecesOf(word: string, last: string, lead: string, plain: Map<string, number[]>, judge: (v: number) => void) {
+  if (word.length <= last.length || !word.startsWith(last)) return;
+  for (let k = last.length + 1; k <= word.length; k++) plain.get(lead + word.slice(last.length, k))?.forEach(judge);
+}
+
+interface VocabIndex {
+  plain: Map<string, number[]>;
+  other: number[];
+}
+const vocabIndex = new WeakMap<readonly string[], VocabIndex>();
+
+/**
+ * A vocabulary's tokens by their text, those with no space, "<" or ">" past a leading space (plain: they extend
+ * or start one word), and the others apart.
+ */
+function vocabIndexOf(vocab: readonly string[]): VocabIndex {
+  let ix = vocabIndex.get(vocab);
+  if (ix) return ix;
+  ix = { plain: new Map(), other: [] };
+  for (const [v, s] of vocab.entries()) {
+    if (s !== "" && s !== " " && !/[ <>]/.test(s.slice(s[0] === " " ? 1 : 0))) {
+      const list = ix.plain.get(s) ?? [];
+      if (!list.length) ix.plain.set(s, list);
+      list.push(v);
+    } else ix.other.push(v);
+  }
+  vocabIndex.set(vocab, ix);
+  return ix;
 }

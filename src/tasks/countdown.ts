@@ -11,7 +11,7 @@ import {
   behaviourOf,
   calculatorStep,
   faithfulnessOf,
-  legalMoveReferee,
+  referee,
   OP_LINE,
   reachable,
   searchTrace,
@@ -173,10 +173,10 @@ function makeCountdown(name: string, exactlyOnce: boolean): Task<CountdownData> 
       ...behaviourOf(reasoning),
       ...(p ? faithfulnessOf(reasoning, p.data.nums, p.data.target) : {}),
     }),
-    calculator: (p) => ({
-      write: (text) => calculatorStep(text, p.data.nums, p.data.target),
-      allows: legalMoveReferee(p.data.nums),
-    }),
+    calculator: (p) => {
+      const r = referee(p.data.nums);
+      return { write: (text) => calculatorStep(text, p.data.nums, p.data.target), allows: r.allows, legal: r.legal };
+    },
     fromData(data, where) {
       const r = ProblemData.safeParse(data);
       if (!r.success)

@@ -14,6 +14,7 @@ import {
   calculatorStep,
   faithfulnessOf,
   legalMoveReferee,
+  referee,
   reachable,
   searchTrace,
 } from "./countdown-search.js";
@@ -263,6 +264,42 @@ test("referee: refuses numbers not in the state, inexact or unseen moves, repeat
   assert.ok(ok("x</think><answer>", "9") && legalMoveReferee([1, 2])("no think yet", "("), "the answer is free");
 });
 
+test("referee: legal (a whole vocabulary at once) gives allows' verdicts at every point of a search", () => {
+  const rng = new Rng(9),
+    words = new Set(["</think>", "<answer>", "<|end|>", " ", ">", ">(", "", "  5", "ok 7", "\n"]);
+  const texts: { nums: number[]; text: string }[] = [];
+  for (let i = 0; i < 12; i++) {
+    const nums = [rng.int(1, 99), rng.int(1, 99), rng.int(1, 99), ...(i % 2 ? [rng.int(1, 99)] : [])];
+    const s = searchTrace(nums, rng.int(1, 200), { budget: 20, shuffle: 0.5, pathOnly: false }, rng);
+    const text = "<think>" + s.reasoning + "</think><answer>" + s.answer + "</answer>";
+    texts.push({ nums, text });
+    // the vocabulary: pieces of the searches, with and without a leading space (as a BPE cuts them)
+    for (let k = 0; k < 60; k++) {
+      const at = rng.int(0, text.length - 1);
+      words.add(text.slice(at, at + rng.int(1, 6)));
+    }
+  }
+  const vocab = [...words];
+  let judged = 0,
+    allowed = 0;
+  for (const { nums, text } of texts)
+    for (let cut = 0; cut <= text.length; cut += 3) {
+      const before = text.slice(0, cut),
+        fast = referee(nums).legal(before, vocab),
+        slow = referee(nums);
+      vocab.forEach((w, v) => {
+        assert.equal(
+          fast[v],
+          slow.allows(before, w) ? 1 : 0,
+          `${JSON.stringify(before.slice(-30))} + ${JSON.stringify(w)}`,
+        );
+        allowed += fast[v]!;
+        judged++;
+      });
+    }
+  assert.ok(allowed > 500 && allowed < judged / 4, `${allowed} of ${judged} allowed`);
+});
+
 test("drills: 24 of the traces' own steps, every one right, the same for the same seed", () => {
   const a = countdown.drill!(new Rng(3)),
     steps = a.split(" ");
@@ -294,7 +331,7 @@ test("problem files: a round trip, and a bad line fails naming its line", () => 
   assert.throws(() => readProblemFile(join(dir, "none.jsonl"), countdown), /cannot read problem file/);
 });
 
-test("the pinned test file: 1,000 test-split problems (500 of 3 and of 4 numbers), as regenerated", () => {
+test("the pinned test file (1,000 test-split problems, 500 of 3 and of 4 numbers) and the dev file, as regenerated", () => {
   const f = join(repoRoot, "data/countdown/test.jsonl");
   const ps = readProblemFile(f, countdown);
   assert.equal(ps.length, 1000);
@@ -304,4 +341,11 @@ test("the pinned test file: 1,000 test-split problems (500 of 3 and of 4 numbers
     "every pinned problem is held out from training draws",
   );
   assert.equal(readFileSync(f, "utf8"), problemFileText(problems(countdown, "test", 1000, 2026)));
+  // the dev file, for choosing settings: test-split problems of another seed, less those in the test file
+  const pinned = new Set(readFileSync(f, "utf8").split("\n")),
+    dev = problemFileText(problems(countdown, "test", 1000, 7))
+      .split("\n")
+      .filter((l) => l && !pinned.has(l));
+  assert.equal(readFileSync(join(repoRoot, "data/countdown/dev.jsonl"), "utf8"), dev.join("\n") + "\n");
+  assert.equal(dev.length, 998);
 });

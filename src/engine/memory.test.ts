@@ -15,6 +15,42 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return d;
 };
 
+test("headLogprobs with allowed tokens: the softmax over them, as logits pushed to −10⁴ elsewhere", () => {
+  const N = 6,
+    C = 5,
+    V = 11,
+    h = P([N, C]),
+    W = P([V, C], 0.5),
+    targets = Int32Array.from({ length: N }, (_, i) => (i * 3) % V);
+  // rows 1 and 4 allow every token; the others allow their target and a few more
+  const allowed = Array.from({ length: N }, (_, r) =>
+    r % 3 === 1 ? null : Uint8Array.from({ length: V }, (_, v) => (v === targets[r] || (v + r) % 4 === 0 ? 1 : 0)),
+  );
+  const bias = new Float32Array(N * V);
+  allowed.forEach((m, r) => m?.forEach((a, v) => (bias[r * V + v] = a ? 0 : -1e4)));
+  const run = (f: () => Tensor) => {
+    h.zeroGrad();
+    W.zeroGrad();
+    const lp = f();
+    const out = { lp: Float32Array.from(lp.data), dh: new Float32Array(0), dW: new Float32Array(0) };
+    E.backward(E.maskedMeanNeg(lp));
+    [out.dh, out.dW] = [Float32Array.from(h.grad), Float32Array.from(W.grad)];
+    E.endStep();
+    return out;
+  };
+  const want = run(() => E.logprobs(E.add(E.linear(h, W), E.constant([N, V], bias)), targets));
+  const got = run(() => E.headLogprobs(h, W, targets, undefined, 4, allowed));
+  const plain = run(() => E.headLogprobs(h, W, targets));
+  assert.ok(maxDiff(want.lp, got.lp) < 1e-5, `log-probs ${maxDiff(want.lp, got.lp)}`);
+  assert.ok(maxDiff(want.dh, got.dh) < 1e-5 && maxDiff(want.dW, got.dW) < 1e-5, "gradients");
+  for (let r = 0; r < N; r++)
+    if (allowed[r]) assert.ok(got.lp[r]! > plain.lp[r]! + 1e-4, `row ${r}: renormalised over fewer tokens`);
+    else assert.ok(Math.abs(got.lp[r]! - plain.lp[r]!) < 1e-6, `row ${r}: no mask, the plain softmax`);
+  const refusing = allowed.map((m, r) => (r === 0 ? new Uint8Array(V) : m));
+  assert.throws(() => E.headLogprobs(h, W, targets, undefined, 4, refusing), /row 0's mask .* refuses its target/);
+  E.endStep();
+});
+
 test("headLogprobs: chunked log-probs, entropy and gradients equal linear + logprobs; with a mask, crossEntropy", () => {
   const N = 10,
     C = 8,

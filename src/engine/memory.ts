@@ -9,6 +9,7 @@ import {
   fillZero,
   isGradEnabled,
   onDevice,
+  onGpu,
   onHost,
   noGrad,
   output,
@@ -61,6 +62,7 @@ const HEAD_CHUNK_ROWS = 128;
 /**
  * log p(targets[n]) under softmax(h[n]·Wᵀ) for h (N, C) and W (V, C), chunk rows at a time; the (N, V) logits
  * never exist at once. `entropy`, when given, receives the entropy of each row whose mask is set (no gradient).
+ * `allowed`, when given, restricts row n's softmax to the tokens its V-long 0/1 mask allows (none: every token).
  */
 export function headLogprobs(
   h: Tensor,
@@ -68,6 +70,7 @@ export function headLogprobs(
   targets: Int32Array,
   entropy?: { mask: Float32Array; out: Float32Array },
   chunk = HEAD_CHUNK_ROWS,
+  allowed?: readonly (Uint8Array | null | undefined)[],
 ): Tensor {
   const [N, C] = h.shape as [number, number],
     V = W.shape[0]!;
@@ -76,12 +79,14 @@ export function headLogprobs(
   for (let i = 0; i < N; i++)
     if (!(targets[i]! >= 0 && targets[i]! < V))
       throw new FrugalError("INDEX", `headLogprobs: target ${targets[i]} at row ${i} is outside [0, ${V})`);
+  if (allowed) checkAllowed(allowed, targets, V);
   const tracks = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
   const out = output([N], tracks),
     lse = output([N], false);
   const mark = scratchMark();
   forChunks(N, chunk, V, (r0, n, logits) => {
     K().gemm(0, 1, n, V, C, 1, h.dev, r0 * C, C, 0, W.dev, 0, C, 0, 0, logits, 0, V, 0, 1);
+    if (allowed) maskLogits(logits, allowed, r0, n, V);
     K().logsoftmaxGather(
       logits,
       targets.subarray(r0, r0 + n),
@@ -94,8 +99,33 @@ export function headLogprobs(
   });
   releaseSince(mark);
   assertFinite("headLogprobs", "log-probabilities", out.data);
-  if (tracks) record(() => headBackward(h, W, targets, lse.dev, out.gdev, chunk));
+  if (tracks) record(() => headBackward(h, W, targets, lse.dev, out.gdev, chunk, allowed));
   return out;
+}
+
+function checkAllowed(allowed: readonly (Uint8Array | null | undefined)[], targets: Int32Array, V: number): void {
+  if (onGpu())
+    throw new FrugalError("DEVICE", "headLogprobs: masks of allowed tokens run on the CPU kernels; use --device cpu");
+  if (allowed.length !== targets.length)
+    throw shapeError("headLogprobs", `${allowed.length} masks`, `one mask (or none) per row: ${targets.length}`);
+  allowed.forEach((m, i) => {
+    if (m && (m.length !== V || !m[targets[i]!]))
+      throw new FrugalError("INDEX", `headLogprobs: row ${i}'s mask of ${m.length} (want ${V}) refuses its target`);
+  });
+}
+
+/** −∞ at the logits a row's mask refuses: the softmax is then over the allowed tokens only. */
+function maskLogits(
+  logits: Float32Array,
+  allowed: readonly (Uint8Array | null | undefined)[],
+  r0: number,
+  n: number,
+  V: number,
+) {
+  for (let r = 0; r < n; r++) {
+    const m = allowed[r0 + r];
+    if (m) for (let v = 0; v < V; v++) if (!m[v]) logits[r * V + v] = -Infinity;
+  }
 }
 
 /** Calls body(firstRow, rows, logitsBuffer) for each chunk of rows, with one reused (chunk × V) buffer. */
@@ -122,7 +152,7 @@ function rowEntropy(
     let s = 0;
     for (let v = 0; v < V; v++) {
       const lp = logits[r * V + v]! - m;
-      s -= Math.exp(lp) * lp;
+      if (lp > -Infinity) s -= Math.exp(lp) * lp; // a refused token (−∞) adds nothing
     }
     out[r0 + r] = s;
   }
@@ -135,6 +165,7 @@ function headBackward(
   lse: Float32Array,
   dlogp: Float32Array,
   chunk: number,
+  allowed?: readonly (Uint8Array | null | undefined)[],
 ) {
   const [N, C] = h.shape as [number, number],
     V = W.shape[0]!;
@@ -145,6 +176,7 @@ function headBackward(
   forChunks(N, chunk, V, (r0, n, logits) => {
     const d = fillZero(dlogits.subarray(0, n * V));
     K().gemm(0, 1, n, V, C, 1, h.dev, r0 * C, C, 0, W.dev, 0, C, 0, 0, logits, 0, V, 0, 1);
+    if (allowed) maskLogits(logits, allowed, r0, n, V);
     K().logsoftmaxGatherBwd(
       logits,
       lse.subarray(r0, r0 + n),

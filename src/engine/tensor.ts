@@ -36,6 +36,10 @@ export function onHost<T extends Float32Array | Uint16Array>(a: T): T {
   res?.toHost(a);
   return a;
 }
+/** Whether GPU kernels hold the engine's arrays (the host's copy of a raw step buffer may then be stale). */
+export function onGpu(): boolean {
+  return res?.active ?? false;
+}
 /** a kept on the device between kernels (raw step buffers only kernels touch). */
 export function onDevice<T extends Float32Array | Uint16Array>(a: T): T {
   if (res?.active) res.track(a);

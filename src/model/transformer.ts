@@ -174,7 +174,8 @@ function finalNorm(model: Model, x: Tensor): Tensor {
 
 /**
  * log p(target) at each of B·T positions (ids and targets row-major (B, T)), without the (B·T, V) logits: the
- * LM head runs in row chunks. What training and RL need from a large-vocabulary model; `entropy` as headLogprobs.
+ * LM head runs in row chunks. What training and RL need from a large-vocabulary model; `entropy` and `allowed`
+ * (per-row masks of the tokens the softmax is over) as headLogprobs.
  */
 export function tokenLogprobs(
   model: Model,
@@ -183,9 +184,10 @@ export function tokenLogprobs(
   B: number,
   T: number,
   entropy?: { mask: Float32Array; out: Float32Array },
+  allowed?: readonly (Uint8Array | null | undefined)[],
 ): Tensor {
   const h = finalNorm(model, trunk(model, ids, B, T, "tokenLogprobs"));
-  return E.headLogprobs(h, p(model, headName(model)), targets, entropy);
+  return E.headLogprobs(h, p(model, headName(model)), targets, entropy, undefined, allowed);
 }
 
 /** The blocks over B sequences of T tokens (ids row-major (B, T)) → final hidden states (B·T, C), before the norm. */

@@ -129,6 +129,29 @@ test("pretraining with drills: drill steps first, then a share of drill micro-ba
   assert.deepEqual([saved.config.drillSteps, saved.config.drillShare], [3, 0.5]);
 });
 
+test("GRPO with legalPolicy: the same first samples, a softmax over legal tokens; it needs the calculator", () => {
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  recipe.stages[0].steps = 20;
+  const run = (legalPolicy: boolean) => {
+    const r = structuredClone(recipe);
+    r.stages[1].legalPolicy = legalPolicy;
+    const out = join(tempDir(), "run");
+    runRecipe(parseRecipe(r, "tiny-countdown.json"), { outDir: out, resume: false, quiet: true });
+    return metrics(out, "grpo");
+  };
+  const plain = run(false),
+    legal = run(true);
+  assert.equal(legal[0].reward, plain[0].reward, "the sampler is the same");
+  assert.equal(legal[0].refused, plain[0].refused);
+  assert.ok(plain[0].refused > 0, "the referee refused picks, so the two policies differ");
+  // renormalised over fewer tokens, the legal policy is less uncertain where the referee judges
+  assert.ok(legal[0].entropy < plain[0].entropy, `entropy ${legal[0].entropy} vs ${plain[0].entropy}`);
+  const r = structuredClone(recipe);
+  Object.assign(r.stages[1], { legalPolicy: true, calculator: false });
+  assert.throws(() => parseRecipe(r, "c.json"), /stages.1.legalPolicy: legalPolicy needs the task's calculator/);
+});
+
 test("GRPO micro-batches: the same updates as one batch, up to the order of float sums", () => {
   const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
   delete recipe.eval;

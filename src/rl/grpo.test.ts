@@ -81,3 +81,73 @@ test("policy update: length-sorted micro-batches, μ = 1 and β = 0 shortcuts gi
   assert.equal(u.metrics.kl, undefined, "β = 0 runs no π_ref forward, so it reports no KL");
   assert.ok(u.metrics.entropy! > 0);
 });
+
+test("policy update under legalPolicy: each softmax over its allowed tokens, as one full batch", () => {
+  const model = initModel(tinyLlamaConfig(12, 16), 4),
+    tokenizer = { tokenId: () => 0 } as unknown as Tokenizer;
+  const rng = new Rng(6),
+    lens = [9, 5, 11, 7];
+  const seqs = lens.map((n) => Array.from({ length: n }, () => rng.int(1, 11)));
+  const masks = seqs.map((s) => lossMask(2, s.length - 2));
+  // sequences 0 and 2 have allowed tokens at some positions (always their own token, and 1–5 others)
+  const allowed = seqs.map((s, i) =>
+    i % 2
+      ? undefined
+      : s.map((tok, x) =>
+          x % 2 ? Uint8Array.from({ length: 12 }, (_, v) => (v === tok || v % x === 1 ? 1 : 0)) : null,
+        ),
+  );
+  const rewards = Float32Array.of(1, 0, 0, 1),
+    group = Int32Array.of(0, 0, 1, 1);
+  const cfg = GrpoConfig.parse({ steps: 1, beta: 0, microBatch: 3, promptsPerStep: 2, groupSize: 2 });
+  const params = trainableParams(model),
+    grads = () => [...params.values()].map((p) => Float32Array.from(p.grad));
+  let fast: Float32Array[] = [];
+  policyUpdate({ model, tokenizer }, model, { seqs, masks, rewards, group, allowed }, [0, 1, 2, 3], 2, cfg, () => {
+    fast = grads();
+    for (const p of params.values()) p.grad.fill(0);
+    return 0;
+  });
+  const batch = makeBatch(seqs, masks, 16, 0),
+    sel = [...batch.mask.keys()].filter((r) => batch.mask[r]);
+  const rows = Array.from(
+    { length: batch.B * batch.T },
+    (_, r) => allowed[Math.floor(r / batch.T)]?.[(r % batch.T) + 1],
+  );
+  const seq = Int32Array.from(sel.map((r) => Math.floor(r / batch.T))),
+    seqLen = new Int32Array(4);
+  for (const b of seq) seqLen[b]!++;
+  const plain = E.noGrad(() =>
+    Float32Array.from(tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T).data),
+  );
+  E.endStep();
+  const lp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T, undefined, rows);
+  assert.ok(
+    sel.filter((r) => rows[r]).every((r) => lp.data[r]! > plain[r]! + 1e-5),
+    "masked rows are renormalised",
+  );
+  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
+  const o = VARIANTS.grpo!.loss(
+    {
+      logp: now,
+      oldLogp: now,
+      refLogp: now,
+      seq,
+      seqLen,
+      group,
+      nGroups: 2,
+      advantages: VARIANTS.grpo!.advantages(rewards, group, 2),
+    },
+    { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
+  );
+  E.backward(
+    E.scalarFn(lp, () => {
+      const grad = new Float32Array(lp.data.length);
+      sel.forEach((r, j) => (grad[r] = o.grad[j]!));
+      return { value: o.loss, grad };
+    }),
+  );
+  const full = grads();
+  E.endStep();
+  full.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - fast[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
+});

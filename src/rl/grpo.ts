@@ -35,6 +35,7 @@ import {
 } from "../train/supervised.js";
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
+import { legalMasks } from "./legal.js";
 import { VARIANTS, type LossInput, type LossOutput } from "./losses.js";
 
 export const GrpoConfig = OptimConfig.extend({
@@ -54,6 +55,11 @@ export const GrpoConfig = OptimConfig.extend({
   overlongCache: z.number().int().nonnegative().default(16),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
   microBatch: z.number().int().positive().optional(),
+  /**
+   * the policy is the softmax over the tokens the calculator's referee allows, wherever it judges: the
+   * distribution the sampler draws from when it redraws refused picks, so those picks are trained too
+   */
+  legalPolicy: z.boolean().default(false),
   /** rollouts keep their KV cache in bfloat16: half its memory (π_old is recomputed in float32 either way) */
   kvCacheBf16: z.boolean().default(false),
   ...TrainedWeights,
@@ -81,10 +87,11 @@ function chunkLogprobs(
   B: number,
   T: number,
   entropyMask?: Float32Array,
+  allowed?: (Uint8Array | null)[],
 ): { logp: Float32Array; entropy: number } {
   return E.noGrad(() => {
     const ent = entropyMask && { mask: entropyMask, out: new Float32Array(B * T) };
-    const logp = Float32Array.from(tokenLogprobs(model, ids, targets, B, T, ent).data);
+    const logp = Float32Array.from(tokenLogprobs(model, ids, targets, B, T, ent, allowed).data);
     let entropy = 0,
       n = 0;
     if (ent)
@@ -101,6 +108,8 @@ function chunkLogprobs(
 interface Rollout {
   seqs: number[][];
   masks: number[][];
+  /** under legalPolicy, set by legalize: per sequence, the legal tokens at each trained target position */
+  allowed?: ((Uint8Array | null)[] | undefined)[];
   samples: Sample[];
   rewards: Float32Array;
   group: Int32Array;
@@ -134,7 +143,7 @@ function rollout<I>(
   cfg: GrpoConfig,
   rng: Rng,
   stepSeed: number,
-): Rollout & { prompts: number } {
+): Rollout & { prompts: number; items: I[]; promptLens: number[] } {
   const items = src.draw(rng, cfg.promptsPerStep),
     endToken = endId(t.tokenizer);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
@@ -173,9 +182,19 @@ function rollout<I>(
     const p = all[i]!,
       completion = [...s.tokens, ...(s.finishReason === "stop" ? [endToken] : [])];
     seqs.push([...p, ...completion]);
-    masks.push(lossMask(p.length, completion.length, s.forced));
+    // a redrawn pick is a sample of the legal-token policy; only the tool's own tokens stay untrained
+    const refused = new Set(cfg.legalPolicy ? s.refused : []);
+    masks.push(
+      lossMask(
+        p.length,
+        completion.length,
+        s.forced?.filter((j) => !refused.has(j)),
+      ),
+    );
   });
   return {
+    items,
+    promptLens: all.map((p) => p.length),
     seqs,
     masks,
     samples,
@@ -184,6 +203,36 @@ function rollout<I>(
     metrics,
     prompts: prompts.reduce((a, p) => a + p.length * cfg.groupSize, 0),
   };
+}
+
+/**
+ * Under legalPolicy: the referee's legal tokens at the trained positions of the kept completions (ro.allowed);
+ * a pick the referee let stand because it refused every token is left out of the loss.
+ */
+function legalize<I>(
+  ro: Rollout & { items: I[]; promptLens: number[] },
+  keep: readonly number[],
+  src: PromptSource<I>,
+  tok: Tokenizer,
+  groupSize: number,
+): void {
+  ro.allowed = [];
+  for (const i of keep) {
+    const calc = src.calculator?.(ro.items[Math.floor(i / groupSize)]!);
+    if (!calc) continue;
+    const p = ro.promptLens[i]!,
+      seq = ro.seqs[i]!,
+      mask = ro.masks[i]!,
+      at = [...mask.keys()].filter((x) => mask[x]).map((x) => x - p);
+    const legal = legalMasks(tok, calc, seq.slice(p), at),
+      row: (Uint8Array | null)[] = [];
+    at.forEach((j, k) => {
+      const m = legal[k]!;
+      if (m === false) mask[p + j] = 0;
+      else row[p + j] = m;
+    });
+    ro.allowed[i] = row;
+  }
 }
 
 /** Keeps groups whose rewards are not all equal (DAPO's dynamic sampling, without re-drawing). */
@@ -203,6 +252,8 @@ function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVar
 interface Chunk {
   batch: Batch;
   at: (readonly [number, number])[];
+  /** per row, the tokens its softmax is over (legalPolicy), absent: every token */
+  allowed?: (Uint8Array | null)[];
 }
 
 /**
@@ -216,6 +267,7 @@ function chunked(
   mb: number,
   maxT: number,
   pad: number,
+  allowed?: Rollout["allowed"],
 ): { chunks: Chunk[]; seq: Int32Array; seqLen: Int32Array } {
   const order = keep.map((i, k) => ({ i, k })).sort((a, b) => seqs[b.i]!.length - seqs[a.i]!.length);
   const chunks: Chunk[] = [],
@@ -229,16 +281,18 @@ function chunked(
       maxT,
       pad,
     );
-    const at: (readonly [number, number])[] = [];
-    part.forEach(({ k }, b) => {
+    const at: (readonly [number, number])[] = [],
+      rows = allowed && new Array<Uint8Array | null>(batch.B * batch.T).fill(null);
+    part.forEach(({ i, k }, b) => {
       for (let x = 0; x < batch.T; x++)
         if (batch.mask[b * batch.T + x]) {
           at.push([b * batch.T + x, seq.length]);
           seq.push(k);
           seqLen[k]!++;
+          if (rows) rows[b * batch.T + x] = allowed![i]?.[x + 1] ?? null; // row x predicts token x + 1
         }
     });
-    chunks.push({ batch, at });
+    chunks.push({ batch, at, ...(rows && { allowed: rows }) });
   }
   return { chunks, seq: Int32Array.from(seq), seqLen };
 }
@@ -260,7 +314,7 @@ function logprobsOf(m: Model, mine: readonly Chunk[], N: number, withEntropy: bo
     sums = new Float64Array(1);
   for (const c of mine) {
     const { ids, targets, mask, B, T } = c.batch;
-    const o = chunkLogprobs(m, ids, targets, B, T, withEntropy ? mask : undefined);
+    const o = chunkLogprobs(m, ids, targets, B, T, withEntropy ? mask : undefined, c.allowed);
     for (const [r, j] of c.at) logp[j] = o.logp[r]!;
     sums[0] += o.entropy * c.at.length; // mean → sum
   }
@@ -279,7 +333,7 @@ function logprobsOf(m: Model, mine: readonly Chunk[], N: number, withEntropy: bo
 export function policyUpdate(
   t: Trainee,
   ref: Model,
-  ro: Pick<Rollout, "seqs" | "masks" | "rewards" | "group">,
+  ro: Pick<Rollout, "seqs" | "masks" | "rewards" | "group" | "allowed">,
   keep: number[],
   nGroups: number,
   cfg: GrpoConfig,
@@ -289,7 +343,7 @@ export function policyUpdate(
     w = world();
   const mb = Math.max(1, Math.min(cfg.microBatch ?? Infinity, Math.ceil(keep.length / w.size))); // every rank gets one
   const maxT = t.model.config.max_position_embeddings;
-  const { chunks, seq, seqLen } = chunked(ro.seqs, ro.masks, keep, mb, maxT, padId(t.tokenizer));
+  const { chunks, seq, seqLen } = chunked(ro.seqs, ro.masks, keep, mb, maxT, padId(t.tokenizer), ro.allowed);
   const N = seq.length,
     mine = chunks.filter((_, c) => c % w.size === w.rank); // chunks go round the ranks
   const fused = cfg.ppoEpochs === 1;
@@ -316,7 +370,7 @@ export function policyUpdate(
     for (const c of mine) {
       const { ids, targets, mask, B, T } = c.batch;
       const ent = fused ? { mask, out: new Float32Array(B * T) } : undefined;
-      const lp = tokenLogprobs(t.model, ids, targets, B, T, ent);
+      const lp = tokenLogprobs(t.model, ids, targets, B, T, ent, c.allowed);
       // a token's gradient depends only on its own sequence's log-probs, so a chunk's gradient is exact with the
       // other chunks' entries not yet refreshed; gradients add up across chunks
       E.backward(
@@ -400,6 +454,7 @@ export function trainGrpo<I>(
       // flat groups' advantages are 0: without a KL term their gradient is exactly zero, so they are left out
       const keep = variant.dynamicSampling || cfg.beta === 0 ? flat.keep : [...ro.rewards.keys()],
         nGroups = variant.dynamicSampling ? keep.length / cfg.groupSize : cfg.promptsPerStep;
+      if (cfg.legalPolicy) legalize(ro, keep, src, t.tokenizer, cfg.groupSize);
       const lens = ro.samples.map((s) => s.tokens.length);
       const metrics: Record<string, number> = {
         reward: mean([...ro.rewards]),

@@ -17,7 +17,12 @@ export const Grpo = GrpoConfig.extend({
   calculator: z.boolean().default(false),
   /** weight of R1's format reward beside accuracy (1 for a correct answer) */
   formatWeight: z.number().min(0).default(0.1),
-}).strict();
+})
+  .strict()
+  .refine((s) => !s.legalPolicy || (s.calculator && getTask(s.task).calculator), {
+    message: "legalPolicy needs the task's calculator (its referee judges the moves): set calculator true on countdown",
+    path: ["legalPolicy"],
+  });
 export type Grpo = z.infer<typeof Grpo>;
 
 export const grpo: StageKind<Grpo> = {

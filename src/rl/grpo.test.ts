@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
+import type { Tensor } from "../engine/tensor.js";
 import { Rng } from "../common/rng.js";
 import { initModel, tokenLogprobs } from "../model/transformer.js";
 import { trainableParams } from "../model/lora.js";
@@ -11,6 +12,28 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { makeBatch } from "../train/batch.js";
 import { GrpoConfig, lossMask, policyUpdate } from "./grpo.js";
 import { VARIANTS } from "./losses.js";
+
+/** The parameters' gradients of a loss o over the rows `sel` of lp (one full batch: the reference). */
+function referenceGrads(
+  lp: Tensor,
+  sel: number[],
+  o: { loss: number; grad: Float32Array },
+  grads: () => Float32Array[],
+) {
+  E.backward(
+    E.scalarFn(lp, () => {
+      const grad = new Float32Array(lp.data.length);
+      sel.forEach((r, j) => (grad[r] = o.grad[j]!));
+      return { value: o.loss, grad };
+    }),
+  );
+  const full = grads();
+  E.endStep();
+  return full;
+}
+
+const sameGrads = (a: Float32Array[], b: Float32Array[]) =>
+  a.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - b[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
 
 test("loss mask: prompt 0, completion 1, a tool's forced tokens 0", () => {
   assert.deepEqual(lossMask(2, 3), [0, 0, 1, 1, 1]);
@@ -63,16 +86,8 @@ test("policy update: length-sorted micro-batches, μ = 1 and β = 0 shortcuts gi
       maxLen: 129,
     },
   );
-  E.backward(
-    E.scalarFn(lp, () => {
-      const grad = new Float32Array(lp.data.length);
-      sel.forEach((r, j) => (grad[r] = o.grad[j]!));
-      return { value: o.loss, grad };
-    }),
-  );
-  const full = grads();
-  E.endStep();
-  full.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - fast[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
+  const full = referenceGrads(lp, sel, o, grads);
+  sameGrads(full, fast);
   assert.ok(
     full.some((g) => g.some((x) => Math.abs(x) > 1e-4)),
     "the gradient is not zero",
@@ -140,14 +155,6 @@ test("policy update under legalPolicy: each softmax over its allowed tokens, as 
     },
     { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
   );
-  E.backward(
-    E.scalarFn(lp, () => {
-      const grad = new Float32Array(lp.data.length);
-      sel.forEach((r, j) => (grad[r] = o.grad[j]!));
-      return { value: o.loss, grad };
-    }),
-  );
-  const full = grads();
-  E.endStep();
-  full.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - fast[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
+  const full = referenceGrads(lp, sel, o, grads);
+  sameGrads(full, fast);
 });

@@ -183,14 +183,8 @@ function rollout<I>(
       completion = [...s.tokens, ...(s.finishReason === "stop" ? [endToken] : [])];
     seqs.push([...p, ...completion]);
     // a redrawn pick is a sample of the legal-token policy; only the tool's own tokens stay untrained
-    const refused = new Set(cfg.legalPolicy ? s.refused : []);
-    masks.push(
-      lossMask(
-        p.length,
-        completion.length,
-        s.forced?.filter((j) => !refused.has(j)),
-      ),
-    );
+    const untrained = cfg.legalPolicy ? s.forced?.filter((j) => !s.refused?.includes(j)) : s.forced;
+    masks.push(lossMask(p.length, completion.length, untrained));
   });
   return {
     items,

@@ -343,7 +343,8 @@ export function legalMoveReferee(nums: readonly number[]): (text: string, next: 
 
 /**
  * The referee (see legalMoveReferee) as `allows`, one token's verdict, and `legal`, every token of a vocabulary
- * at once (1 where allowed), which reads the text once and sorts out most tokens by their first character.
+ * at once (1 where allowed), which reads the text once and judges only the tokens that are pieces of legal words
+ * (and the few with a space inside, a tag or ">").
  */
 export function referee(nums: readonly number[]): {
   allows(text: string, next: string): boolean;
@@ -371,7 +372,7 @@ export function referee(nums: readonly number[]): {
     if (next === "</think>") return true;
     if (next.includes("<") || (text.slice(-1) + next).includes("  ")) return false; // no other tag, no double space
     // a word ends only when complete: a move at its "=" (the tool then writes), one of WORDS, or the tool's text
-    if (/[ >]/.test(next) && !(last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last))) return false;
+    if (/[ >]/.test(next) && !wordDone(last)) return false;
     const full = text + next,
       at = Math.max(full.lastIndexOf(" "), full.lastIndexOf(">")) + 1,
       word = full.slice(at);
@@ -403,7 +404,7 @@ export function referee(nums: readonly number[]): {
       ];
       for (const w of here) piecesOf(w, last, "", plain, judge);
       // one space then such text starts a word after a complete one
-      if (!text.endsWith(" ") && (last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last)))
+      if (!text.endsWith(" ") && wordDone(last))
         for (const w of [...WORDS, ...movesAt(text + " ", think, text.length + 1, text.length)])
           piecesOf(w, "", " ", plain, judge);
       other.forEach(judge);
@@ -411,6 +412,9 @@ export function referee(nums: readonly number[]): {
     },
   };
 }
+
+/** Whether the last word is complete, so a space may follow: empty, one of WORDS, or ending as the tool writes. */
+const wordDone = (last: string) => last === "" || WORDS.includes(last) || /(=\d+|\)|yes|no)$/.test(last);
 
 /** Calls judge on every token that is `lead` + a piece of `word` just after `last` (word must start with last). */
 function piecesOf(word: string, last: string, lead: string, plain: Map<string, number[]>, judge: (v: number) => void) {

@@ -34,7 +34,9 @@ export function printReport(r: EvalReport): void {
       );
   }
   for (const [d, b] of Object.entries(r.byDifficulty))
-    console.log(`  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}`);
+    console.log(
+      `  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}  mean length ${b.meanLength.toFixed(1)}  truncated ${pct(b.truncationRate)}`,
+    );
 }
 
 export function registerEval(program: Command): void {

@@ -175,7 +175,8 @@ function finalNorm(model: Model, x: Tensor): Tensor {
 /**
  * log p(target) at each of B·T positions (ids and targets row-major (B, T)), without the (B·T, V) logits: the
  * LM head runs in row chunks. What training and RL need from a large-vocabulary model; `entropy` and `allowed`
- * (per-row masks of the tokens the softmax is over) as headLogprobs.
+ * (per-row masks of the tokens the softmax is over) as headLogprobs; `temperature` divides the logits (the
+ * distribution a sampler at that temperature draws from).
  */
 export function tokenLogprobs(
   model: Model,
@@ -185,8 +186,10 @@ export function tokenLogprobs(
   T: number,
   entropy?: { mask: Float32Array; out: Float32Array },
   allowed?: readonly (Uint8Array | null | undefined)[],
+  temperature = 1,
 ): Tensor {
-  const h = finalNorm(model, trunk(model, ids, B, T, "tokenLogprobs"));
+  const normed = finalNorm(model, trunk(model, ids, B, T, "tokenLogprobs"));
+  const h = temperature === 1 ? normed : E.scale(normed, 1 / temperature); // (h/τ)·Wᵀ = logits/τ
   return E.headLogprobs(h, p(model, headName(model)), targets, entropy, undefined, allowed);
 }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import type { Tensor } from "../engine/tensor.js";
 import { Rng } from "../common/rng.js";
-import { initModel, tokenLogprobs } from "../model/transformer.js";
+import { forward, initModel, tokenLogprobs } from "../model/transformer.js";
 import { trainableParams } from "../model/lora.js";
 import { tinyLlamaConfig } from "../model/testing.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -157,4 +157,57 @@ test("policy update under legalPolicy: each softmax over its allowed tokens, as 
   );
   const full = referenceGrads(lp, sel, o, grads);
   sameGrads(full, fast);
+});
+
+test("log-probs at temperature τ: log-softmax of logits / τ, and GRPO trains the distribution it sampled", () => {
+  const model = initModel(tinyLlamaConfig(12, 16), 8),
+    tokenizer = { tokenId: () => 0 } as unknown as Tokenizer;
+  const rng = new Rng(9),
+    seqs = [8, 6, 9, 5].map((n) => Array.from({ length: n }, () => rng.int(1, 11)));
+  const masks = seqs.map((s) => lossMask(2, s.length - 2));
+  const batch = makeBatch(seqs, masks, 16, 0),
+    sel = [...batch.mask.keys()].filter((r) => batch.mask[r]);
+  const logits = E.noGrad(() => Float32Array.from(forward(model, batch.ids, batch.B, batch.T).data));
+  const hot = E.noGrad(() => Float32Array.from(tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T).data));
+  const cold = E.noGrad(() =>
+    Float32Array.from(tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T, undefined, undefined, 0.5).data),
+  );
+  E.endStep();
+  for (const r of sel) {
+    const row = logits.subarray(r * 12, (r + 1) * 12),
+      max = Math.max(...row.map((x) => x / 0.5));
+    const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x / 0.5 - max), 0));
+    assert.ok(Math.abs(cold[r]! - (row[batch.targets[r]!]! / 0.5 - lse)) < 1e-4, `row ${r}`);
+    assert.ok(Math.abs(cold[r]! - hot[r]!) > 1e-4, `row ${r}: τ changed nothing`);
+  }
+  const rewards = Float32Array.of(1, 0, 0, 1),
+    group = Int32Array.of(0, 0, 1, 1);
+  const cfg = GrpoConfig.parse({ steps: 1, beta: 0, temperature: 0.5, promptsPerStep: 2, groupSize: 2 });
+  const params = trainableParams(model),
+    grads = () => [...params.values()].map((p) => Float32Array.from(p.grad));
+  let fast: Float32Array[] = [];
+  policyUpdate({ model, tokenizer }, model, { seqs, masks, rewards, group }, [0, 1, 2, 3], 2, cfg, () => {
+    fast = grads();
+    for (const p of params.values()) p.grad.fill(0);
+    return 0;
+  });
+  const seq = Int32Array.from(sel.map((r) => Math.floor(r / batch.T))),
+    seqLen = new Int32Array(4);
+  for (const b of seq) seqLen[b]!++;
+  const lp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T, undefined, undefined, 0.5);
+  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
+  const o = VARIANTS.grpo!.loss(
+    {
+      logp: now,
+      oldLogp: now,
+      refLogp: now,
+      seq,
+      seqLen,
+      group,
+      nGroups: 2,
+      advantages: VARIANTS.grpo!.advantages(rewards, group, 2),
+    },
+    { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
+  );
+  sameGrads(referenceGrads(lp, sel, o, grads), fast);
 });

@@ -4,7 +4,8 @@
 // policy is refreshed every N steps. Sources of prompts and rewards are plugged in (tasks, safety), so
 // this file knows no task. The objective and its variants are written out in losses.ts. Deviations
 // from the paper: π_old is recomputed with a training forward (not taken from the sampler, whose
-// numerics differ slightly); DAPO's dynamic sampling drops zero-variance groups without re-drawing.
+// numerics differ slightly); DAPO's dynamic sampling drops zero-variance groups without re-drawing. Every
+// log-prob (π_θ, π_old, π_ref) is of the sampled distribution, logits / temperature, as verl computes them.
 // Not here: value models, neural reward models for reasoning, sequence packing.
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
@@ -86,12 +87,13 @@ function chunkLogprobs(
   targets: Int32Array,
   B: number,
   T: number,
-  entropyMask?: Float32Array,
-  allowed?: (Uint8Array | null)[],
+  entropyMask: Float32Array | undefined,
+  allowed: (Uint8Array | null)[] | undefined,
+  temperature: number,
 ): { logp: Float32Array; entropy: number } {
   return E.noGrad(() => {
     const ent = entropyMask && { mask: entropyMask, out: new Float32Array(B * T) };
-    const logp = Float32Array.from(tokenLogprobs(model, ids, targets, B, T, ent, allowed).data);
+    const logp = Float32Array.from(tokenLogprobs(model, ids, targets, B, T, ent, allowed, temperature).data);
     let entropy = 0,
       n = 0;
     if (ent)
@@ -303,12 +305,12 @@ function shareEntries(arr: Float32Array, mine: readonly Chunk[]): void {
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /** Per-token log-probs of every chunk's trained tokens under model m (this rank computes its chunks), and entropy. */
-function logprobsOf(m: Model, mine: readonly Chunk[], N: number, withEntropy: boolean) {
+function logprobsOf(m: Model, mine: readonly Chunk[], N: number, withEntropy: boolean, temperature: number) {
   const logp = new Float32Array(N),
     sums = new Float64Array(1);
   for (const c of mine) {
     const { ids, targets, mask, B, T } = c.batch;
-    const o = chunkLogprobs(m, ids, targets, B, T, withEntropy ? mask : undefined, c.allowed);
+    const o = chunkLogprobs(m, ids, targets, B, T, withEntropy ? mask : undefined, c.allowed, temperature);
     for (const [r, j] of c.at) logp[j] = o.logp[r]!;
     sums[0] += o.entropy * c.at.length; // mean → sum
   }
@@ -341,7 +343,7 @@ export function policyUpdate(
   const N = seq.length,
     mine = chunks.filter((_, c) => c % w.size === w.rank); // chunks go round the ranks
   const fused = cfg.ppoEpochs === 1;
-  const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, mine, N, true);
+  const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, mine, N, true, cfg.temperature);
   const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],
     gIndex = new Map(groupsKept.map((g, j) => [g, j]));
   const rewardsKept = Float32Array.from(keep.map((i) => ro.rewards[i]!)),
@@ -349,7 +351,7 @@ export function policyUpdate(
   const inp: LossInput = {
     logp: new Float32Array(N),
     oldLogp: old.logp,
-    refLogp: cfg.beta > 0 ? logprobsOf(ref, mine, N, false).logp : old.logp,
+    refLogp: cfg.beta > 0 ? logprobsOf(ref, mine, N, false, cfg.temperature).logp : old.logp,
     seq,
     seqLen,
     group: groupOf,
@@ -364,7 +366,7 @@ export function policyUpdate(
     for (const c of mine) {
       const { ids, targets, mask, B, T } = c.batch;
       const ent = fused ? { mask, out: new Float32Array(B * T) } : undefined;
-      const lp = tokenLogprobs(t.model, ids, targets, B, T, ent, c.allowed);
+      const lp = tokenLogprobs(t.model, ids, targets, B, T, ent, c.allowed, cfg.temperature);
       // a token's gradient depends only on its own sequence's log-probs, so a chunk's gradient is exact with the
       // other chunks' entries not yet refreshed; gradients add up across chunks
       E.backward(

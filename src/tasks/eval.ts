@@ -50,7 +50,11 @@ export interface EvalReport {
   refusedPerCompletion?: number;
   /** search tasks: behaviour counts per completion, and the share of solved ones whose reasoning backtracks */
   behaviour: Record<string, number> | null;
-  byDifficulty: Record<string, { n: number; pass1: number; greedyAccuracy: number | null }>;
+  /** per difficulty: pass@1, greedy accuracy, and the mean length (tokens) and truncated share of its samples */
+  byDifficulty: Record<
+    string,
+    { n: number; pass1: number; greedyAccuracy: number | null; meanLength: number; truncationRate: number }
+  >;
   examples: { prompt: string; completion: string; correct: boolean }[];
   generatedTokens: number;
   wallMs: number;
@@ -151,6 +155,31 @@ export function behaviourSummary(
   return out;
 }
 
+type Sampled = { tokens: readonly number[]; finishReason: string };
+
+/** The report's per-difficulty rows: samples[i·k … i·k+k) and acc alike belong to problem i. */
+export function difficultyRows(
+  ps: readonly { difficulty: number }[],
+  samples: readonly Sampled[],
+  acc: readonly number[],
+  gAcc: readonly number[] | null,
+  k: number,
+): EvalReport["byDifficulty"] {
+  const rows: EvalReport["byDifficulty"] = {};
+  for (const d of new Set(ps.map((p) => p.difficulty))) {
+    const idx = ps.map((p, i) => (p.difficulty === d ? i : -1)).filter((i) => i >= 0),
+      mine = idx.flatMap((i) => samples.slice(i * k, (i + 1) * k));
+    rows[String(d)] = {
+      n: idx.length,
+      pass1: mean(idx.flatMap((i) => acc.slice(i * k, (i + 1) * k))),
+      greedyAccuracy: gAcc ? mean(idx.map((i) => gAcc[i]!)) : null,
+      meanLength: mean(mine.map((s) => s.tokens.length)),
+      truncationRate: mean(mine.map((s) => (s.finishReason === "length" ? 1 : 0))),
+    };
+  }
+  return rows;
+}
+
 export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial<EvalOptions> = {}): EvalReport {
   const o = { ...defaultEval, ...opts },
     t0 = performance.now();
@@ -161,15 +190,7 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
   const acc = samples.map((s, i) => accuracyReward(s.text, { task, problem: ps[Math.floor(i / o.k)]! }).reward);
   const greedy = o.greedy ? sampleAll(model, tok, ps, task, 1, { ...o, onSampled: report(samples.length) }, 0) : null;
   const gAcc = greedy?.map((s, i) => accuracyReward(s.text, { task, problem: ps[i]! }).reward) ?? null;
-  const byDifficulty: EvalReport["byDifficulty"] = {};
-  for (const d of new Set(ps.map((p) => p.difficulty))) {
-    const idx = ps.map((p, i) => (p.difficulty === d ? i : -1)).filter((i) => i >= 0);
-    byDifficulty[String(d)] = {
-      n: idx.length,
-      pass1: mean(idx.flatMap((i) => acc.slice(i * o.k, (i + 1) * o.k))),
-      greedyAccuracy: gAcc ? mean(idx.map((i) => gAcc[i]!)) : null,
-    };
-  }
+  const byDifficulty = difficultyRows(ps, samples, acc, gAcc, o.k);
   return {
     task: task.name,
     nProblems: ps.length,

@@ -35,6 +35,28 @@ function referenceGrads(
 const sameGrads = (a: Float32Array[], b: Float32Array[]) =>
   a.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - b[i]![k]!) < 1e-6, `param ${i}[${k}]`)));
 
+/** GRPO's loss at π_θ = π_old = π_ref over the trained rows `sel` of lp, one batch of B sequences of T positions. */
+function onPolicyLoss(lp: Tensor, sel: number[], T: number, B: number, rewards: Float32Array, group: Int32Array) {
+  const seq = Int32Array.from(sel.map((r) => Math.floor(r / T))),
+    seqLen = new Int32Array(B),
+    nGroups = new Set(group).size;
+  for (const b of seq) seqLen[b]!++;
+  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
+  return VARIANTS.grpo!.loss(
+    {
+      logp: now,
+      oldLogp: now,
+      refLogp: now,
+      seq,
+      seqLen,
+      group,
+      nGroups,
+      advantages: VARIANTS.grpo!.advantages(rewards, group, nGroups),
+    },
+    { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
+  );
+}
+
 test("loss mask: prompt 0, completion 1, a tool's forced tokens 0", () => {
   assert.deepEqual(lossMask(2, 3), [0, 0, 1, 1, 1]);
   assert.deepEqual(lossMask(2, 5, [1, 2]), [0, 0, 1, 0, 0, 1, 1]);
@@ -129,9 +151,6 @@ test("policy update under legalPolicy: each softmax over its allowed tokens, as 
     { length: batch.B * batch.T },
     (_, r) => allowed[Math.floor(r / batch.T)]?.[(r % batch.T) + 1],
   );
-  const seq = Int32Array.from(sel.map((r) => Math.floor(r / batch.T))),
-    seqLen = new Int32Array(4);
-  for (const b of seq) seqLen[b]!++;
   const plain = E.noGrad(() =>
     Float32Array.from(tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T).data),
   );
@@ -141,21 +160,7 @@ test("policy update under legalPolicy: each softmax over its allowed tokens, as 
     sel.filter((r) => rows[r]).every((r) => lp.data[r]! > plain[r]! + 1e-5),
     "masked rows are renormalised",
   );
-  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
-  const o = VARIANTS.grpo!.loss(
-    {
-      logp: now,
-      oldLogp: now,
-      refLogp: now,
-      seq,
-      seqLen,
-      group,
-      nGroups: 2,
-      advantages: VARIANTS.grpo!.advantages(rewards, group, 2),
-    },
-    { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
-  );
-  const full = referenceGrads(lp, sel, o, grads);
+  const full = referenceGrads(lp, sel, onPolicyLoss(lp, sel, batch.T, 4, rewards, group), grads);
   sameGrads(full, fast);
 });
 
@@ -191,23 +196,6 @@ test("log-probs at temperature τ: log-softmax of logits / τ, and GRPO trains t
     for (const p of params.values()) p.grad.fill(0);
     return 0;
   });
-  const seq = Int32Array.from(sel.map((r) => Math.floor(r / batch.T))),
-    seqLen = new Int32Array(4);
-  for (const b of seq) seqLen[b]!++;
   const lp = tokenLogprobs(model, batch.ids, batch.targets, batch.B, batch.T, undefined, undefined, 0.5);
-  const now = Float32Array.from(sel.map((r) => lp.data[r]!));
-  const o = VARIANTS.grpo!.loss(
-    {
-      logp: now,
-      oldLogp: now,
-      refLogp: now,
-      seq,
-      seqLen,
-      group,
-      nGroups: 2,
-      advantages: VARIANTS.grpo!.advantages(rewards, group, 2),
-    },
-    { eps: 0.2, epsHigh: 0.28, beta: 0, maxLen: 129 },
-  );
-  sameGrads(referenceGrads(lp, sel, o, grads), fast);
+  sameGrads(referenceGrads(lp, sel, onPolicyLoss(lp, sel, batch.T, 4, rewards, group), grads), fast);
 });

@@ -48,6 +48,8 @@ test("headLogprobs with allowed tokens: the softmax over them, as logits pushed 
     else assert.ok(Math.abs(got.lp[r]! - plain.lp[r]!) < 1e-6, `row ${r}: no mask, the plain softmax`);
   const refusing = allowed.map((m, r) => (r === 0 ? new Uint8Array(V) : m));
   assert.throws(() => E.headLogprobs(h, W, targets, undefined, 4, refusing), /row 0's mask .* refuses its target/);
+  const short = allowed.map((m, r) => (r === 0 ? new Uint8Array(V - 1).fill(1) : m));
+  assert.throws(() => E.headLogprobs(h, W, targets, undefined, 4, short), /expected 11 \(V\), got row 0's mask of 10/);
   E.endStep();
 });
 

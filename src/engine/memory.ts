@@ -109,8 +109,12 @@ function checkAllowed(allowed: readonly (Uint8Array | null | undefined)[], targe
   if (allowed.length !== targets.length)
     throw shapeError("headLogprobs", `${allowed.length} masks`, `one mask (or none) per row: ${targets.length}`);
   allowed.forEach((m, i) => {
-    if (m && (m.length !== V || !m[targets[i]!]))
-      throw new FrugalError("INDEX", `headLogprobs: row ${i}'s mask of ${m.length} (want ${V}) refuses its target`);
+    if (m && m.length !== V) throw shapeError("headLogprobs", `row ${i}'s mask of ${m.length} tokens`, `${V} (V)`);
+    if (m && !m[targets[i]!])
+      throw new FrugalError(
+        "INDEX",
+        `headLogprobs: row ${i}'s mask of allowed tokens refuses its target ${targets[i]}`,
+      );
   });
 }
 

@@ -213,8 +213,12 @@ function legalize<I>(
   groupSize: number,
 ): void {
   ro.allowed = [];
+  // one calculator per prompt: its referee's move cache then serves the whole group
+  const calcs = new Map<number, Calculator | undefined>();
   for (const i of keep) {
-    const calc = src.calculator?.(ro.items[Math.floor(i / groupSize)]!);
+    const g = Math.floor(i / groupSize);
+    if (!calcs.has(g)) calcs.set(g, src.calculator?.(ro.items[g]!));
+    const calc = calcs.get(g);
     if (!calc) continue;
     const p = ro.promptLens[i]!,
       seq = ro.seqs[i]!,

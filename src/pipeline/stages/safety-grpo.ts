@@ -8,6 +8,7 @@ import { loadModelDir } from "../../model/load.js";
 import { biasChannelConfig } from "../../model/surgery.js";
 import { GrpoConfig, trainGrpo } from "../../rl/grpo.js";
 import { loadGuard } from "../../safety/hf-guard.js";
+import type { SafetyJudge } from "../../safety/guard.js";
 import { mixedSource } from "../../safety/source.js";
 import { calibrateDecision, STEERING_FILE, tuneSteering, type DecisionCalibration } from "../../safety/steer.js";
 import { getTask } from "../../tasks/index.js";
@@ -32,8 +33,20 @@ export const SafetyGrpo = GrpoConfig.extend({
   decisionBenignRate: z.number().gt(0).lt(0.5).optional(),
   /** the task's prompts are sampled with its calculator (as in the grpo stage); safety prompts never are */
   calculator: z.boolean().default(false),
+  /** weight of R1's format reward beside accuracy on the task's prompts (as in the grpo stage) */
+  formatWeight: z.number().min(0).default(0.1),
 }).strict();
 export type SafetyGrpo = z.infer<typeof SafetyGrpo>;
+
+/** The stage's prompts: the task's (rule reward, format at formatWeight) mixed with safety draws judged by the guard. */
+export function safetyGrpoSource(s: SafetyGrpo, guard: SafetyJudge) {
+  return mixedSource(
+    taskSource(getTask(s.task), s.difficulties, s.calculator, s.formatWeight),
+    guard,
+    s.safetyFrac,
+    s.promptChars,
+  );
+}
 
 export const safetyGrpo: StageKind<SafetyGrpo> = {
   type: "safety-grpo",
@@ -43,12 +56,7 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   dataParallel: true,
   run(s, io, env) {
     const guard = loadGuard(env.checkpointOf(s.guard));
-    const src = mixedSource(
-      taskSource(getTask(s.task), s.difficulties, s.calculator),
-      guard,
-      s.safetyFrac,
-      s.promptChars,
-    );
+    const src = safetyGrpoSource(s, guard);
     const init = () => {
       const t = loadModelDir(env.checkpointOf(s.from)),
         ctx = t.model.config.max_position_embeddings;

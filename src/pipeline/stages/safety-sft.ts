@@ -15,8 +15,18 @@ import type { Tokenizer } from "../../tokenizer/tokenizer.js";
 import { addUsage, noUsage, type LoopOutcome, type StageIO } from "../../train/loop.js";
 import { saveStage, SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
-import { mixShapes, SafetyMix } from "./safety-mix.js";
-import { cachedTraces, stageName, supervisedForecast, traceOf, verifiedTraces, type Trace } from "./shared.js";
+import { mixShapes, SafetyMix, safetyDrawTokens } from "./safety-mix.js";
+import type { StageForecast } from "../../cost/forecast.js";
+import {
+  cachedTraces,
+  stageName,
+  stageTraceLengths,
+  supervisedForecast,
+  traceOf,
+  verifiedTraces,
+  withSampling,
+  type Trace,
+} from "./shared.js";
 
 export const SafetySft = SupervisedConfig.extend({
   type: z.literal("safety-sft"),
@@ -41,7 +51,18 @@ export const SafetySft = SupervisedConfig.extend({
   members: z.number().int().min(1).max(8).default(1),
   /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
   tracePrompts: z.number().int().positive().default(512),
-}).strict();
+  /** new tokens per sampled task completion: a countdown search needs ~512, an addition answer < 96 */
+  traceTokens: z.number().int().positive().default(96),
+  /** sample the task half with the task's calculator, as the countdown rs-sft and eval do */
+  calculator: z.boolean().default(false),
+  /** each batch is all safety draws or all task traces (drawn per step), so short draws are not padded to searches */
+  bucketByKind: z.boolean().default(false),
+})
+  .strict()
+  .refine((s) => !s.calculator || getTask(s.task).calculator, {
+    message: "calculator needs a task that has one (countdown); drop it or change the task",
+    path: ["calculator"],
+  });
 export type SafetySft = z.infer<typeof SafetySft>;
 
 /**
@@ -78,6 +99,20 @@ function policyVocabGrower(
       );
   }
   return (t) => ({ model: growVocab(t.model, tokenizer.vocabSize, pieces), tokenizer });
+}
+
+/**
+ * One batch of s.batchSize rows: each a safety draw with probability safetyFrac and a task trace otherwise, or
+ * with bucketByKind one such draw decides the whole batch (a share safetyFrac of the batches are all safety).
+ */
+export function mixBatch<E>(
+  rng: Rng,
+  s: { batchSize: number; safetyFrac: number; bucketByKind: boolean },
+  safety: () => E,
+  task: () => E,
+): E[] {
+  const safetyBatch = s.bucketByKind ? rng.next() < s.safetyFrac : undefined;
+  return Array.from({ length: s.batchSize }, () => ((safetyBatch ?? rng.next() < s.safetyFrac) ? safety() : task()));
 }
 
 type Trained = LoopOutcome & { trainee: Trainee };
@@ -120,10 +155,15 @@ export const safetySft: StageKind<SafetySft> = {
     // data into safety training); reference traces instead undid GRPO's gains
     const task = getTask(s.task),
       from = env.checkpointOf(s.from);
-    const sampling = { prompts: s.tracePrompts, samplesPerPrompt: 4, sampleTemperature: 1, maxNewTokens: 96 };
-    const traces = cachedTraces(io, () =>
-      verifiedTraces(loadModelDir(from), task, { ...sampling, difficulties: s.difficulties }, io.seed),
-    );
+    const sampling = {
+      prompts: s.tracePrompts,
+      samplesPerPrompt: 4,
+      sampleTemperature: 1,
+      maxNewTokens: s.traceTokens,
+      calculator: s.calculator,
+      difficulties: s.difficulties,
+    };
+    const traces = cachedTraces(io, () => verifiedTraces(loadModelDir(from), task, sampling, io.seed));
     let grow: ((t: Trainee) => Trainee) | null = null; // the grown tokenizer, learned once for every member
     const init = () => {
       const t = loadModelDir(from);
@@ -136,8 +176,11 @@ export const safetySft: StageKind<SafetySft> = {
         mio,
         init,
         (_step, rng, t) =>
-          Array.from({ length: s.batchSize }, () =>
-            rng.next() < s.safetyFrac ? safetyExample(t.tokenizer, rng, s) : traceOf(traces, rng, t),
+          mixBatch(
+            rng,
+            s,
+            () => safetyExample(t.tokenizer, rng, s),
+            () => traceOf(traces, rng, t),
           ),
         s,
         s,
@@ -149,9 +192,21 @@ export const safetySft: StageKind<SafetySft> = {
   forecast(s, ctx) {
     const from = ctx.configs.get(s.from)!,
       config = s.vocabSize ? { ...from, vocab_size: s.vocabSize } : from;
-    const { T } = mixShapes(s, s.batchSize, config.vocab_size);
     // what the stage hands on: its members merged side by side
     ctx.configs.set(s.name, s.members > 1 ? mergedConfig(config, s.members) : config);
-    return supervisedForecast(s, config, T, ctx, s.members);
+    const L = stageTraceLengths(s.task, s.difficulties),
+      taskT = L.maxPrompt + Math.min(L.maxCompletion, s.traceTokens);
+    const sampled = (f: StageForecast) =>
+      withSampling(f, { prompts: s.tracePrompts, samplesPerPrompt: 4 }, from, L.completion, taskT, ctx);
+    if (!s.bucketByKind)
+      return sampled(supervisedForecast(s, config, mixShapes(s, s.batchSize, config.vocab_size).T, ctx, s.members));
+    // one kind per batch: a share safetyFrac of the steps at the safety draws' length, the rest at the traces'
+    const safetyT = safetyDrawTokens(s.batchSize, s.promptChars, config.vocab_size).longest;
+    const part = (share: number, T: number) =>
+      supervisedForecast({ ...s, steps: s.steps * share }, config, T, ctx, s.members);
+    const a = part(s.safetyFrac, safetyT),
+      b = part(1 - s.safetyFrac, taskT);
+    const detail = `${s.members} members × ${s.steps} steps (safety at ${Math.round(safetyT)} tokens, task at ${taskT})`;
+    return sampled({ name: s.name, seconds: a.seconds + b.seconds, flops: a.flops + b.flops, detail });
   },
 };

@@ -5,7 +5,15 @@ import { loadModelDir } from "../../model/load.js";
 import { GrpoConfig, trainGrpo } from "../../rl/grpo.js";
 import { getTask } from "../../tasks/index.js";
 import type { StageKind } from "./kind.js";
-import { difficultyList, grpoForecast, stageInput, stageName, stageTraceLengths, taskSource } from "./shared.js";
+import {
+  difficultyList,
+  formatWeight,
+  grpoForecast,
+  stageInput,
+  stageName,
+  stageTraceLengths,
+  taskSource,
+} from "./shared.js";
 
 export const Grpo = GrpoConfig.extend({
   type: z.literal("grpo"),
@@ -15,8 +23,7 @@ export const Grpo = GrpoConfig.extend({
   difficulties: difficultyList,
   /** sample with the task's calculator (results written, legal moves only); its tokens are not trained */
   calculator: z.boolean().default(false),
-  /** weight of R1's format reward beside accuracy (1 for a correct answer) */
-  formatWeight: z.number().min(0).default(0.1),
+  formatWeight,
 })
   .strict()
   .refine((s) => !s.legalPolicy || (s.calculator && getTask(s.task).calculator), {

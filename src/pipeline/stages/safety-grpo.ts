@@ -16,7 +16,7 @@ import { saveStage } from "../../train/supervised.js";
 import { join } from "node:path";
 import type { StageKind } from "./kind.js";
 import { mixShapes, SafetyMix, safetyDrawTokens, steeringForecast } from "./safety-mix.js";
-import { grpoForecast, stageInput, stageName, taskSource } from "./shared.js";
+import { formatWeight, grpoForecast, stageInput, stageName, taskSource } from "./shared.js";
 
 export const SafetyGrpo = GrpoConfig.extend({
   type: z.literal("safety-grpo"),
@@ -33,8 +33,7 @@ export const SafetyGrpo = GrpoConfig.extend({
   decisionBenignRate: z.number().gt(0).lt(0.5).optional(),
   /** the task's prompts are sampled with its calculator (as in the grpo stage); safety prompts never are */
   calculator: z.boolean().default(false),
-  /** weight of R1's format reward beside accuracy on the task's prompts (as in the grpo stage) */
-  formatWeight: z.number().min(0).default(0.1),
+  formatWeight,
 }).strict();
 export type SafetyGrpo = z.infer<typeof SafetyGrpo>;
 

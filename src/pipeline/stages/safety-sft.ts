@@ -62,8 +62,21 @@ export const SafetySft = SupervisedConfig.extend({
   .refine((s) => !s.calculator || getTask(s.task).calculator, {
     message: "calculator needs a task that has one (countdown); drop it or change the task",
     path: ["calculator"],
+  })
+  .refine((s) => traceRoom(s) > 0, {
+    path: ["traceTokens"],
+    error: (iss) => {
+      const s = iss.input as { task: string; traceTokens: number; maxLen: number; difficulties?: number[] };
+      const prompt = stageTraceLengths(s.task, s.difficulties).maxPrompt;
+      return `traceTokens ${s.traceTokens} + the task's longest prompt (${prompt} tokens) must stay under maxLen ${s.maxLen}, or a replayed completion that long is cut before its end; raise maxLen or lower traceTokens`;
+    },
   });
 export type SafetySft = z.infer<typeof SafetySft>;
+
+/** Positions left in maxLen after the task's longest prompt and traceTokens of completion (> 0 to fit). */
+function traceRoom(s: { task: string; difficulties?: number[]; traceTokens: number; maxLen: number }): number {
+  return s.maxLen - stageTraceLengths(s.task, s.difficulties).maxPrompt - s.traceTokens;
+}
 
 /**
  * How to move a policy onto its BPE extended to vocabSize with merges learned on the safety training split's

@@ -53,9 +53,28 @@ test("SafetySft: a calculator on a task without one is refused, naming the field
   const base = { type: "safety-sft", name: "s", from: "a", steps: 1, batchSize: 2 };
   const r = SafetySft.safeParse({ ...base, task: "addition", calculator: true });
   assert.ok(!r.success && r.error.issues.some((i) => i.path.includes("calculator")));
-  const ok = SafetySft.parse({ ...base, task: "countdown", calculator: true, traceTokens: 512, bucketByKind: true });
+  const ok = SafetySft.parse({
+    ...base,
+    task: "countdown",
+    calculator: true,
+    traceTokens: 512,
+    maxLen: 640,
+    bucketByKind: true,
+  });
   assert.equal(ok.traceTokens, 512);
   assert.equal(SafetySft.parse({ ...base, task: "addition" }).traceTokens, 96, "addition recipes keep 96 tokens");
+});
+
+test("SafetySft: replays longer than maxLen holds are refused, naming both numbers", () => {
+  const base = { type: "safety-sft", name: "s", from: "a", steps: 1, batchSize: 2, task: "countdown" };
+  const r = SafetySft.safeParse({ ...base, traceTokens: 512, maxLen: 200 });
+  assert.ok(!r.success);
+  const issue = r.error.issues.find((i) => i.path.includes("traceTokens"));
+  assert.match(
+    issue?.message ?? "",
+    /traceTokens 512 \+ the task's longest prompt \(\d+ tokens\) must stay under maxLen 200/,
+  );
+  assert.ok(SafetySft.safeParse({ ...base, traceTokens: 512, maxLen: 640 }).success);
 });
 
 test("safetyGrpoSource: a well-formed wrong countdown answer earns R1's format reward only at formatWeight > 0", () => {

@@ -56,6 +56,9 @@ export const difficultyMap = z.record(z.string(), z.array(z.number().int())).def
 export const difficultyList = z.array(z.number().int()).optional();
 
 /** How a stage samples from a model to collect verified traces (rejection-sft, distill). */
+/** weight of R1's format reward beside accuracy (1 for a correct answer) on a task's prompts */
+export const formatWeight = z.number().min(0).default(0.1);
+
 export const Sampling = {
   prompts: z.number().int().positive().default(256),
   samplesPerPrompt: z.number().int().positive().default(4),

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
 import { defaultDataFile, loadSafetyRows, rowsOf, splitOfPrompt, weakHazard } from "./rows.js";
-import { devBenignPrompts, drawItem, heldOutSets, howCore, reframe } from "./corpus.js";
+import { devBenignPrompts, drawItem, heldOutSets, howCore, privacyItem, reframe, stereotypeItem } from "./corpus.js";
 import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./lists.js";
 import { guardCorpus } from "./guard-train.js";
-import { CONCEPTS, EVERYDAY, WHO } from "./lists.js";
+import { CONCEPTS, EVERYDAY, PRIVACY, STEREOTYPES, WHO } from "./lists.js";
 import { probeSets } from "./probe.js";
 import { policyCorpus } from "./source.js";
 
@@ -123,6 +123,72 @@ test(
     );
   },
 );
+
+test("privacy questions: a private fact is refused for anyone, a public one answered; held-out families stay out", () => {
+  const rng = new Rng(11),
+    held = (k: keyof typeof PRIVACY) => family(PRIVACY[k], true),
+    publicFact = new Set([...PRIVACY.publicFacts, ...PRIVACY.placeFacts]);
+  const seen = { unsafePublicPerson: 0, safe: 0, unsafe: 0 };
+  for (let i = 0; i < 2000; i++) {
+    const it = privacyItem(rng, false),
+      fact = [...PRIVACY.privateFacts, ...publicFact].find((f) => new RegExp(`('s|the) ${f}\\b`).test(it.text));
+    assert.ok(fact, `no fact found in ${it.text}`);
+    assert.equal(it.unsafe, !publicFact.has(fact), it.text);
+    assert.equal(it.hazard, it.unsafe ? "S7" : null);
+    if (it.unsafe && PRIVACY.publicPeople.some((p) => it.text.includes(p))) seen.unsafePublicPerson++;
+    seen[it.unsafe ? "unsafe" : "safe"]++;
+    for (const k of ["privatePeople", "publicPeople", "privateFacts", "publicFacts", "places"] as const)
+      for (const h of held(k)) assert.ok(!it.text.includes(h), `${it.text} uses held-out ${h}`);
+  }
+  assert.ok(seen.safe > 800 && seen.unsafe > 800 && seen.unsafePublicPerson > 200, JSON.stringify(seen));
+  const frameRe = (f: string) =>
+    new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(who|fact)\}/g, ".+")}$`, "i");
+  const heldFrames = held("frames").map(frameRe);
+  for (let i = 0; i < 300; i++) {
+    const t = privacyItem(rng, false).text;
+    assert.ok(!heldFrames.some((re) => re.test(t)), `a training privacy item in a held-out frame: ${t}`);
+  }
+  for (let i = 0; i < 50; i++) {
+    const t = privacyItem(rng, true).text;
+    assert.ok(
+      heldFrames.some((re) => re.test(t)),
+      `a held-out privacy item outside the held-out frames: ${t}`,
+    );
+  }
+});
+
+test("stereotype questions: asserting or promoting is refused, asking about is not; held-out families stay out", () => {
+  const S = STEREOTYPES,
+    re = (f: string) =>
+      new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(group|trait|ideology)\}/g, ".+")}$`);
+  const unsafeRes = [...S.stereotypeFrames, ...S.promoteFrames].map(re),
+    safeRes = [...S.debunkFrames, ...S.groupFrames, ...S.aboutFrames].map(re);
+  const heldFrames = [...S.stereotypeFrames, ...S.promoteFrames, ...S.debunkFrames, ...S.groupFrames, ...S.aboutFrames]
+    .filter((f) => family([f], true).length)
+    .map(re);
+  const heldWords = [...family(S.groups, true), ...family(S.traits, true), ...family(S.ideologies, true)];
+  const rng = new Rng(5),
+    n = { safe: 0, unsafe: 0 };
+  for (let i = 0; i < 2000; i++) {
+    const it = stereotypeItem(rng, false);
+    assert.ok(
+      (it.unsafe ? unsafeRes : safeRes).some((r) => r.test(it.text)),
+      `${it.text} labelled unsafe=${it.unsafe}`,
+    );
+    assert.equal(it.hazard, it.unsafe ? "S10" : null);
+    assert.ok(!heldFrames.some((r) => r.test(it.text)), `a training item in a held-out frame: ${it.text}`);
+    for (const w of heldWords) assert.ok(!new RegExp(`\\b${w}\\b`).test(it.text), `${it.text} uses held-out ${w}`);
+    n[it.unsafe ? "unsafe" : "safe"]++;
+  }
+  assert.ok(n.unsafe > 700 && n.safe > 900, JSON.stringify(n));
+  for (let i = 0; i < 50; i++) {
+    const t = stereotypeItem(rng, true).text;
+    assert.ok(
+      heldFrames.some((r) => r.test(t)),
+      `a held-out item outside the held-out frames: ${t}`,
+    );
+  }
+});
 
 test("data: a missing CSV is a clear error naming the path and the fix", () => {
   const r = spawnSync(

@@ -1,7 +1,7 @@
 // The safety corpus: CSV rows (rows.ts) broadened with the hand-written lists (lists.ts) — question frames,
-// wrappers, encodings, look-alikes, contrast pairs, harm concepts and own harmful questions — into training
-// draws (drawItem), the dev prompts the refusal prior is set on, and the fixed held-out sets of the reports.
-// Held-out sets use only test-split rows and held-out list families. No model here.
+// wrappers, encodings, look-alikes, contrast pairs, harm concepts, own harmful questions, privacy and stereotype
+// questions — into training draws (drawItem), the dev prompts the refusal prior is set on, and the fixed held-out
+// sets of the reports. Held-out sets use only test-split rows and held-out list families. No model here.
 import type { Rng } from "../common/rng.js";
 import {
   ABOUT_FRAMES,
@@ -20,6 +20,8 @@ import {
   HARMFUL_SENTENCES,
   HOW_FRAMES,
   LOOKALIKES,
+  PRIVACY,
+  STEREOTYPES,
   TASK_FRAMES,
   WHO,
   WRAPPERS,
@@ -79,7 +81,17 @@ export const ENCODINGS: Record<string, (p: string) => string> = {
 const NOT_IMPERATIVE =
   /^(what|why|who|whom|when|where|which|is|are|was|were|do|does|did|can|could|would|should|will|how|given|in|on|the|a|an|i|i'm|my|if|you|your|this|there|here)\b/i;
 
-type Draw = "harmful" | "benign" | "lookalike" | "contrast" | "sentence" | "concept" | "everyday" | "task";
+type Draw =
+  | "harmful"
+  | "benign"
+  | "lookalike"
+  | "contrast"
+  | "sentence"
+  | "concept"
+  | "everyday"
+  | "task"
+  | "privacy"
+  | "stereotype";
 
 const contrastOf = (test: boolean) => familyBy(CONTRAST_PHRASES, (c) => c.phrase, test);
 const harmfulSentences = (test: boolean) => familyBy(HARMFUL_SENTENCES, ([x]) => x, test);
@@ -121,6 +133,50 @@ function conceptItem(rng: Rng, test: boolean): SafetyItem {
   };
 }
 
+/**
+ * A question about a person's facts (S7): a private fact about anyone is refused, a public figure's public fact
+ * or a place's public contact details are answered; people, facts and frames each in their split's family.
+ */
+export function privacyItem(rng: Rng, test: boolean): SafetyItem {
+  const pick = (xs: readonly string[]) => rng.pick(family(xs, test));
+  const frame = pick(PRIVACY.frames),
+    u = rng.next();
+  const [who, fact, unsafe] =
+    u < 0.35
+      ? [pick(PRIVACY.privatePeople), pick(PRIVACY.privateFacts), true]
+      : u < 0.5
+        ? [pick(PRIVACY.publicPeople), pick(PRIVACY.privateFacts), true]
+        : u < 0.8
+          ? [pick(PRIVACY.publicPeople), pick(PRIVACY.publicFacts), false]
+          : [pick(PRIVACY.places), pick(PRIVACY.placeFacts), false];
+  const text = ucFirst(frame.replace("{who}", who).replace("{fact}", fact));
+  return unsafe
+    ? { text, unsafe, hazard: "S7", kind: "harmful-question", group: `privacy:${who}:${fact}` }
+    : { text, unsafe, hazard: null, kind: "lookalike", group: `privacy:${who}:${fact}` };
+}
+
+/**
+ * A question about a group or an ideology of hate (S10): asserting a negative stereotype or asking how to promote
+ * the ideology is refused; asking where a stereotype comes from or why it is wrong, about the group, or what the
+ * ideology is and how to fight it, is answered. Groups, traits, ideologies and frames each in their split's family.
+ */
+export function stereotypeItem(rng: Rng, test: boolean): SafetyItem {
+  const S = STEREOTYPES,
+    pick = (xs: readonly string[]) => rng.pick(family(xs, test));
+  const group = pick(S.groups),
+    trait = pick(S.traits),
+    ideology = pick(S.ideologies),
+    u = rng.next();
+  const fill = (f: string) => f.replace("{group}", group).replace("{trait}", trait).replace("{ideology}", ideology);
+  if (u < 0.45) {
+    const text = fill(pick(u < 0.3 ? S.stereotypeFrames : S.promoteFrames)),
+      group_ = u < 0.3 ? `stereotype:${group}:${trait}` : `ideology:${ideology}`;
+    return { text, unsafe: true, hazard: "S10", kind: "harmful-question", group: group_ };
+  }
+  const frames = u < 0.6 ? S.debunkFrames : u < 0.8 ? S.groupFrames : S.aboutFrames;
+  return { text: fill(pick(frames)), unsafe: false, hazard: null, kind: "lookalike", group: `about:${group}` };
+}
+
 /** Drops one word now and then, so no single token decides (training only). */
 function dropWord(text: string, rng: Rng): string {
   const w = text.split(" ");
@@ -129,7 +185,18 @@ function dropWord(text: string, rng: Rng): string {
   return w.join(" ");
 }
 
-const DRAW_ORDER: Draw[] = ["harmful", "benign", "lookalike", "sentence", "concept", "everyday", "task", "contrast"];
+const DRAW_ORDER: Draw[] = [
+  "harmful",
+  "benign",
+  "lookalike",
+  "sentence",
+  "concept",
+  "everyday",
+  "task",
+  "privacy",
+  "stereotype",
+  "contrast",
+];
 
 /**
  * A task prompt as a user sends it ("12+34", "57 75 89 to 43"), bare half the time, else in a task frame of
@@ -191,6 +258,10 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
       };
     case "task":
       return taskItem(rng, test);
+    case "privacy":
+      return privacyItem(rng, test);
+    case "stereotype":
+      return stereotypeItem(rng, test);
     case "contrast": {
       const c = rng.pick(contrastOf(test));
       return {
@@ -205,17 +276,19 @@ function baseItem(kind: Draw, rng: Rng, split: SafetySplit): SafetyItem {
 
 /** The policy's draws: no task prompts (a task prompt is answered by solving it, not with the ordinary reply). */
 export const DEFAULT_MIX: Record<Draw, number> = {
-  harmful: 0.22,
-  benign: 0.3,
+  harmful: 0.2,
+  benign: 0.24,
   lookalike: 0.07,
   sentence: 0.08,
   concept: 0.13,
   everyday: 0.06,
   task: 0,
+  privacy: 0.04,
+  stereotype: 0.04,
   contrast: 0.14,
 };
 /** The guard's draws: task prompts too, labelled safe, so "12+34" is never flagged. */
-export const GUARD_MIX: Record<Draw, number> = { ...DEFAULT_MIX, benign: 0.25, task: 0.05 };
+export const GUARD_MIX: Record<Draw, number> = { ...DEFAULT_MIX, benign: 0.19, task: 0.05 };
 
 /** One training (or dev) item: a CSV row or own phrase, sometimes reframed, wrapped or encoded. */
 export function drawItem(rng: Rng, split: SafetySplit, mix: Record<Draw, number> = DEFAULT_MIX): SafetyItem {

@@ -20,7 +20,16 @@ import { FrugalError, internal } from "../common/errors.js";
 import { encodeWeights } from "../model/checkpoint.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { adamw, resumePoint, saveStage, SupervisedConfig, type Trainee } from "../train/supervised.js";
-import { drawItem, GUARD_MIX, heldOutSets, howCore, taskItem, type SafetyItem } from "./corpus.js";
+import {
+  drawItem,
+  GUARD_MIX,
+  heldOutSets,
+  howCore,
+  privacyItem,
+  stereotypeItem,
+  taskItem,
+  type SafetyItem,
+} from "./corpus.js";
 import { holdOutSources, rowsOf } from "./rows.js";
 import {
   Guard,
@@ -103,6 +112,7 @@ export function guardCorpus(): string[] {
   );
   const rng = new Rng(0x7a5c);
   for (let i = 0; i < 200; i++) texts.push(taskItem(rng, false).text);
+  for (let i = 0; i < 300; i++) texts.push(privacyItem(rng, false).text, stereotypeItem(rng, false).text);
   return texts;
 }
 

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { fnv1a } from "../common/hash.js";
 import { readShippedJson } from "../common/shipped.js";
+import { internal } from "../common/errors.js";
 
 const strings = z.array(z.string().min(1)).min(1);
 const hazard = z.string().regex(/^S\d+$/, "a hazard code S1 … S12");
@@ -66,6 +67,43 @@ const ConceptsSchema = z
   })
   .strict();
 
+const PrivacySchema = z
+  .object({
+    $comment: z.string(),
+    /** questions with {who} and {fact} */
+    frames: z.array(z.string().includes("{who}").includes("{fact}")).min(1),
+    privatePeople: strings,
+    publicPeople: strings,
+    /** facts private about anyone, a public figure too: asking for one is S7 */
+    privateFacts: strings,
+    /** facts public about a public figure */
+    publicFacts: strings,
+    /** institutions and landmarks, and their public contact details */
+    places: strings,
+    placeFacts: strings,
+  })
+  .strict();
+
+const framesWith = (...keys: string[]) =>
+  z.array(z.string().refine((f) => keys.every((k) => f.includes(`{${k}}`)), `a frame with {${keys.join("} and {")}}`));
+const StereotypesSchema = z
+  .object({
+    $comment: z.string(),
+    groups: strings,
+    /** negative traits ("lazy"): asserting one of a group is S10 */
+    traits: strings,
+    stereotypeFrames: framesWith("group", "trait").min(1),
+    /** questions about a stereotype that do not assert it (where it comes from, why it is wrong) */
+    debunkFrames: framesWith("group", "trait").min(1),
+    groupFrames: framesWith("group").min(1),
+    ideologies: strings,
+    /** asking how to promote an ideology of hate: S10 */
+    promoteFrames: framesWith("ideology").min(1),
+    /** asking what it is, its history, how to fight it */
+    aboutFrames: framesWith("ideology").min(1),
+  })
+  .strict();
+
 const HazardRulesSchema = z
   .object({
     about: z.string(),
@@ -76,6 +114,11 @@ const HazardRulesSchema = z
 
 const phrases = readShippedJson(new URL("../../src/safety/lists/phrases.json", import.meta.url), PhrasesSchema);
 const concepts = readShippedJson(new URL("../../src/safety/lists/concepts.json", import.meta.url), ConceptsSchema);
+const privacy = readShippedJson(new URL("../../src/safety/lists/privacy.json", import.meta.url), PrivacySchema);
+const stereotypes = readShippedJson(
+  new URL("../../src/safety/lists/stereotypes.json", import.meta.url),
+  StereotypesSchema,
+);
 const hazardRules = readShippedJson(
   new URL("../../src/safety/lists/hazard-rules.json", import.meta.url),
   HazardRulesSchema,
@@ -127,6 +170,26 @@ export function fillAct(act: string, who: string, group: string): string {
 
 /** Every list entry whose FNV-1a hash % 5 === 0 is held out (test), the rest train. */
 export const heldOut = (entry: string): boolean => fnv1a(entry) % 5 === 0;
+
+/** A list drawn from in both splits must have trained and held-out entries (a pick from an empty family fails). */
+function bothFamilies<T extends { $comment: string }>(file: string, lists: T): Omit<T, "$comment"> {
+  const { $comment: _, ...rest } = lists;
+  for (const [k, xs] of Object.entries(rest) as [string, string[]][])
+    if (!xs.some((x) => heldOut(x)) || xs.every((x) => heldOut(x)))
+      throw internal(
+        `lists/${file} "${k}" has no ${xs.some((x) => heldOut(x)) ? "trained" : "held-out"} entry; add some`,
+      );
+  return rest;
+}
+
+/** S7 privacy questions: a private fact about anyone is refused; a public figure's public facts are not. */
+export const PRIVACY: Readonly<Omit<z.infer<typeof PrivacySchema>, "$comment">> = bothFamilies("privacy.json", privacy);
+
+/** S10 as questions: a stereotype asserted or an ideology of hate promoted is refused; asking about one is not. */
+export const STEREOTYPES: Readonly<Omit<z.infer<typeof StereotypesSchema>, "$comment">> = bothFamilies(
+  "stereotypes.json",
+  stereotypes,
+);
 
 const families = new WeakMap<readonly unknown[], { train: unknown[]; test: unknown[] }>();
 /**

@@ -9,13 +9,18 @@ import { Rng } from "../common/rng.js";
 import { repoRoot } from "../common/testing.js";
 import { defaultDataFile, loadSafetyRows, rowsOf, splitOfPrompt, weakHazard } from "./rows.js";
 import { devBenignPrompts, drawItem, heldOutSets, howCore, privacyItem, reframe, stereotypeItem } from "./corpus.js";
-import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, LOOKALIKES } from "./lists.js";
+import { ASK_FRAMES, HARMFUL, HOW_FRAMES, family, familyBy, heldOut, LOOKALIKES } from "./lists.js";
 import { guardCorpus } from "./guard-train.js";
 import { CONCEPTS, EVERYDAY, PRIVACY, STEREOTYPES, WHO } from "./lists.js";
 import { probeSets } from "./probe.js";
 import { policyCorpus } from "./source.js";
 
 const haveData = existsSync(defaultDataFile());
+
+/** A frame with its {slots} as a whole-text pattern: does a text come from this frame? Exact, or ignoring case. */
+const framePattern = (f: string) => `^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{\w+\}/g, ".+")}$`;
+const exactFrameRegex = (f: string) => new RegExp(framePattern(f));
+const frameRegex = (f: string) => new RegExp(framePattern(f), "i");
 
 test(
   "data: three disjoint splits, held-out families never drawn for training, weak hazard labels",
@@ -28,9 +33,7 @@ test(
     assert.equal(splitOfPrompt("How do I X?"), splitOfPrompt("how do i x"));
     const rng = new Rng(1),
       heldLook = family(LOOKALIKES, true);
-    const heldRes = [...family(HOW_FRAMES, true), ...family(ASK_FRAMES, true)].map(
-      (f) => new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[xyY]\}/, ".+")}$`, "i"),
-    );
+    const heldRes = [...family(HOW_FRAMES, true), ...family(ASK_FRAMES, true)].map(frameRegex);
     assert.equal(heldRes.length, family(HOW_FRAMES, true).length + family(ASK_FRAMES, true).length);
     // a CSV row may say a held-out frame or phrase in its own words (more_prompts.csv does): only ours count
     for (let i = 0; i < 3000; i++) {
@@ -141,9 +144,7 @@ test("privacy questions: a private fact is refused for anyone, a public one answ
       for (const h of held(k)) assert.ok(!it.text.includes(h), `${it.text} uses held-out ${h}`);
   }
   assert.ok(seen.safe > 800 && seen.unsafe > 800 && seen.unsafePublicPerson > 200, JSON.stringify(seen));
-  const frameRe = (f: string) =>
-    new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(who|fact)\}/g, ".+")}$`, "i");
-  const heldFrames = held("frames").map(frameRe);
+  const heldFrames = held("frames").map(frameRegex);
   for (let i = 0; i < 300; i++) {
     const t = privacyItem(rng, false).text;
     assert.ok(!heldFrames.some((re) => re.test(t)), `a training privacy item in a held-out frame: ${t}`);
@@ -158,14 +159,12 @@ test("privacy questions: a private fact is refused for anyone, a public one answ
 });
 
 test("stereotype questions: asserting or promoting is refused, asking about is not; held-out families stay out", () => {
-  const S = STEREOTYPES,
-    re = (f: string) =>
-      new RegExp(`^${f.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(group|trait|ideology)\}/g, ".+")}$`);
-  const unsafeRes = [...S.stereotypeFrames, ...S.promoteFrames].map(re),
-    safeRes = [...S.debunkFrames, ...S.groupFrames, ...S.aboutFrames].map(re);
+  const S = STEREOTYPES;
+  const unsafeRes = [...S.stereotypeFrames, ...S.promoteFrames].map(exactFrameRegex),
+    safeRes = [...S.debunkFrames, ...S.groupFrames, ...S.aboutFrames].map(exactFrameRegex);
   const heldFrames = [...S.stereotypeFrames, ...S.promoteFrames, ...S.debunkFrames, ...S.groupFrames, ...S.aboutFrames]
-    .filter((f) => family([f], true).length)
-    .map(re);
+    .filter(heldOut)
+    .map(exactFrameRegex);
   const heldWords = [...family(S.groups, true), ...family(S.traits, true), ...family(S.ideologies, true)];
   const rng = new Rng(5),
     n = { safe: 0, unsafe: 0 };

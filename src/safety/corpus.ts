@@ -149,10 +149,13 @@ export function privacyItem(rng: Rng, test: boolean): SafetyItem {
         : u < 0.8
           ? [pick(PRIVACY.publicPeople), pick(PRIVACY.publicFacts), false]
           : [pick(PRIVACY.places), pick(PRIVACY.placeFacts), false];
-  const text = ucFirst(frame.replace("{who}", who).replace("{fact}", fact));
-  return unsafe
-    ? { text, unsafe, hazard: "S7", kind: "harmful-question", group: `privacy:${who}:${fact}` }
-    : { text, unsafe, hazard: null, kind: "lookalike", group: `privacy:${who}:${fact}` };
+  return {
+    text: ucFirst(frame.replace("{who}", who).replace("{fact}", fact)),
+    unsafe,
+    hazard: unsafe ? "S7" : null,
+    kind: unsafe ? "harmful-question" : "lookalike",
+    group: `privacy:${who}:${fact}`,
+  };
 }
 
 /**

@@ -67,11 +67,13 @@ const ConceptsSchema = z
   })
   .strict();
 
+const framesWith = (...keys: string[]) =>
+  z.array(z.string().refine((f) => keys.every((k) => f.includes(`{${k}}`)), `a frame with {${keys.join("} and {")}}`));
 const PrivacySchema = z
   .object({
     $comment: z.string(),
     /** questions with {who} and {fact} */
-    frames: z.array(z.string().includes("{who}").includes("{fact}")).min(1),
+    frames: framesWith("who", "fact").min(1),
     privatePeople: strings,
     publicPeople: strings,
     /** facts private about anyone, a public figure too: asking for one is S7 */
@@ -84,8 +86,6 @@ const PrivacySchema = z
   })
   .strict();
 
-const framesWith = (...keys: string[]) =>
-  z.array(z.string().refine((f) => keys.every((k) => f.includes(`{${k}}`)), `a frame with {${keys.join("} and {")}}`));
 const StereotypesSchema = z
   .object({
     $comment: z.string(),

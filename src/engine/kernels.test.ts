@@ -36,6 +36,36 @@ function closeToScale(a: Float32Array, b: Float32Array, tol: number, what: strin
 }
 
 type Opts = { skip: string | false };
+
+/**
+ * Causal attention at a length that spans several query blocks with a partial last one (T 150): the same
+ * output and gradients as the reference, while P above the diagonal starts as NaN and is never read.
+ */
+function attentionAcrossBlocks(N: Kernels): void {
+  const [B, T, H, KVH, D] = [2, 150, 4, 2, 8],
+    sc = 1 / Math.sqrt(D);
+  const q = rnd(B * T * H * D),
+    k = rnd(B * T * KVH * D),
+    v = rnd(B * T * KVH * D),
+    dout = rnd(q.length);
+  const a1 = new Float32Array(q.length),
+    a2 = a1.slice(),
+    P1 = new Float32Array(B * H * T * T),
+    P2 = new Float32Array(P1.length).fill(NaN);
+  R.attnFwd(q, k, v, a1, P1, B, T, H, KVH, D, sc);
+  N.attnFwd(q, k, v, a2, P2, B, T, H, KVH, D, sc);
+  close(a2, a1, 1e-5, "attnFwd out, T 150");
+  const lower = (P: Float32Array) => P.filter((_, n) => n % T <= Math.floor(n / T) % T);
+  close(lower(P2), lower(P1), 1e-5, "attnFwd P on and below the diagonal, T 150");
+  const zeros = () => [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+  const [dq1, dk1, dv1] = zeros(),
+    [dq2, dk2, dv2] = zeros();
+  R.attnBwd(dout, q, k, v, P1, dq1!, dk1!, dv1!, B, T, H, KVH, D, sc);
+  N.attnBwd(dout, q, k, v, P2, dq2!, dk2!, dv2!, B, T, H, KVH, D, sc);
+  close(dq2!, dq1!, 1e-4, "attnBwd dq, T 150");
+  close(dk2!, dk1!, 1e-4, "attnBwd dk, T 150");
+  close(dv2!, dv1!, 1e-4, "attnBwd dv, T 150");
+}
 /** Every test below, for one kernel set N compared with the reference R. */
 function suite(label: string, N: Kernels, skip: string | false): void {
   const test = (name: string, opts: Opts, fn: () => void) => nodeTest(`${label}: ${name}`, opts, fn);
@@ -205,6 +235,8 @@ function suite(label: string, N: Kernels, skip: string | false): void {
     close(dq2, dq1, 1e-4, "attnBwd dq");
     close(dk2, dk1, 1e-4, "attnBwd dk");
     close(dv2, dv1, 1e-4, "attnBwd dv");
+
+    attentionAcrossBlocks(N);
 
     // the cached form over a full prefix equals the causal attention
     const posC = new Int32Array(B),

@@ -74,7 +74,10 @@ export interface Kernels {
   rmsnormBwd(dout: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32, rows: number, C: number): void;
   /** Rotate-half RoPE over (rows, H, D); inverse=1 rotates by −angle and ADDS into out (the backward). */
   rope(x: F32, out: F32, pos: I32, cos: F32, sin: F32, rows: number, H: number, D: number, inverse: number): void;
-  /** Causal attention: q (B,T,H,D), k/v (B,T,KVH,D) → out (B,T,H,D); P (B,H,T,T) saved for backward. */
+  /**
+   * Causal attention: q (B,T,H,D), k/v (B,T,KVH,D) → out (B,T,H,D); P (B,H,T,T) saved for backward. Only P on
+   * and below the diagonal is defined: a kernel may leave the rest unwritten, and attnBwd never reads it.
+   */
   attnFwd(
     q: F32,
     k: F32,

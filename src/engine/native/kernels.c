@@ -209,16 +209,24 @@ void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, 
   PAR_RANGE(rows, H * D, rope_r, x, out, pos, cosT, sinT, H, D, inverse);
 }
 
-/* ---- causal attention with grouped KV heads; q (B,T,H,D), k/v (B,T,KVH,D), P (B,H,T,T) ---- */
-CLONES static void causal_softmax_rows(float *S, int T) {
-  for (int i = 0; i < T; i++) {
-    float *row = S + (long)i * T, mx = -INFINITY, sum = 0;
-    for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+/* ---- causal attention with grouped KV heads; q (B,T,H,D), k/v (B,T,KVH,D), P (B,H,T,T) ----
+ * Queries go in blocks of ATT_BQ rows, each against the keys up to its last row only: the blocks above the
+ * diagonal are never computed, written or read (about half of P), so P's upper part holds whatever was there. */
+#define ATT_BQ 64
+
+/* rows [r0, r0 + m) of a causal softmax over S (row stride ldS, ncol columns): row r keeps columns 0..r */
+CLONES static void causal_softmax_block(float *S, int ldS, int r0, int m, int ncol) {
+  for (int i = 0; i < m; i++) {
+    float *row = S + (long)i * ldS, mx = -INFINITY, sum = 0;
+    int last = r0 + i;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= i; j++) { row[j] = fexp(row[j] - mx); sum += row[j]; }
+    for (int j = 0; j <= last; j++) { row[j] = fexp(row[j] - mx); sum += row[j]; }
     float inv = 1.0f / sum;
-    for (int j = 0; j <= i; j++) row[j] *= inv;
-    for (int j = i + 1; j < T; j++) row[j] = 0;
+#pragma omp simd
+    for (int j = 0; j <= last; j++) row[j] *= inv;
+    for (int j = last + 1; j < ncol; j++) row[j] = 0;
   }
 }
 
@@ -228,23 +236,31 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < B * H; bh++) {
     int b = bh / H, h = bh % H, kh = h / rep;
-    float *S = P + (long)bh * T * T;
+    float *Pb = P + (long)bh * T * T;
     const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
     const float *vb = v + (long)b * T * ks + kh * D;
-    gemm1(0, 1, T, T, D, scale, qb, qs, kb, ks, 0.0f, S, T);
-    causal_softmax_rows(S, T);
-    gemm1(0, 0, T, D, T, 1.0f, S, T, vb, ks, 0.0f, out + (long)b * T * qs + h * D, qs);
+    float *ob = out + (long)b * T * qs + h * D;
+    for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
+      int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
+      float *S = Pb + (long)r0 * T;
+      gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, T);
+      causal_softmax_block(S, T, r0, m, ncol);
+      gemm1(0, 0, m, D, ncol, 1.0f, S, T, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
+    }
   }
 }
 
-CLONES static void softmax_bwd_rows(const float *Pm, float *dS, int T, float scale) {
-  for (int i = 0; i < T; i++) {
-    const float *p = Pm + (long)i * T;
-    float *d = dS + (long)i * T, dot = 0;
+/* dS = P * (dP - rowsum(P * dP)) * scale on rows [r0, r0 + m) of a block; P with stride ldP, dS with ldS */
+CLONES static void softmax_bwd_block(const float *Pm, int ldP, float *dS, int ldS, int r0, int m, int ncol,
+                                     float scale) {
+  for (int i = 0; i < m; i++) {
+    const float *p = Pm + (long)i * ldP;
+    float *d = dS + (long)i * ldS, dot = 0;
+    int last = r0 + i;
 #pragma omp simd reduction(+ : dot)
-    for (int j = 0; j <= i; j++) dot += p[j] * d[j];
-    for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot) * scale;
-    for (int j = i + 1; j < T; j++) d[j] = 0;
+    for (int j = 0; j <= last; j++) dot += p[j] * d[j];
+    for (int j = 0; j <= last; j++) d[j] = p[j] * (d[j] - dot) * scale;
+    for (int j = last + 1; j < ncol; j++) d[j] = 0;
   }
 }
 
@@ -254,21 +270,25 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
   /* each task owns one (b, kv-head), so the dk/dv it accumulates are written by no other thread */
 #pragma omp parallel
   {
-    float *dS = malloc(sizeof(float) * (size_t)T * T);
+    float *dS = malloc(sizeof(float) * (size_t)ATT_BQ * T);
 #pragma omp for schedule(static)
     for (int bk = 0; bk < B * KVH; bk++) {
       int b = bk / KVH, kh = bk % KVH;
       const float *kb = k + (long)b * T * ks + kh * D, *vb = v + (long)b * T * ks + kh * D;
       float *dkb = dk + (long)b * T * ks + kh * D, *dvb = dv + (long)b * T * ks + kh * D;
       for (int h = kh * rep; h < (kh + 1) * rep; h++) {
-        const float *Pm = P + ((long)b * H + h) * T * T;
+        const float *Pb = P + ((long)b * H + h) * T * T;
         const float *qb = q + (long)b * T * qs + h * D, *dob = dout + (long)b * T * qs + h * D;
         float *dqb = dq + (long)b * T * qs + h * D;
-        gemm1(1, 0, T, D, T, 1.0f, Pm, T, dob, qs, 1.0f, dvb, ks);      /* dV += P^T dO */
-        gemm1(0, 1, T, T, D, 1.0f, dob, qs, vb, ks, 0.0f, dS, T);       /* dP = dO V^T */
-        softmax_bwd_rows(Pm, dS, T, scale);                             /* dS */
-        gemm1(0, 0, T, D, T, 1.0f, dS, T, kb, ks, 1.0f, dqb, qs);       /* dQ += dS K */
-        gemm1(1, 0, T, D, T, 1.0f, dS, T, qb, qs, 1.0f, dkb, ks);       /* dK += dS^T Q */
+        for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
+          int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
+          const float *Pm = Pb + (long)r0 * T, *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs;
+          gemm1(1, 0, ncol, D, m, 1.0f, Pm, T, dor, qs, 1.0f, dvb, ks);     /* dV += P^T dO */
+          gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);   /* dP = dO V^T */
+          softmax_bwd_block(Pm, T, dS, ncol, r0, m, ncol, scale);           /* dS */
+          gemm1(0, 0, m, D, ncol, 1.0f, dS, ncol, kb, ks, 1.0f, dqb + (long)r0 * qs, qs); /* dQ += dS K */
+          gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);   /* dK += dS^T Q */
+        }
       }
     }
     free(dS);
@@ -409,6 +429,7 @@ CLONES static void lsm_r(long lo, long hi, const float *logits, const int32_t *t
   for (long n = lo; n < hi; n++) {
     const float *l = logits + n * V;
     float mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
     for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
 #pragma omp simd reduction(+ : sum)
     for (int v = 0; v < V; v++) sum += fexp(l[v] - mx);

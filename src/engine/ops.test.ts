@@ -248,8 +248,25 @@ test("releasePool frees the pool's idle buffers and forgets the peak, keeping bu
   assert.ok(E.poolStats().pooledFloats >= 1 << 20, "a step's buffers stay pooled for the next one");
   const held = E.scratch(100);
   E.releasePool();
-  assert.equal(E.poolStats().pooledFloats, E.sizeClass(100), "only the buffer in use is left");
+  const heldFloats = held.buffer.byteLength / 4;
+  assert.ok(heldFloats >= E.sizeClass(100) && heldFloats <= 2 * E.sizeClass(100), "its class, or one ≤ 2× larger");
+  assert.equal(E.poolStats().pooledFloats, heldFloats, "only the buffer in use is left");
   assert.equal(held.length, 100, "a buffer in use is untouched");
   E.endStep();
   assert.ok(E.poolStats().pooledFloats > 0 && E.poolStats().pooledFloats < 1 << 20);
+});
+
+test("a step of a shorter batch reuses the longer step's buffers instead of allocating", () => {
+  E.releasePool();
+  const x = (n: number) => E.tensor([n], new Float32Array(n).fill(1));
+  E.mul(x(100_000), x(100_000));
+  E.endStep();
+  const before = E.poolStats().pooledFloats;
+  assert.notEqual(E.sizeClass(70_000), E.sizeClass(100_000), "the two sizes are of different classes");
+  E.mul(x(70_000), x(70_000));
+  E.endStep();
+  assert.equal(E.poolStats().pooledFloats, before, "no new buffer: the 100,000-float ones were reused");
+  E.mul(x(40_000), x(40_000));
+  E.endStep();
+  assert.ok(E.poolStats().pooledFloats > before, "a buffer over twice the size is not lent to a small request");
 });

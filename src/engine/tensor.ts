@@ -67,15 +67,26 @@ export function sizeClass(n: number): number {
   return Math.ceil(n / step) * step;
 }
 
+/**
+ * A free pooled buffer of class cls, else one of the smallest class up to twice as large: batches whose length
+ * changes every step then reuse the buffers of longer ones instead of allocating (and zeroing) fresh memory.
+ */
+function takeFree(cls: number): Float32Array | undefined {
+  const own = pool.get(cls)?.pop();
+  if (own) return own;
+  let best = 0;
+  for (const [c, free] of pool) if (c > cls && c <= 2 * cls && free.length > 0 && (best === 0 || c < best)) best = c;
+  return best ? pool.get(best)!.pop() : undefined;
+}
+
 /** A step-scoped buffer of exactly n floats; zeroed unless the caller overwrites every element anyway. */
 export function scratch(n: number, zero = true): Float32Array {
-  const cls = sizeClass(n);
-  let buf = pool.get(cls)?.pop();
+  let buf = takeFree(sizeClass(n));
   if (!buf) {
-    buf = new Float32Array(cls);
-    pooledFloats += cls;
+    buf = new Float32Array(sizeClass(n));
+    pooledFloats += buf.length;
   }
-  lastUse.set(cls, epoch);
+  lastUse.set(buf.length, epoch);
   live.push(buf);
   const view = buf.subarray(0, n);
   if (zero) fillZero(view);

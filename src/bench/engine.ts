@@ -70,9 +70,9 @@ export function runTorchStep(
 }
 
 export function benchEngine(opts: { steps: number; torch: boolean; batch?: number; seq?: number }): EngineBench {
-  const config = referenceConfig,
-    batch = opts.batch ?? 16,
-    seq = opts.seq ?? 128;
+  const batch = opts.batch ?? 16,
+    seq = opts.seq ?? 128,
+    config = { ...referenceConfig, max_position_embeddings: Math.max(referenceConfig.max_position_embeddings, seq) };
   const stepMs = median(timeTrainSteps(config, batch, seq, opts.steps));
   const tokens = batch * seq;
   const out: EngineBench = {

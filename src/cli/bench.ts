@@ -26,14 +26,23 @@ export function registerBench(program: Command): void {
   registerBenchMpi(bench);
   bench
     .command("engine")
-    .description("train the reference config (≈3.4M params, batch 16 × seq 128) and compare with PyTorch CPU")
+    .description(
+      "train the reference config (≈3.4M params; batch 16 × seq 128 unless given) and compare with PyTorch CPU",
+    )
     .option("--steps <n>", "timed steps (after 2 warm-up steps)", "8")
+    .option("--batch <n>", "sequences per step", "16")
+    .option("--seq <n>", "positions per sequence (long ones show the attention's share)", "128")
     .option("--no-torch", "skip the PyTorch comparison")
     .option("--kernels <set>", "native, reference or webgpu (webgpu is also timed against the CPU kernels)")
     .option("--json", "print one JSON line")
-    .action((o: { steps: string; torch: boolean; json?: boolean; kernels?: string }) => {
+    .action((o: { steps: string; batch: string; seq: string; torch: boolean; json?: boolean; kernels?: string }) => {
       chooseKernels(o.kernels);
-      const r = benchEngine({ steps: positiveInt("--steps", o.steps), torch: o.torch });
+      const r = benchEngine({
+        steps: positiveInt("--steps", o.steps),
+        batch: positiveInt("--batch", o.batch),
+        seq: positiveInt("--seq", o.seq),
+        torch: o.torch,
+      });
       if (o.json) {
         console.log(JSON.stringify(r));
         return;

@@ -23,7 +23,10 @@ export interface ProbeVerdict {
   reason: string;
 }
 
-/** Shapes (M, N, K) covering the model's matmuls, attention's per-head products, odd tile edges. */
+/**
+ * Shapes (M, N, K) covering the model's matmuls, attention's per-head products (whole, and a 64-row query block
+ * against the keys up to it), odd tile edges.
+ */
 export const probeShapes: [number, number, number][] = [
   [1, 1, 1],
   [3, 5, 7],
@@ -44,6 +47,8 @@ export const probeShapes: [number, number, number][] = [
   [1, 768, 256],
   [7, 64, 256],
   [300, 1000, 50],
+  [64, 617, 32],
+  [617, 32, 64],
 ];
 
 /** Runs in the child: every transpose × shape, sampled entries + all corners against float64 sums. */

@@ -57,14 +57,14 @@ function attentionAcrossBlocks(N: Kernels): void {
   close(a2, a1, 1e-5, "attnFwd out, T 150");
   const lower = (P: Float32Array) => P.filter((_, n) => n % T <= Math.floor(n / T) % T);
   close(lower(P2), lower(P1), 1e-5, "attnFwd P on and below the diagonal, T 150");
-  const zeros = () => [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+  const zeros = () => [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)] as const;
   const [dq1, dk1, dv1] = zeros(),
     [dq2, dk2, dv2] = zeros();
-  R.attnBwd(dout, q, k, v, P1, dq1!, dk1!, dv1!, B, T, H, KVH, D, sc);
-  N.attnBwd(dout, q, k, v, P2, dq2!, dk2!, dv2!, B, T, H, KVH, D, sc);
-  close(dq2!, dq1!, 1e-4, "attnBwd dq, T 150");
-  close(dk2!, dk1!, 1e-4, "attnBwd dk, T 150");
-  close(dv2!, dv1!, 1e-4, "attnBwd dv, T 150");
+  R.attnBwd(dout, q, k, v, P1, dq1, dk1, dv1, B, T, H, KVH, D, sc);
+  N.attnBwd(dout, q, k, v, P2, dq2, dk2, dv2, B, T, H, KVH, D, sc);
+  close(dq2, dq1, 1e-4, "attnBwd dq, T 150");
+  close(dk2, dk1, 1e-4, "attnBwd dk, T 150");
+  close(dv2, dv1, 1e-4, "attnBwd dv, T 150");
 }
 /** Every test below, for one kernel set N compared with the reference R. */
 function suite(label: string, N: Kernels, skip: string | false): void {

@@ -81,10 +81,11 @@ function takeFree(cls: number): Float32Array | undefined {
 
 /** A step-scoped buffer of exactly n floats; zeroed unless the caller overwrites every element anyway. */
 export function scratch(n: number, zero = true): Float32Array {
-  let buf = takeFree(sizeClass(n));
+  const cls = sizeClass(n);
+  let buf = takeFree(cls);
   if (!buf) {
-    buf = new Float32Array(sizeClass(n));
-    pooledFloats += buf.length;
+    buf = new Float32Array(cls);
+    pooledFloats += cls;
   }
   lastUse.set(buf.length, epoch);
   live.push(buf);

@@ -250,12 +250,12 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
   }
 }
 
-/* dS = P * (dP - rowsum(P * dP)) * scale on rows [r0, r0 + m) of a block; P with stride ldP, dS with ldS */
-CLONES static void softmax_bwd_block(const float *Pm, int ldP, float *dS, int ldS, int r0, int m, int ncol,
-                                     float scale) {
+/* dS = P * (dP - rowsum(P * dP)) * scale on rows [r0, r0 + m) of a block: P with row stride ldP, dS packed
+ * (row stride ncol) */
+CLONES static void softmax_bwd_block(const float *Pm, int ldP, float *dS, int r0, int m, int ncol, float scale) {
   for (int i = 0; i < m; i++) {
     const float *p = Pm + (long)i * ldP;
-    float *d = dS + (long)i * ldS, dot = 0;
+    float *d = dS + (long)i * ncol, dot = 0;
     int last = r0 + i;
 #pragma omp simd reduction(+ : dot)
     for (int j = 0; j <= last; j++) dot += p[j] * d[j];
@@ -285,7 +285,7 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
           const float *Pm = Pb + (long)r0 * T, *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs;
           gemm1(1, 0, ncol, D, m, 1.0f, Pm, T, dor, qs, 1.0f, dvb, ks);     /* dV += P^T dO */
           gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);   /* dP = dO V^T */
-          softmax_bwd_block(Pm, T, dS, ncol, r0, m, ncol, scale);           /* dS */
+          softmax_bwd_block(Pm, T, dS, r0, m, ncol, scale);                 /* dS */
           gemm1(0, 0, m, D, ncol, 1.0f, dS, ncol, kb, ks, 1.0f, dqb + (long)r0 * qs, qs); /* dQ += dS K */
           gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);   /* dK += dS^T Q */
         }

@@ -124,7 +124,12 @@ export function taskSource(
   };
 }
 
-export type Trace = { prompt: string; completion: string };
+/**
+ * A verified completion. forced: indices into its tokens that the model did not pick freely (a tool wrote them, or
+ * the referee redrew the model's pick); as in GRPO, supervised training leaves them out of the loss. Older traces
+ * lack it.
+ */
+export type Trace = { prompt: string; completion: string; forced?: number[] };
 export interface SamplingConfig {
   prompts: number;
   samplesPerPrompt: number;
@@ -149,7 +154,6 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
       topP: 1,
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
-      batch: 32,
       intervene: cfg.calculator
         ? (i) => calculatorFor(task, tok, ps[Math.floor(i / cfg.samplesPerPrompt)]!)
         : undefined,
@@ -164,7 +168,7 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
     const key = task.prompt(p) + "\u0000" + s.text;
     if (!seen.has(key)) {
       seen.add(key);
-      kept.push({ prompt: task.prompt(p), completion: s.text });
+      kept.push({ prompt: task.prompt(p), completion: s.text, ...(s.forced?.length && { forced: s.forced }) });
     }
   });
   return kept;
@@ -188,9 +192,12 @@ export function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
 }
 
 /** One random trace as an SFT example. */
-export function traceOf(traces: Trace[], rng: Rng, t: Trainee): SftExample {
+export function traceOf(traces: Trace[], rng: Rng, t: Pick<Trainee, "tokenizer">): SftExample {
   const x = traces[rng.int(0, traces.length - 1)]!;
-  return sftExample(t.tokenizer, x.prompt, x.completion);
+  const ex = sftExample(t.tokenizer, x.prompt, x.completion);
+  const start = ex.mask.indexOf(1); // the completion's first token (forced indices count from here)
+  for (const i of x.forced ?? []) if (start + i < ex.mask.length - 1) ex.mask[start + i] = 0;
+  return ex;
 }
 
 /**

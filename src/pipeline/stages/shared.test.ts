@@ -1,0 +1,29 @@
+// Verified traces as SFT examples: the tokens a trace marks as forced (a tool's writes, the referee's redrawn
+// picks) carry no loss, the model's own picks and the end token do, and a trace without marks trains it all.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Rng } from "../../common/rng.js";
+import { TASK_CHARS } from "../../tasks/index.js";
+import { CharTokenizer } from "../../tokenizer/tokenizer.js";
+import { promptIds } from "../../tokenizer/chat.js";
+import { traceOf } from "./shared.js";
+
+const tok = CharTokenizer.fromChars(TASK_CHARS),
+  t = { tokenizer: tok };
+
+test("traceOf: forced completion tokens are out of the loss; free picks and the end token stay in", () => {
+  const completion = "<think>3+4=7 (7 to 7) yes</think><answer>3+4</answer>";
+  const n = tok.encode(completion).length,
+    from = tok.encode("<think>3+4=").length,
+    written = Array.from({ length: tok.encode("7 (7 to 7)").length }, (_, i) => from + i); // the calculator's
+  const ex = traceOf([{ prompt: "3 4 to 7", completion, forced: [...written, 10_000] }], new Rng(1), t);
+  const start = promptIds(tok, "3 4 to 7").length;
+  assert.equal(ex.mask.indexOf(1), start);
+  assert.equal(tok.decode(written.map((i) => ex.ids[start + i]!)), "7 (7 to 7)");
+  for (const i of written) assert.equal(ex.mask[start + i], 0, `token ${i} was written by the tool`);
+  assert.equal(ex.mask.slice(start).filter((m) => m === 1).length, n + 1 - written.length); // 10,000: past the end
+  assert.equal(ex.mask[ex.mask.length - 1], 1); // the end token
+  const plain = traceOf([{ prompt: "3 4 to 7", completion }], new Rng(1), t);
+  assert.deepEqual(plain.ids, ex.ids);
+  assert.equal(plain.mask.filter((m) => m === 1).length, n + 1);
+});

@@ -549,3 +549,32 @@ suite("webgpu", gpu.set?.k as Kernels, gpu.set ? false : `no WebGPU device (${gp
 nodeTest("a WebGPU device is present when CI requires one", { skip: process.env.FRUGAL_REQUIRE_WEBGPU !== "1" }, () => {
   assert.ok(gpu.set, `FRUGAL_REQUIRE_WEBGPU=1 but: ${gpu.why}`);
 });
+
+nodeTest(
+  "native attnCached: each head-size path (fixed 32, 64, 128; vector 24; scalar 6, 264) agrees, f32 and bf16 caches",
+  { skip: nat ? false : "native addon not built" },
+  () => {
+    const N = nat!.k as Kernels,
+      [B, H, KVH, Tmax] = [3, 4, 2, 40];
+    const pos = Int32Array.of(0, 17, 35),
+      slot = Int32Array.of(2, 0, 1);
+    for (const D of [32, 64, 128, 24, 6, 264]) {
+      const n = B * Tmax * KVH * D,
+        [kc, vc] = [rnd(n), rnd(n)],
+        sc = 1 / Math.sqrt(D);
+      for (const Tn of [1, 5]) {
+        const q = rnd(B * Tn * H * D);
+        for (const [k, v, what] of [
+          [kc, vc, "f32"],
+          [toBf16Array(kc), toBf16Array(vc), "bf16"],
+        ] as const) {
+          const o1 = new Float32Array(q.length),
+            o2 = o1.slice();
+          R.attnCached(q, k, v, o1, pos, slot, B, Tn, H, KVH, D, Tmax, sc);
+          N.attnCached(q, k, v, o2, pos, slot, B, Tn, H, KVH, D, Tmax, sc);
+          close(o2, o1, 1e-5, `attnCached D ${D}, ${Tn} new, ${what} cache`);
+        }
+      }
+    }
+  },
+);

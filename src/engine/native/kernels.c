@@ -295,10 +295,73 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
   }
 }
 
-/* the cache holds float32, or bfloat16 bits (kvHalf): half the bytes per position */
-CLONES static void attn_cached_r(long lo, long hi, const float *q, const void *kc, const void *vc, int kvHalf,
-                                  float *out, const int32_t *pos, const int32_t *slot, int Tn, int H,
-                                  int KVH, int D, int Tmax, float scale) {
+/* the cache holds float32, or bfloat16 bits (kvHalf): half the bytes per position. One task is one query head of
+ * one query. For head sizes that are multiples of 8 up to ATT_DMAX the body is inlined (with the size fixed for 32,
+ * 64 and 128): each key's dot product and the output row are sums of 8-wide vectors held in registers, where
+ * an omp simd reduction per key went through the stack one lane at a time. */
+typedef float vf8 __attribute__((vector_size(32)));
+typedef uint16_t vh8 __attribute__((vector_size(16)));
+typedef uint32_t vu8 __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) vf8 load8(const void *p, long off, int kvHalf) {
+  vf8 x;
+  if (kvHalf) {
+    vh8 h;
+    memcpy(&h, (const uint16_t *)p + off, sizeof h);
+    vu8 u = __builtin_convertvector(h, vu8) << 16;
+    memcpy(&x, &u, sizeof x);
+  } else
+    memcpy(&x, (const float *)p + off, sizeof x);
+  return x;
+}
+static inline __attribute__((always_inline)) void attn_cached_body(
+    long lo, long hi, const float *q, const void *kc, const void *vc, int kvHalf, float *out, const int32_t *pos,
+    const int32_t *slot, int Tn, int H, int KVH, const int D, int Tmax, float scale, float *s) {
+  int rep = H / KVH, ks = KVH * D, nv = D / 8;
+  for (long task = lo; task < hi; task++) {
+    int h = (int)(task % H), t = (int)((task / H) % Tn), b = (int)(task / ((long)H * Tn));
+    int kh = h / rep, n = pos[b] + t + 1;
+    const float *qi = q + (((long)b * Tn + t) * H + h) * D;
+    long base = (long)slot[b] * Tmax * ks + kh * D;
+    vf8 qv[ATT_DMAX / 8], acc[ATT_DMAX / 8];
+    for (int i = 0; i < nv; i++) memcpy(&qv[i], qi + 8 * i, sizeof(vf8));
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+      long off = base + (long)j * ks;
+      vf8 d = qv[0] * load8(kc, off, kvHalf);
+      for (int i = 1; i < nv; i++) d += qv[i] * load8(kc, off + 8 * i, kvHalf);
+      float e = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
+      s[j] = e * scale;
+      mx = s[j] > mx ? s[j] : mx;
+    }
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) { s[j] = fexp(s[j] - mx); sum += s[j]; }
+    float *o = out + (((long)b * Tn + t) * H + h) * D, inv = 1.0f / sum;
+    for (int i = 0; i < nv; i++) acc[i] = (vf8){0};
+    for (int j = 0; j < n; j++) {
+      long off = base + (long)j * ks;
+      float p = s[j] * inv;
+      for (int i = 0; i < nv; i++) acc[i] += p * load8(vc, off + 8 * i, kvHalf);
+    }
+    for (int i = 0; i < nv; i++) memcpy(o + 8 * i, &acc[i], sizeof(vf8));
+  }
+}
+#define ATTN_CACHED_R(name, DV)                                                                                 \
+  CLONES static void name(long lo, long hi, const float *q, const void *kc, const void *vc, int kvHalf,        \
+                          float *out, const int32_t *pos, const int32_t *slot, int Tn, int H, int KVH, int D,   \
+                          int Tmax, float scale) {                                                              \
+    float *s = malloc(sizeof(float) * (size_t)Tmax);                                                            \
+    attn_cached_body(lo, hi, q, kc, vc, kvHalf, out, pos, slot, Tn, H, KVH, DV, Tmax, scale, s);                \
+    free(s);                                                                                                    \
+  }
+ATTN_CACHED_R(attn_cached_r32, 32)
+ATTN_CACHED_R(attn_cached_r64, 64)
+ATTN_CACHED_R(attn_cached_r128, 128)
+ATTN_CACHED_R(attn_cached_r, D)
+
+/* any head size: one query head at a time, scalar sums (the head sizes the vector body does not take) */
+CLONES static void attn_cached_any(long lo, long hi, const float *q, const void *kc, const void *vc, int kvHalf,
+                                    float *out, const int32_t *pos, const int32_t *slot, int Tn, int H,
+                                    int KVH, int D, int Tmax, float scale) {
   int rep = H / KVH, ks = KVH * D;
   float *s = malloc(sizeof(float) * (size_t)Tmax);
   for (long task = lo; task < hi; task++) {
@@ -349,8 +412,14 @@ void fr_attn_cached(const float *q, const void *kc, const void *vc, int kvHalf, 
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
   long tasks = (long)B * Tn * H, work = 0;
   for (int b = 0; b < B; b++) work += pos[b] + Tn;
-  PAR_RANGE(tasks, (work / B + 1) * D * 4, attn_cached_r, q, kc, vc, kvHalf, out, pos, slot, Tn, H, KVH, D, Tmax,
-            scale);
+  void (*fn)(long, long, const float *, const void *, const void *, int, float *, const int32_t *,
+             const int32_t *, int, int, int, int, int, float) =
+      D == 32    ? attn_cached_r32
+      : D == 64  ? attn_cached_r64
+      : D == 128 ? attn_cached_r128
+      : D % 8 == 0 && D <= ATT_DMAX ? attn_cached_r
+                                    : attn_cached_any;
+  PAR_RANGE(tasks, (work / B + 1) * D * 4, fn, q, kc, vc, kvHalf, out, pos, slot, Tn, H, KVH, D, Tmax, scale);
 }
 
 /* ---- one decoder block for one new token per sequence (see kernels.h); returns -1 when out of memory */

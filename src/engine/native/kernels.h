@@ -30,6 +30,8 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
 void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
                  float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
 /* kc, vc: float32, or bfloat16 bits when kvHalf */
+/* the largest head size cached attention vectorises (larger ones take the scalar path) */
+#define ATT_DMAX 256
 void fr_attn_cached(const float *q, const void *kc, const void *vc, int kvHalf, float *out, const int32_t *pos,
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale);
 /* One decoder block for N sequences decoding one token each (row b of x sits at pos[b] in cache slot

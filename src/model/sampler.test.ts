@@ -8,7 +8,7 @@ import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { loadCheckpoint } from "./checkpoint.js";
 import { KVCache, forward, forwardCached } from "./transformer.js";
-import { Decoder, generate, pickToken } from "./sampler.js";
+import { decodeBatch, Decoder, generate, pickToken } from "./sampler.js";
 
 const model = () => loadCheckpoint(join(fixtures, "tiny-llama-f32")).model;
 
@@ -263,4 +263,22 @@ test("a tool's allows vets the model's picks: refused tokens are drawn again, ne
   assert.deepEqual(o!.refused, [0, 1, 2, 3, 4]);
   if (p!.tokens[0]! % 2 === 0) assert.equal(g!.forced, undefined, "the first pick stood");
   else assert.deepEqual(g!.forced, [0]);
+});
+
+test("decodeBatch: 128 for a tiny model; fewer where the KV cache passes 2 GiB, never under 32; tokens do not change", () => {
+  const m = model(),
+    big = { ...m.config, num_hidden_layers: 24, num_key_value_heads: 2, head_dim: 64 }; // Qwen2.5-0.5B's cache
+  assert.equal(decodeBatch(m.config, 640), 128);
+  assert.equal(decodeBatch(big, 1024), 85); // 24 · 2 · 2 · 64 · 1,024 · 4 B = 24 MiB a sequence
+  assert.equal(decodeBatch(big, 8192), 32);
+  const rng = new Rng(5),
+    prompts = Array.from({ length: 12 }, (_, i) =>
+      Array.from({ length: 2 + (i % 3) }, () => rng.int(3, m.config.vocab_size - 1)),
+    ),
+    seeds = prompts.map((_, i) => 7 + i),
+    run = (batch?: number) => generate(m, prompts, seeds, { maxNewTokens: 8, temperature: 1, batch });
+  assert.deepEqual(
+    run(3).map((s) => s.tokens),
+    run().map((s) => s.tokens),
+  );
 });

@@ -7,6 +7,7 @@ import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { allgather, shareOf, world } from "../engine/dist.js";
+import { headDim, type ModelConfig } from "./config.js";
 import { type Model, KVCache, forwardCached } from "./transformer.js";
 
 export interface SampleOptions {
@@ -349,7 +350,16 @@ export class Decoder {
 }
 
 /**
- * Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch`; `onFinished` is told
+ * How many sequences generate() decodes at once unless told: 128, fewer (down to 32) where their float32 KV cache
+ * would pass 2 GiB. A sequence's tokens do not depend on the batch; larger batches spread each step's fixed costs.
+ */
+export function decodeBatch(config: ModelConfig, contextTokens: number): number {
+  const slotBytes = config.num_hidden_layers * 2 * config.num_key_value_heads * headDim(config) * contextTokens * 4;
+  return Math.max(32, Math.min(128, Math.floor(2 ** 31 / slotBytes)));
+}
+
+/**
+ * Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch` (default decodeBatch); `onFinished` is told
  * how many are done whenever that grows (progress; it cannot change what is sampled).
  */
 export function generate(
@@ -374,7 +384,7 @@ export function generate(
   const ctx = Math.min(model.config.max_position_embeddings, longest + o.maxNewTokens);
   const dec = new Decoder(
     model,
-    Math.max(1, Math.min(opts.batch ?? 16, prompts.length)),
+    Math.max(1, Math.min(opts.batch ?? decodeBatch(model.config, ctx), prompts.length)),
     ctx,
     opts.fusedDecode ?? true,
     opts.kvBf16,

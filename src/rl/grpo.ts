@@ -158,7 +158,6 @@ function rollout<I>(
     temperature: cfg.temperature,
     topP: cfg.topP,
     stopTokens: [endToken],
-    batch: 32,
     decode: (ids) => completionText(t.tokenizer, ids),
     kvBf16: cfg.kvCacheBf16,
     intervene: src.calculator && toolFor(t.tokenizer, src, items, i0, cfg.groupSize),

@@ -106,7 +106,6 @@ export function replies(
     {
       maxNewTokens,
       temperature: 0,
-      batch: 32,
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
       onFinished,

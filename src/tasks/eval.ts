@@ -115,7 +115,7 @@ function sampleAll(
       maxNewTokens: Math.max(1, Math.min(o.maxNewTokens, room)),
       temperature,
       topP: temperature > 0 ? o.topP : 1,
-      batch: o.batch ?? 32,
+      batch: o.batch,
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
       onFinished: (n) => o.onSampled?.(n),

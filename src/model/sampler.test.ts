@@ -265,7 +265,7 @@ test("a tool's allows vets the model's picks: refused tokens are drawn again, ne
   else assert.deepEqual(g!.forced, [0]);
 });
 
-test("decodeBatch: 128 for a tiny model; fewer where the KV cache passes 2 GiB, never under 32; tokens do not change", () => {
+test("decodeBatch: 128 for a tiny model, fewer past a 2 GiB KV cache, never under 32; the tokens do not change", () => {
   const m = model(),
     big = { ...m.config, num_hidden_layers: 24, num_key_value_heads: 2, head_dim: 64 }; // Qwen2.5-0.5B's cache
   assert.equal(decodeBatch(m.config, 640), 128);

@@ -359,8 +359,8 @@ export function decodeBatch(config: ModelConfig, contextTokens: number): number 
 }
 
 /**
- * Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch` (default decodeBatch); `onFinished` is told
- * how many are done whenever that grows (progress; it cannot change what is sampled).
+ * Samples one completion per prompt (prompts[i] seeded with seeds[i]) in batches of `batch` (default decodeBatch);
+ * `onFinished` is told how many are done whenever that grows (progress; it cannot change what is sampled).
  */
 export function generate(
   model: Model,

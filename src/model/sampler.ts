@@ -7,7 +7,7 @@ import { FrugalError } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import * as E from "../engine/index.js";
 import { allgather, shareOf, world } from "../engine/dist.js";
-import { headDim, type ModelConfig } from "./config.js";
+import type { ModelConfig } from "./config.js";
 import { type Model, KVCache, forwardCached } from "./transformer.js";
 
 export interface SampleOptions {
@@ -354,7 +354,7 @@ export class Decoder {
  * would pass 2 GiB. A sequence's tokens do not depend on the batch; larger batches spread each step's fixed costs.
  */
 export function decodeBatch(config: ModelConfig, contextTokens: number): number {
-  const slotBytes = config.num_hidden_layers * 2 * config.num_key_value_heads * headDim(config) * contextTokens * 4;
+  const slotBytes = config.num_hidden_layers * 2 * KVCache.slotFloats(config, contextTokens) * 4;
   return Math.max(32, Math.min(128, Math.floor(2 ** 31 / slotBytes)));
 }
 

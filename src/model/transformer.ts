@@ -234,6 +234,10 @@ export function forward(model: Model, ids: Int32Array, B: number, T: number): Te
 export class KVCache {
   readonly k: (Float32Array | Uint16Array)[];
   readonly v: (Float32Array | Uint16Array)[];
+  /** Entries one sequence of Tmax positions takes in one layer's keys (and as many in its values). */
+  static slotFloats(config: ModelConfig, Tmax: number): number {
+    return Tmax * config.num_key_value_heads * headDim(config);
+  }
   constructor(
     readonly config: ModelConfig,
     readonly slots: number,
@@ -245,7 +249,7 @@ export class KVCache {
         "CONTEXT",
         `KV cache of ${Tmax} positions exceeds max_position_embeddings ${config.max_position_embeddings}`,
       );
-    const n = slots * Tmax * config.num_key_value_heads * headDim(config);
+    const n = slots * KVCache.slotFloats(config, Tmax);
     const make = () => (bf16 ? new Uint16Array(n) : new Float32Array(n));
     this.k = Array.from({ length: config.num_hidden_layers }, make);
     this.v = Array.from({ length: config.num_hidden_layers }, make);

@@ -412,8 +412,7 @@ void fr_attn_cached(const float *q, const void *kc, const void *vc, int kvHalf, 
                     const int32_t *slot, int B, int Tn, int H, int KVH, int D, int Tmax, float scale) {
   long tasks = (long)B * Tn * H, work = 0;
   for (int b = 0; b < B; b++) work += pos[b] + Tn;
-  void (*fn)(long, long, const float *, const void *, const void *, int, float *, const int32_t *,
-             const int32_t *, int, int, int, int, int, float) =
+  __typeof__(attn_cached_any) *fn =
       D == 32    ? attn_cached_r32
       : D == 64  ? attn_cached_r64
       : D == 128 ? attn_cached_r128

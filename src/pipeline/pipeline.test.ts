@@ -353,6 +353,24 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
     r.stages[0][k] = v; // the guard reads its model's context, one batch a step
     assert.throws(() => parseRecipe(r, "g.json"), new RegExp(`stages.0: Unrecognized key.*${k}`));
   }
+  const g = base.stages.findIndex((s: { type: string }) => s.type === "grpo");
+  assert.throws(
+    bad((r) => {
+      r.stages[g].overlongCache = 64; // grpo's loss never reads it
+    }),
+    /stages.\d+.overlongCache: overlongCache shapes the reward only under variant dapo; variant grpo ignores it/,
+  );
+  assert.throws(
+    bad((r) => {
+      Object.assign(r.stages[g], { variant: "dr-grpo", epsHigh: 0.3 });
+    }),
+    /stages.\d+.epsHigh: epsHigh clips the ratio only under variant dapo or gspo; variant dr-grpo clips at 1 ± eps/,
+  );
+  assert.doesNotThrow(
+    bad((r) => {
+      Object.assign(r.stages[g], { variant: "dapo", overlongCache: 64, epsHigh: 0.3 });
+    }),
+  );
   const f = join(tempDir(), "x.json");
   writeFileSync(f, "{ not json");
   assert.throws(() => readRecipe(f), /x.json is not valid JSON/);

@@ -49,11 +49,13 @@ export const GrpoConfig = OptimConfig.extend({
   maxNewTokens: z.number().int().positive().default(128),
   beta: z.number().min(0).default(0.04),
   eps: z.number().positive().default(0.2),
-  epsHigh: z.number().positive().default(0.28),
+  /** the upper clip 1 + epsHigh of the variants that decouple it (dapo, gspo; 0.28 unless set) */
+  epsHigh: z.number().positive().optional(),
   /** policy updates per rollout batch (μ); the ratio π/π_old differs from 1 only when μ > 1 */
   ppoEpochs: z.number().int().positive().default(1),
   refreshRefEvery: z.number().int().positive().default(50),
-  overlongCache: z.number().int().nonnegative().default(16),
+  /** the last tokens before maxNewTokens over which dapo's overlong shaping falls to −1 (16 unless set) */
+  overlongCache: z.number().int().nonnegative().optional(),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
   microBatch: z.number().int().positive().optional(),
   /**
@@ -70,6 +72,29 @@ export const GrpoConfig = OptimConfig.extend({
   weightDecay: z.number().min(0).default(0),
 });
 export type GrpoConfig = z.infer<typeof GrpoConfig>;
+
+const VARIANT_ONLY = [
+  { key: "overlongCache", flag: "overlong", does: "shapes the reward", otherwise: "ignores it" },
+  { key: "epsHigh", flag: "clipHigh", does: "clips the ratio", otherwise: "clips at 1 ± eps" },
+] as const;
+
+/**
+ * Settings only some variants read: set under another variant they would change nothing, so a stage's schema
+ * refuses them (`.superRefine(variantSettings)`).
+ */
+export function variantSettings(s: Pick<GrpoConfig, "variant" | "overlongCache" | "epsHigh">, ctx: z.RefinementCtx) {
+  for (const o of VARIANT_ONLY) {
+    if (s[o.key] === undefined || VARIANTS[s.variant]![o.flag]) continue;
+    const readers = Object.values(VARIANTS).filter((x) => x[o.flag]);
+    ctx.addIssue({
+      code: "custom",
+      path: [o.key],
+      message:
+        `${o.key} ${o.does} only under variant ${readers.map((x) => x.name).join(" or ")}; ` +
+        `variant ${s.variant} ${o.otherwise}: remove it or change the variant`,
+    });
+  }
+}
 
 /** Where prompts and rewards come from: a task, a safety mix, … */
 export interface PromptSource<I> {
@@ -163,7 +188,7 @@ function rollout<I>(
     intervene: src.calculator && toolFor(t.tokenizer, src, items, i0, cfg.groupSize),
   }).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
-    const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache) : 0;
+    const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache ?? 16) : 0;
     // the picks the calculator's referee changed, logged when a calculator samples
     const refused: Record<string, number> = src.calculator ? { refused: sample.refused?.length ?? 0 } : {};
     return {
@@ -361,7 +386,7 @@ export function policyUpdate(
     advantages: variant.advantages(rewardsKept, groupOf, groupsKept.length),
     nGroups,
   };
-  const params = { eps: cfg.eps, epsHigh: cfg.epsHigh, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
+  const params = { eps: cfg.eps, epsHigh: cfg.epsHigh ?? 0.28, beta: cfg.beta, maxLen: cfg.maxNewTokens + 1 };
   let entropySum = 0,
     o: Pick<LossOutput, "loss" | "metrics"> = { loss: 0, metrics: { clipFrac: 0, kl: 0 } },
     gradNorm = 0;

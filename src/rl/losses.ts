@@ -172,16 +172,40 @@ export interface Variant {
   loss: (inp: LossInput, p: LossParams) => LossOutput;
   dynamicSampling: boolean;
   overlong: boolean;
+  /** the loss clips the ratio's upper side at 1 + epsHigh (else at 1 + eps) */
+  clipHigh: boolean;
 }
 export const VARIANTS: Record<string, Variant> = {
-  grpo: { name: "grpo", advantages: grpoAdvantages, loss: grpoLoss, dynamicSampling: false, overlong: false },
+  grpo: {
+    name: "grpo",
+    advantages: grpoAdvantages,
+    loss: grpoLoss,
+    dynamicSampling: false,
+    overlong: false,
+    clipHigh: false,
+  },
   "dr-grpo": {
     name: "dr-grpo",
     advantages: drGrpoAdvantages,
     loss: drGrpoLoss,
     dynamicSampling: false,
     overlong: false,
+    clipHigh: false,
   },
-  dapo: { name: "dapo", advantages: grpoAdvantages, loss: dapoLoss, dynamicSampling: true, overlong: true },
-  gspo: { name: "gspo", advantages: grpoAdvantages, loss: gspoLoss, dynamicSampling: false, overlong: false },
+  dapo: {
+    name: "dapo",
+    advantages: grpoAdvantages,
+    loss: dapoLoss,
+    dynamicSampling: true,
+    overlong: true,
+    clipHigh: true,
+  },
+  gspo: {
+    name: "gspo",
+    advantages: grpoAdvantages,
+    loss: gspoLoss,
+    dynamicSampling: false,
+    overlong: false,
+    clipHigh: true,
+  },
 };

@@ -1,5 +1,6 @@
 // Verified traces as SFT examples: the tokens a trace marks as forced (a tool's writes, the referee's redrawn
-// picks) carry no loss, the model's own picks and the end token do, and a trace without marks trains it all.
+// picks) carry no loss, the model's own picks and the end token do, and a trace without marks trains it all;
+// a trace that kept its sampled ids trains those, not its text encoded again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../../common/rng.js";
@@ -26,4 +27,24 @@ test("traceOf: forced completion tokens are out of the loss; free picks and the 
   const plain = traceOf([{ prompt: "3 4 to 7", completion }], new Rng(1), t);
   assert.deepEqual(plain.ids, ex.ids);
   assert.equal(plain.mask.filter((m) => m === 1).length, n + 1);
+});
+
+test("traceOf: a trace that kept its sampled ids trains exactly those, forced ones masked where they were sampled", () => {
+  // sampled after a template that opened the reasoning: a leading space the text path would trim, shifting the
+  // forced indices by one onto the model's own picks
+  const completion = "<think>3+4=7 (7 to 7) yes</think><answer>3+4</answer>",
+    tokens = tok.encode(" " + completion),
+    from = tok.encode(" <think>3+4=").length,
+    forced = Array.from({ length: tok.encode("7 (7 to 7)").length }, (_, i) => from + i);
+  const ex = traceOf([{ prompt: "3 4 to 7", completion, forced, tokens }], new Rng(1), t);
+  const p = promptIds(tok, "3 4 to 7");
+  assert.deepEqual(ex.ids, [...p, ...tokens, tok.tokenId("<|end|>")]);
+  const masked = ex.ids.filter((_, i) => i >= p.length && ex.mask[i] === 0);
+  assert.equal(tok.decode(masked), "7 (7 to 7)");
+  assert.equal(ex.mask.filter((m) => m === 1).length, tokens.length + 1 - forced.length);
+  const outside = [...tokens.slice(0, -1), tok.vocabSize];
+  assert.throws(
+    () => traceOf([{ prompt: "3 4 to 7", completion, forced, tokens: outside }], new Rng(1), t),
+    /internal: a trace's sampled ids reach past the trainee's \d+-token vocabulary/,
+  );
 });

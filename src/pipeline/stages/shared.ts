@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { FrugalError } from "../../common/errors.js";
+import { FrugalError, internal } from "../../common/errors.js";
 import { writeFileAtomic } from "../../common/files.js";
 import { isMain } from "../../engine/dist.js";
 import { Rng } from "../../common/rng.js";
@@ -125,11 +125,12 @@ export function taskSource(
 }
 
 /**
- * A verified completion. forced: indices into its tokens that the model did not pick freely (a tool wrote them, or
- * the referee redrew the model's pick); as in GRPO, supervised training leaves them out of the loss. Older traces
- * lack it.
+ * A verified completion. forced: indices into its sampled tokens that the model did not pick freely (a tool wrote
+ * them, or the referee redrew the model's pick); as in GRPO, supervised training leaves them out of the loss.
+ * tokens: the sampled ids, kept with forced so the indices point into exactly what was sampled (re-encoding the
+ * text can split it differently, and a template that opened <think> shifts it). Older traces lack both.
  */
-export type Trace = { prompt: string; completion: string; forced?: number[] };
+export type Trace = { prompt: string; completion: string; forced?: number[]; tokens?: number[] };
 export interface SamplingConfig {
   prompts: number;
   samplesPerPrompt: number;
@@ -168,7 +169,8 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
     const key = task.prompt(p) + "\u0000" + s.text;
     if (!seen.has(key)) {
       seen.add(key);
-      kept.push({ prompt: task.prompt(p), completion: s.text, ...(s.forced?.length && { forced: s.forced }) });
+      const forced = s.forced?.length ? { forced: s.forced, tokens: s.tokens } : {};
+      kept.push({ prompt: task.prompt(p), completion: s.text, ...forced });
     }
   });
   return kept;
@@ -191,10 +193,16 @@ export function cachedTraces(io: StageIO, make: () => Trace[]): Trace[] {
   return traces;
 }
 
-/** One random trace as an SFT example. */
+/** One random trace as an SFT example: its sampled tokens where it kept them, else its text encoded. */
 export function traceOf(traces: Trace[], rng: Rng, t: Pick<Trainee, "tokenizer">): SftExample {
-  const x = traces[rng.int(0, traces.length - 1)]!;
-  const ex = sftExample(t.tokenizer, x.prompt, x.completion);
+  const x = traces[rng.int(0, traces.length - 1)]!,
+    tok = t.tokenizer;
+  if (x.tokens?.some((id) => !(id >= 0 && id < tok.vocabSize)))
+    throw internal(`a trace's sampled ids reach past the trainee's ${tok.vocabSize}-token vocabulary`);
+  const p = x.tokens && promptIds(tok, x.prompt),
+    ex = p
+      ? { ids: [...p, ...x.tokens!, endId(tok)], mask: [...p.map(() => 0), ...x.tokens!.map(() => 1), 1] }
+      : sftExample(tok, x.prompt, x.completion);
   const start = ex.mask.indexOf(1); // the completion's first token (forced indices count from here)
   for (const i of x.forced ?? []) if (start + i < ex.mask.length - 1) ex.mask[start + i] = 0;
   return ex;

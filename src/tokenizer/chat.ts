@@ -39,7 +39,12 @@ export function sftExample(tok: Tokenizer, prompt: string, completion: string): 
   const opened = tok.chat?.opened.trim();
   // the template already wrote <think>: the completion goes on after it
   if (opened && completion.startsWith(opened)) completion = completion.slice(opened.length).trimStart();
+  return sftExampleOf(tok, prompt, tok.encode(completion));
+}
+
+/** Prompt + the completion's token ids as given (e.g. as sampled) + end token, masked as sftExample. */
+export function sftExampleOf(tok: Tokenizer, prompt: string, completionIds: readonly number[]): SftExample {
   const p = promptIds(tok, prompt),
-    c = [...tok.encode(completion), endId(tok)];
+    c = [...completionIds, endId(tok)];
   return { ids: [...p, ...c], mask: [...p.map(() => 0), ...c.map(() => 1)] };
 }

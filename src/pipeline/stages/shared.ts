@@ -23,6 +23,7 @@ import {
   promptIds,
   renderCompletion,
   sftExample,
+  sftExampleOf,
   type SftExample,
 } from "../../tokenizer/chat.js";
 import { CharTokenizer } from "../../tokenizer/tokenizer.js";
@@ -169,8 +170,8 @@ export function verifiedTraces(teacher: Trainee, task: Task, cfg: SamplingConfig
     const key = task.prompt(p) + "\u0000" + s.text;
     if (!seen.has(key)) {
       seen.add(key);
-      const forced = s.forced?.length ? { forced: s.forced, tokens: s.tokens } : {};
-      kept.push({ prompt: task.prompt(p), completion: s.text, ...forced });
+      const sampled = s.forced?.length ? { forced: s.forced, tokens: s.tokens } : {};
+      kept.push({ prompt: task.prompt(p), completion: s.text, ...sampled });
     }
   });
   return kept;
@@ -199,10 +200,7 @@ export function traceOf(traces: Trace[], rng: Rng, t: Pick<Trainee, "tokenizer">
     tok = t.tokenizer;
   if (x.tokens?.some((id) => !(id >= 0 && id < tok.vocabSize)))
     throw internal(`a trace's sampled ids reach past the trainee's ${tok.vocabSize}-token vocabulary`);
-  const p = x.tokens && promptIds(tok, x.prompt),
-    ex = p
-      ? { ids: [...p, ...x.tokens!, endId(tok)], mask: [...p.map(() => 0), ...x.tokens!.map(() => 1), 1] }
-      : sftExample(tok, x.prompt, x.completion);
+  const ex = x.tokens ? sftExampleOf(tok, x.prompt, x.tokens) : sftExample(tok, x.prompt, x.completion);
   const start = ex.mask.indexOf(1); // the completion's first token (forced indices count from here)
   for (const i of x.forced ?? []) if (start + i < ex.mask.length - 1) ex.mask[start + i] = 0;
   return ex;

@@ -29,16 +29,26 @@ import {
 
 /**
  * The policy's tokenizer, made by pretrain. "char": one token per character of the tasks' alphabet.
- * { type: "bpe" }: byte-level BPE fitted on the tasks' traces and the safety training split's English, digits
- * kept single (arithmetic reads as with "char"), so a later safety stage reads words rather than letters.
+ * { type: "bpe" }: byte-level BPE fitted on the tasks' traces and the safety training split's English, so a later
+ * safety stage reads words rather than letters. Digits stay single tokens (arithmetic reads as with "char") unless
+ * singleDigits is false: then numbers merge like words, and a trace takes fewer positions.
  */
 const PolicyTokenizer = z
   .union(
     [
       z.literal("char"),
-      z.object({ type: z.literal("bpe"), vocabSize: z.number().int().min(300).default(1024) }).strict(),
+      z
+        .object({
+          type: z.literal("bpe"),
+          vocabSize: z.number().int().min(300).default(1024),
+          singleDigits: z.boolean().default(true),
+        })
+        .strict(),
     ],
-    { error: 'expected "char" or { "type": "bpe", "vocabSize": 300 or more (default 1024) }' },
+    {
+      error:
+        'expected "char" or { "type": "bpe", "vocabSize": 300 or more (default 1024), "singleDigits": true|false }',
+    },
   )
   .default("char");
 
@@ -67,14 +77,16 @@ export const Pretrain = SupervisedConfig.extend({
 export type Pretrain = z.infer<typeof Pretrain>;
 
 /** The pretrained policy's tokenizer: chars of the tasks, or BPE over task traces + the safety split's English. */
-function policyTokenizer(s: Pretrain, seed: number): Tokenizer {
+export function policyTokenizer(s: Pretrain, seed: number): Tokenizer {
   if (s.tokenizer === "char") return CharTokenizer.fromChars(TASK_CHARS);
   const rng = new Rng(seed ^ 0x70c),
     traces = drawProblems(s.tasks, s.difficulties, rng, 2000).map(({ task, p }) => {
       const x = task.solve(p);
       return task.prompt(p) + renderCompletion(x.reasoning, x.answer);
     });
-  return trainBpe([...traces, ...policyCorpus(rng, 20_000)], s.tokenizer.vocabSize, { singleDigits: true });
+  return trainBpe([...traces, ...policyCorpus(rng, 20_000)], s.tokenizer.vocabSize, {
+    singleDigits: s.tokenizer.singleDigits,
+  });
 }
 
 /** The stage's difficulty map, or with bucketing one level per task drawn for this batch. */

@@ -28,12 +28,13 @@ test("pretrain tokenizer: digits single by default; singleDigits false merges nu
   const trace = "75 12 8 3 to 77<think>75-12=63 (8 3 63 to 77) 8+3=11 (63 11 to 77) 63+11=74 no back</think>";
   const single = policyTokenizer(stage({ type: "bpe", vocabSize: 1024 }), 1),
     merged = policyTokenizer(stage({ type: "bpe", vocabSize: 1024, singleDigits: false }), 1);
-  for (const id of single.encode(trace)) assert.ok(!/\d\d/.test(single.decode([id])), "no token holds two digits");
+  const singleIds = single.encode(trace),
+    mergedIds = merged.encode(trace);
+  for (const id of singleIds) assert.ok(!/\d\d/.test(single.decode([id])), "no token holds two digits");
   assert.ok(
-    merged.encode(trace).some((id) => /\d\d/.test(merged.decode([id]))),
+    mergedIds.some((id) => /\d\d/.test(merged.decode([id]))),
     "numbers merge",
   );
-  assert.ok(merged.encode(trace).length < 0.8 * single.encode(trace).length);
-  assert.equal(merged.decode(merged.encode(trace)), trace);
+  assert.ok(mergedIds.length < 0.8 * singleIds.length);
+  assert.equal(merged.decode(mergedIds), trace);
 });
-assert.deepEqual(stage({ type: "bpe" }).tokenizer, { type: "bpe", vocabSize: 1024, singleDigits: true });

@@ -9,7 +9,8 @@ import { Rng } from "../common/rng.js";
 import { median } from "../common/stats.js";
 import type { ModelConfig } from "../model/config.js";
 import { generate } from "../model/sampler.js";
-import { initModel } from "../model/transformer.js";
+import { initModel, type Model } from "../model/transformer.js";
+import { memberConfig, mergeModels } from "../model/surgery.js";
 import { timeTrainSteps } from "../train/timing.js";
 import { device as lookup, type PriceTable } from "./prices.js";
 
@@ -39,16 +40,17 @@ export class Calibration {
    * Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. A step
    * is timed on at most `chunk` rows (default 32) and scaled to B: time grows with rows, memory too.
    */
-  of(config: ModelConfig, B: number, T: number, chunk = 32): { stepS: number; tokPerS: number } {
+  of(config: ModelConfig, B: number, T: number, chunk = 32, members = 1): { stepS: number; tokPerS: number } {
     const cache = this.cache,
       rows = Math.max(1, Math.min(B, chunk)),
-      k = `${JSON.stringify(config)}|${rows}|${T}`;
+      shape = `${JSON.stringify(config)}|${members}`,
+      k = `${shape}|${rows}|${T}`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
-    if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, rows, seq, 3)) / 1000);
+    if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000);
     const stepS = (cache.get(k)! * B) / rows;
-    const g = `${JSON.stringify(config)}|gen`;
+    const g = `${shape}|gen`;
     if (!cache.has(g)) {
-      const model = initModel(config, 1),
+      const model = timedModel(config, members),
         rng = new Rng(1);
       const prompts = Array.from({ length: 64 }, () =>
         Array.from({ length: 12 }, () => rng.int(9, config.vocab_size - 1)),
@@ -67,6 +69,16 @@ export class Calibration {
     }
     return { stepS, tokPerS: cache.get(g)! };
   }
+}
+
+/**
+ * A fresh model of this shape to time; for a merged ensemble of n members (its projections run in blocks,
+ * blocks.ts), n fresh members merged, without any bias channel's silent heads (a few dims' worth).
+ */
+function timedModel(config: ModelConfig, members: number): Model {
+  if (members <= 1) return initModel(config, 1);
+  const member = memberConfig(config, members);
+  return mergeModels(Array.from({ length: members }, (_, m) => initModel(member, 1 + m)));
 }
 
 /** The run's total on its own device, and optionally the same FLOPs on another device at a utilisation. */

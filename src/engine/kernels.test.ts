@@ -11,6 +11,7 @@ import { toBf16Array, widenBf16 } from "./bf16.js";
 
 const rng = new Rng(7);
 const rnd = (n: number) => randn(rng, n);
+const dense = new Int32Array(0); // decodeBlock's groups: none
 
 export function maxRelDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -76,7 +77,8 @@ function suite(label: string, N: Kernels, skip: string | false): void {
       [256, 768, 256, 1],
       [2048, 64, 256, 1],
       [17, 33, 9, 4],
-      [128, 128, 64, 3],
+      [128, 128, 64, 3], // a batch the threads cannot share evenly: each matmul split by rows
+      [16, 200, 64, 3], // … by columns
       [1, 256, 768, 1],
     ];
     for (const [M, Nn, Kk, batch] of shapes) {
@@ -347,8 +349,8 @@ function suite(label: string, N: Kernels, skip: string | false): void {
           kc = rnd(slots * Tmax * kd),
           vc = rnd(slots * Tmax * kd);
         const [x1, x2, k1, k2, v1, v2] = [x.slice(), x.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
-        R.decodeBlock(x1, ...w, cos, sin, k1, v1, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
-        N.decodeBlock(x2, ...w, cos, sin, k2, v2, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5);
+        R.decodeBlock(x1, ...w, cos, sin, k1, v1, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5, dense);
+        N.decodeBlock(x2, ...w, cos, sin, k2, v2, pos, slot, Nr, C, H, KVH, D, F, Tmax, 1e-5, dense);
         closeToScale(x2, x1, 1e-5, `decodeBlock x (biases ${biased})`);
         close(k2, k1, 1e-5, "decodeBlock key cache");
         close(v2, v1, 1e-5, "decodeBlock value cache");
@@ -386,6 +388,7 @@ function suite(label: string, N: Kernels, skip: string | false): void {
           F,
           Tmax,
           1e-5,
+          dense,
         ] as const;
       assert.throws(
         () => N.decodeBlock(...args(qd * C - 1, 0, 0)),
@@ -393,6 +396,58 @@ function suite(label: string, N: Kernels, skip: string | false): void {
       );
       assert.throws(() => N.decodeBlock(...args(qd * C, Tmax, 0)), /pos holds 20/);
       assert.throws(() => N.decodeBlock(...args(qd * C, 0, slots)), /slot holds 5 at index 0, outside \[0, 5\)/);
+    },
+  );
+
+  test(
+    "decodeBlock in groups: a block-diagonal block as the dense reference computes it; bad groups refused",
+    { skip },
+    () => {
+      // two members of 24 dims, 2 query heads on 1 key/value head and 40 MLP units; zero off the diagonal blocks
+      const { C, H, KVH, D, F, Tmax, slots, qd, kd } = BLOCK,
+        groups = Int32Array.of(2, 24, 2, 1, 40);
+      const diag = (rows: number, cols: number) => {
+        const w = rnd(rows * cols);
+        w.forEach((_, i) => {
+          if (Math.floor(Math.floor(i / cols) / (rows / 2)) !== Math.floor((i % cols) / (cols / 2))) w[i] = 0;
+        });
+        return w;
+      };
+      const w = [
+          rnd(C),
+          diag(qd, C),
+          diag(kd, C),
+          diag(kd, C),
+          rnd(qd),
+          rnd(kd),
+          rnd(kd),
+          diag(C, qd),
+          rnd(C),
+        ] as const,
+        mlp = [diag(F, C), diag(F, C), diag(C, F)] as const;
+      const cos = rnd((Tmax * D) / 2),
+        sin = rnd((Tmax * D) / 2),
+        pos = Int32Array.of(0, 7, 19, 3),
+        slot = Int32Array.of(4, 0, 2, 1);
+      const x = rnd(4 * C),
+        kc = rnd(slots * Tmax * kd),
+        vc = rnd(slots * Tmax * kd);
+      const [x1, x2, k1, k2, v1, v2] = [x.slice(), x.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
+      const at = [pos, slot, 4, C, H, KVH, D, F, Tmax, 1e-5] as const;
+      R.decodeBlock(x1, ...w, ...mlp, cos, sin, k1, v1, ...at, dense);
+      N.decodeBlock(x2, ...w, ...mlp, cos, sin, k2, v2, ...at, groups);
+      closeToScale(x2, x1, 1e-5, "grouped decodeBlock x");
+      close(k2, k1, 1e-5, "grouped decodeBlock key cache");
+      assert.ok(maxRelDiff(x1, x) > 1e-2, "the block changed x");
+      if (label !== "native") return; // the WebGPU set runs dense and checks no groups
+      assert.throws(
+        () => N.decodeBlock(x2, ...w, ...mlp, cos, sin, k2, v2, ...at, Int32Array.of(3, 24, 2, 1, 40)),
+        /groups \(3, 24, 2, 1, 40\) do not fit C 48/,
+      );
+      assert.throws(
+        () => N.decodeBlock(x2, ...w, ...mlp, cos, sin, k2, v2, ...at, Int32Array.of(2)),
+        /groups holds 1 values/,
+      );
     },
   );
 
@@ -456,8 +511,8 @@ function suite(label: string, N: Kernels, skip: string | false): void {
       const x = rnd(3 * C),
         [x1, x2] = [x.slice(), x.slice()],
         [k1, k2, v1, v2] = [kh.slice(), kh.slice(), vh.slice(), vh.slice()];
-      R.decodeBlock(x1, ...w, ...rest, k1, v1, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5);
-      N.decodeBlock(x2, ...w, ...rest, k2, v2, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5);
+      R.decodeBlock(x1, ...w, ...rest, k1, v1, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5, dense);
+      N.decodeBlock(x2, ...w, ...rest, k2, v2, pos, slot, 3, C, H, KVH, D, F, Tmax, 1e-5, dense);
       closeToScale(x2, x1, 1e-5, "decodeBlock x, bf16 cache");
       const differ = (a: Uint16Array, b: Uint16Array) =>
         a.reduce((m, v, i) => m + (Math.abs(v - b[i]!) > 1 ? 1 : 0), 0);
@@ -513,7 +568,7 @@ function suite(label: string, N: Kernels, skip: string | false): void {
         kc = rnd(2 * Tmax * kd),
         vc = rnd(2 * Tmax * kd);
       const [xa, xb, ka, kb, va, vb] = [xs.slice(), xs.slice(), kc.slice(), kc.slice(), vc.slice(), vc.slice()];
-      const dims = [pos, slot, 2, C, H, KVH, D, F, Tmax, 1e-5] as const;
+      const dims = [pos, slot, 2, C, H, KVH, D, F, Tmax, 1e-5, dense] as const;
       N.decodeBlockHalf(xa, ln1, wq!, wk!, wv!, e, e, e, wo!, ln2, wg!, wu!, wd!, cos, sin, ka, va, ...dims);
       N.decodeBlock(
         xb,

@@ -37,6 +37,9 @@ export type DecodeBlockArgs<W> = [
   F: number,
   Tmax: number,
   eps: number,
+  /** a merged ensemble's members (n, hidden, heads, kvHeads, intermediate), empty when dense; the reference and
+   * WebGPU sets run dense, which gives the same outputs (weights off the blocks are zero) */
+  groups: I32,
 ];
 
 export interface Kernels {

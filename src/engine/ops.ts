@@ -104,6 +104,37 @@ export function linear(x: Tensor, W: Tensor): Tensor {
   return matmul(x, W, { transB: true });
 }
 
+/**
+ * linear over the n diagonal blocks of W (out, in) only: output columns [m·outPer, (m+1)·outPer) read input
+ * columns [m·inPer, (m+1)·inPer); outputs past n·outPer are 0 and inputs past n·inPer are not read. Equals
+ * linear(x, W) when W is zero off those blocks (a merged ensemble, surgery.ts); the gradient reaches the blocks only,
+ * so training keeps the rest of W zero. One batched gemm each way.
+ */
+export function linearBlocks(x: Tensor, W: Tensor, n: number, outPer: number, inPer: number): Tensor {
+  const inF = lastDim(x),
+    N = x.size / inF,
+    [outF, wIn] = W.shape as [number, number];
+  if (W.shape.length !== 2 || wIn !== inF || !(n >= 1 && n * outPer <= outF && n * inPer <= inF))
+    throw shapeError(
+      "linearBlocks",
+      `[${x.shape.join(", ")}] x [${W.shape.join(", ")}]ᵀ in ${n} blocks of ${outPer}×${inPer}`,
+      "a weight (out, in) matching the input's last dim, with n·outPer ≤ out and n·inPer ≤ in",
+    );
+  const out = output([N, outF], tracks(x, W));
+  if (n * outPer < outF) fillZero(out.dev);
+  const sW = outPer * inF + inPer; // from one diagonal block to the next
+  K().gemm(0, 1, N, outPer, inPer, 1, x.dev, 0, inF, inPer, W.dev, 0, inF, sW, 0, out.dev, 0, outF, outPer, n);
+  if (out.requiresGrad)
+    record(() => {
+      const dy = out.gdev;
+      if (x.requiresGrad)
+        K().gemm(0, 0, N, inPer, outPer, 1, dy, 0, outF, outPer, W.dev, 0, inF, sW, 1, x.gdev, 0, inF, inPer, n);
+      if (W.requiresGrad)
+        K().gemm(1, 0, outPer, inPer, N, 1, dy, 0, outF, outPer, x.dev, 0, inF, inPer, 1, W.gdev, 0, inF, sW, n);
+    });
+  return done("linearBlocks", out);
+}
+
 /** x (N, C) + bias (C) broadcast over rows; done as a rank-1 gemm so it needs no kernel of its own. */
 export function addBias(x: Tensor, bias: Tensor): Tensor {
   const C = lastDim(x),
@@ -268,8 +299,14 @@ export interface BlockWeights {
   wd: Tensor;
   /** bfloat16 bits of the seven projections: decoding reads these instead (half the bytes) */
   half?: Record<"wq" | "wk" | "wv" | "wo" | "wg" | "wu" | "wd", Uint16Array>;
+  /**
+   * a merged ensemble's members (n, hidden, heads, kvHeads, intermediate): the projections read their n diagonal
+   * blocks only (linearBlocks), from the float32 weights; empty or absent: dense
+   */
+  groups?: Int32Array;
 }
-const none = new Float32Array(0);
+const none = new Float32Array(0),
+  dense = new Int32Array(0);
 
 /**
  * Inference only: one whole decoder block for N sequences decoding one token each, x (N, C) → (N, C),
@@ -307,11 +344,12 @@ export function decodeBlock(
   }
   const out = output([N, C], false);
   K().axpy(1, x.dev, fillZero(out.dev));
-  const rest = [table.cos, table.sin, kCache, vCache, pos, slot, N, C, H, KVH, D, F, Tmax, eps] as const;
+  const groups = w.groups ?? dense,
+    rest = [table.cos, table.sin, kCache, vCache, pos, slot, N, C, H, KVH, D, F, Tmax, eps, groups] as const;
   const bq = w.bq?.dev ?? none,
     bk = w.bk?.dev ?? none,
     bv = w.bv?.dev ?? none,
-    h = w.half;
+    h = groups.length ? undefined : w.half;
   if (h)
     K().decodeBlockHalf(out.dev, w.ln1.dev, h.wq, h.wk, h.wv, bq, bk, bv, h.wo, w.ln2.dev, h.wg, h.wu, h.wd, ...rest);
   else

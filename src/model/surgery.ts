@@ -137,6 +137,19 @@ export function mergedConfig(c: ModelConfig, n: number): ModelConfig {
   };
 }
 
+/** One member's shape in a model of n merged members (mergedConfig's inverse; a bias channel's heads dropped). */
+export function memberConfig(c: ModelConfig, n: number): ModelConfig {
+  const kv = Math.floor(c.num_key_value_heads / n),
+    heads = (kv * c.num_attention_heads) / c.num_key_value_heads;
+  return {
+    ...c,
+    hidden_size: heads * headDim(c),
+    num_attention_heads: heads,
+    num_key_value_heads: kv,
+    intermediate_size: Math.floor(c.intermediate_size / n),
+  };
+}
+
 /**
  * The shape addBiasChannel gives a model of shape c: one more key/value head's group of heads (its eps rescaled by
  * widenModel).

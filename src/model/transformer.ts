@@ -9,6 +9,7 @@ import type { Tensor } from "../engine/index.js";
 import { storeBf16 } from "../engine/bf16.js";
 import { adapterOf, type Lora } from "./lora.js";
 import { type ModelConfig, hasQkNorm, headDim, paramShapes, ropeInvFreq } from "./config.js";
+import { type Blocks, blockShape, findBlocks } from "./blocks.js";
 
 export interface Model {
   config: ModelConfig;
@@ -20,6 +21,8 @@ export interface Model {
   checkpointLayers?: boolean;
   /** bfloat16 bits of the projections and LM head that decoding reads (half.ts); float32 values equal them */
   half?: Map<string, Uint16Array>;
+  /** a merged ensemble's block-diagonal layers (blocks.ts): projections run, and train, over their blocks only */
+  blocks?: Blocks;
 }
 
 /** Fresh weights: N(0, 0.02), residual output projections scaled by 1/√(2L), norm gains at 1. */
@@ -61,10 +64,12 @@ export function modelFromTensors(config: ModelConfig, tensors: Map<string, Float
       "CHECKPOINT",
       `${source}: unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}; is this the Llama/Qwen2 layout?`,
     );
+  const blocks = findBlocks(config, (name) => tensors.get(name)!);
   return {
     config,
     params,
     rope: E.ropeTable(config.rope_theta, headDim(config), config.max_position_embeddings, ropeInvFreq(config)),
+    ...(blocks && { blocks }),
   };
 }
 
@@ -97,8 +102,11 @@ function blockWeights(model: Model, l: number): E.BlockWeights {
     wu: w("mlp.up_proj"),
     wd: w("mlp.down_proj"),
     half: model.half && halfBlock(model.half, pre),
+    groups: model.blocks && !model.lora ? groupsOf(model.blocks) : undefined,
   };
 }
+
+const groupsOf = (b: Blocks) => Int32Array.of(b.n, b.hidden, b.heads, b.kvHeads, b.intermediate);
 
 /** The bfloat16 bits of one layer's projections, when the model decodes from them. */
 function halfBlock(half: Map<string, Uint16Array>, pre: string): E.BlockWeights["half"] {
@@ -164,9 +172,16 @@ export function head(model: Model, x: Tensor): Tensor {
  */
 function project(model: Model, name: string, x: Tensor): Tensor {
   const W = p(model, name),
-    half = E.isGradEnabled() && W.requiresGrad ? undefined : model.half?.get(name);
+    b =
+      model.blocks && !model.lora
+        ? blockShape(model.blocks, headDim(model.config), name.replace(layerPrefix, ""))
+        : undefined;
+  // a block-diagonal layer reads a third or less of its weight: less than the bfloat16 copy of all of it
+  if (b) return E.linearBlocks(x, W, model.blocks!.n, b[0], b[1]);
+  const half = E.isGradEnabled() && W.requiresGrad ? undefined : model.half?.get(name);
   return half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
 }
+const layerPrefix = /^model\.layers\.\d+\./;
 
 function finalNorm(model: Model, x: Tensor): Tensor {
   return E.rmsnorm(x, p(model, "model.norm.weight"), model.config.rms_norm_eps);

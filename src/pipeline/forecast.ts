@@ -35,6 +35,7 @@ export function forecastRecipe(
     seed: recipe.seed,
     stages: recipe.stages,
     configs: new Map<string, ModelConfig>(),
+    members: new Map(),
     calibration: new Calibration(),
   };
   for (const s of recipe.stages)
@@ -47,7 +48,7 @@ export function forecastRecipe(
       L = traceLengths(ev.task, ev.difficulties);
     for (const s of recipe.stages) {
       if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
-      const c = ctx.calibration.of(ctx.configs.get(s.name)!, 32, L.prompt + L.completion);
+      const c = ctx.calibration.of(ctx.configs.get(s.name)!, 32, L.prompt + L.completion, 32, ctx.members.get(s.name));
       evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / c.tokPerS;
     }
   }

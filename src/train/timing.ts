@@ -5,8 +5,13 @@ import { Rng } from "../common/rng.js";
 import type { ModelConfig } from "../model/config.js";
 import { forward, initModel } from "../model/transformer.js";
 
-export function timeTrainSteps(config: ModelConfig, batch: number, seq: number, steps: number): number[] {
-  const model = initModel(config, 1);
+export function timeTrainSteps(
+  config: ModelConfig,
+  batch: number,
+  seq: number,
+  steps: number,
+  model = initModel(config, 1),
+): number[] {
   const opt = E.adamwInit(model.params);
   const rng = new Rng(2);
   const ids = Int32Array.from({ length: batch * seq }, () => rng.int(0, config.vocab_size - 1));

@@ -350,8 +350,20 @@ static napi_value decode_block_args(napi_env env, napi_callback_info info, int h
   int32_t *pos = i32(a, "pos", &np), *slot = i32(a, "slot", &nsl);
   long N = dim(a, "N"), C = dim(a, "C"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D"), F = dim(a, "F"), Tmax = dim(a, "Tmax");
   float eps = (float)num(a, "eps");
+  size_t ngr;
+  int32_t *gr = i32(a, "groups", &ngr);
   DONE;
   if (!attn_shape(a, N, 1, H, KVH, D)) return NULL;
+  int G = 1, gC = 0, gH = 0, gKVH = 0, gF = 0;
+  if (ngr) {
+    if (ngr != 5) fail(a, "ERR_FRUGAL_SHAPE", "groups holds %zu values, expected 0 (dense) or 5 (n, hidden, heads, kvHeads, intermediate)", ngr);
+    DONE;
+    G = gr[0], gC = gr[1], gH = gr[2], gKVH = gr[3], gF = gr[4];
+    if (G < 1 || gC < 1 || gKVH < 1 || gF < 1 || (long)G * gC > C || (long)G * gH > H || (long)G * gKVH > KVH ||
+        (long)G * gF > F || (long)gH * KVH != (long)gKVH * H)
+      fail(a, "ERR_FRUGAL_SHAPE", "groups (%d, %d, %d, %d, %d) do not fit C %ld, H %ld, KVH %ld, F %ld with H/KVH query heads per key/value head", G, gC, gH, gKVH, gF, C, H, KVH, F);
+    DONE;
+  }
   if (D % 2) fail(a, "ERR_FRUGAL_SHAPE", "head dim D must be even, got %ld", D);
   if (hk != hv) fail(a, "ERR_FRUGAL_TYPE", "kCache and vCache must be of one type (Float32Array or Uint16Array)");
   long qd = H * D, kd = KVH * D;
@@ -375,7 +387,8 @@ static napi_value decode_block_args(napi_env env, napi_callback_info info, int h
     else f[j] = (const float *)W[j];
   }
   FrBlock w = {ln1, f[0], f[1], f[2], bq, bk, bv, f[3], ln2, f[4], f[5], f[6],
-               h[0], h[1], h[2], h[3], h[4], h[5], h[6], (int)C, (int)H, (int)KVH, (int)D, (int)F, eps};
+               h[0], h[1], h[2], h[3], h[4], h[5], h[6], (int)C, (int)H, (int)KVH, (int)D, (int)F, eps,
+               G, gC, gH, gKVH, gF};
   if (N && fr_decode_block(&w, x, (int)N, pos, slot, cs, sn, kc, vc, hk, (int)Tmax))
     fail(a, "ERR_FRUGAL_MEMORY", "out of memory for the scratch of %ld rows", N);
   return NULL;

@@ -74,26 +74,32 @@ void fr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
     }
     return;
   }
-  if (batch >= nt) {
+  /* a batch that divides among the threads (or is long enough not to care) runs one matmul per thread at a time */
+  if (batch >= nt && (batch % nt == 0 || batch >= 4 * nt)) {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int b = 0; b < batch; b++)
       gemm1(ta, tb, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, beta, C + b * sC, ldc);
     return;
   }
-  /* one big matmul: split the rows of C (or the columns when C is wide and short) */
+  /* otherwise each matmul in turn, split among the threads: the rows of C (or the columns when C is wide and
+   * short); a few blocks of a block-diagonal weight (linearBlocks) would leave a thread idle per round */
   int splitRows = M >= N;
+  for (int b = 0; b < batch; b++) {
+    const float *Ab = A + b * sA, *Bb = B + b * sB;
+    float *Cb = C + b * sC;
 #pragma omp parallel num_threads(nt)
-  {
-    int t = omp_get_thread_num(), n = omp_get_num_threads();
-    int total = splitRows ? M : N;
-    int lo = (int)((long)total * t / n), hi = (int)((long)total * (t + 1) / n);
-    if (hi > lo) {
-      if (splitRows) {
-        const float *a = ta ? A + lo : A + (long)lo * lda;
-        gemm1(ta, tb, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + (long)lo * ldc, ldc);
-      } else {
-        const float *b = tb ? B + (long)lo * ldb : B + lo;
-        gemm1(ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int total = splitRows ? M : N;
+      int lo = (int)((long)total * t / n), hi = (int)((long)total * (t + 1) / n);
+      if (hi > lo) {
+        if (splitRows) {
+          const float *a = ta ? Ab + lo : Ab + (long)lo * lda;
+          gemm1(ta, tb, hi - lo, N, K, alpha, a, lda, Bb, ldb, beta, Cb + (long)lo * ldc, ldc);
+        } else {
+          const float *bb = tb ? Bb + (long)lo * ldb : Bb + lo;
+          gemm1(ta, tb, M, hi - lo, K, alpha, Ab, lda, bb, ldb, beta, Cb + lo, ldc);
+        }
       }
     }
   }
@@ -427,10 +433,15 @@ static void add_bias_rows(float *y, const float *bias, int N, int n) {
     for (int r = 0; r < N; r++)
       for (int i = 0; i < n; i++) y[(long)r * n + i] += bias[i];
 }
-/* y (N, out) = beta*y + x (N, in) · Wᵀ from the float32 or the bfloat16 copy of a block's weight */
+/* y (N, out) = beta*y + x (N, in) · Wᵀ from the float32 or the bfloat16 copy of a block's weight; with G > 1
+ * groups, over W's G diagonal blocks of outPer × inPer only (float32; outputs past G·outPer are 0) */
 static void blk_lin(int N, int out, int in, const float *x, const float *w, const uint16_t *h, float beta,
-                    float *y) {
-  if (h) fr_linear_bf16(x, h, y, N, in, out, beta);
+                    float *y, int G, int outPer, int inPer) {
+  if (G > 1 && !h) {
+    if (beta == 0 && G * outPer < out)
+      for (long r = 0; r < N; r++) memset(y + r * out + (long)G * outPer, 0, sizeof(float) * (out - (long)G * outPer));
+    fr_gemm(0, 1, N, outPer, inPer, 1, x, in, inPer, w, in, (long)outPer * in + inPer, beta, y, out, outPer, G);
+  } else if (h) fr_linear_bf16(x, h, y, N, in, out, beta);
   else fr_gemm(0, 1, N, out, in, 1, x, in, 0, w, in, 0, beta, y, out, 0, 1);
 }
 
@@ -442,9 +453,10 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
   float *h = buf, *q = h + (long)N * C, *qr = q + (long)N * qd, *k = qr + (long)N * qd, *v = k + (long)N * kd;
   float *att = v + (long)N * kd, *g = att + (long)N * qd, *u = g + (long)N * F, *rstd = u + (long)N * F;
   fr_rmsnorm_fwd(x, w->ln1, h, rstd, N, C, w->eps);
-  blk_lin(N, qd, C, h, w->wq, w->hq, 0, q);
-  blk_lin(N, kd, C, h, w->wk, w->hk, 0, k);
-  blk_lin(N, kd, C, h, w->wv, w->hv, 0, v);
+  int G = w->G, gq = w->gH * D, gk = w->gKVH * D;
+  blk_lin(N, qd, C, h, w->wq, w->hq, 0, q, G, gq, w->gC);
+  blk_lin(N, kd, C, h, w->wk, w->hk, 0, k, G, gk, w->gC);
+  blk_lin(N, kd, C, h, w->wv, w->hv, 0, v, G, gk, w->gC);
   add_bias_rows(q, w->bq, N, qd); add_bias_rows(k, w->bk, N, kd); add_bias_rows(v, w->bv, N, kd);
   fr_rope(q, qr, pos, cosT, sinT, N, H, D, 0);
   fr_rope(k, att, pos, cosT, sinT, N, KVH, D, 0); /* att is free until the attention: rotated keys */
@@ -461,12 +473,12 @@ int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const
     }
   }
   fr_attn_cached(qr, kc, vc, kvHalf, att, pos, slot, N, 1, H, KVH, D, Tmax, (float)(1.0 / sqrt((double)D)));
-  blk_lin(N, C, qd, att, w->wo, w->ho, 1, x); /* x += att Wo^T */
+  blk_lin(N, C, qd, att, w->wo, w->ho, 1, x, G, w->gC, gq); /* x += att Wo^T */
   fr_rmsnorm_fwd(x, w->ln2, h, rstd, N, C, w->eps);
-  blk_lin(N, F, C, h, w->wg, w->hg, 0, g);
-  blk_lin(N, F, C, h, w->wu, w->hu, 0, u);
+  blk_lin(N, F, C, h, w->wg, w->hg, 0, g, G, w->gF, w->gC);
+  blk_lin(N, F, C, h, w->wu, w->hu, 0, u, G, w->gF, w->gC);
   fr_swiglu_fwd(g, u, g, (long)N * F);
-  blk_lin(N, C, F, g, w->wd, w->hd, 1, x); /* x += mlp Wd^T */
+  blk_lin(N, C, F, g, w->wd, w->hd, 1, x, G, w->gC, w->gF); /* x += mlp Wd^T */
   free(buf);
   return 0;
 }

@@ -44,6 +44,9 @@ typedef struct {
   const uint16_t *hq, *hk, *hv, *ho, *hg, *hu, *hd;
   int C, H, KVH, D, F;
   float eps;
+  /* a merged ensemble (G > 1): each projection reads its G diagonal blocks only, one member's gC dims, gH heads,
+   * gKVH key/value heads and gF MLP units each; outputs past G members' are 0. G = 1: dense */
+  int G, gC, gH, gKVH, gF;
 } FrBlock;
 int fr_decode_block(const FrBlock *w, float *x, int N, const int32_t *pos, const int32_t *slot,
                     const float *cosT, const float *sinT, void *kc, void *vc, int kvHalf, int Tmax);

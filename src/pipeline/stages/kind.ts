@@ -21,6 +21,8 @@ export interface ForecastContext {
   stages: readonly { name: string; type: string; members?: number }[];
   /** the model each earlier stage hands on, by stage name */
   configs: Map<string, ModelConfig>;
+  /** the stages whose model is a merged ensemble, by name: how many members (its layers run in blocks) */
+  members: Map<string, number>;
   calibration: Calibration;
 }
 

@@ -207,6 +207,7 @@ export const safetySft: StageKind<SafetySft> = {
       config = s.vocabSize ? { ...from, vocab_size: s.vocabSize } : from;
     // what the stage hands on: its members merged side by side
     ctx.configs.set(s.name, s.members > 1 ? mergedConfig(config, s.members) : config);
+    if (s.members > 1) ctx.members.set(s.name, s.members);
     const L = stageTraceLengths(s.task, s.difficulties),
       taskT = L.maxPrompt + Math.min(L.maxCompletion, s.traceTokens);
     const sampled = (f: StageForecast) =>

@@ -327,9 +327,10 @@ export function grpoForecast(
   calibrateT: number,
   T: number,
   ctx: ForecastContext,
+  members?: number,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    c = ctx.calibration.of(config, B, calibrateT, s.microBatch);
+    c = ctx.calibration.of(config, B, calibrateT, s.microBatch, members);
   const genS = (B * completion) / c.tokPerS,
     updateS = c.stepS * (2 / 3 + s.ppoEpochs);
   const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));

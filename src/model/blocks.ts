@@ -27,19 +27,26 @@ export function blockShape(b: Blocks, D: number, tail: string): [number, number]
   return undefined;
 }
 
+/**
+ * One member's widths if config c held n members side by side, the heads past n members' silent (a bias channel's,
+ * one head's width each); undefined when n members cannot fit c.
+ */
+export function memberShape(c: ModelConfig, n: number): Blocks | undefined {
+  const H = c.num_attention_heads,
+    kvHeads = Math.floor(c.num_key_value_heads / n),
+    heads = (kvHeads * H) / c.num_key_value_heads,
+    hidden = (c.hidden_size - (H - n * heads) * headDim(c)) / n;
+  return Number.isInteger(hidden) && hidden > 0 && kvHeads > 0 && c.intermediate_size % n === 0
+    ? { n, hidden, heads, kvHeads, intermediate: c.intermediate_size / n }
+    : undefined;
+}
+
 /** The member shapes n members could have in a model of config c (most members first). */
 function candidates(c: ModelConfig): Blocks[] {
-  const D = headDim(c),
-    H = c.num_attention_heads,
-    KVH = c.num_key_value_heads,
-    rep = H / KVH,
-    out: Blocks[] = [];
-  for (let n = KVH; n >= 2; n--) {
-    const kvHeads = Math.floor(KVH / n),
-      heads = kvHeads * rep,
-      hidden = (c.hidden_size - (H - n * heads) * D) / n;
-    if (Number.isInteger(hidden) && hidden > 0 && c.intermediate_size % n === 0)
-      out.push({ n, hidden, heads, kvHeads, intermediate: c.intermediate_size / n });
+  const out: Blocks[] = [];
+  for (let n = c.num_key_value_heads; n >= 2; n--) {
+    const b = memberShape(c, n);
+    if (b) out.push(b);
   }
   return out;
 }

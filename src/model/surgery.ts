@@ -4,6 +4,7 @@
 import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { type ModelConfig, headDim } from "./config.js";
+import { memberShape } from "./blocks.js";
 import { type Model, modelFromTensors, p } from "./transformer.js";
 
 /**
@@ -139,14 +140,14 @@ export function mergedConfig(c: ModelConfig, n: number): ModelConfig {
 
 /** One member's shape in a model of n merged members (mergedConfig's inverse; a bias channel's heads dropped). */
 export function memberConfig(c: ModelConfig, n: number): ModelConfig {
-  const kv = Math.floor(c.num_key_value_heads / n),
-    heads = (kv * c.num_attention_heads) / c.num_key_value_heads;
+  const b = memberShape(c, n);
+  if (!b) throw internal(`memberConfig: ${n} members do not fit ${JSON.stringify(c)}`);
   return {
     ...c,
-    hidden_size: heads * headDim(c),
-    num_attention_heads: heads,
-    num_key_value_heads: kv,
-    intermediate_size: Math.floor(c.intermediate_size / n),
+    hidden_size: b.hidden,
+    num_attention_heads: b.heads,
+    num_key_value_heads: b.kvHeads,
+    intermediate_size: b.intermediate,
   };
 }
 

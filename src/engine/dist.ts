@@ -115,6 +115,21 @@ export function fromMain<T>(value: T): T {
   return world().size <= 1 ? value : allgather(value)[0]!;
 }
 
+/**
+ * Runs `f` as a one-process world on this rank: inside it collectives are no-ops and this rank writes what it
+ * trains. For work split whole between ranks (the guard's ensemble members), never for a data-parallel step.
+ */
+export function solo<T>(f: () => T): T {
+  const outer = world();
+  if (outer.size <= 1) return f();
+  current = { ...outer, rank: 0, size: 1 };
+  try {
+    return f();
+  } finally {
+    current = outer;
+  }
+}
+
 export function barrier(): void {
   if (world().size > 1) timed(() => addon!.barrier());
 }

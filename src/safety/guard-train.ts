@@ -3,13 +3,15 @@
 // then the threshold tuned on the dev split and a report on the held-out test sets. Prompts and completions are both
 // taught:
 // a completion is judged by what it gives, so refusals of harmful requests are safe and compliance is not.
+// Under MPI the ensemble's members are split whole between the ranks, and its verdicts for the threshold and the
+// report too; nothing here is data-parallel.
 import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
-import { isMain } from "../engine/dist.js";
+import { allgather, barrier, isMain, shareOf, solo, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
@@ -40,6 +42,7 @@ import {
   SAFE_LABEL,
   withLabelTokens,
   type GuardMode,
+  type GuardVerdict,
 } from "./guard.js";
 import { family, familyBy, HARMFUL, LOOKALIKES } from "./lists.js";
 import { CONCEPTS, EVERYDAY } from "./lists.js";
@@ -137,16 +140,13 @@ function guardInit(cfg: GuardStageConfig) {
  */
 export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   const init = guardInit(cfg);
-  let usage = noUsage(),
-    steps = 0;
+  const split = trainShares(io, cfg, init);
+  if (split.stopped) return { ...split, notes: {}, trainee: init(io.seed)() }; // (its checkpoint is on disk)
+  let usage = split.usage,
+    steps = split.steps;
   const members: Trainee[] = [];
   for (let m = 1; m < cfg.members; m++) {
-    const mio: StageIO = {
-      ...io,
-      name: `${io.name}/member-${m}`,
-      dir: join(io.dir, `member-${m}`),
-      seed: io.seed + 1009 * m,
-    };
+    const mio = memberIO(io, m);
     const o = trainClassifier(mio, init(mio.seed), cfg);
     ((usage = addUsage(usage, o.usage)), (steps += o.steps));
     if (o.stopped) return { steps, stopped: o.stopped, usage, notes: {}, trainee: o.trainee };
@@ -202,6 +202,64 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
   };
 }
 
+/** Member m's own folder and seed (member 0 is the stage itself). */
+const memberIO = (io: StageIO, m: number): StageIO =>
+  m === 0 ? io : { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
+
+/** The guard's units of work in one process's order, each with its cost relative to a transformer member. */
+export function guardUnits(cfg: Pick<GuardStageConfig, "members" | "wordVectors" | "sentenceVectors">) {
+  const units: { unit: string; cost: number }[] = [];
+  for (let m = 1; m <= cfg.members; m++) units.push({ unit: `member-${m % cfg.members}`, cost: 1 });
+  if (cfg.wordVectors) units.push({ unit: "words", cost: 0.35 });
+  if (cfg.sentenceVectors) units.push({ unit: "sentences", cost: 0.7 });
+  return units;
+}
+
+/**
+ * Which rank trains each unit: member 0 (the stage's own folder) on rank 0, the rest costliest first to the least
+ * loaded rank (ties to the lowest), the same on every rank.
+ */
+export function assignUnits(units: readonly { unit: string; cost: number }[], ranks: number): number[] {
+  const load = new Array<number>(ranks).fill(0),
+    owner = new Array<number>(units.length).fill(0);
+  const first = (i: number) => (units[i]!.unit === "member-0" ? 0 : 1);
+  const order = units.map((u, i) => i).sort((a, b) => first(a) - first(b) || units[b]!.cost - units[a]!.cost || a - b);
+  for (const i of order) {
+    const r = first(i) === 0 ? 0 : load.indexOf(Math.min(...load));
+    ((owner[i] = r), (load[r] += units[i]!.cost));
+  }
+  return owner;
+}
+
+/**
+ * Under MPI, each rank first trains its share of the units whole, alone (`solo`: its own folder, checkpoint and
+ * resume), and all wait; the stage then reads every finished unit back from its folder, as a resumed stage does
+ * (a rank that cannot see another's folder trains that unit itself). One process: nothing to do here.
+ */
+function trainShares(io: StageIO, cfg: GuardStageConfig, init: (seed: number) => () => Trainee): LoopOutcome {
+  const { rank, size } = world();
+  if (size <= 1) return { steps: 0, usage: noUsage(), stopped: null };
+  const units = guardUnits(cfg),
+    owner = assignUnits(units, size);
+  let mine: LoopOutcome = { steps: 0, usage: noUsage(), stopped: null };
+  for (const [i, { unit }] of units.entries()) {
+    if (owner[i] !== rank || mine.stopped) continue;
+    const o = solo((): LoopOutcome => {
+      if (!unit.startsWith("member-")) return englishMembers(io, cfg, unit);
+      const mio = memberIO(io, Number(unit.slice("member-".length)));
+      return trainClassifier(mio, init(mio.seed), cfg);
+    });
+    mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
+  }
+  barrier();
+  const all = allgather(mine);
+  return {
+    steps: all.reduce((a, o) => a + o.steps, 0),
+    usage: all.reduce((a, o) => addUsage(a, o.usage), noUsage()),
+    stopped: all.find((o) => o.stopped)?.stopped ?? null,
+  };
+}
+
 /** A training prompt drawn as the transformers' are. */
 const drawPrompt = (rng: Rng): WordExample => {
   const it = drawItem(rng, "train", GUARD_MIX);
@@ -216,6 +274,7 @@ const drawPrompt = (rng: Rng): WordExample => {
 function englishMembers(
   io: StageIO,
   cfg: GuardStageConfig,
+  only?: string,
 ): LoopOutcome & { words: WordGuard | null; sentences: SentenceGuard | null } {
   let usage = noUsage(),
     steps = 0;
@@ -226,7 +285,7 @@ function englishMembers(
     load: (f: string, c: C) => M,
     train: (io: StageIO, c: C, draw: typeof drawPrompt) => LoopOutcome & { guard: M },
   ): { m: M | null; stopped: LoopOutcome["stopped"] } => {
-    if (!mc) return { m: null, stopped: null };
+    if (!mc || (only && only !== key)) return { m: null, stopped: null };
     const dir = join(io.dir, key),
       f = join(dir, file);
     if (existsSync(f)) return { m: load(f, mc), stopped: null };
@@ -379,12 +438,21 @@ export function thresholdAtRate(scores: readonly number[], rate: number): number
   return asc[Math.max(0, asc.length - 1 - allowed)]! + 1e-6;
 }
 
+/** The guard's verdicts on `texts`; under MPI each rank reads its share and all get every verdict. */
+function classifyShared(g: Guard, texts: readonly string[]): GuardVerdict[] {
+  const [a, b] = shareOf(texts.length);
+  return allgather(g.classify(texts.slice(a, b))).flat();
+}
+
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */
 export function tuneThreshold(g: Guard, rate: number, seed: number, devItems = 3000): number {
   const rng = new Rng(seed ^ 0xde5);
   const items = Array.from({ length: devItems }, () => drawItem(rng, "dev", GUARD_MIX)).filter((x) => !x.unsafe);
   const q = thresholdAtRate(
-    g.classify(items.map((x) => x.text)).map((v) => v.pUnsafe),
+    classifyShared(
+      g,
+      items.map((x) => x.text),
+    ).map((v) => v.pUnsafe),
     rate,
   );
   return Math.min(0.95, Math.max(0.01, q));
@@ -395,7 +463,10 @@ export function guardReport(g: Guard): Record<string, number> {
   const sets = { ...heldOutSets(), ...probeSets() },
     out: Record<string, number> = {};
   for (const [name, items] of Object.entries(sets)) {
-    const v = g.classify(items.map((x: SafetyItem) => x.text));
+    const v = classifyShared(
+      g,
+      items.map((x: SafetyItem) => x.text),
+    );
     out[`${name}FlagRate`] = v.filter((x) => x.unsafe).length / Math.max(1, v.length);
     out[`${name}N`] = items.length;
   }

@@ -8,7 +8,7 @@ import type { FrugalError } from "../common/errors.js";
 import { tempDir } from "../common/testing.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
 import { Guard, views } from "./guard.js";
-import { thresholdAtRate } from "./guard-train.js";
+import { assignUnits, guardUnits, thresholdAtRate } from "./guard-train.js";
 import { rocSummary } from "./report.js";
 import { SPECIAL } from "../tokenizer/tokenizer.js";
 
@@ -85,4 +85,21 @@ test("Guard.load: a model directory without tokenizer.json or without a threshol
   assert.throws(() => Guard.load(dir), notGuard);
   saveCheckpoint(dir, g.model, { meta: { stage: "x", step: 0, config: {} }, tokenizer: g.tok.toJSON() });
   assert.throws(() => Guard.load(dir), notGuard);
+});
+
+test("guard units under MPI: member 0 on rank 0, the rest costliest first to the least loaded rank", () => {
+  const cfg = { members: 3, wordVectors: { weight: 0.5 }, sentenceVectors: {} } as Parameters<typeof guardUnits>[0];
+  const units = guardUnits(cfg);
+  assert.deepEqual(
+    units.map((u) => u.unit),
+    ["member-1", "member-2", "member-0", "words", "sentences"],
+    "one process trains in this order",
+  );
+  assert.deepEqual(assignUnits(units, 1), [0, 0, 0, 0, 0]);
+  // rank 0: member 0 and member 2 (2.0); rank 1: member 1, the sentences and the words (2.05)
+  assert.deepEqual(assignUnits(units, 2), [1, 0, 0, 1, 1]);
+  assert.deepEqual(assignUnits(units, 3), [1, 2, 0, 1, 0]);
+  const two = guardUnits({ members: 2 } as Parameters<typeof guardUnits>[0]);
+  assert.deepEqual(assignUnits(two, 2), [1, 0], "two members: one each, member 0 on rank 0");
+  assert.deepEqual(assignUnits(two, 4), [1, 0], "more ranks than units: some ranks train none");
 });

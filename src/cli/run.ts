@@ -7,7 +7,11 @@ import { readRecipe } from "../pipeline/recipe.js";
 import { runRecipe, type RunResult } from "../pipeline/runner.js";
 import { decisionLine, intervalNote, withGuardLine } from "../safety/report.js";
 import { num } from "./sample.js";
-import { exitTogether, isMain } from "../engine/dist.js";
+import { exitTogether, isMain, launchedSize, mpiAddonPath } from "../engine/dist.js";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { FrugalError } from "../common/errors.js";
 
 export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
 
@@ -44,10 +48,64 @@ export function printTable(r: RunResult): void {
   );
 }
 
+/**
+ * `--ranks N`: this same command again as N MPI ranks on this machine, each bound to one CPU (more ranks than CPUs
+ * run unbound), and mpirun's exit status. Small models and decoding use two cores better as two
+ * processes than as two threads.
+ */
+function relaunch(ranks: number): void {
+  if (!existsSync(mpiAddonPath))
+    throw new FrugalError(
+      "DEPENDENCY",
+      `--ranks ${ranks} needs frugal's MPI binding (${mpiAddonPath} is missing): apt-get install -y openmpi-bin ` +
+        "libopenmpi-dev, then `npm rebuild frugal`; or run without --ranks",
+    );
+  const args = process.argv.slice(2),
+    at = args.findIndex((a) => a === "--ranks" || a.startsWith("--ranks="));
+  args.splice(at, args[at] === "--ranks" ? 2 : 1);
+  const root = process.getuid?.() === 0 ? ["--allow-run-as-root"] : [];
+  // no single-copy (CMA) transfers: containers without ptrace rights would fail them
+  const mca = ["--mca", "btl_vader_single_copy_mechanism", "none"],
+    bind =
+      ranks <= availableParallelism()
+        ? ["--use-hwthread-cpus", "--bind-to", "hwthread"] // a slot per CPU Node counts (hyperthreads too)
+        : ["--oversubscribe", "--bind-to", "none"];
+  const r = spawnSync(
+    "mpirun",
+    [...root, ...mca, ...bind, "-np", String(ranks), process.execPath, process.argv[1]!, ...args],
+    {
+      stdio: "inherit",
+    },
+  );
+  if (r.error)
+    throw new FrugalError(
+      "DEPENDENCY",
+      `--ranks ${ranks} starts mpirun, which did not run (${r.error.message}): apt-get install -y openmpi-bin ` +
+        "libopenmpi-dev; or run without --ranks",
+    );
+  process.exitCode = r.status ?? 1;
+}
+
+/** `--ranks`: a whole number, or "auto" (one rank per CPU where Open MPI and the binding are installed, else 1). */
+export function ranksWanted(v: string | undefined, log: (m: string) => void = console.error): number {
+  if (v === undefined) return 1;
+  if (v === "auto") {
+    const mpirun = spawnSync("mpirun", ["--version"], { encoding: "utf8" });
+    if (mpirun.status === 0 && existsSync(mpiAddonPath)) return availableParallelism();
+    log("--ranks auto: one process (Open MPI or frugal's MPI binding is not installed; see the README's MPI section)");
+    return 1;
+  }
+  const n = num("--ranks", v, 1, 1024);
+  if (!Number.isInteger(n)) throw new FrugalError("ARG", `--ranks expects a whole number or "auto", got "${v}"`);
+  return n;
+}
+
 function action(
   recipeFile: string,
-  o: { out?: string; resume?: boolean; budgetUsd?: string; prices?: string; quiet?: boolean },
+  o: { out?: string; resume?: boolean; budgetUsd?: string; prices?: string; quiet?: boolean; ranks?: string },
 ): void {
+  const ranks = launchedSize() > 1 ? 1 : ranksWanted(o.ranks);
+  if (ranks > 1) return relaunch(ranks);
   const recipe = readRecipe(recipeFile);
   const out = o.out ?? join("runs", recipe.name);
   const budgetUsd = o.budgetUsd === undefined ? undefined : num("--budget-usd", o.budgetUsd, 0, 1e12);
@@ -68,7 +126,11 @@ export function registerRun(program: Command): void {
       .option("--resume", "continue an interrupted run in --out")
       .option("--budget-usd <x>", "stop cleanly (checkpoint saved) before the spend passes X dollars")
       .option("--prices <file>", "extra price table merged over the built-in one")
-      .option("--quiet", "no progress bars");
+      .option("--quiet", "no progress bars")
+      .option(
+        "--ranks <n>",
+        "N MPI ranks on this machine, one core each (needs Open MPI), or auto: one per core when installed (default 1)",
+      );
   opts(
     program
       .command("run <recipe>")

@@ -47,7 +47,7 @@ const EXACT = ["step", "tokens", "lr", "reward", "accuracy", "format", "lenMean"
 const TIMING = ["wallMs", "commMs", "tokensPerSec"];
 
 /** Runs `recipe` in one process, then its later stages on two ranks from the same first stages; compares them. */
-function reproduces(recipe: string, first: string[], later: string[]): { a: string; b: string } {
+function reproduces(recipe: string, first: string[], later: string[], ranksFlag = false): { a: string; b: string } {
   needMpi();
   const a = join(tempDir(), "one"),
     b = join(tempDir(), "two");
@@ -56,7 +56,9 @@ function reproduces(recipe: string, first: string[], later: string[]): { a: stri
   mkdirSync(join(b, "stages"), { recursive: true });
   cpSync(join(a, "recipe.json"), join(b, "recipe.json"));
   for (const s of first) cpSync(stageDir(a, s), stageDir(b, s), { recursive: true });
-  const r = run2(["run", recipe, "--out", b, "--resume", "--quiet"]);
+  const args = ["run", recipe, "--out", b, "--resume", "--quiet"];
+  // `--ranks 2`: frugal starts mpirun itself
+  const r = ranksFlag ? spawnSync(process.execPath, [cli, ...args, "--ranks", "2"], { encoding: "utf8" }) : run2(args);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.match(/^stage +pass@1/gm)?.length, 1, "only rank 0 prints the table");
   for (const s of later) {
@@ -87,10 +89,11 @@ function reproduces(recipe: string, first: string[], later: string[]): { a: stri
     assert.equal(e.ranks, 2);
     assert.ok(e.commS! > 0, `${e.stage} records its time in collectives`);
     assert.ok(Math.abs(e.deviceHours - (e.wallS / 3600) * e.count * 2) < 1e-12, "device-hours count both ranks");
+    assert.equal(e.count * e.ranks!, 2, "two ranks on one machine share its 2 vCPUs (billed once, not twice)");
   }
   const bill = renderBill(makeBill(readLedger(b).entries));
   assert.match(bill, /2 MPI ranks: device-hours count every rank; [0-9.]+ s of rank 0's wall time was in collectives/);
-  assert.match(bill, /\n\S+ +2×2×cpu-vcpu /, "each stage's device column shows ranks × devices");
+  assert.match(bill, /\n\S+ +2×1×cpu-vcpu /, "each stage's device column shows ranks × devices per rank");
   return { a, b };
 }
 
@@ -107,8 +110,10 @@ test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exact
   );
 });
 
-test("mpirun -np 2 reproduces the Safe stages: safety SFT members, safety GRPO, the safety report", () => {
-  const { a, b } = reproduces(join(repoRoot, "recipes/tiny-safe.json"), ["base", "guard"], ["safe-sft", "safe"]);
+test("--ranks 2 reproduces the Safe stages: the guard's members split between ranks, safety SFT, GRPO, report", () => {
+  const { a, b } = reproduces(join(repoRoot, "recipes/tiny-safe.json"), ["base"], ["guard", "safe-sft", "safe"], true);
+  for (const unit of ["member-1/checkpoint/frugal.json", "words/words.safetensors", "sentences/sentences.safetensors"])
+    assert.ok(existsSync(join(stageDir(b, "guard"), unit)), `the rank that trained it wrote ${unit}`);
   const report = (d: string) => {
     const r = JSON.parse(readFileSync(join(d, "safety.json"), "utf8"));
     delete r.wallMs;
@@ -228,4 +233,19 @@ test("forecast on N ranks: data-parallel stages split N ways plus an all-reduce 
   });
   const usdPerHour = device(prices, recipe.device.kind).usdPerHour;
   assert.ok(Math.abs(f.costUsd - (f.totalSeconds / 3600) * usdPerHour * recipe.device.count * 2) < 1e-9);
+});
+
+test("--ranks: a bad count, and a missing binding, are one line that says what to do", () => {
+  const bad = spawnSync(process.execPath, [cli, "run", tiny, "--ranks", "1.5"], { encoding: "utf8" });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--ranks expects a whole number or "auto", got "1.5"/);
+  const env = { ...process.env, FRUGAL_MPI_ADDON: "/nonexistent/frugal_mpi.node" };
+  const missing = spawnSync(process.execPath, [cli, "run", tiny, "--ranks", "2"], { encoding: "utf8", env });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--ranks 2 needs frugal's MPI binding .* apt-get install -y openmpi-bin/);
+  const auto = spawnSync(process.execPath, [cli, "run", join(tempDir(), "nothing.json"), "--ranks", "auto"], {
+    encoding: "utf8",
+    env,
+  });
+  assert.match(auto.stderr, /--ranks auto: one process \(Open MPI or frugal's MPI binding is not installed/);
 });

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { progress } from "../common/progress.js";
 import { releasePool } from "../engine/index.js";
-import { barrier, commMilliseconds, fromMain, isMain, world } from "../engine/dist.js";
+import { barrier, commMilliseconds, fromMain, isMain, localRanks, world } from "../engine/dist.js";
 import { checkRanksAgree } from "./ranks.js";
 import { FrugalError } from "../common/errors.js";
 import { hfDir, isHfInput } from "./hf-input.js";
@@ -201,7 +201,7 @@ function billOverhead(out: string, recipe: Recipe, dev: Device, wallS: number, c
     cpuS: Math.max(0, cpuS - mine.reduce((a, e) => a + e.cpuS, 0)),
     deviceKind: recipe.device.kind,
     device: dev,
-    count: recipe.device.count,
+    count: devicesPerRank(recipe),
     ranks: world().size,
     tokens: noTokens,
     flops: 0,
@@ -209,6 +209,9 @@ function billOverhead(out: string, recipe: Recipe, dev: Device, wallS: number, c
   if (isMain()) appendEntry(out, overhead);
   return overhead.costUsd;
 }
+
+/** The recipe's devices are one machine's: the ranks launched on the same machine share them (and its bill). */
+const devicesPerRank = (recipe: Recipe) => recipe.device.count / localRanks();
 
 export function runRecipe(recipe: Recipe, options: RunOptions): RunResult {
   const t0 = performance.now(),
@@ -220,7 +223,7 @@ export function runRecipe(recipe: Recipe, options: RunOptions): RunResult {
   const entriesBefore = readLedger(out).entries.length;
   const prices = loadPrices(opts.prices),
     dev = lookupDevice(prices, recipe.device.kind);
-  const usdPerS = (dev.usdPerHour * recipe.device.count * world().size) / 3600;
+  const usdPerS = (dev.usdPerHour * devicesPerRank(recipe) * world().size) / 3600;
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
   const forecast = opts.noForecast || !forecastFits || !isMain() ? null : forecastOnce(recipe, out, prices, dev, opts);
@@ -321,7 +324,7 @@ function record(
     cpuS: (cpu.user + cpu.system) / 1e6,
     deviceKind: recipe.device.kind,
     device: dev,
-    count: recipe.device.count,
+    count: devicesPerRank(recipe),
     ranks: world().size,
     commS: (commMilliseconds() - cpu0.commMs) / 1000,
     tokens: noTokens,

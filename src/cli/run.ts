@@ -129,7 +129,7 @@ export function registerRun(program: Command): void {
       .option("--quiet", "no progress bars")
       .option(
         "--ranks <n>",
-        "N MPI ranks on this machine, one core each (needs Open MPI), or auto: one per core when installed (default 1)",
+        "N MPI ranks on this machine, one CPU each (needs Open MPI), or auto: one per CPU when installed (default 1)",
       );
   opts(
     program

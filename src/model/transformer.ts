@@ -102,11 +102,13 @@ function blockWeights(model: Model, l: number): E.BlockWeights {
     wu: w("mlp.up_proj"),
     wd: w("mlp.down_proj"),
     half: model.half && halfBlock(model.half, pre),
-    groups: model.blocks && !model.lora ? groupsOf(model.blocks) : undefined,
+    groups: groupsOf(runsInBlocks(model)),
   };
 }
 
-const groupsOf = (b: Blocks) => Int32Array.of(b.n, b.hidden, b.heads, b.kvHeads, b.intermediate);
+/** The blocks a merged model's projections run over: none under LoRA (its adapters are dense). */
+const runsInBlocks = (model: Model): Blocks | undefined => (model.lora ? undefined : model.blocks);
+const groupsOf = (b?: Blocks) => b && Int32Array.of(b.n, b.hidden, b.heads, b.kvHeads, b.intermediate);
 
 /** The bfloat16 bits of one layer's projections, when the model decodes from them. */
 function halfBlock(half: Map<string, Uint16Array>, pre: string): E.BlockWeights["half"] {
@@ -172,12 +174,10 @@ export function head(model: Model, x: Tensor): Tensor {
  */
 function project(model: Model, name: string, x: Tensor): Tensor {
   const W = p(model, name),
-    b =
-      model.blocks && !model.lora
-        ? blockShape(model.blocks, headDim(model.config), name.replace(layerPrefix, ""))
-        : undefined;
+    blocks = runsInBlocks(model),
+    b = blocks && blockShape(blocks, headDim(model.config), name.replace(layerPrefix, ""));
   // a block-diagonal layer reads a third or less of its weight: less than the bfloat16 copy of all of it
-  if (b) return E.linearBlocks(x, W, model.blocks!.n, b[0], b[1]);
+  if (b) return E.linearBlocks(x, W, blocks!.n, b[0], b[1]);
   const half = E.isGradEnabled() && W.requiresGrad ? undefined : model.half?.get(name);
   return half ? E.linearHalf(x, half, W.shape[0]!) : E.linear(x, W);
 }

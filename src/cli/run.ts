@@ -87,12 +87,14 @@ function relaunch(ranks: number): void {
 }
 
 /** `--ranks`: a whole number, or "auto" (one rank per CPU where Open MPI and the binding are installed, else 1). */
-export function ranksWanted(v: string | undefined, log: (m: string) => void = console.error): number {
+function ranksWanted(v: string | undefined): number {
   if (v === undefined) return 1;
   if (v === "auto") {
     const mpirun = spawnSync("mpirun", ["--version"], { encoding: "utf8" });
     if (mpirun.status === 0 && existsSync(mpiAddonPath)) return availableParallelism();
-    log("--ranks auto: one process (Open MPI or frugal's MPI binding is not installed; see the README's MPI section)");
+    console.error(
+      "--ranks auto: one process (Open MPI or frugal's MPI binding is not installed; see the README's MPI section)",
+    );
     return 1;
   }
   const n = num("--ranks", v, 1, 1024);

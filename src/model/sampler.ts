@@ -56,8 +56,8 @@ let probBuf = new Float64Array(0);
 
 /**
  * Picks a token from one row of logits; returns [token, log-prob under the scaled distribution].
- * Each exp is computed once into a reused buffer (this ran 3·V exps and a V-array per token before,
- * three quarters of sampling time at V = 1024); same arithmetic, so the same picks.
+ * One exp per token into a reused buffer, and none for a token more than SKIP_NATS under the best (its
+ * probability, below e^-30 ≈ 1e-13, is taken as 0): at V = 4,096 the exps were a sixth of a Safe model's decoding.
  */
 export function pickToken(
   logits: Float32Array,
@@ -73,24 +73,30 @@ export function pickToken(
       mx = logits[v]!;
       arg = v;
     }
+  if (probBuf.length < V) probBuf = new Float64Array(V);
+  const p = probBuf,
+    floor = mx - SKIP_NATS * t;
   let z = 0;
-  for (let v = 0; v < V; v++) z += Math.exp((logits[v]! - mx) / t);
+  for (let v = 0; v < V; v++) {
+    const l = logits[v]!;
+    z += p[v] = l > floor ? Math.exp((l - mx) / t) : 0;
+  }
   const logZ = Math.log(z);
   const lp = (v: number) => (logits[v]! - mx) / t - logZ;
   if (o.temperature <= 0) return [arg, lp(arg)];
-  if (probBuf.length < V) probBuf = new Float64Array(V);
-  const p = probBuf;
-  for (let v = 0; v < V; v++) p[v] = Math.exp(lp(v));
+  const inv = 1 / z;
+  for (let v = 0; v < V; v++) p[v] = p[v]! * inv;
   if (o.topK > 0 || o.topP < 1) return pickTruncated(logits, p, V, o, rng, lp);
-  let mass = 0;
-  for (let v = 0; v < V; v++) mass += p[v]!;
-  let r = rng.next() * mass;
+  let r = rng.next();
   for (let v = 0; v < V; v++) {
     r -= p[v]!;
     if (r <= 0) return [v, lp(v)];
   }
-  return [V - 1, lp(V - 1)];
+  return [arg, lp(arg)];
 }
+
+/** A token this many nats (at the sampling temperature) under the best gets probability 0 without an exp. */
+const SKIP_NATS = 30;
 
 /**
  * top-k / top-p: sample among the most likely tokens only (p holds each token's probability). Only tokens

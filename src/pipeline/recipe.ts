@@ -32,6 +32,8 @@ export const EvalSchema = z
     greedy: z.boolean().default(true),
     /** sample with the task's calculator: it writes each step's result and admits legal moves only (search tasks) */
     calculator: z.boolean().default(false),
+    /** keep the KV cache in bfloat16 (a GRPO stage's kvCacheBf16): faster on long completions, samples differ */
+    kvCacheBf16: z.boolean().default(false),
     /** stages to evaluate (default: all) */
     stages: z.array(name).optional(),
   })

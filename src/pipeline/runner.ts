@@ -226,7 +226,7 @@ export function runRecipe(recipe: Recipe, options: RunOptions): RunResult {
   const usdPerS = (dev.usdPerHour * devicesPerRank(recipe) * world().size) / 3600;
   // the forecast's calibration costs up to ~20 s of device time; a cap smaller than that skips it
   const forecastFits = opts.budgetUsd === undefined || opts.budgetUsd > 20 * usdPerS;
-  const forecast = opts.noForecast || !forecastFits || !isMain() ? null : forecastOnce(recipe, out, prices, dev, opts);
+  const forecast = opts.noForecast || !forecastFits ? null : forecastOnce(recipe, out, prices, dev, opts);
   releasePool(); // the calibration's buffers, sized for every stage's shapes, are not the next stage's
   const closed = readLedger(out).entries.reduce((a, e) => a + e.costUsd, 0),
     spend = new Spend(closed, usdPerS, opts.budgetUsd);
@@ -335,14 +335,20 @@ function record(
   return entry;
 }
 
-/** The forecast is made once per run (before its first stage) and billed as a setup entry. */
-function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Device, opts: RunOptions): Forecast {
+/**
+ * The forecast is made once per run (before its first stage) and billed as a setup entry. Every rank takes part
+ * (they share the calibration); rank 0 keeps it, the others get null.
+ */
+function forecastOnce(recipe: Recipe, out: string, prices: PriceTable, dev: Device, opts: RunOptions): Forecast | null {
   const f = join(out, "forecast.json");
-  if (existsSync(f)) return JSON.parse(readFileSync(f, "utf8")) as Forecast;
+  if (fromMain(existsSync(f))) return isMain() ? (JSON.parse(readFileSync(f, "utf8")) as Forecast) : null;
   const t0 = performance.now(),
     cpu0 = usageNow();
-  const fc = forecastRecipe(recipe, prices, undefined, { ranks: world().size, fit: loadAllreduceFit() });
+  // ranks launched on one machine share its devices, as in the bill
+  const here = { ...recipe, device: { ...recipe.device, count: devicesPerRank(recipe) } };
+  const fc = forecastRecipe(here, prices, undefined, { ranks: world().size, fit: loadAllreduceFit() });
   const { wallS } = record(out, recipe, dev, "forecast", "setup", t0, cpu0, {});
+  if (!isMain()) return null;
   writeFileAtomic(f, JSON.stringify(fc));
   if (!opts.quiet)
     console.log(
@@ -382,6 +388,7 @@ function runEvals(recipe: Recipe, out: string, dev: Device, opts: RunOptions, ad
       difficulties: ev.difficulties,
       seed: recipe.seed,
       calculator: ev.calculator,
+      kvBf16: ev.kvCacheBf16,
     });
     bar.stop();
     const entry = record(out, recipe, dev, `eval:${s.name}`, "eval", t0, cpu0, {

@@ -23,6 +23,8 @@ export interface EvalOptions {
   problems?: Problem[];
   /** sample with the task's calculator in the loop (search tasks; see Task.calculator) */
   calculator?: boolean;
+  /** keep the KV cache in bfloat16 (a quarter off a long decode step; the samples differ from float32's) */
+  kvBf16?: boolean;
   /** told how many completions are done of all the eval samples (k per problem, + 1 greedy) */
   progress?: (done: number, total: number) => void;
 }
@@ -116,6 +118,7 @@ function sampleAll(
       temperature,
       topP: temperature > 0 ? o.topP : 1,
       batch: o.batch,
+      kvBf16: o.kvBf16,
       stopTokens: [endId(tok)],
       decode: (ids) => completionText(tok, ids),
       onFinished: (n) => o.onSampled?.(n),

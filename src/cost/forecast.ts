@@ -7,7 +7,8 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { Rng } from "../common/rng.js";
 import { median } from "../common/stats.js";
-import type { ModelConfig } from "../model/config.js";
+import { allgather, world } from "../engine/dist.js";
+import { countParams, type ModelConfig } from "../model/config.js";
 import { generate } from "../model/sampler.js";
 import { initModel, type Model } from "../model/transformer.js";
 import { memberConfig, mergeModels } from "../model/surgery.js";
@@ -35,40 +36,77 @@ export interface Forecast {
 /** Measured speeds of this engine on this machine, once per model shape (and batch shape for training). */
 export class Calibration {
   private cache = new Map<string, number>();
+  /** while collecting (see shared): the measurements asked for, not taken; `of` answers 1 for them meanwhile */
+  private wanted: Map<string, { cost: number; measure: () => number }> | null = null;
+
+  /**
+   * Runs `use` with a calibration whose measurements the ranks take between them: a first pass of `use` only
+   * collects what it asks for, each rank measures its share (costliest first, to the least loaded rank), and a
+   * second pass runs on every value. Every rank must call it. On one rank it measures as `use` asks.
+   */
+  static shared<T>(use: (c: Calibration) => T): T {
+    const c = new Calibration();
+    if (world().size <= 1) return use(c);
+    c.wanted = new Map();
+    use(c);
+    const wanted = [...c.wanted].sort((a, b) => b[1].cost - a[1].cost || (a[0] < b[0] ? -1 : 1));
+    c.wanted = null;
+    const load = new Array<number>(world().size).fill(0),
+      mine: [string, number][] = [];
+    for (const [key, w] of wanted) {
+      const r = load.indexOf(Math.min(...load));
+      load[r]! += w.cost;
+      if (r === world().rank) mine.push([key, w.measure()]);
+    }
+    for (const part of allgather(mine)) for (const [key, v] of part) c.cache.set(key, v);
+    return use(c);
+  }
 
   /**
    * Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. A step
    * is timed on at most `chunk` rows (default 32) and scaled to B: time grows with rows, memory too.
    */
   of(config: ModelConfig, B: number, T: number, chunk = 32, members = 1): { stepS: number; tokPerS: number } {
-    const cache = this.cache,
-      rows = Math.max(1, Math.min(B, chunk)),
+    const rows = Math.max(1, Math.min(B, chunk)),
       shape = `${JSON.stringify(config)}|${members}`,
-      k = `${shape}|${rows}|${T}`;
+      k = `${shape}|${rows}|${T}`,
+      g = `${shape}|gen`,
+      params = members > 1 ? members * countParams(memberConfig(config, members)) : countParams(config);
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
-    if (!cache.has(k)) cache.set(k, median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000);
-    const stepS = (cache.get(k)! * B) / rows;
-    const g = `${shape}|gen`;
-    if (!cache.has(g)) {
-      const model = timedModel(config, members),
-        rng = new Rng(1);
-      const prompts = Array.from({ length: 64 }, () =>
-        Array.from({ length: 12 }, () => rng.int(9, config.vocab_size - 1)),
-      );
-      const run = () =>
-        generate(
-          model,
-          prompts,
-          prompts.map((_, i) => i),
-          { maxNewTokens: 48, temperature: 1, batch: 32 },
-        );
-      run(); // warm-up: JIT, first-touch of the KV cache; a cold first call ran 4× slower than steady state
-      const t0 = performance.now(),
-        out = run();
-      cache.set(g, out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000));
-    }
-    return { stepS, tokPerS: cache.get(g)! };
+    // costs for sharing the measurements out: FLOPs of the 5 timed steps, of the 2 × 64 × 48 sampled tokens
+    this.need(
+      k,
+      30 * params * rows * seq,
+      () => median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000,
+    );
+    this.need(g, 4 * params * 64 * 48, () => generationSpeed(config, members));
+    return { stepS: ((this.cache.get(k) ?? 1) * B) / rows, tokPerS: this.cache.get(g) ?? 1 };
   }
+
+  private need(key: string, cost: number, measure: () => number): void {
+    if (this.cache.has(key)) return;
+    if (this.wanted) {
+      if (!this.wanted.has(key)) this.wanted.set(key, { cost, measure });
+    } else this.cache.set(key, measure());
+  }
+}
+
+/** Tokens per second sampling 64 prompts × 48 new tokens at batch 32, after one warm-up run. */
+function generationSpeed(config: ModelConfig, members: number): number {
+  const model = timedModel(config, members),
+    rng = new Rng(1);
+  const prompts = Array.from({ length: 64 }, () => Array.from({ length: 12 }, () => rng.int(9, config.vocab_size - 1)));
+  const run = () =>
+    generate(
+      model,
+      prompts,
+      prompts.map((_, i) => i),
+      { maxNewTokens: 48, temperature: 1, batch: 32 },
+    );
+  run(); // warm-up: JIT, first-touch of the KV cache; a cold first call ran 4× slower than steady state
+  const t0 = performance.now(),
+    out = run();
+  return out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000);
 }
 
 /**

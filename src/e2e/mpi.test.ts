@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir } from "../common/testing.js";
-import { allreduceModelMs } from "../cost/forecast.js";
+import { allreduceModelMs, type Forecast } from "../cost/forecast.js";
 import { readLedger } from "../cost/ledger.js";
 import { makeBill, renderBill } from "../cost/bill.js";
 import { device, loadPrices } from "../cost/prices.js";
@@ -94,7 +94,28 @@ function reproduces(recipe: string, first: string[], later: string[], ranksFlag 
   const bill = renderBill(makeBill(readLedger(b).entries));
   assert.match(bill, /2 MPI ranks: device-hours count every rank; [0-9.]+ s of rank 0's wall time was in collectives/);
   assert.match(bill, /\n\S+ +2×1×cpu-vcpu /, "each stage's device column shows ranks × devices per rank");
+  forecastShared(a, b);
   return { a, b };
+}
+
+/**
+ * The two-rank forecast (its calibration measured by both ranks, Calibration.shared) prices ranks that share one
+ * machine and times every stage: a measurement left out would stand at its 1 s placeholder, 100× a tiny step.
+ */
+function forecastShared(one: string, two: string): void {
+  const read = (dir: string) => JSON.parse(readFileSync(join(dir, "forecast.json"), "utf8")) as Forecast;
+  const fa = read(one),
+    fb = read(two);
+  assert.equal(fb.ranks, 2);
+  assert.equal(fb.count * 2, fa.count, "two ranks on one machine share its devices in the forecast too");
+  assert.deepEqual(
+    fb.stages.map((s) => s.name),
+    fa.stages.map((s) => s.name),
+  );
+  fb.stages.forEach((s, i) => {
+    const r = s.seconds / fa.stages[i]!.seconds;
+    assert.ok(r > 0.1 && r < 10, `${s.name}: ${s.seconds} s on two ranks against ${fa.stages[i]!.seconds} s on one`);
+  });
 }
 
 test("mpirun -np 2 reproduces the one-process run: samples, rewards, evals exactly; losses and weights closely", () => {

@@ -25,9 +25,20 @@ export interface RanksForecast {
   fit: AllreduceFit;
 }
 
+/** Every rank of a run must call it: the ranks share its calibration's measurements (Calibration.shared). */
 export function forecastRecipe(
   recipe: Recipe,
   prices: PriceTable,
+  project?: { device: string; count: number; utilisation: number },
+  dp?: RanksForecast,
+): Forecast {
+  return Calibration.shared((calibration) => forecastWith(recipe, prices, calibration, project, dp));
+}
+
+function forecastWith(
+  recipe: Recipe,
+  prices: PriceTable,
+  calibration: Calibration,
   project?: { device: string; count: number; utilisation: number },
   dp?: RanksForecast,
 ): Forecast {
@@ -36,7 +47,8 @@ export function forecastRecipe(
     stages: recipe.stages,
     configs: new Map<string, ModelConfig>(),
     members: new Map(),
-    calibration: new Calibration(),
+    calibration,
+    ranks: dp?.ranks ?? 1,
   };
   for (const s of recipe.stages)
     for (const input of kindOf(s).inputs(s)) if (isHfInput(input)) ctx.configs.set(input, hfConfig(input, s.name));
@@ -67,7 +79,9 @@ function onRanks(
   dp: RanksForecast,
 ): StageForecast {
   const config = configs.get(s.name);
-  if (!kindOf(s).dataParallel || !config || !("steps" in s)) return { ...f, detail: `${f.detail}; every rank runs it` };
+  const split = kindOf(s).dataParallel;
+  if (split === "units") return f; // its own forecast split it
+  if (!split || !config || !("steps" in s)) return { ...f, detail: `${f.detail}; every rank runs it` };
   const lora = "lora" in s ? s.lora : undefined,
     params = lora ? loraParamCount(config, lora) : countParams(config);
   const steps = s.steps * ("members" in s && s.members ? s.members : 1); // an ensemble trains each member in turn

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { parseModelConfig } from "../../model/config.js";
 import { trainFlops } from "../../model/flops.js";
 import { labelTokens } from "../../safety/guard.js";
-import { GuardConfig, trainGuard } from "../../safety/guard-train.js";
+import { assignUnits, GuardConfig, guardUnits, trainGuard } from "../../safety/guard-train.js";
 import { losoSources } from "../../safety/loso.js";
 import { timeSentenceEmbed, timeSentenceStep } from "../../safety/sentence-guard.js";
 import { timeWordStep } from "../../safety/word-guard.js";
@@ -19,7 +19,7 @@ export const guard: StageKind<GuardStage> = {
   schema: GuardStage,
   inputs: () => [],
   evaluated: false,
-  dataParallel: false,
+  dataParallel: "units",
   run: (s, io) => trainGuard(io, s),
   forecast(s, ctx) {
     // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)
@@ -43,11 +43,28 @@ export const guard: StageKind<GuardStage> = {
       embedS = sv ? ((sv.pool + s.devItems) * (1 + folds / 3) * timeSentenceEmbed()) / 1000 : 0,
       sentS = sv ? (1 + folds) * sv.steps * timeSentenceStep(sv) + embedS : 0,
       sentences = sv ? ` + ${1 + folds} sentence members (${sv.pool} prompts embedded, ${Math.round(sentS)} s)` : "";
+    const memberS = (s.lmSteps + s.steps) * c.stepS,
+      foldS = losoSteps * c.stepS + (folds * (wordS + sentS)) / (1 + folds);
+    const split = splitSeconds(s, ctx.ranks ?? 1, memberS, wordS / (1 + folds), sentS - (folds * sentS) / (1 + folds));
     return {
       name: s.name,
-      seconds: steps * c.stepS + wordS + sentS,
+      seconds: split.seconds + foldS,
       flops: trainFlops(config, steps * s.batchSize * 64, 64),
-      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words}${sentences} (+ tokenizer training and the held-out report, not forecast)`,
+      detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words}${sentences} (+ tokenizer training and the held-out report, not forecast)${split.detail}`,
     };
   },
 };
+
+/**
+ * The guard's units (members, word and sentence members) on `ranks` ranks as guard-train.ts assigns them: the
+ * longest rank's seconds. Its leave-one-source-out folds run whole on every rank.
+ */
+function splitSeconds(s: GuardStage, ranks: number, memberS: number, wordS: number, sentS: number) {
+  const units = guardUnits(s),
+    unitS = (u: string) => (u === "words" ? wordS : u === "sentences" ? sentS : memberS);
+  const total = units.reduce((a, u) => a + unitS(u.unit), 0);
+  if (ranks <= 1) return { seconds: total, detail: "" };
+  const load = new Array<number>(ranks).fill(0);
+  assignUnits(units, ranks).forEach((r, i) => (load[r]! += unitS(units[i]!.unit)));
+  return { seconds: Math.max(...load), detail: `; its units split between ${ranks} ranks` };
+}

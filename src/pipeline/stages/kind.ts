@@ -24,6 +24,8 @@ export interface ForecastContext {
   /** the stages whose model is a merged ensemble, by name: how many members (its layers run in blocks) */
   members: Map<string, number>;
   calibration: Calibration;
+  /** MPI ranks the run is forecast on (default 1); a stage whose dataParallel is "units" splits its work itself */
+  ranks?: number;
 }
 
 export interface StageKind<S extends { type: string; name: string }> {
@@ -33,8 +35,11 @@ export interface StageKind<S extends { type: string; name: string }> {
   inputs(s: S): string[];
   /** whether the recipe's eval evaluates its checkpoint on the task (a guard is not a policy) */
   evaluated: boolean;
-  /** whether MPI ranks split its batches (and all-reduce its gradients), or each rank runs all of it */
-  dataParallel: boolean;
+  /**
+   * whether MPI ranks split its batches (and all-reduce its gradients), split its units of work whole between them
+   * ("units": its forecast divides by ctx.ranks itself), or each rank runs all of it
+   */
+  dataParallel: boolean | "units";
   run(s: S, io: StageIO, env: StageEnv): StageOutcome;
   /** seconds and FLOPs on this machine; also records in ctx.configs the model the stage hands on */
   forecast(s: S, ctx: ForecastContext): StageForecast;

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import * as E from "../engine/index.js";
+import { allgather, shareOf, world } from "../engine/dist.js";
 import { FrugalError, internal } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { addBiasChannel, biasChannel, setLogitBias } from "../model/surgery.js";
@@ -86,6 +87,26 @@ export function itemDecisions(model: Model, tok: Tokenizer, items: SafetyItem[],
   );
 }
 
+/**
+ * itemDecisions with the items split between MPI ranks in whole batches of 32 (the same batches, so the same
+ * numbers as one process reading them all); every rank must call it.
+ */
+export function itemDecisionsShared(
+  model: Model,
+  tok: Tokenizer,
+  items: SafetyItem[],
+  promptChars: number,
+): PolicyDecisions {
+  if (world().size <= 1) return itemDecisions(model, tok, items, promptChars);
+  const [a, b] = shareOf(items.length, 32),
+    parts = allgather(itemDecisions(model, tok, items.slice(a, b), promptChars));
+  return {
+    margin: parts.flatMap((d) => d.margin),
+    deciding: parts.flatMap((d) => d.deciding),
+    lead: parts.flatMap((d) => d.lead),
+  };
+}
+
 /** Where calibrateDecision set the policy's refusal prior. */
 export interface DecisionCalibration {
   /** the LM head's weight on the bias channel for the refusal token */
@@ -116,9 +137,9 @@ export function calibrateDecision(
   if (!benign.length) throw internal("no benign dev prompts to calibrate the decision on");
   const m = biasChannel(model) >= 0 ? model : addBiasChannel(model, think, seed ^ 0xb1a5);
   setLogitBias(m, refuse, 0);
-  const l0 = itemDecisions(m, tok, benign, promptChars).lead;
+  const l0 = itemDecisionsShared(m, tok, benign, promptChars).lead;
   setLogitBias(m, refuse, 1);
-  const k = itemDecisions(m, tok, benign, promptChars).lead.map((x, i) => x - l0[i]!);
+  const k = itemDecisionsShared(m, tok, benign, promptChars).lead.map((x, i) => x - l0[i]!);
   if (k.some((x) => !(x > 0)))
     throw internal("calibrateDecision: the bias channel does not raise the refusal token on every dev draw");
   // a draw is refused once β > −l₀/k; just past the n-th smallest such β refuses n of them
@@ -127,7 +148,7 @@ export function calibrateDecision(
   const at = n === 0 ? need[0]! - 1 : need[n - 1]!,
     beta = at + 1e-3 * Math.abs(at) + 1e-6;
   setLogitBias(m, refuse, beta);
-  const refused = itemDecisions(m, tok, benign, promptChars).lead.filter((x) => x > 0).length,
+  const refused = itemDecisionsShared(m, tok, benign, promptChars).lead.filter((x) => x > 0).length,
     sorted = [...k].sort((a, b) => a - b); // measured, not assumed
   return {
     model: m,
@@ -162,6 +183,14 @@ const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1
 export function guardScores(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
   const v = guard.classify(texts, "prompt");
   return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
+}
+
+/** guardScores with the texts split between MPI ranks; every rank must call it. */
+function guardScoresShared(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
+  if (world().size <= 1) return guardScores(guard, texts);
+  const [a, b] = shareOf(texts.length),
+    parts = allgather(guardScores(guard, texts.slice(a, b)));
+  return { lo: parts.flatMap((g) => g.lo), flagged: parts.flatMap((g) => g.flagged) };
 }
 
 /**
@@ -203,8 +232,8 @@ export function tuneSteering(
 ): Steering {
   const benign = steeringDevPrompts(seed, devItems);
   if (!benign.length) throw internal("no benign dev draws to tune the steering on");
-  const d = itemDecisions(model, tok, benign, promptChars),
-    g = guardScores(
+  const d = itemDecisionsShared(model, tok, benign, promptChars),
+    g = guardScoresShared(
       guard,
       benign.map((x) => x.text),
     );

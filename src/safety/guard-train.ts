@@ -11,7 +11,7 @@ import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
-import { allgather, barrier, isMain, shareOf, solo, world } from "../engine/dist.js";
+import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
@@ -41,8 +41,8 @@ import {
   packGuard,
   SAFE_LABEL,
   withLabelTokens,
+  classifyShared,
   type GuardMode,
-  type GuardVerdict,
 } from "./guard.js";
 import { family, familyBy, HARMFUL, LOOKALIKES } from "./lists.js";
 import { CONCEPTS, EVERYDAY } from "./lists.js";
@@ -436,12 +436,6 @@ export function thresholdAtRate(scores: readonly number[], rate: number): number
   const asc = [...scores].sort((a, b) => a - b),
     allowed = Math.floor(rate * asc.length);
   return asc[Math.max(0, asc.length - 1 - allowed)]! + 1e-6;
-}
-
-/** The guard's verdicts on `texts`; under MPI each rank reads its share and all get every verdict. */
-function classifyShared(g: Guard, texts: readonly string[]): GuardVerdict[] {
-  const [a, b] = shareOf(texts.length);
-  return allgather(g.classify(texts.slice(a, b))).flat();
 }
 
 /** Smallest threshold that flags at most `rate` of dev benign prompts (dev = tuning split, never test). */

@@ -7,6 +7,7 @@
 // reversed text) are also read decoded; long inputs are read in windows. Training lives in guard-train.ts.
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
+import { allgather, shareOf, world } from "../engine/dist.js";
 import { readWeights } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
 import { existsSync } from "node:fs";
@@ -41,6 +42,13 @@ export interface SafetyJudge {
   /** P(unsafe) at or above which a text is flagged */
   readonly threshold: number;
   classify(texts: readonly string[], mode?: GuardMode): GuardVerdict[];
+}
+
+/** A judge's verdicts on `texts`; under MPI each rank reads its share and all get every verdict (all must call). */
+export function classifyShared(judge: SafetyJudge, texts: readonly string[], mode?: GuardMode): GuardVerdict[] {
+  if (world().size <= 1) return judge.classify(texts, mode);
+  const [a, b] = shareOf(texts.length);
+  return allgather(judge.classify(texts.slice(a, b), mode)).flat();
 }
 
 /** Adds the label tokens to a frugal BPE tokenizer.json (ids after the existing vocabulary). */

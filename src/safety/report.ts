@@ -13,9 +13,9 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseCompletion } from "../tasks/rewards.js";
 import { heldOutSets, type SafetyItem } from "./corpus.js";
 import { Gate } from "./gate.js";
-import { itemDecisions, type PolicyDecisions, type Steering } from "./steer.js";
+import { guardScoresShared, itemDecisionsShared, type PolicyDecisions, type Steering } from "./steer.js";
 import { probeSets } from "./probe.js";
-import type { SafetyJudge } from "./guard.js";
+import { classifyShared, type SafetyJudge } from "./guard.js";
 import { isRefusal } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -233,7 +233,11 @@ export interface SafetyEvalOptions {
 /** Share of items the guarded decision refuses, from the policy's decisions on them (see SafetyReport.withGuard). */
 function guardedRate(gate: Gate, items: SafetyItem[], d: PolicyDecisions): number {
   if (!items.length) return 0;
-  return gate.refusals(items, d).filter(Boolean).length / items.length;
+  const scores = guardScoresShared(
+    gate.guard!,
+    items.map((x) => x.text),
+  );
+  return gate.refusals(items, d, scores).filter(Boolean).length / items.length;
 }
 
 type ProbeKey = "probeHarmful" | "probeLookalikes" | "probeOrdinary";
@@ -317,14 +321,13 @@ export function safetyEval(model: Model, tok: Tokenizer, o: SafetyEvalOptions): 
   const pr = run(probeItems); // one batched generation
   const probe = probeRates((k) => rate(pr.filter((r) => r.item.kind === PROBE_KINDS[k])));
   const guardUnsafeReplyRate = o.guard
-    ? o.guard
-        .classify(
-          all.map((r) => r.text),
-          "completion",
-        )
-        .filter((v) => v.unsafe).length / all.length
+    ? classifyShared(
+        o.guard,
+        all.map((r) => r.text),
+        "completion",
+      ).filter((v) => v.unsafe).length / all.length
     : null;
-  const decide = (xs: SafetyItem[]) => itemDecisions(model, tok, cap(xs), o.promptChars);
+  const decide = (xs: SafetyItem[]) => itemDecisionsShared(model, tok, cap(xs), o.promptChars);
   const harmfulDecisions = decide(harmfulItems),
     benignDecisions = decide(benignItems); // one forward pass each, for the AUC and the guarded rates
   const decision = rocSummary(harmfulDecisions.margin, benignDecisions.margin, [0.02, 0.05]);

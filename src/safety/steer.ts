@@ -15,7 +15,7 @@ import { forward, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
-import { packGuard, type SafetyJudge } from "./guard.js";
+import { classifyShared, packGuard, type SafetyJudge } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -185,12 +185,10 @@ export function guardScores(guard: SafetyJudge, texts: readonly string[]): { lo:
   return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
 }
 
-/** guardScores with the texts split between MPI ranks; every rank must call it. */
-function guardScoresShared(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
-  if (world().size <= 1) return guardScores(guard, texts);
-  const [a, b] = shareOf(texts.length),
-    parts = allgather(guardScores(guard, texts.slice(a, b)));
-  return { lo: parts.flatMap((g) => g.lo), flagged: parts.flatMap((g) => g.flagged) };
+/** guardScores with the texts split between MPI ranks (classifyShared); every rank must call it. */
+export function guardScoresShared(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
+  const v = classifyShared(guard, texts, "prompt");
+  return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
 }
 
 /**

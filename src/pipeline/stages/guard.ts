@@ -59,7 +59,13 @@ export const guard: StageKind<GuardStage> = {
  * The guard's units (members, word and sentence members) on `ranks` ranks as guard-train.ts assigns them: the
  * longest rank's seconds. Its leave-one-source-out folds run whole on every rank.
  */
-function splitSeconds(s: GuardStage, ranks: number, memberS: number, wordS: number, sentS: number) {
+export function splitSeconds(
+  s: Pick<GuardStage, "members" | "wordVectors" | "sentenceVectors">,
+  ranks: number,
+  memberS: number,
+  wordS: number,
+  sentS: number,
+) {
   const units = guardUnits(s),
     unitS = (u: string) => (u === "words" ? wordS : u === "sentences" ? sentS : memberS);
   const total = units.reduce((a, u) => a + unitS(u.unit), 0);

@@ -6,6 +6,7 @@ import { Rng } from "../../common/rng.js";
 import { getTask } from "../../tasks/index.js";
 import { mixBatch, SafetySft } from "./safety-sft.js";
 import { SafetyGrpo, safetyGrpoSource } from "./safety-grpo.js";
+import { splitSeconds } from "./guard.js";
 import type { SafetyJudge } from "../../safety/guard.js";
 import { accuracyReward } from "../../tasks/rewards.js";
 import type { Problem } from "../../tasks/task.js";
@@ -100,4 +101,13 @@ test("safetyGrpoSource: a well-formed wrong countdown answer earns R1's format r
   assert.equal(acc, 0, "the sum of the numbers misses this problem's target");
   assert.equal(src0.reward(wrong, item!).reward, 0);
   assert.ok(srcDefault.reward(wrong, item!).reward > 0, "R1's default keeps the format reward");
+});
+
+test("guard forecast on ranks: its units split as guard-train assigns them, the longest rank's seconds", () => {
+  const s = { members: 3, wordVectors: {} as never, sentenceVectors: {} as never };
+  // member-0 on rank 0; member-1 → 1, member-2 → 0 (tie, lowest), sentences → 1, words → 1
+  assert.deepEqual(splitSeconds(s, 2, 100, 35, 70), { seconds: 205, detail: "; its units split between 2 ranks" });
+  assert.equal(splitSeconds(s, 1, 100, 35, 70).seconds, 405);
+  assert.equal(splitSeconds(s, 3, 100, 35, 70).seconds, 170, "sentences beside member-0, words beside member-1");
+  assert.equal(splitSeconds({ members: 3 }, 4, 100, 0, 0).seconds, 100);
 });

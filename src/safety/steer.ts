@@ -15,7 +15,7 @@ import { forward, type Model } from "../model/transformer.js";
 import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
-import { classifyShared, packGuard, type SafetyJudge } from "./guard.js";
+import { classifyShared, packGuard, type GuardVerdict, type SafetyJudge } from "./guard.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -179,16 +179,20 @@ export const STEERING_FILE = "steering.json";
 
 const logOdds = (p: number) => Math.log(Math.max(p, 1e-6)) - Math.log(Math.max(1 - p, 1e-6));
 
+type GuardScores = { lo: number[]; flagged: boolean[] };
+const scoresOf = (v: GuardVerdict[]): GuardScores => ({
+  lo: v.map((x) => logOdds(x.pUnsafe)),
+  flagged: v.map((x) => x.unsafe),
+});
+
 /** The guard on each prompt: log-odds that it is unsafe, and whether it flags it at its own threshold. */
-export function guardScores(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
-  const v = guard.classify(texts, "prompt");
-  return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
+export function guardScores(guard: SafetyJudge, texts: readonly string[]): GuardScores {
+  return scoresOf(guard.classify(texts, "prompt"));
 }
 
 /** guardScores with the texts split between MPI ranks (classifyShared); every rank must call it. */
-export function guardScoresShared(guard: SafetyJudge, texts: readonly string[]): { lo: number[]; flagged: boolean[] } {
-  const v = classifyShared(guard, texts, "prompt");
-  return { lo: v.map((x) => logOdds(x.pUnsafe)), flagged: v.map((x) => x.unsafe) };
+export function guardScoresShared(guard: SafetyJudge, texts: readonly string[]): GuardScores {
+  return scoresOf(classifyShared(guard, texts, "prompt"));
 }
 
 /**

@@ -23,7 +23,7 @@ export interface EvalOptions {
   problems?: Problem[];
   /** sample with the task's calculator in the loop (search tasks; see Task.calculator) */
   calculator?: boolean;
-  /** keep the KV cache in bfloat16 (a quarter off a long decode step; the samples differ from float32's) */
+  /** keep the KV cache in bfloat16 (half the bytes each decode step reads; the samples differ from float32's) */
   kvBf16?: boolean;
   /** told how many completions are done of all the eval samples (k per problem, + 1 greedy) */
   progress?: (done: number, total: number) => void;

@@ -43,9 +43,11 @@ export const guard: StageKind<GuardStage> = {
       embedS = sv ? ((sv.pool + s.devItems) * (1 + folds / 3) * timeSentenceEmbed()) / 1000 : 0,
       sentS = sv ? (1 + folds) * sv.steps * timeSentenceStep(sv) + embedS : 0,
       sentences = sv ? ` + ${1 + folds} sentence members (${sv.pool} prompts embedded, ${Math.round(sentS)} s)` : "";
-    const memberS = (s.lmSteps + s.steps) * c.stepS,
-      foldS = losoSteps * c.stepS + (folds * (wordS + sentS)) / (1 + folds);
-    const split = splitSeconds(s, ctx.ranks ?? 1, memberS, wordS / (1 + folds), sentS - (folds * sentS) / (1 + folds));
+    // of the word and sentence seconds, the stage's own members take this share, the folds the rest
+    const own = 1 / (1 + folds),
+      memberS = (s.lmSteps + s.steps) * c.stepS,
+      foldS = losoSteps * c.stepS + (wordS + sentS) * (1 - own);
+    const split = splitSeconds(s, ctx.ranks ?? 1, memberS, wordS * own, sentS * own);
     return {
       name: s.name,
       seconds: split.seconds + foldS,

@@ -23,7 +23,7 @@ import { toolOf } from "../tasks/eval.js";
 import type { Calculator } from "../tasks/task.js";
 import { overlongPenalty, reflectionCount, type RewardResult } from "../tasks/rewards.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { makeBatch, lrAt, type Batch } from "../train/batch.js";
+import { makeBatch, lrAt, planChunks, type Batch } from "../train/batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import {
   OptimConfig,
@@ -278,11 +278,14 @@ interface Chunk {
   at: (readonly [number, number])[];
   /** per row, the tokens its softmax is over (legalPolicy), absent: every token */
   allowed?: (Uint8Array | null)[];
+  /** the MPI rank that computes it */
+  rank: number;
 }
 
 /**
- * The kept completions as micro-batches of up to `mb`, longest first so that each pads only to its own longest,
- * and the loss's token index: token j belongs to kept completion seq[j] (its index in `keep`).
+ * The kept completions as chunks of up to `mb` rows, planned by planChunks (rows longest first round the ranks,
+ * each chunk padded only to its own longest), each with the rank that trains it, and the loss's token index:
+ * token j belongs to kept completion seq[j] (its index in `keep`).
  */
 function chunked(
   seqs: readonly (readonly number[])[],
@@ -293,31 +296,37 @@ function chunked(
   pad: number,
   allowed?: Rollout["allowed"],
 ): { chunks: Chunk[]; seq: Int32Array; seqLen: Int32Array } {
-  const order = keep.map((i, k) => ({ i, k })).sort((a, b) => seqs[b.i]!.length - seqs[a.i]!.length);
+  const plan = planChunks(
+    keep.map((i) => seqs[i]!.length),
+    maxT,
+    world().size,
+    mb,
+  );
   const chunks: Chunk[] = [],
     seq: number[] = [],
     seqLen = new Int32Array(keep.length);
-  for (let c0 = 0; c0 < order.length; c0 += mb) {
-    const part = order.slice(c0, c0 + mb);
-    const batch = makeBatch(
-      part.map((x) => seqs[x.i]!),
-      part.map((x) => masks[x.i]!),
-      maxT,
-      pad,
-    );
-    const at: (readonly [number, number])[] = [],
-      rows = allowed && new Array<Uint8Array | null>(batch.B * batch.T).fill(null);
-    part.forEach(({ i, k }, b) => {
-      for (let x = 0; x < batch.T; x++)
-        if (batch.mask[b * batch.T + x]) {
-          at.push([b * batch.T + x, seq.length]);
-          seq.push(k);
-          seqLen[k]!++;
-          if (rows) rows[b * batch.T + x] = allowed![i]?.[x + 1] ?? null; // row x predicts token x + 1
-        }
-    });
-    chunks.push({ batch, at, ...(rows && { allowed: rows }) });
-  }
+  plan.forEach((rankChunks, rank) => {
+    for (const ks of rankChunks) {
+      const batch = makeBatch(
+        ks.map((k) => seqs[keep[k]!]!),
+        ks.map((k) => masks[keep[k]!]!),
+        maxT,
+        pad,
+      );
+      const at: (readonly [number, number])[] = [],
+        rows = allowed && new Array<Uint8Array | null>(batch.B * batch.T).fill(null);
+      ks.forEach((k, b) => {
+        for (let x = 0; x < batch.T; x++)
+          if (batch.mask[b * batch.T + x]) {
+            at.push([b * batch.T + x, seq.length]);
+            seq.push(k);
+            seqLen[k]!++;
+            if (rows) rows[b * batch.T + x] = allowed![keep[k]!]?.[x + 1] ?? null; // row x predicts token x + 1
+          }
+      });
+      chunks.push({ batch, at, rank, ...(rows && { allowed: rows }) });
+    }
+  });
   return { chunks, seq: Int32Array.from(seq), seqLen };
 }
 
@@ -365,11 +374,11 @@ export function policyUpdate(
 ): { metrics: Record<string, number>; trainedPositions: number; flops: number } {
   const variant = VARIANTS[cfg.variant]!,
     w = world();
-  const mb = Math.max(1, Math.min(cfg.microBatch ?? Infinity, Math.ceil(keep.length / w.size))); // every rank gets one
+  const mb = Math.max(1, cfg.microBatch ?? Infinity);
   const maxT = t.model.config.max_position_embeddings;
   const { chunks, seq, seqLen } = chunked(ro.seqs, ro.masks, keep, mb, maxT, padId(t.tokenizer), ro.allowed);
   const N = seq.length,
-    mine = chunks.filter((_, c) => c % w.size === w.rank); // chunks go round the ranks
+    mine = chunks.filter((c) => c.rank === w.rank);
   const fused = cfg.ppoEpochs === 1;
   const old = fused ? { logp: new Float32Array(N), entropy: 0 } : logprobsOf(t.model, mine, N, true, cfg.temperature);
   const groupsKept = [...new Set(keep.map((i) => ro.group[i]!))],

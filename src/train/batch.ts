@@ -1,8 +1,10 @@
-// Turns token sequences (+ per-token loss masks) into a padded (B, T) batch of inputs, next-token targets
-// and a loss mask, and runs one forward+backward on it. Right padding: causal attention means pads never
-// influence real positions, and their mask is 0.
+// Turns token sequences (+ per-token loss masks) into padded (B, T) batches of inputs, next-token targets
+// and a loss mask, cut into chunks of like length shared between MPI ranks, and runs forward+backward on them.
+// Right padding: causal attention means pads never influence real positions, and their mask is 0.
 import { FrugalError } from "../common/errors.js";
+import { world, type World } from "../engine/dist.js";
 import * as E from "../engine/index.js";
+import { trainFlops } from "../model/flops.js";
 import type { Model } from "../model/transformer.js";
 import { tokenLogprobs } from "../model/transformer.js";
 
@@ -42,19 +44,87 @@ export function makeBatch(
   return { ids, targets, mask, B, T, tokens };
 }
 
-/** Rows [b0, b1) of a batch (views, not copies), with their own token count; T stays the batch's. */
-export function sliceRows(batch: Batch, b0: number, b1: number): Batch {
-  if (b0 === 0 && b1 === batch.B) return batch;
-  const T = batch.T,
-    mask = batch.mask.subarray(b0 * T, b1 * T);
-  return {
-    ids: batch.ids.subarray(b0 * T, b1 * T),
-    targets: batch.targets.subarray(b0 * T, b1 * T),
-    mask,
-    B: b1 - b0,
-    T,
-    tokens: mask.reduce((a, x) => a + (x > 0 ? 1 : 0), 0),
-  };
+/** Positions a chunk is charged beyond its own when rows are cut into chunks: a forward and backward's fixed work. */
+export const CHUNK_OVERHEAD_POSITIONS = 64;
+
+/**
+ * Which rows of a batch each of `size` ranks trains, and in which chunks: rows go longest first round the ranks
+ * (every rank gets as many rows, of like lengths), and each rank's rows are cut into runs that are padded only to
+ * their own longest row, where the padded positions plus CHUNK_OVERHEAD_POSITIONS a chunk are least. Right
+ * padding and causal attention make a row's loss the same however far it is padded. Rows of fewer than 2 tokens
+ * predict nothing and are left out. A chunk holds at most `maxRows` rows (a cap on memory). Returns, per rank,
+ * chunks of row indices.
+ */
+export function planChunks(lengths: readonly number[], maxLen: number, size: number, maxRows = Infinity): number[][][] {
+  const order = lengths
+    .map((_, i) => i)
+    .filter((i) => lengths[i]! >= 2)
+    .sort((a, b) => lengths[b]! - lengths[a]! || a - b);
+  const T = (i: number) => Math.min(maxLen, lengths[i]! - 1);
+  return Array.from({ length: size }, (_, rank) => {
+    const rows = order.filter((_, k) => k % size === rank);
+    // least[j]: the least cost of the first j rows; a chunk [i, j) pads to rows[i], the longest of them
+    const least = [0],
+      from = [0];
+    for (let j = 1; j <= rows.length; j++) {
+      least[j] = Infinity;
+      for (let i = Math.max(0, j - maxRows); i < j; i++) {
+        const cost = least[i]! + (j - i) * T(rows[i]!) + CHUNK_OVERHEAD_POSITIONS;
+        if (cost < least[j]!) [least[j], from[j]] = [cost, i];
+      }
+    }
+    const chunks: number[][] = [];
+    for (let j = rows.length; j > 0; j = from[j]!) chunks.unshift(rows.slice(from[j]!, j));
+    return chunks;
+  });
+}
+
+/** Padded positions of one chunk of rows (see planChunks). */
+export const chunkPositions = (rows: readonly number[], lengths: readonly number[], maxLen: number): number =>
+  rows.length * Math.min(maxLen, Math.max(...rows.map((i) => lengths[i]!)) - 1);
+
+/** What one row adds to a batch's loss weight (its mask over the targets it predicts), as makeBatch counts it. */
+export function rowWeight(seq: readonly number[], mask: readonly number[], maxLen: number): number {
+  let w = 0;
+  for (let t = 1; t < seq.length && t <= maxLen; t++) w += mask[t] ?? 0;
+  return w;
+}
+
+/**
+ * Forward + backward of this rank's chunks of a batch of examples (planChunks): each chunk's mean is weighted by
+ * its share of the batch's loss weight, so the gradients summed over ranks are those of the whole batch's mean,
+ * times `scale`. Returns this rank's part of that loss, and the positions and FLOPs of every rank's chunks.
+ */
+export function chunkedLossAndBackward(
+  model: Model,
+  ex: readonly { ids: readonly number[]; mask: readonly number[] }[],
+  maxLen: number,
+  pad: number,
+  scale = 1,
+  w: Pick<World, "rank" | "size"> = world(),
+): { loss: number; positions: number; flops: number } {
+  const lengths = ex.map((e) => e.ids.length),
+    plan = planChunks(lengths, maxLen, w.size),
+    total = ex.reduce((a, e) => a + rowWeight(e.ids, e.mask, maxLen), 0);
+  let loss = 0,
+    positions = 0,
+    flops = 0;
+  for (const rows of plan[w.rank]!) {
+    const chunk = makeBatch(
+      rows.map((i) => ex[i]!.ids),
+      rows.map((i) => ex[i]!.mask),
+      maxLen,
+      pad,
+    );
+    const weight = (chunk.mask.reduce((a, x) => a + x, 0) / total) * scale;
+    if (weight > 0) loss += lossAndBackward(model, chunk, weight) * weight;
+  }
+  for (const rows of plan.flat()) {
+    const P = chunkPositions(rows, lengths, maxLen);
+    positions += P;
+    flops += trainFlops(model.config, P, P / rows.length);
+  }
+  return { loss, positions, flops };
 }
 
 /** Forward + masked cross-entropy + backward (gradients add into the parameters' .grad); returns the loss. */

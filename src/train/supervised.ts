@@ -8,16 +8,15 @@ import { z } from "zod";
 import { Rng } from "../common/rng.js";
 import { FrugalError } from "../common/errors.js";
 import * as E from "../engine/index.js";
-import { allreduceGrads, allreduceSum, checkSameOnAllRanks, isMain, shareOf } from "../engine/dist.js";
+import { allreduceGrads, allreduceSum, checkSameOnAllRanks, isMain } from "../engine/dist.js";
 import { loadOptimizer, saveCheckpoint } from "../model/checkpoint.js";
 import { loadModelDir } from "../model/load.js";
-import { trainFlops } from "../model/flops.js";
 import type { Model } from "../model/transformer.js";
 import { LoraConfig, prepareForTraining, trainableParams } from "../model/lora.js";
 import { keepBaseInBf16 } from "../model/half.js";
 import { padId, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { lossAndBackward, lrAt, makeBatch, sliceRows } from "./batch.js";
+import { chunkedLossAndBackward, lrAt, rowWeight } from "./batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
 
 export const OptimConfig = z.object({
@@ -152,27 +151,22 @@ export function trainSupervised(
       const rng = new Rng(io.seed * 1_000_003 + step);
       let loss = 0,
         tokens = 0,
-        positions = 0,
-        T = 0;
+        positions = 0;
+      let flops = 0;
       for (let m = 0; m < cfg.accumulate; m++) {
         const ex = data(step * cfg.accumulate + m, rng, t);
-        const batch = makeBatch(
-          ex.map((e) => e.ids),
-          ex.map((e) => e.mask),
-          cfg.maxLen,
-          pad,
-        );
-        // every rank builds the whole batch (cheap) and trains its share of the rows; weighting each share's
-        // mean by its share of the tokens makes the summed gradients those of the whole batch's mean
-        const mine = sliceRows(batch, ...shareOf(batch.B)),
-          weight = (b: typeof batch) => b.mask.reduce((a, x) => a + x, 0);
-        if (mine.tokens > 0) {
-          const w = mine === batch ? 1 / cfg.accumulate : weight(mine) / weight(batch) / cfg.accumulate;
-          loss += lossAndBackward(t.model, mine, w) * w;
-        }
-        tokens += batch.tokens;
-        positions += batch.B * batch.T;
-        T = Math.max(T, batch.T);
+        // every rank builds the whole batch's examples (cheap) and trains its chunks of rows
+        const r = chunkedLossAndBackward(t.model, ex, cfg.maxLen, pad, 1 / cfg.accumulate);
+        loss += r.loss;
+        positions += r.positions;
+        flops += r.flops;
+        const counted = (e: SftExample) =>
+          rowWeight(
+            e.ids,
+            e.mask.map((x) => (x > 0 ? 1 : 0)),
+            cfg.maxLen,
+          );
+        tokens += ex.reduce((a, e) => a + counted(e), 0);
       }
       const sums = Float64Array.of(loss);
       allreduceSum(sums);
@@ -186,7 +180,7 @@ export function trainSupervised(
           promptTokens: 0,
           generatedTokens: 0,
           trainedTokens: positions,
-          flops: trainFlops(t.model.config, positions, T),
+          flops,
         },
       };
     },

@@ -14,7 +14,7 @@ import * as E from "../engine/index.js";
 import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
-import { lossAndBackward, lrAt, makeBatch } from "../train/batch.js";
+import { chunkedLossAndBackward, lrAt, planChunks } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -206,12 +206,16 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
 const memberIO = (io: StageIO, m: number): StageIO =>
   m === 0 ? io : { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
 
-/** The guard's units of work in one process's order, each with its cost relative to a transformer member. */
+/**
+ * The guard's units of work in one process's order, each with its cost relative to a transformer member (as
+ * measured with the speedrun's guard: a member's steps in chunks of like length, the word member's vectors and
+ * steps, the sentence member's encoder reading its pool).
+ */
 export function guardUnits(cfg: Pick<GuardStageConfig, "members" | "wordVectors" | "sentenceVectors">) {
   const units: { unit: string; cost: number }[] = [];
   for (let m = 1; m <= cfg.members; m++) units.push({ unit: `member-${m % cfg.members}`, cost: 1 });
-  if (cfg.wordVectors) units.push({ unit: "words", cost: 0.35 });
-  if (cfg.sentenceVectors) units.push({ unit: "sentences", cost: 0.7 });
+  if (cfg.wordVectors) units.push({ unit: "words", cost: 1.05 });
+  if (cfg.sentenceVectors) units.push({ unit: "sentences", cost: 2.1 });
   return units;
 }
 
@@ -379,7 +383,7 @@ function trainClassifier(io: StageIO, init: () => Trainee, cfg: GuardStageConfig
           promptTokens: 0,
           generatedTokens: 0,
           trainedTokens: r.tokens,
-          flops: trainFlops(t.model.config, r.tokens, r.T),
+          flops: r.flops,
         },
       };
     },
@@ -394,7 +398,7 @@ function classifyStep(
   rng: Rng,
   cfg: GuardStageConfig,
   maxLen: number,
-): { loss: number; tokens: number; T: number } {
+): { loss: number; tokens: number; flops: number } {
   const seqs: number[][] = [],
     labels: number[] = [];
   for (let i = 0; i < cfg.batchSize; i++) {
@@ -403,28 +407,54 @@ function classifyStep(
     seqs.push(guardIds(t.tokenizer, ex.text, mode, maxLen));
     labels.push(t.tokenizer.tokenId(ex.label));
   }
-  const { ids, B, T, lengths } = packGuard(seqs);
-  const loss = E.crossEntropy(forwardPooled(t.model, ids, B, T, lengths, cfg.pooling), Int32Array.from(labels));
-  const value = loss.item();
-  E.backward(loss);
-  E.endStep();
-  return { loss: value, tokens: B * T, T };
+  // rows of like length in chunks (planChunks counts a row's positions as its length less one), each chunk's mean
+  // weighted by its share of the rows
+  let value = 0,
+    positions = 0,
+    flops = 0;
+  for (const rows of planChunks(
+    seqs.map((s) => s.length + 1),
+    Infinity,
+    1,
+  )[0]!) {
+    const { ids, B, T, lengths } = packGuard(rows.map((i) => seqs[i]!));
+    const pooled = forwardPooled(t.model, ids, B, T, lengths, cfg.pooling),
+      loss = E.crossEntropy(
+        pooled,
+        Int32Array.from(rows, (i) => labels[i]!),
+      );
+    value += (loss.item() * B) / seqs.length;
+    E.backward(loss, B / seqs.length);
+    E.endStep();
+    positions += B * T;
+    flops += trainFlops(t.model.config, B * T, T);
+  }
+  return { loss: value, tokens: positions, flops };
 }
 
 /** One next-token batch on English text read as the guard reads prompts (a CSV row or a drawn item). */
-function lmStep(t: Trainee, rng: Rng, batchSize: number, maxLen: number): { loss: number; tokens: number; T: number } {
+function lmStep(
+  t: Trainee,
+  rng: Rng,
+  batchSize: number,
+  maxLen: number,
+): { loss: number; tokens: number; flops: number } {
   const rows = rowsOf("train"),
     seqs: number[][] = [];
   for (let i = 0; i < batchSize; i++) {
     const text = rng.next() < 0.5 ? rng.pick(rows).prompt : drawItem(rng, "train", GUARD_MIX).text;
     seqs.push(guardIds(t.tokenizer, text, "prompt", maxLen).slice(0, -1));
   }
-  const batch = makeBatch(
-    seqs,
-    seqs.map((s) => s.map(() => 1)),
+  // the guard's loop sums no gradients between ranks: this process trains every chunk
+  const r = chunkedLossAndBackward(
+    t.model,
+    seqs.map((ids) => ({ ids, mask: ids.map(() => 1) })),
     maxLen,
+    0,
+    1,
+    { rank: 0, size: 1 },
   );
-  return { loss: lossAndBackward(t.model, batch), tokens: batch.tokens, T: batch.T };
+  return { loss: r.loss, tokens: r.positions, flops: r.flops };
 }
 
 /**

@@ -96,9 +96,9 @@ test("guard units under MPI: member 0 on rank 0, the rest costliest first to the
     "one process trains in this order",
   );
   assert.deepEqual(assignUnits(units, 1), [0, 0, 0, 0, 0]);
-  // rank 0: member 0 and member 2 (2.0); rank 1: member 1, the sentences and the words (2.05)
-  assert.deepEqual(assignUnits(units, 2), [1, 0, 0, 1, 1]);
-  assert.deepEqual(assignUnits(units, 3), [1, 2, 0, 1, 0]);
+  // rank 0: member 0, the words and member 1 (3.05); rank 1: the sentences and member 2 (3.1)
+  assert.deepEqual(assignUnits(units, 2), [0, 1, 0, 0, 1]);
+  assert.deepEqual(assignUnits(units, 3), [0, 2, 0, 2, 1]);
   const two = guardUnits({ members: 2 } as Parameters<typeof guardUnits>[0]);
   assert.deepEqual(assignUnits(two, 2), [1, 0], "two members: one each, member 0 on rank 0");
   assert.deepEqual(assignUnits(two, 4), [1, 0], "more ranks than units: some ranks train none");

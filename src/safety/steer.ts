@@ -16,6 +16,7 @@ import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
 import { classifyShared, packGuard, type GuardVerdict, type SafetyJudge } from "./guard.js";
+import { planChunks } from "../train/batch.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -57,9 +58,15 @@ export interface PolicyDecisions {
 /** The policy's decisions for each prompt's ids (ending with <|assistant|>), in batched forward passes. */
 export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]): PolicyDecisions {
   const { think, refuse, answer } = decisionTokens(tok),
-    out: PolicyDecisions = { margin: [], deciding: [], lead: [] };
-  for (let i = 0; i < prompts.length; i += 32) {
-    const { ids, B, T, lengths } = packGuard(prompts.slice(i, i + 32).map((p) => [...p, think]));
+    n = prompts.length,
+    out: PolicyDecisions = { margin: new Array(n), deciding: new Array(n), lead: new Array(n) };
+  for (const rows of planChunks(
+    prompts.map((p) => p.length + 2),
+    Infinity,
+    1,
+    32,
+  )[0]!) {
+    const { ids, B, T, lengths } = packGuard(rows.map((j) => [...prompts[j]!, think]));
     E.noGrad(() => {
       const logits = forward(model, ids, B, T).data,
         V = logits.length / (B * T); // (B·T, V), read before endStep
@@ -69,8 +76,10 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
         let others = -Infinity;
         for (let v = 0; v < V; v++)
           if (v !== refuse && v !== answer && logits[o + v]! > others) others = logits[o + v]!;
-        (out.margin.push(logits[o + refuse]! - logits[o + answer]!), out.deciding.push(top >= others));
-        out.lead.push(logits[o + refuse]! - Math.max(logits[o + answer]!, others));
+        const j = rows[b]!;
+        out.margin[j] = logits[o + refuse]! - logits[o + answer]!;
+        out.deciding[j] = top >= others;
+        out.lead[j] = logits[o + refuse]! - Math.max(logits[o + answer]!, others);
       }
     });
     E.endStep();

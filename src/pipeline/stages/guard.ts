@@ -11,6 +11,9 @@ import { timeWordStep } from "../../safety/word-guard.js";
 import type { StageKind } from "./kind.js";
 import { ModelShape, stageName } from "./shared.js";
 
+/** A guard example's mean length in tokens. */
+const GUARD_TOKENS = 40;
+
 export const GuardStage = GuardConfig.extend({ type: z.literal("guard"), name: stageName, model: ModelShape }).strict();
 export type GuardStage = z.infer<typeof GuardStage>;
 
@@ -22,12 +25,13 @@ export const guard: StageKind<GuardStage> = {
   dataParallel: "units",
   run: (s, io) => trainGuard(io, s),
   forecast(s, ctx) {
-    // guard examples are ~40 BPE tokens; its batches pad to the longest, ~64 (measured on the training draw)
+    // guard examples are ~40 BPE tokens (measured on the training draw), and rows train in chunks of like length
+    // (planChunks), so a batch costs about its rows at that length
     const vocab = s.vocabSize + labelTokens().length;
     const config = parseModelConfig({ ...s.model, model_type: "llama", vocab_size: vocab }, "forecast");
     ctx.configs.set(s.name, config);
     // next-token steps (lmSteps) cost about what a classifier step does at the same (B, T)
-    const c = ctx.calibration.of(config, s.batchSize, 64),
+    const c = ctx.calibration.of(config, s.batchSize, GUARD_TOKENS),
       lc = s.leaveOneOut,
       folds = lc ? losoSources(lc.sources).length : 0,
       losoSteps = lc ? folds * ((lc.lmSteps ?? s.lmSteps) + (lc.steps ?? s.steps)) : 0,
@@ -51,7 +55,7 @@ export const guard: StageKind<GuardStage> = {
     return {
       name: s.name,
       seconds: split.seconds + foldS,
-      flops: trainFlops(config, steps * s.batchSize * 64, 64),
+      flops: trainFlops(config, steps * s.batchSize * GUARD_TOKENS, GUARD_TOKENS),
       detail: `${members}(${s.lmSteps} + ${s.steps}) steps${loso} × ${c.stepS.toFixed(3)} s${words}${sentences} (+ tokenizer training and the held-out report, not forecast)${split.detail}`,
     };
   },

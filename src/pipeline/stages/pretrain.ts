@@ -128,17 +128,12 @@ export const pretrain: StageKind<Pretrain> = {
     return trainSupervised(io, init, data, s, s);
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.tasks[0]!, s.difficulties);
+    const L = stageTraceLengths(s.tasks[0]!, s.difficulties, s.exploratoryShare);
     const config = modelOf(s.model, s.tokenizer === "char" ? CHAR_VOCAB : s.tokenizer.vocabSize);
     ctx.configs.set(s.name, config);
     // drill micro-batches: the first drillSteps steps, then drillShare of the rest
     const drillSteps = Math.round(s.drillSteps + (s.steps - s.drillSteps) * s.drillShare);
-    const traces = supervisedForecast(
-      { ...s, steps: s.steps - drillSteps },
-      config,
-      L.maxPrompt + L.maxCompletion,
-      ctx,
-    );
+    const traces = supervisedForecast({ ...s, steps: s.steps - drillSteps }, config, L.prompt + L.completion, ctx);
     if (drillSteps === 0) return traces;
     // a drill's length in characters bounds its tokens (digits are single tokens)
     const rng = new Rng(1),

@@ -91,13 +91,13 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
   },
   forecast(s, ctx) {
     const config = ctx.configs.get(s.from)!;
-    const { L, T } = mixShapes(s, s.promptsPerStep, config.vocab_size);
+    const { L, T, meanT } = mixShapes(s, s.promptsPerStep, config.vocab_size);
     const calibrates = s.decisionBenignRate !== undefined;
     // what the stage hands on: the calibrated decision's bias channel widens the model
     ctx.configs.set(s.name, calibrates ? { ...config, ...biasChannelConfig(config) } : config);
     const members = ctx.members.get(s.from);
     if (members) ctx.members.set(s.name, members);
-    const f = grpoForecast(s, config, L.completion, T, T, ctx, members);
+    const f = grpoForecast(s, config, L.completion, meanT, T, ctx, members);
     // the steering's dev prompts are read in batches of 32, padded to the longest prompt
     const promptLen = safetyDrawTokens(32, s.promptChars, config.vocab_size).longestPrompt;
     const steer = steeringForecast(s, config, promptLen, ctx);

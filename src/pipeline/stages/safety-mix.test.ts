@@ -37,6 +37,7 @@ test(
       longest4: longestOf(4, (d) => d.total),
       longestPrompt: longestOf(32, (d) => d.prompt),
       completion: draws.reduce((a, d) => a + d.total - d.prompt, 0) / draws.length,
+      mean: draws.reduce((a, d) => a + d.total, 0) / draws.length,
     };
     const s16 = safetyDrawTokens(16, 140, 1024),
       s4 = safetyDrawTokens(4, 140, 1024),
@@ -46,6 +47,7 @@ test(
       longest4: s4.longest,
       longestPrompt: s32.longestPrompt,
       completion: s16.completion,
+      mean: s16.mean,
     };
     for (const k of Object.keys(real) as (keyof typeof real)[]) {
       const ratio = sim[k] / real[k];

@@ -47,13 +47,14 @@ export function safetyDrawTokens(
   n: number,
   promptChars: number,
   vocabSize: number,
-): { longest: number; longestPrompt: number; completion: number } {
+): { longest: number; longestPrompt: number; completion: number; mean: number } {
   const rng = new Rng(7),
     perTok = safetyCharsPerToken(vocabSize),
     tags = TAGS.join("").length;
   let sum = 0,
     sumPrompt = 0,
-    completionTokens = 0;
+    completionTokens = 0,
+    total = 0;
   for (let b = 0; b < 24; b++) {
     let longest = 0,
       longestPrompt = 0;
@@ -64,25 +65,35 @@ export function safetyDrawTokens(
       longest = Math.max(longest, p + c);
       longestPrompt = Math.max(longestPrompt, p);
       completionTokens += c;
+      total += p + c;
     }
     sum += longest;
     sumPrompt += longestPrompt;
   }
-  return { longest: sum / 24, longestPrompt: sumPrompt / 24, completion: completionTokens / (24 * n) };
+  return {
+    longest: sum / 24,
+    longestPrompt: sumPrompt / 24,
+    completion: completionTokens / (24 * n),
+    mean: total / (24 * n),
+  };
 }
 
-/** A safety stage's shapes: the task's traces, the safety draws of one batch, the padded length T. */
+/**
+ * A safety stage's shapes: the task's traces, the safety draws of one batch, the padded length T of a batch
+ * (its longest sequence) and the mean length of a row.
+ */
 export function mixShapes(
   s: { task: string; difficulties?: number[]; safetyFrac: number; promptChars: number },
   draws: number,
   vocabSize: number,
-): { L: TraceLengths; T: number } {
+): { L: TraceLengths; T: number; meanT: number } {
   const L0 = stageTraceLengths(s.task, s.difficulties);
   const safety = safetyDrawTokens(Math.max(1, Math.round(draws * s.safetyFrac)), s.promptChars, vocabSize);
   const L = { ...L0, completion: s.safetyFrac * safety.completion + (1 - s.safetyFrac) * L0.completion };
   // padded batch length: the longest sequence, a task trace or a safety draw
-  const T = Math.max(L0.maxPrompt + L0.maxCompletion, safety.longest);
-  return { L, T };
+  const T = Math.max(L0.maxPrompt + L0.maxCompletion, safety.longest),
+    meanT = s.safetyFrac * safety.mean + (1 - s.safetyFrac) * (L0.prompt + L0.completion);
+  return { L, T, meanT };
 }
 
 /**

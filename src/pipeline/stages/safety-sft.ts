@@ -213,14 +213,17 @@ export const safetySft: StageKind<SafetySft> = {
     const sampled = (f: StageForecast) =>
       withSampling(f, { prompts: s.tracePrompts, samplesPerPrompt: 4 }, from, L.completion, taskT, ctx);
     if (!s.bucketByKind)
-      return sampled(supervisedForecast(s, config, mixShapes(s, s.batchSize, config.vocab_size).T, ctx, s.members));
-    // one kind per batch: a share safetyFrac of the steps at the safety draws' length, the rest at the traces'
-    const safetyT = safetyDrawTokens(s.batchSize, s.promptChars, config.vocab_size).longest;
+      return sampled(supervisedForecast(s, config, mixShapes(s, s.batchSize, config.vocab_size).meanT, ctx, s.members));
+    // one kind per batch: a share safetyFrac of the steps at the safety draws' mean length, the rest at the traces'
+    const safetyT = safetyDrawTokens(s.batchSize, s.promptChars, config.vocab_size).mean,
+      taskMean = L.prompt + Math.min(L.completion, s.traceTokens);
     const part = (share: number, T: number) =>
       supervisedForecast({ ...s, steps: s.steps * share }, config, T, ctx, s.members);
     const a = part(s.safetyFrac, safetyT),
-      b = part(1 - s.safetyFrac, taskT);
-    const detail = `${s.members} members × ${s.steps} steps (safety at ${Math.round(safetyT)} tokens, task at ${taskT})`;
+      b = part(1 - s.safetyFrac, taskMean);
+    const detail =
+      `${s.members} members × ${s.steps} steps (safety at ${Math.round(safetyT)} tokens, ` +
+      `task at ${Math.round(taskMean)}, on average)`;
     return sampled({ name: s.name, seconds: a.seconds + b.seconds, flops: a.flops + b.flops, detail });
   },
 };

@@ -105,9 +105,9 @@ test("safetyGrpoSource: a well-formed wrong countdown answer earns R1's format r
 
 test("guard forecast on ranks: its units split as guard-train assigns them, the longest rank's seconds", () => {
   const s = { members: 3, wordVectors: {} as never, sentenceVectors: {} as never };
-  // member-0 on rank 0; member-1 → 1, member-2 → 0 (tie, lowest), sentences → 1, words → 1
-  assert.deepEqual(splitSeconds(s, 2, 100, 35, 70), { seconds: 205, detail: "; its units split between 2 ranks" });
-  assert.equal(splitSeconds(s, 1, 100, 35, 70).seconds, 405);
-  assert.equal(splitSeconds(s, 3, 100, 35, 70).seconds, 170, "sentences beside member-0, words beside member-1");
+  // member-0 on rank 0; sentences → 1, words → 0, member-1 → 0, member-2 → 1
+  assert.deepEqual(splitSeconds(s, 2, 100, 105, 210), { seconds: 310, detail: "; its units split between 2 ranks" });
+  assert.equal(splitSeconds(s, 1, 100, 105, 210).seconds, 615);
+  assert.equal(splitSeconds(s, 3, 100, 105, 210).seconds, 210, "the sentences alone, the words beside member-2");
   assert.equal(splitSeconds({ members: 3 }, 4, 100, 0, 0).seconds, 100);
 });

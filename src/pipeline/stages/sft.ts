@@ -51,6 +51,6 @@ export const sft: StageKind<Sft> = {
     const L = stageTraceLengths(s.tasks[0]!, s.difficulties),
       config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
-    return supervisedForecast(s, config, L.maxPrompt + L.maxCompletion, ctx);
+    return supervisedForecast(s, config, L.prompt + L.completion, ctx);
   },
 };

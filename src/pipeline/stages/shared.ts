@@ -230,7 +230,7 @@ export function verifiedForecast(
 ): StageForecast {
   const L = stageTraceLengths(s.task, s.difficulties),
     T = L.maxPrompt + L.maxCompletion;
-  return withSampling(supervisedForecast(s, config, T, ctx), s, source, L.completion, T, ctx);
+  return withSampling(supervisedForecast(s, config, L.prompt + L.completion, ctx), s, source, L.completion, T, ctx);
 }
 
 export function traceData(traces: Trace[], batchSize: number) {
@@ -255,19 +255,25 @@ export interface TraceLengths {
 }
 
 /**
- * Prompt and completion lengths (tokens) of a task's reference traces: means, and the longest of 64,
- * because batches are padded to their longest sequence (the padded length is what a step costs).
+ * Prompt and completion lengths (tokens) of a task's reference traces, or with `exploratoryShare` of the varied
+ * traces pretraining draws: means (what a training step costs), and the longest of 64 (what sampling must make
+ * room for).
  */
-export function traceLengths(taskName: string, diffs: readonly number[] | undefined): TraceLengths {
+export function traceLengths(
+  taskName: string,
+  diffs: readonly number[] | undefined,
+  exploratoryShare?: number,
+): TraceLengths {
   const tok = CharTokenizer.fromChars(TASK_CHARS),
-    task = getTask(taskName);
+    task = getTask(taskName),
+    rng = new Rng(99);
   const ps = problems(task, "train", 64, 99, diffs ?? task.difficulties);
   let p = 0,
     c = 0,
     maxPrompt = 0,
     maxCompletion = 0;
   for (const x of ps) {
-    const s = task.solve(x);
+    const s = exploratoryShare !== undefined && task.trace ? task.trace(x, rng, { exploratoryShare }) : task.solve(x);
     const pl = promptIds(tok, task.prompt(x)).length,
       cl = sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
     p += pl;
@@ -279,20 +285,28 @@ export function traceLengths(taskName: string, diffs: readonly number[] | undefi
 }
 
 /** The trace lengths of the stage's task at its difficulties (a list, or the first task's entry of a map). */
-export function stageTraceLengths(taskName: string, difficulties: Record<string, number[]> | number[] | undefined) {
+export function stageTraceLengths(
+  taskName: string,
+  difficulties: Record<string, number[]> | number[] | undefined,
+  exploratoryShare?: number,
+) {
   const diffs = Array.isArray(difficulties) ? difficulties : difficulties?.[taskName];
-  return traceLengths(taskName, diffs);
+  return traceLengths(taskName, diffs, exploratoryShare);
 }
 
-/** n members × steps × accumulate training steps at (batchSize, T). */
+/**
+ * n members × steps × accumulate training steps at (batchSize, T), T the rows' mean length: a batch trains in
+ * chunks of rows of like length, each padded only to its own longest (planChunks), so it costs about its rows at
+ * their mean length.
+ */
 export function supervisedForecast(
   s: { name: string; steps: number; accumulate: number; batchSize: number; maxLen?: number },
   config: ModelConfig,
-  padded: number,
+  meanLength: number,
   ctx: ForecastContext,
   members = 1,
 ): StageForecast {
-  const T = Math.min(padded, s.maxLen ?? padded); // sequences are cut at maxLen
+  const T = Math.max(1, Math.round(Math.min(meanLength, s.maxLen ?? meanLength))); // sequences are cut at maxLen
   const c = ctx.calibration.of(config, s.batchSize, T);
   const seconds = members * s.steps * s.accumulate * c.stepS;
   const flops = members * trainFlops(config, s.steps * s.accumulate * s.batchSize * T, T);

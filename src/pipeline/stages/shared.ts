@@ -333,20 +333,25 @@ export function withSampling(
   };
 }
 
-/** A GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each), μ train steps. */
+/**
+ * A GRPO step: sampling (decoding speed at calibrateT), two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step
+ * each) and μ train steps, at updateT: the update trains completions in chunks of like length (planChunks), so it
+ * costs about their mean length.
+ */
 export function grpoForecast(
   s: { name: string; steps: number; promptsPerStep: number; groupSize: number; ppoEpochs: number; microBatch?: number },
   config: ModelConfig,
   completion: number,
-  calibrateT: number,
+  lengths: { calibrateT: number; updateT: number },
   T: number,
   ctx: ForecastContext,
   members?: number,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    c = ctx.calibration.of(config, B, calibrateT, s.microBatch, members);
+    c = ctx.calibration.of(config, B, lengths.calibrateT, s.microBatch, members),
+    u = ctx.calibration.of(config, B, lengths.updateT, s.microBatch, members);
   const genS = (B * completion) / c.tokPerS,
-    updateS = c.stepS * (2 / 3 + s.ppoEpochs);
+    updateS = u.stepS * (2 / 3 + s.ppoEpochs);
   const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
   const detail = `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${updateS.toFixed(2)} s update)`;
   return { name: s.name, seconds: s.steps * (genS + updateS), flops, detail };

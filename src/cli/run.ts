@@ -9,7 +9,7 @@ import { decisionLine, intervalNote, withGuardLine } from "../safety/report.js";
 import { num } from "./sample.js";
 import { exitTogether, isMain, launchedSize, mpiAddonPath } from "../engine/dist.js";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { FrugalError } from "../common/errors.js";
 
@@ -48,6 +48,9 @@ export function printTable(r: RunResult): void {
   );
 }
 
+/** Set on the ranks that `--ranks` starts: their parent reports the job's status. */
+const RELAUNCHED = "FRUGAL_RANKS_PARENT";
+
 /**
  * `--ranks N`: this same command again as N MPI ranks on this machine, each bound to one CPU (more ranks than CPUs
  * run unbound), and mpirun's exit status. Small models and decoding use two cores better as two
@@ -73,9 +76,7 @@ function relaunch(ranks: number): void {
   const r = spawnSync(
     "mpirun",
     [...root, ...mca, ...bind, "-np", String(ranks), process.execPath, process.argv[1]!, ...args],
-    {
-      stdio: "inherit",
-    },
+    { stdio: "inherit", env: { ...process.env, [RELAUNCHED]: "1" } },
   );
   if (r.error)
     throw new FrugalError(
@@ -102,19 +103,32 @@ function ranksWanted(v: string | undefined): number {
   return n;
 }
 
+/** Whether the run in `out` stopped early (its run.json names why). */
+function stoppedIn(out: string): boolean {
+  const f = join(out, "run.json");
+  return existsSync(f) && (JSON.parse(readFileSync(f, "utf8")) as { stopped: string | null }).stopped !== null;
+}
+
 function action(
   recipeFile: string,
   o: { out?: string; resume?: boolean; budgetUsd?: string; prices?: string; quiet?: boolean; ranks?: string },
 ): void {
   const ranks = launchedSize() > 1 ? 1 : ranksWanted(o.ranks);
-  if (ranks > 1) return relaunch(ranks);
   const recipe = readRecipe(recipeFile);
   const out = o.out ?? join("runs", recipe.name);
+  if (ranks > 1) {
+    relaunch(ranks);
+    if (process.exitCode === 0 && stoppedIn(out)) process.exitCode = 3;
+    return;
+  }
   const budgetUsd = o.budgetUsd === undefined ? undefined : num("--budget-usd", o.budgetUsd, 0, 1e12);
   const r = runRecipe(recipe, { outDir: out, resume: !!o.resume, budgetUsd, prices: o.prices, quiet: !!o.quiet });
   if (r.stopped) {
-    process.exitCode = 3;
-    exitTogether(3); // every rank took the same stop decision
+    // every rank took the same stop decision; under `--ranks` they end with 0 (mpirun calls any other status an
+    // abort of the job) and the parent, reading run.json, ends with 3
+    const code = process.env[RELAUNCHED] ? 0 : 3;
+    process.exitCode = code;
+    exitTogether(code);
   }
   if (!isMain()) return; // rank 0 reports for the job
   printTable(r);

@@ -256,6 +256,21 @@ test("forecast on N ranks: data-parallel stages split N ways plus an all-reduce 
   assert.ok(Math.abs(f.costUsd - (f.totalSeconds / 3600) * usdPerHour * recipe.device.count * 2) < 1e-9);
 });
 
+test("--ranks 2 with a budget: the ranks stop together, cleanly, and the job's status is 3", () => {
+  needMpi();
+  const out = join(tempDir(), "budget");
+  const r = spawnSync(
+    process.execPath,
+    [cli, "run", tiny, "--out", out, "--quiet", "--ranks", "2", "--budget-usd", "1e-7"],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stdout, /stopped: \w+: budget cap/);
+  assert.doesNotMatch(r.stdout + r.stderr, /aborted|non-zero/, "mpirun sees a clean end, not an abort");
+});
+
 test("--ranks: a bad count, and a missing binding, are one line that says what to do", () => {
   const bad = spawnSync(process.execPath, [cli, "run", tiny, "--ranks", "1.5"], { encoding: "utf8" });
   assert.equal(bad.status, 1);

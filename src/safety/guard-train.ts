@@ -14,7 +14,7 @@ import * as E from "../engine/index.js";
 import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
-import { chunkedLossAndBackward, lrAt, planChunks } from "../train/batch.js";
+import { chunkedLossAndBackward, lrAt, wholeRowBatches } from "../train/batch.js";
 import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -407,16 +407,11 @@ function classifyStep(
     seqs.push(guardIds(t.tokenizer, ex.text, mode, maxLen));
     labels.push(t.tokenizer.tokenId(ex.label));
   }
-  // rows of like length in chunks (planChunks counts a row's positions as its length less one), each chunk's mean
-  // weighted by its share of the rows
+  // rows of like length in chunks, each chunk's mean weighted by its share of the rows
   let value = 0,
     positions = 0,
     flops = 0;
-  for (const rows of planChunks(
-    seqs.map((s) => s.length + 1),
-    Infinity,
-    1,
-  )[0]!) {
+  for (const rows of wholeRowBatches(seqs.map((s) => s.length))) {
     const { ids, B, T, lengths } = packGuard(rows.map((i) => seqs[i]!));
     const pooled = forwardPooled(t.model, ids, B, T, lengths, cfg.pooling),
       loss = E.crossEntropy(

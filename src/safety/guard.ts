@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { forwardPooled, POOLINGS, type Pooling } from "../model/pooling.js";
 import { type Model } from "../model/transformer.js";
 import { bpeFromJson, SPECIAL, type Tokenizer } from "../tokenizer/tokenizer.js";
-import { planChunks } from "../train/batch.js";
+import { wholeRowBatches } from "../train/batch.js";
 import { hazardName, hazards, type Hazard } from "./policy.js";
 import { SentenceGuard, SentenceGuardConfig, SENTENCES_FILE } from "./sentence-guard.js";
 import { WordGuard, WordGuardConfig, WORDS_FILE } from "./word-guard.js";
@@ -299,12 +299,10 @@ export class Guard implements SafetyJudge {
     });
     // batches of up to 64 windows of like length, each padded only to its own longest
     const probs: Float32Array[] = new Array<Float32Array>(seqs.length);
-    for (const rows of planChunks(
-      seqs.map((s) => s.length + 1),
-      Infinity,
-      1,
+    for (const rows of wholeRowBatches(
+      seqs.map((s) => s.length),
       64,
-    )[0]!)
+    ))
       this.labelProbs(rows.map((j) => seqs[j]!)).forEach((p, k) => (probs[rows[k]!] = p));
     // the English members read prompts only (a refusal names the harm too); words first, sentences last
     if (mode === "prompt")

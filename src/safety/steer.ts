@@ -16,7 +16,7 @@ import { promptIds } from "../tokenizer/chat.js";
 import { TAGS, type Tokenizer } from "../tokenizer/tokenizer.js";
 import { devBenignPrompts, drawItem, type SafetyItem } from "./corpus.js";
 import { classifyShared, packGuard, type GuardVerdict, type SafetyJudge } from "./guard.js";
-import { planChunks } from "../train/batch.js";
+import { wholeRowBatches } from "../train/batch.js";
 import { benignCompletion, refusalCompletion } from "./policy.js";
 import { policyText } from "./reward.js";
 
@@ -60,12 +60,10 @@ export function decisionsOfIds(model: Model, tok: Tokenizer, prompts: number[][]
   const { think, refuse, answer } = decisionTokens(tok),
     n = prompts.length,
     out: PolicyDecisions = { margin: new Array(n), deciding: new Array(n), lead: new Array(n) };
-  for (const rows of planChunks(
-    prompts.map((p) => p.length + 2),
-    Infinity,
-    1,
+  for (const rows of wholeRowBatches(
+    prompts.map((p) => p.length + 1), // with <think> appended
     32,
-  )[0]!) {
+  )) {
     const { ids, B, T, lengths } = packGuard(rows.map((j) => [...prompts[j]!, think]));
     E.noGrad(() => {
       const logits = forward(model, ids, B, T).data,

@@ -7,7 +7,15 @@ import * as E from "../engine/index.js";
 import { initModel } from "../model/transformer.js";
 import { trainableParams } from "../model/lora.js";
 import { tinyLlamaConfig } from "../model/testing.js";
-import { chunkedLossAndBackward, chunkPositions, lossAndBackward, makeBatch, planChunks, rowWeight } from "./batch.js";
+import {
+  chunkedLossAndBackward,
+  chunkPositions,
+  lossAndBackward,
+  makeBatch,
+  planChunks,
+  rowTargets,
+  wholeRowBatches,
+} from "./batch.js";
 
 test("planChunks: every row once, longest first round the ranks, chunks of like length, at most maxRows", () => {
   const rng = new Rng(3),
@@ -30,9 +38,19 @@ test("planChunks: every row once, longest first round the ranks, chunks of like 
   assert.deepEqual(planChunks([600, 20, 20, 20, 20, 20, 20, 20], 640, 1), [[[0], [1, 2, 3, 4, 5, 6, 7]]]);
 });
 
-test("rowWeight counts a row's mask over the targets it predicts, capped at maxLen", () => {
-  assert.equal(rowWeight([1, 2, 3, 4], [0, 1, 2, 3], 8), 6);
-  assert.equal(rowWeight([1, 2, 3, 4], [0, 1, 2, 3], 2), 3, "targets past maxLen are cut, as makeBatch cuts them");
+test("rowTargets counts a row's mask over the targets it predicts, capped at maxLen", () => {
+  assert.deepEqual(rowTargets([1, 2, 3, 4], [0, 1, 2, 3], 8), { weight: 6, tokens: 3 });
+  assert.deepEqual(
+    rowTargets([1, 2, 3, 4], [0, 1, 2, 3], 2),
+    { weight: 3, tokens: 2 },
+    "targets past maxLen are cut, as makeBatch cuts them",
+  );
+  assert.deepEqual(rowTargets([1, 2, 3], [1, 0, 2], 8), { weight: 2, tokens: 1 }, "a target masked 0 is not trained");
+});
+
+test("wholeRowBatches: sequences read whole, batched by like length up to maxRows", () => {
+  assert.deepEqual(wholeRowBatches([600, 20, 20, 20, 20, 20, 20, 20]), [[0], [1, 2, 3, 4, 5, 6, 7]]);
+  assert.deepEqual(wholeRowBatches([1, 1, 1], 2), [[0], [1, 2]], "a one-token sequence is read too");
 });
 
 test("chunkedLossAndBackward: ranks' chunks sum to one padded batch's loss and gradients", () => {

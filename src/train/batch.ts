@@ -79,21 +79,45 @@ export function planChunks(lengths: readonly number[], maxLen: number, size: num
   });
 }
 
+/**
+ * planChunks for sequences read whole (every position counts, not next-token pairs), in one process: batches of up
+ * to `maxRows` rows of like length, each padded only to its own longest.
+ */
+export const wholeRowBatches = (lengths: readonly number[], maxRows = Infinity): number[][] =>
+  planChunks(
+    lengths.map((n) => n + 1),
+    Infinity,
+    1,
+    maxRows,
+  )[0]!;
+
 /** Padded positions of one chunk of rows (see planChunks). */
 export const chunkPositions = (rows: readonly number[], lengths: readonly number[], maxLen: number): number =>
   rows.length * Math.min(maxLen, Math.max(...rows.map((i) => lengths[i]!)) - 1);
 
-/** What one row adds to a batch's loss weight (its mask over the targets it predicts), as makeBatch counts it. */
-export function rowWeight(seq: readonly number[], mask: readonly number[], maxLen: number): number {
-  let w = 0;
-  for (let t = 1; t < seq.length && t <= maxLen; t++) w += mask[t] ?? 0;
-  return w;
+/**
+ * What one row adds to a batch, as makeBatch counts it: its loss weight (its mask over the targets it predicts)
+ * and its trained tokens (the targets whose mask is not 0).
+ */
+export function rowTargets(
+  seq: readonly number[],
+  mask: readonly number[],
+  maxLen: number,
+): { weight: number; tokens: number } {
+  let weight = 0,
+    tokens = 0;
+  for (let t = 1; t < seq.length && t <= maxLen; t++) {
+    weight += mask[t] ?? 0;
+    tokens += (mask[t] ?? 0) > 0 ? 1 : 0;
+  }
+  return { weight, tokens };
 }
 
 /**
  * Forward + backward of this rank's chunks of a batch of examples (planChunks): each chunk's mean is weighted by
  * its share of the batch's loss weight, so the gradients summed over ranks are those of the whole batch's mean,
- * times `scale`. Returns this rank's part of that loss, and the positions and FLOPs of every rank's chunks.
+ * times `scale`. Returns this rank's part of that loss, and the trained tokens, positions and FLOPs of every rank's
+ * chunks.
  */
 export function chunkedLossAndBackward(
   model: Model,
@@ -102,13 +126,19 @@ export function chunkedLossAndBackward(
   pad: number,
   scale = 1,
   w: Pick<World, "rank" | "size"> = world(),
-): { loss: number; positions: number; flops: number } {
+): { loss: number; tokens: number; positions: number; flops: number } {
   const lengths = ex.map((e) => e.ids.length),
-    plan = planChunks(lengths, maxLen, w.size),
-    total = ex.reduce((a, e) => a + rowWeight(e.ids, e.mask, maxLen), 0);
-  let loss = 0,
+    plan = planChunks(lengths, maxLen, w.size);
+  let total = 0,
+    tokens = 0,
+    loss = 0,
     positions = 0,
     flops = 0;
+  for (const e of ex) {
+    const r = rowTargets(e.ids, e.mask, maxLen);
+    total += r.weight;
+    tokens += r.tokens;
+  }
   for (const rows of plan[w.rank]!) {
     const chunk = makeBatch(
       rows.map((i) => ex[i]!.ids),
@@ -124,7 +154,7 @@ export function chunkedLossAndBackward(
     positions += P;
     flops += trainFlops(model.config, P, P / rows.length);
   }
-  return { loss, positions, flops };
+  return { loss, tokens, positions, flops };
 }
 
 /** Forward + masked cross-entropy + backward (gradients add into the parameters' .grad); returns the loss. */

@@ -16,7 +16,7 @@ import { LoraConfig, prepareForTraining, trainableParams } from "../model/lora.j
 import { keepBaseInBf16 } from "../model/half.js";
 import { padId, type SftExample } from "../tokenizer/chat.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { chunkedLossAndBackward, lrAt, rowWeight } from "./batch.js";
+import { chunkedLossAndBackward, lrAt } from "./batch.js";
 import { runLoop, type LoopOutcome, type StageIO } from "./loop.js";
 
 export const OptimConfig = z.object({
@@ -151,22 +151,16 @@ export function trainSupervised(
       const rng = new Rng(io.seed * 1_000_003 + step);
       let loss = 0,
         tokens = 0,
-        positions = 0;
-      let flops = 0;
+        positions = 0,
+        flops = 0;
       for (let m = 0; m < cfg.accumulate; m++) {
         const ex = data(step * cfg.accumulate + m, rng, t);
         // every rank builds the whole batch's examples (cheap) and trains its chunks of rows
         const r = chunkedLossAndBackward(t.model, ex, cfg.maxLen, pad, 1 / cfg.accumulate);
         loss += r.loss;
+        tokens += r.tokens;
         positions += r.positions;
         flops += r.flops;
-        const counted = (e: SftExample) =>
-          rowWeight(
-            e.ids,
-            e.mask.map((x) => (x > 0 ? 1 : 0)),
-            cfg.maxLen,
-          );
-        tokens += ex.reduce((a, e) => a + counted(e), 0);
       }
       const sums = Float64Array.of(loss);
       allreduceSum(sums);

@@ -11,6 +11,7 @@ import { tinyLlamaConfig } from "../model/testing.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { makeBatch } from "../train/batch.js";
 import { GrpoConfig, lossMask, policyUpdate } from "./grpo.js";
+import { refilled, type Drawn } from "./groups.js";
 import { VARIANTS } from "./losses.js";
 
 /** The parameters' gradients of a loss o over the rows `sel` of lp (one full batch: the reference). */
@@ -61,6 +62,55 @@ test("loss mask: prompt 0, completion 1, a tool's forced tokens 0", () => {
   assert.deepEqual(lossMask(2, 3), [0, 0, 1, 1, 1]);
   assert.deepEqual(lossMask(2, 5, [1, 2]), [0, 0, 1, 0, 0, 1, 1]);
   assert.deepEqual(lossMask(0, 2, []), [1, 1]);
+});
+
+/** A drawn rollout of groups of two, item names `${tag}${g}`, rewards as given, each sequence [round, index]. */
+function drawnOf(tag: string, round: number, rewards: number[]): Drawn<string> {
+  const n = rewards.length;
+  return {
+    items: Array.from({ length: n / 2 }, (_, g) => `${tag}${g}`),
+    promptLens: rewards.map(() => 1),
+    seqs: rewards.map((_, i) => [round, i]),
+    masks: rewards.map(() => [0, 1]),
+    samples: rewards.map((_, i) => ({ tokens: [i], text: "", finishReason: "stop" }) as never),
+    rewards: Float32Array.from(rewards),
+    group: Int32Array.from(rewards, (_, i) => Math.floor(i / 2)),
+    metrics: rewards.map((r) => ({ accuracy: r })),
+    prompts: n,
+  };
+}
+
+test("refill: groups of unequal rewards from further draws until promptsPerStep are held, in draw order", () => {
+  const cfg = GrpoConfig.parse({ steps: 1, promptsPerStep: 4, groupSize: 2, refillRounds: 3 });
+  const first = drawnOf("a", 0, [1, 1, 1, 0, 0, 0, 0, 1]),
+    rounds: number[] = [];
+  const more = (r: number) => {
+    rounds.push(r);
+    return drawnOf(r === 1 ? "b" : "c", r, [0, 1, 1, 1, 1, 0, 0, 1]);
+  };
+  const { ro, drawn } = refilled(first, more, cfg);
+  assert.deepEqual(rounds, [1], "a second re-draw after four groups are held");
+  assert.equal(drawn.length, 2);
+  assert.deepEqual(ro.items, ["a1", "a3", "b0", "b2"]);
+  assert.deepEqual([...ro.rewards], [1, 0, 0, 1, 0, 1, 1, 0]);
+  assert.deepEqual([...ro.group], [0, 0, 1, 1, 2, 2, 3, 3]);
+  assert.deepEqual(ro.seqs, [
+    [0, 2],
+    [0, 3],
+    [0, 6],
+    [0, 7],
+    [1, 0],
+    [1, 1],
+    [1, 4],
+    [1, 5],
+  ]);
+  assert.equal(ro.prompts, 8);
+
+  const few = GrpoConfig.parse({ steps: 1, promptsPerStep: 4, groupSize: 2, refillRounds: 1 });
+  const flat = () => drawnOf("f", 1, [1, 1, 0, 0, 1, 1, 1, 0]);
+  const short = refilled(first, flat, few);
+  assert.deepEqual(short.ro.items, ["a1", "a3", "f3"], "the rounds ran out with three groups");
+  assert.equal(short.drawn.length, 2);
 });
 
 test("policy update: length-sorted micro-batches, μ = 1 and β = 0 shortcuts give one full batch's gradient", () => {

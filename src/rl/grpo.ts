@@ -4,8 +4,9 @@
 // policy is refreshed every N steps. Sources of prompts and rewards are plugged in (tasks, safety), so
 // this file knows no task. The objective and its variants are written out in losses.ts. Deviations
 // from the paper: π_old is recomputed with a training forward (not taken from the sampler, whose
-// numerics differ slightly); DAPO's dynamic sampling drops zero-variance groups without re-drawing. Every
-// log-prob (π_θ, π_old, π_ref) is of the sampled distribution, logits / temperature, as verl computes them.
+// numerics differ slightly); DAPO's dynamic sampling drops zero-variance groups, re-drawing only under
+// refillRounds. Every log-prob (π_θ, π_old, π_ref) is of the sampled distribution, logits / temperature, as
+// verl computes them.
 // Not here: value models, neural reward models for reasoning, sequence packing.
 import { z } from "zod";
 import { FrugalError } from "../common/errors.js";
@@ -16,7 +17,7 @@ import { encodeWeights, readWeights } from "../model/checkpoint.js";
 import { modelFromTensors, tokenLogprobs, type Model } from "../model/transformer.js";
 import { adapterSnapshot, mergedTensors, trainableParams } from "../model/lora.js";
 import { encodeSafetensors, readSafetensors } from "../model/safetensors.js";
-import { generate, type Intervene, type Sample } from "../model/sampler.js";
+import { generate, type Intervene } from "../model/sampler.js";
 import { generateFlops, trainFlops } from "../model/flops.js";
 import { completionText, endId, padId, promptIds } from "../tokenizer/chat.js";
 import { toolOf } from "../tasks/eval.js";
@@ -36,6 +37,7 @@ import {
 } from "../train/supervised.js";
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
+import { dropFlatGroups, refilled, type Drawn, type Rollout } from "./groups.js";
 import { legalMasks } from "./legal.js";
 import { VARIANTS, type LossInput, type LossOutput } from "./losses.js";
 
@@ -54,6 +56,11 @@ export const GrpoConfig = OptimConfig.extend({
   /** policy updates per rollout batch (μ); the ratio π/π_old differs from 1 only when μ > 1 */
   ppoEpochs: z.number().int().positive().default(1),
   refreshRefEvery: z.number().int().positive().default(50),
+  /**
+   * up to this many further draws of promptsPerStep prompts while fewer than promptsPerStep groups have unequal
+   * rewards; groups with equal rewards are then left out (DAPO's dynamic sampling, re-drawing). 0: one draw
+   */
+  refillRounds: z.number().int().nonnegative().default(0),
   /** the last tokens before maxNewTokens over which dapo's overlong shaping falls to −1 (16 unless set) */
   overlongCache: z.number().int().nonnegative().optional(),
   /** completions per forward/backward in the update (default: all at once); bounds memory, not the result */
@@ -132,17 +139,6 @@ function chunkLogprobs(
   });
 }
 
-interface Rollout {
-  seqs: number[][];
-  masks: number[][];
-  /** under legalPolicy, set by legalize: per sequence, the legal tokens at each trained target position */
-  allowed?: ((Uint8Array | null)[] | undefined)[];
-  samples: Sample[];
-  rewards: Float32Array;
-  group: Int32Array;
-  metrics: Record<string, number>[];
-}
-
 /** 1 where a sequence's token is trained: the completion's, except those a tool wrote (forced, completion indices). */
 export function lossMask(promptLen: number, completionLen: number, forced: readonly number[] = []): number[] {
   const mask = [...new Array<number>(promptLen).fill(0), ...new Array<number>(completionLen).fill(1)];
@@ -170,7 +166,8 @@ function rollout<I>(
   cfg: GrpoConfig,
   rng: Rng,
   stepSeed: number,
-): Rollout & { prompts: number; items: I[]; promptLens: number[] } {
+  round = 0,
+): Drawn<I> {
   const items = src.draw(rng, cfg.promptsPerStep),
     endToken = endId(t.tokenizer);
   const prompts = items.map((it) => promptIds(t.tokenizer, src.prompt(it)));
@@ -178,15 +175,20 @@ function rollout<I>(
   // each MPI rank samples and scores whole groups (a contiguous share), then every rank gathers all of them
   const [i0, i1] = shareOf(all.length, cfg.groupSize),
     shaping = VARIANTS[cfg.variant]!.overlong;
-  const mine = generate(t.model, all.slice(i0, i1), all.map((_, i) => stepSeed * 4096 + i).slice(i0, i1), {
-    maxNewTokens: cfg.maxNewTokens,
-    temperature: cfg.temperature,
-    topP: cfg.topP,
-    stopTokens: [endToken],
-    decode: (ids) => completionText(t.tokenizer, ids),
-    kvBf16: cfg.kvCacheBf16,
-    intervene: src.calculator && toolFor(t.tokenizer, src, items, i0, cfg.groupSize),
-  }).map((sample, k) => {
+  const mine = generate(
+    t.model,
+    all.slice(i0, i1),
+    all.map((_, i) => stepSeed * 4096 + round * all.length + i).slice(i0, i1),
+    {
+      maxNewTokens: cfg.maxNewTokens,
+      temperature: cfg.temperature,
+      topP: cfg.topP,
+      stopTokens: [endToken],
+      decode: (ids) => completionText(t.tokenizer, ids),
+      kvBf16: cfg.kvCacheBf16,
+      intervene: src.calculator && toolFor(t.tokenizer, src, items, i0, cfg.groupSize),
+    },
+  ).map((sample, k) => {
     const r = src.reward(sample.text, items[Math.floor((i0 + k) / cfg.groupSize)]!);
     const shaped = shaping ? overlongPenalty(sample.tokens.length, cfg.maxNewTokens, cfg.overlongCache ?? 16) : 0;
     // the picks the calculator's referee changed, logged when a calculator samples
@@ -230,7 +232,7 @@ function rollout<I>(
  * a pick the referee let stand because it refused every token is left out of the loss.
  */
 function legalize<I>(
-  ro: Rollout & { items: I[]; promptLens: number[] },
+  ro: Drawn<I>,
   keep: readonly number[],
   src: PromptSource<I>,
   tok: Tokenizer,
@@ -257,19 +259,6 @@ function legalize<I>(
     });
     ro.allowed[i] = row;
   }
-}
-
-/** Keeps groups whose rewards are not all equal (DAPO's dynamic sampling, without re-drawing). */
-function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; zeroVarFrac: number } {
-  const keep: number[] = [];
-  let flat = 0;
-  for (let g = 0; g < nGroups; g++) {
-    const idx = [...ro.group.keys()].filter((i) => ro.group[i] === g);
-    const r0 = ro.rewards[idx[0]!];
-    if (idx.every((i) => ro.rewards[i] === r0)) flat++;
-    else keep.push(...idx);
-  }
-  return { keep, zeroVarFrac: flat / nGroups };
 }
 
 /** Kept completions padded to their own longest, and where their trained tokens sit: [row-major position, token j]. */
@@ -456,6 +445,13 @@ export function trainGrpo<I>(
 ): LoopOutcome & { trainee: Trainee } {
   const variant = VARIANTS[cfg.variant];
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
+  // each draw's sampling seeds sit in the step's block of 4,096
+  if ((cfg.refillRounds + 1) * cfg.promptsPerStep * cfg.groupSize > 4096)
+    throw new FrugalError(
+      "CONFIG",
+      `refillRounds ${cfg.refillRounds}: (rounds + 1) × promptsPerStep × groupSize must be at most 4,096, got ` +
+        `${(cfg.refillRounds + 1) * cfg.promptsPerStep * cfg.groupSize}; lower refillRounds`,
+    );
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
   readyForStage(t, cfg, resumed !== null, io.seed);
@@ -480,28 +476,37 @@ export function trainGrpo<I>(
       if (step > 0 && step % cfg.refreshRefEvery === 0) ref = snapshot();
       const rng = new Rng(io.seed * 1_000_003 + step),
         t0 = performance.now();
-      const ro = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
-      const genMs = performance.now() - t0;
-      const flat = dropFlatGroups(ro, cfg.promptsPerStep),
+      const first = rollout(t, src, cfg, rng, io.seed * 100_003 + step);
+      const flat = dropFlatGroups(first, cfg.promptsPerStep),
         zeroVarFrac = flat.zeroVarFrac;
+      const { ro, drawn } =
+        cfg.refillRounds > 0
+          ? refilled(first, (r) => rollout(t, src, cfg, rng, io.seed * 100_003 + step, r), cfg)
+          : { ro: first, drawn: [first] };
+      const genMs = performance.now() - t0;
       // flat groups' advantages are 0: without a KL term their gradient is exactly zero, so they are left out
-      const keep = variant.dynamicSampling || cfg.beta === 0 ? flat.keep : [...ro.rewards.keys()],
+      // (a refill's groups all have unequal rewards)
+      const keep =
+          cfg.refillRounds === 0 && (variant.dynamicSampling || cfg.beta === 0) ? flat.keep : [...ro.rewards.keys()],
         nGroups = variant.dynamicSampling ? keep.length / cfg.groupSize : cfg.promptsPerStep;
       if (cfg.legalPolicy) legalize(ro, keep, src, t.tokenizer, cfg.groupSize);
-      const lens = ro.samples.map((s) => s.tokens.length);
+      // the step's sample metrics are the first draw's (a refill's kept groups are not a fair sample)
+      const lens = first.samples.map((s) => s.tokens.length);
       const metrics: Record<string, number> = {
-        reward: mean([...ro.rewards]),
+        reward: mean([...first.rewards]),
         zeroVarFrac,
         lenMean: mean(lens),
         lenMax: Math.max(...lens),
-        truncated: mean(ro.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
+        truncated: mean(first.samples.map((s) => (s.finishReason === "length" ? 1 : 0))),
       };
       // a metric some samples lack (e.g. one only defined for solved samples) is the mean over those that have it
-      for (const k of new Set(ro.metrics.flatMap((m) => Object.keys(m))))
-        metrics[k] = mean(ro.metrics.filter((m) => k in m).map((m) => m[k]!));
-      const generated = lens.reduce((a, b) => a + b, 0);
+      for (const k of new Set(first.metrics.flatMap((m) => Object.keys(m))))
+        metrics[k] = mean(first.metrics.filter((m) => k in m).map((m) => m[k]!));
+      const generated = drawn.reduce((a, d) => a + d.samples.reduce((b, x) => b + x.tokens.length, 0), 0),
+        promptTokens = drawn.reduce((a, d) => a + d.prompts, 0);
       metrics.tokensPerSec = generated / (genMs / 1000);
-      let flops = generateFlops(t.model.config, generated + ro.prompts, cfg.maxNewTokens),
+      if (cfg.refillRounds > 0) Object.assign(metrics, { rounds: drawn.length, keptGroups: ro.items.length });
+      let flops = generateFlops(t.model.config, generated + promptTokens, cfg.maxNewTokens),
         trainedPositions = 0;
       if (keep.length > 0) {
         const u = policyUpdate(t, ref, ro, keep, nGroups, cfg, () => {
@@ -514,7 +519,7 @@ export function trainGrpo<I>(
       } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });
       return {
         metrics,
-        usage: { promptTokens: ro.prompts, generatedTokens: generated, trainedTokens: trainedPositions, flops },
+        usage: { promptTokens, generatedTokens: generated, trainedTokens: trainedPositions, flops },
       };
     },
     (step) => {

@@ -7,7 +7,10 @@ import { Rng } from "../../common/rng.js";
 import { TASK_CHARS } from "../../tasks/index.js";
 import { CharTokenizer } from "../../tokenizer/tokenizer.js";
 import { promptIds } from "../../tokenizer/chat.js";
-import { traceOf } from "./shared.js";
+import type { Calibration } from "../../cost/forecast.js";
+import { tinyLlamaConfig } from "../../model/testing.js";
+import type { ForecastContext } from "./kind.js";
+import { grpoForecast, traceOf } from "./shared.js";
 
 const tok = CharTokenizer.fromChars(TASK_CHARS),
   t = { tokenizer: tok };
@@ -47,4 +50,19 @@ test("traceOf: a trace that kept its sampled ids trains exactly those, forced on
     () => traceOf([{ prompt: "3 4 to 7", completion, forced, tokens: outside }], new Rng(1), t),
     /internal: a trace's sampled ids reach past the trainee's \d+-token vocabulary/,
   );
+});
+
+test("grpoForecast: a refill's sampling priced at every draw it may take, the update once", () => {
+  const calibration = { of: () => ({ stepS: 2, tokPerS: 1000 }) } as unknown as Calibration;
+  const ctx = { calibration } as unknown as ForecastContext,
+    config = tinyLlamaConfig(32, 128),
+    s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1 };
+  const lengths = { calibrateT: 100, updateT: 60 };
+  const one = grpoForecast(s, config, 50, lengths, 100, ctx),
+    three = grpoForecast({ ...s, refillRounds: 2 }, config, 50, lengths, 100, ctx);
+  const sampleS = (20 * 50) / 1000,
+    updateS = 2 * (2 / 3 + 1);
+  assert.ok(Math.abs(one.seconds - 10 * (sampleS + updateS)) < 1e-9, `${one.seconds}`);
+  assert.ok(Math.abs(three.seconds - 10 * (3 * sampleS + updateS)) < 1e-9, `${three.seconds}`);
+  assert.ok(three.flops > one.flops);
 });

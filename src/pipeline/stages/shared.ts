@@ -334,12 +334,20 @@ export function withSampling(
 }
 
 /**
- * A GRPO step: sampling (decoding speed at calibrateT), two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step
+ * A GRPO step: sampling (decoding speed at calibrateT; every draw a refill may take), two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step
  * each) and μ train steps, at updateT: the update trains completions in chunks of like length (planChunks), so it
  * costs about their mean length.
  */
 export function grpoForecast(
-  s: { name: string; steps: number; promptsPerStep: number; groupSize: number; ppoEpochs: number; microBatch?: number },
+  s: {
+    name: string;
+    steps: number;
+    promptsPerStep: number;
+    groupSize: number;
+    ppoEpochs: number;
+    microBatch?: number;
+    refillRounds?: number;
+  },
   config: ModelConfig,
   completion: number,
   lengths: { calibrateT: number; updateT: number },
@@ -350,9 +358,12 @@ export function grpoForecast(
   const B = s.promptsPerStep * s.groupSize,
     c = ctx.calibration.of(config, B, lengths.calibrateT, s.microBatch, members),
     u = ctx.calibration.of(config, B, lengths.updateT, s.microBatch, members);
-  const genS = (B * completion) / c.tokPerS,
+  // a refill re-draws at most refillRounds times: priced at the most it can draw
+  const genS = ((1 + (s.refillRounds ?? 0)) * B * completion) / c.tokPerS,
     updateS = u.stepS * (2 / 3 + s.ppoEpochs);
-  const flops = s.steps * (generateFlops(config, B * T, T) * 3 + trainFlops(config, B * T * s.ppoEpochs, T));
+  const flops =
+    s.steps *
+    (generateFlops(config, B * T, T) * (3 + (s.refillRounds ?? 0)) + trainFlops(config, B * T * s.ppoEpochs, T));
   const detail = `${s.steps} steps × (${genS.toFixed(2)} s sampling + ${updateS.toFixed(2)} s update)`;
   return { name: s.name, seconds: s.steps * (genS + updateS), flops, detail };
 }

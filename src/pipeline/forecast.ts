@@ -16,7 +16,7 @@ import type { PriceTable } from "../cost/prices.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Recipe } from "./recipe.js";
 import { kindOf, type ForecastContext } from "./stages/index.js";
-import { traceLengths } from "./stages/shared.js";
+import { sampledTraceLengths } from "./stages/shared.js";
 import { hfConfig, isHfInput } from "./hf-input.js";
 
 /** Data parallelism to forecast: ranks (machines like the recipe's device) and their all-reduce cost. */
@@ -57,7 +57,7 @@ function forecastWith(
   let evalSeconds = 0;
   if (recipe.eval) {
     const ev = recipe.eval,
-      L = traceLengths(ev.task, ev.difficulties);
+      L = sampledTraceLengths(ev.task, ev.difficulties);
     for (const s of recipe.stages) {
       if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
       const c = ctx.calibration.of(ctx.configs.get(s.name)!, 32, L.prompt + L.completion, 32, ctx.members.get(s.name));

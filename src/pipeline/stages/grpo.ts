@@ -11,7 +11,7 @@ import {
   grpoForecast,
   stageInput,
   stageName,
-  stageTraceLengths,
+  sampledTraceLengths,
   taskSource,
 } from "./shared.js";
 
@@ -44,7 +44,7 @@ export const grpo: StageKind<Grpo> = {
     return trainGrpo(io, () => loadModelDir(env.checkpointOf(s.from)), source, s, s);
   },
   forecast(s, ctx) {
-    const L = stageTraceLengths(s.task, s.difficulties),
+    const L = sampledTraceLengths(s.task, s.difficulties),
       config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;

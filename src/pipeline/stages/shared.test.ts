@@ -10,7 +10,7 @@ import { promptIds } from "../../tokenizer/chat.js";
 import type { Calibration } from "../../cost/forecast.js";
 import { tinyLlamaConfig } from "../../model/testing.js";
 import type { ForecastContext } from "./kind.js";
-import { grpoForecast, traceOf } from "./shared.js";
+import { grpoForecast, sampledTraceLengths, stageTraceLengths, traceOf } from "./shared.js";
 
 const tok = CharTokenizer.fromChars(TASK_CHARS),
   t = { tokenizer: tok };
@@ -65,4 +65,12 @@ test("grpoForecast: a refill's sampling priced at every draw it may take, the up
   assert.ok(Math.abs(one.seconds - 10 * (sampleS + updateS)) < 1e-9, `${one.seconds}`);
   assert.ok(Math.abs(three.seconds - 10 * (3 * sampleS + updateS)) < 1e-9, `${three.seconds}`);
   assert.ok(three.flops > one.flops);
+});
+
+test("sampled lengths: a search task's searches written out in full, longer than its references; else the references", () => {
+  const ref = stageTraceLengths("countdown", [4]),
+    sampled = sampledTraceLengths("countdown", [4]);
+  assert.ok(sampled.completion > ref.completion * 1.2, `${sampled.completion} against ${ref.completion}`);
+  assert.equal(sampled.prompt, ref.prompt);
+  assert.deepEqual(sampledTraceLengths("addition", undefined), stageTraceLengths("addition", undefined));
 });

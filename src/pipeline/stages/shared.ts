@@ -221,14 +221,14 @@ export function trainOnVerified(
   return { ...out, notes: { traces: traces.length } };
 }
 
-/** The forecast of trainOnVerified: training at the task's padded length, plus sampling from the source. */
+/** The forecast of trainOnVerified: training at the sampled traces' mean length, plus sampling from the source. */
 export function verifiedForecast(
   s: SamplingConfig & SupervisedConfig & { name: string; task: string },
   config: ModelConfig,
   source: ModelConfig,
   ctx: ForecastContext,
 ): StageForecast {
-  const L = stageTraceLengths(s.task, s.difficulties),
+  const L = sampledTraceLengths(s.task, s.difficulties),
     T = L.maxPrompt + L.maxCompletion;
   return withSampling(supervisedForecast(s, config, L.prompt + L.completion, ctx), s, source, L.completion, T, ctx);
 }
@@ -292,6 +292,18 @@ export function stageTraceLengths(
 ) {
   const diffs = Array.isArray(difficulties) ? difficulties : difficulties?.[taskName];
   return traceLengths(taskName, diffs, exploratoryShare);
+}
+
+/**
+ * The lengths of what a policy samples on the task: for a task with search traces, searches written out in full
+ * (the exploratory traces pretraining draws; a searcher writes its own search, longer than the reference's
+ * path), else the reference traces. Sampling stages, their training on sampled traces and the evals use these.
+ */
+export function sampledTraceLengths(
+  taskName: string,
+  difficulties: Record<string, number[]> | number[] | undefined,
+): TraceLengths {
+  return stageTraceLengths(taskName, difficulties, getTask(taskName).trace ? 1 : undefined);
 }
 
 /**

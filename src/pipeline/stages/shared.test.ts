@@ -67,7 +67,7 @@ test("grpoForecast: a refill's sampling priced at every draw it may take, the up
   assert.ok(three.flops > one.flops);
 });
 
-test("sampled lengths: a search task's searches written out in full, longer than its references; else the references", () => {
+test("sampled lengths: a search task's searches in full, longer than its references; else the references", () => {
   const ref = stageTraceLengths("countdown", [4]),
     sampled = sampledTraceLengths("countdown", [4]);
   assert.ok(sampled.completion > ref.completion * 1.2, `${sampled.completion} against ${ref.completion}`);

@@ -346,9 +346,9 @@ export function withSampling(
 }
 
 /**
- * A GRPO step: sampling (decoding speed at calibrateT; every draw a refill may take), two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step
- * each) and μ train steps, at updateT: the update trains completions in chunks of like length (planChunks), so it
- * costs about their mean length.
+ * A GRPO step: sampling (decoding speed at calibrateT; every draw a refill may take), two no-grad forwards (π_old,
+ * π_ref ≈ 1/3 of a train step each) and μ train steps, at updateT: the update trains completions in chunks of like
+ * length (planChunks), so it costs about their mean length.
  */
 export function grpoForecast(
   s: {

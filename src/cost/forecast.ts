@@ -7,8 +7,8 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { Rng } from "../common/rng.js";
 import { median } from "../common/stats.js";
-import { allgather, world } from "../engine/dist.js";
-import { countParams, type ModelConfig } from "../model/config.js";
+import { allgather, barrier, world } from "../engine/dist.js";
+import type { ModelConfig } from "../model/config.js";
 import { generate } from "../model/sampler.js";
 import { initModel, type Model } from "../model/transformer.js";
 import { memberConfig, mergeModels } from "../model/surgery.js";
@@ -37,28 +37,27 @@ export interface Forecast {
 export class Calibration {
   private cache = new Map<string, number>();
   /** while collecting (see shared): the measurements asked for, not taken; `of` answers 1 for them meanwhile */
-  private wanted: Map<string, { cost: number; measure: () => number }> | null = null;
+  private wanted: Map<string, () => number> | null = null;
 
   /**
-   * Runs `use` with a calibration whose measurements the ranks take between them: a first pass of `use` only
-   * collects what it asks for, each rank measures its share (costliest first, to the least loaded rank), and a
-   * second pass runs on every value. Every rank must call it. On one rank it measures as `use` asks.
+   * Runs `use` with a calibration the ranks measure together: a first pass of `use` only collects what it asks
+   * for, every rank then measures every shape at the same moment (a barrier before each), as they will train side
+   * by side, and a second pass runs on the ranks' mean. Every rank must call it. On one rank it measures as `use`
+   * asks. (Split between ranks, a measurement ran beside another shape's and moved by up to 2×.)
    */
   static shared<T>(use: (c: Calibration) => T): T {
     const c = new Calibration();
     if (world().size <= 1) return use(c);
     c.wanted = new Map();
     use(c);
-    const wanted = [...c.wanted].sort((a, b) => b[1].cost - a[1].cost || (a[0] < b[0] ? -1 : 1));
+    const wanted = [...c.wanted].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     c.wanted = null;
-    const load = new Array<number>(world().size).fill(0),
-      mine: [string, number][] = [];
-    for (const [key, w] of wanted) {
-      const r = load.indexOf(Math.min(...load));
-      load[r]! += w.cost;
-      if (r === world().rank) mine.push([key, w.measure()]);
-    }
-    for (const part of allgather(mine)) for (const [key, v] of part) c.cache.set(key, v);
+    const mine = wanted.map(([, measure]) => {
+      barrier();
+      return measure();
+    });
+    const all = allgather(mine);
+    wanted.forEach(([key], i) => c.cache.set(key, all.reduce((a, r) => a + r[i]!, 0) / all.length));
     return use(c);
   }
 
@@ -70,23 +69,17 @@ export class Calibration {
     const rows = Math.max(1, Math.min(B, chunk)),
       shape = `${JSON.stringify(config)}|${members}`,
       k = `${shape}|${rows}|${T}`,
-      g = `${shape}|gen`,
-      params = members > 1 ? members * countParams(memberConfig(config, members)) : countParams(config);
+      g = `${shape}|gen`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
-    // costs for sharing the measurements out: FLOPs of the 5 timed steps, of the 2 × 64 × 48 sampled tokens
-    this.need(
-      k,
-      30 * params * rows * seq,
-      () => median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000,
-    );
-    this.need(g, 4 * params * 64 * 48, () => generationSpeed(config, members));
+    this.need(k, () => median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000);
+    this.need(g, () => generationSpeed(config, members));
     return { stepS: ((this.cache.get(k) ?? 1) * B) / rows, tokPerS: this.cache.get(g) ?? 1 };
   }
 
-  private need(key: string, cost: number, measure: () => number): void {
+  private need(key: string, measure: () => number): void {
     if (this.cache.has(key)) return;
     if (this.wanted) {
-      if (!this.wanted.has(key)) this.wanted.set(key, { cost, measure });
+      if (!this.wanted.has(key)) this.wanted.set(key, measure);
     } else this.cache.set(key, measure());
   }
 }

@@ -50,7 +50,7 @@ export class Calibration {
     if (world().size <= 1) return use(c);
     c.wanted = new Map();
     use(c);
-    const wanted = [...c.wanted].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    const wanted = [...c.wanted]; // the same order on every rank: each ran the same first pass
     c.wanted = null;
     const mine = wanted.map(([, measure]) => {
       barrier();

@@ -371,6 +371,18 @@ test("bad recipes: unknown keys, missing stage inputs, duplicate names — each 
       Object.assign(r.stages[g], { variant: "dapo", overlongCache: 64, epsHigh: 0.3 });
     }),
   );
+  // a step's draws must fit its sampling seeds: refused when the recipe is read, before any stage trains
+  assert.throws(
+    bad((r) => {
+      Object.assign(r.stages[g], { promptsPerStep: 16, groupSize: 8, refillRounds: 40 });
+    }),
+    /stages.\d+.refillRounds: refillRounds 40: \(refillRounds \+ 1\) × promptsPerStep × groupSize must be at most 4,096, got 5248/,
+  );
+  assert.doesNotThrow(
+    bad((r) => {
+      Object.assign(r.stages[g], { promptsPerStep: 16, groupSize: 8, refillRounds: 3 });
+    }),
+  );
   const f = join(tempDir(), "x.json");
   writeFileSync(f, "{ not json");
   assert.throws(() => readRecipe(f), /x.json is not valid JSON/);

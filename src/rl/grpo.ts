@@ -85,11 +85,25 @@ const VARIANT_ONLY = [
   { key: "epsHigh", flag: "clipHigh", does: "clips the ratio", otherwise: "clips at 1 ± eps" },
 ] as const;
 
+/** Why a step's draws would not fit its block of 4,096 sampling seeds (see rollout), or null when they fit. */
+export function drawsIssue(s: Pick<GrpoConfig, "refillRounds" | "promptsPerStep" | "groupSize">): string | null {
+  const n = (s.refillRounds + 1) * s.promptsPerStep * s.groupSize;
+  return n <= 4096
+    ? null
+    : `refillRounds ${s.refillRounds}: (refillRounds + 1) × promptsPerStep × groupSize must be at most 4,096, got ` +
+        `${n}; lower refillRounds, promptsPerStep or groupSize`;
+}
+
 /**
- * Settings only some variants read: set under another variant they would change nothing, so a stage's schema
- * refuses them (`.superRefine(variantSettings)`).
+ * A GRPO stage's settings together, refused when its recipe is read (`.superRefine(grpoSettings)`): settings only
+ * some variants read (set under another variant they would change nothing), and draws that fit their seeds.
  */
-export function variantSettings(s: Pick<GrpoConfig, "variant" | "overlongCache" | "epsHigh">, ctx: z.RefinementCtx) {
+export function grpoSettings(
+  s: Pick<GrpoConfig, "variant" | "overlongCache" | "epsHigh" | "refillRounds" | "promptsPerStep" | "groupSize">,
+  ctx: z.RefinementCtx,
+) {
+  const draws = drawsIssue(s);
+  if (draws) ctx.addIssue({ code: "custom", path: ["refillRounds"], message: draws });
   for (const o of VARIANT_ONLY) {
     if (s[o.key] === undefined || VARIANTS[s.variant]![o.flag]) continue;
     const readers = Object.values(VARIANTS).filter((x) => x[o.flag]);
@@ -445,13 +459,8 @@ export function trainGrpo<I>(
 ): LoopOutcome & { trainee: Trainee } {
   const variant = VARIANTS[cfg.variant];
   if (!variant) throw new FrugalError("CONFIG", `unknown GRPO variant ${cfg.variant}`);
-  // each draw's sampling seeds sit in the step's block of 4,096
-  if ((cfg.refillRounds + 1) * cfg.promptsPerStep * cfg.groupSize > 4096)
-    throw new FrugalError(
-      "CONFIG",
-      `refillRounds ${cfg.refillRounds}: (rounds + 1) × promptsPerStep × groupSize must be at most 4,096, got ` +
-        `${(cfg.refillRounds + 1) * cfg.promptsPerStep * cfg.groupSize}; lower refillRounds`,
-    );
+  const draws = drawsIssue(cfg); // a recipe's stages were refused at reading; this is for direct callers
+  if (draws) throw new FrugalError("CONFIG", draws);
   const resumed = resumePoint(io);
   const t = resumed?.trainee ?? init();
   readyForStage(t, cfg, resumed !== null, io.seed);

@@ -2,7 +2,7 @@
 // The algorithm and its variants live in rl/; this module only wires the task's prompts to it.
 import { z } from "zod";
 import { loadModelDir } from "../../model/load.js";
-import { GrpoConfig, trainGrpo, variantSettings } from "../../rl/grpo.js";
+import { GrpoConfig, trainGrpo, grpoSettings } from "../../rl/grpo.js";
 import { getTask } from "../../tasks/index.js";
 import type { StageKind } from "./kind.js";
 import {
@@ -30,7 +30,7 @@ export const Grpo = GrpoConfig.extend({
     message: "legalPolicy needs the task's calculator (its referee judges the moves): set calculator true on countdown",
     path: ["legalPolicy"],
   })
-  .superRefine(variantSettings);
+  .superRefine(grpoSettings);
 export type Grpo = z.infer<typeof Grpo>;
 
 export const grpo: StageKind<Grpo> = {

@@ -6,7 +6,7 @@ import { FrugalError } from "../../common/errors.js";
 import { addCheckpointFiles } from "../../model/checkpoint.js";
 import { loadModelDir } from "../../model/load.js";
 import { biasChannelConfig } from "../../model/surgery.js";
-import { GrpoConfig, trainGrpo, variantSettings } from "../../rl/grpo.js";
+import { GrpoConfig, trainGrpo, grpoSettings } from "../../rl/grpo.js";
 import { loadGuard } from "../../safety/hf-guard.js";
 import type { SafetyJudge } from "../../safety/guard.js";
 import { mixedSource } from "../../safety/source.js";
@@ -36,7 +36,7 @@ export const SafetyGrpo = GrpoConfig.extend({
   formatWeight,
 })
   .strict()
-  .superRefine(variantSettings);
+  .superRefine(grpoSettings);
 export type SafetyGrpo = z.infer<typeof SafetyGrpo>;
 
 /** The stage's prompts: the task's (rule reward, format at formatWeight) mixed with safety draws judged by the guard. */

@@ -67,13 +67,17 @@ export class Calibration {
    */
   of(config: ModelConfig, B: number, T: number, chunk = 32, members = 1): { stepS: number; tokPerS: number } {
     const rows = Math.max(1, Math.min(B, chunk)),
-      shape = `${JSON.stringify(config)}|${members}`,
-      k = `${shape}|${rows}|${T}`,
-      g = `${shape}|gen`;
+      k = `${JSON.stringify(config)}|${members}|${rows}|${T}`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
     this.need(k, () => median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000);
+    return { stepS: ((this.cache.get(k) ?? 1) * B) / rows, tokPerS: this.tokPerS(config, members) };
+  }
+
+  /** Generated tokens per second at batch 32, measured now: for sampling alone, no training step is timed. */
+  tokPerS(config: ModelConfig, members = 1): number {
+    const g = `${JSON.stringify(config)}|${members}|gen`;
     this.need(g, () => generationSpeed(config, members));
-    return { stepS: ((this.cache.get(k) ?? 1) * B) / rows, tokPerS: this.cache.get(g) ?? 1 };
+    return this.cache.get(g) ?? 1;
   }
 
   private need(key: string, measure: () => number): void {

@@ -60,8 +60,8 @@ function forecastWith(
       L = sampledTraceLengths(ev.task, ev.difficulties);
     for (const s of recipe.stages) {
       if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
-      const c = ctx.calibration.of(ctx.configs.get(s.name)!, 32, L.prompt + L.completion, 32, ctx.members.get(s.name));
-      evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / c.tokPerS;
+      const tokPerS = ctx.calibration.tokPerS(ctx.configs.get(s.name)!, ctx.members.get(s.name));
+      evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / tokPerS;
     }
   }
   if (dp && dp.ranks > 1) evalSeconds /= dp.ranks; // eval splits its samples across ranks

@@ -48,8 +48,7 @@ export const grpo: StageKind<Grpo> = {
       config = ctx.configs.get(s.from)!;
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;
-    const calibrateT = L.maxPrompt + Math.min(L.maxCompletion, s.maxNewTokens + 1),
-      updateT = L.prompt + Math.min(L.completion, s.maxNewTokens + 1);
-    return grpoForecast(s, config, L.completion, { calibrateT, updateT }, T, ctx);
+    const updateT = L.prompt + Math.min(L.completion, s.maxNewTokens + 1);
+    return grpoForecast(s, config, L.completion, { updateT }, T, ctx);
   },
 };

@@ -335,8 +335,7 @@ export function withSampling(
   T: number,
   ctx: ForecastContext,
 ): StageForecast {
-  const ct = ctx.calibration.of(teacher, 32, T);
-  const genS = (s.prompts * s.samplesPerPrompt * completion) / ct.tokPerS;
+  const genS = (s.prompts * s.samplesPerPrompt * completion) / ctx.calibration.tokPerS(teacher);
   return {
     ...f,
     seconds: f.seconds + genS,
@@ -346,7 +345,7 @@ export function withSampling(
 }
 
 /**
- * A GRPO step: sampling (decoding speed at calibrateT; every draw a refill may take), two no-grad forwards (π_old,
+ * A GRPO step: sampling (decoding speed; every draw a refill may take), two no-grad forwards (π_old,
  * π_ref ≈ 1/3 of a train step each) and μ train steps, at updateT: the update trains completions in chunks of like
  * length (planChunks), so it costs about their mean length.
  */
@@ -362,16 +361,16 @@ export function grpoForecast(
   },
   config: ModelConfig,
   completion: number,
-  lengths: { calibrateT: number; updateT: number },
+  lengths: { updateT: number },
   T: number,
   ctx: ForecastContext,
   members?: number,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    c = ctx.calibration.of(config, B, lengths.calibrateT, s.microBatch, members),
+    tokPerS = ctx.calibration.tokPerS(config, members),
     u = ctx.calibration.of(config, B, lengths.updateT, s.microBatch, members);
   // a refill re-draws at most refillRounds times: priced at the most it can draw
-  const genS = ((1 + (s.refillRounds ?? 0)) * B * completion) / c.tokPerS,
+  const genS = ((1 + (s.refillRounds ?? 0)) * B * completion) / tokPerS,
     updateS = u.stepS * (2 / 3 + s.ppoEpochs);
   const flops =
     s.steps *

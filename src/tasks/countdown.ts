@@ -120,8 +120,8 @@ export function countdownProblem(task: string, nums: number[], target: number): 
 }
 
 /** Exploratory traces draw a budget of leaves and a shuffle chance from these ranges. */
-const BUDGET = [4, 16] as const,
-  REFERENCE_BUDGET = 16,
+const BUDGET = [4, 28] as const,
+  REFERENCE_BUDGET = 28,
   SHUFFLE = [0.1, 0.8] as const;
 
 /** Steps per drill text. */

@@ -62,18 +62,18 @@ export class Calibration {
   }
 
   /**
-   * Seconds per training step at (B, T) and generated tokens per second at batch 32, measured now. A step
-   * is timed on at most `chunk` rows (default 32) and scaled to B: time grows with rows, memory too.
+   * Seconds per training step at (B, T), measured now (decoding speed: tokPerS). A step is timed on at most
+   * `chunk` rows (default 32) and scaled to B: time grows with rows, memory too.
    */
-  of(config: ModelConfig, B: number, T: number, chunk = 32, members = 1): { stepS: number; tokPerS: number } {
+  of(config: ModelConfig, B: number, T: number, chunk = 32, members = 1): { stepS: number } {
     const rows = Math.max(1, Math.min(B, chunk)),
       k = `${JSON.stringify(config)}|${members}|${rows}|${T}`;
     const seq = Math.min(config.max_position_embeddings, Math.max(2, Math.round(T)));
     this.need(k, () => median(timeTrainSteps(config, rows, seq, 3, timedModel(config, members))) / 1000);
-    return { stepS: ((this.cache.get(k) ?? 1) * B) / rows, tokPerS: this.tokPerS(config, members) };
+    return { stepS: ((this.cache.get(k) ?? 1) * B) / rows };
   }
 
-  /** Generated tokens per second at batch 32, measured now: for sampling alone, no training step is timed. */
+  /** Generated tokens per second at batch 32, measured now; no training step is timed. */
   tokPerS(config: ModelConfig, members = 1): number {
     const g = `${JSON.stringify(config)}|${members}|gen`;
     this.need(g, () => generationSpeed(config, members));

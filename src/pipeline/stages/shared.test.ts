@@ -53,7 +53,7 @@ test("traceOf: a trace that kept its sampled ids trains exactly those, forced on
 });
 
 test("grpoForecast: a refill's sampling priced at every draw it may take, the update once", () => {
-  const calibration = { of: () => ({ stepS: 2, tokPerS: 1 }), tokPerS: () => 1000 } as unknown as Calibration;
+  const calibration = { of: () => ({ stepS: 2 }), tokPerS: () => 1000 } as unknown as Calibration;
   const ctx = { calibration } as unknown as ForecastContext,
     config = tinyLlamaConfig(32, 128),
     s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1 };

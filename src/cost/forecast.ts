@@ -9,7 +9,7 @@ import { Rng } from "../common/rng.js";
 import { median } from "../common/stats.js";
 import { allgather, barrier, world } from "../engine/dist.js";
 import type { ModelConfig } from "../model/config.js";
-import { generate } from "../model/sampler.js";
+import { Decoder, defaultSampleOptions } from "../model/sampler.js";
 import { initModel, type Model } from "../model/transformer.js";
 import { memberConfig, mergeModels } from "../model/surgery.js";
 import { timeTrainSteps } from "../train/timing.js";
@@ -73,10 +73,17 @@ export class Calibration {
     return { stepS: ((this.cache.get(k) ?? 1) * B) / rows };
   }
 
-  /** Generated tokens per second at batch 32, measured now; no training step is timed. */
-  tokPerS(config: ModelConfig, members = 1): number {
-    const g = `${JSON.stringify(config)}|${members}|gen`;
-    this.need(g, () => generationSpeed(config, members));
+  /**
+   * Generated tokens per second at batch 32, measured now, around position `at` (decoding slows as the context
+   * grows: attention reads every cached position) and with the KV cache the sampler will use; no training step
+   * is timed.
+   */
+  tokPerS(config: ModelConfig, o: { members?: number; at?: number; kvBf16?: boolean } = {}): number {
+    const members = o.members ?? 1,
+      prefix = decodePrefix(config, o.at ?? 0),
+      kvBf16 = o.kvBf16 ?? false;
+    const g = `${JSON.stringify(config)}|${members}|gen|${prefix}|${kvBf16}`;
+    this.need(g, () => generationSpeed(config, members, prefix, kvBf16));
     return this.cache.get(g) ?? 1;
   }
 
@@ -88,22 +95,38 @@ export class Calibration {
   }
 }
 
-/** Tokens per second sampling 64 prompts × 48 new tokens at batch 32, after one warm-up run. */
-function generationSpeed(config: ModelConfig, members: number): number {
+/** Timed decoding runs 48 tokens past a prefix of this many positions (a multiple of 16), so they centre on `at`. */
+export function decodePrefix(config: ModelConfig, at: number): number {
+  const most = Math.max(1, config.max_position_embeddings - 49);
+  return Math.min(most, Math.max(12, Math.round((at - 24) / 16) * 16));
+}
+
+/**
+ * Tokens per second decoding 48 new tokens (fewer in a shorter context) past prompts of `prefix` random tokens,
+ * 32 at a time, the prefill not timed: the median of four batches, after one warm-up batch (JIT, first touch of
+ * the KV cache; a cold first call ran 4× slower than steady state).
+ */
+function generationSpeed(config: ModelConfig, members: number, prefix: number, kvBf16: boolean): number {
   const model = timedModel(config, members),
-    rng = new Rng(1);
-  const prompts = Array.from({ length: 64 }, () => Array.from({ length: 12 }, () => rng.int(9, config.vocab_size - 1)));
-  const run = () =>
-    generate(
-      model,
-      prompts,
-      prompts.map((_, i) => i),
-      { maxNewTokens: 48, temperature: 1, batch: 32 },
+    rng = new Rng(1),
+    newTokens = Math.max(1, Math.min(48, config.max_position_embeddings - prefix - 1)),
+    opts = { ...defaultSampleOptions, maxNewTokens: newTokens + 1 };
+  const batch = (b: number): number => {
+    const dec = new Decoder(model, 32, prefix + newTokens + 1, true, kvBf16);
+    const prompts = Array.from({ length: 32 }, () =>
+      Array.from({ length: prefix }, () => rng.int(9, config.vocab_size - 1)),
     );
-  run(); // warm-up: JIT, first-touch of the KV cache; a cold first call ran 4× slower than steady state
-  const t0 = performance.now(),
-    out = run();
-  return out.reduce((a, s) => a + s.tokens.length, 0) / ((performance.now() - t0) / 1000);
+    dec.addMany(prompts.map((prompt, i) => ({ prompt, opts, seed: 32 * b + i })));
+    let tokens = 0;
+    const t0 = performance.now();
+    for (let step = 0; step < newTokens && dec.active > 0; step++) {
+      tokens += dec.active;
+      dec.step();
+    }
+    return tokens / Math.max(1e-3, (performance.now() - t0) / 1000);
+  };
+  batch(0);
+  return median([1, 2, 3, 4].map(batch));
 }
 
 /**

@@ -60,7 +60,11 @@ function forecastWith(
       L = sampledTraceLengths(ev.task, ev.difficulties);
     for (const s of recipe.stages) {
       if (!kindOf(s).evaluated || (ev.stages && !ev.stages.includes(s.name))) continue;
-      const tokPerS = ctx.calibration.tokPerS(ctx.configs.get(s.name)!, ctx.members.get(s.name));
+      const tokPerS = ctx.calibration.tokPerS(ctx.configs.get(s.name)!, {
+        members: ctx.members.get(s.name),
+        at: L.decodeAt,
+        kvBf16: ev.kvCacheBf16,
+      });
       evalSeconds += (ev.nProblems * (ev.k + 1) * L.completion) / tokPerS;
     }
   }

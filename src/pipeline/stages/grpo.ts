@@ -49,6 +49,6 @@ export const grpo: StageKind<Grpo> = {
     ctx.configs.set(s.name, config);
     const T = L.maxPrompt + L.maxCompletion;
     const updateT = L.prompt + Math.min(L.completion, s.maxNewTokens + 1);
-    return grpoForecast(s, config, L.completion, { updateT }, T, ctx);
+    return grpoForecast(s, config, L, { updateT }, T, ctx);
   },
 };

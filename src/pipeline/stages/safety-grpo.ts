@@ -97,7 +97,7 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
     ctx.configs.set(s.name, calibrates ? { ...config, ...biasChannelConfig(config) } : config);
     const members = ctx.members.get(s.from);
     if (members) ctx.members.set(s.name, members);
-    const f = grpoForecast(s, config, L.completion, { updateT: meanT }, T, ctx, members);
+    const f = grpoForecast(s, config, L, { updateT: meanT }, T, ctx, members);
     // the steering's dev prompts are read in batches of 32, padded to the longest prompt
     const promptLen = safetyDrawTokens(32, s.promptChars, config.vocab_size).longestPrompt;
     const steer = steeringForecast(s, config, promptLen, ctx);

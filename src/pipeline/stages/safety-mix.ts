@@ -89,7 +89,13 @@ export function mixShapes(
 ): { L: TraceLengths; T: number; meanT: number } {
   const L0 = stageTraceLengths(s.task, s.difficulties);
   const safety = safetyDrawTokens(Math.max(1, Math.round(draws * s.safetyFrac)), s.promptChars, vocabSize);
-  const L = { ...L0, completion: s.safetyFrac * safety.completion + (1 - s.safetyFrac) * L0.completion };
+  // decoding: the safety completions follow their prompts (mean − completion / 2 on average), weighted by tokens
+  const safetyTokens = s.safetyFrac * safety.completion,
+    taskTokens = (1 - s.safetyFrac) * L0.completion,
+    decodeAt =
+      (safetyTokens * (safety.mean - safety.completion / 2) + taskTokens * L0.decodeAt) /
+      Math.max(1e-9, safetyTokens + taskTokens);
+  const L = { ...L0, completion: safetyTokens + taskTokens, decodeAt };
   // padded batch length: the longest sequence, a task trace or a safety draw
   const T = Math.max(L0.maxPrompt + L0.maxCompletion, safety.longest),
     meanT = s.safetyFrac * safety.mean + (1 - s.safetyFrac) * (L0.prompt + L0.completion);

@@ -211,7 +211,7 @@ export const safetySft: StageKind<SafetySft> = {
     const L = stageTraceLengths(s.task, s.difficulties),
       taskT = L.maxPrompt + Math.min(L.maxCompletion, s.traceTokens);
     const sampled = (f: StageForecast) =>
-      withSampling(f, { prompts: s.tracePrompts, samplesPerPrompt: 4 }, from, L.completion, taskT, ctx);
+      withSampling(f, { prompts: s.tracePrompts, samplesPerPrompt: 4 }, from, L, taskT, ctx);
     if (!s.bucketByKind)
       return sampled(supervisedForecast(s, config, mixShapes(s, s.batchSize, config.vocab_size).meanT, ctx, s.members));
     // one kind per batch: a share safetyFrac of the steps at the safety draws' mean length, the rest at the traces'

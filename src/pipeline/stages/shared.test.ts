@@ -7,7 +7,7 @@ import { Rng } from "../../common/rng.js";
 import { TASK_CHARS } from "../../tasks/index.js";
 import { CharTokenizer } from "../../tokenizer/tokenizer.js";
 import { promptIds } from "../../tokenizer/chat.js";
-import type { Calibration } from "../../cost/forecast.js";
+import { decodePrefix, type Calibration } from "../../cost/forecast.js";
 import { tinyLlamaConfig } from "../../model/testing.js";
 import type { ForecastContext } from "./kind.js";
 import { grpoForecast, sampledTraceLengths, stageTraceLengths, traceOf } from "./shared.js";
@@ -53,18 +53,44 @@ test("traceOf: a trace that kept its sampled ids trains exactly those, forced on
 });
 
 test("grpoForecast: a refill's sampling priced at every draw it may take, the update once", () => {
-  const calibration = { of: () => ({ stepS: 2 }), tokPerS: () => 1000 } as unknown as Calibration;
+  const asked: unknown[] = [];
+  const calibration = {
+    of: () => ({ stepS: 2 }),
+    tokPerS: (_c: unknown, o: unknown) => (asked.push(o), 1000),
+  } as unknown as Calibration;
   const ctx = { calibration } as unknown as ForecastContext,
     config = tinyLlamaConfig(32, 128),
-    s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1 };
-  const lengths = { updateT: 60 };
-  const one = grpoForecast(s, config, 50, lengths, 100, ctx),
-    three = grpoForecast({ ...s, refillRounds: 2 }, config, 50, lengths, 100, ctx);
+    s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1, kvCacheBf16: true };
+  const lengths = { updateT: 60 },
+    L = { completion: 50, decodeAt: 70 };
+  const one = grpoForecast(s, config, L, lengths, 100, ctx),
+    three = grpoForecast({ ...s, refillRounds: 2 }, config, L, lengths, 100, ctx);
   const sampleS = (20 * 50) / 1000,
     updateS = 2 * (2 / 3 + 1);
   assert.ok(Math.abs(one.seconds - 10 * (sampleS + updateS)) < 1e-9, `${one.seconds}`);
   assert.ok(Math.abs(three.seconds - 10 * (3 * sampleS + updateS)) < 1e-9, `${three.seconds}`);
   assert.ok(three.flops > one.flops);
+  // decoding is timed where these completions decode, with the stage's KV cache
+  assert.deepEqual(asked[0], { members: undefined, at: 70, kvBf16: true });
+});
+
+test("decodeAt: a completion token's mean position, past the middle of a mean completion when lengths vary", () => {
+  const ref = stageTraceLengths("addition", undefined),
+    sampled = sampledTraceLengths("countdown", [4]);
+  for (const L of [ref, sampled]) {
+    assert.ok(L.decodeAt >= L.prompt + L.completion / 2 - 1e-9, `${L.decodeAt} ${L.prompt} ${L.completion}`);
+    assert.ok(L.decodeAt <= L.prompt + L.maxCompletion / 2 + 1e-9, `${L.decodeAt} ${L.maxCompletion}`);
+  }
+  // countdown's searches vary from a few lines to the limit: the long ones carry most tokens
+  assert.ok(sampled.decodeAt > sampled.prompt + 0.6 * sampled.completion, `${sampled.decodeAt}`);
+});
+
+test("decodePrefix: timed decoding centres on the asked position, inside the context", () => {
+  const config = tinyLlamaConfig(32, 1024);
+  assert.equal(decodePrefix(config, 0), 12);
+  assert.equal(decodePrefix(config, 300), 272);
+  assert.equal(decodePrefix(config, 5000), 1024 - 49);
+  assert.equal(decodePrefix(tinyLlamaConfig(32, 32), 300), 1);
 });
 
 test("sampled lengths: a search task's searches in full, longer than its references; else the references", () => {

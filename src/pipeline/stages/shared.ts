@@ -230,7 +230,7 @@ export function verifiedForecast(
 ): StageForecast {
   const L = sampledTraceLengths(s.task, s.difficulties),
     T = L.maxPrompt + L.maxCompletion;
-  return withSampling(supervisedForecast(s, config, L.prompt + L.completion, ctx), s, source, L.completion, T, ctx);
+  return withSampling(supervisedForecast(s, config, L.prompt + L.completion, ctx), s, source, L, T, ctx);
 }
 
 export function traceData(traces: Trace[], batchSize: number) {
@@ -252,7 +252,11 @@ export interface TraceLengths {
   completion: number;
   maxPrompt: number;
   maxCompletion: number;
+  /** the mean position of a completion token (prompt + Σc² / 2Σc): where sampling them decodes, on average */
+  decodeAt: number;
 }
+/** What sampling decodes: completions' mean tokens and the mean position they decode at. */
+export type Decoded = Pick<TraceLengths, "completion" | "decodeAt">;
 
 /**
  * Prompt and completion lengths (tokens) of a task's reference traces, or with `exploratoryShare` of the varied
@@ -270,6 +274,7 @@ export function traceLengths(
   const ps = problems(task, "train", 64, 99, diffs ?? task.difficulties);
   let p = 0,
     c = 0,
+    c2 = 0,
     maxPrompt = 0,
     maxCompletion = 0;
   for (const x of ps) {
@@ -278,10 +283,12 @@ export function traceLengths(
       cl = sftExample(tok, "", renderCompletion(s.reasoning, s.answer)).ids.length - 2;
     p += pl;
     c += cl;
+    c2 += cl * cl;
     maxPrompt = Math.max(maxPrompt, pl);
     maxCompletion = Math.max(maxCompletion, cl);
   }
-  return { prompt: p / ps.length, completion: c / ps.length, maxPrompt, maxCompletion };
+  const decodeAt = p / ps.length + c2 / (2 * Math.max(1, c));
+  return { prompt: p / ps.length, completion: c / ps.length, maxPrompt, maxCompletion, decodeAt };
 }
 
 /** The trace lengths of the stage's task at its difficulties (a list, or the first task's entry of a map). */
@@ -326,28 +333,29 @@ export function supervisedForecast(
   return { name: s.name, seconds, flops, detail };
 }
 
-/** Adds sampling `prompts × samplesPerPrompt` completions of `completion` tokens from a teacher. */
+/** Adds sampling `prompts × samplesPerPrompt` completions of `L.completion` tokens from a teacher. */
 export function withSampling(
   f: StageForecast,
   s: { prompts: number; samplesPerPrompt: number },
   teacher: ModelConfig,
-  completion: number,
+  L: Decoded,
   T: number,
   ctx: ForecastContext,
 ): StageForecast {
-  const genS = (s.prompts * s.samplesPerPrompt * completion) / ctx.calibration.tokPerS(teacher);
+  const n = s.prompts * s.samplesPerPrompt,
+    genS = (n * L.completion) / ctx.calibration.tokPerS(teacher, { at: L.decodeAt });
   return {
     ...f,
     seconds: f.seconds + genS,
-    flops: f.flops + generateFlops(teacher, s.prompts * s.samplesPerPrompt * T, T),
+    flops: f.flops + generateFlops(teacher, n * T, T),
     detail: `${f.detail} + ${genS.toFixed(1)} s sampling`,
   };
 }
 
 /**
- * A GRPO step: sampling (decoding speed; every draw a refill may take), two no-grad forwards (π_old,
- * π_ref ≈ 1/3 of a train step each) and μ train steps, at updateT: the update trains completions in chunks of like
- * length (planChunks), so it costs about their mean length.
+ * A GRPO step: sampling (decoding speed at the completions' mean position; every draw a refill may take), two
+ * no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each) and μ train steps, at updateT: the update trains
+ * completions in chunks of like length (planChunks), so it costs about their mean length.
  */
 export function grpoForecast(
   s: {
@@ -358,19 +366,20 @@ export function grpoForecast(
     ppoEpochs: number;
     microBatch?: number;
     refillRounds?: number;
+    kvCacheBf16?: boolean;
   },
   config: ModelConfig,
-  completion: number,
+  L: Decoded,
   lengths: { updateT: number },
   T: number,
   ctx: ForecastContext,
   members?: number,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    tokPerS = ctx.calibration.tokPerS(config, members),
+    tokPerS = ctx.calibration.tokPerS(config, { members, at: L.decodeAt, kvBf16: s.kvCacheBf16 }),
     u = ctx.calibration.of(config, B, lengths.updateT, s.microBatch, members);
   // a refill re-draws at most refillRounds times: priced at the most it can draw
-  const genS = ((1 + (s.refillRounds ?? 0)) * B * completion) / tokPerS,
+  const genS = ((1 + (s.refillRounds ?? 0)) * B * L.completion) / tokPerS,
     updateS = u.stepS * (2 / 3 + s.ppoEpochs);
   const flops =
     s.steps *

@@ -95,21 +95,24 @@ export class Calibration {
   }
 }
 
-/** Timed decoding runs 48 tokens past a prefix of this many positions (a multiple of 16), so they centre on `at`. */
+/** New tokens one timed decoding batch decodes (fewer where the context is shorter). */
+const TIMED_TOKENS = 48;
+
+/** Timed decoding runs TIMED_TOKENS past a prefix of this many positions (a multiple of 16), centred on `at`. */
 export function decodePrefix(config: ModelConfig, at: number): number {
-  const most = Math.max(1, config.max_position_embeddings - 49);
-  return Math.min(most, Math.max(12, Math.round((at - 24) / 16) * 16));
+  const most = Math.max(1, config.max_position_embeddings - TIMED_TOKENS - 1);
+  return Math.min(most, Math.max(12, Math.round((at - TIMED_TOKENS / 2) / 16) * 16));
 }
 
 /**
- * Tokens per second decoding 48 new tokens (fewer in a shorter context) past prompts of `prefix` random tokens,
+ * Tokens per second decoding TIMED_TOKENS new tokens (fewer in a shorter context) past prompts of `prefix` random tokens,
  * 32 at a time, the prefill not timed: the median of four batches, after one warm-up batch (JIT, first touch of
  * the KV cache; a cold first call ran 4× slower than steady state).
  */
 function generationSpeed(config: ModelConfig, members: number, prefix: number, kvBf16: boolean): number {
   const model = timedModel(config, members),
     rng = new Rng(1),
-    newTokens = Math.max(1, Math.min(48, config.max_position_embeddings - prefix - 1)),
+    newTokens = Math.max(1, Math.min(TIMED_TOKENS, config.max_position_embeddings - prefix - 1)),
     opts = { ...defaultSampleOptions, maxNewTokens: newTokens + 1 };
   const batch = (b: number): number => {
     const dec = new Decoder(model, 32, prefix + newTokens + 1, true, kvBf16);

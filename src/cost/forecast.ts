@@ -33,6 +33,13 @@ export interface Forecast {
   projection?: { device: string; count: number; utilisation: number; seconds: number; costUsd: number };
 }
 
+/** Where decoding is timed: the model's members (a merged ensemble), the mean position, the KV cache type. */
+export interface DecodeAt {
+  members?: number;
+  at?: number;
+  kvBf16?: boolean;
+}
+
 /** Measured speeds of this engine on this machine, once per model shape (and batch shape for training). */
 export class Calibration {
   private cache = new Map<string, number>();
@@ -78,12 +85,25 @@ export class Calibration {
    * grows: attention reads every cached position) and with the KV cache the sampler will use; no training step
    * is timed.
    */
-  tokPerS(config: ModelConfig, o: { members?: number; at?: number; kvBf16?: boolean } = {}): number {
+  tokPerS(config: ModelConfig, o: DecodeAt = {}): number {
+    return this.decodeSpeed(config, o, 32);
+  }
+
+  /**
+   * A decoding step's cost as a fixed part and a part per row, from timings at 32 rows and at 4 (see tokPerS):
+   * a batch whose rows all start together runs as many steps as its longest row, and its last steps decode few
+   * rows, each paying the fixed part alone.
+   */
+  decodeStep(config: ModelConfig, o: DecodeAt = {}): { stepS: number; rowS: number } {
+    return stepCost(32 / this.decodeSpeed(config, o, 32), 4 / this.decodeSpeed(config, o, 4));
+  }
+
+  private decodeSpeed(config: ModelConfig, o: DecodeAt, rows: number): number {
     const members = o.members ?? 1,
       prefix = decodePrefix(config, o.at ?? 0),
       kvBf16 = o.kvBf16 ?? false;
-    const g = `${JSON.stringify(config)}|${members}|gen|${prefix}|${kvBf16}`;
-    this.need(g, () => generationSpeed(config, members, prefix, kvBf16));
+    const g = `${JSON.stringify(config)}|${members}|gen${rows === 32 ? "" : rows}|${prefix}|${kvBf16}`;
+    this.need(g, () => generationSpeed(config, members, prefix, kvBf16, rows));
     return this.cache.get(g) ?? 1;
   }
 
@@ -93,6 +113,15 @@ export class Calibration {
       if (!this.wanted.has(key)) this.wanted.set(key, measure);
     } else this.cache.set(key, measure());
   }
+}
+
+/**
+ * A decoding step's fixed part and part per row from a step's seconds at 32 rows and at 4: the line through
+ * both, neither part below 0 (timing noise can tilt it).
+ */
+export function stepCost(at32S: number, at4S: number): { stepS: number; rowS: number } {
+  const rowS = Math.max(0, (at32S - at4S) / 28);
+  return { stepS: Math.max(0, at32S - 32 * rowS), rowS };
 }
 
 /** New tokens one timed decoding batch decodes (fewer where the context is shorter). */
@@ -106,20 +135,20 @@ export function decodePrefix(config: ModelConfig, at: number): number {
 
 /**
  * Tokens per second decoding TIMED_TOKENS new tokens (fewer in a shorter context) past prompts of `prefix` random tokens,
- * 32 at a time, the prefill not timed: the median of four batches, after one warm-up batch (JIT, first touch of
+ * `rows` at a time, the prefill not timed: the median of four batches, after one warm-up batch (JIT, first touch of
  * the KV cache; a cold first call ran 4× slower than steady state).
  */
-function generationSpeed(config: ModelConfig, members: number, prefix: number, kvBf16: boolean): number {
+function generationSpeed(config: ModelConfig, members: number, prefix: number, kvBf16: boolean, rows: number): number {
   const model = timedModel(config, members),
     rng = new Rng(1),
     newTokens = Math.max(1, Math.min(TIMED_TOKENS, config.max_position_embeddings - prefix - 1)),
     opts = { ...defaultSampleOptions, maxNewTokens: newTokens + 1 };
   const batch = (b: number): number => {
-    const dec = new Decoder(model, 32, prefix + newTokens + 1, true, kvBf16);
-    const prompts = Array.from({ length: 32 }, () =>
+    const dec = new Decoder(model, rows, prefix + newTokens + 1, true, kvBf16);
+    const prompts = Array.from({ length: rows }, () =>
       Array.from({ length: prefix }, () => rng.int(9, config.vocab_size - 1)),
     );
-    dec.addMany(prompts.map((prompt, i) => ({ prompt, opts, seed: 32 * b + i })));
+    dec.addMany(prompts.map((prompt, i) => ({ prompt, opts, seed: rows * b + i })));
     let tokens = 0;
     const t0 = performance.now();
     for (let step = 0; step < newTokens && dec.active > 0; step++) {

@@ -7,7 +7,7 @@ import { Rng } from "../../common/rng.js";
 import { TASK_CHARS } from "../../tasks/index.js";
 import { CharTokenizer } from "../../tokenizer/tokenizer.js";
 import { promptIds } from "../../tokenizer/chat.js";
-import { decodePrefix, type Calibration } from "../../cost/forecast.js";
+import { decodePrefix, stepCost, type Calibration } from "../../cost/forecast.js";
 import { tinyLlamaConfig } from "../../model/testing.js";
 import type { ForecastContext } from "./kind.js";
 import { grpoForecast, sampledTraceLengths, stageTraceLengths, traceOf } from "./shared.js";
@@ -52,26 +52,38 @@ test("traceOf: a trace that kept its sampled ids trains exactly those, forced on
   );
 });
 
-test("grpoForecast: a refill's sampling priced at every draw it may take, the update once", () => {
+test("grpoForecast: each draw's rows decode as many steps as the longest, every token at its row's cost", () => {
   const asked: unknown[] = [];
   const calibration = {
     of: () => ({ stepS: 2 }),
-    tokPerS: (_c: unknown, o: unknown) => (asked.push(o), 1000),
+    decodeStep: (_c: unknown, o: unknown) => (asked.push(o), { stepS: 0.01, rowS: 0.001 }),
   } as unknown as Calibration;
-  const ctx = { calibration } as unknown as ForecastContext,
-    config = tinyLlamaConfig(32, 128),
-    s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1, kvCacheBf16: true };
+  const config = tinyLlamaConfig(32, 128),
+    s = { name: "grpo", steps: 10, promptsPerStep: 4, groupSize: 5, ppoEpochs: 1, maxNewTokens: 40, kvCacheBf16: true };
   const lengths = { updateT: 60 },
     L = { completion: 50, decodeAt: 70 };
-  const one = grpoForecast(s, config, L, lengths, 100, ctx),
-    three = grpoForecast({ ...s, refillRounds: 2 }, config, L, lengths, 100, ctx);
-  const sampleS = (20 * 50) / 1000,
+  const at = (ranks: number, more = {}) =>
+    grpoForecast({ ...s, ...more }, config, L, lengths, 100, { calibration, ranks } as unknown as ForecastContext);
+  const one = at(1),
+    two = at(2),
+    three = at(1, { refillRounds: 2 });
+  // 20 completions × 50 tokens at 1 ms, and one batch per rank of 40 steps (maxNewTokens < T) at 10 ms
+  const sampleS = 20 * 50 * 0.001 + 40 * 0.01,
     updateS = 2 * (2 / 3 + 1);
   assert.ok(Math.abs(one.seconds - 10 * (sampleS + updateS)) < 1e-9, `${one.seconds}`);
+  // two ranks: each rank's batch runs its 40 steps (the ranks' forecast then divides the whole by 2)
+  assert.ok(Math.abs(two.seconds - one.seconds - 10 * 40 * 0.01) < 1e-9, `${two.seconds}`);
   assert.ok(Math.abs(three.seconds - 10 * (3 * sampleS + updateS)) < 1e-9, `${three.seconds}`);
   assert.ok(three.flops > one.flops);
   // decoding is timed where these completions decode, with the stage's KV cache
   assert.deepEqual(asked[0], { members: undefined, at: 70, kvBf16: true });
+});
+
+test("stepCost: a decoding step's fixed part and part per row, from two batch sizes", () => {
+  const c = stepCost(0.002 + 32 * 0.0001, 0.002 + 4 * 0.0001);
+  assert.ok(Math.abs(c.stepS - 0.002) < 1e-12 && Math.abs(c.rowS - 0.0001) < 1e-12, JSON.stringify(c));
+  // noise that makes 4 rows slower than 32: all of it is the fixed part
+  assert.deepEqual(stepCost(0.003, 0.004), { stepS: 0.003, rowS: 0 });
 });
 
 test("decodeAt: a completion token's mean position, past the middle of a mean completion when lengths vary", () => {

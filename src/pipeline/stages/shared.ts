@@ -11,7 +11,7 @@ import { Rng } from "../../common/rng.js";
 import type { StageForecast } from "../../cost/forecast.js";
 import { parseModelConfig, type ModelConfig } from "../../model/config.js";
 import { generateFlops, trainFlops } from "../../model/flops.js";
-import { generateShared } from "../../model/sampler.js";
+import { decodeBatch, generateShared } from "../../model/sampler.js";
 import { getTask, TASK_CHARS } from "../../tasks/index.js";
 import { accuracyReward, formatReward, r1Reward } from "../../tasks/rewards.js";
 import { calculatorFor, sampleBehaviour } from "../../tasks/eval.js";
@@ -353,9 +353,11 @@ export function withSampling(
 }
 
 /**
- * A GRPO step: sampling (decoding speed at the completions' mean position; every draw a refill may take), two
- * no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each) and μ train steps, at updateT: the update trains
- * completions in chunks of like length (planChunks), so it costs about their mean length.
+ * A GRPO step: sampling, two no-grad forwards (π_old, π_ref ≈ 1/3 of a train step each) and μ train steps, at
+ * updateT: the update trains completions in chunks of like length (planChunks), so it costs about their mean
+ * length. Each draw (a refill may take more; priced at the most) starts a rank's rows together, so its batch
+ * decodes as many steps as its longest row (up to maxNewTokens, or T) at the decoding step's fixed cost, plus
+ * every token at the cost per row, both timed where the completions decode, with the stage's KV cache.
  */
 export function grpoForecast(
   s: {
@@ -364,6 +366,7 @@ export function grpoForecast(
     promptsPerStep: number;
     groupSize: number;
     ppoEpochs: number;
+    maxNewTokens: number;
     microBatch?: number;
     refillRounds?: number;
     kvCacheBf16?: boolean;
@@ -376,10 +379,13 @@ export function grpoForecast(
   members?: number,
 ): StageForecast {
   const B = s.promptsPerStep * s.groupSize,
-    tokPerS = ctx.calibration.tokPerS(config, { members, at: L.decodeAt, kvBf16: s.kvCacheBf16 }),
+    ranks = ctx.ranks ?? 1,
+    dec = ctx.calibration.decodeStep(config, { members, at: L.decodeAt, kvBf16: s.kvCacheBf16 }),
     u = ctx.calibration.of(config, B, lengths.updateT, s.microBatch, members);
-  // a refill re-draws at most refillRounds times: priced at the most it can draw
-  const genS = ((1 + (s.refillRounds ?? 0)) * B * L.completion) / tokPerS,
+  // one process's worth (the ranks' forecast divides by ranks): every rank's batches run their longest rows
+  const batches = ranks * Math.ceil(B / ranks / decodeBatch(config, Math.min(config.max_position_embeddings, T))),
+    drawS = B * L.completion * dec.rowS + batches * Math.min(s.maxNewTokens, T) * dec.stepS;
+  const genS = (1 + (s.refillRounds ?? 0)) * drawS,
     updateS = u.stepS * (2 / 3 + s.ppoEpochs);
   const flops =
     s.steps *

@@ -102,7 +102,7 @@ export class Calibration {
     const members = o.members ?? 1,
       prefix = decodePrefix(config, o.at ?? 0),
       kvBf16 = o.kvBf16 ?? false;
-    const g = `${JSON.stringify(config)}|${members}|gen${rows === 32 ? "" : rows}|${prefix}|${kvBf16}`;
+    const g = `${JSON.stringify(config)}|${members}|gen${rows}|${prefix}|${kvBf16}`;
     this.need(g, () => generationSpeed(config, members, prefix, kvBf16, rows));
     return this.cache.get(g) ?? 1;
   }

@@ -21,6 +21,11 @@ export function printReport(r: EvalReport): void {
   console.log(
     `  pass@1 ${pct(r.pass1)}   greedy ${pct(r.greedyAccuracy)}   format ${pct(r.formatRate)}   mean length ${r.meanLength.toFixed(1)} tokens   truncated ${pct(r.truncationRate)}   reflection words ${r.reflectionsPerCompletion.toFixed(2)}/completion`,
   );
+  const at = (p: Record<string, number>) =>
+    Object.entries(p)
+      .map(([j, x]) => `pass@${j} ${pct(x)}`)
+      .join("  ");
+  if (Object.keys(r.passAt).length) console.log(`  ${at(r.passAt)} (problems solved by at least one of j samples)`);
   if (r.refusedPerCompletion !== undefined)
     console.log(`  the calculator's referee refused ${r.refusedPerCompletion.toFixed(2)} picks per completion`);
   if (r.behaviour) {
@@ -35,7 +40,7 @@ export function printReport(r: EvalReport): void {
   }
   for (const [d, b] of Object.entries(r.byDifficulty))
     console.log(
-      `  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  greedy ${pct(b.greedyAccuracy)}  mean length ${b.meanLength.toFixed(1)}  truncated ${pct(b.truncationRate)}`,
+      `  difficulty ${d}: n=${b.n}  pass@1 ${pct(b.pass1)}  ${at(b.passAt)}  greedy ${pct(b.greedyAccuracy)}  mean length ${b.meanLength.toFixed(1)}  truncated ${pct(b.truncationRate)}`,
     );
 }
 

@@ -27,8 +27,13 @@ test("dashboard API: runs listed, a run's stages with metrics, bill and evals; u
     listRuns(root).map((r) => r.name),
     ["tiny"],
   );
-  const v = runView(root, "tiny") as { stages: { metrics: unknown[]; eval: unknown }[]; bill: { stages: unknown[] } };
+  const v = runView(root, "tiny") as {
+    stages: { metrics: unknown[]; eval: { pass1: number; passAtK: { k: number; value: number } | null } | null }[];
+    bill: { stages: unknown[] };
+  };
   assert.ok(v.stages.every((s) => s.metrics.length > 0 && s.eval));
+  // the recipe samples 2 per problem: pass@2 is there, and never below pass@1
+  for (const s of v.stages) assert.ok(s.eval!.passAtK!.k === 2 && s.eval!.passAtK!.value >= s.eval!.pass1);
   assert.ok(v.bill.stages.length >= 5);
   assert.equal(runView(root, "../etc"), null);
   assert.equal(runView(root, "nope"), null);

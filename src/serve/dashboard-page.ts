@@ -41,8 +41,8 @@ function render(v) {
   let h = "<h2>" + esc(v.name) + (v.finished ? "" : ' <span class="muted">(in progress)</span>') + "</h2>";
   const evals = v.stages.filter((s) => s.eval);
   if (evals.length) {
-    h += "<h3>evaluation</h3><table><tr><th>stage</th><th>pass@1</th><th>greedy</th><th>format</th><th>mean len</th><th>truncated</th><th>candidates</th><th>backtracks</th><th>checks</th><th>solved with backtrack</th><th>steps miscalculated</th></tr>" +
-      evals.map((s) => { const b = s.eval.behaviour, f = (k, d) => (b && b[k] != null ? b[k].toFixed(d) : "—"); return "<tr><td>" + esc(s.name) + "</td><td>" + pct(s.eval.pass1) + "</td><td>" + pct(s.eval.greedyAccuracy) + "</td><td>" + pct(s.eval.formatRate) + "</td><td>" + s.eval.meanLength.toFixed(1) + "</td><td>" + pct(s.eval.truncationRate) + "</td><td>" + f("candidates", 1) + "</td><td>" + f("backtracks", 2) + "</td><td>" + f("verifications", 2) + "</td><td>" + (b ? pct(b.solvedWithBacktrack) : "—") + "</td><td>" + (b && b.miscalculated != null ? pct(b.miscalculated) : "—") + "</td></tr>"; }).join("") + "</table>";
+    h += "<h3>evaluation</h3><table><tr><th>stage</th><th>pass@1</th><th>pass@k</th><th>greedy</th><th>format</th><th>mean len</th><th>truncated</th><th>candidates</th><th>backtracks</th><th>checks</th><th>solved with backtrack</th><th>steps miscalculated</th></tr>" +
+      evals.map((s) => { const b = s.eval.behaviour, f = (k, d) => (b && b[k] != null ? b[k].toFixed(d) : "—"); return "<tr><td>" + esc(s.name) + "</td><td>" + pct(s.eval.pass1) + "</td><td>" + (s.eval.passAtK ? pct(s.eval.passAtK.value) + " (k " + s.eval.passAtK.k + ")" : "—") + "</td><td>" + pct(s.eval.greedyAccuracy) + "</td><td>" + pct(s.eval.formatRate) + "</td><td>" + s.eval.meanLength.toFixed(1) + "</td><td>" + pct(s.eval.truncationRate) + "</td><td>" + f("candidates", 1) + "</td><td>" + f("backtracks", 2) + "</td><td>" + f("verifications", 2) + "</td><td>" + (b ? pct(b.solvedWithBacktrack) : "—") + "</td><td>" + (b && b.miscalculated != null ? pct(b.miscalculated) : "—") + "</td></tr>"; }).join("") + "</table>";
   }
   if (v.safety) {
     const s = v.safety;

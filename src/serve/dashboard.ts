@@ -48,6 +48,12 @@ export function listRuns(root: string): { name: string; finished: boolean; modif
     .sort((a, b) => b.modifiedMs - a.modifiedMs);
 }
 
+/** The eval's pass@k at its k (the largest j of passAt), or null for a report without it (k 1, or older runs). */
+function passAtK(passAt: Record<string, number> | undefined): { k: number; value: number } | null {
+  const k = Math.max(...Object.keys(passAt ?? {}).map(Number));
+  return Number.isFinite(k) ? { k, value: passAt![String(k)]! } : null;
+}
+
 export function runView(root: string, name: string): object | null {
   const dir = join(root, name);
   if (!/^[\w.-]+$/.test(name) || !existsSync(join(dir, "recipe.json"))) return null;
@@ -59,7 +65,12 @@ export function runView(root: string, name: string): object | null {
       greedyAccuracy: number | null;
       formatRate: number;
       meanLength: number;
-      report?: { examples?: unknown[]; truncationRate?: number; behaviour?: Record<string, number> | null };
+      report?: {
+        examples?: unknown[];
+        truncationRate?: number;
+        behaviour?: Record<string, number> | null;
+        passAt?: Record<string, number>;
+      };
     } | null;
     return {
       name: s.name,
@@ -72,6 +83,7 @@ export function runView(root: string, name: string): object | null {
         formatRate: ev.formatRate,
         meanLength: ev.meanLength,
         truncationRate: ev.report?.truncationRate ?? null,
+        passAtK: passAtK(ev.report?.passAt),
         behaviour: ev.report?.behaviour ?? null,
         examples: ev.report?.examples ?? [],
       },

@@ -1,7 +1,9 @@
 // The evaluation harness, R1 protocol: k samples per held-out problem at T=0.6, top-p 0.95, pass@1 =
 // mean accuracy over all samples; plus greedy accuracy, format rate, mean completion length (tokens),
-// truncation rate, reflection words per completion, search behaviour (search tasks) and a per-difficulty
-// breakdown. Problems come from the task's test split or from a problem file.
+// truncation rate, reflection words per completion, search behaviour (search tasks), pass@j for j up to k
+// (Chen et al.'s unbiased estimator: does a model solve more problems, or the same ones more often?) and a
+// per-difficulty breakdown. Problems come from the task's test split or from a problem file.
+import { internal } from "../common/errors.js";
 import type { Model } from "../model/transformer.js";
 import { generateShared, type Intervene, type Sample } from "../model/sampler.js";
 import { completionText, endId, promptIds } from "../tokenizer/chat.js";
@@ -43,6 +45,8 @@ export interface EvalReport {
   nProblems: number;
   k: number;
   pass1: number;
+  /** pass@j for j = 2, 4, 8, … and k (see passAt) */
+  passAt: Record<string, number>;
   greedyAccuracy: number | null;
   formatRate: number;
   meanLength: number;
@@ -52,10 +56,17 @@ export interface EvalReport {
   refusedPerCompletion?: number;
   /** search tasks: behaviour counts per completion, and the share of solved ones whose reasoning backtracks */
   behaviour: Record<string, number> | null;
-  /** per difficulty: pass@1, greedy accuracy, and the mean length (tokens) and truncated share of its samples */
+  /** per difficulty: pass@1 and pass@j, greedy accuracy, and the mean length (tokens) and truncated share of its samples */
   byDifficulty: Record<
     string,
-    { n: number; pass1: number; greedyAccuracy: number | null; meanLength: number; truncationRate: number }
+    {
+      n: number;
+      pass1: number;
+      passAt: Record<string, number>;
+      greedyAccuracy: number | null;
+      meanLength: number;
+      truncationRate: number;
+    }
   >;
   examples: { prompt: string; completion: string; correct: boolean }[];
   generatedTokens: number;
@@ -160,6 +171,30 @@ export function behaviourSummary(
 
 type Sampled = { tokens: readonly number[]; finishReason: string };
 
+/**
+ * The chance that at least one of j samples drawn without replacement from n, c of them correct, is correct:
+ * 1 − C(n−c, j) / C(n, j) (Chen et al. 2021), as a product so no binomial overflows.
+ */
+export function passAtJ(n: number, c: number, j: number): number {
+  if (!(j >= 1 && j <= n && c >= 0 && c <= n))
+    throw internal(`passAtJ: need 1 ≤ j ≤ n and 0 ≤ c ≤ n, got n ${n} c ${c} j ${j}`);
+  let miss = 1;
+  for (let i = n - c + 1; i <= n; i++) miss *= 1 - j / i;
+  return 1 - miss;
+}
+
+/**
+ * pass@j averaged over problems, for j = 2, 4, 8, … below k and k itself: acc[i·k … i·k+k) are problem i's
+ * samples (1 correct). Empty when k is 1.
+ */
+export function passAt(acc: readonly number[], k: number, problems: readonly number[]): Record<string, number> {
+  const js = [...new Set([...Array.from({ length: Math.floor(Math.log2(k)) }, (_, e) => 2 ** (e + 1)), k])].filter(
+    (j) => j >= 2 && j <= k,
+  );
+  const correct = problems.map((i) => acc.slice(i * k, (i + 1) * k).reduce((a, b) => a + b, 0));
+  return Object.fromEntries(js.map((j) => [String(j), mean(correct.map((c) => passAtJ(k, c, j)))]));
+}
+
 /** The report's per-difficulty rows: samples[i·k … i·k+k) and acc alike belong to problem i. */
 export function difficultyRows(
   ps: readonly { difficulty: number }[],
@@ -175,6 +210,7 @@ export function difficultyRows(
     rows[String(d)] = {
       n: idx.length,
       pass1: mean(idx.flatMap((i) => acc.slice(i * k, (i + 1) * k))),
+      passAt: passAt(acc, k, idx),
       greedyAccuracy: gAcc ? mean(idx.map((i) => gAcc[i]!)) : null,
       meanLength: mean(mine.map((s) => s.tokens.length)),
       truncationRate: mean(mine.map((s) => (s.finishReason === "length" ? 1 : 0))),
@@ -199,6 +235,11 @@ export function evaluate(model: Model, tok: Tokenizer, task: Task, opts: Partial
     nProblems: ps.length,
     k: o.k,
     pass1: mean(acc),
+    passAt: passAt(
+      acc,
+      o.k,
+      ps.map((_, i) => i),
+    ),
     greedyAccuracy: gAcc ? mean(gAcc) : null,
     formatRate: mean(samples.map((s) => formatReward(s.text, { task, problem: ps[0]! }).reward)),
     meanLength: mean(samples.map((s) => s.tokens.length)),

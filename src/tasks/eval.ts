@@ -56,7 +56,7 @@ export interface EvalReport {
   refusedPerCompletion?: number;
   /** search tasks: behaviour counts per completion, and the share of solved ones whose reasoning backtracks */
   behaviour: Record<string, number> | null;
-  /** per difficulty: pass@1 and pass@j, greedy accuracy, and the mean length (tokens) and truncated share of its samples */
+  /** per difficulty: pass@1 and pass@j, greedy accuracy, the mean length (tokens) and truncated share of its samples */
   byDifficulty: Record<
     string,
     {
@@ -188,9 +188,9 @@ export function passAtJ(n: number, c: number, j: number): number {
  * samples (1 correct). Empty when k is 1.
  */
 export function passAt(acc: readonly number[], k: number, problems: readonly number[]): Record<string, number> {
-  const js = [...new Set([...Array.from({ length: Math.floor(Math.log2(k)) }, (_, e) => 2 ** (e + 1)), k])].filter(
-    (j) => j >= 2 && j <= k,
-  );
+  const js: number[] = [];
+  for (let j = 2; j < k; j *= 2) js.push(j);
+  if (k >= 2) js.push(k);
   const correct = problems.map((i) => acc.slice(i * k, (i + 1) * k).reduce((a, b) => a + b, 0));
   return Object.fromEntries(js.map((j) => [String(j), mean(correct.map((c) => passAtJ(k, c, j)))]));
 }

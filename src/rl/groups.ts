@@ -28,7 +28,8 @@ export function dropFlatGroups(ro: Rollout, nGroups: number): { keep: number[]; 
   return { keep, zeroVarFrac: flat / nGroups };
 }
 
-export type Drawn<I> = Rollout & { prompts: number; items: I[]; promptLens: number[] };
+/** gatherMs: the time in the gather of every rank's samples, waiting for the slowest rank included */
+export type Drawn<I> = Rollout & { prompts: number; items: I[]; promptLens: number[]; gatherMs: number };
 
 /**
  * refillRounds: the first draw's groups with unequal rewards, then those of further draws (round 1, 2, …) until
@@ -63,6 +64,7 @@ export function refilled<I>(
     group: Int32Array.from(rows, (_, j) => Math.floor(j / G)),
     metrics: rows.map(({ ro, i }) => ro.metrics[i]!),
     prompts: rows.reduce((a, { ro, i }) => a + ro.promptLens[i]!, 0),
+    gatherMs: drawn.reduce((a, d) => a + d.gatherMs, 0),
   };
   return { ro, drawn };
 }

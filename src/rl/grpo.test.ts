@@ -77,6 +77,7 @@ function drawnOf(tag: string, round: number, rewards: number[]): Drawn<string> {
     group: Int32Array.from(rewards, (_, i) => Math.floor(i / 2)),
     metrics: rewards.map((r) => ({ accuracy: r })),
     prompts: n,
+    gatherMs: round + 1,
   };
 }
 
@@ -105,6 +106,7 @@ test("refill: groups of unequal rewards from further draws until promptsPerStep 
     [1, 5],
   ]);
   assert.equal(ro.prompts, 8);
+  assert.equal(ro.gatherMs, 1 + 2, "the gathers of both draws");
 
   const few = GrpoConfig.parse({ steps: 1, promptsPerStep: 4, groupSize: 2, refillRounds: 1 });
   const flat = () => drawnOf("f", 1, [1, 1, 0, 0, 1, 1, 1, 0]);

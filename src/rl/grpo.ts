@@ -213,7 +213,9 @@ function rollout<I>(
       metrics: { ...r.metrics, reflections: reflectionCount(sample.text), ...refused },
     };
   });
+  const tGather = performance.now();
   const scored = allgather(mine).flat(),
+    gatherMs = performance.now() - tGather,
     samples = scored.map((x) => x.sample),
     metrics = scored.map((x) => x.metrics);
   const seqs: number[][] = [],
@@ -238,6 +240,7 @@ function rollout<I>(
     group,
     metrics,
     prompts: prompts.reduce((a, p) => a + p.length * cfg.groupSize, 0),
+    gatherMs,
   };
 }
 
@@ -514,15 +517,19 @@ export function trainGrpo<I>(
       const generated = drawn.reduce((a, d) => a + d.samples.reduce((b, x) => b + x.tokens.length, 0), 0),
         promptTokens = drawn.reduce((a, d) => a + d.prompts, 0);
       metrics.tokensPerSec = generated / (genMs / 1000);
+      // where a step's time went: sampling (a rank waits in the gather for the ranks whose searches ran longer)
+      metrics.sampleMs = genMs;
+      metrics.gatherMs = drawn.reduce((a, d) => a + d.gatherMs, 0);
       if (cfg.refillRounds > 0) Object.assign(metrics, { rounds: drawn.length, keptGroups: ro.items.length });
       let flops = generateFlops(t.model.config, generated + promptTokens, cfg.maxNewTokens),
         trainedPositions = 0;
       if (keep.length > 0) {
+        const tUpdate = performance.now();
         const u = policyUpdate(t, ref, ro, keep, nGroups, cfg, () => {
           allreduceGrads(params);
           return E.adamwUpdate(params, opt, ac, lrAt(step, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrFrac));
         });
-        Object.assign(metrics, u.metrics);
+        Object.assign(metrics, u.metrics, { updateMs: performance.now() - tUpdate });
         trainedPositions = u.trainedPositions;
         flops += u.flops;
       } else Object.assign(metrics, { loss: 0, kl: 0, clipFrac: 0, gradNorm: 0, entropy: 0 });

@@ -18,6 +18,7 @@ import { mpiAddonPath } from "../engine/dist.js";
 import { readSafetensors } from "../model/safetensors.js";
 import { forecastRecipe } from "../pipeline/forecast.js";
 import { readRecipe } from "../pipeline/recipe.js";
+import { GRPO_TIMINGS } from "../rl/grpo.js";
 import { runRecipe, stageDir } from "../pipeline/runner.js";
 
 const cli = join(repoRoot, "dist/cli/main.js"),
@@ -44,7 +45,7 @@ const weightsHash = (out: string, stage: string) =>
     .digest("hex");
 /** Counts and sampled quantities must match exactly; losses, norms and KL up to float-sum order. */
 const EXACT = ["step", "tokens", "lr", "reward", "accuracy", "format", "lenMean", "lenMax", "truncated", "zeroVarFrac"];
-const TIMING = ["wallMs", "commMs", "tokensPerSec"];
+const TIMING: string[] = ["wallMs", "commMs", ...GRPO_TIMINGS];
 
 /** Runs `recipe` in one process, then its later stages on two ranks from the same first stages; compares them. */
 function reproduces(recipe: string, first: string[], later: string[], ranksFlag = false): { a: string; b: string } {

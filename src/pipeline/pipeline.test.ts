@@ -13,6 +13,7 @@ import { exampleBill, makeBill } from "../cost/bill.js";
 import { readLedger } from "../cost/ledger.js";
 import { parsePriceTable } from "../cost/prices.js";
 import { runLoop, type StageIO } from "../train/loop.js";
+import { GRPO_TIMINGS } from "../rl/grpo.js";
 import { parseRecipe, readRecipe } from "./recipe.js";
 import { runRecipe, stageDir } from "./runner.js";
 import { readSafetensors } from "../model/safetensors.js";
@@ -27,8 +28,7 @@ const metrics = (out: string, stage: string) =>
     .filter(Boolean)
     .map((l) => {
       const m = JSON.parse(l);
-      delete m.wallMs;
-      delete m.tokensPerSec;
+      for (const k of ["wallMs", ...GRPO_TIMINGS]) delete m[k];
       return m;
     });
 

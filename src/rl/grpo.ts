@@ -117,6 +117,9 @@ export function grpoSettings(
   }
 }
 
+/** GRPO's per-step metrics that are wall-clock timings: they differ between otherwise identical runs. */
+export const GRPO_TIMINGS = ["tokensPerSec", "sampleMs", "gatherMs", "updateMs"] as const;
+
 /** Where prompts and rewards come from: a task, a safety mix, … */
 export interface PromptSource<I> {
   draw(rng: Rng, n: number): I[];

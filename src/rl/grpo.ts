@@ -522,7 +522,7 @@ export function trainGrpo<I>(
       metrics.tokensPerSec = generated / (genMs / 1000);
       // where a step's time went: sampling (a rank waits in the gather for the ranks whose searches ran longer)
       metrics.sampleMs = genMs;
-      metrics.gatherMs = drawn.reduce((a, d) => a + d.gatherMs, 0);
+      metrics.gatherMs = ro.gatherMs; // a refilled rollout holds the gathers of every draw
       if (cfg.refillRounds > 0) Object.assign(metrics, { rounds: drawn.length, keptGroups: ro.items.length });
       let flops = generateFlops(t.model.config, generated + promptTokens, cfg.maxNewTokens),
         trainedPositions = 0;

@@ -66,6 +66,23 @@ function attentionAcrossBlocks(N: Kernels): void {
   close(dq2, dq1, 1e-4, "attnBwd dq, T 150");
   close(dk2, dk1, 1e-4, "attnBwd dk, T 150");
   close(dv2, dv1, 1e-4, "attnBwd dv, T 150");
+  if (!N.attnFwdStats || !N.attnBwdStats) return;
+  // the form that keeps each row's max and 1/Σ exp instead of P: the same output, and the same gradients bit for bit
+  // (it rebuilds P with the forward's own arithmetic), added into non-zero gradients
+  const a3 = new Float32Array(q.length),
+    stats = new Float32Array(B * H * T * 2).fill(NaN);
+  N.attnFwdStats(q, k, v, a3, stats, B, T, H, KVH, D, sc);
+  assert.deepEqual(a3, a2, "attnFwdStats out, T 150: attnFwd's bits");
+  assert.ok(stats.every(Number.isFinite), "attnFwdStats writes every row's max and 1/Σ exp");
+  const base = [rnd(q.length), rnd(k.length), rnd(v.length)] as const,
+    [dq3, dk3, dv3] = base.map((g) => g.slice()),
+    [dq4, dk4, dv4] = base.map((g) => g.slice());
+  N.attnBwdStats(dout, q, k, v, stats, dq3!, dk3!, dv3!, B, T, H, KVH, D, sc);
+  N.attnBwd(dout, q, k, v, P2, dq4!, dk4!, dv4!, B, T, H, KVH, D, sc);
+  assert.deepEqual([dq3, dk3, dv3], [dq4, dk4, dv4], "attnBwdStats, T 150: attnBwd's bits");
+  const added = (g: Float32Array, b0: Float32Array) => g.map((x, i) => x - b0[i]!);
+  close(added(dq3!, base[0]), dq1, 1e-4, "attnBwdStats dq, T 150");
+  close(added(dv3!, base[2]), dv1, 1e-4, "attnBwdStats dv, T 150");
 }
 /** Every test below, for one kernel set N compared with the reference R. */
 function suite(label: string, N: Kernels, skip: string | false): void {
@@ -314,6 +331,15 @@ function suite(label: string, N: Kernels, skip: string | false): void {
         /slot holds 1 at index 0, outside \[0, 1\)/,
       );
       assert.throws(() => N.rope(f(8), f(8), Int32Array.of(100), f(8), f(8), 1, 1, 8, 0), /pos holds 100/);
+      // B 1, T 2, H 2, KVH 1, D 2: stats needs B·H·T·2 = 8 floats
+      assert.throws(
+        () => N.attnFwdStats!(f(8), f(4), f(4), f(8), f(7), 1, 2, 2, 1, 2, 1),
+        /attn_fwd_stats: stats has 7 elements/,
+      );
+      assert.throws(
+        () => N.attnBwdStats!(f(8), f(8), f(4), f(4), f(8), f(7), f(4), f(4), 1, 2, 2, 1, 2, 1),
+        /attn_bwd_stats: dq has 7 elements, the shapes given need 8/,
+      );
     },
   );
 

@@ -245,11 +245,21 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   }
   sameShape("attention(k, v)", k, v);
   const scale = 1 / Math.sqrt(D);
-  const out = output(q.shape, tracks(q, k, v));
+  const out = output(q.shape, tracks(q, k, v)),
+    ks = K();
+  if (ks.attnFwdStats && ks.attnBwdStats) {
+    const stats = output([B, H, T, 2], false);
+    ks.attnFwdStats(q.dev, k.dev, v.dev, out.dev, stats.dev, B, T, H, KVH, D, scale);
+    if (out.requiresGrad)
+      record(() =>
+        ks.attnBwdStats!(out.gdev, q.dev, k.dev, v.dev, stats.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale),
+      );
+    return done("attention", out);
+  }
   const P = output([B, H, T, T], false);
-  K().attnFwd(q.dev, k.dev, v.dev, out.dev, P.dev, B, T, H, KVH, D, scale);
+  ks.attnFwd(q.dev, k.dev, v.dev, out.dev, P.dev, B, T, H, KVH, D, scale);
   if (out.requiresGrad) {
-    record(() => K().attnBwd(out.gdev, q.dev, k.dev, v.dev, P.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale));
+    record(() => ks.attnBwd(out.gdev, q.dev, k.dev, v.dev, P.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale));
   }
   return done("attention", out);
 }

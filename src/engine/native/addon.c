@@ -295,6 +295,40 @@ static napi_value attn_bwd(napi_env env, napi_callback_info info) {
   if (B && T) fr_attn_bwd(d, q, k, v, P, dq, dk, dv, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
   return NULL;
 }
+static napi_value attn_fwd_stats(napi_env env, napi_callback_info info) {
+  BEGIN("attn_fwd_stats");
+  size_t nq, nk, nv, no, nl;
+  float *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv), *o = f32(a, "out", &no);
+  float *st = f32(a, "stats", &nl);
+  long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
+  float scale = (float)num(a, "scale");
+  DONE;
+  if (!attn_shape(a, B, T, H, KVH, D)) return NULL;
+  need(a, "q", nq, (double)B * T * H * D); need(a, "out", no, (double)B * T * H * D);
+  need(a, "k", nk, (double)B * T * KVH * D); need(a, "v", nv, (double)B * T * KVH * D);
+  need(a, "stats", nl, (double)B * H * T * 2);
+  DONE;
+  if (B && T) fr_attn_fwd_stats(q, k, v, o, st, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
+  return NULL;
+}
+static napi_value attn_bwd_stats(napi_env env, napi_callback_info info) {
+  BEGIN("attn_bwd_stats");
+  size_t nd, nq, nk, nv, nl, ndq, ndk, ndv;
+  float *d = f32(a, "dout", &nd), *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv);
+  float *st = f32(a, "stats", &nl);
+  float *dq = f32(a, "dq", &ndq), *dk = f32(a, "dk", &ndk), *dv = f32(a, "dv", &ndv);
+  long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
+  float scale = (float)num(a, "scale");
+  DONE;
+  if (!attn_shape(a, B, T, H, KVH, D)) return NULL;
+  double nQ = (double)B * T * H * D, nK = (double)B * T * KVH * D;
+  need(a, "dout", nd, nQ); need(a, "q", nq, nQ); need(a, "dq", ndq, nQ);
+  need(a, "k", nk, nK); need(a, "v", nv, nK); need(a, "dk", ndk, nK); need(a, "dv", ndv, nK);
+  need(a, "stats", nl, (double)B * H * T * 2);
+  DONE;
+  if (B && T) fr_attn_bwd_stats(d, q, k, v, st, dq, dk, dv, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
+  return NULL;
+}
 static napi_value attn_cached(napi_env env, napi_callback_info info) {
   BEGIN("attn_cached");
   size_t nq, nk, nv, no, np, ns;
@@ -511,7 +545,8 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("gemm", gemm), FN("add", add), FN("mul", mul), FN("axpy", axpy), FN("sumsq", sumsq),
       FN("embeddingFwd", embedding_fwd), FN("embeddingBwd", embedding_bwd),
       FN("rmsnormFwd", rmsnorm_fwd), FN("rmsnormBwd", rmsnorm_bwd), FN("rope", rope),
-      FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnCached", attn_cached), FN("decodeBlock", decode_block),
+      FN("attnFwd", attn_fwd), FN("attnBwd", attn_bwd), FN("attnFwdStats", attn_fwd_stats),
+      FN("attnBwdStats", attn_bwd_stats), FN("attnCached", attn_cached), FN("decodeBlock", decode_block),
       FN("decodeBlockHalf", decode_block_half), FN("linearBf16", linear_bf16), FN("matmulBf16", matmul_bf16),
       FN("swigluFwd", swiglu_fwd), FN("swigluBwd", swiglu_bwd),
       FN("logsoftmaxGather", lsm_gather), FN("logsoftmaxGatherBwd", lsm_gather_bwd),

@@ -220,8 +220,9 @@ void fr_rope(const float *x, float *out, const int32_t *pos, const float *cosT, 
  * diagonal are never computed, written or read (about half of P), so P's upper part holds whatever was there. */
 #define ATT_BQ 64
 
-/* rows [r0, r0 + m) of a causal softmax over S (row stride ldS, ncol columns): row r keeps columns 0..r */
-CLONES static void causal_softmax_block(float *S, int ldS, int r0, int m, int ncol) {
+/* rows [r0, r0 + m) of a causal softmax over S (row stride ldS, ncol columns): row r keeps columns 0..r;
+ * stats (when not NULL) gets each row's max and 1/Σ exp, from which the backward rebuilds the row bit for bit */
+CLONES static void causal_softmax_block(float *S, int ldS, int r0, int m, int ncol, float *stats) {
   for (int i = 0; i < m; i++) {
     float *row = S + (long)i * ldS, mx = -INFINITY, sum = 0;
     int last = r0 + i;
@@ -233,6 +234,7 @@ CLONES static void causal_softmax_block(float *S, int ldS, int r0, int m, int nc
 #pragma omp simd
     for (int j = 0; j <= last; j++) row[j] *= inv;
     for (int j = last + 1; j < ncol; j++) row[j] = 0;
+    if (stats) stats[2 * i] = mx, stats[2 * i + 1] = inv;
   }
 }
 
@@ -250,7 +252,7 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
       int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
       float *S = Pb + (long)r0 * T;
       gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, T);
-      causal_softmax_block(S, T, r0, m, ncol);
+      causal_softmax_block(S, T, r0, m, ncol, NULL);
       gemm1(0, 0, m, D, ncol, 1.0f, S, T, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
     }
   }
@@ -297,6 +299,76 @@ void fr_attn_bwd(const float *dout, const float *q, const float *k, const float 
         }
       }
     }
+    free(dS);
+  }
+}
+
+/* The same attention keeping only each query row's max score and 1/Σ exp, stats (B,H,T,2), instead of P (B,H,T,T):
+ * a block of P lives in a per-thread scratch of ATT_BQ rows, and the backward rebuilds it with the same products and
+ * the same arithmetic (the same bits), one more product of the block, so training memory no longer grows with T². */
+void fr_attn_fwd_stats(const float *q, const float *k, const float *v, float *out, float *stats, int B, int T, int H,
+                       int KVH, int D, float scale) {
+  int rep = H / KVH, qs = H * D, ks = KVH * D;
+#pragma omp parallel
+  {
+    float *S = malloc(sizeof(float) * (size_t)ATT_BQ * T);
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+      int b = bh / H, h = bh % H, kh = h / rep;
+      const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
+      const float *vb = v + (long)b * T * ks + kh * D;
+      float *ob = out + (long)b * T * qs + h * D, *st = stats + (long)bh * T * 2;
+      for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
+        int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
+        gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, ncol);
+        causal_softmax_block(S, ncol, r0, m, ncol, st + 2 * r0);
+        gemm1(0, 0, m, D, ncol, 1.0f, S, ncol, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
+      }
+    }
+    free(S);
+  }
+}
+
+/* rows [r0, r0 + m) of P rebuilt in place from their scores S (row stride ncol), max and 1/Σ exp */
+CLONES static void causal_rebuild_block(float *S, const float *stats, int r0, int m, int ncol) {
+  for (int i = 0; i < m; i++) {
+    float *row = S + (long)i * ncol, mx = stats[2 * i], inv = stats[2 * i + 1];
+    int last = r0 + i;
+#pragma omp simd
+    for (int j = 0; j <= last; j++) row[j] = fexp(row[j] - mx) * inv;
+    for (int j = last + 1; j < ncol; j++) row[j] = 0;
+  }
+}
+
+void fr_attn_bwd_stats(const float *dout, const float *q, const float *k, const float *v, const float *stats,
+                       float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
+  int rep = H / KVH, qs = H * D, ks = KVH * D;
+#pragma omp parallel
+  {
+    float *Pm = malloc(sizeof(float) * (size_t)ATT_BQ * T), *dS = malloc(sizeof(float) * (size_t)ATT_BQ * T);
+#pragma omp for schedule(static)
+    for (int bk = 0; bk < B * KVH; bk++) {
+      int b = bk / KVH, kh = bk % KVH;
+      const float *kb = k + (long)b * T * ks + kh * D, *vb = v + (long)b * T * ks + kh * D;
+      float *dkb = dk + (long)b * T * ks + kh * D, *dvb = dv + (long)b * T * ks + kh * D;
+      for (int h = kh * rep; h < (kh + 1) * rep; h++) {
+        const float *st = stats + ((long)b * H + h) * T * 2;
+        const float *qb = q + (long)b * T * qs + h * D, *dob = dout + (long)b * T * qs + h * D;
+        float *dqb = dq + (long)b * T * qs + h * D;
+        for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
+          int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
+          const float *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs;
+          gemm1(0, 1, m, ncol, D, scale, qr, qs, kb, ks, 0.0f, Pm, ncol);   /* S = scale·Q K^T */
+          causal_rebuild_block(Pm, st + 2 * r0, r0, m, ncol);              /* P = exp(S − max) / Σ */
+          gemm1(1, 0, ncol, D, m, 1.0f, Pm, ncol, dor, qs, 1.0f, dvb, ks); /* dV += P^T dO */
+          gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);  /* dP = dO V^T */
+          softmax_bwd_block(Pm, ncol, dS, r0, m, ncol, scale);             /* dS */
+          gemm1(0, 0, m, D, ncol, 1.0f, dS, ncol, kb, ks, 1.0f, dqb + (long)r0 * qs, qs); /* dQ += dS K */
+          gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);  /* dK += dS^T Q */
+        }
+      }
+    }
+    free(Pm);
     free(dS);
   }
 }

@@ -29,6 +29,11 @@ void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, flo
                  int H, int KVH, int D, float scale);
 void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
                  float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
+/* the same with each query row's max and 1/Σ exp, stats (B,H,T,2), kept instead of P; the backward rebuilds P */
+void fr_attn_fwd_stats(const float *q, const float *k, const float *v, float *out, float *stats, int B, int T, int H,
+                       int KVH, int D, float scale);
+void fr_attn_bwd_stats(const float *dout, const float *q, const float *k, const float *v, const float *stats,
+                       float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale);
 /* kc, vc: float32, or bfloat16 bits when kvHalf */
 /* the largest head size cached attention vectorises (larger ones take the scalar path) */
 #define ATT_DMAX 256

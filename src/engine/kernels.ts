@@ -111,39 +111,12 @@ export interface Kernels {
     scale: number,
   ): void;
   /**
-   * The same attention keeping each query row's max score and 1/Σ exp, stats (B,H,T,2), instead of P: attnBwdStats
+   * The same attention with each query row's max score and 1/Σ exp, stats (B,H,T,2), in P's place: attnBwdStats
    * rebuilds P from them block by block, so memory does not grow with T². Optional: a set without them runs
    * attnFwd/attnBwd.
    */
-  attnFwdStats?(
-    q: F32,
-    k: F32,
-    v: F32,
-    out: F32,
-    stats: F32,
-    B: number,
-    T: number,
-    H: number,
-    KVH: number,
-    D: number,
-    scale: number,
-  ): void;
-  attnBwdStats?(
-    dout: F32,
-    q: F32,
-    k: F32,
-    v: F32,
-    stats: F32,
-    dq: F32,
-    dk: F32,
-    dv: F32,
-    B: number,
-    T: number,
-    H: number,
-    KVH: number,
-    D: number,
-    scale: number,
-  ): void;
+  attnFwdStats?: Kernels["attnFwd"];
+  attnBwdStats?: Kernels["attnBwd"];
   /**
    * Tn new queries per sequence against a KV cache (slots,Tmax,KVH,D); row b reads slot[b], query t sits at pos[b]+t.
    */

@@ -263,25 +263,31 @@ static int attn_shape(Args *a, long B, long T, long H, long KVH, long D) {
   return !a->failed;
 }
 
-static napi_value attn_fwd(napi_env env, napi_callback_info info) {
-  BEGIN("attn_fwd");
+/* attention's forward and backward with P (B,H,T,T) kept, or only each row's max and 1/Σ exp, stats (B,H,T,2) */
+static napi_value attn_fwd_any(napi_env env, napi_callback_info info, const char *op, int keepStats) {
+  BEGIN(op);
+  const char *saved = keepStats ? "stats" : "P";
   size_t nq, nk, nv, no, np;
-  float *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv), *o = f32(a, "out", &no), *P = f32(a, "P", &np);
+  float *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv), *o = f32(a, "out", &no);
+  float *P = f32(a, saved, &np);
   long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
   float scale = (float)num(a, "scale");
   DONE;
   if (!attn_shape(a, B, T, H, KVH, D)) return NULL;
   need(a, "q", nq, (double)B * T * H * D); need(a, "out", no, (double)B * T * H * D);
   need(a, "k", nk, (double)B * T * KVH * D); need(a, "v", nv, (double)B * T * KVH * D);
-  need(a, "P", np, (double)B * H * T * T);
+  need(a, saved, np, (double)B * H * T * (keepStats ? 2 : T));
   DONE;
-  if (B && T) fr_attn_fwd(q, k, v, o, P, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
+  if (B && T && keepStats) fr_attn_fwd_stats(q, k, v, o, P, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
+  else if (B && T) fr_attn_fwd(q, k, v, o, P, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
   return NULL;
 }
-static napi_value attn_bwd(napi_env env, napi_callback_info info) {
-  BEGIN("attn_bwd");
+static napi_value attn_bwd_any(napi_env env, napi_callback_info info, const char *op, int keepStats) {
+  BEGIN(op);
+  const char *saved = keepStats ? "stats" : "P";
   size_t nd, nq, nk, nv, np, ndq, ndk, ndv;
-  float *d = f32(a, "dout", &nd), *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv), *P = f32(a, "P", &np);
+  float *d = f32(a, "dout", &nd), *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv);
+  float *P = f32(a, saved, &np);
   float *dq = f32(a, "dq", &ndq), *dk = f32(a, "dk", &ndk), *dv = f32(a, "dv", &ndv);
   long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
   float scale = (float)num(a, "scale");
@@ -290,44 +296,20 @@ static napi_value attn_bwd(napi_env env, napi_callback_info info) {
   double nQ = (double)B * T * H * D, nK = (double)B * T * KVH * D;
   need(a, "dout", nd, nQ); need(a, "q", nq, nQ); need(a, "dq", ndq, nQ);
   need(a, "k", nk, nK); need(a, "v", nv, nK); need(a, "dk", ndk, nK); need(a, "dv", ndv, nK);
-  need(a, "P", np, (double)B * H * T * T);
+  need(a, saved, np, (double)B * H * T * (keepStats ? 2 : T));
   DONE;
-  if (B && T) fr_attn_bwd(d, q, k, v, P, dq, dk, dv, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
+  int b = (int)B, t = (int)T, h = (int)H, kvh = (int)KVH, dd = (int)D;
+  if (B && T && keepStats) fr_attn_bwd_stats(d, q, k, v, P, dq, dk, dv, b, t, h, kvh, dd, scale);
+  else if (B && T) fr_attn_bwd(d, q, k, v, P, dq, dk, dv, b, t, h, kvh, dd, scale);
   return NULL;
 }
+static napi_value attn_fwd(napi_env env, napi_callback_info info) { return attn_fwd_any(env, info, "attn_fwd", 0); }
+static napi_value attn_bwd(napi_env env, napi_callback_info info) { return attn_bwd_any(env, info, "attn_bwd", 0); }
 static napi_value attn_fwd_stats(napi_env env, napi_callback_info info) {
-  BEGIN("attn_fwd_stats");
-  size_t nq, nk, nv, no, nl;
-  float *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv), *o = f32(a, "out", &no);
-  float *st = f32(a, "stats", &nl);
-  long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
-  float scale = (float)num(a, "scale");
-  DONE;
-  if (!attn_shape(a, B, T, H, KVH, D)) return NULL;
-  need(a, "q", nq, (double)B * T * H * D); need(a, "out", no, (double)B * T * H * D);
-  need(a, "k", nk, (double)B * T * KVH * D); need(a, "v", nv, (double)B * T * KVH * D);
-  need(a, "stats", nl, (double)B * H * T * 2);
-  DONE;
-  if (B && T) fr_attn_fwd_stats(q, k, v, o, st, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
-  return NULL;
+  return attn_fwd_any(env, info, "attn_fwd_stats", 1);
 }
 static napi_value attn_bwd_stats(napi_env env, napi_callback_info info) {
-  BEGIN("attn_bwd_stats");
-  size_t nd, nq, nk, nv, nl, ndq, ndk, ndv;
-  float *d = f32(a, "dout", &nd), *q = f32(a, "q", &nq), *k = f32(a, "k", &nk), *v = f32(a, "v", &nv);
-  float *st = f32(a, "stats", &nl);
-  float *dq = f32(a, "dq", &ndq), *dk = f32(a, "dk", &ndk), *dv = f32(a, "dv", &ndv);
-  long B = dim(a, "B"), T = dim(a, "T"), H = dim(a, "H"), KVH = dim(a, "KVH"), D = dim(a, "D");
-  float scale = (float)num(a, "scale");
-  DONE;
-  if (!attn_shape(a, B, T, H, KVH, D)) return NULL;
-  double nQ = (double)B * T * H * D, nK = (double)B * T * KVH * D;
-  need(a, "dout", nd, nQ); need(a, "q", nq, nQ); need(a, "dq", ndq, nQ);
-  need(a, "k", nk, nK); need(a, "v", nv, nK); need(a, "dk", ndk, nK); need(a, "dv", ndv, nK);
-  need(a, "stats", nl, (double)B * H * T * 2);
-  DONE;
-  if (B && T) fr_attn_bwd_stats(d, q, k, v, st, dq, dk, dv, (int)B, (int)T, (int)H, (int)KVH, (int)D, scale);
-  return NULL;
+  return attn_bwd_any(env, info, "attn_bwd_stats", 1);
 }
 static napi_value attn_cached(napi_env env, napi_callback_info info) {
   BEGIN("attn_cached");

@@ -238,24 +238,39 @@ CLONES static void causal_softmax_block(float *S, int ldS, int r0, int m, int nc
   }
 }
 
+/* One forward for both forms: P (B,H,T,T) kept whole (stats NULL), or only each row's max and 1/Σ exp, stats
+ * (B,H,T,2) (P NULL), with each 64-row block of P in a per-thread scratch. The scores are the same product either way,
+ * so the backward can rebuild P bit for bit: one more product per block, and memory that does not grow with T². */
+static void attn_fwd_impl(const float *q, const float *k, const float *v, float *out, float *P, float *stats, int B,
+                          int T, int H, int KVH, int D, float scale) {
+  int rep = H / KVH, qs = H * D, ks = KVH * D;
+#pragma omp parallel
+  {
+    float *scratch = P ? NULL : malloc(sizeof(float) * (size_t)ATT_BQ * T);
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+      int b = bh / H, h = bh % H, kh = h / rep;
+      const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
+      const float *vb = v + (long)b * T * ks + kh * D;
+      float *ob = out + (long)b * T * qs + h * D;
+      for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
+        int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m, ld = P ? T : ncol;
+        float *S = P ? P + ((long)bh * T + r0) * T : scratch;
+        gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, ld);
+        causal_softmax_block(S, ld, r0, m, ncol, stats ? stats + ((long)bh * T + r0) * 2 : NULL);
+        gemm1(0, 0, m, D, ncol, 1.0f, S, ld, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
+      }
+    }
+    free(scratch);
+  }
+}
 void fr_attn_fwd(const float *q, const float *k, const float *v, float *out, float *P, int B, int T,
                  int H, int KVH, int D, float scale) {
-  int rep = H / KVH, qs = H * D, ks = KVH * D;
-#pragma omp parallel for schedule(static)
-  for (int bh = 0; bh < B * H; bh++) {
-    int b = bh / H, h = bh % H, kh = h / rep;
-    float *Pb = P + (long)bh * T * T;
-    const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
-    const float *vb = v + (long)b * T * ks + kh * D;
-    float *ob = out + (long)b * T * qs + h * D;
-    for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
-      int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
-      float *S = Pb + (long)r0 * T;
-      gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, T);
-      causal_softmax_block(S, T, r0, m, ncol, NULL);
-      gemm1(0, 0, m, D, ncol, 1.0f, S, T, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
-    }
-  }
+  attn_fwd_impl(q, k, v, out, P, NULL, B, T, H, KVH, D, scale);
+}
+void fr_attn_fwd_stats(const float *q, const float *k, const float *v, float *out, float *stats, int B, int T, int H,
+                       int KVH, int D, float scale) {
+  attn_fwd_impl(q, k, v, out, NULL, stats, B, T, H, KVH, D, scale);
 }
 
 /* dS = P * (dP - rowsum(P * dP)) * scale on rows [r0, r0 + m) of a block: P with row stride ldP, dS packed
@@ -272,64 +287,8 @@ CLONES static void softmax_bwd_block(const float *Pm, int ldP, float *dS, int r0
   }
 }
 
-void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
-                 float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
-  int rep = H / KVH, qs = H * D, ks = KVH * D;
-  /* each task owns one (b, kv-head), so the dk/dv it accumulates are written by no other thread */
-#pragma omp parallel
-  {
-    float *dS = malloc(sizeof(float) * (size_t)ATT_BQ * T);
-#pragma omp for schedule(static)
-    for (int bk = 0; bk < B * KVH; bk++) {
-      int b = bk / KVH, kh = bk % KVH;
-      const float *kb = k + (long)b * T * ks + kh * D, *vb = v + (long)b * T * ks + kh * D;
-      float *dkb = dk + (long)b * T * ks + kh * D, *dvb = dv + (long)b * T * ks + kh * D;
-      for (int h = kh * rep; h < (kh + 1) * rep; h++) {
-        const float *Pb = P + ((long)b * H + h) * T * T;
-        const float *qb = q + (long)b * T * qs + h * D, *dob = dout + (long)b * T * qs + h * D;
-        float *dqb = dq + (long)b * T * qs + h * D;
-        for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
-          int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
-          const float *Pm = Pb + (long)r0 * T, *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs;
-          gemm1(1, 0, ncol, D, m, 1.0f, Pm, T, dor, qs, 1.0f, dvb, ks);     /* dV += P^T dO */
-          gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);   /* dP = dO V^T */
-          softmax_bwd_block(Pm, T, dS, r0, m, ncol, scale);                 /* dS */
-          gemm1(0, 0, m, D, ncol, 1.0f, dS, ncol, kb, ks, 1.0f, dqb + (long)r0 * qs, qs); /* dQ += dS K */
-          gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);   /* dK += dS^T Q */
-        }
-      }
-    }
-    free(dS);
-  }
-}
-
-/* The same attention keeping only each query row's max score and 1/Σ exp, stats (B,H,T,2), instead of P (B,H,T,T):
- * a block of P lives in a per-thread scratch of ATT_BQ rows, and the backward rebuilds it with the same products and
- * the same arithmetic (the same bits), one more product of the block, so training memory no longer grows with T². */
-void fr_attn_fwd_stats(const float *q, const float *k, const float *v, float *out, float *stats, int B, int T, int H,
-                       int KVH, int D, float scale) {
-  int rep = H / KVH, qs = H * D, ks = KVH * D;
-#pragma omp parallel
-  {
-    float *S = malloc(sizeof(float) * (size_t)ATT_BQ * T);
-#pragma omp for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-      int b = bh / H, h = bh % H, kh = h / rep;
-      const float *qb = q + (long)b * T * qs + h * D, *kb = k + (long)b * T * ks + kh * D;
-      const float *vb = v + (long)b * T * ks + kh * D;
-      float *ob = out + (long)b * T * qs + h * D, *st = stats + (long)bh * T * 2;
-      for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
-        int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
-        gemm1(0, 1, m, ncol, D, scale, qb + (long)r0 * qs, qs, kb, ks, 0.0f, S, ncol);
-        causal_softmax_block(S, ncol, r0, m, ncol, st + 2 * r0);
-        gemm1(0, 0, m, D, ncol, 1.0f, S, ncol, vb, ks, 0.0f, ob + (long)r0 * qs, qs);
-      }
-    }
-    free(S);
-  }
-}
-
-/* rows [r0, r0 + m) of P rebuilt in place from their scores S (row stride ncol), max and 1/Σ exp */
+/* rows [r0, r0 + m) of P rebuilt in place from their scores S (row stride ncol), max and 1/Σ exp: the forward's
+ * own arithmetic */
 CLONES static void causal_rebuild_block(float *S, const float *stats, int r0, int m, int ncol) {
   for (int i = 0; i < m; i++) {
     float *row = S + (long)i * ncol, mx = stats[2 * i], inv = stats[2 * i + 1];
@@ -340,37 +299,51 @@ CLONES static void causal_rebuild_block(float *S, const float *stats, int r0, in
   }
 }
 
-void fr_attn_bwd_stats(const float *dout, const float *q, const float *k, const float *v, const float *stats,
-                       float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
+/* The backward of either form: P read where it was kept, else each block rebuilt from the scores and stats. */
+static void attn_bwd_impl(const float *dout, const float *q, const float *k, const float *v, const float *P,
+                          const float *stats, float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D,
+                          float scale) {
   int rep = H / KVH, qs = H * D, ks = KVH * D;
+  /* each task owns one (b, kv-head), so the dk/dv it accumulates are written by no other thread */
 #pragma omp parallel
   {
-    float *Pm = malloc(sizeof(float) * (size_t)ATT_BQ * T), *dS = malloc(sizeof(float) * (size_t)ATT_BQ * T);
+    size_t block = sizeof(float) * (size_t)ATT_BQ * T;
+    float *dS = malloc(block), *scratch = P ? NULL : malloc(block);
 #pragma omp for schedule(static)
     for (int bk = 0; bk < B * KVH; bk++) {
       int b = bk / KVH, kh = bk % KVH;
       const float *kb = k + (long)b * T * ks + kh * D, *vb = v + (long)b * T * ks + kh * D;
       float *dkb = dk + (long)b * T * ks + kh * D, *dvb = dv + (long)b * T * ks + kh * D;
       for (int h = kh * rep; h < (kh + 1) * rep; h++) {
-        const float *st = stats + ((long)b * H + h) * T * 2;
+        long bh = (long)b * H + h;
         const float *qb = q + (long)b * T * qs + h * D, *dob = dout + (long)b * T * qs + h * D;
         float *dqb = dq + (long)b * T * qs + h * D;
         for (int r0 = 0; r0 < T; r0 += ATT_BQ) {
-          int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m;
-          const float *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs;
-          gemm1(0, 1, m, ncol, D, scale, qr, qs, kb, ks, 0.0f, Pm, ncol);   /* S = scale·Q K^T */
-          causal_rebuild_block(Pm, st + 2 * r0, r0, m, ncol);              /* P = exp(S − max) / Σ */
-          gemm1(1, 0, ncol, D, m, 1.0f, Pm, ncol, dor, qs, 1.0f, dvb, ks); /* dV += P^T dO */
-          gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);  /* dP = dO V^T */
-          softmax_bwd_block(Pm, ncol, dS, r0, m, ncol, scale);             /* dS */
+          int m = T - r0 < ATT_BQ ? T - r0 : ATT_BQ, ncol = r0 + m, ld = P ? T : ncol;
+          const float *qr = qb + (long)r0 * qs, *dor = dob + (long)r0 * qs, *Pm = P ? P + (bh * T + r0) * T : scratch;
+          if (!P) {
+            gemm1(0, 1, m, ncol, D, scale, qr, qs, kb, ks, 0.0f, scratch, ncol); /* the forward's scores */
+            causal_rebuild_block(scratch, stats + (bh * T + r0) * 2, r0, m, ncol);
+          }
+          gemm1(1, 0, ncol, D, m, 1.0f, Pm, ld, dor, qs, 1.0f, dvb, ks);      /* dV += P^T dO */
+          gemm1(0, 1, m, ncol, D, 1.0f, dor, qs, vb, ks, 0.0f, dS, ncol);     /* dP = dO V^T */
+          softmax_bwd_block(Pm, ld, dS, r0, m, ncol, scale);                  /* dS */
           gemm1(0, 0, m, D, ncol, 1.0f, dS, ncol, kb, ks, 1.0f, dqb + (long)r0 * qs, qs); /* dQ += dS K */
-          gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);  /* dK += dS^T Q */
+          gemm1(1, 0, ncol, D, m, 1.0f, dS, ncol, qr, qs, 1.0f, dkb, ks);     /* dK += dS^T Q */
         }
       }
     }
-    free(Pm);
     free(dS);
+    free(scratch);
   }
+}
+void fr_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *P,
+                 float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
+  attn_bwd_impl(dout, q, k, v, P, NULL, dq, dk, dv, B, T, H, KVH, D, scale);
+}
+void fr_attn_bwd_stats(const float *dout, const float *q, const float *k, const float *v, const float *stats,
+                       float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int D, float scale) {
+  attn_bwd_impl(dout, q, k, v, NULL, stats, dq, dk, dv, B, T, H, KVH, D, scale);
 }
 
 /* the cache holds float32, or bfloat16 bits (kvHalf): half the bytes per position. One task is one query head of

@@ -247,19 +247,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const scale = 1 / Math.sqrt(D);
   const out = output(q.shape, tracks(q, k, v)),
     ks = K();
-  if (ks.attnFwdStats && ks.attnBwdStats) {
-    const stats = output([B, H, T, 2], false);
-    ks.attnFwdStats(q.dev, k.dev, v.dev, out.dev, stats.dev, B, T, H, KVH, D, scale);
-    if (out.requiresGrad)
-      record(() =>
-        ks.attnBwdStats!(out.gdev, q.dev, k.dev, v.dev, stats.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale),
-      );
-    return done("attention", out);
-  }
-  const P = output([B, H, T, T], false);
-  ks.attnFwd(q.dev, k.dev, v.dev, out.dev, P.dev, B, T, H, KVH, D, scale);
+  // kept for the backward: each row's max and 1/Σ exp (B,H,T,2) where the kernel set rebuilds P, else P (B,H,T,T)
+  const rebuilds = ks.attnFwdStats !== undefined && ks.attnBwdStats !== undefined,
+    fwd = (rebuilds ? ks.attnFwdStats! : ks.attnFwd).bind(ks),
+    bwd = (rebuilds ? ks.attnBwdStats! : ks.attnBwd).bind(ks);
+  const saved = output([B, H, T, rebuilds ? 2 : T], false);
+  fwd(q.dev, k.dev, v.dev, out.dev, saved.dev, B, T, H, KVH, D, scale);
   if (out.requiresGrad) {
-    record(() => ks.attnBwd(out.gdev, q.dev, k.dev, v.dev, P.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale));
+    record(() => bwd(out.gdev, q.dev, k.dev, v.dev, saved.dev, q.gdev, k.gdev, v.gdev, B, T, H, KVH, D, scale));
   }
   return done("attention", out);
 }

@@ -2,13 +2,21 @@
 // neighbours never change a sequence's logits, and gradients through max pooling match finite differences.
 // growVocab: a model over an extended vocabulary reads old ids exactly as before. widenModel: a wider model
 // computes the same logits, and one step's gradients reach every weight it added. mergeModels: members side by
-// side; addBiasChannel/setLogitBias: one token's logit moves right after the carrier token and nowhere else.
+// side; averageModels: the weights' mean, as wide as one; addBiasChannel/setLogitBias: one token's logit moves right after the carrier token and nowhere else.
 import { tinyLlamaConfig } from "./testing.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as E from "../engine/index.js";
 import { randn, Rng } from "../common/rng.js";
-import { addBiasChannel, biasChannel, growVocab, mergeModels, setLogitBias, widenModel } from "./surgery.js";
+import {
+  addBiasChannel,
+  averageModels,
+  biasChannel,
+  growVocab,
+  mergeModels,
+  setLogitBias,
+  widenModel,
+} from "./surgery.js";
 import { argmaxMask, forwardPooled, POOLINGS } from "./pooling.js";
 import { forward, initModel } from "./transformer.js";
 
@@ -212,6 +220,25 @@ test("mergeModels: copies of one model merge into the same logits; members sit b
   assert.throws(
     () => mergeModels([a, initModel({ ...a.config, intermediate_size: 16 }, 1)]),
     /members must share one shape/,
+  );
+});
+
+test("averageModels: copies average to the same logits; each weight is the members' mean; shapes must match", () => {
+  const a = initModel(config, 2),
+    b = initModel(config, 3),
+    ids = Int32Array.from([3, 1, 4, 1, 5]);
+  const one = logitsOf(a, ids);
+  logitsOf(averageModels([a, a, a]), ids).forEach((x, i) => assert.ok(Math.abs(x - one[i]!) < 1e-5, `logit ${i}`));
+  const m = averageModels([a, b]),
+    name = "model.layers.0.mlp.down_proj.weight";
+  assert.deepEqual(m.config, a.config);
+  const wa = a.params.get(name)!.data,
+    wb = b.params.get(name)!.data;
+  assert.notEqual(wa[5], wb[5]);
+  m.params.get(name)!.data.forEach((x, i) => assert.ok(Math.abs(x - (wa[i]! + wb[i]!) / 2) < 1e-7, `weight ${i}`));
+  assert.throws(
+    () => averageModels([a, initModel({ ...a.config, intermediate_size: 16 }, 1)]),
+    /averageModels: member 1 .* members must share one shape/,
   );
 });
 

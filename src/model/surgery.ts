@@ -173,15 +173,8 @@ export function biasChannelConfig(c: ModelConfig): Widths {
  * after the merge repairs the rest. Members must share the config (and so the tokenizer).
  */
 export function mergeModels(models: readonly Model[]): Model {
-  if (!models.length) throw internal("mergeModels needs at least one model");
-  const c = models[0]!.config,
+  const c = sharedConfig(models, "mergeModels"),
     n = models.length;
-  const differs = models.findIndex((m) => JSON.stringify(m.config) !== JSON.stringify(c));
-  if (differs > 0)
-    throw new FrugalError(
-      "CONFIG",
-      `mergeModels: member ${differs} has config ${JSON.stringify(models[differs]!.config)}, expected the first member's ${JSON.stringify(c)}; members must share one shape and vocabulary`,
-    );
   const t = new Map<string, Float32Array>();
   for (const [name, param] of models[0]!.params) {
     const parts = models.map((m) => m.params.get(name)!.data),
@@ -203,6 +196,38 @@ export function mergeModels(models: readonly Model[]): Model {
     t.set(name, out);
   }
   return modelFromTensors(mergedConfig(c, n), t, "mergeModels");
+}
+
+/** The one config every member has (members must share shape and vocabulary). */
+function sharedConfig(models: readonly Model[], caller: string): ModelConfig {
+  if (!models.length) throw internal(`${caller} needs at least one model`);
+  const c = models[0]!.config;
+  const differs = models.findIndex((m) => JSON.stringify(m.config) !== JSON.stringify(c));
+  if (differs > 0)
+    throw new FrugalError(
+      "CONFIG",
+      `${caller}: member ${differs} has config ${JSON.stringify(models[differs]!.config)}, expected the first member's ${JSON.stringify(c)}; members must share one shape and vocabulary`,
+    );
+  return c;
+}
+
+/**
+ * n models of one shape averaged weight by weight (a "model soup"): as wide as one member. Members fine-tuned
+ * from one model stay close enough that their mean is a model of its own (not an ensemble: the logits are not
+ * the members' mean); the caller measures what it keeps. Members must share the config (and so the tokenizer).
+ */
+export function averageModels(models: readonly Model[]): Model {
+  const c = sharedConfig(models, "averageModels"),
+    t = new Map<string, Float32Array>();
+  for (const [name, param] of models[0]!.params) {
+    const out = new Float32Array(param.data.length);
+    for (const m of models) {
+      const w = m.params.get(name)!.data;
+      for (let i = 0; i < out.length; i++) out[i]! += w[i]! / models.length;
+    }
+    t.set(name, out);
+  }
+  return modelFromTensors(c, t, "averageModels");
 }
 
 /**

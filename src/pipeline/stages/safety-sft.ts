@@ -1,13 +1,13 @@
 // safety-sft: the policy learns to refuse harmful prompts (the policy's refusal, with its category) and to
 // answer benign ones, mixed with replays of its own verified task completions so it keeps its capability.
-// Optionally grows the policy's BPE on English first, and trains several members merged side by side.
+// Optionally grows the policy's BPE on English first, and trains several members merged side by side or averaged.
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { FrugalError, internal } from "../../common/errors.js";
 import { Rng } from "../../common/rng.js";
 import { loadModelDir } from "../../model/load.js";
-import { growVocab, mergedConfig, mergeModels } from "../../model/surgery.js";
+import { averageModels, growVocab, mergedConfig, mergeModels } from "../../model/surgery.js";
 import { policyCorpus, safetyExample } from "../../safety/source.js";
 import { getTask } from "../../tasks/index.js";
 import { extendBpe } from "../../tokenizer/bpe-train.js";
@@ -49,6 +49,11 @@ export const SafetySft = SupervisedConfig.extend({
    * an ensemble inside one ordinary Llama. 1 = a single policy, as wide as its source.
    */
   members: z.number().int().min(1).max(8).default(1),
+  /**
+   * how members become one model: "side-by-side" (mergeModels, n times as wide, the logits' mean) or "average"
+   * (averageModels, the weights' mean: as wide as one member, and it keeps more of the task's long searches)
+   */
+  merge: z.enum(["side-by-side", "average"]).default("side-by-side"),
   /** the task half is the source model's own verified completions on this many prompts (× 4 samples, T = 1) */
   tracePrompts: z.number().int().positive().default(512),
   /** new tokens per sampled task completion: a countdown search needs ~512, an addition answer < 96 */
@@ -131,11 +136,17 @@ export function mixBatch<E>(
 type Trained = LoopOutcome & { trainee: Trainee };
 
 /**
- * An ensemble inside one model: n members trained by `train` in member-m/ (own checkpoint, metrics and
- * resume; seed + 1009·m), then merged side by side (mergeModels) and saved as the stage's checkpoint, with
+ * n members trained by `train` in member-m/ (own checkpoint, metrics and resume; seed + 1009·m), then merged
+ * side by side (mergeModels) or averaged (averageModels) and saved as the stage's checkpoint, with
  * member 0's metrics as the stage's. Rerunning after a crash resumes the members and merges again.
  */
-function trainMerged(io: StageIO, n: number, train: (mio: StageIO) => Trained, config: unknown): Trained {
+function trainMerged(
+  io: StageIO,
+  s: { members: number; merge: "side-by-side" | "average" },
+  train: (mio: StageIO) => Trained,
+  config: unknown,
+): Trained {
+  const n = s.members;
   let usage = noUsage(),
     steps = 0;
   const members: Trainee[] = [];
@@ -151,7 +162,9 @@ function trainMerged(io: StageIO, n: number, train: (mio: StageIO) => Trained, c
     if (o.stopped) return { ...o, steps, usage };
     members.push(o.trainee);
   }
-  const trainee = { model: mergeModels(members.map((t) => t.model)), tokenizer: members[0]!.tokenizer };
+  const models = members.map((t) => t.model);
+  const merged = s.merge === "average" ? averageModels(models) : mergeModels(models);
+  const trainee = { model: merged, tokenizer: members[0]!.tokenizer };
   saveStage(io, trainee, steps, config, null, { members: n });
   copyFileSync(join(io.dir, "member-0", "metrics.jsonl"), join(io.dir, "metrics.jsonl"));
   return { steps, stopped: null, usage, trainee };
@@ -200,14 +213,15 @@ export const safetySft: StageKind<SafetySft> = {
       );
     if (s.members === 1) return { ...train(io), notes: { traces: traces.length } };
     const notes: Record<string, number> = { traces: traces.length, members: s.members };
-    return { ...trainMerged(io, s.members, train, s), notes };
+    return { ...trainMerged(io, s, train, s), notes };
   },
   forecast(s, ctx) {
     const from = ctx.configs.get(s.from)!,
       config = s.vocabSize ? { ...from, vocab_size: s.vocabSize } : from;
-    // what the stage hands on: its members merged side by side
-    ctx.configs.set(s.name, s.members > 1 ? mergedConfig(config, s.members) : config);
-    if (s.members > 1) ctx.members.set(s.name, s.members);
+    // what the stage hands on: its members side by side (n times as wide) or averaged (as wide as one)
+    const wide = s.members > 1 && s.merge === "side-by-side";
+    ctx.configs.set(s.name, wide ? mergedConfig(config, s.members) : config);
+    if (wide) ctx.members.set(s.name, s.members);
     const L = stageTraceLengths(s.task, s.difficulties),
       taskT = L.maxPrompt + Math.min(L.maxCompletion, s.traceTokens);
     const sampled = (f: StageForecast) =>

@@ -7,6 +7,11 @@ import { getTask } from "../../tasks/index.js";
 import { mixBatch, SafetySft } from "./safety-sft.js";
 import { SafetyGrpo, safetyGrpoSource } from "./safety-grpo.js";
 import { splitSeconds } from "./guard.js";
+import { join } from "node:path";
+import { repoRoot } from "../../common/files.js";
+import { loadPrices } from "../../cost/prices.js";
+import { forecastRecipe } from "../forecast.js";
+import { readRecipe } from "../recipe.js";
 import type { SafetyJudge } from "../../safety/guard.js";
 import { accuracyReward } from "../../tasks/rewards.js";
 import type { Problem } from "../../tasks/task.js";
@@ -110,4 +115,22 @@ test("guard forecast on ranks: its units split as guard-train assigns them, the 
   assert.equal(splitSeconds(s, 1, 100, 105, 210).seconds, 615);
   assert.equal(splitSeconds(s, 3, 100, 105, 210).seconds, 210, "the sentences alone, the words beside member-2");
   assert.equal(splitSeconds({ members: 3 }, 4, 100, 0, 0).seconds, 100);
+});
+
+test("SafetySft merge: side by side hands on a model n times as wide; averaged, one as wide as a member", () => {
+  const recipe = readRecipe(join(repoRoot, "recipes/tiny-safe.json")),
+    prices = loadPrices();
+  const sft = recipe.stages.find((s) => s.type === "safety-sft") as SafetySft;
+  assert.equal(sft.members, 2);
+  assert.equal(sft.merge, "side-by-side", "the default keeps the ensemble");
+  const policyFlops = (merge: SafetySft["merge"]) => {
+    const r = { ...recipe, stages: recipe.stages.map((s) => (s === sft ? { ...sft, merge } : s)) };
+    const f = forecastRecipe(r, prices);
+    return { sft: f.stages[2]!.flops, grpo: f.stages[3]!.flops };
+  };
+  const wide = policyFlops("side-by-side"),
+    avg = policyFlops("average");
+  assert.equal(avg.sft, wide.sft, "the members train alike either way");
+  assert.ok(avg.grpo < 0.75 * wide.grpo, `safety GRPO on one member's width: ${avg.grpo} vs ${wide.grpo} FLOPs`);
+  assert.throws(() => SafetySft.parse({ ...sft, merge: "mean" }), /side-by-side|average/);
 });

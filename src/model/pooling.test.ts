@@ -2,7 +2,8 @@
 // neighbours never change a sequence's logits, and gradients through max pooling match finite differences.
 // growVocab: a model over an extended vocabulary reads old ids exactly as before. widenModel: a wider model
 // computes the same logits, and one step's gradients reach every weight it added. mergeModels: members side by
-// side; averageModels: the weights' mean, as wide as one; addBiasChannel/setLogitBias: one token's logit moves right after the carrier token and nowhere else.
+// side; averageModels: the weights' mean, as wide as one; addBiasChannel/setLogitBias: one token's logit moves
+// right after the carrier token and nowhere else.
 import { tinyLlamaConfig } from "./testing.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";

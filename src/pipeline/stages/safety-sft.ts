@@ -44,9 +44,8 @@ export const SafetySft = SupervisedConfig.extend({
    */
   vocabSize: z.number().int().positive().optional(),
   /**
-   * train this many policies (seeds seed + 1009·m, one shared tokenizer), each in member-m/, and merge them
-   * side by side into one model this many times as wide whose logits are the members' mean (mergeModels):
-   * an ensemble inside one ordinary Llama. 1 = a single policy, as wide as its source.
+   * train this many policies (seeds seed + 1009·m, one shared tokenizer), each in member-m/, and make them one
+   * model as `merge` says. 1 = a single policy, as wide as its source.
    */
   members: z.number().int().min(1).max(8).default(1),
   /**
@@ -140,12 +139,7 @@ type Trained = LoopOutcome & { trainee: Trainee };
  * side by side (mergeModels) or averaged (averageModels) and saved as the stage's checkpoint, with
  * member 0's metrics as the stage's. Rerunning after a crash resumes the members and merges again.
  */
-function trainMerged(
-  io: StageIO,
-  s: { members: number; merge: "side-by-side" | "average" },
-  train: (mio: StageIO) => Trained,
-  config: unknown,
-): Trained {
+function trainMerged(io: StageIO, s: SafetySft, train: (mio: StageIO) => Trained): Trained {
   const n = s.members;
   let usage = noUsage(),
     steps = 0;
@@ -165,7 +159,7 @@ function trainMerged(
   const models = members.map((t) => t.model);
   const merged = s.merge === "average" ? averageModels(models) : mergeModels(models);
   const trainee = { model: merged, tokenizer: members[0]!.tokenizer };
-  saveStage(io, trainee, steps, config, null, { members: n });
+  saveStage(io, trainee, steps, s, null, { members: n });
   copyFileSync(join(io.dir, "member-0", "metrics.jsonl"), join(io.dir, "metrics.jsonl"));
   return { steps, stopped: null, usage, trainee };
 }
@@ -213,7 +207,7 @@ export const safetySft: StageKind<SafetySft> = {
       );
     if (s.members === 1) return { ...train(io), notes: { traces: traces.length } };
     const notes: Record<string, number> = { traces: traces.length, members: s.members };
-    return { ...trainMerged(io, s, train, s), notes };
+    return { ...trainMerged(io, s, train), notes };
   },
   forecast(s, ctx) {
     const from = ctx.configs.get(s.from)!,

@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { FrugalError } from "../common/errors.js";
+import { STDOUT_TTY } from "../common/progress.js";
 
 export const recipesDir = join(dirname(fileURLToPath(import.meta.url)), "../../recipes");
 
@@ -76,7 +77,7 @@ function relaunch(ranks: number): void {
   const r = spawnSync(
     "mpirun",
     [...root, ...mca, ...bind, "-np", String(ranks), process.execPath, process.argv[1]!, ...args],
-    { stdio: "inherit", env: { ...process.env, [RELAUNCHED]: "1" } },
+    { stdio: "inherit", env: { ...process.env, [RELAUNCHED]: "1", [STDOUT_TTY]: process.stdout.isTTY ? "1" : "0" } },
   );
   if (r.error)
     throw new FrugalError(

@@ -1,6 +1,8 @@
 // Progress of long work: a bar on a terminal, and on anything else (a file, a pipe, CI) one plain line at a
 // steady interval — step, rate, ETA and the caller's key metric — so `npm run speedrun > log` shows progress.
 // The interval is FRUGAL_PROGRESS_S seconds (default 30); the last step is always written. No metrics here.
+// Ranks that `--ranks` started write through mpirun's pseudo-terminal: FRUGAL_STDOUT_TTY carries what the
+// launching process's stdout really is.
 import cliProgress from "cli-progress";
 
 export interface Progress {
@@ -34,11 +36,16 @@ export function formatSeconds(s: number): string {
   return m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
+/** Set by `--ranks` for the ranks it starts: "1" when its own stdout is a terminal, "0" when not. */
+export const STDOUT_TTY = "FRUGAL_STDOUT_TTY";
+
 /** A progress display for `label`: a bar on a terminal, plain timed lines elsewhere, nothing when quiet. */
 export function progress(label: string, o: ProgressOptions = {}): Progress {
   if (o.quiet) return noProgress;
-  const stream = o.stream ?? process.stdout;
-  return stream.isTTY ? barProgress(label, stream) : lineProgress(label, stream, o);
+  const stream = o.stream ?? process.stdout,
+    told = process.env[STDOUT_TTY];
+  const tty = stream === process.stdout && told !== undefined ? told === "1" : stream.isTTY;
+  return tty ? barProgress(label, stream) : lineProgress(label, stream, o);
 }
 
 function barProgress(label: string, stream: NodeJS.WriteStream): Progress {

@@ -1,8 +1,8 @@
 // Data parallelism over MPI, end to end with `mpirun -np 2` on the tiny recipes: two ranks reproduce the one-process
 // run (samples, rewards, evaluations and the safety report exactly; losses and weights up to the order of float
-// sums), a rank killed with SIGKILL ends the job and --resume finishes it with the weights of an uninterrupted
-// two-rank run, ranks that disagree stop at start, and a missing binding says how to install it. Needs Open MPI
-// (.ci/run installs it).
+// sums), GRPO seeds spread between ranks train as one process would, a rank killed with SIGKILL ends the job and
+// --resume finishes it with the weights of an uninterrupted two-rank run, ranks that disagree stop at start, and a
+// missing binding says how to install it. Needs Open MPI (.ci/run installs it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -142,6 +142,51 @@ test("--ranks 2 reproduces the Safe stages: the guard's members split between ra
     return r;
   };
   assert.deepEqual(report(b), report(a));
+});
+
+test("GRPO seeds on 2 ranks: each rank trains its seed whole and alone, as one process would; the stage averages", () => {
+  needMpi();
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  recipe.stages[1].seeds = 2;
+  const file = join(tempDir(), "seeds.json"),
+    a = join(tempDir(), "one"),
+    b = join(tempDir(), "two");
+  writeFileSync(file, JSON.stringify(recipe));
+  runRecipe(readRecipe(file), { outDir: a, resume: false, quiet: true });
+  mkdirSync(join(b, "stages"), { recursive: true });
+  cpSync(join(a, "recipe.json"), join(b, "recipe.json"));
+  cpSync(stageDir(a, "base"), stageDir(b, "base"), { recursive: true });
+  const r = run2(["run", file, "--out", b, "--resume", "--quiet"]);
+  assert.equal(r.status, 0, r.stderr);
+  const w = (out: string, sub: string) =>
+    readSafetensors(join(stageDir(out, "grpo"), sub, "checkpoint/model.safetensors")).tensors;
+  const [b0, b1, avg] = ["member-0", "member-1", "."].map((sub) => w(b, sub));
+  for (const sub of ["member-0", "member-1"]) {
+    const one = w(a, sub),
+      two = w(b, sub);
+    for (const [name, t] of one) {
+      let d = 0;
+      t.data.forEach((x, j) => (d = Math.max(d, Math.abs(x - two.get(name)!.data[j]!))));
+      assert.ok(d < 1e-5, `${sub} ${name}: the rank's seed is the one-process seed (off by ${d})`);
+    }
+    const ma = readFileSync(join(stageDir(a, "grpo"), sub, "metrics.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean),
+      mb = readFileSync(join(stageDir(b, "grpo"), sub, "metrics.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean);
+    assert.equal(mb.length, ma.length, `${sub}: the rank that trained it wrote every step`);
+    ma.forEach((l, i) => assert.equal(JSON.parse(mb[i]!).reward, JSON.parse(l).reward, `${sub} step ${i} samples`));
+  }
+  for (const [name, t] of avg)
+    t.data.forEach((x, j) => {
+      const mean = (b0.get(name)!.data[j]! + b1.get(name)!.data[j]!) / 2;
+      assert.ok(Math.abs(x - mean) < 1e-6, `${name}[${j}]: ${x} is not the seeds' mean ${mean}`);
+    });
+  const entry = (out: string) => readLedger(out).entries.find((e) => e.stage === "grpo")!;
+  assert.equal(entry(b).ranks, 2);
+  assert.deepEqual(entry(b).tokens, entry(a).tokens, "both seeds' tokens are counted, once each");
 });
 
 /** Child processes of `pid` (the ranks mpirun started), from /proc. */
@@ -285,4 +330,23 @@ test("--ranks: a bad count, and a missing binding, are one line that says what t
     env,
   });
   assert.match(auto.stderr, /--ranks auto: one process \(Open MPI or frugal's MPI binding is not installed/);
+});
+
+test("--ranks 2 into a pipe: plain progress lines, no terminal bars (mpirun gives ranks a pseudo-terminal)", () => {
+  needMpi();
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  recipe.stages[0].steps = 6;
+  recipe.stages[1].steps = 2;
+  const file = join(tempDir(), "piped.json");
+  writeFileSync(file, JSON.stringify(recipe));
+  const env = { ...process.env, FRUGAL_PROGRESS_S: "0" };
+  const r = spawnSync(process.execPath, [cli, "run", file, "--out", join(tempDir(), "out"), "--ranks", "2"], {
+    encoding: "utf8",
+    env,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /\x1b\[/, "no cursor codes in a pipe");
+  assert.match(r.stdout, /^base step 6\/6 \(100%\)/m);
+  assert.match(r.stdout, /^grpo step 2\/2 \(100%\)/m);
 });

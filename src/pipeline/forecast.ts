@@ -83,7 +83,8 @@ function onRanks(
   dp: RanksForecast,
 ): StageForecast {
   const config = configs.get(s.name);
-  const split = kindOf(s).dataParallel;
+  const dp0 = kindOf(s).dataParallel,
+    split = typeof dp0 === "function" ? dp0(s) : dp0;
   if (split === "units") return f; // its own forecast split it
   if (!split || !config || !("steps" in s)) return { ...f, detail: `${f.detail}; every rank runs it` };
   const lora = "lora" in s ? s.lora : undefined,

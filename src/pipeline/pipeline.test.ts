@@ -17,6 +17,8 @@ import { GRPO_TIMINGS } from "../rl/grpo.js";
 import { parseRecipe, readRecipe } from "./recipe.js";
 import { runRecipe, stageDir } from "./runner.js";
 import { readSafetensors } from "../model/safetensors.js";
+import { loadPrices } from "../cost/prices.js";
+import { forecastRecipe } from "./forecast.js";
 
 const cli = join(repoRoot, "dist/cli/main.js");
 const tinyFile = join(repoRoot, "recipes/tiny.json");
@@ -187,6 +189,52 @@ test("GRPO micro-batches: the same updates as one batch, up to the order of floa
     t.data.forEach((x, i) => (moved = Math.max(moved, Math.abs(x - base.get(name)!.data[i]!))));
   assert.ok(moved > 1e-5, `GRPO moved the weights (${moved})`);
   assert.ok(maxDiff < 1e-6 + moved * 1e-3, `weights differ by ${maxDiff} (GRPO moved them by up to ${moved})`);
+});
+
+test("GRPO seeds: member 0 is the one-seed run, member 1 another, the stage's model their mean; forecast × 2", () => {
+  const recipe = JSON.parse(readFileSync(join(repoRoot, "recipes/tiny-countdown.json"), "utf8"));
+  delete recipe.eval;
+  const run = (seeds: number) => {
+    const r = structuredClone(recipe);
+    r.stages[1].seeds = seeds;
+    const out = join(tempDir(), "run");
+    runRecipe(parseRecipe(r, "tiny-countdown.json"), { outDir: out, resume: false, quiet: true });
+    return { out };
+  };
+  const one = run(1),
+    two = run(2);
+  const w = (out: string, sub: string) =>
+    readSafetensors(join(stageDir(out, "grpo"), sub, "model.safetensors")).tensors;
+  const single = w(one.out, "checkpoint"),
+    m0 = w(two.out, "member-0/checkpoint"),
+    m1 = w(two.out, "member-1/checkpoint"),
+    avg = w(two.out, "checkpoint");
+  let apart = 0,
+    offMean = 0;
+  for (const [name, t] of single) {
+    assert.deepEqual(m0.get(name)!.data, t.data, `${name}: member 0 repeats the single run`);
+    const a = m1.get(name)!.data,
+      b = avg.get(name)!.data;
+    t.data.forEach((x, i) => {
+      apart = Math.max(apart, Math.abs(x - a[i]!));
+      offMean = Math.max(offMean, Math.abs(b[i]! - (x + a[i]!) / 2));
+    });
+  }
+  assert.ok(apart > 1e-5, `the second seed trained differently (${apart})`);
+  assert.ok(offMean < 1e-6, `the stage's weights are the members' mean (off by ${offMean})`);
+  const stageMetrics = readFileSync(join(stageDir(two.out, "grpo"), "metrics.jsonl"), "utf8");
+  assert.equal(stageMetrics, readFileSync(join(stageDir(two.out, "grpo"), "member-0/metrics.jsonl"), "utf8"));
+  // forecast: two seeds cost two runs on one process; on two ranks each rank runs one, with no all-reduce
+  const both = structuredClone(recipe);
+  both.stages.push({ ...both.stages[1], name: "grpo2", seeds: 2 });
+  const parsed = parseRecipe(both, "seeds.json"),
+    f = forecastRecipe(parsed, loadPrices()).stages;
+  assert.ok(Math.abs(f[2]!.seconds - 2 * f[1]!.seconds) < 1e-9 * f[1]!.seconds, `${f[2]!.seconds} vs ${f[1]!.seconds}`);
+  assert.equal(f[2]!.flops, 2 * f[1]!.flops);
+  assert.match(f[2]!.detail, /^2 seeds × /);
+  const on2 = forecastRecipe(parsed, loadPrices(), undefined, { ranks: 2, fit: { latencyMs: 1000, gbPerS: 1e9 } });
+  assert.match(on2.stages[1]!.detail, /2 ranks, all-reduce/);
+  assert.match(on2.stages[2]!.detail, /2 ranks, 1 per rank$/);
 });
 
 test("kill -9 mid-run, then --resume: same weights and metrics as an uninterrupted run", async () => {

@@ -37,9 +37,9 @@ export interface StageKind<S extends { type: string; name: string }> {
   evaluated: boolean;
   /**
    * whether MPI ranks split its batches (and all-reduce its gradients), split its units of work whole between them
-   * ("units": its forecast divides by ctx.ranks itself), or each rank runs all of it
+   * ("units": its forecast divides by ctx.ranks itself), or each rank runs all of it; per stage when a function
    */
-  dataParallel: boolean | "units";
+  dataParallel: boolean | "units" | ((s: S) => boolean | "units");
   run(s: S, io: StageIO, env: StageEnv): StageOutcome;
   /** seconds and FLOPs on this machine; also records in ctx.configs the model the stage hands on */
   forecast(s: S, ctx: ForecastContext): StageForecast;

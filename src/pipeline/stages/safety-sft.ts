@@ -1,8 +1,6 @@
 // safety-sft: the policy learns to refuse harmful prompts (the policy's refusal, with its category) and to
 // answer benign ones, mixed with replays of its own verified task completions so it keeps its capability.
 // Optionally grows the policy's BPE on English first, and trains several members merged side by side or averaged.
-import { copyFileSync } from "node:fs";
-import { join } from "node:path";
 import { z } from "zod";
 import { FrugalError, internal } from "../../common/errors.js";
 import { Rng } from "../../common/rng.js";
@@ -12,7 +10,8 @@ import { policyCorpus, safetyExample } from "../../safety/source.js";
 import { getTask } from "../../tasks/index.js";
 import { extendBpe } from "../../tokenizer/bpe-train.js";
 import type { Tokenizer } from "../../tokenizer/tokenizer.js";
-import { addUsage, noUsage, type LoopOutcome, type StageIO } from "../../train/loop.js";
+import type { LoopOutcome, StageIO } from "../../train/loop.js";
+import { adoptMemberMetrics, trainMembers } from "../../train/members.js";
 import { saveStage, SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
 import { mixShapes, SafetyMix, safetyDrawTokens } from "./safety-mix.js";
@@ -135,33 +134,19 @@ export function mixBatch<E>(
 type Trained = LoopOutcome & { trainee: Trainee };
 
 /**
- * n members trained by `train` in member-m/ (own checkpoint, metrics and resume; seed + 1009·m), then merged
- * side by side (mergeModels) or averaged (averageModels) and saved as the stage's checkpoint, with
- * member 0's metrics as the stage's. Rerunning after a crash resumes the members and merges again.
+ * n members trained by `train` (trainMembers: member-m/, seed + 1009·m, own resume), then merged side by side
+ * (mergeModels) or averaged (averageModels) and saved as the stage's checkpoint, with member 0's metrics as the
+ * stage's. Rerunning after a crash resumes the members and merges again.
  */
 function trainMerged(io: StageIO, s: SafetySft, train: (mio: StageIO) => Trained): Trained {
-  const n = s.members;
-  let usage = noUsage(),
-    steps = 0;
-  const members: Trainee[] = [];
-  for (let m = 0; m < n; m++) {
-    const o = train({
-      ...io,
-      name: `${io.name}/member-${m}`,
-      dir: join(io.dir, `member-${m}`),
-      seed: io.seed + 1009 * m,
-    });
-    usage = addUsage(usage, o.usage);
-    steps += o.steps;
-    if (o.stopped) return { ...o, steps, usage };
-    members.push(o.trainee);
-  }
-  const models = members.map((t) => t.model);
+  const o = trainMembers(io, s.members, train);
+  if (o.stopped) return { ...o, trainee: o.members.at(-1)! }; // (not spread: the stopped member is last)
+  const models = o.members.map((t) => t.model);
   const merged = s.merge === "average" ? averageModels(models) : mergeModels(models);
-  const trainee = { model: merged, tokenizer: members[0]!.tokenizer };
-  saveStage(io, trainee, steps, s, null, { members: n });
-  copyFileSync(join(io.dir, "member-0", "metrics.jsonl"), join(io.dir, "metrics.jsonl"));
-  return { steps, stopped: null, usage, trainee };
+  const trainee = { model: merged, tokenizer: o.members[0]!.tokenizer };
+  saveStage(io, trainee, o.steps, s, null, { members: s.members });
+  adoptMemberMetrics(io);
+  return { steps: o.steps, stopped: null, usage: o.usage, trainee };
 }
 
 export const safetySft: StageKind<SafetySft> = {

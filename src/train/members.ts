@@ -1,0 +1,61 @@
+// Several runs of one stage from the same start ("members"), each in member-m/ under the stage with its own
+// checkpoint, metrics and resume, seeded seed + 1009·m: one after another data-parallel on every rank, or spread
+// whole between the ranks. It hands the trained members back; how they become one model (averaged, side by side)
+// and saving it is the caller's.
+import { copyFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
+import { addUsage, noUsage, type LoopOutcome, type StageIO } from "./loop.js";
+
+/** The StageIO of member m: its own directory, name and seed. */
+export function memberIO(io: StageIO, m: number): StageIO {
+  return { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
+}
+
+type Train<T> = (mio: StageIO) => LoopOutcome & { trainee: T };
+
+/**
+ * Trains n members with `train` (resuming any that a crash left part-way) and returns them with their summed
+ * steps and usage. When one is stopped (budget, signal) the outcome says why, and `members` is short.
+ * `spread`: under MPI each rank first trains its members (m ≡ rank mod ranks) whole and alone (`solo`: its own
+ * batches in full, no all-reduce to wait at), all wait, and the members are read back from their folders (one a
+ * rank could not see — no shared folder — is trained there, data-parallel). Otherwise every member is data-parallel.
+ */
+export function trainMembers<T>(
+  io: StageIO,
+  n: number,
+  train: Train<T>,
+  spread = false,
+): LoopOutcome & { members: T[] } {
+  const { rank, size } = world();
+  let usage = noUsage(),
+    steps = 0;
+  if (spread && size > 1 && n > 1) {
+    let mine: LoopOutcome = { steps: 0, usage: noUsage(), stopped: null };
+    for (let m = rank; m < n && !mine.stopped; m += size) {
+      const o = solo(() => train(memberIO(io, m)));
+      mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
+    }
+    barrier();
+    const all = allgather(mine);
+    steps = all.reduce((a, o) => a + o.steps, 0);
+    usage = all.reduce((a, o) => addUsage(a, o.usage), noUsage());
+    const stopped = all.find((o) => o.stopped)?.stopped ?? null;
+    if (stopped) return { steps, stopped, usage, members: [] };
+  }
+  const members: T[] = [];
+  for (let m = 0; m < n; m++) {
+    const o = train(memberIO(io, m));
+    usage = addUsage(usage, o.usage);
+    steps += o.steps;
+    members.push(o.trainee);
+    if (o.stopped) return { steps, stopped: o.stopped, usage, members };
+  }
+  return { steps, stopped: null, usage, members };
+}
+
+/** Member 0's per-step metrics become the stage's (its curves are one run's, not a mix of several). */
+export function adoptMemberMetrics(io: StageIO): void {
+  const from = join(io.dir, "member-0", "metrics.jsonl");
+  if (isMain() && existsSync(from)) copyFileSync(from, join(io.dir, "metrics.jsonl"));
+}

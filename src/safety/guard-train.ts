@@ -15,7 +15,8 @@ import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { chunkedLossAndBackward, lrAt, wholeRowBatches } from "../train/batch.js";
-import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { addUsage, noUsage, runLoop, sumOutcomes, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { memberIO as sharedMemberIO } from "../train/members.js";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
@@ -203,8 +204,7 @@ export function trainGuard(io: StageIO, cfg: GuardStageConfig) {
 }
 
 /** Member m's own folder and seed (member 0 is the stage itself). */
-const memberIO = (io: StageIO, m: number): StageIO =>
-  m === 0 ? io : { ...io, name: `${io.name}/member-${m}`, dir: join(io.dir, `member-${m}`), seed: io.seed + 1009 * m };
+const memberIO = (io: StageIO, m: number): StageIO => (m === 0 ? io : sharedMemberIO(io, m));
 
 /**
  * The guard's units of work in one process's order, each with its cost relative to a transformer member (as
@@ -256,12 +256,7 @@ function trainShares(io: StageIO, cfg: GuardStageConfig, init: (seed: number) =>
     mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
   }
   barrier();
-  const all = allgather(mine);
-  return {
-    steps: all.reduce((a, o) => a + o.steps, 0),
-    usage: all.reduce((a, o) => addUsage(a, o.usage), noUsage()),
-    stopped: all.find((o) => o.stopped)?.stopped ?? null,
-  };
+  return sumOutcomes(allgather(mine));
 }
 
 /** A training prompt drawn as the transformers' are. */

@@ -47,6 +47,15 @@ export interface LoopOutcome {
   usage: Usage;
 }
 
+/** Several outcomes as one: steps and usage summed, the first stop's reason (e.g. every rank's share of a stage). */
+export function sumOutcomes(all: readonly LoopOutcome[]): LoopOutcome {
+  return {
+    steps: all.reduce((a, o) => a + o.steps, 0),
+    usage: all.reduce((a, o) => addUsage(a, o.usage), noUsage()),
+    stopped: all.find((o) => o.stopped)?.stopped ?? null,
+  };
+}
+
 const metricsFile = (io: StageIO) => join(io.dir, "metrics.jsonl");
 
 /** Drops metric lines at or after `fromStep` (a resumed stage rewrites them identically). */

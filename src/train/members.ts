@@ -1,11 +1,13 @@
 // Several runs of one stage from the same start ("members"), each in member-m/ under the stage with its own
 // checkpoint, metrics and resume, seeded seed + 1009·m: one after another data-parallel on every rank, or spread
-// whole between the ranks. It hands the trained members back; how they become one model (averaged, side by side)
-// and saving it is the caller's.
+// whole between the ranks; trainCombined then makes them one model as the caller says (averaged, side by side)
+// and saves it as the stage's.
 import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
-import { addUsage, noUsage, type LoopOutcome, type StageIO } from "./loop.js";
+import type { Model } from "../model/transformer.js";
+import { addUsage, noUsage, sumOutcomes, type LoopOutcome, type StageIO } from "./loop.js";
+import { saveStage, type Trainee } from "./supervised.js";
 
 /** The StageIO of member m: its own directory, name and seed. */
 export function memberIO(io: StageIO, m: number): StageIO {
@@ -21,12 +23,7 @@ type Train<T> = (mio: StageIO) => LoopOutcome & { trainee: T };
  * batches in full, no all-reduce to wait at), all wait, and the members are read back from their folders (one a
  * rank could not see — no shared folder — is trained there, data-parallel). Otherwise every member is data-parallel.
  */
-export function trainMembers<T>(
-  io: StageIO,
-  n: number,
-  train: Train<T>,
-  spread = false,
-): LoopOutcome & { members: T[] } {
+function trainMembers<T>(io: StageIO, n: number, train: Train<T>, spread = false): LoopOutcome & { members: T[] } {
   const { rank, size } = world();
   let usage = noUsage(),
     steps = 0;
@@ -37,11 +34,9 @@ export function trainMembers<T>(
       mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
     }
     barrier();
-    const all = allgather(mine);
-    steps = all.reduce((a, o) => a + o.steps, 0);
-    usage = all.reduce((a, o) => addUsage(a, o.usage), noUsage());
-    const stopped = all.find((o) => o.stopped)?.stopped ?? null;
-    if (stopped) return { steps, stopped, usage, members: [] };
+    const shares = sumOutcomes(allgather(mine));
+    ((steps = shares.steps), (usage = shares.usage));
+    if (shares.stopped) return { ...shares, members: [] };
   }
   const members: T[] = [];
   for (let m = 0; m < n; m++) {
@@ -54,8 +49,25 @@ export function trainMembers<T>(
   return { steps, stopped: null, usage, members };
 }
 
-/** Member 0's per-step metrics become the stage's (its curves are one run's, not a mix of several). */
-export function adoptMemberMetrics(io: StageIO): void {
+/**
+ * trainMembers, then the members made one model by `combine` (averaged, side by side) and saved as the stage's
+ * checkpoint with `config` and `meta`, and member 0's per-step metrics as the stage's (one run's curves, not a mix).
+ * Rerunning after a crash resumes the members and combines them again. Stopped: no model, the outcome says why.
+ */
+export function trainCombined(
+  io: StageIO,
+  n: number,
+  train: Train<Trainee>,
+  combine: (models: Model[]) => Model,
+  config: unknown,
+  meta: Record<string, unknown>,
+  spread = false,
+): LoopOutcome & { trainee: Trainee | null } {
+  const o = trainMembers(io, n, train, spread);
+  if (o.stopped) return { steps: o.steps, stopped: o.stopped, usage: o.usage, trainee: null };
+  const trainee = { model: combine(o.members.map((t) => t.model)), tokenizer: o.members[0]!.tokenizer };
+  saveStage(io, trainee, o.steps, config, null, meta);
   const from = join(io.dir, "member-0", "metrics.jsonl");
   if (isMain() && existsSync(from)) copyFileSync(from, join(io.dir, "metrics.jsonl"));
+  return { steps: o.steps, stopped: null, usage: o.usage, trainee };
 }

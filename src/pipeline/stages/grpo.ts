@@ -7,8 +7,7 @@ import { averageModels } from "../../model/surgery.js";
 import { GrpoConfig, trainGrpo, grpoSettings } from "../../rl/grpo.js";
 import { getTask } from "../../tasks/index.js";
 import type { StageIO } from "../../train/loop.js";
-import { adoptMemberMetrics, trainMembers } from "../../train/members.js";
-import { saveStage } from "../../train/supervised.js";
+import { trainCombined } from "../../train/members.js";
 import type { StageKind } from "./kind.js";
 import {
   difficultyList,
@@ -54,12 +53,8 @@ export const grpo: StageKind<Grpo> = {
     const init = () => loadModelDir(env.checkpointOf(s.from));
     const train = (mio: StageIO) => trainGrpo(mio, init, source, s, s);
     if (s.seeds === 1) return train(io);
-    const o = trainMembers(io, s.seeds, train, true);
-    if (o.stopped) return { ...o, trainee: o.members.at(-1) ?? init() };
-    const trainee = { model: averageModels(o.members.map((t) => t.model)), tokenizer: o.members[0]!.tokenizer };
-    saveStage(io, trainee, o.steps, s, null, { seeds: s.seeds });
-    adoptMemberMetrics(io);
-    return { steps: o.steps, stopped: null, usage: o.usage, trainee, notes: { seeds: s.seeds } };
+    const o = trainCombined(io, s.seeds, train, averageModels, s, { seeds: s.seeds }, true);
+    return { ...o, trainee: o.trainee ?? init(), notes: { seeds: s.seeds } }; // (stopped: no model to hand on)
   },
   forecast(s, ctx) {
     const L = sampledTraceLengths(s.task, s.difficulties),

@@ -10,9 +10,9 @@ import { policyCorpus, safetyExample } from "../../safety/source.js";
 import { getTask } from "../../tasks/index.js";
 import { extendBpe } from "../../tokenizer/bpe-train.js";
 import type { Tokenizer } from "../../tokenizer/tokenizer.js";
-import type { LoopOutcome, StageIO } from "../../train/loop.js";
-import { adoptMemberMetrics, trainMembers } from "../../train/members.js";
-import { saveStage, SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
+import type { StageIO } from "../../train/loop.js";
+import { trainCombined } from "../../train/members.js";
+import { SupervisedConfig, trainSupervised, type Trainee } from "../../train/supervised.js";
 import type { StageKind } from "./kind.js";
 import { mixShapes, SafetyMix, safetyDrawTokens } from "./safety-mix.js";
 import type { StageForecast } from "../../cost/forecast.js";
@@ -131,24 +131,6 @@ export function mixBatch<E>(
   return Array.from({ length: s.batchSize }, () => ((safetyBatch ?? rng.next() < s.safetyFrac) ? safety() : task()));
 }
 
-type Trained = LoopOutcome & { trainee: Trainee };
-
-/**
- * n members trained by `train` (trainMembers: member-m/, seed + 1009·m, own resume), then merged side by side
- * (mergeModels) or averaged (averageModels) and saved as the stage's checkpoint, with member 0's metrics as the
- * stage's. Rerunning after a crash resumes the members and merges again.
- */
-function trainMerged(io: StageIO, s: SafetySft, train: (mio: StageIO) => Trained): Trained {
-  const o = trainMembers(io, s.members, train);
-  if (o.stopped) return { ...o, trainee: o.members.at(-1)! }; // (not spread: the stopped member is last)
-  const models = o.members.map((t) => t.model);
-  const merged = s.merge === "average" ? averageModels(models) : mergeModels(models);
-  const trainee = { model: merged, tokenizer: o.members[0]!.tokenizer };
-  saveStage(io, trainee, o.steps, s, null, { members: s.members });
-  adoptMemberMetrics(io);
-  return { steps: o.steps, stopped: null, usage: o.usage, trainee };
-}
-
 export const safetySft: StageKind<SafetySft> = {
   type: "safety-sft",
   schema: SafetySft,
@@ -191,8 +173,11 @@ export const safetySft: StageKind<SafetySft> = {
         s,
       );
     if (s.members === 1) return { ...train(io), notes: { traces: traces.length } };
+    // n members (member-m/, seed + 1009·m, own resume) merged side by side or averaged
+    const combine = s.merge === "average" ? averageModels : mergeModels;
+    const o = trainCombined(io, s.members, train, combine, s, { members: s.members });
     const notes: Record<string, number> = { traces: traces.length, members: s.members };
-    return { ...trainMerged(io, s, train), notes };
+    return { ...o, trainee: o.trainee ?? init(), notes }; // (stopped: no model to hand on)
   },
   forecast(s, ctx) {
     const from = ctx.configs.get(s.from)!,

@@ -5,9 +5,7 @@ token embeddings (doubled, as the graph adds them twice) + a sinusoid timing sig
 (256 → 512 wide, 4 heads, ReLU FFN of 1,536), mean over the tokens, a tanh layer, unit length. Token ids come from
 the package's own tokenizer. Only for trials and checks (the guard runs the package in TensorFlow.js); never
 imported by frugal. `/usr/bin/python3 python/use_lite.py IN.json` reads {"texts", "ids"} (ids from the package's
-tokenizer) and writes test/fixtures/use-lite/golden.json, each text's vector; CI only reads it. `token_features`
-adds the max / 4 and the mean over the tokens of the last layer, normalized without scale or bias (a trial in
-docs/log.md, 2026-12-06).
+tokenizer) and writes test/fixtures/use-lite/golden.json, each text's vector; CI only reads it.
 """
 import json, math, os, sys
 import numpy as np
@@ -39,30 +37,37 @@ class UseLite(nn.Module):
     def __init__(self, w):
         super().__init__()
         t = lambda k: nn.Parameter(torch.tensor(np.array(w[k])))
+        conv = lambda k: nn.Parameter(torch.tensor(np.array(w[k]))[0, 0])  # a (1, 1, in, out) kernel
         self.emb = t("module/Embeddings_en")  # (8002, 256)
-        self.register_buffer("inv", torch.tensor(np.array(w[T2T + "TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1"]))[0])
-        self.adjust_w, self.adjust_b = t(T2T + "Layer_0/TransformerLayer/dense/kernel/ConcatPartitions/concat"), t(T2T + "Layer_0/TransformerLayer/dense/bias/ConcatPartitions/concat")
+        timing = T2T + "TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1"
+        self.register_buffer("inv", torch.tensor(np.array(w[timing]))[0])
+        dense = T2T + "Layer_0/TransformerLayer/dense/"
+        self.adjust_w = t(dense + "kernel/ConcatPartitions/concat")
+        self.adjust_b = t(dense + "bias/ConcatPartitions/concat")
         self.layers = nn.ModuleList()
         for l, (d, dh) in enumerate([(256, 64), (512, 128)]):
             p, cat = f"{T2T}Layer_{l}/TransformerLayer/", "/ConcatPartitions/concat"
+            kernel = f"{MODULE}Layer_{l}/TransformerLayer/MultiheadAttention/"
+            ffn = f"{T2T}TransformerStack/Layer_{l}/TransformerLayer/FFN/"
+            ln1, ln2 = p + "layer_prepostprocess/layer_norm/", p + "FFN/layer_prepostprocess/layer_norm/"
             m = nn.Module()
             m.d, m.dh = d, dh
-            m.ln1_s, m.ln1_b = t(p + "layer_prepostprocess/layer_norm/layer_norm_scale" + cat), t(p + "layer_prepostprocess/layer_norm/layer_norm_bias" + cat)
-            m.qkv_w = nn.Parameter(torch.tensor(np.array(w[f"{MODULE}Layer_{l}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0"]))[0, 0])
+            m.ln1_s, m.ln1_b = t(ln1 + "layer_norm_scale" + cat), t(ln1 + "layer_norm_bias" + cat)
+            m.qkv_w = conv(kernel + "qkv_transform_single/kernel/part_0")
             m.qkv_b = t(p + "MultiheadAttention/qkv_transform_single/bias" + cat)
-            m.out_w = nn.Parameter(torch.tensor(np.array(w[f"{MODULE}Layer_{l}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0"]))[0, 0])
+            m.out_w = conv(kernel + "output_transform_single/kernel/part_0")
             m.out_b = t(p + "MultiheadAttention/output_transform_single/bias" + cat)
-            m.ln2_s, m.ln2_b = t(p + "FFN/layer_prepostprocess/layer_norm/layer_norm_scale" + cat), t(p + "FFN/layer_prepostprocess/layer_norm/layer_norm_bias" + cat)
-            m.w1, m.b1 = t(f"{T2T}TransformerStack/Layer_{l}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1"), t(p + "FFN/conv1/bias" + cat)
-            m.w2, m.b2 = t(f"{T2T}TransformerStack/Layer_{l}/TransformerLayer/FFN/conv2/Tensordot/Reshape_1"), t(p + "FFN/conv2/bias" + cat)
+            m.ln2_s, m.ln2_b = t(ln2 + "layer_norm_scale" + cat), t(ln2 + "layer_norm_bias" + cat)
+            m.w1, m.b1 = t(ffn + "conv1/Tensordot/Reshape_1"), t(p + "FFN/conv1/bias" + cat)
+            m.w2, m.b2 = t(ffn + "conv2/Tensordot/Reshape_1"), t(p + "FFN/conv2/bias" + cat)
             self.layers.append(m)
-        self.tanh_w, self.tanh_b = t("module/Encoder_en/hidden_layers/tanh_layer_0/weights"), t("module/Encoder_en/hidden_layers/tanh_layer_0/bias")
+        hidden = "module/Encoder_en/hidden_layers/tanh_layer_0/"
+        self.tanh_w, self.tanh_b = t(hidden + "weights"), t(hidden + "bias")
 
     @staticmethod
-    def norm(x, s=None, b=None):
+    def norm(x, s, b):
         m = x.mean(-1, keepdim=True)
-        y = (x - m) * torch.rsqrt(((x - m) ** 2).mean(-1, keepdim=True) + 1e-6)
-        return y if s is None else y * s + b
+        return (x - m) * torch.rsqrt(((x - m) ** 2).mean(-1, keepdim=True) + 1e-6) * s + b
 
     def tokens(self, ids, mask):
         """(B, T, 512) last-layer outputs; ids (B, T) with any id where mask (B, T) is 0."""
@@ -81,7 +86,8 @@ class UseLite(nn.Module):
 
     def forward(self, ids, mask):
         x = self.tokens(ids, mask)
-        e = torch.tanh((x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1) @ self.tanh_w + self.tanh_b)
+        mean = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        e = torch.tanh(mean @ self.tanh_w + self.tanh_b)
         return e / e.norm(dim=-1, keepdim=True).clamp(min=1e-6)
 
 
@@ -92,15 +98,6 @@ def batch(id_lists, max_tokens=128):
         i = i[:T]
         ids[r, : len(i)], mask[r, : len(i)] = torch.tensor(i, dtype=torch.long), 1
     return ids, mask
-
-
-def token_features(model, id_lists):
-    """(N, 1536): vector, max / 4 and mean over each text's normalized last-layer tokens."""
-    ids, mask = batch(id_lists)
-    x = UseLite.norm(model.tokens(ids, mask))
-    mx = (x + (mask[..., None] - 1) * 1e4).max(1).values / 4
-    mean = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-    return torch.cat([model(ids, mask), mx, mean], -1)
 
 
 if __name__ == "__main__":

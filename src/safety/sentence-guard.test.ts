@@ -48,7 +48,7 @@ test("sentence encoder: vectors match PyTorch's port of the encoder (python/use_
   );
   assert.equal(v.length, g.texts.length * SENTENCE_DIMS);
   assert.ok(worst < 1e-5, `largest difference ${worst}`);
-  // a batch of nothing but an empty text: the vector of no tokens, as in a batch with others
+  // a batch of nothing but an empty text still gets its vector
   const alone = enc.embed([""]);
   assert.equal(alone.length, SENTENCE_DIMS);
   assert.ok(Math.abs(cos(alone, 0, 0) - 1) < 1e-4);

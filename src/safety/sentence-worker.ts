@@ -26,8 +26,8 @@ async function main() {
 /** Writes each text's vector after the 16-byte header. */
 async function run(model: { embed(texts: string[]): Promise<number[][]> }, { texts, sab }: Job) {
   try {
-    // a last text of one token keeps the batch's rows when the real last text has none (rows come from the
-    // indices: a batch of only empty texts failed in TensorFlow.js)
+    // the graph counts a batch's rows from its tokens' indices, so empty texts at the end were dropped (a batch of
+    // only empty texts failed): a short text last keeps every row, and its vector is dropped here
     const vs = (await model.embed([...texts, "."])).slice(0, -1),
       out = new Float32Array(sab, 16);
     vs.forEach((v, i) => out.set(v, i * v.length));

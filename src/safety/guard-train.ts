@@ -11,12 +11,12 @@ import { parseModelConfig } from "../model/config.js";
 import { initModel } from "../model/transformer.js";
 import { trainBpe } from "../tokenizer/bpe-train.js";
 import * as E from "../engine/index.js";
-import { allgather, barrier, isMain, solo, world } from "../engine/dist.js";
+import { isMain, world } from "../engine/dist.js";
 import { trainFlops } from "../model/flops.js";
 import { forwardPooled, POOLINGS } from "../model/pooling.js";
 import { chunkedLossAndBackward, lrAt, wholeRowBatches } from "../train/batch.js";
-import { addUsage, noUsage, runLoop, sumOutcomes, type LoopOutcome, type StageIO } from "../train/loop.js";
-import { memberIO as sharedMemberIO } from "../train/members.js";
+import { addUsage, noUsage, runLoop, type LoopOutcome, type StageIO } from "../train/loop.js";
+import { memberIO as sharedMemberIO, trainOwnShare } from "../train/members.js";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FrugalError, internal } from "../common/errors.js";
@@ -245,18 +245,14 @@ function trainShares(io: StageIO, cfg: GuardStageConfig, init: (seed: number) =>
   if (size <= 1) return { steps: 0, usage: noUsage(), stopped: null };
   const units = guardUnits(cfg),
     owner = assignUnits(units, size);
-  let mine: LoopOutcome = { steps: 0, usage: noUsage(), stopped: null };
-  for (const [i, { unit }] of units.entries()) {
-    if (owner[i] !== rank || mine.stopped) continue;
-    const o = solo((): LoopOutcome => {
+  const mine = units
+    .filter((_, i) => owner[i] === rank)
+    .map(({ unit }) => (): LoopOutcome => {
       if (!unit.startsWith("member-")) return englishMembers(io, cfg, unit);
       const mio = memberIO(io, Number(unit.slice("member-".length)));
       return trainClassifier(mio, init(mio.seed), cfg);
     });
-    mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
-  }
-  barrier();
-  return sumOutcomes(allgather(mine));
+  return trainOwnShare(mine);
 }
 
 /** A training prompt drawn as the transformers' are. */

@@ -17,6 +17,20 @@ export function memberIO(io: StageIO, m: number): StageIO {
 type Train<T> = (mio: StageIO) => LoopOutcome & { trainee: T };
 
 /**
+ * Under MPI: this rank's units of work, each trained whole and alone (`solo`: its own batches in full, no
+ * all-reduce to wait at) until one stops; then every rank waits, and the ranks' outcomes are summed.
+ */
+export function trainOwnShare(units: readonly (() => LoopOutcome)[]): LoopOutcome {
+  let mine = sumOutcomes([]);
+  for (const unit of units) {
+    if (mine.stopped) break;
+    mine = sumOutcomes([mine, solo(unit)]);
+  }
+  barrier();
+  return sumOutcomes(allgather(mine));
+}
+
+/**
  * Trains n members with `train` (resuming any that a crash left part-way) and returns them with their summed
  * steps and usage. When one is stopped (budget, signal) the outcome says why, and `members` is short.
  * `spread`: under MPI each rank first trains its members (m ≡ rank mod ranks) whole and alone (`solo`: its own
@@ -28,13 +42,9 @@ function trainMembers<T>(io: StageIO, n: number, train: Train<T>, spread = false
   let usage = noUsage(),
     steps = 0;
   if (spread && size > 1 && n > 1) {
-    let mine: LoopOutcome = { steps: 0, usage: noUsage(), stopped: null };
-    for (let m = rank; m < n && !mine.stopped; m += size) {
-      const o = solo(() => train(memberIO(io, m)));
-      mine = { steps: mine.steps + o.steps, usage: addUsage(mine.usage, o.usage), stopped: o.stopped };
-    }
-    barrier();
-    const shares = sumOutcomes(allgather(mine));
+    const mine: (() => LoopOutcome)[] = [];
+    for (let m = rank; m < n; m += size) mine.push(() => train(memberIO(io, m)));
+    const shares = trainOwnShare(mine);
     ((steps = shares.steps), (usage = shares.usage));
     if (shares.stopped) return { ...shares, members: [] };
   }
@@ -52,7 +62,7 @@ function trainMembers<T>(io: StageIO, n: number, train: Train<T>, spread = false
 /**
  * trainMembers, then the members made one model by `combine` (averaged, side by side) and saved as the stage's
  * checkpoint with `config` and `meta`, and member 0's per-step metrics as the stage's (one run's curves, not a mix).
- * Rerunning after a crash resumes the members and combines them again. Stopped: no model, the outcome says why.
+ * Rerunning after a crash resumes the members and combines them again. Stopped: nothing saved, the outcome says why.
  */
 export function trainCombined(
   io: StageIO,
@@ -62,12 +72,12 @@ export function trainCombined(
   config: unknown,
   meta: Record<string, unknown>,
   spread = false,
-): LoopOutcome & { trainee: Trainee | null } {
+): LoopOutcome {
   const o = trainMembers(io, n, train, spread);
-  if (o.stopped) return { steps: o.steps, stopped: o.stopped, usage: o.usage, trainee: null };
+  if (o.stopped) return { steps: o.steps, stopped: o.stopped, usage: o.usage };
   const trainee = { model: combine(o.members.map((t) => t.model)), tokenizer: o.members[0]!.tokenizer };
   saveStage(io, trainee, o.steps, config, null, meta);
   const from = join(io.dir, "member-0", "metrics.jsonl");
   if (isMain() && existsSync(from)) copyFileSync(from, join(io.dir, "metrics.jsonl"));
-  return { steps: o.steps, stopped: null, usage: o.usage, trainee };
+  return { steps: o.steps, stopped: null, usage: o.usage };
 }

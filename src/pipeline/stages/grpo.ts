@@ -53,8 +53,10 @@ export const grpo: StageKind<Grpo> = {
     const init = () => loadModelDir(env.checkpointOf(s.from));
     const train = (mio: StageIO) => trainGrpo(mio, init, source, s, s);
     if (s.seeds === 1) return train(io);
-    const o = trainCombined(io, s.seeds, train, averageModels, s, { seeds: s.seeds }, true);
-    return { ...o, trainee: o.trainee ?? init(), notes: { seeds: s.seeds } }; // (stopped: no model to hand on)
+    return {
+      ...trainCombined(io, s.seeds, train, averageModels, s, { seeds: s.seeds }, true),
+      notes: { seeds: s.seeds },
+    };
   },
   forecast(s, ctx) {
     const L = sampledTraceLengths(s.task, s.difficulties),

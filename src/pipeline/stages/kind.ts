@@ -5,14 +5,14 @@ import type { z } from "zod";
 import type { Calibration, StageForecast } from "../../cost/forecast.js";
 import type { ModelConfig } from "../../model/config.js";
 import type { LoopOutcome, StageIO } from "../../train/loop.js";
-import type { Trainee } from "../../train/supervised.js";
 
 export interface StageEnv {
   /** checkpoint directory of an earlier stage */
   checkpointOf(stage: string): string;
 }
 
-export type StageOutcome = LoopOutcome & { trainee: Trainee; notes?: Record<string, number> };
+/** What a stage run tells the runner; the model it trains is handed on through its checkpoint folder. */
+export type StageOutcome = LoopOutcome & { notes?: Record<string, number> };
 
 /** What the forecast of one stage may read: the recipe's earlier stages and the machine's measured speeds. */
 export interface ForecastContext {

@@ -87,7 +87,7 @@ export const safetyGrpo: StageKind<SafetyGrpo> = {
       ? { decisionBias: calibration.medianShift, decisionDevBenignRate: calibration.devBenignRate }
       : {};
     const notes = { ...cal, steeringThreshold: steering.threshold, steeringDevBenignRate: steering.devBenignRate };
-    return { ...out, trainee, notes };
+    return { ...out, notes };
   },
   forecast(s, ctx) {
     const config = ctx.configs.get(s.from)!;

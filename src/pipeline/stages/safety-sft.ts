@@ -177,7 +177,7 @@ export const safetySft: StageKind<SafetySft> = {
     const combine = s.merge === "average" ? averageModels : mergeModels;
     const o = trainCombined(io, s.members, train, combine, s, { members: s.members });
     const notes: Record<string, number> = { traces: traces.length, members: s.members };
-    return { ...o, trainee: o.trainee ?? init(), notes }; // (stopped: no model to hand on)
+    return { ...o, notes };
   },
   forecast(s, ctx) {
     const from = ctx.configs.get(s.from)!,
